@@ -1,0 +1,54 @@
+// Where a sequence's entries live: what GetLayout returns, in plain C++ for the data
+// plane. A client holds one per sequence and computes every entry's address from it;
+// the daemon is never on the per-token path.
+#ifndef SPARSEPOOL_COMMON_LAYOUT_H_
+#define SPARSEPOOL_COMMON_LAYOUT_H_
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace sparsepool {
+
+using SequenceId = uint64_t;
+
+struct RegionRef {
+  uint32_t index = 0;
+  std::string kind;  // "shm", "hugetlbfs", "devdax", "numa"
+  std::string path;  // what a client maps
+  uint64_t size_bytes = 0;
+  std::array<uint8_t, 16> uuid{};
+};
+
+struct SequenceLayout {
+  SequenceId sequence_id = 0;
+  std::string tenant;
+  uint32_t layers = 0;
+  uint32_t entry_bytes = 0;
+  uint32_t entry_stride = 0;
+  uint32_t page_tokens = 0;
+  uint64_t tokens = 0;  // valid token indices are [0, tokens)
+  uint32_t pages_per_layer = 0;
+  RegionRef region;
+  std::vector<uint64_t> page_offsets;  // [layers][pages_per_layer], region offsets
+
+  // Region offset of (layer, token). REQUIRES: layer < layers, token < tokens.
+  uint64_t EntryOffset(uint32_t layer, uint64_t token) const {
+    return page_offsets[size_t{layer} * pages_per_layer + token / page_tokens] +
+           (token % page_tokens) * entry_stride;
+  }
+  uint64_t PageBytes() const { return uint64_t{page_tokens} * entry_stride; }
+};
+
+// Checks that a layout is self-consistent and that every page lies inside its region,
+// so that a data plane may compute addresses from it without further checks. A client
+// never trusts a layout it has not validated: a wrong one would read another
+// sequence's memory or fault.
+absl::Status ValidateLayout(const SequenceLayout& layout);
+
+}  // namespace sparsepool
+
+#endif  // SPARSEPOOL_COMMON_LAYOUT_H_

@@ -1,0 +1,115 @@
+// The bytes at the start of every region: a header that says what the region is, then
+// a table of sequence records, then the page heap. Everything the daemon needs to find
+// its sequences again lives here, so a daemon restarted on the same memory (a shm file,
+// a hugetlbfs file, a CXL device) serves the same bytes. The in-memory allocation state
+// (which granules are free) is derived from the records at start-up, never stored.
+//
+// Layout of a region of R bytes:
+//   [0, 4096)                     RegionHeader (checksummed, written once at format)
+//   [record_table_offset, ...)    record_slots x 2 copies x SequenceRecord
+//   [heap_offset, R)              heap_granules granules of granule_bytes: page tables
+//                                 and the sequences' data pages
+//
+// Each record slot has two copies. An update writes the copy that is not current with
+// generation + 1 and a fresh checksum; a crash mid-write leaves the other copy intact.
+// Page tables are written before the record that points at them.
+#ifndef SPARSEPOOL_COMMON_REGION_FORMAT_H_
+#define SPARSEPOOL_COMMON_REGION_FORMAT_H_
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace sparsepool::region_format {
+
+inline constexpr std::array<char, 8> kMagic = {'S', 'P', 'P', 'O', 'O', 'L', 'R', 'G'};
+inline constexpr uint32_t kVersion = 1;
+inline constexpr uint64_t kHeaderBytes = 4096;
+inline constexpr uint64_t kGranuleBytes = 4096;
+inline constexpr size_t kNameBytes = 64;  // tenant and owner, NUL-terminated
+
+struct RegionHeader {
+  std::array<char, 8> magic;
+  uint32_t version;
+  uint32_t header_struct_bytes;  // sizeof(RegionHeader) when formatted
+  uint64_t region_bytes;
+  uint64_t granule_bytes;
+  uint64_t record_table_offset;
+  uint32_t record_slots;
+  uint32_t record_bytes;  // sizeof(SequenceRecord) when formatted
+  uint64_t heap_offset;
+  uint64_t heap_granules;
+  std::array<uint8_t, 16> uuid;
+  uint64_t formatted_unix_ns;
+  uint32_t checksum;  // CRC-32C of every byte above
+  uint32_t reserved;
+};
+static_assert(sizeof(RegionHeader) == 96);
+
+enum class RecordState : uint32_t {
+  kEmpty = 0,
+  kLive = 1,
+  kReleased = 2,  // released by a client; memory reclaimed when needed
+  kExpired = 3,   // its owner's lease ran out; memory reclaimed when needed
+};
+
+struct SequenceRecord {
+  uint64_t generation;  // 0: this copy was never written
+  uint64_t sequence_id;
+  RecordState state;
+  uint32_t layers;
+  uint32_t entry_bytes;
+  uint32_t entry_stride;
+  uint32_t page_tokens;
+  uint32_t pages_per_layer;  // data pages allocated for each layer
+  uint64_t tokens;
+  uint64_t page_table_offset;    // region offset of uint64[layers][page_table_capacity]
+  uint32_t page_table_capacity;  // pages per layer the table has room for
+  uint32_t page_table_checksum;  // CRC-32C of the used entries, layer by layer
+  uint64_t created_unix_ns;
+  uint64_t state_changed_unix_ns;
+  std::array<char, kNameBytes> tenant;
+  std::array<char, kNameBytes> owner;
+  std::array<uint8_t, 44> reserved;
+  uint32_t checksum;  // CRC-32C of every byte above
+};
+static_assert(sizeof(SequenceRecord) == 256);
+
+// Where things go in a region of `region_bytes` with `record_slots` slots.
+struct Geometry {
+  uint64_t record_table_offset;
+  uint64_t heap_offset;
+  uint64_t heap_granules;
+};
+absl::StatusOr<Geometry> ComputeGeometry(uint64_t region_bytes, uint32_t record_slots);
+
+// True when the first bytes of a region are all zero: a fresh backing to format.
+bool LooksUnformatted(const void* region_base);
+
+// Fills magic, version, sizes, geometry and checksum. `uuid` identifies the region.
+absl::StatusOr<RegionHeader> MakeHeader(uint64_t region_bytes, uint32_t record_slots,
+                                        const std::array<uint8_t, 16>& uuid,
+                                        uint64_t now_unix_ns);
+
+// Checks a header read from a region of `mapped_bytes`: magic, version, checksum and
+// that every part it describes lies inside the mapping. `where` names the region in
+// the error message.
+absl::Status ValidateHeader(const RegionHeader& header, uint64_t mapped_bytes,
+                            const std::string& where);
+
+uint32_t HeaderChecksum(const RegionHeader& header);
+uint32_t RecordChecksum(const SequenceRecord& record);
+
+// Sets the record's checksum.
+void SealRecord(SequenceRecord& record);
+// Written at least once and its checksum matches.
+bool RecordIsIntact(const SequenceRecord& record);
+
+std::string UuidToString(const std::array<uint8_t, 16>& uuid);
+
+}  // namespace sparsepool::region_format
+
+#endif  // SPARSEPOOL_COMMON_REGION_FORMAT_H_
