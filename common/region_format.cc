@@ -1,6 +1,7 @@
 #include "common/region_format.h"
 
 #include <cstddef>
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/escaping.h"
@@ -118,6 +119,15 @@ void SealRecord(SequenceRecord& record) { record.checksum = RecordChecksum(recor
 
 bool RecordIsIntact(const SequenceRecord& record) {
   return record.generation != 0 && record.checksum == RecordChecksum(record);
+}
+
+void SetName(absl::string_view name, std::array<char, kNameBytes>& field) {
+  field.fill(0);
+  std::memcpy(field.data(), name.data(), std::min(name.size(), field.size() - 1));
+}
+
+std::string GetName(const std::array<char, kNameBytes>& field) {
+  return std::string(field.data(), strnlen(field.data(), field.size()));
 }
 
 std::string UuidToString(const std::array<uint8_t, 16>& uuid) {

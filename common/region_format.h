@@ -22,6 +22,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace sparsepool::region_format {
 
@@ -107,6 +108,11 @@ uint32_t RecordChecksum(const SequenceRecord& record);
 void SealRecord(SequenceRecord& record);
 // Written at least once and its checksum matches.
 bool RecordIsIntact(const SequenceRecord& record);
+
+// Fixed-size, NUL-terminated name fields (tenant, owner). SetName truncates to 63 bytes;
+// callers validate lengths first.
+void SetName(absl::string_view name, std::array<char, kNameBytes>& field);
+std::string GetName(const std::array<char, kNameBytes>& field);
 
 std::string UuidToString(const std::array<uint8_t, 16>& uuid);
 

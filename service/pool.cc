@@ -1,0 +1,316 @@
+#include "service/pool.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "absl/strings/str_cat.h"
+#include "common/units.h"
+
+namespace sparsepool {
+
+using region_format::RecordState;
+
+namespace {
+
+bool IsPowerOfTwo(uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
+
+absl::Status ValidateName(absl::string_view what, absl::string_view name) {
+  if (name.size() > kMaxNameBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " of ", name.size(),
+                                                   " bytes is longer than ", kMaxNameBytes));
+  }
+  if (name.find('\0') != absl::string_view::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " contains a NUL byte"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateCreate(const CreateParams& p) {
+  if (absl::Status s = ValidateName("client_id", p.client_id); !s.ok()) return s;
+  if (absl::Status s = ValidateName("tenant", p.tenant); !s.ok()) return s;
+  if (p.layers == 0 || p.layers > kMaxLayers) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("layers ", p.layers, " is out of range [1, ", kMaxLayers, "]"));
+  }
+  if (p.entry_bytes == 0 || p.entry_bytes > kMaxEntryBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("entry_bytes ", p.entry_bytes, " is out of range [1, ", kMaxEntryBytes, "]"));
+  }
+  if (p.entry_alignment > 1 &&
+      (!IsPowerOfTwo(p.entry_alignment) || p.entry_alignment > kMaxEntryAlignment)) {
+    return absl::InvalidArgumentError(absl::StrCat("entry_alignment ", p.entry_alignment,
+                                                   " is not a power of two up to ",
+                                                   kMaxEntryAlignment));
+  }
+  if (p.page_tokens > kMaxPageTokens) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_tokens ", p.page_tokens, " is above the limit of ", kMaxPageTokens));
+  }
+  if (p.tokens > kMaxTokens) {
+    return absl::InvalidArgumentError(absl::StrCat("tokens ", p.tokens, " is above the limit of ",
+                                                   kMaxTokens, " (token indices are int32)"));
+  }
+  return absl::OkStatus();
+}
+
+uint64_t PagesFor(uint64_t tokens, uint32_t page_tokens) {
+  return (tokens + page_tokens - 1) / page_tokens;
+}
+
+std::string Unknown(SequenceId id) {
+  return absl::StrCat("unknown sequence ", id, " (never created, or released and evicted)");
+}
+
+}  // namespace
+
+Pool::Pool(std::vector<std::unique_ptr<RegionStore>> regions, PoolOptions options,
+           const Clock* clock)
+    : options_(options), clock_(clock), regions_(std::move(regions)),
+      leases_(options.lease_timeout) {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = clock_->Now();
+  for (uint32_t r = 0; r < regions_.size(); ++r) {
+    for (SlotIndex slot : regions_[r]->OccupiedSlots()) {
+      const auto& record = regions_[r]->record(slot);
+      sequences_[record.sequence_id] = Location{r, slot};
+      next_id_ = std::max(next_id_, record.sequence_id + 1);
+      ++recovered_;
+      if (record.state == RecordState::kLive) {
+        const std::string owner = region_format::GetName(record.owner);
+        if (!owner.empty()) leases_.AddSequence(owner, record.sequence_id, now);
+      } else {
+        reclaim_order_.emplace(record.state_changed_unix_ns, record.sequence_id);
+      }
+    }
+  }
+}
+
+uint64_t Pool::NowNs() const { return static_cast<uint64_t>(absl::ToUnixNanos(clock_->Now())); }
+
+void Pool::RenewIfNamed(absl::string_view client_id) {
+  if (!client_id.empty()) leases_.Renew(client_id, clock_->Now());
+}
+
+absl::StatusOr<Pool::Location> Pool::FindLive(SequenceId id) const {
+  auto it = sequences_.find(id);
+  if (it == sequences_.end()) return absl::NotFoundError(Unknown(id));
+  const auto& record = regions_[it->second.region]->record(it->second.slot);
+  switch (record.state) {
+    case RecordState::kLive:
+      return it->second;
+    case RecordState::kReleased:
+      return absl::NotFoundError(absl::StrCat("sequence ", id, " was released"));
+    case RecordState::kExpired:
+      return absl::NotFoundError(absl::StrCat("sequence ", id, " was reclaimed: the lease of its owner \"",
+                                              region_format::GetName(record.owner), "\" expired"));
+    case RecordState::kEmpty:
+      break;
+  }
+  return absl::NotFoundError(Unknown(id));
+}
+
+void Pool::MakeReclaimable(Location where, RecordState state) {
+  RegionStore& region = *regions_[where.region];
+  const uint64_t now = NowNs();
+  region.SetState(where.slot, state, now);
+  reclaim_order_.emplace(now, region.record(where.slot).sequence_id);
+}
+
+bool Pool::EvictOldest(std::optional<uint32_t> region) {
+  for (auto it = reclaim_order_.begin(); it != reclaim_order_.end(); ++it) {
+    const Location where = sequences_.at(it->second);
+    if (region && where.region != *region) continue;
+    regions_[where.region]->Free(where.slot);
+    sequences_.erase(it->second);
+    reclaim_order_.erase(it);
+    ++evicted_;
+    return true;
+  }
+  return false;
+}
+
+uint64_t Pool::ReclaimableBytes(std::optional<uint32_t> region) const {
+  uint64_t bytes = 0;
+  for (const auto& [time, id] : reclaim_order_) {
+    const Location where = sequences_.at(id);
+    if (region && where.region != *region) continue;
+    bytes += regions_[where.region]->SequenceBytes(where.slot);
+  }
+  return bytes;
+}
+
+absl::StatusOr<SequenceLayout> Pool::Create(const CreateParams& p) {
+  if (absl::Status valid = ValidateCreate(p); !valid.ok()) return valid;
+  const uint32_t page_tokens = p.page_tokens == 0 ? options_.default_page_tokens : p.page_tokens;
+  const uint32_t alignment = std::max<uint32_t>(p.entry_alignment, 1);
+  const uint32_t stride = (p.entry_bytes + alignment - 1) / alignment * alignment;
+
+  absl::MutexLock lock(&mu_);
+  RenewIfNamed(p.client_id);
+  NewSequence seq;
+  seq.id = next_id_;
+  seq.layers = p.layers;
+  seq.entry_bytes = p.entry_bytes;
+  seq.entry_stride = stride;
+  seq.page_tokens = page_tokens;
+  seq.tokens = p.tokens;
+  seq.tenant = p.tenant;
+  seq.owner = p.client_id;
+  seq.now_unix_ns = NowNs();
+  while (true) {
+    // Most free space first: spreads sequences over regions.
+    std::vector<uint32_t> order(regions_.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+      return regions_[a]->free_bytes() > regions_[b]->free_bytes();
+    });
+    for (uint32_t r : order) {
+      auto slot = regions_[r]->Create(seq);
+      if (slot.ok()) {
+        ++next_id_;
+        ++created_;
+        sequences_[seq.id] = Location{r, *slot};
+        if (!p.client_id.empty()) leases_.AddSequence(p.client_id, seq.id, clock_->Now());
+        return regions_[r]->Layout(*slot);
+      }
+      if (!absl::IsResourceExhausted(slot.status())) return slot.status();
+    }
+    if (!EvictOldest(std::nullopt)) break;
+  }
+  uint64_t free = 0;
+  for (const auto& region : regions_) free += region->free_bytes();
+  const uint64_t asked = RegionStore::DataBytes(p.layers, page_tokens, stride,
+                                                PagesFor(p.tokens, page_tokens));
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "pool full: sequence of ", p.layers, " layers x ", p.tokens, " tokens x ", stride,
+      " bytes needs ", FormatBytes(asked), " (", asked, " bytes) in one region; ",
+      FormatBytes(free), " (", free, " bytes) free across ", regions_.size(),
+      " region(s), nothing reclaimable"));
+}
+
+absl::StatusOr<SequenceLayout> Pool::Extend(absl::string_view client_id, SequenceId id,
+                                            uint64_t tokens) {
+  absl::MutexLock lock(&mu_);
+  RenewIfNamed(client_id);
+  auto where = FindLive(id);
+  if (!where.ok()) return where.status();
+  RegionStore& region = *regions_[where->region];
+  const auto& record = region.record(where->slot);
+  if (tokens < record.tokens) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot shrink sequence ", id, " from ",
+                                                   record.tokens, " to ", tokens, " tokens"));
+  }
+  if (tokens > kMaxTokens) {
+    return absl::InvalidArgumentError(absl::StrCat("tokens ", tokens, " is above the limit of ",
+                                                   kMaxTokens, " (token indices are int32)"));
+  }
+  const uint64_t old_tokens = record.tokens;
+  while (true) {
+    absl::Status grown = region.Extend(where->slot, tokens, NowNs());
+    if (grown.ok()) return region.Layout(where->slot);
+    if (!absl::IsResourceExhausted(grown)) return grown;
+    if (!EvictOldest(where->region)) break;
+  }
+  const auto& r = region.record(where->slot);
+  const uint64_t asked = RegionStore::DataBytes(
+      r.layers, r.page_tokens, r.entry_stride,
+      PagesFor(tokens, r.page_tokens) - r.pages_per_layer);
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "pool full: growing sequence ", id, " from ", old_tokens, " to ", tokens,
+      " tokens needs ", FormatBytes(asked), " (", asked, " bytes) in region ", region.ref().path,
+      ", which has ", FormatBytes(region.free_bytes()), " (", region.free_bytes(),
+      " bytes) free, nothing reclaimable"));
+}
+
+absl::StatusOr<SequenceLayout> Pool::GetLayout(absl::string_view client_id, SequenceId id) {
+  absl::MutexLock lock(&mu_);
+  RenewIfNamed(client_id);
+  auto where = FindLive(id);
+  if (!where.ok()) return where.status();
+  return regions_[where->region]->Layout(where->slot);
+}
+
+absl::Status Pool::Release(absl::string_view client_id, SequenceId id) {
+  absl::MutexLock lock(&mu_);
+  RenewIfNamed(client_id);
+  auto it = sequences_.find(id);
+  if (it == sequences_.end()) return absl::NotFoundError(Unknown(id));
+  const auto& record = regions_[it->second.region]->record(it->second.slot);
+  if (record.state != RecordState::kLive) return absl::OkStatus();
+  leases_.RemoveSequence(region_format::GetName(record.owner), id);
+  MakeReclaimable(it->second, RecordState::kReleased);
+  return absl::OkStatus();
+}
+
+std::vector<SequenceSummary> Pool::List(absl::string_view tenant) {
+  absl::MutexLock lock(&mu_);
+  std::vector<SequenceSummary> out;
+  for (const auto& [id, where] : sequences_) {
+    const RegionStore& region = *regions_[where.region];
+    const auto& r = region.record(where.slot);
+    if (r.state != RecordState::kLive) continue;
+    SequenceSummary s;
+    s.id = id;
+    s.tenant = region_format::GetName(r.tenant);
+    if (!tenant.empty() && s.tenant != tenant) continue;
+    s.owner = region_format::GetName(r.owner);
+    s.layers = r.layers;
+    s.entry_bytes = r.entry_bytes;
+    s.tokens = r.tokens;
+    s.bytes = region.SequenceBytes(where.slot);
+    s.region = where.region;
+    out.push_back(std::move(s));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const SequenceSummary& a, const SequenceSummary& b) { return a.id < b.id; });
+  return out;
+}
+
+absl::StatusOr<size_t> Pool::KeepAlive(absl::string_view client_id) {
+  if (client_id.empty()) return absl::InvalidArgumentError("KeepAlive needs a client_id");
+  if (absl::Status s = ValidateName("client_id", client_id); !s.ok()) return s;
+  absl::MutexLock lock(&mu_);
+  leases_.Renew(client_id, clock_->Now());
+  return leases_.SequenceCount(client_id);
+}
+
+PoolStats Pool::Stats() {
+  absl::MutexLock lock(&mu_);
+  PoolStats stats;
+  for (uint32_t r = 0; r < regions_.size(); ++r) {
+    RegionUsage usage;
+    usage.region = regions_[r]->ref();
+    usage.capacity_bytes = regions_[r]->capacity_bytes();
+    usage.free_bytes = regions_[r]->free_bytes();
+    usage.reclaimable_bytes = ReclaimableBytes(r);
+    usage.used_bytes = usage.capacity_bytes - usage.free_bytes - usage.reclaimable_bytes;
+    stats.capacity_bytes += usage.capacity_bytes;
+    stats.free_bytes += usage.free_bytes;
+    stats.reclaimable_bytes += usage.reclaimable_bytes;
+    stats.used_bytes += usage.used_bytes;
+    stats.regions.push_back(std::move(usage));
+  }
+  stats.reclaimable_sequences = static_cast<uint32_t>(reclaim_order_.size());
+  stats.live_sequences = static_cast<uint32_t>(sequences_.size() - reclaim_order_.size());
+  stats.leases = static_cast<uint32_t>(leases_.size());
+  stats.sequences_created = created_;
+  stats.sequences_evicted = evicted_;
+  stats.leases_expired = leases_expired_;
+  stats.sequences_recovered = recovered_;
+  return stats;
+}
+
+std::vector<LeaseTable::Expired> Pool::ExpireLeases() {
+  absl::MutexLock lock(&mu_);
+  std::vector<LeaseTable::Expired> expired = leases_.TakeExpired(clock_->Now());
+  for (const auto& lease : expired) {
+    ++leases_expired_;
+    for (SequenceId id : lease.sequences) {
+      auto where = FindLive(id);
+      if (where.ok()) MakeReclaimable(*where, RecordState::kExpired);
+    }
+  }
+  return expired;
+}
+
+}  // namespace sparsepool

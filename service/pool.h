@@ -1,0 +1,150 @@
+// The pool: every region of the daemon, the table of sequences across them, client
+// leases, and the policy for a full pool. The gRPC service is a thin layer over this;
+// tests drive it directly, with a fake clock.
+//
+// Memory of a released sequence, or of one whose owner's lease ran out, is not freed
+// at once: it becomes reclaimable and is evicted, oldest first, only when a request
+// needs room. When nothing reclaimable is left a request fails with ResourceExhausted,
+// saying how much it asked for and how much is free.
+//
+// Thread-safe.
+#ifndef SPARSEPOOL_SERVICE_POOL_H_
+#define SPARSEPOOL_SERVICE_POOL_H_
+
+#include <cstdint>
+#include <memory>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/layout.h"
+#include "service/clock.h"
+#include "service/lease_table.h"
+#include "service/region_store.h"
+
+namespace sparsepool {
+
+struct PoolOptions {
+  uint32_t default_page_tokens = 64;
+  absl::Duration lease_timeout = absl::Seconds(30);
+};
+
+// Limits on what one sequence may ask for; each bounds a product the daemon computes.
+inline constexpr uint32_t kMaxLayers = 1024;
+inline constexpr uint32_t kMaxEntryBytes = 1 << 20;
+inline constexpr uint32_t kMaxEntryAlignment = 4096;
+inline constexpr uint32_t kMaxPageTokens = 1 << 16;
+inline constexpr uint64_t kMaxTokens = (uint64_t{1} << 31) - 1;  // indices are int32
+inline constexpr size_t kMaxNameBytes = 63;
+
+struct CreateParams {
+  std::string client_id;  // empty: no lease
+  std::string tenant;
+  uint32_t layers = 0;
+  uint32_t entry_bytes = 0;
+  uint32_t entry_alignment = 0;  // 0 or 1: packed
+  uint32_t page_tokens = 0;      // 0: the pool's default
+  uint64_t tokens = 0;
+};
+
+struct SequenceSummary {
+  SequenceId id = 0;
+  std::string tenant;
+  std::string owner;
+  uint32_t layers = 0;
+  uint32_t entry_bytes = 0;
+  uint64_t tokens = 0;
+  uint64_t bytes = 0;
+  uint32_t region = 0;
+};
+
+struct RegionUsage {
+  RegionRef region;
+  uint64_t capacity_bytes = 0;
+  uint64_t used_bytes = 0;
+  uint64_t reclaimable_bytes = 0;
+  uint64_t free_bytes = 0;
+};
+
+struct PoolStats {
+  std::vector<RegionUsage> regions;
+  uint64_t capacity_bytes = 0;
+  uint64_t used_bytes = 0;
+  uint64_t reclaimable_bytes = 0;
+  uint64_t free_bytes = 0;
+  uint32_t live_sequences = 0;
+  uint32_t reclaimable_sequences = 0;
+  uint32_t leases = 0;
+  uint64_t sequences_created = 0;
+  uint64_t sequences_evicted = 0;
+  uint64_t leases_expired = 0;
+  uint64_t sequences_recovered = 0;
+};
+
+class Pool {
+ public:
+  // `clock` must outlive the pool. Sequences already in the regions (recovered) are
+  // indexed; those with an owner get a fresh lease, so a client has one timeout to
+  // come back after a daemon restart.
+  Pool(std::vector<std::unique_ptr<RegionStore>> regions, PoolOptions options, const Clock* clock);
+
+  absl::StatusOr<SequenceLayout> Create(const CreateParams& params);
+  // Grows sequence `id` to `tokens` tokens in total. The same total again is a no-op;
+  // a smaller one is InvalidArgument.
+  absl::StatusOr<SequenceLayout> Extend(absl::string_view client_id, SequenceId id,
+                                        uint64_t tokens);
+  absl::StatusOr<SequenceLayout> GetLayout(absl::string_view client_id, SequenceId id);
+  // Idempotent: releasing a sequence that is already released or expired succeeds.
+  absl::Status Release(absl::string_view client_id, SequenceId id);
+  std::vector<SequenceSummary> List(absl::string_view tenant);
+  // Renews the client's lease; returns the number of sequences it owns.
+  absl::StatusOr<size_t> KeepAlive(absl::string_view client_id);
+  PoolStats Stats();
+
+  // Marks the sequences of every client whose lease ran out as expired (reclaimable).
+  // Returns the clients whose leases expired, for the log.
+  std::vector<LeaseTable::Expired> ExpireLeases();
+
+  absl::Duration lease_timeout() const { return options_.lease_timeout; }
+
+ private:
+  struct Location {
+    uint32_t region;
+    SlotIndex slot;
+  };
+
+  // A live sequence; a clear error for one that is unknown, released or expired.
+  absl::StatusOr<Location> FindLive(SequenceId id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RenewIfNamed(absl::string_view client_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void MakeReclaimable(Location where, region_format::RecordState state)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Frees the oldest reclaimable sequence, of `region` only if given. False if none.
+  bool EvictOldest(std::optional<uint32_t> region) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  uint64_t ReclaimableBytes(std::optional<uint32_t> region) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  uint64_t NowNs() const;
+
+  const PoolOptions options_;
+  const Clock* const clock_;
+
+  mutable absl::Mutex mu_;
+  std::vector<std::unique_ptr<RegionStore>> regions_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<SequenceId, Location> sequences_ ABSL_GUARDED_BY(mu_);
+  // Reclaimable sequences by (time they became so, id): eviction order.
+  std::set<std::pair<uint64_t, SequenceId>> reclaim_order_ ABSL_GUARDED_BY(mu_);
+  LeaseTable leases_ ABSL_GUARDED_BY(mu_);
+  SequenceId next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t created_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t evicted_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t leases_expired_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t recovered_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace sparsepool
+
+#endif  // SPARSEPOOL_SERVICE_POOL_H_

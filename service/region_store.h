@@ -1,0 +1,131 @@
+// One region of the pool as the daemon sees it: its header, its sequence records and
+// its page heap, all kept inside the mapped memory (common/region_format.h), plus an
+// in-memory mirror of the records and the free-granule bitmap derived from them.
+//
+// Opening a region formats it if it is fresh (all zeros) and otherwise recovers every
+// intact sequence record, checking page tables against their checksums and against
+// each other, so a daemon killed at any moment restarts with every sequence it had
+// committed. A header that fails its checks is refused, never repaired.
+//
+// Not thread-safe: the pool serialises access.
+#ifndef SPARSEPOOL_SERVICE_REGION_STORE_H_
+#define SPARSEPOOL_SERVICE_REGION_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "common/layout.h"
+#include "common/region_format.h"
+#include "service/granule_allocator.h"
+#include "transport/cxl/region_mapping.h"
+
+namespace sparsepool {
+
+using SlotIndex = uint32_t;
+
+// What a new sequence looks like; the pool has validated every field.
+struct NewSequence {
+  SequenceId id = 0;
+  uint32_t layers = 0;
+  uint32_t entry_bytes = 0;
+  uint32_t entry_stride = 0;
+  uint32_t page_tokens = 0;
+  uint64_t tokens = 0;
+  std::string tenant;
+  std::string owner;
+  uint64_t now_unix_ns = 0;
+};
+
+struct RecoveryReport {
+  uint32_t sequences = 0;       // records recovered
+  uint32_t dropped_records = 0;  // records that failed their checks, with reasons below
+  std::vector<std::string> problems;
+};
+
+class RegionStore {
+ public:
+  // `record_slots` is used only when the region is fresh and gets formatted.
+  static absl::StatusOr<std::unique_ptr<RegionStore>> Open(uint32_t index, MappedRegion mapping,
+                                                           uint32_t record_slots,
+                                                           uint64_t now_unix_ns,
+                                                           RecoveryReport* report);
+
+  RegionStore(const RegionStore&) = delete;
+  RegionStore& operator=(const RegionStore&) = delete;
+
+  const RegionRef& ref() const { return ref_; }
+  bool formatted_now() const { return formatted_now_; }
+
+  // Allocates the page table and data pages (zeroed) for seq.tokens tokens and commits
+  // the record. ResourceExhausted when the heap has no room (nothing is left
+  // allocated), or when every record slot is taken.
+  absl::StatusOr<SlotIndex> Create(const NewSequence& seq);
+  // Grows a live sequence to `tokens` tokens, allocating pages as needed.
+  absl::Status Extend(SlotIndex slot, uint64_t tokens, uint64_t now_unix_ns);
+  void SetState(SlotIndex slot, region_format::RecordState state, uint64_t now_unix_ns);
+  // Frees the sequence's memory and empties its record.
+  void Free(SlotIndex slot);
+
+  const region_format::SequenceRecord& record(SlotIndex slot) const { return records_[slot]; }
+  std::vector<SlotIndex> OccupiedSlots() const;
+  SequenceLayout Layout(SlotIndex slot) const;
+  // Heap bytes the sequence holds: data pages and page table.
+  uint64_t SequenceBytes(SlotIndex slot) const;
+  // Heap bytes `pages` more pages per layer of this shape would take (data only).
+  static uint64_t DataBytes(uint32_t layers, uint32_t page_tokens, uint32_t entry_stride,
+                            uint64_t pages);
+
+  uint64_t capacity_bytes() const;
+  uint64_t free_bytes() const;
+
+ private:
+  RegionStore(uint32_t index, MappedRegion mapping);
+
+  // A record grown to more tokens, not yet committed, and the page table it replaced
+  // (to free once the record is committed).
+  struct Growth {
+    region_format::SequenceRecord record;
+    uint64_t replaced_table_offset = 0;
+    uint64_t replaced_table_bytes = 0;
+  };
+  // Allocates and zeroes the pages `r` needs to hold `tokens` and fills its page table.
+  // Nothing is committed; on failure nothing stays allocated.
+  absl::StatusOr<Growth> Grow(region_format::SequenceRecord r, uint64_t tokens,
+                              uint64_t now_unix_ns);
+  static uint64_t TableBytes(const region_format::SequenceRecord& r);
+
+  absl::Status Format(uint32_t record_slots, uint64_t now_unix_ns);
+  absl::Status Recover(RecoveryReport* report);
+  // Checks one recovered record and reserves its granules; an error says why it was dropped.
+  absl::Status AdoptRecord(const region_format::SequenceRecord& record);
+
+  const region_format::RegionHeader& header() const;
+  region_format::SequenceRecord* RecordCopy(SlotIndex slot, int copy) const;
+  uint64_t* PageTable(const region_format::SequenceRecord& record) const;
+  uint32_t PageTableChecksum(const region_format::SequenceRecord& record) const;
+  // Writes `record` (generation bumped) into the slot's non-current copy.
+  void Commit(SlotIndex slot, region_format::SequenceRecord record);
+
+  uint64_t GranuleOffset(uint64_t granule) const;
+  uint64_t OffsetGranule(uint64_t offset) const;
+  static uint64_t GranulesFor(uint64_t bytes);
+  uint64_t PageGranules(const region_format::SequenceRecord& record) const;
+  std::optional<uint64_t> AllocateBytes(uint64_t bytes);
+  void FreeBytes(uint64_t offset, uint64_t bytes);
+
+  MappedRegion mapping_;
+  RegionRef ref_;
+  bool formatted_now_ = false;
+  std::unique_ptr<GranuleAllocator> heap_;
+  std::vector<region_format::SequenceRecord> records_;  // the current copy of each slot
+  std::vector<int> current_copy_;                      // 0 or 1; which copy records_ mirrors
+  std::vector<SlotIndex> free_slots_;
+};
+
+}  // namespace sparsepool
+
+#endif  // SPARSEPOOL_SERVICE_REGION_STORE_H_

@@ -1,0 +1,59 @@
+#include "transport/cxl/cxl_data_plane.h"
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "common/region_format.h"
+#include "transport/cxl/cpu_gather.h"
+
+namespace sparsepool {
+
+absl::StatusOr<std::byte*> CxlDataPlane::RegionBase(const RegionRef& region) {
+  const std::string key(reinterpret_cast<const char*>(region.uuid.data()), region.uuid.size());
+  absl::MutexLock lock(&mu_);
+  auto it = regions_.find(key);
+  if (it != regions_.end()) return it->second->base();
+
+  auto kind = ParseRegionKind(region.kind);
+  if (!kind.ok()) return kind.status();
+  auto mapped = MappedRegion::Attach(*kind, region.path, region.size_bytes);
+  if (!mapped.ok()) return mapped.status();
+  region_format::RegionHeader header;
+  std::memcpy(&header, mapped->base(), sizeof(header));
+  absl::Status valid = region_format::ValidateHeader(header, mapped->size(), region.path);
+  if (!valid.ok()) return valid;
+  if (header.uuid != region.uuid) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "region ", region.path, " holds pool ", region_format::UuidToString(header.uuid),
+        " but the layout names pool ", region_format::UuidToString(region.uuid)));
+  }
+  std::byte* base = mapped->base();
+  regions_.emplace(key, std::make_unique<MappedRegion>(*std::move(mapped)));
+  return base;
+}
+
+absl::Status CxlDataPlane::GatherValidated(const GatherBatch& batch) {
+  const size_t rows = batch.sequences.size();
+  if (rows == 0) return absl::OkStatus();
+  const size_t k = batch.indices.size() / rows;
+  const size_t row_bytes = k * batch.sequences[0]->entry_bytes;
+  for (size_t row = 0; row < rows; ++row) {
+    const SequenceLayout& seq = *batch.sequences[row];
+    auto base = RegionBase(seq.region);
+    if (!base.ok()) return base.status();
+    CpuGatherRow(*base, seq, batch.layer, batch.indices.subspan(row * k, k),
+                 batch.out.data() + row * row_bytes);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CxlDataPlane::WriteValidated(const WriteRange& range) {
+  const SequenceLayout& seq = *range.sequence;
+  auto base = RegionBase(seq.region);
+  if (!base.ok()) return base.status();
+  CpuScatterRange(*base, seq, range.layer, range.first_token,
+                  range.entries.size() / seq.entry_bytes, range.entries.data());
+  return absl::OkStatus();
+}
+
+}  // namespace sparsepool

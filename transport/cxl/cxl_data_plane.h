@@ -1,0 +1,43 @@
+// The load/store data plane: the worker maps the daemon's regions (shm, hugetlbfs,
+// devdax, NUMA-bound memory) and copies entries with the CPU. Regions are mapped the
+// first time a layout names them and kept until the data plane is destroyed.
+//
+// Thread-safe: Gather and Write may run concurrently from several threads.
+#ifndef SPARSEPOOL_TRANSPORT_CXL_CXL_DATA_PLANE_H_
+#define SPARSEPOOL_TRANSPORT_CXL_CXL_DATA_PLANE_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "common/layout.h"
+#include "transport/cxl/region_mapping.h"
+#include "transport/data_plane.h"
+
+namespace sparsepool {
+
+class CxlDataPlane final : public DataPlane {
+ public:
+  CxlDataPlane() = default;
+  const char* name() const override { return "cxl"; }
+
+  // Maps the region (once) and checks that it holds the pool the layout came from:
+  // the header must be intact and carry the layout's region uuid.
+  absl::StatusOr<std::byte*> RegionBase(const RegionRef& region);
+
+ protected:
+  absl::Status GatherValidated(const GatherBatch& batch) override;
+  absl::Status WriteValidated(const WriteRange& range) override;
+
+ private:
+  absl::Mutex mu_;
+  // Keyed by region uuid: a path may be reused by another pool after a re-format.
+  absl::flat_hash_map<std::string, std::unique_ptr<MappedRegion>> regions_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace sparsepool
+
+#endif  // SPARSEPOOL_TRANSPORT_CXL_CXL_DATA_PLANE_H_

@@ -1,0 +1,183 @@
+#include "transport/cxl/region_mapping.h"
+
+#include <fcntl.h>
+#include <numa.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+
+namespace sparsepool {
+namespace {
+
+constexpr long kHugetlbfsMagic = 0x958458f6;
+
+// Closes a file descriptor when it goes out of scope: the mapping keeps the memory,
+// the descriptor is needed only to make it.
+class ScopedFd {
+ public:
+  explicit ScopedFd(int fd) : fd_(fd) {}
+  ~ScopedFd() {
+    if (fd_ >= 0) close(fd_);
+  }
+  ScopedFd(const ScopedFd&) = delete;
+  ScopedFd& operator=(const ScopedFd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+absl::Status ErrnoError(const std::string& what, int err) {
+  const std::string message = absl::StrCat(what, ": ", std::strerror(err));
+  if (err == ENOENT) return absl::NotFoundError(message);
+  if (err == EACCES || err == EPERM) return absl::PermissionDeniedError(message);
+  if (err == ENOMEM || err == ENOSPC) return absl::ResourceExhaustedError(message);
+  return absl::InternalError(message);
+}
+
+// The size of a device-DAX device, from sysfs.
+absl::StatusOr<uint64_t> DevdaxSize(const std::string& path) {
+  const absl::string_view name = absl::StripPrefix(path, "/dev/");
+  const std::string sysfs = absl::StrCat("/sys/bus/dax/devices/", name, "/size");
+  std::ifstream in(sysfs);
+  std::string text;
+  uint64_t size = 0;
+  if (!(in >> text) || !absl::SimpleAtoi(text, &size)) {
+    return absl::NotFoundError(absl::StrCat("cannot read the size of ", path, " from ", sysfs));
+  }
+  return size;
+}
+
+absl::StatusOr<std::byte*> MapShared(int fd, uint64_t size, const std::string& path) {
+  void* base = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (base == MAP_FAILED) return ErrnoError(absl::StrCat("mmap of ", size, " bytes of ", path), errno);
+  return static_cast<std::byte*>(base);
+}
+
+absl::Status BindToNumaNode(std::byte* base, uint64_t size, int node, const std::string& path) {
+  if (numa_available() < 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("region ", path, " asks for NUMA node ", node, " but this host has no NUMA support"));
+  }
+  if (node > numa_max_node()) {
+    return absl::InvalidArgumentError(absl::StrCat("region ", path, ": NUMA node ", node,
+                                                   " does not exist (this host has nodes 0-",
+                                                   numa_max_node(), ")"));
+  }
+  // A shm object keeps this policy for pages faulted later by any process.
+  numa_tonode_memory(base, size, node);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<MappedRegion> MappedRegion::OpenOrCreate(const RegionSpec& spec) {
+  const std::string& path = spec.path;
+  if (spec.kind == RegionKind::kDevdax) {
+    ScopedFd fd(open(path.c_str(), O_RDWR | O_CLOEXEC));
+    if (fd.get() < 0) return ErrnoError(absl::StrCat("open ", path), errno);
+    uint64_t size = spec.size_bytes;
+    if (size == 0) {
+      auto device_size = DevdaxSize(path);
+      if (!device_size.ok()) return device_size.status();
+      size = *device_size;
+    }
+    auto base = MapShared(fd.get(), size, path);
+    if (!base.ok()) return base.status();
+    return MappedRegion(*base, size, path, spec.kind, /*created=*/false);
+  }
+
+  bool created = false;
+  int raw_fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (raw_fd < 0 && errno == ENOENT) {
+    raw_fd = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0660);
+    created = raw_fd >= 0;
+  }
+  if (raw_fd < 0) return ErrnoError(absl::StrCat("open ", path), errno);
+  ScopedFd fd(raw_fd);
+
+  if (spec.kind == RegionKind::kHugetlbfs) {
+    struct statfs fs;
+    if (fstatfs(fd.get(), &fs) != 0 || fs.f_type != kHugetlbfsMagic) {
+      if (created) unlink(path.c_str());
+      return absl::InvalidArgumentError(
+          absl::StrCat("region ", path, " is not on a hugetlbfs mount"));
+    }
+  }
+  struct stat st;
+  if (fstat(fd.get(), &st) != 0) return ErrnoError(absl::StrCat("stat ", path), errno);
+  const uint64_t existing = static_cast<uint64_t>(st.st_size);
+  if (existing == 0) {
+    if (ftruncate(fd.get(), static_cast<off_t>(spec.size_bytes)) != 0) {
+      const int err = errno;
+      if (created) unlink(path.c_str());
+      return ErrnoError(absl::StrCat("sizing ", path, " to ", spec.size_bytes, " bytes"), err);
+    }
+    created = true;
+  } else if (existing != spec.size_bytes) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "region ", path, " exists with ", existing, " bytes but ", spec.size_bytes,
+        " were configured; refusing to resize a region that may hold data"));
+  }
+  auto base = MapShared(fd.get(), spec.size_bytes, path);
+  if (!base.ok()) return base.status();
+  MappedRegion region(*base, spec.size_bytes, path, spec.kind, created);
+  if (spec.kind == RegionKind::kNuma) {
+    absl::Status bound = BindToNumaNode(*base, spec.size_bytes, spec.numa_node, path);
+    if (!bound.ok()) return bound;
+  }
+  return region;
+}
+
+absl::StatusOr<MappedRegion> MappedRegion::Attach(RegionKind kind, const std::string& path,
+                                                  uint64_t expected_bytes) {
+  ScopedFd fd(open(path.c_str(), O_RDWR | O_CLOEXEC));
+  if (fd.get() < 0) return ErrnoError(absl::StrCat("open region ", path), errno);
+  if (kind != RegionKind::kDevdax) {
+    struct stat st;
+    if (fstat(fd.get(), &st) != 0) return ErrnoError(absl::StrCat("stat ", path), errno);
+    if (static_cast<uint64_t>(st.st_size) != expected_bytes) {
+      return absl::FailedPreconditionError(absl::StrCat("region ", path, " is ", st.st_size,
+                                                        " bytes but the daemon said ",
+                                                        expected_bytes));
+    }
+  }
+  auto base = MapShared(fd.get(), expected_bytes, path);
+  if (!base.ok()) return base.status();
+  return MappedRegion(*base, expected_bytes, path, kind, /*created=*/false);
+}
+
+MappedRegion::MappedRegion(MappedRegion&& other) noexcept
+    : base_(std::exchange(other.base_, nullptr)),
+      size_(std::exchange(other.size_, 0)),
+      path_(std::move(other.path_)),
+      kind_(other.kind_),
+      created_(other.created_) {}
+
+MappedRegion& MappedRegion::operator=(MappedRegion&& other) noexcept {
+  if (this != &other) {
+    if (base_ != nullptr) munmap(base_, size_);
+    base_ = std::exchange(other.base_, nullptr);
+    size_ = std::exchange(other.size_, 0);
+    path_ = std::move(other.path_);
+    kind_ = other.kind_;
+    created_ = other.created_;
+  }
+  return *this;
+}
+
+MappedRegion::~MappedRegion() {
+  if (base_ != nullptr) munmap(base_, size_);
+}
+
+}  // namespace sparsepool

@@ -1,0 +1,121 @@
+#include "transport/cxl/region_spec.h"
+
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/units.h"
+
+namespace sparsepool {
+namespace {
+
+// A bare name lives under /dev/shm; an absolute path is taken as it is (tests use
+// files of their own).
+absl::StatusOr<std::string> ShmPath(absl::string_view name, absl::string_view spec) {
+  if (name.empty()) return absl::InvalidArgumentError(absl::StrCat("region \"", spec, "\" has an empty name"));
+  if (name.front() == '/') return std::string(name);
+  if (name.find('/') != absl::string_view::npos || name == "." || name == "..") {
+    return absl::InvalidArgumentError(absl::StrCat("region \"", spec, "\": shm name \"", name,
+                                                   "\" must be a plain name or an absolute path"));
+  }
+  return absl::StrCat("/dev/shm/", name);
+}
+
+absl::StatusOr<uint64_t> RegionSize(absl::string_view text, absl::string_view spec) {
+  auto size = ParseByteSize(text);
+  if (!size.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("region \"", spec, "\": ", size.status().message()));
+  }
+  if (*size == 0) return absl::InvalidArgumentError(absl::StrCat("region \"", spec, "\" has size 0"));
+  return *size;
+}
+
+}  // namespace
+
+const char* RegionKindName(RegionKind kind) {
+  switch (kind) {
+    case RegionKind::kShm:
+      return "shm";
+    case RegionKind::kHugetlbfs:
+      return "hugetlbfs";
+    case RegionKind::kDevdax:
+      return "devdax";
+    case RegionKind::kNuma:
+      return "numa";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<RegionKind> ParseRegionKind(absl::string_view name) {
+  for (RegionKind kind :
+       {RegionKind::kShm, RegionKind::kHugetlbfs, RegionKind::kDevdax, RegionKind::kNuma}) {
+    if (name == RegionKindName(kind)) return kind;
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown region kind \"", name, "\" (expected shm, hugetlbfs, devdax or numa)"));
+}
+
+absl::StatusOr<RegionSpec> ParseRegionSpec(absl::string_view text) {
+  const std::vector<absl::string_view> parts = absl::StrSplit(text, ':');
+  auto kind = ParseRegionKind(parts[0]);
+  if (!kind.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("region \"", text, "\": ", kind.status().message()));
+  }
+  RegionSpec spec;
+  spec.kind = *kind;
+  auto wrong_shape = [&](const char* shape) {
+    return absl::InvalidArgumentError(absl::StrCat("region \"", text, "\" should look like ", shape));
+  };
+  switch (spec.kind) {
+    case RegionKind::kShm: {
+      if (parts.size() != 3) return wrong_shape("shm:NAME:SIZE");
+      auto path = ShmPath(parts[1], text);
+      if (!path.ok()) return path.status();
+      spec.path = *path;
+      auto size = RegionSize(parts[2], text);
+      if (!size.ok()) return size.status();
+      spec.size_bytes = *size;
+      break;
+    }
+    case RegionKind::kHugetlbfs: {
+      if (parts.size() != 3 || parts[1].empty() || parts[1].front() != '/') {
+        return wrong_shape("hugetlbfs:/ABSOLUTE/PATH:SIZE");
+      }
+      spec.path = std::string(parts[1]);
+      auto size = RegionSize(parts[2], text);
+      if (!size.ok()) return size.status();
+      spec.size_bytes = *size;
+      break;
+    }
+    case RegionKind::kDevdax: {
+      if (parts.size() < 2 || parts.size() > 3 || !absl::StartsWith(parts[1], "/dev/dax")) {
+        return wrong_shape("devdax:/dev/daxX.Y[:SIZE]");
+      }
+      spec.path = std::string(parts[1]);
+      if (parts.size() == 3) {
+        auto size = RegionSize(parts[2], text);
+        if (!size.ok()) return size.status();
+        spec.size_bytes = *size;
+      }
+      break;
+    }
+    case RegionKind::kNuma: {
+      if (parts.size() != 4) return wrong_shape("numa:NODE:NAME:SIZE");
+      if (!absl::SimpleAtoi(parts[1], &spec.numa_node) || spec.numa_node < 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("region \"", text, "\": NUMA node \"", parts[1], "\" is not a node number"));
+      }
+      auto path = ShmPath(parts[2], text);
+      if (!path.ok()) return path.status();
+      spec.path = *path;
+      auto size = RegionSize(parts[3], text);
+      if (!size.ok()) return size.status();
+      spec.size_bytes = *size;
+      break;
+    }
+  }
+  return spec;
+}
+
+}  // namespace sparsepool
