@@ -1,0 +1,230 @@
+// The Client behind sparsepool_client.h: a gRPC stub for the control plane, a layout
+// cache, a data plane for the bytes, and a background lease renewal.
+#include <unistd.h>
+
+#include <algorithm>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "client/layout_cache.h"
+#include "client/sparsepool_client.h"
+#include "common/grpc_status.h"
+#include "common/layout_proto.h"
+#include "common/periodic_thread.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "proto/sparsepool.grpc.pb.h"
+#include "transport/cxl/cxl_data_plane.h"
+
+namespace sparsepool {
+namespace {
+
+std::string MakeClientId() {
+  char host[64] = {};
+  gethostname(host, sizeof(host) - 1);
+  std::random_device random;
+  // Fits the daemon's 63-byte limit whatever the host name.
+  return absl::StrFormat("%.32s:%d:%08x", host, getpid(), random());
+}
+
+absl::StatusOr<std::unique_ptr<DataPlane>> MakeDataPlane(const std::string& transport) {
+  if (transport == "cxl") return std::unique_ptr<DataPlane>(new CxlDataPlane());
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown transport \"", transport, "\" (available: cxl)"));
+}
+
+class ClientImpl final : public Client {
+ public:
+  ClientImpl(ClientOptions options, std::string client_id, std::shared_ptr<grpc::Channel> channel,
+             std::unique_ptr<DataPlane> data_plane)
+      : options_(std::move(options)), client_id_(std::move(client_id)),
+        stub_(v1::PoolService::NewStub(channel)), data_plane_(std::move(data_plane)) {}
+
+  // Started after construction so the thread never sees a half-built client.
+  void StartKeepAlive() {
+    if (options_.keepalive_interval <= absl::ZeroDuration()) return;
+    keepalive_ = std::make_unique<PeriodicThread>(options_.keepalive_interval, [this] {
+      v1::KeepAliveRequest request;
+      request.set_client_id(client_id_);
+      v1::KeepAliveResponse response;
+      // A failure here is not fatal: the next request reports a vanished daemon.
+      (void)Call("KeepAlive", &v1::PoolService::Stub::KeepAlive, request, &response);
+    });
+  }
+
+  ~ClientImpl() override { keepalive_.reset(); }
+
+  const std::string& client_id() const override { return client_id_; }
+
+  absl::StatusOr<SequenceId> CreateSequence(const SequenceSpec& spec) override {
+    v1::CreateSequenceRequest request;
+    request.set_client_id(client_id_);
+    request.set_tenant(spec.tenant);
+    request.set_layers(spec.layers);
+    request.set_entry_bytes(spec.entry_bytes);
+    request.set_entry_alignment(spec.entry_alignment);
+    request.set_page_tokens(spec.page_tokens);
+    request.set_tokens(spec.tokens);
+    v1::CreateSequenceResponse response;
+    absl::Status status = Call("CreateSequence", &v1::PoolService::Stub::CreateSequence, request, &response);
+    if (!status.ok()) return status;
+    auto layout = LayoutFromProto(response.layout());
+    if (!layout.ok()) return layout.status();
+    return layouts_.Put(*std::move(layout))->sequence_id;
+  }
+
+  absl::Status ExtendSequence(SequenceId id, uint64_t total_tokens) override {
+    v1::ExtendSequenceRequest request;
+    request.set_client_id(client_id_);
+    request.set_sequence_id(id);
+    request.set_tokens(total_tokens);
+    v1::ExtendSequenceResponse response;
+    absl::Status status = Call("ExtendSequence", &v1::PoolService::Stub::ExtendSequence, request, &response);
+    if (!status.ok()) return Forget(id, status);
+    auto layout = LayoutFromProto(response.layout());
+    if (!layout.ok()) return layout.status();
+    layouts_.Put(*std::move(layout));
+    return absl::OkStatus();
+  }
+
+  absl::Status ReleaseSequence(SequenceId id) override {
+    layouts_.Erase(id);
+    v1::ReleaseSequenceRequest request;
+    request.set_client_id(client_id_);
+    request.set_sequence_id(id);
+    v1::ReleaseSequenceResponse response;
+    return Call("ReleaseSequence", &v1::PoolService::Stub::ReleaseSequence, request, &response);
+  }
+
+  absl::StatusOr<SequenceLayout> Layout(SequenceId id) override {
+    auto layout = Cached(id);
+    if (!layout.ok()) return layout.status();
+    return **layout;
+  }
+
+  absl::Status WriteEntries(SequenceId id, uint32_t layer, uint64_t first_token,
+                            absl::Span<const std::byte> entries) override {
+    auto layout = Cached(id);
+    if (!layout.ok()) return layout.status();
+    const uint32_t entry_bytes = (*layout)->entry_bytes;
+    const uint64_t end = first_token + entries.size() / entry_bytes;
+    if (end > (*layout)->tokens) {
+      // Another client (a prefill worker) may have grown it since we cached it.
+      layout = Refresh(id);
+      if (!layout.ok()) return layout.status();
+    }
+    WriteRange range;
+    range.sequence = layout->get();
+    range.layer = layer;
+    range.first_token = first_token;
+    range.entries = entries;
+    return data_plane_->Write(range);
+  }
+
+  absl::Status FetchTopK(uint32_t layer, absl::Span<const SequenceId> batch,
+                         absl::Span<const int32_t> indices, absl::Span<std::byte> out) override {
+    if (batch.empty()) {
+      return indices.empty() ? absl::OkStatus()
+                             : absl::InvalidArgumentError(absl::StrCat(
+                                   indices.size(), " indices given for an empty batch"));
+    }
+    if (indices.size() % batch.size() != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(indices.size(), " indices do not split into ",
+                                                     batch.size(), " rows of k each"));
+    }
+    const size_t k = indices.size() / batch.size();
+    std::vector<LayoutCache::Entry> held(batch.size());
+    std::vector<const SequenceLayout*> rows(batch.size());
+    for (size_t row = 0; row < batch.size(); ++row) {
+      auto layout = Cached(batch[row]);
+      if (!layout.ok()) return layout.status();
+      const auto selected = indices.subspan(row * k, k);
+      const int32_t highest = selected.empty() ? -1 : *std::max_element(selected.begin(), selected.end());
+      if (highest >= 0 && static_cast<uint64_t>(highest) >= (*layout)->tokens) {
+        layout = Refresh(batch[row]);
+        if (!layout.ok()) return layout.status();
+      }
+      held[row] = *layout;
+      rows[row] = held[row].get();
+    }
+    GatherBatch gather;
+    gather.layer = layer;
+    gather.sequences = rows;
+    gather.indices = indices;
+    gather.out = out;
+    return data_plane_->Gather(gather);
+  }
+
+ private:
+  template <typename Request, typename Response>
+  using Method = grpc::Status (v1::PoolService::Stub::*)(grpc::ClientContext*, const Request&,
+                                                         Response*);
+
+  template <typename Request, typename Response>
+  absl::Status Call(const char* name, Method<Request, Response> method, const Request& request,
+                    Response* response) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + options_.rpc_timeout));
+    const grpc::Status status = (stub_.get()->*method)(&context, request, response);
+    return FromGrpcStatus(status, absl::StrCat(name, " to ", options_.address));
+  }
+
+  absl::StatusOr<LayoutCache::Entry> Cached(SequenceId id) {
+    if (LayoutCache::Entry entry = layouts_.Find(id)) return entry;
+    return Refresh(id);
+  }
+
+  absl::StatusOr<LayoutCache::Entry> Refresh(SequenceId id) {
+    v1::GetLayoutRequest request;
+    request.set_client_id(client_id_);
+    request.set_sequence_id(id);
+    v1::GetLayoutResponse response;
+    absl::Status status = Call("GetLayout", &v1::PoolService::Stub::GetLayout, request, &response);
+    if (!status.ok()) return Forget(id, status);
+    auto layout = LayoutFromProto(response.layout());
+    if (!layout.ok()) return layout.status();
+    return layouts_.Put(*std::move(layout));
+  }
+
+  // A sequence the daemon no longer knows must not be served from a stale layout.
+  absl::Status Forget(SequenceId id, absl::Status status) {
+    if (absl::IsNotFound(status)) layouts_.Erase(id);
+    return status;
+  }
+
+  const ClientOptions options_;
+  const std::string client_id_;
+  std::unique_ptr<v1::PoolService::Stub> stub_;
+  std::unique_ptr<DataPlane> data_plane_;
+  LayoutCache layouts_;
+  std::unique_ptr<PeriodicThread> keepalive_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
+  auto data_plane = MakeDataPlane(options.transport);
+  if (!data_plane.ok()) return data_plane.status();
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(256 << 20);
+  auto channel = grpc::CreateCustomChannel(options.address, grpc::InsecureChannelCredentials(), args);
+  auto stub = v1::PoolService::NewStub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + options.rpc_timeout));
+  context.set_wait_for_ready(true);  // ride out the daemon's start-up
+  v1::HealthRequest request;
+  v1::HealthResponse response;
+  const grpc::Status health = stub->Health(&context, request, &response);
+  if (!health.ok()) {
+    return absl::UnavailableError(absl::StrCat("sparsepool daemon at ", options.address,
+                                               " did not answer: ", health.error_message()));
+  }
+  std::string client_id = options.client_id.empty() ? MakeClientId() : options.client_id;
+  auto client = std::make_unique<ClientImpl>(options, std::move(client_id), channel,
+                                             *std::move(data_plane));
+  client->StartKeepAlive();
+  return std::unique_ptr<Client>(std::move(client));
+}
+
+}  // namespace sparsepool

@@ -1,0 +1,101 @@
+// sparsepool client: what a decode or prefill worker links to keep its latent KV cache
+// in a sparsepool daemon's memory and fetch, at every decode step and layer, only the
+// entries the indexer selected.
+//
+//   sparsepool::ClientOptions options;
+//   options.address = "10.0.0.7:7070";
+//   auto client = sparsepool::Client::Connect(options);
+//   sparsepool::SequenceSpec spec;
+//   spec.layers = 61; spec.entry_bytes = 656; spec.tokens = prompt_tokens;
+//   auto seq = (*client)->CreateSequence(spec);
+//   (*client)->WriteEntries(*seq, layer, /*first_token=*/0, prefill_entries);
+//   ...each decode step: ExtendSequence(*seq, tokens + 1), WriteEntries(new token),
+//   then for every layer FetchTopK(layer, {seq, ...}, topk_indices, decode_buffer).
+//
+// Sequences: one request's cache, `layers` x `tokens` entries of `entry_bytes` each.
+// Token counts only grow (ExtendSequence); valid token indices are [0, tokens).
+//
+// Data path: the client maps the daemon's regions (shared memory, hugetlbfs, CXL
+// device-DAX) and reads and writes entries with plain loads and stores; the daemon is
+// asked only for layouts, which are cached here and refreshed when a sequence grows.
+//
+// Leases: the client renews a lease in the background. If the process dies, the daemon
+// reclaims its sequences after the lease timeout. Destroying the client does not
+// release sequences.
+//
+// Errors: every call returns absl::Status whose message names the bad value:
+// InvalidArgument (bad index, layer, size), NotFound (unknown or released sequence),
+// ResourceExhausted (pool full, with the bytes asked and free), Unavailable (daemon
+// gone). Thread-safe: calls may come from several threads at once.
+#ifndef SPARSEPOOL_CLIENT_SPARSEPOOL_CLIENT_H_
+#define SPARSEPOOL_CLIENT_SPARSEPOOL_CLIENT_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "common/layout.h"
+
+namespace sparsepool {
+
+struct ClientOptions {
+  // The daemon's gRPC address.
+  std::string address = "127.0.0.1:7070";
+  // Names this client's lease; empty makes a unique one (host, pid, random).
+  std::string client_id;
+  // How often the lease is renewed in the background; zero turns that off (then only
+  // this client's own requests renew it).
+  absl::Duration keepalive_interval = absl::Seconds(5);
+  // Deadline of each control-plane call.
+  absl::Duration rpc_timeout = absl::Seconds(10);
+  // Data plane: "cxl" (load/store on mapped regions; shared memory on one host).
+  std::string transport = "cxl";
+};
+
+struct SequenceSpec {
+  uint32_t layers = 0;
+  uint32_t entry_bytes = 0;
+  // Tokens to allocate room for now; grow later with ExtendSequence.
+  uint64_t tokens = 0;
+  std::string tenant;
+  // Tokens per page; 0 takes the daemon's default (64).
+  uint32_t page_tokens = 0;
+  // Round each entry's slot up to this many bytes (64: cache-line aligned); 0: packed.
+  uint32_t entry_alignment = 0;
+};
+
+class Client {
+ public:
+  // Connects and checks that the daemon answers. Unavailable if it does not.
+  static absl::StatusOr<std::unique_ptr<Client>> Connect(const ClientOptions& options);
+  virtual ~Client() = default;
+
+  virtual const std::string& client_id() const = 0;
+
+  virtual absl::StatusOr<SequenceId> CreateSequence(const SequenceSpec& spec) = 0;
+  // Grows the sequence to `total_tokens` tokens (not by). The same total is a no-op.
+  virtual absl::Status ExtendSequence(SequenceId id, uint64_t total_tokens) = 0;
+  virtual absl::Status ReleaseSequence(SequenceId id) = 0;
+  // The cached layout (fetched from the daemon on first use).
+  virtual absl::StatusOr<SequenceLayout> Layout(SequenceId id) = 0;
+
+  // Stores the entries of tokens [first_token, first_token + n) of one layer, where
+  // entries holds n * entry_bytes bytes. The tokens must exist (ExtendSequence first).
+  virtual absl::Status WriteEntries(SequenceId id, uint32_t layer, uint64_t first_token,
+                                    absl::Span<const std::byte> entries) = 0;
+
+  // For one layer of a batch: indices is [batch.size()][k] int32 token indices,
+  // row-major (k = indices.size() / batch.size()); -1 is padding, whose output slot is
+  // left untouched. out is [batch.size()][k][entry_bytes]. Every sequence of a batch
+  // has the same entry_bytes. Nothing is read when any index is bad.
+  virtual absl::Status FetchTopK(uint32_t layer, absl::Span<const SequenceId> batch,
+                                 absl::Span<const int32_t> indices, absl::Span<std::byte> out) = 0;
+};
+
+}  // namespace sparsepool
+
+#endif  // SPARSEPOOL_CLIENT_SPARSEPOOL_CLIENT_H_

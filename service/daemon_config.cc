@@ -1,0 +1,138 @@
+#include "service/daemon_config.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "service/pool.h"
+
+namespace sparsepool {
+namespace {
+
+absl::Status ParseUint32(absl::string_view key, absl::string_view value, uint32_t min,
+                         uint32_t max, uint32_t& out) {
+  uint32_t parsed = 0;
+  if (!absl::SimpleAtoi(value, &parsed) || parsed < min || parsed > max) {
+    return absl::InvalidArgumentError(absl::StrCat(key, " = \"", value,
+                                                   "\" is not a whole number in [", min, ", ",
+                                                   max, "]"));
+  }
+  out = parsed;
+  return absl::OkStatus();
+}
+
+// One setting. `regions_replaced` starts false for each source (file, command line):
+// the first region a source names replaces those of the sources before it.
+absl::Status Apply(absl::string_view key, absl::string_view value, bool& regions_replaced,
+                   DaemonConfig& config) {
+  if (key == "listen") {
+    if (value.empty() || value.find(':') == absl::string_view::npos) {
+      return absl::InvalidArgumentError(absl::StrCat("listen = \"", value, "\" is not HOST:PORT"));
+    }
+    config.listen = std::string(value);
+    return absl::OkStatus();
+  }
+  if (key == "region") {
+    auto spec = ParseRegionSpec(value);
+    if (!spec.ok()) return spec.status();
+    if (!regions_replaced) config.regions.clear();
+    regions_replaced = true;
+    config.regions.push_back(*spec);
+    return absl::OkStatus();
+  }
+  if (key == "page_tokens") return ParseUint32(key, value, 1, kMaxPageTokens, config.page_tokens);
+  if (key == "record_slots") return ParseUint32(key, value, 1, 1 << 24, config.record_slots);
+  if (key == "lease_timeout") {
+    absl::Duration d;
+    if (!absl::ParseDuration(value, &d) || d <= absl::ZeroDuration()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("lease_timeout = \"", value, "\" is not a positive duration like 30s"));
+    }
+    config.lease_timeout = d;
+    return absl::OkStatus();
+  }
+  if (key == "port_file") {
+    config.port_file = std::string(value);
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(absl::StrCat("unknown setting \"", key, "\""));
+}
+
+}  // namespace
+
+std::string DaemonUsage() {
+  return "usage: sparsepoold [--config=FILE] [--listen=HOST:PORT] [--region=SPEC]...\n"
+         "                   [--page_tokens=N] [--lease_timeout=30s] [--record_slots=N]\n"
+         "                   [--port_file=PATH]\n"
+         "region SPEC: shm:NAME:SIZE | hugetlbfs:/PATH:SIZE | devdax:/dev/daxX.Y[:SIZE] |\n"
+         "             numa:NODE:NAME:SIZE        (default: " +
+         std::string(kDefaultRegion) + ")\n";
+}
+
+absl::Status ApplyConfigText(absl::string_view text, absl::string_view source,
+                             DaemonConfig& config) {
+  bool regions_replaced = false;
+  int line_number = 0;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    ++line_number;
+    line = line.substr(0, line.find('#'));
+    line = absl::StripAsciiWhitespace(line);
+    if (line.empty()) continue;
+    const size_t eq = line.find('=');
+    if (eq == absl::string_view::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(source, ":", line_number, ": expected KEY = VALUE, got \"", line, "\""));
+    }
+    const absl::string_view key = absl::StripAsciiWhitespace(line.substr(0, eq));
+    const absl::string_view value = absl::StripAsciiWhitespace(line.substr(eq + 1));
+    absl::Status applied = Apply(key, value, regions_replaced, config);
+    if (!applied.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(source, ":", line_number, ": ", applied.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<DaemonConfig> ParseDaemonArgs(const std::vector<std::string>& args) {
+  DaemonConfig config;
+  std::vector<std::pair<std::string, std::string>> flags;
+  for (const std::string& arg : args) {
+    if (arg == "--help" || arg == "-h") return absl::CancelledError(DaemonUsage());
+    if (!absl::StartsWith(arg, "--") || arg.find('=') == std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("argument \"", arg, "\" is not --KEY=VALUE\n", DaemonUsage()));
+    }
+    const size_t eq = arg.find('=');
+    flags.emplace_back(arg.substr(2, eq - 2), arg.substr(eq + 1));
+  }
+  for (const auto& [key, value] : flags) {
+    if (key != "config") continue;
+    std::ifstream in(value);
+    if (!in) return absl::NotFoundError(absl::StrCat("cannot read config file ", value));
+    std::stringstream text;
+    text << in.rdbuf();
+    absl::Status applied = ApplyConfigText(text.str(), value, config);
+    if (!applied.ok()) return applied;
+  }
+  bool regions_replaced = false;
+  for (const auto& [key, value] : flags) {
+    if (key == "config") continue;
+    absl::Status applied = Apply(key, value, regions_replaced, config);
+    if (!applied.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--", key, ": ", applied.message()));
+    }
+  }
+  if (config.regions.empty()) {
+    auto spec = ParseRegionSpec(kDefaultRegion);
+    if (!spec.ok()) return spec.status();
+    config.regions.push_back(*spec);
+  }
+  return config;
+}
+
+}  // namespace sparsepool

@@ -1,0 +1,50 @@
+// sparsepoold's settings, from command-line flags and an optional config file of the
+// same keys. Read in one place and passed down; nothing reads the environment.
+//
+//   --listen=HOST:PORT        gRPC address (default 127.0.0.1:7070; port 0 picks one)
+//   --region=SPEC             repeatable; see transport/cxl/region_spec.h
+//   --page_tokens=N           default tokens per page (64)
+//   --lease_timeout=DURATION  e.g. 30s, 500ms (30s)
+//   --record_slots=N          sequences per region, fixed when a region is formatted
+//   --port_file=PATH          write the bound port here once serving
+//   --config=PATH             read KEY = VALUE lines first ('#' starts a comment);
+//                             flags given on the command line win
+#ifndef SPARSEPOOL_SERVICE_DAEMON_CONFIG_H_
+#define SPARSEPOOL_SERVICE_DAEMON_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "transport/cxl/region_spec.h"
+
+namespace sparsepool {
+
+struct DaemonConfig {
+  std::string listen = "127.0.0.1:7070";
+  std::vector<RegionSpec> regions;  // empty after parsing means: the default region
+  uint32_t page_tokens = 64;
+  absl::Duration lease_timeout = absl::Seconds(30);
+  uint32_t record_slots = 16384;
+  std::string port_file;
+};
+
+// The region used when none is configured: 1 GiB of shared memory.
+inline constexpr char kDefaultRegion[] = "shm:sparsepool0:1GiB";
+
+// Parses argv[1..] (without the program name). `--help` yields a Cancelled status
+// whose message is the usage text.
+absl::StatusOr<DaemonConfig> ParseDaemonArgs(const std::vector<std::string>& args);
+
+// Applies config-file text on top of `config`. Exposed for tests and fuzzing.
+absl::Status ApplyConfigText(absl::string_view text, absl::string_view source,
+                             DaemonConfig& config);
+
+std::string DaemonUsage();
+
+}  // namespace sparsepool
+
+#endif  // SPARSEPOOL_SERVICE_DAEMON_CONFIG_H_

@@ -1,0 +1,111 @@
+#include "service/pool_service.h"
+
+#include "common/grpc_status.h"
+#include "common/layout_proto.h"
+
+namespace sparsepool {
+
+PoolServiceImpl::PoolServiceImpl(Pool* pool, const Clock* clock)
+    : pool_(pool), clock_(clock), started_(clock->Now()) {}
+
+grpc::Status PoolServiceImpl::CreateSequence(grpc::ServerContext*,
+                                             const v1::CreateSequenceRequest* request,
+                                             v1::CreateSequenceResponse* response) {
+  CreateParams params;
+  params.client_id = request->client_id();
+  params.tenant = request->tenant();
+  params.layers = request->layers();
+  params.entry_bytes = request->entry_bytes();
+  params.entry_alignment = request->entry_alignment();
+  params.page_tokens = request->page_tokens();
+  params.tokens = request->tokens();
+  auto layout = pool_->Create(params);
+  if (!layout.ok()) return ToGrpcStatus(layout.status());
+  LayoutToProto(*layout, response->mutable_layout());
+  return grpc::Status::OK;
+}
+
+grpc::Status PoolServiceImpl::ExtendSequence(grpc::ServerContext*,
+                                             const v1::ExtendSequenceRequest* request,
+                                             v1::ExtendSequenceResponse* response) {
+  auto layout = pool_->Extend(request->client_id(), request->sequence_id(), request->tokens());
+  if (!layout.ok()) return ToGrpcStatus(layout.status());
+  LayoutToProto(*layout, response->mutable_layout());
+  return grpc::Status::OK;
+}
+
+grpc::Status PoolServiceImpl::GetLayout(grpc::ServerContext*, const v1::GetLayoutRequest* request,
+                                        v1::GetLayoutResponse* response) {
+  auto layout = pool_->GetLayout(request->client_id(), request->sequence_id());
+  if (!layout.ok()) return ToGrpcStatus(layout.status());
+  LayoutToProto(*layout, response->mutable_layout());
+  return grpc::Status::OK;
+}
+
+grpc::Status PoolServiceImpl::ReleaseSequence(grpc::ServerContext*,
+                                              const v1::ReleaseSequenceRequest* request,
+                                              v1::ReleaseSequenceResponse*) {
+  return ToGrpcStatus(pool_->Release(request->client_id(), request->sequence_id()));
+}
+
+grpc::Status PoolServiceImpl::ListSequences(grpc::ServerContext*,
+                                            const v1::ListSequencesRequest* request,
+                                            v1::ListSequencesResponse* response) {
+  for (const SequenceSummary& s : pool_->List(request->tenant())) {
+    v1::SequenceSummary* out = response->add_sequences();
+    out->set_sequence_id(s.id);
+    out->set_tenant(s.tenant);
+    out->set_owner(s.owner);
+    out->set_layers(s.layers);
+    out->set_entry_bytes(s.entry_bytes);
+    out->set_tokens(s.tokens);
+    out->set_bytes(s.bytes);
+    out->set_region(s.region);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status PoolServiceImpl::KeepAlive(grpc::ServerContext*, const v1::KeepAliveRequest* request,
+                                        v1::KeepAliveResponse* response) {
+  auto sequences = pool_->KeepAlive(request->client_id());
+  if (!sequences.ok()) return ToGrpcStatus(sequences.status());
+  response->set_lease_timeout_ms(absl::ToInt64Milliseconds(pool_->lease_timeout()));
+  response->set_sequences(static_cast<uint32_t>(*sequences));
+  return grpc::Status::OK;
+}
+
+grpc::Status PoolServiceImpl::Stats(grpc::ServerContext*, const v1::StatsRequest*,
+                                    v1::StatsResponse* response) {
+  const PoolStats stats = pool_->Stats();
+  for (const RegionUsage& usage : stats.regions) {
+    v1::RegionStats* out = response->add_regions();
+    RegionToProto(usage.region, out->mutable_region());
+    out->set_capacity_bytes(usage.capacity_bytes);
+    out->set_used_bytes(usage.used_bytes);
+    out->set_reclaimable_bytes(usage.reclaimable_bytes);
+    out->set_free_bytes(usage.free_bytes);
+  }
+  response->set_capacity_bytes(stats.capacity_bytes);
+  response->set_used_bytes(stats.used_bytes);
+  response->set_reclaimable_bytes(stats.reclaimable_bytes);
+  response->set_free_bytes(stats.free_bytes);
+  response->set_live_sequences(stats.live_sequences);
+  response->set_reclaimable_sequences(stats.reclaimable_sequences);
+  response->set_leases(stats.leases);
+  response->set_sequences_created(stats.sequences_created);
+  response->set_sequences_evicted(stats.sequences_evicted);
+  response->set_leases_expired(stats.leases_expired);
+  response->set_sequences_recovered(stats.sequences_recovered);
+  return grpc::Status::OK;
+}
+
+grpc::Status PoolServiceImpl::Health(grpc::ServerContext*, const v1::HealthRequest*,
+                                     v1::HealthResponse* response) {
+  response->set_serving(true);
+  response->set_version(kVersion);
+  response->set_uptime_ms(absl::ToInt64Milliseconds(clock_->Now() - started_));
+  response->set_regions(static_cast<uint32_t>(pool_->Stats().regions.size()));
+  return grpc::Status::OK;
+}
+
+}  // namespace sparsepool

@@ -1,0 +1,148 @@
+// sparsepoold: the memory-pool daemon of a memory node. Maps its regions, recovers
+// the sequences already in them, serves the control plane over gRPC, expires the
+// leases of vanished clients, and shuts down cleanly on SIGTERM or SIGINT.
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "grpcpp/server_builder.h"
+#include "grpcpp/security/server_credentials.h"
+#include "common/periodic_thread.h"
+#include "common/units.h"
+#include "service/clock.h"
+#include "service/daemon_config.h"
+#include "service/pool.h"
+#include "service/pool_service.h"
+#include "service/region_store.h"
+
+namespace sparsepool {
+namespace {
+
+void Log(absl::string_view message) {
+  const std::string line =
+      absl::StrCat(absl::FormatTime("%Y-%m-%dT%H:%M:%E3S", absl::Now(), absl::LocalTimeZone()),
+                   " sparsepoold[", getpid(), "] ", message, "\n");
+  std::fputs(line.c_str(), stderr);
+}
+
+absl::StatusOr<std::vector<std::unique_ptr<RegionStore>>> OpenRegions(const DaemonConfig& config,
+                                                                      const Clock& clock) {
+  std::vector<std::unique_ptr<RegionStore>> regions;
+  for (const RegionSpec& spec : config.regions) {
+    auto mapping = MappedRegion::OpenOrCreate(spec);
+    if (!mapping.ok()) return mapping.status();
+    RecoveryReport report;
+    auto store = RegionStore::Open(static_cast<uint32_t>(regions.size()), *std::move(mapping),
+                                   config.record_slots,
+                                   static_cast<uint64_t>(absl::ToUnixNanos(clock.Now())), &report);
+    if (!store.ok()) return store.status();
+    const RegionStore& s = **store;
+    Log(absl::StrCat("region ", s.ref().index, ": ", s.ref().kind, " ", s.ref().path, ", ",
+                     FormatBytes(s.ref().size_bytes), ", ",
+                     s.formatted_now() ? "formatted" : "recovered ", 
+                     s.formatted_now() ? "" : absl::StrCat(report.sequences, " sequences"),
+                     ", heap ", FormatBytes(s.capacity_bytes()), " (",
+                     FormatBytes(s.free_bytes()), " free)"));
+    for (const std::string& problem : report.problems) Log(absl::StrCat("recovery: ", problem));
+    regions.push_back(*std::move(store));
+  }
+  return regions;
+}
+
+absl::Status WritePortFile(const std::string& path, int port) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << port << "\n";
+    if (!out) return absl::InternalError(absl::StrCat("cannot write ", tmp));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return absl::InternalError(absl::StrCat("cannot rename ", tmp, " to ", path));
+  }
+  return absl::OkStatus();
+}
+
+int Run(int argc, char** argv) {
+  // Block the stop signals in every thread (gRPC's included); main waits for them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  auto config = ParseDaemonArgs(std::vector<std::string>(argv + 1, argv + argc));
+  if (absl::IsCancelled(config.status())) {
+    std::fputs(std::string(config.status().message()).c_str(), stdout);
+    return 0;
+  }
+  if (!config.ok()) {
+    std::fprintf(stderr, "sparsepoold: %s\n", std::string(config.status().message()).c_str());
+    return 2;
+  }
+  SystemClock clock;
+  auto regions = OpenRegions(*config, clock);
+  if (!regions.ok()) {
+    Log(absl::StrCat("cannot open regions: ", regions.status().ToString()));
+    return 1;
+  }
+  Pool pool(*std::move(regions), PoolOptions{config->page_tokens, config->lease_timeout}, &clock);
+  PoolServiceImpl service(&pool, &clock);
+
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(config->listen, grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  // Layouts of long sequences carry [layers x pages] offsets: 128K tokens of 61
+  // layers is about 1 MB; leave room for far longer contexts.
+  builder.SetMaxReceiveMessageSize(64 << 20);
+  builder.SetMaxSendMessageSize(256 << 20);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    Log(absl::StrCat("cannot listen on ", config->listen));
+    return 1;
+  }
+  const std::string host = config->listen.substr(0, config->listen.rfind(':'));
+  Log(absl::StrCat("serving on ", host, ":", port, ", ", config->regions.size(),
+                   " region(s), page_tokens ", config->page_tokens, ", lease timeout ",
+                   absl::FormatDuration(config->lease_timeout)));
+  if (!config->port_file.empty()) {
+    absl::Status written = WritePortFile(config->port_file, port);
+    if (!written.ok()) {
+      Log(written.ToString());
+      server->Shutdown();
+      return 1;
+    }
+  }
+
+  {
+    PeriodicThread lease_reaper(std::min(config->lease_timeout / 4, absl::Seconds(1)), [&pool] {
+      for (const LeaseTable::Expired& expired : pool.ExpireLeases()) {
+        Log(absl::StrCat("lease of client \"", expired.client, "\" expired; ",
+                         expired.sequences.size(), " sequence(s) reclaimable: ",
+                         absl::StrJoin(expired.sequences, ",")));
+      }
+    });
+    int signal_number = 0;
+    sigwait(&stop_signals, &signal_number);
+    Log(absl::StrCat("received ", strsignal(signal_number), "; shutting down"));
+    server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  }
+  server->Wait();
+  // Region memory needs no flush: every committed record is already in it.
+  Log("stopped");
+  return 0;
+}
+
+}  // namespace
+}  // namespace sparsepool
+
+int main(int argc, char** argv) { return sparsepool::Run(argc, argv); }
