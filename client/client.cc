@@ -98,7 +98,7 @@ class ClientImpl final : public Client {
   }
 
   absl::StatusOr<SequenceLayout> Layout(SequenceId id) override {
-    auto layout = Cached(id);
+    auto layout = Refresh(id);
     if (!layout.ok()) return layout.status();
     return **layout;
   }

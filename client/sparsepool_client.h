@@ -80,7 +80,7 @@ class Client {
   // Grows the sequence to `total_tokens` tokens (not by). The same total is a no-op.
   virtual absl::Status ExtendSequence(SequenceId id, uint64_t total_tokens) = 0;
   virtual absl::Status ReleaseSequence(SequenceId id) = 0;
-  // The cached layout (fetched from the daemon on first use).
+  // The sequence's current layout, asked of the daemon (and cached for the data path).
   virtual absl::StatusOr<SequenceLayout> Layout(SequenceId id) = 0;
 
   // Stores the entries of tokens [first_token, first_token + n) of one layer, where

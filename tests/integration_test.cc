@@ -1,0 +1,406 @@
+// End-to-end tests against a real sparsepoold process: the client library over gRPC
+// and shared memory, bad input, vanished clients and daemons, restarts.
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "client/sparsepool_client.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/daemon_process.h"
+#include "tests/entry_pattern.h"
+
+namespace sparsepool {
+namespace {
+
+using ::sparsepool::testing::DaemonOptions;
+using ::sparsepool::testing::DaemonProcess;
+using ::sparsepool::testing::FillEntry;
+using ::testing::HasSubstr;
+
+constexpr uint64_t kSeed = 0x5eed;
+constexpr uint32_t kEntryBytes = 656;
+constexpr std::byte kPoison{0xA5};
+
+std::unique_ptr<Client> ConnectTo(const std::string& address) {
+  ClientOptions options;
+  options.address = address;
+  options.rpc_timeout = absl::Seconds(5);
+  auto client = Client::Connect(options);
+  EXPECT_TRUE(client.ok()) << client.status();
+  return client.ok() ? *std::move(client) : nullptr;
+}
+
+// Writes the pattern of tokens [first, end) of every layer.
+void WriteTokens(Client& client, SequenceId id, uint32_t layers, uint32_t entry_bytes,
+                 uint64_t first, uint64_t end) {
+  std::vector<std::byte> entries((end - first) * entry_bytes);
+  for (uint32_t layer = 0; layer < layers; ++layer) {
+    for (uint64_t t = first; t < end; ++t) {
+      FillEntry(kSeed, id, layer, t,
+                absl::MakeSpan(entries).subspan((t - first) * entry_bytes, entry_bytes));
+    }
+    ASSERT_TRUE(client.WriteEntries(id, layer, first, entries).ok());
+  }
+}
+
+// Random top-k for each row with some padding; fetches and checks every byte, and that
+// padded slots were left alone.
+void FetchAndCheck(Client& client, const std::vector<SequenceId>& batch,
+                   const std::vector<uint64_t>& tokens, uint32_t layer, size_t k,
+                   uint32_t entry_bytes, std::mt19937_64& rng) {
+  std::vector<int32_t> indices(batch.size() * k);
+  for (size_t row = 0; row < batch.size(); ++row) {
+    for (size_t i = 0; i < k; ++i) {
+      indices[row * k + i] = rng() % 8 == 0 ? -1 : static_cast<int32_t>(rng() % tokens[row]);
+    }
+  }
+  std::vector<std::byte> out(indices.size() * entry_bytes, kPoison);
+  absl::Status fetched = client.FetchTopK(layer, batch, indices, absl::MakeSpan(out));
+  ASSERT_TRUE(fetched.ok()) << fetched;
+  std::vector<std::byte> expected(entry_bytes);
+  for (size_t row = 0; row < batch.size(); ++row) {
+    for (size_t i = 0; i < k; ++i) {
+      const int32_t token = indices[row * k + i];
+      const std::byte* got = out.data() + (row * k + i) * entry_bytes;
+      if (token < 0) {
+        for (uint32_t b = 0; b < entry_bytes; ++b) ASSERT_EQ(got[b], kPoison);
+        continue;
+      }
+      FillEntry(kSeed, batch[row], layer, token, absl::MakeSpan(expected));
+      ASSERT_EQ(std::memcmp(got, expected.data(), entry_bytes), 0)
+          << "sequence " << batch[row] << " layer " << layer << " token " << token;
+    }
+  }
+}
+
+SequenceSpec Spec(uint32_t layers, uint64_t tokens, uint32_t entry_bytes = kEntryBytes) {
+  SequenceSpec spec;
+  spec.layers = layers;
+  spec.entry_bytes = entry_bytes;
+  spec.tokens = tokens;
+  spec.tenant = "test";
+  return spec;
+}
+
+class IntegrationTest : public ::testing::Test {
+ protected:
+  void StartDaemon(DaemonOptions options = {}) {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    daemon_ = std::make_unique<DaemonProcess>(info->name(), options);
+    absl::Status started = daemon_->Start();
+    ASSERT_TRUE(started.ok()) << started;
+    client_ = ConnectTo(daemon_->address());
+    ASSERT_NE(client_, nullptr);
+  }
+
+  std::unique_ptr<DaemonProcess> daemon_;
+  std::unique_ptr<Client> client_;
+  std::mt19937_64 rng_{42};
+};
+
+TEST_F(IntegrationTest, RandomEntriesAndTopKRoundTripByteForByte) {
+  StartDaemon();
+  const uint32_t layers = 4;
+  const std::vector<uint64_t> tokens = {200, 1000, 64 * 5 + 3};
+  std::vector<SequenceId> batch;
+  for (uint64_t n : tokens) {
+    auto id = client_->CreateSequence(Spec(layers, n));
+    ASSERT_TRUE(id.ok()) << id.status();
+    WriteTokens(*client_, *id, layers, kEntryBytes, 0, n);
+    batch.push_back(*id);
+  }
+  for (uint32_t layer = 0; layer < layers; ++layer) {
+    FetchAndCheck(*client_, batch, tokens, layer, 128, kEntryBytes, rng_);
+  }
+}
+
+TEST_F(IntegrationTest, SequencesGrowAcrossPageBoundaries) {
+  StartDaemon();
+  for (uint32_t page_tokens : {16u, 64u}) {
+    for (uint32_t alignment : {0u, 64u}) {
+      SequenceSpec spec = Spec(3, 0, 584);
+      spec.page_tokens = page_tokens;
+      spec.entry_alignment = alignment;
+      auto id = client_->CreateSequence(spec);
+      ASSERT_TRUE(id.ok()) << id.status();
+      uint64_t n = 0;
+      while (n < 3 * page_tokens + 5) {
+        const uint64_t next = n + 1 + rng_() % 7;
+        ASSERT_TRUE(client_->ExtendSequence(*id, next).ok());
+        WriteTokens(*client_, *id, 3, 584, n, next);
+        n = next;
+      }
+      auto layout = client_->Layout(*id);
+      ASSERT_TRUE(layout.ok());
+      EXPECT_EQ(layout->tokens, n);
+      EXPECT_EQ(layout->entry_stride, alignment == 64 ? 640u : 584u);
+      EXPECT_EQ(layout->pages_per_layer, (n + page_tokens - 1) / page_tokens);
+      for (uint32_t layer = 0; layer < 3; ++layer) {
+        FetchAndCheck(*client_, {*id}, {n}, layer, 64, 584, rng_);
+      }
+    }
+  }
+}
+
+TEST_F(IntegrationTest, SeveralClientsAtOnce) {
+  StartDaemon();
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      auto client = ConnectTo(daemon_->address());
+      if (client == nullptr) {
+        ++failures;
+        return;
+      }
+      std::mt19937_64 rng(t);
+      for (int round = 0; round < 5; ++round) {
+        const uint64_t n = 100 + rng() % 400;
+        auto id = client->CreateSequence(Spec(2, n));
+        if (!id.ok()) {
+          ++failures;
+          return;
+        }
+        WriteTokens(*client, *id, 2, kEntryBytes, 0, n);
+        FetchAndCheck(*client, {*id}, {n}, round % 2, 256, kEntryBytes, rng);
+        if (::testing::Test::HasFailure()) ++failures;
+        if (round % 2 == 0 && !client->ReleaseSequence(*id).ok()) ++failures;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(failures.load(), 0);
+}
+
+TEST_F(IntegrationTest, SecondClientSeesSequenceGrowByRefreshingItsLayout) {
+  StartDaemon();
+  auto writer = ConnectTo(daemon_->address());
+  auto id = writer->CreateSequence(Spec(2, 100));
+  ASSERT_TRUE(id.ok());
+  WriteTokens(*writer, *id, 2, kEntryBytes, 0, 100);
+  FetchAndCheck(*client_, {*id}, {100}, 1, 32, kEntryBytes, rng_);  // caches 100 tokens
+  ASSERT_TRUE(writer->ExtendSequence(*id, 300).ok());
+  WriteTokens(*writer, *id, 2, kEntryBytes, 100, 300);
+  std::vector<int32_t> indices = {250, 299, 0, -1};
+  std::vector<std::byte> out(indices.size() * kEntryBytes);
+  ASSERT_TRUE(client_->FetchTopK(0, {*id}, indices, absl::MakeSpan(out)).ok());
+  std::vector<std::byte> expected(kEntryBytes);
+  FillEntry(kSeed, *id, 0, 299, absl::MakeSpan(expected));
+  EXPECT_EQ(std::memcmp(out.data() + kEntryBytes, expected.data(), kEntryBytes), 0);
+}
+
+TEST_F(IntegrationTest, BadInputGetsClearErrorsAndLeavesOtherSequencesIntact) {
+  StartDaemon(DaemonOptions{.region_size = "64MiB"});
+  auto id = client_->CreateSequence(Spec(4, 300));
+  ASSERT_TRUE(id.ok());
+  WriteTokens(*client_, *id, 4, kEntryBytes, 0, 300);
+  std::vector<std::byte> out(4 * kEntryBytes);
+
+  // Unknown sequence.
+  absl::Status s = client_->FetchTopK(0, {SequenceId{999}}, std::vector<int32_t>{0, 1, 2, 3},
+                                      absl::MakeSpan(out));
+  EXPECT_TRUE(absl::IsNotFound(s)) << s;
+  EXPECT_THAT(s.message(), HasSubstr("999"));
+  // Index past the tokens written.
+  s = client_->FetchTopK(0, {*id}, std::vector<int32_t>{0, 300, 1, 2}, absl::MakeSpan(out));
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_THAT(s.message(), HasSubstr("token index 300"));
+  EXPECT_THAT(s.message(), HasSubstr("300 tokens"));
+  // Index below -1.
+  s = client_->FetchTopK(0, {*id}, std::vector<int32_t>{0, -2, 1, 2}, absl::MakeSpan(out));
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_THAT(s.message(), HasSubstr("-2"));
+  // Layer out of range.
+  s = client_->FetchTopK(4, {*id}, std::vector<int32_t>{0, 1, 2, 3}, absl::MakeSpan(out));
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_THAT(s.message(), HasSubstr("layer 4"));
+  // Wrong entry size: output buffer, write size, a batch mixing entry sizes.
+  s = client_->FetchTopK(0, {*id}, std::vector<int32_t>{0, 1, 2, 3},
+                         absl::MakeSpan(out).subspan(0, 3 * kEntryBytes));
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_THAT(s.message(), HasSubstr("output buffer"));
+  s = client_->WriteEntries(*id, 0, 0, absl::MakeSpan(out).subspan(0, 1000));
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_THAT(s.message(), HasSubstr("1000 bytes"));
+  auto other = client_->CreateSequence(Spec(4, 10, 584));
+  ASSERT_TRUE(other.ok());
+  s = client_->FetchTopK(0, {*id, *other}, std::vector<int32_t>{0, 1, 2, 3}, absl::MakeSpan(out));
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_THAT(s.message(), HasSubstr("entry_bytes 584"));
+  // Write past the tokens.
+  s = client_->WriteEntries(*id, 0, 299, absl::MakeSpan(out).subspan(0, 2 * kEntryBytes));
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  // Malformed sequence shapes.
+  EXPECT_TRUE(absl::IsInvalidArgument(client_->CreateSequence(Spec(0, 10)).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(client_->CreateSequence(Spec(2, 10, 0)).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(client_->CreateSequence(Spec(2, uint64_t{1} << 40)).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(client_->ExtendSequence(*id, 10)));  // shrink
+  // Pool full: says what was asked and what is free.
+  auto huge = client_->CreateSequence(Spec(61, 100000));
+  EXPECT_TRUE(absl::IsResourceExhausted(huge.status())) << huge.status();
+  EXPECT_THAT(huge.status().message(), HasSubstr("needs"));
+  EXPECT_THAT(huge.status().message(), HasSubstr("free"));
+  s = client_->ExtendSequence(*id, 1000000);
+  EXPECT_TRUE(absl::IsResourceExhausted(s)) << s;
+  EXPECT_THAT(s.message(), HasSubstr("growing sequence"));
+
+  // After all that, the sequence still serves its bytes and the daemon is alive.
+  for (uint32_t layer = 0; layer < 4; ++layer) {
+    FetchAndCheck(*client_, {*id}, {300}, layer, 200, kEntryBytes, rng_);
+  }
+  EXPECT_EQ(client_->Layout(*id)->tokens, 300u);
+}
+
+TEST_F(IntegrationTest, ReleasedSequenceIsGoneAndItsMemoryReused) {
+  StartDaemon(DaemonOptions{.region_size = "64MiB"});
+  // Each of these takes over half the heap: the second fits only after eviction.
+  auto first = client_->CreateSequence(Spec(10, 5000));
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_TRUE(absl::IsResourceExhausted(client_->CreateSequence(Spec(10, 5000)).status()));
+  ASSERT_TRUE(client_->ReleaseSequence(*first).ok());
+  EXPECT_TRUE(client_->ReleaseSequence(*first).ok());  // idempotent
+  auto layout = client_->Layout(*first);
+  EXPECT_TRUE(absl::IsNotFound(layout.status()));
+  EXPECT_THAT(layout.status().message(), HasSubstr("released"));
+  auto second = client_->CreateSequence(Spec(10, 5000));
+  ASSERT_TRUE(second.ok()) << second.status();
+  // Fresh pages never show the evicted sequence's bytes.
+  std::vector<std::byte> out(kEntryBytes, kPoison);
+  ASSERT_TRUE(client_->FetchTopK(3, {*second}, std::vector<int32_t>{4000}, absl::MakeSpan(out)).ok());
+  for (std::byte b : out) ASSERT_EQ(b, std::byte{0});
+}
+
+TEST_F(IntegrationTest, DaemonGoneGivesUnavailable) {
+  StartDaemon();
+  ClientOptions options;
+  options.address = daemon_->address();
+  options.rpc_timeout = absl::Seconds(2);
+  auto client = Client::Connect(options);
+  ASSERT_TRUE(client.ok());
+  daemon_->Kill();
+  auto id = (*client)->CreateSequence(Spec(2, 10));
+  EXPECT_TRUE(absl::IsUnavailable(id.status()) || absl::IsDeadlineExceeded(id.status()))
+      << id.status();
+  EXPECT_THAT(id.status().message(), HasSubstr(daemon_->address()));
+  // Connecting to a daemon that is not there fails within the deadline.
+  const absl::Time start = absl::Now();
+  EXPECT_TRUE(absl::IsUnavailable(Client::Connect(options).status()));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+}
+
+TEST_F(IntegrationTest, KilledClientHasItsSequencesReclaimed) {
+  StartDaemon(DaemonOptions{.region_size = "64MiB", .lease_timeout = "1s"});
+  testing::ChildProcess holder;
+  ASSERT_TRUE(holder.Start({"tests/lease_holder", daemon_->address(), "2", "5000"}).ok());
+  ASSERT_TRUE(holder.WaitForOutput("ready", absl::Seconds(20)).ok()) << holder.Output();
+  std::vector<SequenceId> ids;
+  for (absl::string_view line : absl::StrSplit(holder.Output(), '\n')) {
+    SequenceId id;
+    if (absl::SimpleAtoi(line, &id)) ids.push_back(id);
+  }
+  ASSERT_EQ(ids.size(), 2u);
+  // While it lives, its lease is renewed and its sequences stay.
+  absl::SleepFor(absl::Seconds(2));
+  EXPECT_TRUE(client_->Layout(ids[0]).ok());
+  holder.Signal(SIGKILL);
+  absl::Status gone;
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  do {
+    absl::SleepFor(absl::Milliseconds(200));
+    gone = client_->Layout(ids[1]).status();
+  } while (gone.ok() && absl::Now() < deadline);
+  EXPECT_TRUE(absl::IsNotFound(gone)) << gone;
+  EXPECT_THAT(gone.message(), HasSubstr("lease"));
+  EXPECT_THAT(daemon_->Log(), HasSubstr("expired"));
+  // Its memory is reused: this needs most of the heap.
+  EXPECT_TRUE(client_->CreateSequence(Spec(10, 9000)).ok());
+}
+
+TEST_F(IntegrationTest, DaemonKilledAndRestartedServesTheSameBytes) {
+  StartDaemon();
+  const std::vector<uint64_t> tokens = {777, 130};
+  std::vector<SequenceId> batch;
+  for (uint64_t n : tokens) {
+    auto id = client_->CreateSequence(Spec(3, n));
+    ASSERT_TRUE(id.ok());
+    WriteTokens(*client_, *id, 3, kEntryBytes, 0, n);
+    batch.push_back(*id);
+  }
+  auto released = client_->CreateSequence(Spec(3, 10));
+  ASSERT_TRUE(client_->ReleaseSequence(*released).ok());
+  const SequenceLayout before = *client_->Layout(batch[0]);
+
+  daemon_->Kill();
+  ASSERT_TRUE(daemon_->Start().ok()) << daemon_->Log();
+  EXPECT_THAT(daemon_->Log(), HasSubstr("recovered 3 sequences"));
+  auto fresh = ConnectTo(daemon_->address());
+  const SequenceLayout after = *fresh->Layout(batch[0]);
+  EXPECT_EQ(after.page_offsets, before.page_offsets);
+  EXPECT_EQ(after.region.uuid, before.region.uuid);
+  for (uint32_t layer = 0; layer < 3; ++layer) {
+    FetchAndCheck(*fresh, batch, tokens, layer, 512, kEntryBytes, rng_);
+  }
+  EXPECT_TRUE(absl::IsNotFound(fresh->Layout(*released).status()));
+  // New sequences get new ids and new memory.
+  auto next = fresh->CreateSequence(Spec(3, 100));
+  ASSERT_TRUE(next.ok());
+  EXPECT_GT(*next, *released);
+  WriteTokens(*fresh, *next, 3, kEntryBytes, 0, 100);
+  FetchAndCheck(*fresh, batch, tokens, 2, 512, kEntryBytes, rng_);
+}
+
+TEST_F(IntegrationTest, CorruptedRegionHeaderIsRefused) {
+  StartDaemon();
+  ASSERT_TRUE(client_->CreateSequence(Spec(2, 100)).ok());
+  EXPECT_EQ(daemon_->Stop(), 0);
+  EXPECT_THAT(daemon_->Log(), HasSubstr("shutting down"));
+  {
+    const int fd = open(daemon_->region_path().c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    uint8_t byte = 0;
+    ASSERT_EQ(pread(fd, &byte, 1, 20), 1);  // inside region_bytes
+    byte ^= 0x40;
+    ASSERT_EQ(pwrite(fd, &byte, 1, 20), 1);
+    close(fd);
+  }
+  absl::Status started = daemon_->Start();
+  EXPECT_FALSE(started.ok());
+  EXPECT_THAT(std::string(started.message()), HasSubstr("corrupted"));
+}
+
+TEST_F(IntegrationTest, CtlReportsHealthStatsAndReleases) {
+  StartDaemon();
+  auto id = client_->CreateSequence(Spec(61, 2048));
+  ASSERT_TRUE(id.ok());
+  const std::string address = "--address=" + daemon_->address();
+  auto health = testing::RunCommand({"tools/sparsepoolctl", address, "health"});
+  EXPECT_EQ(health.exit_code, 0) << health.output;
+  EXPECT_THAT(health.output, HasSubstr("serving"));
+  auto stats = testing::RunCommand({"tools/sparsepoolctl", address, "stats"});
+  EXPECT_EQ(stats.exit_code, 0) << stats.output;
+  EXPECT_THAT(stats.output, HasSubstr("1 live"));
+  EXPECT_THAT(stats.output, HasSubstr("leases       1"));
+  auto list = testing::RunCommand({"tools/sparsepoolctl", address, "list"});
+  EXPECT_THAT(list.output, HasSubstr(client_->client_id()));
+  EXPECT_THAT(list.output, HasSubstr("1 sequence(s)"));
+  auto release = testing::RunCommand({"tools/sparsepoolctl", address, "release", std::to_string(*id)});
+  EXPECT_EQ(release.exit_code, 0) << release.output;
+  EXPECT_TRUE(absl::IsNotFound(client_->Layout(*id).status()));
+  auto unknown = testing::RunCommand({"tools/sparsepoolctl", address, "release", "12345"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_THAT(unknown.output, HasSubstr("unknown sequence 12345"));
+  auto bad = testing::RunCommand({"tools/sparsepoolctl", address, "frobnicate"});
+  EXPECT_EQ(bad.exit_code, 2);
+}
+
+}  // namespace
+}  // namespace sparsepool

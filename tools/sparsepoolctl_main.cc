@@ -1,0 +1,190 @@
+// sparsepoolctl: the operator's view of a pool daemon.
+//
+//   sparsepoolctl [--address=HOST:PORT] [--timeout=5s] health
+//   sparsepoolctl [--address=HOST:PORT] stats
+//   sparsepoolctl [--address=HOST:PORT] list [--tenant=NAME]
+//   sparsepoolctl [--address=HOST:PORT] release SEQUENCE_ID
+//
+// Exit code: 0 on success, 1 when the daemon answers with an error or is unreachable,
+// 2 for a malformed command line.
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "common/grpc_status.h"
+#include "common/units.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "proto/sparsepool.grpc.pb.h"
+
+namespace sparsepool {
+namespace {
+
+constexpr char kUsage[] =
+    "usage: sparsepoolctl [--address=HOST:PORT] [--timeout=5s] COMMAND\n"
+    "commands:\n"
+    "  health              is the daemon serving\n"
+    "  stats               capacity, used, reclaimable, sequences, leases\n"
+    "  list [--tenant=T]   live sequences\n"
+    "  release ID          release a sequence\n";
+
+struct Command {
+  std::string address = "127.0.0.1:7070";
+  absl::Duration timeout = absl::Seconds(5);
+  std::string tenant;
+  std::vector<std::string> words;
+};
+
+absl::StatusOr<Command> ParseCommand(int argc, char** argv) {
+  Command command;
+  for (int i = 1; i < argc; ++i) {
+    const absl::string_view arg = argv[i];
+    if (absl::StartsWith(arg, "--address=")) {
+      command.address = std::string(arg.substr(10));
+    } else if (absl::StartsWith(arg, "--timeout=")) {
+      if (!absl::ParseDuration(arg.substr(10), &command.timeout)) {
+        return absl::InvalidArgumentError(absl::StrCat("bad duration in ", arg));
+      }
+    } else if (absl::StartsWith(arg, "--tenant=")) {
+      command.tenant = std::string(arg.substr(9));
+    } else if (absl::StartsWith(arg, "-")) {
+      return absl::InvalidArgumentError(absl::StrCat("unknown option ", arg));
+    } else {
+      command.words.emplace_back(arg);
+    }
+  }
+  if (command.words.empty()) return absl::InvalidArgumentError("no command given");
+  return command;
+}
+
+class Ctl {
+ public:
+  explicit Ctl(const Command& command)
+      : command_(command),
+        stub_(v1::PoolService::NewStub(
+            grpc::CreateChannel(command.address, grpc::InsecureChannelCredentials()))) {}
+
+  absl::Status Health() {
+    v1::HealthResponse response;
+    absl::Status status = Call("Health", &v1::PoolService::Stub::Health, v1::HealthRequest(), &response);
+    if (!status.ok()) return status;
+    std::printf("%s: %s, version %s, up %s, %u region(s)\n", command_.address.c_str(),
+                response.serving() ? "serving" : "not serving", response.version().c_str(),
+                absl::FormatDuration(absl::Milliseconds(response.uptime_ms())).c_str(),
+                response.regions());
+    return absl::OkStatus();
+  }
+
+  absl::Status Stats() {
+    v1::StatsResponse s;
+    absl::Status status = Call("Stats", &v1::PoolService::Stub::Stats, v1::StatsRequest(), &s);
+    if (!status.ok()) return status;
+    std::printf("capacity     %s\nused         %s\nreclaimable  %s\nfree         %s\n",
+                FormatBytes(s.capacity_bytes()).c_str(), FormatBytes(s.used_bytes()).c_str(),
+                FormatBytes(s.reclaimable_bytes()).c_str(), FormatBytes(s.free_bytes()).c_str());
+    std::printf("sequences    %u live, %u reclaimable\nleases       %u\n", s.live_sequences(),
+                s.reclaimable_sequences(), s.leases());
+    std::printf("counters     %llu created, %llu evicted, %llu leases expired, %llu recovered\n",
+                static_cast<unsigned long long>(s.sequences_created()),
+                static_cast<unsigned long long>(s.sequences_evicted()),
+                static_cast<unsigned long long>(s.leases_expired()),
+                static_cast<unsigned long long>(s.sequences_recovered()));
+    std::printf("%-6s %-10s %-40s %12s %12s %12s\n", "region", "kind", "path", "capacity", "used",
+                "free");
+    for (const v1::RegionStats& r : s.regions()) {
+      std::printf("%-6u %-10s %-40s %12s %12s %12s\n", r.region().index(), r.region().kind().c_str(),
+                  r.region().path().c_str(), FormatBytes(r.capacity_bytes()).c_str(),
+                  FormatBytes(r.used_bytes()).c_str(), FormatBytes(r.free_bytes()).c_str());
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status List() {
+    v1::ListSequencesRequest request;
+    request.set_tenant(command_.tenant);
+    v1::ListSequencesResponse response;
+    absl::Status status = Call("ListSequences", &v1::PoolService::Stub::ListSequences, request, &response);
+    if (!status.ok()) return status;
+    std::printf("%-10s %-16s %-28s %6s %6s %10s %12s %6s\n", "id", "tenant", "owner", "layers",
+                "entry", "tokens", "bytes", "region");
+    for (const v1::SequenceSummary& s : response.sequences()) {
+      std::printf("%-10llu %-16s %-28s %6u %6u %10llu %12s %6u\n",
+                  static_cast<unsigned long long>(s.sequence_id()), s.tenant().c_str(),
+                  s.owner().c_str(), s.layers(), s.entry_bytes(),
+                  static_cast<unsigned long long>(s.tokens()), FormatBytes(s.bytes()).c_str(),
+                  s.region());
+    }
+    std::printf("%d sequence(s)\n", response.sequences_size());
+    return absl::OkStatus();
+  }
+
+  absl::Status Release(absl::string_view id_text) {
+    uint64_t id = 0;
+    if (!absl::SimpleAtoi(id_text, &id)) {
+      return absl::InvalidArgumentError(absl::StrCat("\"", id_text, "\" is not a sequence id"));
+    }
+    v1::ReleaseSequenceRequest request;
+    request.set_sequence_id(id);
+    v1::ReleaseSequenceResponse response;
+    absl::Status status =
+        Call("ReleaseSequence", &v1::PoolService::Stub::ReleaseSequence, request, &response);
+    if (status.ok()) std::printf("released sequence %llu\n", static_cast<unsigned long long>(id));
+    return status;
+  }
+
+ private:
+  template <typename Request, typename Response>
+  absl::Status Call(const char* name,
+                    grpc::Status (v1::PoolService::Stub::*method)(grpc::ClientContext*,
+                                                                  const Request&, Response*),
+                    const Request& request, Response* response) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + command_.timeout));
+    return FromGrpcStatus((stub_.get()->*method)(&context, request, response),
+                          absl::StrCat(name, " to ", command_.address));
+  }
+
+  const Command command_;
+  std::unique_ptr<v1::PoolService::Stub> stub_;
+};
+
+int Run(int argc, char** argv) {
+  auto command = ParseCommand(argc, argv);
+  if (!command.ok()) {
+    std::fprintf(stderr, "sparsepoolctl: %s\n%s", std::string(command.status().message()).c_str(),
+                 kUsage);
+    return 2;
+  }
+  Ctl ctl(*command);
+  const std::vector<std::string>& words = command->words;
+  absl::Status status;
+  if (words[0] == "health" && words.size() == 1) {
+    status = ctl.Health();
+  } else if (words[0] == "stats" && words.size() == 1) {
+    status = ctl.Stats();
+  } else if (words[0] == "list" && words.size() == 1) {
+    status = ctl.List();
+  } else if (words[0] == "release" && words.size() == 2) {
+    status = ctl.Release(words[1]);
+  } else {
+    std::fprintf(stderr, "sparsepoolctl: unknown command\n%s", kUsage);
+    return 2;
+  }
+  if (!status.ok()) {
+    std::fprintf(stderr, "sparsepoolctl: %s: %s\n", absl::StatusCodeToString(status.code()).c_str(),
+                 std::string(status.message()).c_str());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace sparsepool
+
+int main(int argc, char** argv) { return sparsepool::Run(argc, argv); }
