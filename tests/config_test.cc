@@ -1,0 +1,106 @@
+#include <fstream>
+
+#include "common/units.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "service/daemon_config.h"
+#include "tests/child_process.h"
+#include "transport/cxl/region_spec.h"
+
+namespace sparsepool {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(UnitsTest, ParsesBinarySizes) {
+  EXPECT_EQ(*ParseByteSize("4096"), 4096u);
+  EXPECT_EQ(*ParseByteSize("64KiB"), 65536u);
+  EXPECT_EQ(*ParseByteSize("4GiB"), uint64_t{4} << 30);
+  EXPECT_EQ(*ParseByteSize(" 2g "), uint64_t{2} << 30);
+  EXPECT_EQ(*ParseByteSize("1TB"), uint64_t{1} << 40);
+  EXPECT_FALSE(ParseByteSize("").ok());
+  EXPECT_FALSE(ParseByteSize("GiB").ok());
+  EXPECT_THAT(std::string(ParseByteSize("4 parsecs").status().message()), HasSubstr("unknown unit"));
+  EXPECT_FALSE(ParseByteSize("99999999999999999999").ok());
+  EXPECT_FALSE(ParseByteSize("99999999999TiB").ok());
+  EXPECT_EQ(FormatBytes(3 << 20), "3.00 MiB");
+  EXPECT_EQ(FormatBytes(12), "12 B");
+}
+
+TEST(RegionSpecTest, ParsesEveryKind) {
+  auto shm = ParseRegionSpec("shm:pool0:4GiB");
+  ASSERT_TRUE(shm.ok());
+  EXPECT_EQ(shm->kind, RegionKind::kShm);
+  EXPECT_EQ(shm->path, "/dev/shm/pool0");
+  EXPECT_EQ(shm->size_bytes, uint64_t{4} << 30);
+  EXPECT_EQ(ParseRegionSpec("shm:/tmp/x:1MiB")->path, "/tmp/x");
+  auto huge = ParseRegionSpec("hugetlbfs:/dev/hugepages/pool:2GiB");
+  ASSERT_TRUE(huge.ok());
+  EXPECT_EQ(huge->kind, RegionKind::kHugetlbfs);
+  auto dax = ParseRegionSpec("devdax:/dev/dax0.0");
+  ASSERT_TRUE(dax.ok());
+  EXPECT_EQ(dax->size_bytes, 0u);
+  auto numa = ParseRegionSpec("numa:2:cxl-pool:16GiB");
+  ASSERT_TRUE(numa.ok());
+  EXPECT_EQ(numa->numa_node, 2);
+  EXPECT_EQ(numa->path, "/dev/shm/cxl-pool");
+}
+
+TEST(RegionSpecTest, RejectsMalformedSpecsWithTheReason) {
+  EXPECT_THAT(std::string(ParseRegionSpec("tape:x:1G").status().message()), HasSubstr("unknown region kind \"tape\""));
+  EXPECT_THAT(std::string(ParseRegionSpec("shm:x").status().message()), HasSubstr("shm:NAME:SIZE"));
+  EXPECT_THAT(std::string(ParseRegionSpec("shm:a/b:1G").status().message()), HasSubstr("plain name"));
+  EXPECT_THAT(std::string(ParseRegionSpec("shm:x:0").status().message()), HasSubstr("size 0"));
+  EXPECT_FALSE(ParseRegionSpec("hugetlbfs:relative:1G").ok());
+  EXPECT_FALSE(ParseRegionSpec("devdax:/dev/sda").ok());
+  EXPECT_THAT(std::string(ParseRegionSpec("numa:-1:x:1G").status().message()), HasSubstr("NUMA node"));
+  EXPECT_FALSE(ParseRegionSpec("").ok());
+}
+
+TEST(DaemonConfigTest, DefaultsGiveOneShmRegionOnLoopback) {
+  auto config = ParseDaemonArgs({});
+  ASSERT_TRUE(config.ok());
+  EXPECT_EQ(config->listen, "127.0.0.1:7070");
+  ASSERT_EQ(config->regions.size(), 1u);
+  EXPECT_EQ(config->regions[0].path, "/dev/shm/sparsepool0");
+  EXPECT_EQ(config->page_tokens, 64u);
+  EXPECT_EQ(config->lease_timeout, absl::Seconds(30));
+}
+
+TEST(DaemonConfigTest, FlagsOverrideTheConfigFile) {
+  const std::string path = testing::TestTempDir() + "/sparsepoold.conf";
+  std::ofstream(path) << "# a memory node\n"
+                         "listen = 0.0.0.0:7070\n"
+                         "region = shm:a:1GiB   # first\n"
+                         "region = numa:1:b:2GiB\n"
+                         "page_tokens = 32\n"
+                         "lease_timeout = 5s\n";
+  auto config = ParseDaemonArgs({"--config=" + path, "--page_tokens=128"});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->listen, "0.0.0.0:7070");
+  EXPECT_EQ(config->regions.size(), 2u);
+  EXPECT_EQ(config->page_tokens, 128u);
+  EXPECT_EQ(config->lease_timeout, absl::Seconds(5));
+  config = ParseDaemonArgs({"--config=" + path, "--region=shm:c:1GiB"});
+  ASSERT_EQ(config->regions.size(), 1u);
+  EXPECT_EQ(config->regions[0].path, "/dev/shm/c");
+}
+
+TEST(DaemonConfigTest, ErrorsNameTheLineAndTheSetting) {
+  DaemonConfig config;
+  absl::Status s = ApplyConfigText("listen = 127.0.0.1:1\nbogus = 3\n", "node.conf", config);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("node.conf:2: unknown setting \"bogus\""));
+  s = ApplyConfigText("page_tokens = lots\n", "node.conf", config);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("page_tokens = \"lots\""));
+  s = ApplyConfigText("just words\n", "node.conf", config);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("expected KEY = VALUE"));
+  s = ApplyConfigText("lease_timeout = -3s\n", "node.conf", config);
+  EXPECT_FALSE(s.ok());
+  EXPECT_FALSE(ParseDaemonArgs({"--listen"}).ok());
+  EXPECT_FALSE(ParseDaemonArgs({"positional"}).ok());
+  EXPECT_TRUE(absl::IsNotFound(ParseDaemonArgs({"--config=/nonexistent/file"}).status()));
+  EXPECT_TRUE(absl::IsCancelled(ParseDaemonArgs({"--help"}).status()));
+}
+
+}  // namespace
+}  // namespace sparsepool

@@ -1,0 +1,122 @@
+#include "transport/data_plane.h"
+
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/entry_pattern.h"
+#include "transport/cxl/cpu_gather.h"
+
+namespace sparsepool {
+namespace {
+
+using ::testing::HasSubstr;
+
+// A layout over a plain buffer: pages laid out in reverse order so that addresses do
+// not follow token order.
+SequenceLayout MakeLayout(SequenceId id, uint32_t layers, uint32_t entry_bytes, uint32_t stride,
+                          uint32_t page_tokens, uint64_t tokens) {
+  SequenceLayout l;
+  l.sequence_id = id;
+  l.layers = layers;
+  l.entry_bytes = entry_bytes;
+  l.entry_stride = stride;
+  l.page_tokens = page_tokens;
+  l.tokens = tokens;
+  l.pages_per_layer = static_cast<uint32_t>((tokens + page_tokens - 1) / page_tokens);
+  const uint64_t pages = uint64_t{layers} * l.pages_per_layer;
+  for (uint64_t p = 0; p < pages; ++p) l.page_offsets.push_back((pages - 1 - p) * l.PageBytes());
+  l.region.size_bytes = pages * l.PageBytes();
+  return l;
+}
+
+TEST(DataPlaneValidationTest, NamesEveryBadValue) {
+  const SequenceLayout a = MakeLayout(7, 2, 656, 656, 64, 100);
+  const SequenceLayout b = MakeLayout(8, 2, 584, 584, 64, 100);
+  const std::vector<const SequenceLayout*> one = {&a};
+  const std::vector<const SequenceLayout*> mixed = {&a, &b};
+  std::vector<std::byte> out(2 * 656);
+  auto check = [&](GatherBatch batch, const char* message) {
+    absl::Status s = ValidateGather(batch);
+    EXPECT_TRUE(absl::IsInvalidArgument(s)) << message;
+    EXPECT_THAT(std::string(s.message()), HasSubstr(message));
+  };
+  const std::vector<int32_t> ok = {0, 99};
+  const std::vector<int32_t> past = {0, 100};
+  const std::vector<int32_t> below = {-2, 1};
+  const std::vector<int32_t> three = {0, 1, 2};
+  check({0, one, past, absl::MakeSpan(out)}, "token index 100 at batch row 0, position 1 is past the 100 tokens written to sequence 7 (layer 0)");
+  check({1, one, below, absl::MakeSpan(out)}, "token index -2");
+  check({2, one, ok, absl::MakeSpan(out)}, "layer 2 is out of range for sequence 7");
+  check({0, one, ok, absl::MakeSpan(out).subspan(1)}, "output buffer of 1311 bytes");
+  check({0, mixed, ok, absl::MakeSpan(out)}, "entry_bytes 584");
+  check({0, mixed, three, absl::MakeSpan(out)}, "3 indices do not split into 2 rows");
+  EXPECT_TRUE(ValidateGather({0, one, ok, absl::MakeSpan(out)}).ok());
+
+  std::vector<std::byte> entries(3 * 656);
+  EXPECT_TRUE(ValidateWrite({&a, 1, 97, entries}).ok());
+  EXPECT_THAT(std::string(ValidateWrite({&a, 1, 98, entries}).message()), HasSubstr("tokens [98, 101)"));
+  EXPECT_THAT(std::string(ValidateWrite({&a, 2, 0, entries}).message()), HasSubstr("layer 2"));
+  EXPECT_THAT(std::string(ValidateWrite({&a, 0, 0, absl::MakeSpan(entries).subspan(1)}).message()),
+              HasSubstr("not a whole number"));
+}
+
+// Scatter then gather over every shape combination, byte-exact against the pattern,
+// with padding left untouched.
+TEST(CpuGatherTest, ScatterThenGatherIsExactForManyShapes) {
+  std::mt19937_64 rng(3);
+  for (uint32_t entry_bytes : {1u, 17u, 584u, 656u, 1152u}) {
+    for (uint32_t extra : {0u, 64u}) {
+      for (uint32_t page_tokens : {1u, 7u, 64u}) {
+        const uint64_t tokens = 1 + rng() % 300;
+        SequenceLayout l = MakeLayout(1, 3, entry_bytes, entry_bytes + extra, page_tokens, tokens);
+        std::vector<std::byte> region(l.region.size_bytes);
+        std::vector<std::byte> entries(tokens * entry_bytes);
+        for (uint32_t layer = 0; layer < 3; ++layer) {
+          for (uint64_t t = 0; t < tokens; ++t) {
+            testing::FillEntry(9, 1, layer, t, absl::MakeSpan(entries).subspan(t * entry_bytes, entry_bytes));
+          }
+          // Two writes that split at an arbitrary token.
+          const uint64_t split = rng() % tokens;
+          CpuScatterRange(region.data(), l, layer, 0, split, entries.data());
+          CpuScatterRange(region.data(), l, layer, split, tokens - split,
+                          entries.data() + split * entry_bytes);
+        }
+        std::vector<int32_t> indices(50);
+        for (auto& i : indices) i = rng() % 5 == 0 ? -1 : static_cast<int32_t>(rng() % tokens);
+        for (uint32_t layer = 0; layer < 3; ++layer) {
+          std::vector<std::byte> out(indices.size() * entry_bytes, std::byte{0xEE});
+          CpuGatherRow(region.data(), l, layer, indices, out.data());
+          std::vector<std::byte> expected(entry_bytes);
+          for (size_t i = 0; i < indices.size(); ++i) {
+            const std::byte* got = out.data() + i * entry_bytes;
+            if (indices[i] < 0) {
+              for (uint32_t b = 0; b < entry_bytes; ++b) ASSERT_EQ(got[b], std::byte{0xEE});
+              continue;
+            }
+            testing::FillEntry(9, 1, layer, indices[i], absl::MakeSpan(expected));
+            ASSERT_EQ(std::memcmp(got, expected.data(), entry_bytes), 0)
+                << "entry " << entry_bytes << " stride +" << extra << " page " << page_tokens;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(LayoutTest, ValidateLayoutRejectsPagesOutsideTheRegion) {
+  SequenceLayout l = MakeLayout(1, 2, 656, 656, 64, 100);
+  EXPECT_TRUE(ValidateLayout(l).ok());
+  l.page_offsets[1] = l.region.size_bytes - 10;
+  EXPECT_TRUE(absl::IsDataLoss(ValidateLayout(l)));
+  l = MakeLayout(1, 2, 656, 656, 64, 100);
+  l.tokens = 1000;
+  EXPECT_FALSE(ValidateLayout(l).ok());
+  l = MakeLayout(1, 2, 656, 600, 64, 100);
+  EXPECT_FALSE(ValidateLayout(l).ok());
+}
+
+}  // namespace
+}  // namespace sparsepool

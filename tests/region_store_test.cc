@@ -1,0 +1,196 @@
+#include "service/region_store.h"
+
+#include <unistd.h>
+
+#include <cstring>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/child_process.h"
+
+namespace sparsepool {
+namespace {
+
+using region_format::RecordState;
+using region_format::SequenceRecord;
+using ::testing::HasSubstr;
+
+class RegionStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    spec_.kind = RegionKind::kShm;
+    spec_.path = absl::StrCat(testing::TestTempDir(), "/region-",
+                              ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    spec_.size_bytes = 32 << 20;
+    unlink(spec_.path.c_str());
+  }
+  void TearDown() override { unlink(spec_.path.c_str()); }
+
+  std::unique_ptr<RegionStore> Open(RecoveryReport* report = nullptr) {
+    RecoveryReport ignored;
+    auto mapping = MappedRegion::OpenOrCreate(spec_);
+    EXPECT_TRUE(mapping.ok()) << mapping.status();
+    auto store = RegionStore::Open(0, *std::move(mapping), 16, 1000, report ? report : &ignored);
+    EXPECT_TRUE(store.ok()) << store.status();
+    return store.ok() ? *std::move(store) : nullptr;
+  }
+
+  static NewSequence Seq(SequenceId id, uint64_t tokens, uint32_t layers = 3) {
+    NewSequence seq;
+    seq.id = id;
+    seq.layers = layers;
+    seq.entry_bytes = 656;
+    seq.entry_stride = 656;
+    seq.page_tokens = 64;
+    seq.tokens = tokens;
+    seq.tenant = "t";
+    seq.owner = "client-a";
+    seq.now_unix_ns = 5;
+    return seq;
+  }
+
+  // The slot's record copy that is current, as stored in the region file.
+  void CorruptRecordCopy(const RegionStore& store, SlotIndex slot, int copy) {
+    auto mapping = MappedRegion::Attach(RegionKind::kShm, spec_.path, spec_.size_bytes);
+    ASSERT_TRUE(mapping.ok());
+    region_format::RegionHeader header;
+    std::memcpy(&header, mapping->base(), sizeof(header));
+    auto* record = reinterpret_cast<SequenceRecord*>(mapping->base() + header.record_table_offset) +
+                   slot * 2 + copy;
+    record->tokens ^= 0x1;
+  }
+
+  RegionSpec spec_;
+};
+
+TEST_F(RegionStoreTest, SequencesGetDisjointPagesInsideTheHeap) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  EXPECT_TRUE(store->formatted_now());
+  std::set<uint64_t> pages;
+  for (SequenceId id = 1; id <= 4; ++id) {
+    auto slot = store->Create(Seq(id, 100 * id));
+    ASSERT_TRUE(slot.ok()) << slot.status();
+    const SequenceLayout layout = store->Layout(*slot);
+    ASSERT_TRUE(ValidateLayout(layout).ok());
+    EXPECT_EQ(layout.pages_per_layer, (100 * id + 63) / 64);
+    for (uint64_t offset : layout.page_offsets) EXPECT_TRUE(pages.insert(offset).second);
+  }
+}
+
+TEST_F(RegionStoreTest, ReopeningRecoversEverySequenceExactly) {
+  std::vector<SequenceLayout> before;
+  uint64_t free_before = 0;
+  {
+    auto store = Open();
+    for (SequenceId id = 1; id <= 5; ++id) {
+      auto slot = store->Create(Seq(id, 37 * id));
+      ASSERT_TRUE(slot.ok());
+      // Grow past the initial page-table capacity so the table moves.
+      ASSERT_TRUE(store->Extend(*slot, 64 * 20 + id, 6).ok());
+      if (id == 3) store->SetState(*slot, RecordState::kReleased, 7);
+    }
+    auto doomed = store->Create(Seq(9, 500));
+    store->Free(*doomed);
+    for (SlotIndex slot : store->OccupiedSlots()) before.push_back(store->Layout(slot));
+    free_before = store->free_bytes();
+  }
+  RecoveryReport report;
+  auto store = Open(&report);
+  EXPECT_FALSE(store->formatted_now());
+  EXPECT_EQ(report.sequences, 5u);
+  EXPECT_EQ(report.dropped_records, 0u);
+  EXPECT_EQ(store->free_bytes(), free_before);
+  const auto slots = store->OccupiedSlots();
+  ASSERT_EQ(slots.size(), before.size());
+  for (size_t i = 0; i < slots.size(); ++i) {
+    const SequenceLayout after = store->Layout(slots[i]);
+    EXPECT_EQ(after.sequence_id, before[i].sequence_id);
+    EXPECT_EQ(after.tokens, before[i].tokens);
+    EXPECT_EQ(after.page_offsets, before[i].page_offsets);
+    EXPECT_EQ(after.region.uuid, before[i].region.uuid);
+  }
+  EXPECT_EQ(store->record(slots[2]).state, RecordState::kReleased);
+}
+
+TEST_F(RegionStoreTest, ATornRecordFallsBackToItsPreviousCopy) {
+  SlotIndex slot;
+  {
+    auto store = Open();
+    slot = *store->Create(Seq(1, 10));  // committed into copy 1
+    ASSERT_TRUE(store->Extend(slot, 20, 6).ok());  // copy 0, same page
+  }
+  {
+    auto store = Open();
+    EXPECT_EQ(store->record(slot).tokens, 20u);
+    CorruptRecordCopy(*store, slot, 0);
+  }
+  RecoveryReport report;
+  auto store = Open(&report);
+  EXPECT_EQ(report.sequences, 1u);
+  EXPECT_EQ(store->record(slot).tokens, 10u);  // the older copy
+}
+
+TEST_F(RegionStoreTest, ARecordWithNoIntactCopyIsDroppedAndReported) {
+  SlotIndex slot;
+  {
+    auto store = Open();
+    slot = *store->Create(Seq(1, 10));
+    ASSERT_TRUE(store->Extend(slot, 20, 6).ok());
+    ASSERT_TRUE(store->Create(Seq(2, 10)).ok());
+    CorruptRecordCopy(*store, slot, 0);
+    CorruptRecordCopy(*store, slot, 1);
+  }
+  RecoveryReport report;
+  auto store = Open(&report);
+  EXPECT_EQ(report.sequences, 1u);
+  EXPECT_EQ(report.dropped_records, 1u);
+  ASSERT_EQ(report.problems.size(), 1u);
+  EXPECT_THAT(report.problems[0], HasSubstr("no intact copy"));
+  // The slot is usable again and a new record there wins over the broken copies.
+  for (SequenceId id = 10; id < 20; ++id) ASSERT_TRUE(store->Create(Seq(id, 1)).ok());
+  store.reset();
+  RecoveryReport again;
+  store = Open(&again);
+  EXPECT_EQ(again.sequences, 11u);
+}
+
+TEST_F(RegionStoreTest, FailedAllocationLeavesNothingBehind) {
+  auto store = Open();
+  const uint64_t free_before = store->free_bytes();
+  auto slot = store->Create(Seq(1, 1 << 20, 61));
+  EXPECT_TRUE(absl::IsResourceExhausted(slot.status())) << slot.status();
+  EXPECT_EQ(store->free_bytes(), free_before);
+  auto small = store->Create(Seq(2, 64));
+  ASSERT_TRUE(small.ok());
+  const uint64_t free_small = store->free_bytes();
+  EXPECT_TRUE(absl::IsResourceExhausted(store->Extend(*small, 1 << 20, 9)));
+  EXPECT_EQ(store->free_bytes(), free_small);
+  EXPECT_EQ(store->record(*small).tokens, 64u);
+}
+
+TEST_F(RegionStoreTest, RunsOutOfRecordSlotsWithAClearError) {
+  auto store = Open();
+  for (SequenceId id = 1; id <= 16; ++id) ASSERT_TRUE(store->Create(Seq(id, 0)).ok());
+  auto full = store->Create(Seq(17, 0));
+  EXPECT_TRUE(absl::IsResourceExhausted(full.status()));
+  EXPECT_THAT(std::string(full.status().message()), HasSubstr("no free sequence record"));
+}
+
+TEST_F(RegionStoreTest, NewPagesAreZeroedAfterReuse) {
+  auto store = Open();
+  auto first = store->Create(Seq(1, 640));
+  auto mapping = MappedRegion::Attach(RegionKind::kShm, spec_.path, spec_.size_bytes);
+  const SequenceLayout layout = store->Layout(*first);
+  for (uint64_t offset : layout.page_offsets) std::memset(mapping->base() + offset, 0x77, layout.PageBytes());
+  store->Free(*first);
+  auto second = store->Create(Seq(2, 640));
+  for (uint64_t offset : store->Layout(*second).page_offsets) {
+    for (uint64_t b = 0; b < layout.PageBytes(); ++b) ASSERT_EQ(mapping->base()[offset + b], std::byte{0});
+  }
+}
+
+}  // namespace
+}  // namespace sparsepool
