@@ -8,50 +8,46 @@ namespace sparsepool {
 PoolServiceImpl::PoolServiceImpl(Pool* pool, const Clock* clock)
     : pool_(pool), clock_(clock), started_(clock->Now()) {}
 
-grpc::Status PoolServiceImpl::CreateSequence(grpc::ServerContext*,
-                                             const v1::CreateSequenceRequest* request,
-                                             v1::CreateSequenceResponse* response) {
+grpc::Status PoolServiceImpl::HandleCreateSequence(const v1::CreateSequenceRequest& request,
+                                        v1::CreateSequenceResponse* response) {
   CreateParams params;
-  params.client_id = request->client_id();
-  params.tenant = request->tenant();
-  params.layers = request->layers();
-  params.entry_bytes = request->entry_bytes();
-  params.entry_alignment = request->entry_alignment();
-  params.page_tokens = request->page_tokens();
-  params.tokens = request->tokens();
+  params.client_id = request.client_id();
+  params.tenant = request.tenant();
+  params.layers = request.layers();
+  params.entry_bytes = request.entry_bytes();
+  params.entry_alignment = request.entry_alignment();
+  params.page_tokens = request.page_tokens();
+  params.tokens = request.tokens();
   auto layout = pool_->Create(params);
   if (!layout.ok()) return ToGrpcStatus(layout.status());
   LayoutToProto(*layout, response->mutable_layout());
   return grpc::Status::OK;
 }
 
-grpc::Status PoolServiceImpl::ExtendSequence(grpc::ServerContext*,
-                                             const v1::ExtendSequenceRequest* request,
-                                             v1::ExtendSequenceResponse* response) {
-  auto layout = pool_->Extend(request->client_id(), request->sequence_id(), request->tokens());
+grpc::Status PoolServiceImpl::HandleExtendSequence(const v1::ExtendSequenceRequest& request,
+                                        v1::ExtendSequenceResponse* response) {
+  auto layout = pool_->Extend(request.client_id(), request.sequence_id(), request.tokens());
   if (!layout.ok()) return ToGrpcStatus(layout.status());
   LayoutToProto(*layout, response->mutable_layout());
   return grpc::Status::OK;
 }
 
-grpc::Status PoolServiceImpl::GetLayout(grpc::ServerContext*, const v1::GetLayoutRequest* request,
-                                        v1::GetLayoutResponse* response) {
-  auto layout = pool_->GetLayout(request->client_id(), request->sequence_id());
+grpc::Status PoolServiceImpl::HandleGetLayout(const v1::GetLayoutRequest& request,
+                                   v1::GetLayoutResponse* response) {
+  auto layout = pool_->GetLayout(request.client_id(), request.sequence_id());
   if (!layout.ok()) return ToGrpcStatus(layout.status());
   LayoutToProto(*layout, response->mutable_layout());
   return grpc::Status::OK;
 }
 
-grpc::Status PoolServiceImpl::ReleaseSequence(grpc::ServerContext*,
-                                              const v1::ReleaseSequenceRequest* request,
-                                              v1::ReleaseSequenceResponse*) {
-  return ToGrpcStatus(pool_->Release(request->client_id(), request->sequence_id()));
+grpc::Status PoolServiceImpl::HandleReleaseSequence(const v1::ReleaseSequenceRequest& request,
+                                         v1::ReleaseSequenceResponse* response) {
+  return ToGrpcStatus(pool_->Release(request.client_id(), request.sequence_id()));
 }
 
-grpc::Status PoolServiceImpl::ListSequences(grpc::ServerContext*,
-                                            const v1::ListSequencesRequest* request,
-                                            v1::ListSequencesResponse* response) {
-  for (const SequenceSummary& s : pool_->List(request->tenant())) {
+grpc::Status PoolServiceImpl::HandleListSequences(const v1::ListSequencesRequest& request,
+                                       v1::ListSequencesResponse* response) {
+  for (const SequenceSummary& s : pool_->List(request.tenant())) {
     v1::SequenceSummary* out = response->add_sequences();
     out->set_sequence_id(s.id);
     out->set_tenant(s.tenant);
@@ -65,17 +61,16 @@ grpc::Status PoolServiceImpl::ListSequences(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status PoolServiceImpl::KeepAlive(grpc::ServerContext*, const v1::KeepAliveRequest* request,
-                                        v1::KeepAliveResponse* response) {
-  auto sequences = pool_->KeepAlive(request->client_id());
+grpc::Status PoolServiceImpl::HandleKeepAlive(const v1::KeepAliveRequest& request,
+                                   v1::KeepAliveResponse* response) {
+  auto sequences = pool_->KeepAlive(request.client_id());
   if (!sequences.ok()) return ToGrpcStatus(sequences.status());
   response->set_lease_timeout_ms(absl::ToInt64Milliseconds(pool_->lease_timeout()));
   response->set_sequences(static_cast<uint32_t>(*sequences));
   return grpc::Status::OK;
 }
 
-grpc::Status PoolServiceImpl::Stats(grpc::ServerContext*, const v1::StatsRequest*,
-                                    v1::StatsResponse* response) {
+grpc::Status PoolServiceImpl::HandleStats(const v1::StatsRequest&, v1::StatsResponse* response) {
   const PoolStats stats = pool_->Stats();
   for (const RegionUsage& usage : stats.regions) {
     v1::RegionStats* out = response->add_regions();
@@ -99,8 +94,7 @@ grpc::Status PoolServiceImpl::Stats(grpc::ServerContext*, const v1::StatsRequest
   return grpc::Status::OK;
 }
 
-grpc::Status PoolServiceImpl::Health(grpc::ServerContext*, const v1::HealthRequest*,
-                                     v1::HealthResponse* response) {
+grpc::Status PoolServiceImpl::HandleHealth(const v1::HealthRequest&, v1::HealthResponse* response) {
   response->set_serving(true);
   response->set_version(kVersion);
   response->set_uptime_ms(absl::ToInt64Milliseconds(clock_->Now() - started_));

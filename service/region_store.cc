@@ -91,6 +91,7 @@ absl::Status RegionStore::Recover(RecoveryReport* report) {
   if (!valid.ok()) return valid;
   ref_.uuid = h.uuid;
   heap_ = std::make_unique<GranuleAllocator>(h.heap_granules);
+  never_used_from_ = h.heap_granules;
   records_.assign(h.record_slots, SequenceRecord{});
   current_copy_.assign(h.record_slots, 0);
   free_slots_.clear();
@@ -223,9 +224,12 @@ uint64_t RegionStore::DataBytes(uint32_t layers, uint32_t page_tokens, uint32_t 
          region_format::kGranuleBytes;
 }
 
-std::optional<uint64_t> RegionStore::AllocateBytes(uint64_t bytes) {
-  auto granule = heap_->Allocate(GranulesFor(bytes));
+std::optional<uint64_t> RegionStore::AllocateBytes(uint64_t bytes, bool* still_zero) {
+  const uint64_t count = GranulesFor(bytes);
+  auto granule = heap_->Allocate(count);
   if (!granule) return std::nullopt;
+  if (still_zero != nullptr) *still_zero = *granule >= never_used_from_;
+  never_used_from_ = std::max(never_used_from_, *granule + count);
   return GranuleOffset(*granule);
 }
 
@@ -293,9 +297,11 @@ absl::StatusOr<RegionStore::Growth> RegionStore::Grow(SequenceRecord r, uint64_t
   const uint64_t page_bytes = PageGranules(r) * region_format::kGranuleBytes;
   const uint64_t new_pages = pages - r.pages_per_layer;
   std::vector<uint64_t> fresh;
+  std::vector<uint64_t> dirty;
   fresh.reserve(r.layers * new_pages);
   for (uint64_t i = 0; i < r.layers * new_pages; ++i) {
-    auto page = AllocateBytes(page_bytes);
+    bool still_zero = false;
+    auto page = AllocateBytes(page_bytes, &still_zero);
     if (!page) {
       for (uint64_t offset : fresh) FreeBytes(offset, page_bytes);
       if (grown.page_table_offset != r.page_table_offset) {
@@ -306,9 +312,10 @@ absl::StatusOr<RegionStore::Growth> RegionStore::Grow(SequenceRecord r, uint64_t
                                                        page_bytes, " bytes"));
     }
     fresh.push_back(*page);
+    if (!still_zero) dirty.push_back(*page);
   }
   // Pages may hold an evicted sequence's bytes: nobody reads another tenant's data.
-  for (uint64_t offset : fresh) std::memset(mapping_.base() + offset, 0, page_bytes);
+  for (uint64_t offset : dirty) std::memset(mapping_.base() + offset, 0, page_bytes);
 
   // Entries past the committed pages_per_layer are not covered by the committed
   // record's checksum, so writing them in place is safe before the commit.

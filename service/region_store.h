@@ -114,7 +114,10 @@ class RegionStore {
   uint64_t OffsetGranule(uint64_t offset) const;
   static uint64_t GranulesFor(uint64_t bytes);
   uint64_t PageGranules(const region_format::SequenceRecord& record) const;
-  std::optional<uint64_t> AllocateBytes(uint64_t bytes);
+  // Region offset of a free run of `bytes` (rounded up to granules). `*still_zero` is
+  // set when the run lies wholly in memory nothing has held since the region was
+  // formatted, which is still zero: zeroing it again would be pure cost.
+  std::optional<uint64_t> AllocateBytes(uint64_t bytes, bool* still_zero = nullptr);
   void FreeBytes(uint64_t offset, uint64_t bytes);
 
   MappedRegion mapping_;
@@ -124,6 +127,9 @@ class RegionStore {
   std::vector<region_format::SequenceRecord> records_;  // the current copy of each slot
   std::vector<int> current_copy_;                      // 0 or 1; which copy records_ mirrors
   std::vector<SlotIndex> free_slots_;
+  // Granules at and above this have not been handed out since the format. After a
+  // recovery nothing is known about freed memory, so it starts at the heap's end.
+  uint64_t never_used_from_ = 0;
 };
 
 }  // namespace sparsepool

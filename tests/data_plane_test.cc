@@ -6,7 +6,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/entry_pattern.h"
+#include "bench/entry_pattern.h"
 #include "transport/cxl/cpu_gather.h"
 
 namespace sparsepool {
@@ -76,7 +76,7 @@ TEST(CpuGatherTest, ScatterThenGatherIsExactForManyShapes) {
         std::vector<std::byte> entries(tokens * entry_bytes);
         for (uint32_t layer = 0; layer < 3; ++layer) {
           for (uint64_t t = 0; t < tokens; ++t) {
-            testing::FillEntry(9, 1, layer, t, absl::MakeSpan(entries).subspan(t * entry_bytes, entry_bytes));
+            bench::FillEntry(9, 1, layer, t, absl::MakeSpan(entries).subspan(t * entry_bytes, entry_bytes));
           }
           // Two writes that split at an arbitrary token.
           const uint64_t split = rng() % tokens;
@@ -96,7 +96,7 @@ TEST(CpuGatherTest, ScatterThenGatherIsExactForManyShapes) {
               for (uint32_t b = 0; b < entry_bytes; ++b) ASSERT_EQ(got[b], std::byte{0xEE});
               continue;
             }
-            testing::FillEntry(9, 1, layer, indices[i], absl::MakeSpan(expected));
+            bench::FillEntry(9, 1, layer, indices[i], absl::MakeSpan(expected));
             ASSERT_EQ(std::memcmp(got, expected.data(), entry_bytes), 0)
                 << "entry " << entry_bytes << " stride +" << extra << " page " << page_tokens;
           }

@@ -16,14 +16,14 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/daemon_process.h"
-#include "tests/entry_pattern.h"
+#include "bench/entry_pattern.h"
 
 namespace sparsepool {
 namespace {
 
 using ::sparsepool::testing::DaemonOptions;
 using ::sparsepool::testing::DaemonProcess;
-using ::sparsepool::testing::FillEntry;
+using ::sparsepool::bench::FillEntry;
 using ::testing::HasSubstr;
 
 constexpr uint64_t kSeed = 0x5eed;

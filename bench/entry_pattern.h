@@ -1,8 +1,8 @@
 // Deterministic entry contents for tests and the demo: every byte of (sequence, layer,
 // token) is a function of those three and a seed, so a fetched entry is checked
 // without keeping a copy of what was written.
-#ifndef SPARSEPOOL_TESTS_ENTRY_PATTERN_H_
-#define SPARSEPOOL_TESTS_ENTRY_PATTERN_H_
+#ifndef SPARSEPOOL_BENCH_ENTRY_PATTERN_H_
+#define SPARSEPOOL_BENCH_ENTRY_PATTERN_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -10,7 +10,7 @@
 
 #include "absl/types/span.h"
 
-namespace sparsepool::testing {
+namespace sparsepool::bench {
 
 inline uint64_t SplitMix64(uint64_t x) {
   x += 0x9E3779B97F4A7C15ull;
@@ -28,6 +28,6 @@ inline void FillEntry(uint64_t seed, uint64_t sequence, uint32_t layer, uint64_t
   }
 }
 
-}  // namespace sparsepool::testing
+}  // namespace sparsepool::bench
 
-#endif  // SPARSEPOOL_TESTS_ENTRY_PATTERN_H_
+#endif  // SPARSEPOOL_BENCH_ENTRY_PATTERN_H_

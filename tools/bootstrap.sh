@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian packages sparsepool builds and runs with. Idempotent: installs
+# only what is missing, and does nothing at all on a machine that has everything.
+set -euo pipefail
+
+packages=(
+  bazel-bootstrap bazel-platforms bazel-rules-java bazel-rules-proto bazel-skylib
+  g++ protobuf-compiler protobuf-compiler-grpc libgrpc++-dev libprotobuf-dev
+  libabsl-dev libgtest-dev libgmock-dev
+  libnuma-dev numactl
+  libucx-dev ucx-utils libibverbs-dev rdma-core ibverbs-providers librdmacm-dev
+  gnuplot-nox
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} > 0)); then
+  echo "bootstrap: installing ${missing[*]}"
+  sudo_cmd=()
+  [[ $(id -u) -ne 0 ]] && sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -q
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
