@@ -208,8 +208,6 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& opt
   if (!data_plane.ok()) return data_plane.status();
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(256 << 20);
-  args.SetInt(GRPC_ARG_MINIMAL_STACK, 1);
-  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   auto channel = grpc::CreateCustomChannel(options.address, grpc::InsecureChannelCredentials(), args);
   auto stub = v1::PoolService::NewStub(channel);
   grpc::ClientContext context;

@@ -105,10 +105,6 @@ int Run(int argc, char** argv) {
   // layers is about 1 MB; leave room for far longer contexts.
   builder.SetMaxReceiveMessageSize(64 << 20);
   builder.SetMaxSendMessageSize(256 << 20);
-  // Small, latency-bound unary calls on a trusted network: skip the optional filters
-  // and the bandwidth-probing pings.
-  builder.AddChannelArgument(GRPC_ARG_MINIMAL_STACK, 1);
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     Log(absl::StrCat("cannot listen on ", config->listen));
