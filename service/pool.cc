@@ -66,8 +66,9 @@ std::string Unknown(SequenceId id) {
 Pool::Pool(std::vector<std::unique_ptr<RegionStore>> regions, PoolOptions options,
            const Clock* clock)
     : options_(options), clock_(clock), regions_(std::move(regions)),
-      leases_(options.lease_timeout) {
+      leases_(options.lease_timeout), region_count_(regions_.size()) {
   absl::MutexLock lock(&mu_);
+  reclaimable_bytes_.assign(regions_.size(), 0);
   const absl::Time now = clock_->Now();
   for (uint32_t r = 0; r < regions_.size(); ++r) {
     for (SlotIndex slot : regions_[r]->OccupiedSlots()) {
@@ -80,6 +81,7 @@ Pool::Pool(std::vector<std::unique_ptr<RegionStore>> regions, PoolOptions option
         if (!owner.empty()) leases_.AddSequence(owner, record.sequence_id, now);
       } else {
         reclaim_order_.emplace(record.state_changed_unix_ns, record.sequence_id);
+        reclaimable_bytes_[r] += regions_[r]->SequenceBytes(slot);
       }
     }
   }
@@ -114,12 +116,14 @@ void Pool::MakeReclaimable(Location where, RecordState state) {
   const uint64_t now = NowNs();
   region.SetState(where.slot, state, now);
   reclaim_order_.emplace(now, region.record(where.slot).sequence_id);
+  reclaimable_bytes_[where.region] += region.SequenceBytes(where.slot);
 }
 
 bool Pool::EvictOldest(std::optional<uint32_t> region) {
   for (auto it = reclaim_order_.begin(); it != reclaim_order_.end(); ++it) {
     const Location where = sequences_.at(it->second);
     if (region && where.region != *region) continue;
+    reclaimable_bytes_[where.region] -= regions_[where.region]->SequenceBytes(where.slot);
     regions_[where.region]->Free(where.slot);
     sequences_.erase(it->second);
     reclaim_order_.erase(it);
@@ -127,16 +131,6 @@ bool Pool::EvictOldest(std::optional<uint32_t> region) {
     return true;
   }
   return false;
-}
-
-uint64_t Pool::ReclaimableBytes(std::optional<uint32_t> region) const {
-  uint64_t bytes = 0;
-  for (const auto& [time, id] : reclaim_order_) {
-    const Location where = sequences_.at(id);
-    if (region && where.region != *region) continue;
-    bytes += regions_[where.region]->SequenceBytes(where.slot);
-  }
-  return bytes;
 }
 
 absl::StatusOr<SequenceLayout> Pool::Create(const CreateParams& p) {
@@ -282,7 +276,7 @@ PoolStats Pool::Stats() {
     usage.region = regions_[r]->ref();
     usage.capacity_bytes = regions_[r]->capacity_bytes();
     usage.free_bytes = regions_[r]->free_bytes();
-    usage.reclaimable_bytes = ReclaimableBytes(r);
+    usage.reclaimable_bytes = reclaimable_bytes_[r];
     usage.used_bytes = usage.capacity_bytes - usage.free_bytes - usage.reclaimable_bytes;
     stats.capacity_bytes += usage.capacity_bytes;
     stats.free_bytes += usage.free_bytes;

@@ -112,6 +112,7 @@ class Pool {
   std::vector<LeaseTable::Expired> ExpireLeases();
 
   absl::Duration lease_timeout() const { return options_.lease_timeout; }
+  size_t region_count() const { return region_count_; }
 
  private:
   struct Location {
@@ -126,7 +127,6 @@ class Pool {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Frees the oldest reclaimable sequence, of `region` only if given. False if none.
   bool EvictOldest(std::optional<uint32_t> region) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  uint64_t ReclaimableBytes(std::optional<uint32_t> region) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   uint64_t NowNs() const;
 
   const PoolOptions options_;
@@ -137,6 +137,10 @@ class Pool {
   absl::flat_hash_map<SequenceId, Location> sequences_ ABSL_GUARDED_BY(mu_);
   // Reclaimable sequences by (time they became so, id): eviction order.
   std::set<std::pair<uint64_t, SequenceId>> reclaim_order_ ABSL_GUARDED_BY(mu_);
+  // Bytes held by reclaimable sequences, per region: kept up to date so that Stats
+  // costs the same with a million released sequences as with none.
+  std::vector<uint64_t> reclaimable_bytes_ ABSL_GUARDED_BY(mu_);
+  const size_t region_count_;
   LeaseTable leases_ ABSL_GUARDED_BY(mu_);
   SequenceId next_id_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t created_ ABSL_GUARDED_BY(mu_) = 0;

@@ -98,7 +98,7 @@ grpc::Status PoolServiceImpl::HandleHealth(const v1::HealthRequest&, v1::HealthR
   response->set_serving(true);
   response->set_version(kVersion);
   response->set_uptime_ms(absl::ToInt64Milliseconds(clock_->Now() - started_));
-  response->set_regions(static_cast<uint32_t>(pool_->Stats().regions.size()));
+  response->set_regions(static_cast<uint32_t>(pool_->region_count()));
   return grpc::Status::OK;
 }
 
