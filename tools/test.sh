@@ -16,6 +16,11 @@ status=${PIPESTATUS[0]}
 
 passed=$(grep -cE '^//\S+\s+(\(cached\) )?PASSED' "$log")
 failed=$(grep -cE '^//\S+\s+.*(FAILED|TIMEOUT|NO STATUS|INCOMPLETE)' "$log")
+gpu_log=bazel-testlogs/tests/gpu_gather_test/test.log
+if [[ -f "$gpu_log" ]] && grep -q "no CUDA device" "$gpu_log"; then
+  echo "NOTE: //tests:gpu_gather_test compiled and ran, but skipped its GPU cases: no CUDA device" \
+       "here. They run on a GPU machine: bash tools/gpu_build.sh, then bash tools/gpu_check.sh there."
+fi
 echo "sparsepool tests: ${passed} passed, ${failed} failed"
 if ((status != 0 || failed != 0 || passed == 0)); then
   exit 1

@@ -1,0 +1,52 @@
+// The plain structs a top-k gather launch is made of, shared by the launcher (C++) and
+// the kernels (CUDA). Nothing here needs Abseil, so nvcc compiles it as it is.
+#ifndef SPARSEPOOL_KERNELS_GATHER_TYPES_H_
+#define SPARSEPOOL_KERNELS_GATHER_TYPES_H_
+
+#include <cstddef>
+#include <cstdint>
+
+namespace sparsepool::kernels {
+
+// Where one batch row's entries of the layer being fetched live, as the GPU sees them.
+// The page offsets come from a layout the client validated (every page in the region).
+struct RowPages {
+  const uint64_t* page_offsets;  // device-readable: region offsets of the layer's pages
+  uint64_t tokens;               // valid token indices are [0, tokens)
+  uint32_t page_tokens;
+  uint32_t entry_stride;
+};
+
+// The first bad index a gather met; flag is 0 while none was. Device-writable memory
+// (device or mapped pinned host), zeroed before the launch.
+struct GatherFault {
+  int32_t flag;
+  int32_t row;
+  int32_t position;
+  int32_t index;
+};
+
+enum class GatherAlgorithm {
+  // One warp per entry, in the order of the indices: the plain baseline.
+  kWarpPerEntry,
+  // Each row's indices sorted by token on the GPU first, so that entries that share a
+  // page, and pages that are neighbours, are read together; several blocks per row.
+  kSortedByToken,
+};
+
+struct GatherLaunch {
+  const std::byte* region = nullptr;  // device pointer of the registered region
+  const RowPages* rows = nullptr;     // device array [batch]
+  const int32_t* indices = nullptr;   // device [batch][k]; -1 = padding, left untouched
+  uint32_t batch = 0;
+  uint32_t k = 0;
+  uint32_t entry_bytes = 0;
+  std::byte* out = nullptr;  // device [batch][k][entry_bytes]
+  uint64_t out_bytes = 0;
+  GatherFault* fault = nullptr;
+  GatherAlgorithm algorithm = GatherAlgorithm::kSortedByToken;
+};
+
+}  // namespace sparsepool::kernels
+
+#endif  // SPARSEPOOL_KERNELS_GATHER_TYPES_H_

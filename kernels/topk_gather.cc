@@ -1,0 +1,100 @@
+#include "kernels/topk_gather.h"
+
+#include <cuda_runtime_api.h>
+
+#include "absl/strings/str_cat.h"
+#include "kernels/topk_gather_kernels.h"
+
+namespace sparsepool::kernels {
+namespace {
+
+// A pointer the GPU can dereference: device memory, managed memory, or host memory
+// registered or allocated with CUDA.
+absl::Status CheckGpuPointer(const void* pointer, const char* name) {
+  if (pointer == nullptr) return absl::InvalidArgumentError(absl::StrCat(name, " is null"));
+  cudaPointerAttributes attributes;
+  const cudaError_t error = cudaPointerGetAttributes(&attributes, pointer);
+  if (error != cudaSuccess) {
+    cudaGetLastError();  // clear it: it is ours to report, not the next call's
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, " is not memory CUDA knows: ", cudaGetErrorString(error)));
+  }
+  if (attributes.type == cudaMemoryTypeUnregistered) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        name, " is plain host memory; register it (cudaHostRegister) or use device memory"));
+  }
+  if (attributes.type == cudaMemoryTypeHost && attributes.devicePointer == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(name, " is pinned host memory not mapped for the GPU"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status LaunchTopKGather(const GatherLaunch& p, cudaStream_t stream) {
+  if (p.batch == 0 || p.k == 0) return absl::OkStatus();
+  if (p.entry_bytes == 0) return absl::InvalidArgumentError("entry_bytes is 0");
+  const uint64_t needed = uint64_t{p.batch} * p.k * p.entry_bytes;
+  if (p.out_bytes < needed) {
+    return absl::InvalidArgumentError(absl::StrCat("output buffer of ", p.out_bytes, " bytes, expected ",
+                                                   needed, " (", p.batch, " rows x ", p.k, " x ",
+                                                   p.entry_bytes, " bytes)"));
+  }
+  if (uint64_t{p.batch} * p.k > (uint64_t{1} << 31)) {
+    return absl::InvalidArgumentError(absl::StrCat("batch ", p.batch, " x k ", p.k, " is too large"));
+  }
+  for (auto [pointer, name] : {std::pair<const void*, const char*>{p.region, "region"},
+                               {p.rows, "rows"},
+                               {p.indices, "indices"},
+                               {p.out, "out"},
+                               {p.fault, "fault"}}) {
+    if (absl::Status s = CheckGpuPointer(pointer, name); !s.ok()) return s;
+  }
+  if (stream != nullptr) {
+    const cudaError_t query = cudaStreamQuery(stream);
+    if (query != cudaSuccess && query != cudaErrorNotReady) {
+      cudaGetLastError();
+      return absl::InvalidArgumentError(absl::StrCat("stream is not usable: ", cudaGetErrorString(query)));
+    }
+  }
+  cudaError_t launched;
+  if (p.algorithm == GatherAlgorithm::kSortedByToken && p.k <= kMaxSortedK) {
+    // Enough blocks to keep every SM busy: several per row, each on its slice of the
+    // sorted list (the sort itself is repeated per block; it is cheap next to the copy).
+    int device = 0;
+    int sms = 132;
+    cudaGetDevice(&device);
+    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+    const uint32_t slices = std::max<uint32_t>(1, std::min<uint32_t>(16, (4 * sms + p.batch - 1) / p.batch));
+    launched = LaunchSorted(p, slices, stream);
+  } else {
+    int device = 0;
+    int sms = 132;
+    cudaGetDevice(&device);
+    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+    launched = LaunchWarpPerEntry(p, 8 * sms, stream);
+  }
+  if (launched != cudaSuccess) {
+    return absl::InternalError(absl::StrCat("gather launch failed: ", cudaGetErrorString(launched)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FaultToStatus(const GatherFault& fault, absl::Span<const uint64_t> sequence_ids,
+                           absl::Span<const uint64_t> tokens, uint32_t layer) {
+  if (fault.flag == 0) return absl::OkStatus();
+  const size_t row = static_cast<size_t>(fault.row);
+  const std::string sequence = row < sequence_ids.size() ? absl::StrCat(sequence_ids[row]) : "?";
+  if (fault.index < -1) {
+    return absl::InvalidArgumentError(absl::StrCat("token index ", fault.index, " at batch row ", row,
+                                                   ", position ", fault.position, " (sequence ",
+                                                   sequence, ", layer ", layer,
+                                                   ") is below -1, the padding value"));
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "token index ", fault.index, " at batch row ", row, ", position ", fault.position,
+      " is past the ", row < tokens.size() ? tokens[row] : 0, " tokens written to sequence ",
+      sequence, " (layer ", layer, ")"));
+}
+
+}  // namespace sparsepool::kernels

@@ -1,0 +1,126 @@
+// The gather kernels behind kernels/topk_gather.h.
+#include <cub/block/block_radix_sort.cuh>
+
+#include "kernels/topk_gather_kernels.h"
+
+namespace sparsepool::kernels {
+namespace {
+
+constexpr uint64_t kNoEntry = ~uint64_t{0};
+
+__device__ void RecordFault(GatherFault* fault, uint32_t row, uint32_t position, int32_t index) {
+  if (atomicCAS(&fault->flag, 0, 1) == 0) {
+    fault->row = static_cast<int32_t>(row);
+    fault->position = static_cast<int32_t>(position);
+    fault->index = index;
+  }
+}
+
+// Region offset of a checked index, or kNoEntry for padding and bad indices (the
+// latter recorded).
+__device__ uint64_t EntryOffset(const GatherLaunch& p, const RowPages& rp, uint32_t row,
+                                uint32_t position, int32_t index) {
+  if (index == -1) return kNoEntry;
+  if (index < -1 || static_cast<uint64_t>(index) >= rp.tokens) {
+    RecordFault(p.fault, row, position, index);
+    return kNoEntry;
+  }
+  const uint32_t token = static_cast<uint32_t>(index);
+  return rp.page_offsets[token / rp.page_tokens] + uint64_t(token % rp.page_tokens) * rp.entry_stride;
+}
+
+// One warp copies one entry: 16-byte vectors when sizes and addresses allow (656-byte
+// entries are 41 of them), bytes otherwise.
+__device__ void CopyEntry(const std::byte* src, std::byte* dst, uint32_t bytes, uint32_t lane) {
+  const bool vectors = (bytes % 16 == 0) && (reinterpret_cast<uintptr_t>(src) % 16 == 0) &&
+                       (reinterpret_cast<uintptr_t>(dst) % 16 == 0);
+  if (vectors) {
+    const uint4* s = reinterpret_cast<const uint4*>(src);
+    uint4* d = reinterpret_cast<uint4*>(dst);
+    for (uint32_t v = lane; v < bytes / 16; v += 32) d[v] = s[v];
+  } else {
+    for (uint32_t b = lane; b < bytes; b += 32) dst[b] = src[b];
+  }
+}
+
+}  // namespace
+
+__global__ void GatherWarpPerEntryKernel(GatherLaunch p) {
+  const uint32_t lane = threadIdx.x & 31;
+  const uint64_t warps = (uint64_t(gridDim.x) * blockDim.x) >> 5;
+  const uint64_t total = uint64_t(p.batch) * p.k;
+  for (uint64_t e = (uint64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5; e < total; e += warps) {
+    const uint32_t row = static_cast<uint32_t>(e / p.k);
+    const uint32_t position = static_cast<uint32_t>(e % p.k);
+    const RowPages rp = p.rows[row];
+    const uint64_t offset = EntryOffset(p, rp, row, position, p.indices[e]);
+    if (offset == kNoEntry) continue;
+    CopyEntry(p.region + offset, p.out + e * p.entry_bytes, p.entry_bytes, lane);
+  }
+}
+
+// Block (row, slice): sorts the row's (token, position) keys by token, then its warps
+// copy the slice-th part of the sorted list, consecutive warps on consecutive tokens.
+template <int kThreads, int kItems>
+__global__ void __launch_bounds__(kThreads) GatherSortedKernel(GatherLaunch p, uint32_t slices) {
+  using Sort = cub::BlockRadixSort<uint64_t, kThreads, kItems>;
+  __shared__ union {
+    typename Sort::TempStorage sort;
+    uint64_t sorted[kThreads * kItems];
+  } shared;
+  const uint32_t row = blockIdx.x / slices;
+  const uint32_t slice = blockIdx.x % slices;
+  const RowPages rp = p.rows[row];
+  const int32_t* indices = p.indices + uint64_t(row) * p.k;
+
+  uint64_t keys[kItems];
+  for (int i = 0; i < kItems; ++i) {
+    const uint32_t position = threadIdx.x * kItems + i;
+    keys[i] = kNoEntry;
+    if (position < p.k) {
+      const int32_t index = indices[position];
+      // Only slice 0 records faults, so each bad index is recorded once.
+      if (index == -1 || index < -1 || static_cast<uint64_t>(index) >= rp.tokens) {
+        if (index != -1 && slice == 0) RecordFault(p.fault, row, position, index);
+        continue;
+      }
+      keys[i] = (uint64_t(uint32_t(index)) << 32) | position;
+    }
+  }
+  // Only the token half decides the order; positions ride along in the low bits.
+  Sort(shared.sort).SortBlockedToStriped(keys, 32, 64);
+  __syncthreads();
+  for (int i = 0; i < kItems; ++i) shared.sorted[i * kThreads + threadIdx.x] = keys[i];
+  __syncthreads();
+
+  const uint32_t begin = uint64_t(p.k) * slice / slices;
+  const uint32_t end = uint64_t(p.k) * (slice + 1) / slices;
+  const uint32_t lane = threadIdx.x & 31;
+  for (uint32_t j = begin + threadIdx.x / 32; j < end; j += kThreads / 32) {
+    const uint64_t key = shared.sorted[j];
+    if (key == kNoEntry) break;  // invalid and padding keys sort last
+    const uint32_t token = static_cast<uint32_t>(key >> 32);
+    const uint32_t position = static_cast<uint32_t>(key);
+    const uint64_t offset =
+        rp.page_offsets[token / rp.page_tokens] + uint64_t(token % rp.page_tokens) * rp.entry_stride;
+    CopyEntry(p.region + offset, p.out + (uint64_t(row) * p.k + position) * p.entry_bytes,
+              p.entry_bytes, lane);
+  }
+}
+
+cudaError_t LaunchWarpPerEntry(const GatherLaunch& p, int blocks, cudaStream_t stream) {
+  GatherWarpPerEntryKernel<<<blocks, 256, 0, stream>>>(p);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchSorted(const GatherLaunch& p, uint32_t slices, cudaStream_t stream) {
+  const unsigned blocks = p.batch * slices;
+  if (p.k <= 256 * 8) {
+    GatherSortedKernel<256, 8><<<blocks, 256, 0, stream>>>(p, slices);
+  } else {
+    GatherSortedKernel<256, 16><<<blocks, 256, 0, stream>>>(p, slices);
+  }
+  return cudaGetLastError();
+}
+
+}  // namespace sparsepool::kernels

@@ -1,0 +1,23 @@
+// Launch helpers for the kernels in topk_gather_kernels.cu; no checks here (the
+// launcher in topk_gather.cc does them). Kept free of Abseil so nvcc never compiles it.
+#ifndef SPARSEPOOL_KERNELS_TOPK_GATHER_KERNELS_H_
+#define SPARSEPOOL_KERNELS_TOPK_GATHER_KERNELS_H_
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/gather_types.h"
+
+namespace sparsepool::kernels {
+
+// Largest k the sorted kernel takes (its keys live in shared memory).
+inline constexpr uint32_t kMaxSortedK = 256 * 16;
+
+cudaError_t LaunchWarpPerEntry(const GatherLaunch& launch, int blocks, cudaStream_t stream);
+cudaError_t LaunchSorted(const GatherLaunch& launch, uint32_t slices, cudaStream_t stream);
+
+}  // namespace sparsepool::kernels
+
+#endif  // SPARSEPOOL_KERNELS_TOPK_GATHER_KERNELS_H_

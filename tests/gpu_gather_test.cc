@@ -1,0 +1,242 @@
+// GPU top-k gather against the CPU reference on random inputs of many shapes, with
+// padding and bad indices, and the launcher's argument checks. Needs a CUDA device:
+// without one (CI) every test is skipped with a message saying so; tools/gpu_check.sh
+// runs them on the device machine.
+#include <cuda_runtime.h>
+#include <sys/mman.h>
+
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "kernels/cpu_reference.h"
+#include "kernels/topk_gather.h"
+
+namespace sparsepool::kernels {
+namespace {
+
+using ::testing::HasSubstr;
+
+#define CUDA_OK(call)                                                        \
+  do {                                                                       \
+    const cudaError_t error_ = (call);                                       \
+    ASSERT_EQ(error_, cudaSuccess) << #call << ": " << cudaGetErrorString(error_); \
+  } while (0)
+
+bool HaveGpu() {
+  int count = 0;
+  return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
+}
+
+class GpuGatherTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!HaveGpu()) GTEST_SKIP() << "no CUDA device here: GPU tests run on the device machine (tools/gpu_check.sh)";
+    // The region as a worker has it: a shared mapping registered for the GPU.
+    region_bytes_ = 64 << 20;
+    void* mapped = mmap(nullptr, region_bytes_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ASSERT_NE(mapped, MAP_FAILED);
+    region_ = static_cast<std::byte*>(mapped);
+    std::mt19937_64 rng(5);
+    for (uint64_t i = 0; i < region_bytes_ / 8; ++i) reinterpret_cast<uint64_t*>(region_)[i] = rng();
+    CUDA_OK(cudaHostRegister(region_, region_bytes_, cudaHostRegisterMapped));
+    void* device_region = nullptr;
+    CUDA_OK(cudaHostGetDevicePointer(&device_region, region_, 0));
+    device_region_ = static_cast<const std::byte*>(device_region);
+    CUDA_OK(cudaMallocHost(&fault_, sizeof(GatherFault)));
+    CUDA_OK(cudaStreamCreate(&stream_));
+  }
+  void TearDown() override {
+    if (region_ == nullptr) return;
+    cudaStreamDestroy(stream_);
+    cudaFreeHost(fault_);
+    cudaHostUnregister(region_);
+    munmap(region_, region_bytes_);
+  }
+
+  struct Case {
+    std::vector<RowPages> rows;  // page_offsets point at host copies until uploaded
+    std::vector<std::vector<uint64_t>> pages;
+    std::vector<int32_t> indices;
+    uint32_t k = 0;
+    uint32_t entry_bytes = 0;
+  };
+
+  // Random rows whose pages lie at random page-aligned places in the region.
+  Case MakeCase(uint32_t batch, uint32_t k, uint32_t entry_bytes, uint32_t stride,
+                uint32_t page_tokens, std::mt19937_64& rng) {
+    Case c;
+    c.k = k;
+    c.entry_bytes = entry_bytes;
+    const uint64_t page_bytes = uint64_t{page_tokens} * stride;
+    const uint64_t slots = region_bytes_ / page_bytes;
+    for (uint32_t row = 0; row < batch; ++row) {
+      const uint64_t tokens = 1 + rng() % 6000;
+      std::vector<uint64_t> pages((tokens + page_tokens - 1) / page_tokens);
+      for (auto& p : pages) p = (rng() % slots) * page_bytes;  // rows may share pages: reads only
+      c.pages.push_back(pages);
+      c.rows.push_back(RowPages{nullptr, tokens, page_tokens, stride});
+      for (uint32_t i = 0; i < k; ++i) {
+        c.indices.push_back(rng() % 6 == 0 ? -1 : static_cast<int32_t>(rng() % tokens));
+      }
+    }
+    return c;
+  }
+
+  // Runs the gather on the GPU; returns the output and the fault.
+  void Run(Case& c, GatherAlgorithm algorithm, std::vector<std::byte>& out, GatherFault& fault,
+           absl::Status* launch_status = nullptr) {
+    std::vector<uint64_t*> device_pages;
+    for (size_t row = 0; row < c.rows.size(); ++row) {
+      uint64_t* d = nullptr;
+      CUDA_OK(cudaMalloc(&d, c.pages[row].size() * 8 + 8));
+      CUDA_OK(cudaMemcpy(d, c.pages[row].data(), c.pages[row].size() * 8, cudaMemcpyHostToDevice));
+      device_pages.push_back(d);
+      c.rows[row].page_offsets = d;
+    }
+    RowPages* rows = nullptr;
+    int32_t* indices = nullptr;
+    std::byte* device_out = nullptr;
+    const uint64_t out_bytes = c.rows.size() * uint64_t{c.k} * c.entry_bytes;
+    CUDA_OK(cudaMalloc(&rows, c.rows.size() * sizeof(RowPages)));
+    CUDA_OK(cudaMalloc(&indices, c.indices.size() * 4));
+    CUDA_OK(cudaMalloc(&device_out, out_bytes));
+    CUDA_OK(cudaMemcpy(rows, c.rows.data(), c.rows.size() * sizeof(RowPages), cudaMemcpyHostToDevice));
+    CUDA_OK(cudaMemcpy(indices, c.indices.data(), c.indices.size() * 4, cudaMemcpyHostToDevice));
+    CUDA_OK(cudaMemset(device_out, 0xA5, out_bytes));  // poison: padding must stay so
+    std::memset(fault_, 0, sizeof(GatherFault));
+    GatherLaunch launch;
+    launch.region = device_region_;
+    launch.rows = rows;
+    launch.indices = indices;
+    launch.batch = static_cast<uint32_t>(c.rows.size());
+    launch.k = c.k;
+    launch.entry_bytes = c.entry_bytes;
+    launch.out = device_out;
+    launch.out_bytes = out_bytes;
+    launch.fault = fault_;
+    launch.algorithm = algorithm;
+    absl::Status status = LaunchTopKGather(launch, stream_);
+    if (launch_status != nullptr) *launch_status = status;
+    ASSERT_TRUE(status.ok()) << status;
+    CUDA_OK(cudaStreamSynchronize(stream_));
+    out.resize(out_bytes);
+    CUDA_OK(cudaMemcpy(out.data(), device_out, out_bytes, cudaMemcpyDeviceToHost));
+    fault = *fault_;
+    cudaFree(rows);
+    cudaFree(indices);
+    cudaFree(device_out);
+    for (uint64_t* d : device_pages) cudaFree(d);
+  }
+
+  std::byte* region_ = nullptr;
+  const std::byte* device_region_ = nullptr;
+  uint64_t region_bytes_ = 0;
+  GatherFault* fault_ = nullptr;
+  cudaStream_t stream_ = nullptr;
+};
+
+TEST_F(GpuGatherTest, MatchesTheCpuReferenceOnManyShapes) {
+  std::mt19937_64 rng(17);
+  int cases = 0;
+  for (uint32_t entry_bytes : {656u, 584u, 1152u, 100u, 17u}) {
+    for (uint32_t align : {1u, 64u}) {
+      for (uint32_t page_tokens : {1u, 7u, 64u}) {
+        for (auto [batch, k] : {std::pair<uint32_t, uint32_t>{1, 1}, {3, 100}, {8, 2048}, {2, 3000}, {2, 5000}}) {
+          const uint32_t stride = (entry_bytes + align - 1) / align * align;
+          Case c = MakeCase(batch, k, entry_bytes, stride, page_tokens, rng);
+          std::vector<std::byte> expected(c.rows.size() * uint64_t{k} * entry_bytes, std::byte{0xA5});
+          ReferenceGather(region_, c.rows, c.pages, c.indices, k, entry_bytes, expected.data());
+          for (GatherAlgorithm algorithm : {GatherAlgorithm::kWarpPerEntry, GatherAlgorithm::kSortedByToken}) {
+            std::vector<std::byte> out;
+            GatherFault fault{};
+            Run(c, algorithm, out, fault);
+            ASSERT_EQ(fault.flag, 0);
+            ASSERT_TRUE(out == expected) << "entry " << entry_bytes << " stride " << stride << " page "
+                                         << page_tokens << " batch " << batch << " k " << k
+                                         << " algorithm " << static_cast<int>(algorithm);
+            ++cases;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_EQ(cases, 5 * 2 * 3 * 5 * 2);
+}
+
+TEST_F(GpuGatherTest, BadIndicesAreNeverReadAndAreReported) {
+  std::mt19937_64 rng(23);
+  for (GatherAlgorithm algorithm : {GatherAlgorithm::kWarpPerEntry, GatherAlgorithm::kSortedByToken}) {
+    Case c = MakeCase(4, 256, 656, 656, 64, rng);
+    c.indices[2 * 256 + 9] = static_cast<int32_t>(c.rows[2].tokens);
+    std::vector<std::byte> out;
+    GatherFault fault{};
+    Run(c, algorithm, out, fault);
+    ASSERT_EQ(fault.flag, 1);
+    EXPECT_EQ(fault.row, 2);
+    EXPECT_EQ(fault.position, 9);
+    EXPECT_EQ(fault.index, static_cast<int32_t>(c.rows[2].tokens));
+    const std::vector<uint64_t> ids = {10, 11, 12, 13};
+    std::vector<uint64_t> tokens;
+    for (const auto& row : c.rows) tokens.push_back(row.tokens);
+    absl::Status status = FaultToStatus(fault, ids, tokens, 7);
+    EXPECT_TRUE(absl::IsInvalidArgument(status));
+    EXPECT_THAT(std::string(status.message()), HasSubstr("sequence 12"));
+    EXPECT_THAT(std::string(status.message()), HasSubstr("layer 7"));
+    EXPECT_THAT(std::string(status.message()), HasSubstr(absl::StrCat("token index ", tokens[2])));
+
+    c.indices[2 * 256 + 9] = -7;
+    Run(c, algorithm, out, fault);
+    EXPECT_EQ(fault.index, -7);
+    EXPECT_THAT(std::string(FaultToStatus(fault, ids, tokens, 7).message()), HasSubstr("below -1"));
+
+    // A row whose only page lies far outside the region and whose indices are all bad:
+    // dereferencing any of them would stop the kernel with an illegal address.
+    c.pages[3] = {region_bytes_ * 1024};
+    c.rows[3].tokens = 5;
+    for (uint32_t i = 0; i < 256; ++i) c.indices[3 * 256 + i] = i % 2 ? 5 + static_cast<int32_t>(i) : -2;
+    Run(c, algorithm, out, fault);
+    EXPECT_EQ(fault.flag, 1);
+  }
+}
+
+TEST_F(GpuGatherTest, LauncherNamesTheBadArgument) {
+  std::vector<std::byte> host(4096);
+  int32_t* indices = nullptr;
+  std::byte* out = nullptr;
+  RowPages* rows = nullptr;
+  CUDA_OK(cudaMalloc(&indices, 4 * 64));
+  CUDA_OK(cudaMalloc(&out, 656 * 64));
+  CUDA_OK(cudaMalloc(&rows, sizeof(RowPages)));
+  GatherLaunch good;
+  good.region = device_region_;
+  good.rows = rows;
+  good.indices = indices;
+  good.batch = 1;
+  good.k = 64;
+  good.entry_bytes = 656;
+  good.out = out;
+  good.out_bytes = 656 * 64;
+  good.fault = fault_;
+  GatherLaunch bad = good;
+  bad.indices = nullptr;
+  EXPECT_THAT(std::string(LaunchTopKGather(bad, stream_).message()), HasSubstr("indices is null"));
+  bad = good;
+  bad.region = host.data();
+  EXPECT_THAT(std::string(LaunchTopKGather(bad, stream_).message()), HasSubstr("region is plain host memory"));
+  bad = good;
+  bad.out_bytes = 100;
+  EXPECT_THAT(std::string(LaunchTopKGather(bad, stream_).message()), HasSubstr("output buffer of 100 bytes"));
+  bad = good;
+  bad.entry_bytes = 0;
+  EXPECT_FALSE(LaunchTopKGather(bad, stream_).ok());
+  cudaFree(indices);
+  cudaFree(out);
+  cudaFree(rows);
+}
+
+}  // namespace
+}  // namespace sparsepool::kernels

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Builds the GPU test and benchmark as self-contained binaries for the device machine,
+# which has CUDA but none of Debian's libraries: libstdc++, Abseil, GoogleTest and the
+# CUDA runtime are linked statically; only glibc and the driver are taken from there.
+#   bash tools/gpu_build.sh [OUTDIR]     (default .device/bin, ignored by git)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out="${1:-.device/bin}"
+obj="$(mktemp -d)"
+trap 'rm -rf "$obj"' EXIT
+mkdir -p "$out"
+
+nvcc=/usr/local/cuda/bin/nvcc
+arch="-gencode=arch=compute_90,code=sm_90"
+cxx_flags=(-O2 -std=c++17 -I. -I/usr/local/cuda/include)
+libs=/usr/lib/x86_64-linux-gnu
+
+"$nvcc" -O3 -std=c++17 "$arch" -I. -c kernels/topk_gather_kernels.cu -o "$obj/kernels.o" &
+"$nvcc" -O3 -std=c++17 "$arch" -I. -c bench/gpu_gather_bench.cu -o "$obj/bench.o" &
+g++ "${cxx_flags[@]}" -c kernels/topk_gather.cc -o "$obj/launcher.o" &
+g++ "${cxx_flags[@]}" -c tests/gpu_gather_test.cc -o "$obj/test.o" &
+wait
+
+link() {
+  g++ -o "$1" "${@:2}" "$obj/launcher.o" "$obj/kernels.o" -static-libstdc++ -static-libgcc \
+    -Wl,--start-group "$libs"/libabsl_*.a "$libs/libgmock.a" "$libs/libgtest.a" -Wl,--end-group \
+    /usr/local/cuda/lib64/libcudart_static.a -ldl -lrt -lpthread
+}
+link "$out/gpu_gather_test" "$obj/test.o" "$libs/libgtest_main.a"
+link "$out/gpu_gather_bench" "$obj/bench.o"
+ls -la "$out"
