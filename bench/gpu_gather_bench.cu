@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "bench/overlap_trace.h"
+#include "kernels/residency_cache.h"
 #include "kernels/topk_gather.h"
 
 namespace sparsepool::kernels {
@@ -194,6 +196,104 @@ Scenario DeepSeekScenario(uint64_t pool_bytes) {
   return s;
 }
 
+// The residency cache on traces whose consecutive steps share 80% of their top-k:
+// bytes crossing the link and entries delivered per second, against gathering every
+// selected entry each step (no cache), for both policies, same indices.
+void ResidencyComparison(Scenario& s, int32_t* indices, std::byte* out, GatherFault* fault,
+                         cudaStream_t stream, double link_gbs) {
+  constexpr int kWarmSteps = 60, kTimedSteps = 30;
+  uint32_t* instances = nullptr;
+  int32_t* slots = nullptr;
+  std::vector<uint32_t> ids(kBatch);
+  std::iota(ids.begin(), ids.end(), 0);
+  CHECK_CUDA(cudaMalloc(&instances, kBatch * 4));
+  CHECK_CUDA(cudaMalloc(&slots, uint64_t{kBatch} * kTopK * 4));
+  CHECK_CUDA(cudaMemcpy(instances, ids.data(), kBatch * 4, cudaMemcpyHostToDevice));
+  cudaEvent_t a, b;
+  CHECK_CUDA(cudaEventCreate(&a));
+  CHECK_CUDA(cudaEventCreate(&b));
+  auto elapsed = [&] {
+    CHECK_CUDA(cudaEventSynchronize(b));
+    float ms = 0;
+    CHECK_CUDA(cudaEventElapsedTime(&ms, a, b));
+    return ms / 1e3;
+  };
+  std::printf("\nresidency cache: 64 requests x top-2048, consecutive steps share 80%% of the top-k, "
+              "capacity 4096 slots per request-layer, %d steps after %d warm-up steps\n",
+              kTimedSteps, kWarmSteps);
+  std::printf("| policy | link bytes per step | of no cache | step time | entries/s | vs no cache |\n"
+              "|---|---|---|---|---|---|\n");
+  for (ResidencyPolicy policy : {ResidencyPolicy::kLru, ResidencyPolicy::kDecayedFrequency}) {
+    ResidencyOptions options;
+    options.instances = kBatch;
+    options.capacity = 4096;
+    options.max_tokens = static_cast<uint32_t>(s.tokens);
+    options.entry_bytes = kEntry;
+    options.policy = policy;
+    auto cache = ResidencyCache::Create(options);
+    if (!cache.ok()) {
+      std::fprintf(stderr, "%s\n", cache.status().ToString().c_str());
+      std::exit(1);
+    }
+    std::vector<bench::OverlapTrace> traces;
+    for (uint32_t r = 0; r < kBatch; ++r) traces.emplace_back(static_cast<uint32_t>(s.tokens), kTopK, 0.8, 1000 + r);
+    std::vector<int32_t> host(uint64_t{kBatch} * kTopK);
+    std::vector<double> cached_s, uncached_s;
+    uint64_t misses_before = 0;
+    for (int step = 1; step <= kWarmSteps + kTimedSteps; ++step) {
+      for (uint32_t r = 0; r < kBatch; ++r) {
+        const std::vector<int32_t>& selected = traces[r].Next();
+        std::copy(selected.begin(), selected.end(), host.begin() + uint64_t{r} * kTopK);
+      }
+      CHECK_CUDA(cudaMemcpy(indices, host.data(), host.size() * 4, cudaMemcpyHostToDevice));
+      if (step == kWarmSteps + 1) misses_before = (*cache)->Counters()->misses;
+      ResidencyStepArgs args;
+      args.region = s.pool.device;
+      args.rows = s.rows_by_layer[0];
+      args.instances = instances;
+      args.indices = indices;
+      args.batch = kBatch;
+      args.k = kTopK;
+      args.step = static_cast<uint32_t>(step);
+      args.out_slots = slots;
+      args.fault = fault;
+      CHECK_CUDA(cudaEventRecord(a, stream));
+      absl::Status st = (*cache)->Step(args, stream);
+      CHECK_CUDA(cudaEventRecord(b, stream));
+      if (!st.ok()) {
+        std::fprintf(stderr, "%s\n", st.ToString().c_str());
+        std::exit(1);
+      }
+      const double cached = elapsed();
+      CHECK_CUDA(cudaEventRecord(a, stream));
+      st = LaunchTopKGather(MakeLaunch(s, 0, indices, out, fault, GatherAlgorithm::kSortedByToken), stream);
+      CHECK_CUDA(cudaEventRecord(b, stream));
+      if (!st.ok()) {
+        std::fprintf(stderr, "%s\n", st.ToString().c_str());
+        std::exit(1);
+      }
+      const double uncached = elapsed();
+      if (step > kWarmSteps) {
+        cached_s.push_back(cached);
+        uncached_s.push_back(uncached);
+      }
+    }
+    const double misses_per_step = double((*cache)->Counters()->misses - misses_before) / kTimedSteps;
+    const double entries = double(kBatch) * kTopK;
+    const double cached = Median(cached_s), uncached = Median(uncached_s);
+    std::printf("| %s | %.1f MB | %.1f%% | %.3f ms | %.1f M | %.2fx |\n",
+                policy == ResidencyPolicy::kLru ? "LRU" : "decayed frequency (ours)",
+                misses_per_step * kEntry / 1e6, 100 * misses_per_step / entries, cached * 1e3,
+                entries / cached / 1e6, uncached / cached);
+    std::printf("| no cache (gather every entry) | %.1f MB | 100%% | %.3f ms | %.1f M | 1.00x |\n",
+                entries * kEntry / 1e6, uncached * 1e3, entries / uncached / 1e6);
+    std::fflush(stdout);
+  }
+  (void)link_gbs;
+  cudaFree(instances);
+  cudaFree(slots);
+}
+
 int Run(int argc, char** argv) {
   uint64_t big_gib = 32;
   int reps = 20;
@@ -302,6 +402,7 @@ int Run(int argc, char** argv) {
                                     dsts.size(), &attributes, &attribute_index, 1, stream));
   });
   report("1 GiB span", "cudaMemcpyBatchAsync", batched);
+  ResidencyComparison(span, indices, out, fault, stream, link_gbs);
   FreePool(span.pool);
 
   if (big_gib > 0) {

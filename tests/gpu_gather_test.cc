@@ -3,7 +3,6 @@
 // without one (CI) every test is skipped with a message saying so; tools/gpu_check.sh
 // runs them on the device machine.
 #include <cuda_runtime.h>
-#include <sys/mman.h>
 
 #include <cstring>
 #include <random>
@@ -14,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "kernels/cpu_reference.h"
 #include "kernels/topk_gather.h"
+#include "tests/gpu_region.h"
 
 namespace sparsepool::kernels {
 namespace {
@@ -35,17 +35,10 @@ class GpuGatherTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!HaveGpu()) GTEST_SKIP() << "no CUDA device here: GPU tests run on the device machine (tools/gpu_check.sh)";
-    // The region as a worker has it: a shared mapping registered for the GPU.
-    region_bytes_ = 64 << 20;
-    void* mapped = mmap(nullptr, region_bytes_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    ASSERT_NE(mapped, MAP_FAILED);
-    region_ = static_cast<std::byte*>(mapped);
-    std::mt19937_64 rng(5);
-    for (uint64_t i = 0; i < region_bytes_ / 8; ++i) reinterpret_cast<uint64_t*>(region_)[i] = rng();
-    CUDA_OK(cudaHostRegister(region_, region_bytes_, cudaHostRegisterMapped));
-    void* device_region = nullptr;
-    CUDA_OK(cudaHostGetDevicePointer(&device_region, region_, 0));
-    device_region_ = static_cast<const std::byte*>(device_region);
+    region_ = std::make_unique<testing::GpuRegion>(64 << 20, 5);
+    ASSERT_TRUE(region_->ok());
+    region_bytes_ = region_->bytes();
+    device_region_ = region_->device();
     CUDA_OK(cudaMallocHost(&fault_, sizeof(GatherFault)));
     CUDA_OK(cudaStreamCreate(&stream_));
   }
@@ -53,8 +46,6 @@ class GpuGatherTest : public ::testing::Test {
     if (region_ == nullptr) return;
     cudaStreamDestroy(stream_);
     cudaFreeHost(fault_);
-    cudaHostUnregister(region_);
-    munmap(region_, region_bytes_);
   }
 
   struct Case {
@@ -132,7 +123,7 @@ class GpuGatherTest : public ::testing::Test {
     for (uint64_t* d : device_pages) cudaFree(d);
   }
 
-  std::byte* region_ = nullptr;
+  std::unique_ptr<testing::GpuRegion> region_;
   const std::byte* device_region_ = nullptr;
   uint64_t region_bytes_ = 0;
   GatherFault* fault_ = nullptr;
@@ -149,7 +140,7 @@ TEST_F(GpuGatherTest, MatchesTheCpuReferenceOnManyShapes) {
           const uint32_t stride = (entry_bytes + align - 1) / align * align;
           Case c = MakeCase(batch, k, entry_bytes, stride, page_tokens, rng);
           std::vector<std::byte> expected(c.rows.size() * uint64_t{k} * entry_bytes, std::byte{0xA5});
-          ReferenceGather(region_, c.rows, c.pages, c.indices, k, entry_bytes, expected.data());
+          ReferenceGather(region_->host(), c.rows, c.pages, c.indices, k, entry_bytes, expected.data());
           for (GatherAlgorithm algorithm : {GatherAlgorithm::kWarpPerEntry, GatherAlgorithm::kSortedByToken}) {
             std::vector<std::byte> out;
             GatherFault fault{};

@@ -16,16 +16,22 @@ cxx_flags=(-O2 -std=c++17 -I. -I/usr/local/cuda/include)
 libs=/usr/lib/x86_64-linux-gnu
 
 "$nvcc" -O3 -std=c++17 "$arch" -I. -c kernels/topk_gather_kernels.cu -o "$obj/kernels.o" &
+"$nvcc" -O3 -std=c++17 "$arch" -I. -c kernels/residency_kernels.cu -o "$obj/residency_kernels.o" &
+g++ "${cxx_flags[@]}" -c kernels/residency_cache.cc -o "$obj/residency_cache.o" &
+g++ "${cxx_flags[@]}" -c kernels/residency_model.cc -o "$obj/residency_model.o" &
+g++ "${cxx_flags[@]}" -c tests/gpu_residency_test.cc -o "$obj/residency_test.o" &
 "$nvcc" -O3 -std=c++17 "$arch" -I. -c bench/gpu_gather_bench.cu -o "$obj/bench.o" &
 g++ "${cxx_flags[@]}" -c kernels/topk_gather.cc -o "$obj/launcher.o" &
 g++ "${cxx_flags[@]}" -c tests/gpu_gather_test.cc -o "$obj/test.o" &
 wait
 
 link() {
-  g++ -o "$1" "${@:2}" "$obj/launcher.o" "$obj/kernels.o" -static-libstdc++ -static-libgcc \
+  g++ -o "$1" "${@:2}" "$obj/launcher.o" "$obj/kernels.o" "$obj/residency_cache.o" \
+    "$obj/residency_kernels.o" "$obj/residency_model.o" -static-libstdc++ -static-libgcc \
     -Wl,--start-group "$libs"/libabsl_*.a "$libs/libgmock.a" "$libs/libgtest.a" -Wl,--end-group \
     /usr/local/cuda/lib64/libcudart_static.a -ldl -lrt -lpthread
 }
 link "$out/gpu_gather_test" "$obj/test.o" "$libs/libgtest_main.a"
+link "$out/gpu_residency_test" "$obj/residency_test.o" "$libs/libgtest_main.a"
 link "$out/gpu_gather_bench" "$obj/bench.o"
 ls -la "$out"

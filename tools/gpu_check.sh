@@ -10,6 +10,8 @@ logs="${OUT:-/tmp}"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 "$bin/gpu_gather_test" 2>&1 | tee "$logs/gpu_test.log" | tail -6
 test_status=${PIPESTATUS[0]}
+"$bin/gpu_residency_test" 2>&1 | tee "$logs/gpu_residency_test.log" | tail -6
+test_status=$((test_status || PIPESTATUS[0]))
 "$bin/gpu_gather_bench" "$@" 2>&1 | tee "$logs/gpu_bench.log"
 bench_status=${PIPESTATUS[0]}
 exit $((test_status || bench_status))

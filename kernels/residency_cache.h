@@ -1,0 +1,69 @@
+// The GPU residency cache: hot entries of each (sequence, layer) kept in HBM so that
+// only misses cross the link. Owns the device memory of `instances` cache instances
+// (RAII); the caller maps its (sequence, layer) pairs to instances and runs one Step per
+// layer and decode step, asynchronously on its stream. Step writes, for every selected
+// position, the slot whose entry the attention kernel reads (slot_data(instance)).
+// Algorithm and policy: residency_types.h. CPU model: residency_model.h.
+#ifndef SPARSEPOOL_KERNELS_RESIDENCY_CACHE_H_
+#define SPARSEPOOL_KERNELS_RESIDENCY_CACHE_H_
+
+#include <cuda_runtime_api.h>
+
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "kernels/residency_types.h"
+
+namespace sparsepool::kernels {
+
+struct ResidencyOptions {
+  uint32_t instances = 0;   // (sequence, layer) pairs cached at once
+  uint32_t capacity = 0;    // slots per instance, at least the k of each step
+  uint32_t max_tokens = 0;  // longest sequence served
+  uint32_t entry_bytes = 0;
+  ResidencyPolicy policy = ResidencyPolicy::kDecayedFrequency;
+};
+
+struct ResidencyStepArgs {
+  const std::byte* region = nullptr;    // device pointer of the registered pool region
+  const RowPages* rows = nullptr;       // device [batch]
+  const uint32_t* instances = nullptr;  // device [batch]
+  const int32_t* indices = nullptr;     // device [batch][k]; -1 = padding
+  uint32_t batch = 0;
+  uint32_t k = 0;
+  uint32_t step = 0;                    // the decode step; increases by one per step
+  int32_t* out_slots = nullptr;         // device [batch][k]
+  GatherFault* fault = nullptr;  // flag 1 bad index, 2 duplicate, 3 over capacity, 4 bad instance
+};
+
+class ResidencyCache {
+ public:
+  static absl::StatusOr<std::unique_ptr<ResidencyCache>> Create(const ResidencyOptions& options);
+  ~ResidencyCache();
+  ResidencyCache(const ResidencyCache&) = delete;
+  ResidencyCache& operator=(const ResidencyCache&) = delete;
+
+  // Checks the arguments, naming the bad one, and launches on `stream`.
+  absl::Status Step(const ResidencyStepArgs& args, cudaStream_t stream);
+  // Empties one instance (a new sequence takes it over), on `stream`.
+  absl::Status Reset(uint32_t instance, cudaStream_t stream);
+  // Hits and misses so far, summed over instances (synchronous).
+  absl::StatusOr<ResidencyCounters> Counters() const;
+
+  const ResidencyState& state() const { return state_; }
+  // [capacity][entry_bytes] in HBM.
+  const std::byte* slot_data(uint32_t instance) const {
+    return state_.slot_data + uint64_t{instance} * state_.capacity * state_.entry_bytes;
+  }
+
+ private:
+  explicit ResidencyCache(const ResidencyOptions& options) : options_(options) {}
+
+  ResidencyOptions options_;
+  ResidencyState state_;
+  ResidencyCounters* counters_ = nullptr;
+};
+
+}  // namespace sparsepool::kernels
+
+#endif  // SPARSEPOOL_KERNELS_RESIDENCY_CACHE_H_

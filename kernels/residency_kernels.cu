@@ -1,0 +1,192 @@
+// The residency-cache step kernel: one block per batch row (one cache instance).
+// See residency_types.h for the algorithm and the policy; residency_model.cc is the
+// same algorithm on the CPU, and the two must agree slot for slot.
+#include <cub/block/block_radix_sort.cuh>
+#include <cub/block/block_scan.cuh>
+
+#include "kernels/residency_kernels.h"
+
+namespace sparsepool::kernels {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kItems = 16;  // kThreads * kItems = 4096 positions or slots
+
+__device__ void Fault(GatherFault* fault, int32_t kind, uint32_t row, uint32_t position, int32_t index) {
+  if (atomicCAS(&fault->flag, 0, kind) == 0) {
+    fault->row = static_cast<int32_t>(row);
+    fault->position = static_cast<int32_t>(position);
+    fault->index = index;
+  }
+}
+
+__device__ void CopyEntry(const std::byte* src, std::byte* dst, uint32_t bytes, uint32_t lane) {
+  if (bytes % 16 == 0 && reinterpret_cast<uintptr_t>(src) % 16 == 0 &&
+      reinterpret_cast<uintptr_t>(dst) % 16 == 0) {
+    const uint4* s = reinterpret_cast<const uint4*>(src);
+    uint4* d = reinterpret_cast<uint4*>(dst);
+    for (uint32_t v = lane; v < bytes / 16; v += 32) d[v] = s[v];
+  } else {
+    for (uint32_t b = lane; b < bytes; b += 32) dst[b] = src[b];
+  }
+}
+
+__global__ void __launch_bounds__(kThreads) ResidencyStepKernel(ResidencyLaunch p) {
+  using Scan = cub::BlockScan<int, kThreads>;
+  using Sort = cub::BlockRadixSort<uint64_t, kThreads, kItems>;
+  // Shared memory must stay under 48 KB: the victims reuse the sort's storage, and
+  // positions and the used-this-step set are packed.
+  __shared__ union {
+    typename Scan::TempStorage scan;
+    typename Sort::TempStorage sort;
+    uint64_t victims[kThreads * kItems];
+  } temp;
+  __shared__ uint16_t miss_position[kThreads * kItems];
+  __shared__ uint32_t used[kThreads * kItems / 32];
+  __shared__ int miss_count;
+  __shared__ unsigned long long hits;
+
+  const uint32_t row = blockIdx.x;
+  const ResidencyState& s = p.state;
+  const uint32_t instance = p.instances[row];
+  if (instance >= s.instances) {  // the whole block agrees: no barrier is skipped by some
+    if (threadIdx.x == 0) Fault(p.fault, kFaultInstance, row, 0, static_cast<int32_t>(instance));
+    return;
+  }
+  int32_t* token_slot = s.token_slot + uint64_t(instance) * s.max_tokens;
+  int32_t* slot_token = s.slot_token + uint64_t(instance) * s.capacity;
+  uint32_t* slot_score = s.slot_score + uint64_t(instance) * s.capacity;
+  uint32_t* slot_last = s.slot_last + uint64_t(instance) * s.capacity;
+  std::byte* slot_data = s.slot_data + uint64_t(instance) * s.capacity * s.entry_bytes;
+  const int32_t* indices = p.indices + uint64_t(row) * p.k;
+  int32_t* out = p.out_slots + uint64_t(row) * p.k;
+  const RowPages rp = p.rows[row];
+  const uint64_t limit = rp.tokens < s.max_tokens ? rp.tokens : s.max_tokens;
+
+  for (uint32_t w = threadIdx.x; w < kThreads * kItems / 32; w += kThreads) used[w] = 0;
+  if (threadIdx.x == 0) hits = 0;
+  __syncthreads();
+
+  // 1. Look up every position; a miss is claimed by the first position that sees it.
+  int owns_miss[kItems];
+  bool duplicate[kItems];
+  unsigned long long my_hits = 0;
+  for (int i = 0; i < kItems; ++i) {
+    const uint32_t position = threadIdx.x * kItems + i;
+    owns_miss[i] = 0;
+    duplicate[i] = false;
+    if (position >= p.k) continue;
+    const int32_t index = indices[position];
+    if (index == -1) {
+      out[position] = -1;
+      continue;
+    }
+    if (index < -1 || static_cast<uint64_t>(index) >= limit) {
+      Fault(p.fault, 1, row, position, index);
+      out[position] = -1;
+      continue;
+    }
+    const int32_t slot = token_slot[index];
+    if (slot >= 0) {
+      atomicOr(&used[slot / 32], 1u << (slot % 32));
+      out[position] = slot;
+      ++my_hits;
+      continue;
+    }
+    const int32_t previous = atomicCAS(&token_slot[index], -1, kPendingSlot);
+    if (previous == -1) {
+      owns_miss[i] = 1;
+    } else {
+      duplicate[i] = true;
+      Fault(p.fault, kFaultDuplicateToken, row, position, index);
+    }
+  }
+  atomicAdd(&hits, my_hits);
+
+  // 2. Misses ranked in position order.
+  int rank[kItems];
+  int total = 0;
+  Scan(temp.scan).ExclusiveSum(owns_miss, rank, total);
+  for (int i = 0; i < kItems; ++i) {
+    if (owns_miss[i]) miss_position[rank[i]] = threadIdx.x * kItems + i;
+  }
+  if (threadIdx.x == 0) miss_count = total;
+  __syncthreads();
+
+  // 3. Age every slot and order the ones not used this step for eviction.
+  uint64_t keys[kItems];
+  for (int i = 0; i < kItems; ++i) {
+    const uint32_t c = threadIdx.x * kItems + i;
+    keys[i] = kUsedThisStep;
+    if (c >= s.capacity) continue;
+    const bool is_used = (used[c / 32] >> (c % 32)) & 1;
+    const uint32_t score = AgedScore(slot_score[c], is_used);
+    slot_score[c] = score;
+    if (is_used) {
+      slot_last[c] = p.step;
+    } else {
+      keys[i] = EvictionKey(s.policy, slot_token[c] < 0, score, slot_last[c], c);
+    }
+  }
+  __syncthreads();  // the scan's storage is reused by the sort
+  Sort(temp.sort).SortBlockedToStriped(keys);
+  __syncthreads();
+  for (int i = 0; i < kItems; ++i) temp.victims[i * kThreads + threadIdx.x] = keys[i];
+  __syncthreads();
+
+  // 4. Miss j takes victim j.
+  const int misses = miss_count;
+  for (int j = threadIdx.x; j < misses; j += kThreads) {
+    const uint32_t position = miss_position[j];
+    const int32_t token = indices[position];
+    const uint64_t key = temp.victims[j];
+    if (key == kUsedThisStep) {  // more misses than free or evictable slots
+      Fault(p.fault, kFaultCapacity, row, position, token);
+      token_slot[token] = -1;
+      out[position] = -1;
+      continue;
+    }
+    const uint32_t victim = static_cast<uint32_t>(key & 0xFFFF);
+    const int32_t evicted = slot_token[victim];
+    if (evicted >= 0) token_slot[evicted] = -1;
+    slot_token[victim] = token;
+    slot_score[victim] = kScoreOnUse;
+    slot_last[victim] = p.step;
+    token_slot[token] = static_cast<int32_t>(victim);
+    out[position] = static_cast<int32_t>(victim);
+  }
+  __syncthreads();
+
+  // 5. Duplicates read the slot their first position got.
+  for (int i = 0; i < kItems; ++i) {
+    if (duplicate[i]) {
+      const uint32_t position = threadIdx.x * kItems + i;
+      out[position] = token_slot[indices[position]];
+    }
+  }
+
+  // 6. Fetch the misses' entries from the pool, a warp per entry.
+  const uint32_t lane = threadIdx.x & 31;
+  for (int j = threadIdx.x / 32; j < misses; j += kThreads / 32) {
+    const uint32_t position = miss_position[j];
+    const int32_t slot = out[position];
+    if (slot < 0) continue;
+    const uint32_t token = static_cast<uint32_t>(indices[position]);
+    const uint64_t offset =
+        rp.page_offsets[token / rp.page_tokens] + uint64_t(token % rp.page_tokens) * rp.entry_stride;
+    CopyEntry(p.region + offset, slot_data + uint64_t(slot) * s.entry_bytes, s.entry_bytes, lane);
+  }
+  if (threadIdx.x == 0) {
+    atomicAdd(&p.counters->hits, hits);
+    atomicAdd(&p.counters->misses, static_cast<unsigned long long>(misses));
+  }
+}
+
+}  // namespace
+
+cudaError_t LaunchResidencyStep(const ResidencyLaunch& launch, cudaStream_t stream) {
+  ResidencyStepKernel<<<launch.batch, kThreads, 0, stream>>>(launch);
+  return cudaGetLastError();
+}
+
+}  // namespace sparsepool::kernels
