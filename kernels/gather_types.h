@@ -29,13 +29,14 @@ struct GatherFault {
 enum class GatherAlgorithm {
   // One warp per entry, in the order of the indices: the plain baseline.
   kWarpPerEntry,
-  // Each row's indices sorted by token on the GPU first, so that entries that share a
+  // Each row's indices sorted by address on the GPU first, so that entries that share a
   // page, and pages that are neighbours, are read together; several blocks per row.
-  kSortedByToken,
+  kSortedByAddress,
 };
 
 struct GatherLaunch {
   const std::byte* region = nullptr;  // device pointer of the registered region
+  uint64_t region_bytes = 0;          // every page of every row lies inside it
   const RowPages* rows = nullptr;     // device array [batch]
   const int32_t* indices = nullptr;   // device [batch][k]; -1 = padding, left untouched
   uint32_t batch = 0;
@@ -44,7 +45,7 @@ struct GatherLaunch {
   std::byte* out = nullptr;  // device [batch][k][entry_bytes]
   uint64_t out_bytes = 0;
   GatherFault* fault = nullptr;
-  GatherAlgorithm algorithm = GatherAlgorithm::kSortedByToken;
+  GatherAlgorithm algorithm = GatherAlgorithm::kSortedByAddress;
 };
 
 }  // namespace sparsepool::kernels

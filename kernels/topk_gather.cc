@@ -34,6 +34,7 @@ absl::Status CheckGpuPointer(const void* pointer, const char* name) {
 absl::Status LaunchTopKGather(const GatherLaunch& p, cudaStream_t stream) {
   if (p.batch == 0 || p.k == 0) return absl::OkStatus();
   if (p.entry_bytes == 0) return absl::InvalidArgumentError("entry_bytes is 0");
+  if (p.region_bytes == 0) return absl::InvalidArgumentError("region_bytes is 0");
   const uint64_t needed = uint64_t{p.batch} * p.k * p.entry_bytes;
   if (p.out_bytes < needed) {
     return absl::InvalidArgumentError(absl::StrCat("output buffer of ", p.out_bytes, " bytes, expected ",
@@ -58,7 +59,9 @@ absl::Status LaunchTopKGather(const GatherLaunch& p, cudaStream_t stream) {
     }
   }
   cudaError_t launched;
-  if (p.algorithm == GatherAlgorithm::kSortedByToken && p.k <= kMaxSortedK) {
+  // The sorted kernel packs a region offset and a position into one 64-bit key.
+  const bool sortable = p.k <= kMaxSortedK && p.region_bytes < (uint64_t{1} << 52);
+  if (p.algorithm == GatherAlgorithm::kSortedByAddress && sortable) {
     // Enough blocks to keep every SM busy: several per row, each on its slice of the
     // sorted list (the sort itself is repeated per block; it is cheap next to the copy).
     int device = 0;

@@ -59,8 +59,10 @@ __global__ void GatherWarpPerEntryKernel(GatherLaunch p) {
   }
 }
 
-// Block (row, slice): sorts the row's (token, position) keys by token, then its warps
-// copy the slice-th part of the sorted list, consecutive warps on consecutive tokens.
+// Block (row, slice): sorts the row's entries by their address in the region, then its
+// warps copy the slice-th part of the sorted list, consecutive warps on neighbouring
+// addresses. Address order, not token order: pages of a row need not be in order.
+// Key: region offset above 12 bits of position (k <= 4096), offsets below 2^52.
 template <int kThreads, int kItems>
 __global__ void __launch_bounds__(kThreads) GatherSortedKernel(GatherLaunch p, uint32_t slices) {
   using Sort = cub::BlockRadixSort<uint64_t, kThreads, kItems>;
@@ -84,11 +86,13 @@ __global__ void __launch_bounds__(kThreads) GatherSortedKernel(GatherLaunch p, u
         if (index != -1 && slice == 0) RecordFault(p.fault, row, position, index);
         continue;
       }
-      keys[i] = (uint64_t(uint32_t(index)) << 32) | position;
+      const uint32_t token = static_cast<uint32_t>(index);
+      const uint64_t offset =
+          rp.page_offsets[token / rp.page_tokens] + uint64_t(token % rp.page_tokens) * rp.entry_stride;
+      keys[i] = (offset << 12) | position;
     }
   }
-  // Only the token half decides the order; positions ride along in the low bits.
-  Sort(shared.sort).SortBlockedToStriped(keys, 32, 64);
+  Sort(shared.sort).SortBlockedToStriped(keys);
   __syncthreads();
   for (int i = 0; i < kItems; ++i) shared.sorted[i * kThreads + threadIdx.x] = keys[i];
   __syncthreads();
@@ -99,11 +103,8 @@ __global__ void __launch_bounds__(kThreads) GatherSortedKernel(GatherLaunch p, u
   for (uint32_t j = begin + threadIdx.x / 32; j < end; j += kThreads / 32) {
     const uint64_t key = shared.sorted[j];
     if (key == kNoEntry) break;  // invalid and padding keys sort last
-    const uint32_t token = static_cast<uint32_t>(key >> 32);
-    const uint32_t position = static_cast<uint32_t>(key);
-    const uint64_t offset =
-        rp.page_offsets[token / rp.page_tokens] + uint64_t(token % rp.page_tokens) * rp.entry_stride;
-    CopyEntry(p.region + offset, p.out + (uint64_t(row) * p.k + position) * p.entry_bytes,
+    const uint32_t position = static_cast<uint32_t>(key & 0xFFF);
+    CopyEntry(p.region + (key >> 12), p.out + (uint64_t(row) * p.k + position) * p.entry_bytes,
               p.entry_bytes, lane);
   }
 }

@@ -12,8 +12,9 @@
 
 namespace sparsepool::kernels {
 
-// Largest k the sorted kernel takes (its keys live in shared memory).
-inline constexpr uint32_t kMaxSortedK = 256 * 16;
+// Largest k the sorted kernel takes: its keys live in shared memory and carry the
+// position in 12 bits.
+inline constexpr uint32_t kMaxSortedK = 4096;
 
 cudaError_t LaunchWarpPerEntry(const GatherLaunch& launch, int blocks, cudaStream_t stream);
 cudaError_t LaunchSorted(const GatherLaunch& launch, uint32_t slices, cudaStream_t stream);

@@ -101,6 +101,7 @@ class GpuGatherTest : public ::testing::Test {
     std::memset(fault_, 0, sizeof(GatherFault));
     GatherLaunch launch;
     launch.region = device_region_;
+    launch.region_bytes = region_bytes_;
     launch.rows = rows;
     launch.indices = indices;
     launch.batch = static_cast<uint32_t>(c.rows.size());
@@ -141,7 +142,7 @@ TEST_F(GpuGatherTest, MatchesTheCpuReferenceOnManyShapes) {
           Case c = MakeCase(batch, k, entry_bytes, stride, page_tokens, rng);
           std::vector<std::byte> expected(c.rows.size() * uint64_t{k} * entry_bytes, std::byte{0xA5});
           ReferenceGather(region_->host(), c.rows, c.pages, c.indices, k, entry_bytes, expected.data());
-          for (GatherAlgorithm algorithm : {GatherAlgorithm::kWarpPerEntry, GatherAlgorithm::kSortedByToken}) {
+          for (GatherAlgorithm algorithm : {GatherAlgorithm::kWarpPerEntry, GatherAlgorithm::kSortedByAddress}) {
             std::vector<std::byte> out;
             GatherFault fault{};
             Run(c, algorithm, out, fault);
@@ -160,7 +161,7 @@ TEST_F(GpuGatherTest, MatchesTheCpuReferenceOnManyShapes) {
 
 TEST_F(GpuGatherTest, BadIndicesAreNeverReadAndAreReported) {
   std::mt19937_64 rng(23);
-  for (GatherAlgorithm algorithm : {GatherAlgorithm::kWarpPerEntry, GatherAlgorithm::kSortedByToken}) {
+  for (GatherAlgorithm algorithm : {GatherAlgorithm::kWarpPerEntry, GatherAlgorithm::kSortedByAddress}) {
     Case c = MakeCase(4, 256, 656, 656, 64, rng);
     c.indices[2 * 256 + 9] = static_cast<int32_t>(c.rows[2].tokens);
     std::vector<std::byte> out;
@@ -204,6 +205,7 @@ TEST_F(GpuGatherTest, LauncherNamesTheBadArgument) {
   CUDA_OK(cudaMalloc(&rows, sizeof(RowPages)));
   GatherLaunch good;
   good.region = device_region_;
+  good.region_bytes = region_bytes_;
   good.rows = rows;
   good.indices = indices;
   good.batch = 1;
