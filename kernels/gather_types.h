@@ -46,6 +46,21 @@ struct GatherLaunch {
   uint64_t out_bytes = 0;
   GatherFault* fault = nullptr;
   GatherAlgorithm algorithm = GatherAlgorithm::kSortedByAddress;
+  // Upper bound on the blocks the gather occupies (0: enough to fill the GPU). A caller
+  // that overlaps the fetch with compute caps it so the compute kernels find SMs.
+  uint32_t max_blocks = 0;
+};
+
+// Write-back: the entry of one newly decoded token per row, from HBM into the pool.
+struct WriteBackLaunch {
+  std::byte* region = nullptr;        // device pointer of the registered region
+  uint64_t region_bytes = 0;
+  const RowPages* rows = nullptr;     // device [batch], the layer being written
+  const int32_t* tokens = nullptr;    // device [batch]: token to write; -1 = none for this row
+  const std::byte* entries = nullptr;  // device [batch][entry_bytes]
+  uint32_t batch = 0;
+  uint32_t entry_bytes = 0;
+  GatherFault* fault = nullptr;       // position is 0; index is the bad token
 };
 
 }  // namespace sparsepool::kernels

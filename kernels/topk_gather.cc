@@ -58,27 +58,43 @@ absl::Status LaunchTopKGather(const GatherLaunch& p, cudaStream_t stream) {
       return absl::InvalidArgumentError(absl::StrCat("stream is not usable: ", cudaGetErrorString(query)));
     }
   }
-  cudaError_t launched;
+  int device = 0;
+  int sms = 132;
+  cudaGetDevice(&device);
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  const uint32_t cap = p.max_blocks == 0 ? ~0u : p.max_blocks;
   // The sorted kernel packs a region offset and a position into one 64-bit key.
   const bool sortable = p.k <= kMaxSortedK && p.region_bytes < (uint64_t{1} << 52);
+  cudaError_t launched;
   if (p.algorithm == GatherAlgorithm::kSortedByAddress && sortable) {
     // Enough blocks to keep every SM busy: several per row, each on its slice of the
     // sorted list (the sort itself is repeated per block; it is cheap next to the copy).
-    int device = 0;
-    int sms = 132;
-    cudaGetDevice(&device);
-    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-    const uint32_t slices = std::max<uint32_t>(1, std::min<uint32_t>(16, (4 * sms + p.batch - 1) / p.batch));
+    uint32_t slices = std::max<uint32_t>(1, std::min<uint32_t>(16, (4 * sms + p.batch - 1) / p.batch));
+    slices = std::max<uint32_t>(1, std::min<uint32_t>(slices, cap / p.batch));
     launched = LaunchSorted(p, slices, stream);
   } else {
-    int device = 0;
-    int sms = 132;
-    cudaGetDevice(&device);
-    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-    launched = LaunchWarpPerEntry(p, 8 * sms, stream);
+    launched = LaunchWarpPerEntry(p, static_cast<int>(std::min<uint32_t>(8 * sms, std::max<uint32_t>(cap, 1))), stream);
   }
   if (launched != cudaSuccess) {
     return absl::InternalError(absl::StrCat("gather launch failed: ", cudaGetErrorString(launched)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LaunchWriteBack(const WriteBackLaunch& p, cudaStream_t stream) {
+  if (p.batch == 0) return absl::OkStatus();
+  if (p.entry_bytes == 0) return absl::InvalidArgumentError("entry_bytes is 0");
+  if (p.region_bytes == 0) return absl::InvalidArgumentError("region_bytes is 0");
+  for (auto [pointer, name] : {std::pair<const void*, const char*>{p.region, "region"},
+                               {p.rows, "rows"},
+                               {p.tokens, "tokens"},
+                               {p.entries, "entries"},
+                               {p.fault, "fault"}}) {
+    if (absl::Status s = CheckGpuPointer(pointer, name); !s.ok()) return s;
+  }
+  if (cudaError_t e = LaunchWriteBackKernel(p, stream); e != cudaSuccess) {
+    cudaGetLastError();
+    return absl::InternalError(absl::StrCat("write-back launch failed: ", cudaGetErrorString(e)));
   }
   return absl::OkStatus();
 }

@@ -1,4 +1,4 @@
-// GPU top-k gather: copies the entries a decode batch selected for one layer from a
+// GPU top-k gather, and its reverse, write-back. The gather copies the entries a decode batch selected for one layer from a
 // region mapped into the worker and registered for the GPU (cudaHostRegister, the
 // stand-in for CXL memory the GPU loads from) into a buffer in HBM, in one kernel, on
 // the caller's stream.
@@ -23,6 +23,10 @@ namespace sparsepool::kernels {
 // Checks every pointer (GPU-accessible, not null), the shape, the output size and the
 // stream, naming the bad argument, then launches asynchronously on `stream`.
 absl::Status LaunchTopKGather(const GatherLaunch& launch, cudaStream_t stream);
+
+// Write-back of newly decoded tokens (one entry per row) from HBM into the pool, with
+// the same checks; a bad token is reported through launch.fault like a bad index.
+absl::Status LaunchWriteBack(const WriteBackLaunch& launch, cudaStream_t stream);
 
 // After the stream has passed the gather: OK, or InvalidArgument naming the sequence,
 // layer, batch row, position and index of the first bad index.

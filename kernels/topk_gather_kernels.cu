@@ -109,6 +109,29 @@ __global__ void __launch_bounds__(kThreads) GatherSortedKernel(GatherLaunch p, u
   }
 }
 
+// One warp per row stores that row's new entry into the pool (zero-copy writes over
+// the link); a token past the row's tokens is recorded, never written.
+__global__ void WriteBackKernel(WriteBackLaunch p) {
+  const uint32_t row = (blockIdx.x * blockDim.x + threadIdx.x) / 32;
+  const uint32_t lane = threadIdx.x & 31;
+  if (row >= p.batch) return;
+  const int32_t token = p.tokens[row];
+  if (token == -1) return;
+  const RowPages rp = p.rows[row];
+  if (token < -1 || static_cast<uint64_t>(token) >= rp.tokens) {
+    if (lane == 0) RecordFault(p.fault, row, 0, token);
+    return;
+  }
+  const uint64_t offset = rp.page_offsets[uint32_t(token) / rp.page_tokens] +
+                          uint64_t(uint32_t(token) % rp.page_tokens) * rp.entry_stride;
+  CopyEntry(p.entries + uint64_t(row) * p.entry_bytes, p.region + offset, p.entry_bytes, lane);
+}
+
+cudaError_t LaunchWriteBackKernel(const WriteBackLaunch& p, cudaStream_t stream) {
+  WriteBackKernel<<<(p.batch * 32 + 255) / 256, 256, 0, stream>>>(p);
+  return cudaGetLastError();
+}
+
 cudaError_t LaunchWarpPerEntry(const GatherLaunch& p, int blocks, cudaStream_t stream) {
   GatherWarpPerEntryKernel<<<blocks, 256, 0, stream>>>(p);
   return cudaGetLastError();

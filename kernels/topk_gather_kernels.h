@@ -17,6 +17,7 @@ namespace sparsepool::kernels {
 inline constexpr uint32_t kMaxSortedK = 4096;
 
 cudaError_t LaunchWarpPerEntry(const GatherLaunch& launch, int blocks, cudaStream_t stream);
+cudaError_t LaunchWriteBackKernel(const WriteBackLaunch& launch, cudaStream_t stream);
 cudaError_t LaunchSorted(const GatherLaunch& launch, uint32_t slices, cudaStream_t stream);
 
 }  // namespace sparsepool::kernels

@@ -195,6 +195,70 @@ TEST_F(GpuGatherTest, BadIndicesAreNeverReadAndAreReported) {
   }
 }
 
+TEST_F(GpuGatherTest, WriteBackStoresNewTokensIntoThePool) {
+  std::mt19937_64 rng(31);
+  for (uint32_t entry_bytes : {656u, 100u}) {
+    Case c = MakeCase(16, 1, entry_bytes, entry_bytes, 64, rng);
+    // Distinct pages per row so that no two rows write the same bytes.
+    const uint64_t page_bytes = uint64_t{64} * entry_bytes;
+    for (size_t row = 0; row < c.rows.size(); ++row) {
+      c.rows[row].tokens = 64;
+      c.pages[row] = {row * page_bytes};
+    }
+    std::vector<int32_t> tokens(c.rows.size());
+    for (size_t row = 0; row < tokens.size(); ++row) tokens[row] = row == 5 ? -1 : static_cast<int32_t>(rng() % 64);
+    tokens[9] = 64;  // past the row's tokens: reported, not written
+    std::vector<std::byte> entries(tokens.size() * entry_bytes);
+    for (auto& b : entries) b = static_cast<std::byte>(rng());
+    const std::vector<std::byte> before(region_->host(), region_->host() + 16 * page_bytes);
+
+    std::vector<uint64_t*> device_pages;
+    for (size_t row = 0; row < c.rows.size(); ++row) {
+      uint64_t* d = nullptr;
+      CUDA_OK(cudaMalloc(&d, 8));
+      CUDA_OK(cudaMemcpy(d, c.pages[row].data(), 8, cudaMemcpyHostToDevice));
+      c.rows[row].page_offsets = d;
+      device_pages.push_back(d);
+    }
+    RowPages* rows = nullptr;
+    int32_t* device_tokens = nullptr;
+    std::byte* device_entries = nullptr;
+    CUDA_OK(cudaMalloc(&rows, c.rows.size() * sizeof(RowPages)));
+    CUDA_OK(cudaMalloc(&device_tokens, tokens.size() * 4));
+    CUDA_OK(cudaMalloc(&device_entries, entries.size()));
+    CUDA_OK(cudaMemcpy(rows, c.rows.data(), c.rows.size() * sizeof(RowPages), cudaMemcpyHostToDevice));
+    CUDA_OK(cudaMemcpy(device_tokens, tokens.data(), tokens.size() * 4, cudaMemcpyHostToDevice));
+    CUDA_OK(cudaMemcpy(device_entries, entries.data(), entries.size(), cudaMemcpyHostToDevice));
+    std::memset(fault_, 0, sizeof(GatherFault));
+    WriteBackLaunch launch;
+    launch.region = const_cast<std::byte*>(device_region_);
+    launch.region_bytes = region_bytes_;
+    launch.rows = rows;
+    launch.tokens = device_tokens;
+    launch.entries = device_entries;
+    launch.batch = static_cast<uint32_t>(tokens.size());
+    launch.entry_bytes = entry_bytes;
+    launch.fault = fault_;
+    ASSERT_TRUE(LaunchWriteBack(launch, stream_).ok());
+    CUDA_OK(cudaStreamSynchronize(stream_));
+    EXPECT_EQ(fault_->flag, 1);
+    EXPECT_EQ(fault_->row, 9);
+    for (size_t row = 0; row < tokens.size(); ++row) {
+      const std::byte* page = region_->host() + row * page_bytes;
+      for (uint32_t t = 0; t < 64; ++t) {
+        const std::byte* expected = (static_cast<int32_t>(t) == tokens[row])
+                                        ? entries.data() + row * entry_bytes
+                                        : before.data() + row * page_bytes + t * entry_bytes;
+        ASSERT_EQ(std::memcmp(page + t * entry_bytes, expected, entry_bytes), 0) << "row " << row << " token " << t;
+      }
+    }
+    cudaFree(rows);
+    cudaFree(device_tokens);
+    cudaFree(device_entries);
+    for (uint64_t* d : device_pages) cudaFree(d);
+  }
+}
+
 TEST_F(GpuGatherTest, LauncherNamesTheBadArgument) {
   std::vector<std::byte> host(4096);
   int32_t* indices = nullptr;

@@ -21,6 +21,7 @@ g++ "${cxx_flags[@]}" -c kernels/residency_cache.cc -o "$obj/residency_cache.o" 
 g++ "${cxx_flags[@]}" -c kernels/residency_model.cc -o "$obj/residency_model.o" &
 g++ "${cxx_flags[@]}" -c tests/gpu_residency_test.cc -o "$obj/residency_test.o" &
 "$nvcc" -O3 -std=c++17 "$arch" -I. -c bench/gpu_gather_bench.cu -o "$obj/bench.o" &
+"$nvcc" -O3 -std=c++17 "$arch" -I. -c bench/gpu_overlap_example.cu -o "$obj/overlap.o" &
 g++ "${cxx_flags[@]}" -c kernels/topk_gather.cc -o "$obj/launcher.o" &
 g++ "${cxx_flags[@]}" -c tests/gpu_gather_test.cc -o "$obj/test.o" &
 wait
@@ -34,4 +35,5 @@ link() {
 link "$out/gpu_gather_test" "$obj/test.o" "$libs/libgtest_main.a"
 link "$out/gpu_residency_test" "$obj/residency_test.o" "$libs/libgtest_main.a"
 link "$out/gpu_gather_bench" "$obj/bench.o"
+link "$out/gpu_overlap_example" "$obj/overlap.o"
 ls -la "$out"

@@ -14,4 +14,6 @@ test_status=${PIPESTATUS[0]}
 test_status=$((test_status || PIPESTATUS[0]))
 "$bin/gpu_gather_bench" "$@" 2>&1 | tee "$logs/gpu_bench.log"
 bench_status=${PIPESTATUS[0]}
+"$bin/gpu_overlap_example" 2>&1 | tee "$logs/gpu_overlap.log"
+bench_status=$((bench_status || PIPESTATUS[0]))
 exit $((test_status || bench_status))
