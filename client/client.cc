@@ -103,6 +103,10 @@ class ClientImpl final : public Client {
     return **layout;
   }
 
+  absl::StatusOr<std::shared_ptr<const SequenceLayout>> CachedLayout(SequenceId id) override {
+    return Cached(id);
+  }
+
   absl::Status WriteEntries(SequenceId id, uint32_t layer, uint64_t first_token,
                             absl::Span<const std::byte> entries) override {
     auto layout = Cached(id);

@@ -82,6 +82,9 @@ class Client {
   virtual absl::Status ReleaseSequence(SequenceId id) = 0;
   // The sequence's current layout, asked of the daemon (and cached for the data path).
   virtual absl::StatusOr<SequenceLayout> Layout(SequenceId id) = 0;
+  // The layout the data path uses: the cached one (asked of the daemon when absent),
+  // shared and immutable. The GPU path (client/gpu_fetcher.h) reads layouts this way.
+  virtual absl::StatusOr<std::shared_ptr<const SequenceLayout>> CachedLayout(SequenceId id) = 0;
 
   // Stores the entries of tokens [first_token, first_token + n) of one layer, where
   // entries holds n * entry_bytes bytes. The tokens must exist (ExtendSequence first).

@@ -20,6 +20,15 @@ libs=/usr/lib/x86_64-linux-gnu
 g++ "${cxx_flags[@]}" -c kernels/residency_cache.cc -o "$obj/residency_cache.o" &
 g++ "${cxx_flags[@]}" -c kernels/residency_model.cc -o "$obj/residency_model.o" &
 g++ "${cxx_flags[@]}" -c tests/gpu_residency_test.cc -o "$obj/residency_test.o" &
+wait
+# The client's GPU path and the real region store its test formats regions with.
+fetcher_sources=(client/gpu_fetcher.cc service/region_store.cc service/granule_allocator.cc
+  common/crc32c.cc common/region_format.cc common/layout.cc common/units.cc
+  transport/data_plane.cc transport/cxl/region_mapping.cc transport/cxl/region_spec.cc
+  transport/cxl/cpu_gather.cc transport/cxl/cxl_data_plane.cc tests/gpu_fetcher_test.cc)
+for f in "${fetcher_sources[@]}"; do
+  g++ "${cxx_flags[@]}" -march=x86-64-v2 -c "$f" -o "$obj/fetcher_$(echo "$f" | tr / _).o" &
+done
 "$nvcc" -O3 -std=c++17 "$arch" -I. -c bench/gpu_gather_bench.cu -o "$obj/bench.o" &
 "$nvcc" -O3 -std=c++17 "$arch" -I. -c bench/gpu_overlap_example.cu -o "$obj/overlap.o" &
 g++ "${cxx_flags[@]}" -c kernels/topk_gather.cc -o "$obj/launcher.o" &
@@ -34,6 +43,7 @@ link() {
 }
 link "$out/gpu_gather_test" "$obj/test.o" "$libs/libgtest_main.a"
 link "$out/gpu_residency_test" "$obj/residency_test.o" "$libs/libgtest_main.a"
+link "$out/gpu_fetcher_test" "$obj"/fetcher_*.o "$libs/libgtest_main.a" "$libs/libnuma.a"
 link "$out/gpu_gather_bench" "$obj/bench.o"
 link "$out/gpu_overlap_example" "$obj/overlap.o"
 ls -la "$out"

@@ -12,6 +12,8 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 test_status=${PIPESTATUS[0]}
 "$bin/gpu_residency_test" 2>&1 | tee "$logs/gpu_residency_test.log" | tail -6
 test_status=$((test_status || PIPESTATUS[0]))
+"$bin/gpu_fetcher_test" 2>&1 | tee "$logs/gpu_fetcher_test.log" | tail -6
+test_status=$((test_status || PIPESTATUS[0]))
 "$bin/gpu_gather_bench" "$@" 2>&1 | tee "$logs/gpu_bench.log"
 bench_status=${PIPESTATUS[0]}
 "$bin/gpu_overlap_example" 2>&1 | tee "$logs/gpu_overlap.log"

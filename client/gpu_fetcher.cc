@@ -1,0 +1,219 @@
+#include "client/gpu_fetcher.h"
+
+#include <cuda_runtime.h>  // the typed cudaMalloc overloads
+
+#include "absl/strings/str_cat.h"
+
+namespace sparsepool {
+namespace {
+
+absl::Status CudaError(absl::string_view what, cudaError_t error) {
+  cudaGetLastError();
+  return absl::InternalError(absl::StrCat(what, ": ", cudaGetErrorString(error)));
+}
+
+// Calls between two Finish calls, each with a fault record of its own.
+constexpr size_t kMaxPendingCalls = 1024;
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<GpuFetcher>> GpuFetcher::Create(Options options) {
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    cudaGetLastError();
+    return absl::FailedPreconditionError("no CUDA device: the GPU fetch path needs one");
+  }
+  return std::unique_ptr<GpuFetcher>(new GpuFetcher(options));
+}
+
+GpuFetcher::~GpuFetcher() {
+  cudaDeviceSynchronize();  // nothing of ours may be in flight when it is freed
+  for (auto& [id, pages] : pages_) cudaFree(pages.offsets);
+  if (device_rows_ != nullptr) cudaFree(device_rows_);
+  for (kernels::GatherFault* fault : fault_pool_) cudaFreeHost(fault);
+  for (auto& [uuid, region] : regions_) cudaHostUnregister(region.host);
+}
+
+absl::StatusOr<GpuFetcher::Region> GpuFetcher::RegionFor(const RegionRef& ref) {
+  const std::string key(reinterpret_cast<const char*>(ref.uuid.data()), ref.uuid.size());
+  if (auto it = regions_.find(key); it != regions_.end()) return it->second;
+  auto base = mappings_.RegionBase(ref);
+  if (!base.ok()) return base.status();
+  // Pins the region's pages and maps them for the GPU: done once per region, and the
+  // reason a pool region should be registered before the first decode step.
+  if (cudaError_t e = cudaHostRegister(*base, ref.size_bytes, cudaHostRegisterMapped); e != cudaSuccess) {
+    return CudaError(absl::StrCat("registering region ", ref.path, " (", ref.size_bytes, " bytes) with CUDA"), e);
+  }
+  void* device = nullptr;
+  if (cudaError_t e = cudaHostGetDevicePointer(&device, *base, 0); e != cudaSuccess) {
+    cudaHostUnregister(*base);
+    return CudaError(absl::StrCat("mapping region ", ref.path, " for the GPU"), e);
+  }
+  Region region{*base, static_cast<const std::byte*>(device), ref.size_bytes};
+  regions_.emplace(key, region);
+  return region;
+}
+
+absl::StatusOr<const uint64_t*> GpuFetcher::PagesFor(const SequenceLayout& layout, cudaStream_t stream) {
+  DevicePages& pages = pages_[layout.sequence_id];
+  if (pages.offsets != nullptr && pages.pages_per_layer == layout.pages_per_layer) return pages.offsets;
+  if (pages.offsets != nullptr) {
+    // The old table may still be read by a kernel in flight on `stream`.
+    if (cudaError_t e = cudaStreamSynchronize(stream); e != cudaSuccess) return CudaError("waiting to replace a page table", e);
+    cudaFree(pages.offsets);
+    pages.offsets = nullptr;
+  }
+  const size_t bytes = std::max<size_t>(1, layout.page_offsets.size()) * sizeof(uint64_t);
+  if (cudaError_t e = cudaMalloc(&pages.offsets, bytes); e != cudaSuccess) {
+    pages_.erase(layout.sequence_id);
+    return CudaError("allocating a device page table", e);
+  }
+  // From pageable memory: staged before the call returns, so the layout may go away.
+  if (cudaError_t e = cudaMemcpyAsync(pages.offsets, layout.page_offsets.data(),
+                                      layout.page_offsets.size() * sizeof(uint64_t),
+                                      cudaMemcpyHostToDevice, stream);
+      e != cudaSuccess) {
+    return CudaError("uploading a page table", e);
+  }
+  pages.pages_per_layer = layout.pages_per_layer;
+  return pages.offsets;
+}
+
+absl::StatusOr<GpuFetcher::PendingCall*> GpuFetcher::Prepare(
+    uint32_t layer, absl::Span<const SequenceLayout* const> layouts, cudaStream_t stream, Region* region) {
+  if (layouts.empty()) return absl::InvalidArgumentError("empty batch");
+  if (pending_.size() >= kMaxPendingCalls) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(kMaxPendingCalls, " calls since the last Finish; call Finish first"));
+  }
+  const SequenceLayout& first = *layouts[0];
+  std::vector<kernels::RowPages> rows;
+  PendingCall call;
+  call.layer = layer;
+  for (size_t row = 0; row < layouts.size(); ++row) {
+    const SequenceLayout& l = *layouts[row];
+    if (l.region.uuid != first.region.uuid) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "batch rows 0 and ", row, " live in different regions (", first.region.path, ", ",
+          l.region.path, "); fetch each region's rows separately"));
+    }
+    if (l.entry_bytes != first.entry_bytes) {
+      return absl::InvalidArgumentError(absl::StrCat("sequence ", l.sequence_id, " (batch row ", row,
+                                                     ") has entry_bytes ", l.entry_bytes,
+                                                     " but row 0 has ", first.entry_bytes));
+    }
+    if (layer >= l.layers) {
+      return absl::InvalidArgumentError(absl::StrCat("layer ", layer, " is out of range for sequence ",
+                                                     l.sequence_id, ", which has ", l.layers, " layers"));
+    }
+    auto pages = PagesFor(l, stream);
+    if (!pages.ok()) return pages.status();
+    rows.push_back(kernels::RowPages{*pages + size_t{layer} * l.pages_per_layer, l.tokens,
+                                     l.page_tokens, l.entry_stride});
+    call.sequence_ids.push_back(l.sequence_id);
+    call.tokens.push_back(l.tokens);
+  }
+  auto mapped = RegionFor(first.region);
+  if (!mapped.ok()) return mapped.status();
+  *region = *mapped;
+  if (rows.size() > device_rows_capacity_) {
+    if (device_rows_ != nullptr) {
+      cudaStreamSynchronize(stream);
+      cudaFree(device_rows_);
+      device_rows_ = nullptr;
+    }
+    if (cudaError_t e = cudaMalloc(&device_rows_, rows.size() * sizeof(kernels::RowPages)); e != cudaSuccess) {
+      device_rows_capacity_ = 0;
+      return CudaError("allocating row tables", e);
+    }
+    device_rows_capacity_ = static_cast<uint32_t>(rows.size());
+  }
+  // Ordered on `stream` after the previous call's kernel, which read the last contents.
+  if (cudaError_t e = cudaMemcpyAsync(device_rows_, rows.data(), rows.size() * sizeof(kernels::RowPages),
+                                      cudaMemcpyHostToDevice, stream);
+      e != cudaSuccess) {
+    return CudaError("uploading row tables", e);
+  }
+  if (fault_pool_.size() <= pending_.size()) {
+    kernels::GatherFault* fault = nullptr;
+    if (cudaError_t e = cudaMallocHost(&fault, sizeof(kernels::GatherFault)); e != cudaSuccess) {
+      return CudaError("allocating a fault record", e);
+    }
+    fault_pool_.push_back(fault);
+  }
+  call.fault = fault_pool_[pending_.size()];
+  *call.fault = kernels::GatherFault{};
+  pending_.push_back(std::move(call));
+  return &pending_.back();
+}
+
+absl::Status GpuFetcher::FetchTopK(uint32_t layer, absl::Span<const SequenceLayout* const> layouts,
+                                   const int32_t* device_indices, uint32_t k, std::byte* device_out,
+                                   cudaStream_t stream) {
+  Region region;
+  auto call = Prepare(layer, layouts, stream, &region);
+  if (!call.ok()) return call.status();
+  kernels::GatherLaunch launch;
+  launch.region = region.device;
+  launch.region_bytes = region.bytes;
+  launch.rows = device_rows_;
+  launch.indices = device_indices;
+  launch.batch = static_cast<uint32_t>(layouts.size());
+  launch.k = k;
+  launch.entry_bytes = layouts[0]->entry_bytes;
+  launch.out = device_out;
+  launch.out_bytes = uint64_t{launch.batch} * k * launch.entry_bytes;
+  launch.fault = (*call)->fault;
+  launch.max_blocks = options_.max_blocks;
+  absl::Status launched = kernels::LaunchTopKGather(launch, stream);
+  if (!launched.ok()) pending_.pop_back();
+  return launched;
+}
+
+absl::Status GpuFetcher::FetchTopK(Client& client, uint32_t layer, absl::Span<const SequenceId> batch,
+                                   const int32_t* device_indices, uint32_t k, std::byte* device_out,
+                                   cudaStream_t stream) {
+  std::vector<std::shared_ptr<const SequenceLayout>> held;
+  std::vector<const SequenceLayout*> layouts;
+  for (SequenceId id : batch) {
+    auto layout = client.CachedLayout(id);
+    if (!layout.ok()) return layout.status();
+    layouts.push_back(layout->get());
+    held.push_back(*std::move(layout));
+  }
+  return FetchTopK(layer, layouts, device_indices, k, device_out, stream);
+}
+
+absl::Status GpuFetcher::WriteBack(uint32_t layer, absl::Span<const SequenceLayout* const> layouts,
+                                   const int32_t* device_tokens, const std::byte* device_entries,
+                                   cudaStream_t stream) {
+  Region region;
+  auto call = Prepare(layer, layouts, stream, &region);
+  if (!call.ok()) return call.status();
+  kernels::WriteBackLaunch launch;
+  launch.region = const_cast<std::byte*>(region.device);  // registered for writes too
+  launch.region_bytes = region.bytes;
+  launch.rows = device_rows_;
+  launch.tokens = device_tokens;
+  launch.entries = device_entries;
+  launch.batch = static_cast<uint32_t>(layouts.size());
+  launch.entry_bytes = layouts[0]->entry_bytes;
+  launch.fault = (*call)->fault;
+  absl::Status launched = kernels::LaunchWriteBack(launch, stream);
+  if (!launched.ok()) pending_.pop_back();
+  return launched;
+}
+
+absl::Status GpuFetcher::Finish(cudaStream_t stream) {
+  if (cudaError_t e = cudaStreamSynchronize(stream); e != cudaSuccess) return CudaError("waiting for the stream", e);
+  absl::Status first = absl::OkStatus();
+  for (const PendingCall& call : pending_) {
+    if (call.fault->flag != 0 && first.ok()) {
+      first = kernels::FaultToStatus(*call.fault, call.sequence_ids, call.tokens, call.layer);
+    }
+  }
+  pending_.clear();
+  return first;
+}
+
+}  // namespace sparsepool

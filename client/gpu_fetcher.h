@@ -1,0 +1,107 @@
+// The GPU decode path, next to Client::FetchTopK: the entries the indexer selected land
+// in an HBM buffer straight from the pool's memory (mapped here and registered for the
+// GPU), in one kernel on the caller's stream, so that fetching layer l+1 can overlap
+// computing layer l (bench/gpu_overlap_example.cu shows how, with events).
+//
+//   auto gpu = sparsepool::GpuFetcher::Create();
+//   (*gpu)->FetchTopK(*client, layer, batch_ids, d_topk /* int32 [batch][k] */, k,
+//                     d_decode_buffer /* [batch][k][entry_bytes] */, stream);
+//   ... attention reads d_decode_buffer on the stream ...
+//   (*gpu)->Finish(stream);  // waits; InvalidArgument names any bad index
+//
+// Indices live on the GPU, so they are checked there: a bad one is never read, and
+// Finish reports the first, naming sequence, layer and index. Layouts come from the
+// client's cache: grow sequences through the client (ExtendSequence, Layout) before
+// fetching their new tokens. Thread-compatible: use one fetcher per stream.
+#ifndef SPARSEPOOL_CLIENT_GPU_FETCHER_H_
+#define SPARSEPOOL_CLIENT_GPU_FETCHER_H_
+
+#include <cuda_runtime_api.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "client/sparsepool_client.h"
+#include "common/layout.h"
+#include "kernels/topk_gather.h"
+#include "transport/cxl/cxl_data_plane.h"
+
+namespace sparsepool {
+
+class GpuFetcher {
+ public:
+  struct Options {
+    // Cap on the blocks one gather occupies (0: fill the GPU); cap it when the fetch
+    // should leave SMs to kernels running beside it.
+    uint32_t max_blocks = 0;
+  };
+  // FailedPrecondition when this process sees no CUDA device.
+  static absl::StatusOr<std::unique_ptr<GpuFetcher>> Create(Options options);
+  static absl::StatusOr<std::unique_ptr<GpuFetcher>> Create() { return Create(Options()); }
+  ~GpuFetcher();
+  GpuFetcher(const GpuFetcher&) = delete;
+  GpuFetcher& operator=(const GpuFetcher&) = delete;
+
+  // Enqueues the gather of `layer` for a batch whose rows all live in one region.
+  // device_indices: int32 [batch][k], -1 = padding (its output is left untouched).
+  // device_out: [batch][k][entry_bytes] in GPU memory.
+  absl::Status FetchTopK(Client& client, uint32_t layer, absl::Span<const SequenceId> batch,
+                         const int32_t* device_indices, uint32_t k, std::byte* device_out,
+                         cudaStream_t stream);
+  // The same with layouts in hand (validated ones, as the client's are).
+  absl::Status FetchTopK(uint32_t layer, absl::Span<const SequenceLayout* const> layouts,
+                         const int32_t* device_indices, uint32_t k, std::byte* device_out,
+                         cudaStream_t stream);
+  // Enqueues the write-back of one new entry per row: device_tokens int32 [batch]
+  // (-1: none for this row), device_entries [batch][entry_bytes].
+  absl::Status WriteBack(uint32_t layer, absl::Span<const SequenceLayout* const> layouts,
+                         const int32_t* device_tokens, const std::byte* device_entries,
+                         cudaStream_t stream);
+  // Waits for `stream`; the first bad index or token of the calls since the last Finish.
+  absl::Status Finish(cudaStream_t stream);
+
+ private:
+  explicit GpuFetcher(Options options) : options_(options) {}
+
+  struct Region {
+    std::byte* host = nullptr;
+    const std::byte* device = nullptr;
+    uint64_t bytes = 0;
+  };
+  // A sequence's page tables on the device. Data pages never move and sequence ids
+  // are never reused, so the copy stays right until the sequence gets more pages.
+  struct DevicePages {
+    uint64_t* offsets = nullptr;  // [layers][pages_per_layer]
+    uint32_t pages_per_layer = 0;
+  };
+  // What a launch needs to name a fault after the fact.
+  struct PendingCall {
+    kernels::GatherFault* fault;
+    uint32_t layer;
+    std::vector<uint64_t> sequence_ids;
+    std::vector<uint64_t> tokens;
+  };
+
+  absl::StatusOr<Region> RegionFor(const RegionRef& ref);
+  absl::StatusOr<const uint64_t*> PagesFor(const SequenceLayout& layout, cudaStream_t stream);
+  // Row tables of `layer` on the device, and the pending call that will name faults.
+  absl::StatusOr<PendingCall*> Prepare(uint32_t layer, absl::Span<const SequenceLayout* const> layouts,
+                                       cudaStream_t stream, Region* region);
+
+  Options options_;
+  CxlDataPlane mappings_;  // maps regions (and checks their headers) on first use
+  absl::flat_hash_map<std::string, Region> regions_;  // by uuid, registered with CUDA
+  absl::flat_hash_map<SequenceId, DevicePages> pages_;
+  kernels::RowPages* device_rows_ = nullptr;
+  uint32_t device_rows_capacity_ = 0;
+  std::vector<kernels::GatherFault*> fault_pool_;  // pinned, reused across Finish calls
+  std::vector<PendingCall> pending_;
+};
+
+}  // namespace sparsepool
+
+#endif  // SPARSEPOOL_CLIENT_GPU_FETCHER_H_
