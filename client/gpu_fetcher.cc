@@ -184,6 +184,33 @@ absl::Status GpuFetcher::FetchTopK(Client& client, uint32_t layer, absl::Span<co
   return FetchTopK(layer, layouts, device_indices, k, device_out, stream);
 }
 
+absl::Status GpuFetcher::FetchTopKCached(kernels::ResidencyCache& cache, uint32_t layer,
+                                         absl::Span<const SequenceLayout* const> layouts,
+                                         const uint32_t* device_instances, const int32_t* device_indices,
+                                         uint32_t k, uint32_t step, int32_t* device_slots,
+                                         cudaStream_t stream) {
+  if (!layouts.empty() && layouts[0]->entry_bytes != cache.state().entry_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat("entry_bytes ", layouts[0]->entry_bytes,
+                                                   " does not match the cache's ", cache.state().entry_bytes));
+  }
+  Region region;
+  auto call = Prepare(layer, layouts, stream, &region);
+  if (!call.ok()) return call.status();
+  kernels::ResidencyStepArgs args;
+  args.region = region.device;
+  args.rows = device_rows_;
+  args.instances = device_instances;
+  args.indices = device_indices;
+  args.batch = static_cast<uint32_t>(layouts.size());
+  args.k = k;
+  args.step = step;
+  args.out_slots = device_slots;
+  args.fault = (*call)->fault;
+  absl::Status launched = cache.Step(args, stream);
+  if (!launched.ok()) pending_.pop_back();
+  return launched;
+}
+
 absl::Status GpuFetcher::WriteBack(uint32_t layer, absl::Span<const SequenceLayout* const> layouts,
                                    const int32_t* device_tokens, const std::byte* device_entries,
                                    cudaStream_t stream) {

@@ -27,6 +27,7 @@
 #include "absl/types/span.h"
 #include "client/sparsepool_client.h"
 #include "common/layout.h"
+#include "kernels/residency_cache.h"
 #include "kernels/topk_gather.h"
 #include "transport/cxl/cxl_data_plane.h"
 
@@ -56,6 +57,15 @@ class GpuFetcher {
   absl::Status FetchTopK(uint32_t layer, absl::Span<const SequenceLayout* const> layouts,
                          const int32_t* device_indices, uint32_t k, std::byte* device_out,
                          cudaStream_t stream);
+  // Through the residency cache: looks the batch's top-k up in `cache`, fetches only the
+  // misses from the pool into their slots, and writes each position's slot index to
+  // device_slots (int32 [batch][k], -1 for padding) for the attention kernel, which
+  // reads entries at cache.slot_data(instance). device_instances: uint32 [batch], the
+  // cache instance of each row's (sequence, layer); `step` increases per decode step.
+  absl::Status FetchTopKCached(kernels::ResidencyCache& cache, uint32_t layer,
+                               absl::Span<const SequenceLayout* const> layouts,
+                               const uint32_t* device_instances, const int32_t* device_indices,
+                               uint32_t k, uint32_t step, int32_t* device_slots, cudaStream_t stream);
   // Enqueues the write-back of one new entry per row: device_tokens int32 [batch]
   // (-1: none for this row), device_entries [batch][entry_bytes].
   absl::Status WriteBack(uint32_t layer, absl::Span<const SequenceLayout* const> layouts,

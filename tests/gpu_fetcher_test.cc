@@ -7,6 +7,7 @@
 #include <cuda_runtime.h>
 #include <unistd.h>
 
+#include <numeric>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -167,6 +168,61 @@ TEST_F(GpuFetcherTest, WriteBackLandsInThePool) {
   EXPECT_TRUE(read == entries);
   cudaFree(d_tokens);
   cudaFree(d_entries);
+}
+
+// Through the residency cache: slot indices point at entries identical to the CPU
+// fetch, and a second step with the same selection is all hits.
+TEST_F(GpuFetcherTest, CachedFetchDeliversTheSameEntries) {
+  SequenceLayout a = Create(0, 21, 3000), b = Create(0, 22, 2000);
+  std::vector<const SequenceLayout*> layouts = {&a, &b};
+  kernels::ResidencyOptions options;
+  options.instances = 2;
+  options.capacity = 1024;
+  options.max_tokens = 4096;
+  options.entry_bytes = 656;
+  auto cache = kernels::ResidencyCache::Create(options);
+  ASSERT_TRUE(cache.ok()) << cache.status();
+  const uint32_t k = 512;
+  std::mt19937_64 rng(12);
+  std::vector<int32_t> indices;
+  for (const SequenceLayout* l : layouts) {
+    std::vector<int32_t> row(l->tokens);
+    std::iota(row.begin(), row.end(), 0);
+    std::shuffle(row.begin(), row.end(), rng);
+    indices.insert(indices.end(), row.begin(), row.begin() + k);
+  }
+  const std::vector<uint32_t> instances = {1, 0};
+  uint32_t* d_instances = nullptr;
+  int32_t* d_indices = nullptr;
+  int32_t* d_slots = nullptr;
+  CUDA_OK(cudaMalloc(&d_instances, 8));
+  CUDA_OK(cudaMalloc(&d_indices, indices.size() * 4));
+  CUDA_OK(cudaMalloc(&d_slots, indices.size() * 4));
+  CUDA_OK(cudaMemcpy(d_instances, instances.data(), 8, cudaMemcpyHostToDevice));
+  CUDA_OK(cudaMemcpy(d_indices, indices.data(), indices.size() * 4, cudaMemcpyHostToDevice));
+  std::vector<std::byte> cpu(indices.size() * 656);
+  ASSERT_TRUE(cpu_.Gather({2, layouts, indices, absl::MakeSpan(cpu)}).ok());
+  for (uint32_t step = 1; step <= 2; ++step) {
+    ASSERT_TRUE(fetcher_->FetchTopKCached(**cache, 2, layouts, d_instances, d_indices, k, step, d_slots, stream_).ok());
+    ASSERT_TRUE(fetcher_->Finish(stream_).ok());
+  }
+  std::vector<int32_t> slots(indices.size());
+  CUDA_OK(cudaMemcpy(slots.data(), d_slots, slots.size() * 4, cudaMemcpyDeviceToHost));
+  for (uint32_t row = 0; row < 2; ++row) {
+    std::vector<std::byte> data(options.capacity * 656);
+    CUDA_OK(cudaMemcpy(data.data(), (*cache)->slot_data(instances[row]), data.size(), cudaMemcpyDeviceToHost));
+    for (uint32_t i = 0; i < k; ++i) {
+      const int32_t slot = slots[row * k + i];
+      ASSERT_GE(slot, 0);
+      ASSERT_EQ(std::memcmp(data.data() + uint64_t(slot) * 656, cpu.data() + (uint64_t(row) * k + i) * 656, 656), 0);
+    }
+  }
+  auto counters = (*cache)->Counters();
+  EXPECT_EQ(counters->misses, 2u * k);  // the first step
+  EXPECT_EQ(counters->hits, 2u * k);    // the second
+  cudaFree(d_instances);
+  cudaFree(d_indices);
+  cudaFree(d_slots);
 }
 
 }  // namespace
