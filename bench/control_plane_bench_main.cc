@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/strings/numbers.h"
+#include "bench/flag.h"
 #include "absl/time/clock.h"
 #include "client/sparsepool_client.h"
 #include "grpcpp/create_channel.h"
@@ -126,9 +127,7 @@ int Run(int argc, char** argv) {
   int inflight = 8;  // pairs outstanding per thread in the pipelined run
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    const size_t eq = arg.find('=');
-    const std::string key = arg.substr(0, eq);
-    const std::string value = eq == std::string::npos ? "" : arg.substr(eq + 1);
+    const auto [key, value] = bench::SplitFlag(arg);
     bool ok = true;
     if (key == "--address") address = value;
     else if (key == "--threads") ok = absl::SimpleAtoi(value, &threads) && threads > 0;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/strings/numbers.h"
+#include "bench/flag.h"
 #include "absl/strings/str_cat.h"
 #include "client/sparsepool_client.h"
 #include "common/units.h"
@@ -35,9 +36,7 @@ struct Options {
 bool ParseOptions(int argc, char** argv, Options& o) {
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    const size_t eq = arg.find('=');
-    const std::string key = arg.substr(0, eq);
-    const std::string value = eq == std::string::npos ? "" : arg.substr(eq + 1);
+    const auto [key, value] = bench::SplitFlag(arg);
     bool ok = true;
     if (key == "--address") o.address = value;
     else if (key == "--requests") ok = absl::SimpleAtoi(value, &o.requests);

@@ -18,19 +18,12 @@
 
 #include "bench/overlap_trace.h"
 #include "kernels/residency_cache.h"
+#include "kernels/cuda_check.h"
 #include "kernels/topk_gather.h"
 
 namespace sparsepool::kernels {
 namespace {
 
-#define CHECK_CUDA(call)                                                                  \
-  do {                                                                                    \
-    cudaError_t e_ = (call);                                                              \
-    if (e_ != cudaSuccess) {                                                              \
-      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                       \
-    }                                                                                     \
-  } while (0)
 
 constexpr uint32_t kEntry = 656;
 constexpr uint32_t kPageTokens = 64;
@@ -71,9 +64,9 @@ Pool MakePool(uint64_t bytes) {
   }
   pool.host = static_cast<std::byte*>(mapped);
   for (uint64_t i = 0; i < bytes; i += 4096) std::memset(pool.host + i, int(i >> 12), 4096);
-  CHECK_CUDA(cudaHostRegister(pool.host, bytes, cudaHostRegisterMapped));
+  SPARSEPOOL_CHECK_CUDA(cudaHostRegister(pool.host, bytes, cudaHostRegisterMapped));
   void* device = nullptr;
-  CHECK_CUDA(cudaHostGetDevicePointer(&device, pool.host, 0));
+  SPARSEPOOL_CHECK_CUDA(cudaHostGetDevicePointer(&device, pool.host, 0));
   pool.device = static_cast<const std::byte*>(device);
   return pool;
 }
@@ -101,19 +94,19 @@ struct Scenario {
 template <typename Launch>
 Timing TimeIt(Scenario& s, int32_t* indices, cudaStream_t stream, int reps, Launch launch) {
   cudaEvent_t start, stop;
-  CHECK_CUDA(cudaEventCreate(&start));
-  CHECK_CUDA(cudaEventCreate(&stop));
+  SPARSEPOOL_CHECK_CUDA(cudaEventCreate(&start));
+  SPARSEPOOL_CHECK_CUDA(cudaEventCreate(&stop));
   std::vector<double> seconds;
   std::mt19937_64 rng(99);
   for (int rep = -2; rep < reps; ++rep) {  // two warm-ups
     const uint32_t layer = rng() % s.rows_by_layer.size();
     DrawIndices<<<kBatch, 256, 0, stream>>>(indices, s.rows_by_layer[layer], kTopK, rng());
-    CHECK_CUDA(cudaEventRecord(start, stream));
+    SPARSEPOOL_CHECK_CUDA(cudaEventRecord(start, stream));
     launch(layer);
-    CHECK_CUDA(cudaEventRecord(stop, stream));
-    CHECK_CUDA(cudaEventSynchronize(stop));
+    SPARSEPOOL_CHECK_CUDA(cudaEventRecord(stop, stream));
+    SPARSEPOOL_CHECK_CUDA(cudaEventSynchronize(stop));
     float ms = 0;
-    CHECK_CUDA(cudaEventElapsedTime(&ms, start, stop));
+    SPARSEPOOL_CHECK_CUDA(cudaEventElapsedTime(&ms, start, stop));
     if (rep >= 0) seconds.push_back(ms / 1e3);
   }
   const double median = Median(seconds);
@@ -142,13 +135,13 @@ void UploadRows(Scenario& s) {
     std::vector<RowPages> rows;
     for (auto& pages : layer_pages) {
       uint64_t* d = nullptr;
-      CHECK_CUDA(cudaMalloc(&d, pages.size() * 8));
-      CHECK_CUDA(cudaMemcpy(d, pages.data(), pages.size() * 8, cudaMemcpyHostToDevice));
+      SPARSEPOOL_CHECK_CUDA(cudaMalloc(&d, pages.size() * 8));
+      SPARSEPOOL_CHECK_CUDA(cudaMemcpy(d, pages.data(), pages.size() * 8, cudaMemcpyHostToDevice));
       rows.push_back(RowPages{d, s.tokens, kPageTokens, kEntry});
     }
     RowPages* device_rows = nullptr;
-    CHECK_CUDA(cudaMalloc(&device_rows, rows.size() * sizeof(RowPages)));
-    CHECK_CUDA(cudaMemcpy(device_rows, rows.data(), rows.size() * sizeof(RowPages), cudaMemcpyHostToDevice));
+    SPARSEPOOL_CHECK_CUDA(cudaMalloc(&device_rows, rows.size() * sizeof(RowPages)));
+    SPARSEPOOL_CHECK_CUDA(cudaMemcpy(device_rows, rows.data(), rows.size() * sizeof(RowPages), cudaMemcpyHostToDevice));
     s.rows_by_layer.push_back(device_rows);
   }
 }
@@ -207,16 +200,16 @@ void ResidencyComparison(Scenario& s, int32_t* indices, std::byte* out, GatherFa
   int32_t* slots = nullptr;
   std::vector<uint32_t> ids(kBatch);
   std::iota(ids.begin(), ids.end(), 0);
-  CHECK_CUDA(cudaMalloc(&instances, kBatch * 4));
-  CHECK_CUDA(cudaMalloc(&slots, uint64_t{kBatch} * kTopK * 4));
-  CHECK_CUDA(cudaMemcpy(instances, ids.data(), kBatch * 4, cudaMemcpyHostToDevice));
+  SPARSEPOOL_CHECK_CUDA(cudaMalloc(&instances, kBatch * 4));
+  SPARSEPOOL_CHECK_CUDA(cudaMalloc(&slots, uint64_t{kBatch} * kTopK * 4));
+  SPARSEPOOL_CHECK_CUDA(cudaMemcpy(instances, ids.data(), kBatch * 4, cudaMemcpyHostToDevice));
   cudaEvent_t a, b;
-  CHECK_CUDA(cudaEventCreate(&a));
-  CHECK_CUDA(cudaEventCreate(&b));
+  SPARSEPOOL_CHECK_CUDA(cudaEventCreate(&a));
+  SPARSEPOOL_CHECK_CUDA(cudaEventCreate(&b));
   auto elapsed = [&] {
-    CHECK_CUDA(cudaEventSynchronize(b));
+    SPARSEPOOL_CHECK_CUDA(cudaEventSynchronize(b));
     float ms = 0;
-    CHECK_CUDA(cudaEventElapsedTime(&ms, a, b));
+    SPARSEPOOL_CHECK_CUDA(cudaEventElapsedTime(&ms, a, b));
     return ms / 1e3;
   };
   std::printf("\nresidency cache: 64 requests x top-2048, consecutive steps share 80%% of the top-k, "
@@ -246,7 +239,7 @@ void ResidencyComparison(Scenario& s, int32_t* indices, std::byte* out, GatherFa
         const std::vector<int32_t>& selected = traces[r].Next();
         std::copy(selected.begin(), selected.end(), host.begin() + uint64_t{r} * kTopK);
       }
-      CHECK_CUDA(cudaMemcpy(indices, host.data(), host.size() * 4, cudaMemcpyHostToDevice));
+      SPARSEPOOL_CHECK_CUDA(cudaMemcpy(indices, host.data(), host.size() * 4, cudaMemcpyHostToDevice));
       if (step == kWarmSteps + 1) misses_before = (*cache)->Counters()->misses;
       ResidencyStepArgs args;
       args.region = s.pool.device;
@@ -258,17 +251,17 @@ void ResidencyComparison(Scenario& s, int32_t* indices, std::byte* out, GatherFa
       args.step = static_cast<uint32_t>(step);
       args.out_slots = slots;
       args.fault = fault;
-      CHECK_CUDA(cudaEventRecord(a, stream));
+      SPARSEPOOL_CHECK_CUDA(cudaEventRecord(a, stream));
       absl::Status st = (*cache)->Step(args, stream);
-      CHECK_CUDA(cudaEventRecord(b, stream));
+      SPARSEPOOL_CHECK_CUDA(cudaEventRecord(b, stream));
       if (!st.ok()) {
         std::fprintf(stderr, "%s\n", st.ToString().c_str());
         std::exit(1);
       }
       const double cached = elapsed();
-      CHECK_CUDA(cudaEventRecord(a, stream));
+      SPARSEPOOL_CHECK_CUDA(cudaEventRecord(a, stream));
       st = LaunchTopKGather(MakeLaunch(s, 0, indices, out, fault, GatherAlgorithm::kSortedByAddress), stream);
-      CHECK_CUDA(cudaEventRecord(b, stream));
+      SPARSEPOOL_CHECK_CUDA(cudaEventRecord(b, stream));
       if (!st.ok()) {
         std::fprintf(stderr, "%s\n", st.ToString().c_str());
         std::exit(1);
@@ -308,9 +301,9 @@ int Run(int argc, char** argv) {
     return 0;
   }
   cudaDeviceProp prop;
-  CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
+  SPARSEPOOL_CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
   cudaStream_t stream;
-  CHECK_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  SPARSEPOOL_CHECK_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   std::printf("device: %s, %d SMs\n", prop.name, prop.multiProcessorCount);
 
   // The link: 1 GiB pinned host to device, measured before and after everything else
@@ -319,20 +312,20 @@ int Run(int argc, char** argv) {
     const uint64_t bytes = uint64_t{1} << 30;
     void* host = nullptr;
     void* device = nullptr;
-    CHECK_CUDA(cudaMallocHost(&host, bytes));
-    CHECK_CUDA(cudaMalloc(&device, bytes));
+    SPARSEPOOL_CHECK_CUDA(cudaMallocHost(&host, bytes));
+    SPARSEPOOL_CHECK_CUDA(cudaMalloc(&device, bytes));
     std::memset(host, 7, bytes);
     std::vector<double> s;
     cudaEvent_t a, b;
-    CHECK_CUDA(cudaEventCreate(&a));
-    CHECK_CUDA(cudaEventCreate(&b));
+    SPARSEPOOL_CHECK_CUDA(cudaEventCreate(&a));
+    SPARSEPOOL_CHECK_CUDA(cudaEventCreate(&b));
     for (int rep = 0; rep < 12; ++rep) {
-      CHECK_CUDA(cudaEventRecord(a, stream));
-      CHECK_CUDA(cudaMemcpyAsync(device, host, bytes, cudaMemcpyHostToDevice, stream));
-      CHECK_CUDA(cudaEventRecord(b, stream));
-      CHECK_CUDA(cudaEventSynchronize(b));
+      SPARSEPOOL_CHECK_CUDA(cudaEventRecord(a, stream));
+      SPARSEPOOL_CHECK_CUDA(cudaMemcpyAsync(device, host, bytes, cudaMemcpyHostToDevice, stream));
+      SPARSEPOOL_CHECK_CUDA(cudaEventRecord(b, stream));
+      SPARSEPOOL_CHECK_CUDA(cudaEventSynchronize(b));
       float ms;
-      CHECK_CUDA(cudaEventElapsedTime(&ms, a, b));
+      SPARSEPOOL_CHECK_CUDA(cudaEventElapsedTime(&ms, a, b));
       if (rep > 1) s.push_back(ms / 1e3);
     }
     cudaFree(device);
@@ -346,9 +339,9 @@ int Run(int argc, char** argv) {
   std::byte* out = nullptr;
   GatherFault* fault = nullptr;
   const uint64_t out_bytes = uint64_t{kBatch} * kTopK * kEntry;
-  CHECK_CUDA(cudaMalloc(&indices, uint64_t{kBatch} * kTopK * 4));
-  CHECK_CUDA(cudaMalloc(&out, out_bytes));
-  CHECK_CUDA(cudaMallocHost(&fault, sizeof(GatherFault)));
+  SPARSEPOOL_CHECK_CUDA(cudaMalloc(&indices, uint64_t{kBatch} * kTopK * 4));
+  SPARSEPOOL_CHECK_CUDA(cudaMalloc(&out, out_bytes));
+  SPARSEPOOL_CHECK_CUDA(cudaMallocHost(&fault, sizeof(GatherFault)));
   std::memset(fault, 0, sizeof(*fault));
 
   std::printf("| pool | gather | median | GB/s | of link |\n|---|---|---|---|---|\n");
@@ -378,7 +371,7 @@ int Run(int argc, char** argv) {
   std::vector<const void*> srcs(host_indices.size());
   std::vector<size_t> sizes(host_indices.size(), kEntry);
   auto host_addresses = [&](uint32_t) {
-    CHECK_CUDA(cudaMemcpy(host_indices.data(), indices, host_indices.size() * 4, cudaMemcpyDeviceToHost));
+    SPARSEPOOL_CHECK_CUDA(cudaMemcpy(host_indices.data(), indices, host_indices.size() * 4, cudaMemcpyDeviceToHost));
     for (size_t e = 0; e < host_indices.size(); ++e) {
       const uint32_t row = e / kTopK;
       const uint32_t token = host_indices[e];
@@ -391,7 +384,7 @@ int Run(int argc, char** argv) {
     // caller of per-entry copies pays; it is small next to 131,072 API calls.
     host_addresses(layer);
     for (size_t e = 0; e < dsts.size(); ++e) {
-      CHECK_CUDA(cudaMemcpyAsync(dsts[e], srcs[e], kEntry, cudaMemcpyHostToDevice, stream));
+      SPARSEPOOL_CHECK_CUDA(cudaMemcpyAsync(dsts[e], srcs[e], kEntry, cudaMemcpyHostToDevice, stream));
     }
   });
   report("1 GiB span", "one cudaMemcpyAsync per entry", per_entry);
@@ -400,7 +393,7 @@ int Run(int argc, char** argv) {
     cudaMemcpyAttributes attributes{};
     attributes.srcAccessOrder = cudaMemcpySrcAccessOrderStream;
     size_t attribute_index = 0;
-    CHECK_CUDA(cudaMemcpyBatchAsync(dsts.data(), const_cast<const void**>(srcs.data()), sizes.data(),
+    SPARSEPOOL_CHECK_CUDA(cudaMemcpyBatchAsync(dsts.data(), const_cast<const void**>(srcs.data()), sizes.data(),
                                     dsts.size(), &attributes, &attribute_index, 1, stream));
   });
   report("1 GiB span", "cudaMemcpyBatchAsync", batched);

@@ -15,19 +15,12 @@
 #include <random>
 #include <vector>
 
+#include "kernels/cuda_check.h"
 #include "kernels/topk_gather.h"
 
 namespace sparsepool::kernels {
 namespace {
 
-#define CHECK_CUDA(call)                                                                   \
-  do {                                                                                     \
-    cudaError_t e_ = (call);                                                               \
-    if (e_ != cudaSuccess) {                                                               \
-      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                        \
-    }                                                                                      \
-  } while (0)
 
 constexpr uint32_t kLayers = 61, kBatch = 64, kTopK = 2048, kEntry = 656, kPageTokens = 64;
 constexpr uint32_t kTokens = 8192;  // per request and layer
@@ -59,9 +52,9 @@ int Run() {
   void* mapped = mmap(nullptr, region_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (mapped == MAP_FAILED) return 1;
   std::memset(mapped, 1, region_bytes);
-  CHECK_CUDA(cudaHostRegister(mapped, region_bytes, cudaHostRegisterMapped));
+  SPARSEPOOL_CHECK_CUDA(cudaHostRegister(mapped, region_bytes, cudaHostRegisterMapped));
   void* region = nullptr;
-  CHECK_CUDA(cudaHostGetDevicePointer(&region, mapped, 0));
+  SPARSEPOOL_CHECK_CUDA(cudaHostGetDevicePointer(&region, mapped, 0));
 
   std::vector<RowPages*> rows(kLayers);
   std::vector<int32_t*> indices(kLayers);
@@ -72,33 +65,33 @@ int Run() {
       std::vector<uint64_t> pages(pages_per_row);
       for (uint64_t p = 0; p < pages_per_row; ++p) pages[p] = ((uint64_t{r} * kLayers + l) * pages_per_row + p) * page_bytes;
       uint64_t* d = nullptr;
-      CHECK_CUDA(cudaMalloc(&d, pages.size() * 8));
-      CHECK_CUDA(cudaMemcpy(d, pages.data(), pages.size() * 8, cudaMemcpyHostToDevice));
+      SPARSEPOOL_CHECK_CUDA(cudaMalloc(&d, pages.size() * 8));
+      SPARSEPOOL_CHECK_CUDA(cudaMemcpy(d, pages.data(), pages.size() * 8, cudaMemcpyHostToDevice));
       host_rows.push_back(RowPages{d, kTokens, kPageTokens, kEntry});
     }
-    CHECK_CUDA(cudaMalloc(&rows[l], kBatch * sizeof(RowPages)));
-    CHECK_CUDA(cudaMemcpy(rows[l], host_rows.data(), kBatch * sizeof(RowPages), cudaMemcpyHostToDevice));
+    SPARSEPOOL_CHECK_CUDA(cudaMalloc(&rows[l], kBatch * sizeof(RowPages)));
+    SPARSEPOOL_CHECK_CUDA(cudaMemcpy(rows[l], host_rows.data(), kBatch * sizeof(RowPages), cudaMemcpyHostToDevice));
     std::vector<int32_t> idx(uint64_t{kBatch} * kTopK);
     for (auto& i : idx) i = static_cast<int32_t>(rng() % kTokens);
-    CHECK_CUDA(cudaMalloc(&indices[l], idx.size() * 4));
-    CHECK_CUDA(cudaMemcpy(indices[l], idx.data(), idx.size() * 4, cudaMemcpyHostToDevice));
+    SPARSEPOOL_CHECK_CUDA(cudaMalloc(&indices[l], idx.size() * 4));
+    SPARSEPOOL_CHECK_CUDA(cudaMemcpy(indices[l], idx.data(), idx.size() * 4, cudaMemcpyHostToDevice));
   }
   const uint64_t buffer_bytes = uint64_t{kBatch} * kTopK * kEntry;
   std::byte* buffers[2];
-  CHECK_CUDA(cudaMalloc(&buffers[0], buffer_bytes));
-  CHECK_CUDA(cudaMalloc(&buffers[1], buffer_bytes));
+  SPARSEPOOL_CHECK_CUDA(cudaMalloc(&buffers[0], buffer_bytes));
+  SPARSEPOOL_CHECK_CUDA(cudaMalloc(&buffers[1], buffer_bytes));
   GatherFault* fault = nullptr;
   float* sink = nullptr;
-  CHECK_CUDA(cudaMallocHost(&fault, sizeof(GatherFault)));
-  CHECK_CUDA(cudaMalloc(&sink, 4));
+  SPARSEPOOL_CHECK_CUDA(cudaMallocHost(&fault, sizeof(GatherFault)));
+  SPARSEPOOL_CHECK_CUDA(cudaMalloc(&sink, 4));
   std::memset(fault, 0, sizeof(*fault));
 
   // Attention gets the higher priority: its blocks are scheduled first when both wait.
   int lowest = 0, highest = 0;
-  CHECK_CUDA(cudaDeviceGetStreamPriorityRange(&lowest, &highest));
+  SPARSEPOOL_CHECK_CUDA(cudaDeviceGetStreamPriorityRange(&lowest, &highest));
   cudaStream_t fetch_stream, compute_stream;
-  CHECK_CUDA(cudaStreamCreateWithPriority(&fetch_stream, cudaStreamNonBlocking, lowest));
-  CHECK_CUDA(cudaStreamCreateWithPriority(&compute_stream, cudaStreamNonBlocking, highest));
+  SPARSEPOOL_CHECK_CUDA(cudaStreamCreateWithPriority(&fetch_stream, cudaStreamNonBlocking, lowest));
+  SPARSEPOOL_CHECK_CUDA(cudaStreamCreateWithPriority(&compute_stream, cudaStreamNonBlocking, highest));
   uint32_t max_blocks = 0;
   auto fetch = [&](uint32_t l, cudaStream_t stream) {
     GatherLaunch p;
@@ -123,18 +116,18 @@ int Run() {
   auto compute = [&](uint32_t l, cudaStream_t stream) {
     FakeAttention<<<132 * 4, 256, 0, stream>>>(reinterpret_cast<const uint4*>(buffers[l % 2]),
                                                buffer_bytes / 16, rounds, sink);
-    CHECK_CUDA(cudaGetLastError());
+    SPARSEPOOL_CHECK_CUDA(cudaGetLastError());
   };
   cudaEvent_t a, b;
-  CHECK_CUDA(cudaEventCreate(&a));
-  CHECK_CUDA(cudaEventCreate(&b));
+  SPARSEPOOL_CHECK_CUDA(cudaEventCreate(&a));
+  SPARSEPOOL_CHECK_CUDA(cudaEventCreate(&b));
   auto time_ms = [&](auto work) {
-    CHECK_CUDA(cudaEventRecord(a, fetch_stream));
+    SPARSEPOOL_CHECK_CUDA(cudaEventRecord(a, fetch_stream));
     work();
-    CHECK_CUDA(cudaEventRecord(b, fetch_stream));
-    CHECK_CUDA(cudaEventSynchronize(b));
+    SPARSEPOOL_CHECK_CUDA(cudaEventRecord(b, fetch_stream));
+    SPARSEPOOL_CHECK_CUDA(cudaEventSynchronize(b));
     float ms = 0;
-    CHECK_CUDA(cudaEventElapsedTime(&ms, a, b));
+    SPARSEPOOL_CHECK_CUDA(cudaEventElapsedTime(&ms, a, b));
     return ms;
   };
   // Size the stand-in attention to take about as long as one layer's fetch.
@@ -150,7 +143,7 @@ int Run() {
 
   std::vector<cudaEvent_t> fetched(kLayers), computed(kLayers), fetch_start(kLayers), compute_start(kLayers);
   for (uint32_t l = 0; l < kLayers; ++l) {
-    for (cudaEvent_t* e : {&fetched[l], &computed[l], &fetch_start[l], &compute_start[l]}) CHECK_CUDA(cudaEventCreate(e));
+    for (cudaEvent_t* e : {&fetched[l], &computed[l], &fetch_start[l], &compute_start[l]}) SPARSEPOOL_CHECK_CUDA(cudaEventCreate(e));
   }
   for (uint32_t cap : {0u, 256u, 128u, 64u}) {
     max_blocks = cap;
@@ -163,28 +156,28 @@ int Run() {
     });
 
     // Overlapped: fetch l+1 while computing l.
-    CHECK_CUDA(cudaDeviceSynchronize());
-    CHECK_CUDA(cudaEventRecord(a, fetch_stream));
-    CHECK_CUDA(cudaStreamWaitEvent(compute_stream, a));
+    SPARSEPOOL_CHECK_CUDA(cudaDeviceSynchronize());
+    SPARSEPOOL_CHECK_CUDA(cudaEventRecord(a, fetch_stream));
+    SPARSEPOOL_CHECK_CUDA(cudaStreamWaitEvent(compute_stream, a));
     for (uint32_t l = 0; l < kLayers; ++l) {
-      if (l >= 2) CHECK_CUDA(cudaStreamWaitEvent(fetch_stream, computed[l - 2]));  // buffer l%2 is free
-      CHECK_CUDA(cudaEventRecord(fetch_start[l], fetch_stream));
+      if (l >= 2) SPARSEPOOL_CHECK_CUDA(cudaStreamWaitEvent(fetch_stream, computed[l - 2]));  // buffer l%2 is free
+      SPARSEPOOL_CHECK_CUDA(cudaEventRecord(fetch_start[l], fetch_stream));
       fetch(l, fetch_stream);
-      CHECK_CUDA(cudaEventRecord(fetched[l], fetch_stream));
-      CHECK_CUDA(cudaStreamWaitEvent(compute_stream, fetched[l]));
-      CHECK_CUDA(cudaEventRecord(compute_start[l], compute_stream));
+      SPARSEPOOL_CHECK_CUDA(cudaEventRecord(fetched[l], fetch_stream));
+      SPARSEPOOL_CHECK_CUDA(cudaStreamWaitEvent(compute_stream, fetched[l]));
+      SPARSEPOOL_CHECK_CUDA(cudaEventRecord(compute_start[l], compute_stream));
       compute(l, compute_stream);
-      CHECK_CUDA(cudaEventRecord(computed[l], compute_stream));
+      SPARSEPOOL_CHECK_CUDA(cudaEventRecord(computed[l], compute_stream));
     }
-    CHECK_CUDA(cudaStreamWaitEvent(fetch_stream, computed[kLayers - 1]));
-    CHECK_CUDA(cudaEventRecord(b, fetch_stream));
-    CHECK_CUDA(cudaEventSynchronize(b));
+    SPARSEPOOL_CHECK_CUDA(cudaStreamWaitEvent(fetch_stream, computed[kLayers - 1]));
+    SPARSEPOOL_CHECK_CUDA(cudaEventRecord(b, fetch_stream));
+    SPARSEPOOL_CHECK_CUDA(cudaEventSynchronize(b));
     float overlapped_ms = 0;
-    CHECK_CUDA(cudaEventElapsedTime(&overlapped_ms, a, b));
+    SPARSEPOOL_CHECK_CUDA(cudaEventElapsedTime(&overlapped_ms, a, b));
 
     auto at = [&](cudaEvent_t e) {
       float ms = 0;
-      CHECK_CUDA(cudaEventElapsedTime(&ms, a, e));
+      SPARSEPOOL_CHECK_CUDA(cudaEventElapsedTime(&ms, a, e));
       return ms;
     };
     std::printf("\nfetch capped at %u blocks (0: fills the GPU); timeline of the overlapped step (ms from its start):\n", max_blocks);

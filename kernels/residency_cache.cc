@@ -3,6 +3,7 @@
 #include <cuda_runtime_api.h>
 
 #include "absl/strings/str_cat.h"
+#include "kernels/cuda_pointer.h"
 #include "kernels/residency_kernels.h"
 
 namespace sparsepool::kernels {
@@ -95,13 +96,7 @@ absl::Status ResidencyCache::Step(const ResidencyStepArgs& a, cudaStream_t strea
                                {a.indices, "indices"},
                                {a.out_slots, "out_slots"},
                                {a.fault, "fault"}}) {
-    if (pointer == nullptr) return absl::InvalidArgumentError(absl::StrCat(name, " is null"));
-    cudaPointerAttributes attributes;
-    if (cudaPointerGetAttributes(&attributes, pointer) != cudaSuccess ||
-        attributes.type == cudaMemoryTypeUnregistered) {
-      cudaGetLastError();
-      return absl::InvalidArgumentError(absl::StrCat(name, " is not memory the GPU can read"));
-    }
+    if (absl::Status s = CheckGpuPointer(pointer, name); !s.ok()) return s;
   }
   ResidencyLaunch launch;
   launch.state = state_;

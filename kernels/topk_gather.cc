@@ -3,34 +3,10 @@
 #include <cuda_runtime_api.h>
 
 #include "absl/strings/str_cat.h"
+#include "kernels/cuda_pointer.h"
 #include "kernels/topk_gather_kernels.h"
 
 namespace sparsepool::kernels {
-namespace {
-
-// A pointer the GPU can dereference: device memory, managed memory, or host memory
-// registered or allocated with CUDA.
-absl::Status CheckGpuPointer(const void* pointer, const char* name) {
-  if (pointer == nullptr) return absl::InvalidArgumentError(absl::StrCat(name, " is null"));
-  cudaPointerAttributes attributes;
-  const cudaError_t error = cudaPointerGetAttributes(&attributes, pointer);
-  if (error != cudaSuccess) {
-    cudaGetLastError();  // clear it: it is ours to report, not the next call's
-    return absl::InvalidArgumentError(
-        absl::StrCat(name, " is not memory CUDA knows: ", cudaGetErrorString(error)));
-  }
-  if (attributes.type == cudaMemoryTypeUnregistered) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        name, " is plain host memory; register it (cudaHostRegister) or use device memory"));
-  }
-  if (attributes.type == cudaMemoryTypeHost && attributes.devicePointer == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat(name, " is pinned host memory not mapped for the GPU"));
-  }
-  return absl::OkStatus();
-}
-
-}  // namespace
-
 absl::Status LaunchTopKGather(const GatherLaunch& p, cudaStream_t stream) {
   if (p.batch == 0 || p.k == 0) return absl::OkStatus();
   if (p.entry_bytes == 0) return absl::InvalidArgumentError("entry_bytes is 0");

@@ -14,6 +14,7 @@
 #include "bench/entry_pattern.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/cuda_assert.h"
 #include "service/region_store.h"
 
 namespace sparsepool {
@@ -21,11 +22,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-#define CUDA_OK(call)                                                              \
-  do {                                                                             \
-    const cudaError_t error_ = (call);                                             \
-    ASSERT_EQ(error_, cudaSuccess) << #call << ": " << cudaGetErrorString(error_); \
-  } while (0)
 
 class GpuFetcherTest : public ::testing::Test {
  protected:

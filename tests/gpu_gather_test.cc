@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/cuda_assert.h"
 #include "kernels/cpu_reference.h"
 #include "kernels/topk_gather.h"
 #include "tests/gpu_region.h"
@@ -20,11 +21,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-#define CUDA_OK(call)                                                        \
-  do {                                                                       \
-    const cudaError_t error_ = (call);                                       \
-    ASSERT_EQ(error_, cudaSuccess) << #call << ": " << cudaGetErrorString(error_); \
-  } while (0)
 
 bool HaveGpu() {
   int count = 0;

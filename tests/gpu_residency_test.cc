@@ -9,6 +9,7 @@
 
 #include "bench/overlap_trace.h"
 #include "gtest/gtest.h"
+#include "tests/cuda_assert.h"
 #include "kernels/residency_cache.h"
 #include "kernels/residency_model.h"
 #include "tests/gpu_region.h"
@@ -16,11 +17,6 @@
 namespace sparsepool::kernels {
 namespace {
 
-#define CUDA_OK(call)                                                                    \
-  do {                                                                                   \
-    const cudaError_t error_ = (call);                                                   \
-    ASSERT_EQ(error_, cudaSuccess) << #call << ": " << cudaGetErrorString(error_);       \
-  } while (0)
 
 constexpr uint32_t kEntry = 656;
 constexpr uint32_t kPageTokens = 64;

@@ -32,11 +32,12 @@ done
 "$nvcc" -O3 -std=c++17 "$arch" -I. -c bench/gpu_gather_bench.cu -o "$obj/bench.o" &
 "$nvcc" -O3 -std=c++17 "$arch" -I. -c bench/gpu_overlap_example.cu -o "$obj/overlap.o" &
 g++ "${cxx_flags[@]}" -c kernels/topk_gather.cc -o "$obj/launcher.o" &
+g++ "${cxx_flags[@]}" -c kernels/cuda_pointer.cc -o "$obj/cuda_pointer.o" &
 g++ "${cxx_flags[@]}" -c tests/gpu_gather_test.cc -o "$obj/test.o" &
 wait
 
 link() {
-  g++ -o "$1" "${@:2}" "$obj/launcher.o" "$obj/kernels.o" "$obj/residency_cache.o" \
+  g++ -o "$1" "${@:2}" "$obj/launcher.o" "$obj/cuda_pointer.o" "$obj/kernels.o" "$obj/residency_cache.o" \
     "$obj/residency_kernels.o" "$obj/residency_model.o" -static-libstdc++ -static-libgcc \
     -Wl,--start-group "$libs"/libabsl_*.a "$libs/libgmock.a" "$libs/libgtest.a" -Wl,--end-group \
     /usr/local/cuda/lib64/libcudart_static.a -ldl -lrt -lpthread

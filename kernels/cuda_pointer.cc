@@ -1,0 +1,28 @@
+#include "kernels/cuda_pointer.h"
+
+#include <cuda_runtime_api.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace sparsepool::kernels {
+
+absl::Status CheckGpuPointer(const void* pointer, const char* name) {
+  if (pointer == nullptr) return absl::InvalidArgumentError(absl::StrCat(name, " is null"));
+  cudaPointerAttributes attributes;
+  const cudaError_t error = cudaPointerGetAttributes(&attributes, pointer);
+  if (error != cudaSuccess) {
+    cudaGetLastError();  // clear it: it is ours to report, not the next call's
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, " is not memory CUDA knows: ", cudaGetErrorString(error)));
+  }
+  if (attributes.type == cudaMemoryTypeUnregistered) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        name, " is plain host memory; register it (cudaHostRegister) or use device memory"));
+  }
+  if (attributes.type == cudaMemoryTypeHost && attributes.devicePointer == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(name, " is pinned host memory not mapped for the GPU"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace sparsepool::kernels

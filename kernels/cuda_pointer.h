@@ -1,0 +1,15 @@
+// Launcher argument checks: is a pointer one the GPU can dereference?
+#ifndef SPARSEPOOL_KERNELS_CUDA_POINTER_H_
+#define SPARSEPOOL_KERNELS_CUDA_POINTER_H_
+
+#include "absl/status/status.h"
+
+namespace sparsepool::kernels {
+
+// OK for device memory, managed memory, and host memory registered or allocated with
+// CUDA and mapped for the GPU; InvalidArgument naming `name` otherwise (null included).
+absl::Status CheckGpuPointer(const void* pointer, const char* name);
+
+}  // namespace sparsepool::kernels
+
+#endif  // SPARSEPOOL_KERNELS_CUDA_POINTER_H_
