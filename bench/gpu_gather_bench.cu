@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <functional>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -71,7 +72,7 @@ Pool MakePool(uint64_t bytes) {
   return pool;
 }
 
-void FreePool(Pool& pool) {
+void FreePool(Pool& pool) {  // the scenario's device buffers live until the program exits
   cudaHostUnregister(pool.host);
   munmap(pool.host, pool.bytes);
 }
@@ -88,34 +89,52 @@ struct Scenario {
   std::vector<RowPages*> rows_by_layer;
   std::vector<std::vector<std::vector<uint64_t>>> host_pages;  // [layer][row][page]
   uint64_t tokens = 0;
+  void* scratch = nullptr;  // for the batch sort
+  uint64_t scratch_bytes = 0;
 };
 
-// Times `launch` over `reps` repetitions, fresh indices before each; median.
+// Times each of `launches` over `reps` repetitions, interleaved (A B C A B C ...) on
+// the same fresh indices each repetition, so that the machine's noise falls on all of
+// them alike; medians.
 template <typename Launch>
-Timing TimeIt(Scenario& s, int32_t* indices, cudaStream_t stream, int reps, Launch launch) {
+std::vector<Timing> TimeEach(Scenario& s, int32_t* indices, cudaStream_t stream, int reps,
+                             const std::vector<Launch>& launches) {
   cudaEvent_t start, stop;
   SPARSEPOOL_CHECK_CUDA(cudaEventCreate(&start));
   SPARSEPOOL_CHECK_CUDA(cudaEventCreate(&stop));
-  std::vector<double> seconds;
+  std::vector<std::vector<double>> seconds(launches.size());
   std::mt19937_64 rng(99);
   for (int rep = -2; rep < reps; ++rep) {  // two warm-ups
     const uint32_t layer = rng() % s.rows_by_layer.size();
     DrawIndices<<<kBatch, 256, 0, stream>>>(indices, s.rows_by_layer[layer], kTopK, rng());
-    SPARSEPOOL_CHECK_CUDA(cudaEventRecord(start, stream));
-    launch(layer);
-    SPARSEPOOL_CHECK_CUDA(cudaEventRecord(stop, stream));
-    SPARSEPOOL_CHECK_CUDA(cudaEventSynchronize(stop));
-    float ms = 0;
-    SPARSEPOOL_CHECK_CUDA(cudaEventElapsedTime(&ms, start, stop));
-    if (rep >= 0) seconds.push_back(ms / 1e3);
+    for (size_t i = 0; i < launches.size(); ++i) {
+      SPARSEPOOL_CHECK_CUDA(cudaEventRecord(start, stream));
+      launches[i](layer);
+      SPARSEPOOL_CHECK_CUDA(cudaEventRecord(stop, stream));
+      SPARSEPOOL_CHECK_CUDA(cudaEventSynchronize(stop));
+      float ms = 0;
+      SPARSEPOOL_CHECK_CUDA(cudaEventElapsedTime(&ms, start, stop));
+      if (rep >= 0) seconds[i].push_back(ms / 1e3);
+    }
   }
-  const double median = Median(seconds);
-  return {median, double(kBatch) * kTopK * kEntry / median / 1e9};
+  std::vector<Timing> timings;
+  for (const auto& v : seconds) {
+    const double median = Median(v);
+    timings.push_back({median, double(kBatch) * kTopK * kEntry / median / 1e9});
+  }
+  return timings;
+}
+
+template <typename Launch>
+Timing TimeIt(Scenario& s, int32_t* indices, cudaStream_t stream, int reps, Launch launch) {
+  return TimeEach(s, indices, stream, reps, std::vector<Launch>{launch})[0];
 }
 
 GatherLaunch MakeLaunch(const Scenario& s, uint32_t layer, int32_t* indices, std::byte* out,
                         GatherFault* fault, GatherAlgorithm algorithm) {
   GatherLaunch p;
+  p.scratch = s.scratch;
+  p.scratch_bytes = s.scratch_bytes;
   p.region = s.pool.device;
   p.region_bytes = s.pool.bytes;
   p.rows = s.rows_by_layer[layer];
@@ -131,6 +150,8 @@ GatherLaunch MakeLaunch(const Scenario& s, uint32_t layer, int32_t* indices, std
 }
 
 void UploadRows(Scenario& s) {
+  s.scratch_bytes = GatherScratchBytes(uint64_t{kBatch} * kTopK);
+  SPARSEPOOL_CHECK_CUDA(cudaMalloc(&s.scratch, s.scratch_bytes));
   for (auto& layer_pages : s.host_pages) {
     std::vector<RowPages> rows;
     for (auto& pages : layer_pages) {
@@ -349,21 +370,29 @@ int Run(int argc, char** argv) {
     std::printf("| %s | %s | %.3f ms | %.1f | %.0f%% |\n", pool, what, t.seconds * 1e3, t.gbs, 100 * t.gbs / link_gbs);
     std::fflush(stdout);
   };
-  auto gather = [&](Scenario& s, GatherAlgorithm algorithm) {
-    return TimeIt(s, indices, stream, reps, [&](uint32_t layer) {
-      absl::Status st = LaunchTopKGather(MakeLaunch(s, layer, indices, out, fault, algorithm), stream);
-      if (!st.ok()) {
-        std::fprintf(stderr, "%s\n", st.ToString().c_str());
-        std::exit(1);
-      }
-    });
+  // Our gathers and the plain one, interleaved on the same indices.
+  auto gathers = [&](Scenario& s, std::vector<GatherAlgorithm> algorithms) {
+    std::vector<std::function<void(uint32_t)>> launches;
+    for (GatherAlgorithm algorithm : algorithms) {
+      launches.push_back([&, algorithm](uint32_t layer) {
+        absl::Status st = LaunchTopKGather(MakeLaunch(s, layer, indices, out, fault, algorithm), stream);
+        if (!st.ok()) {
+          std::fprintf(stderr, "%s\n", st.ToString().c_str());
+          std::exit(1);
+        }
+      });
+    }
+    return TimeEach(s, indices, stream, reps, launches);
   };
+  const std::vector<GatherAlgorithm> all = {GatherAlgorithm::kSortedByAddress, GatherAlgorithm::kWarpPerEntry,
+                                            GatherAlgorithm::kBatchSortedByAddress};
 
   Scenario span = SpanScenario(uint64_t{1} << 30);
-  const Timing span_sorted = gather(span, GatherAlgorithm::kSortedByAddress);
-  const Timing span_warp = gather(span, GatherAlgorithm::kWarpPerEntry);
-  report("1 GiB span", "ours (sorted by address)", span_sorted);
-  report("1 GiB span", "plain warp per entry", span_warp);
+  const std::vector<Timing> span_times = gathers(span, all);
+  const Timing span_sorted = span_times[0];
+  report("1 GiB span", "ours (sorted by address)", span_times[0]);
+  report("1 GiB span", "plain warp per entry", span_times[1]);
+  report("1 GiB span", "ours, whole batch sorted by address", span_times[2]);
 
   // Baselines on the same pool: DMA per entry, and the batched DMA API.
   std::vector<int32_t> host_indices(uint64_t{kBatch} * kTopK);
@@ -404,20 +433,21 @@ int Run(int argc, char** argv) {
     char name[64];
     std::snprintf(name, sizeof(name), "%llu GiB, pages shuffled", static_cast<unsigned long long>(big_gib));
     Scenario scattered = SpanScenario(big_gib << 30);
-    const Timing scattered_sorted = gather(scattered, GatherAlgorithm::kSortedByAddress);
-    const Timing scattered_warp = gather(scattered, GatherAlgorithm::kWarpPerEntry);
-    report(name, "ours (sorted by address)", scattered_sorted);
-    report(name, "plain warp per entry", scattered_warp);
+    const std::vector<Timing> t = gathers(scattered, all);
+    report(name, "ours (sorted by address)", t[0]);
+    report(name, "plain warp per entry", t[1]);
+    report(name, "ours, whole batch sorted by address", t[2]);
     FreePool(scattered.pool);
   }
   if (big_gib > 0) {
     Scenario big = DeepSeekScenario(big_gib << 30);
-    const Timing big_sorted = gather(big, GatherAlgorithm::kSortedByAddress);
-    const Timing big_warp = gather(big, GatherAlgorithm::kWarpPerEntry);
+    const std::vector<Timing> t = gathers(big, all);
+    const Timing big_sorted = t[0], big_warp = t[1], big_batch = t[2];
     char name[64];
     std::snprintf(name, sizeof(name), "%llu GiB DeepSeek", static_cast<unsigned long long>(big_gib));
     report(name, "ours (sorted by address)", big_sorted);
     report(name, "plain warp per entry", big_warp);
+    report(name, "ours, whole batch sorted by address", big_batch);
     std::printf("\n%s: ours / plain warp = %.2fx\n", name, big_sorted.gbs / big_warp.gbs);
     FreePool(big.pool);
   }

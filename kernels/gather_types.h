@@ -32,6 +32,11 @@ enum class GatherAlgorithm {
   // Each row's indices sorted by address on the GPU first, so that entries that share a
   // page, and pages that are neighbours, are read together; several blocks per row.
   kSortedByAddress,
+  // The whole batch's entries sorted by address in one device-wide radix sort, so all
+  // warps sweep the pool in order together. Pays when pages are scattered over a large
+  // pool (+17% over 32 GiB on the H100, docs/gpu.md). Needs `scratch`
+  // (GatherScratchBytes); falls back to kSortedByAddress without it.
+  kBatchSortedByAddress,
 };
 
 struct GatherLaunch {
@@ -49,6 +54,9 @@ struct GatherLaunch {
   // Upper bound on the blocks the gather occupies (0: enough to fill the GPU). A caller
   // that overlaps the fetch with compute caps it so the compute kernels find SMs.
   uint32_t max_blocks = 0;
+  // Device memory for kBatchSortedByAddress, at least GatherScratchBytes(batch * k).
+  void* scratch = nullptr;
+  uint64_t scratch_bytes = 0;
 };
 
 // Write-back: the entry of one newly decoded token per row, from HBM into the pool.

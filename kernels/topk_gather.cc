@@ -42,7 +42,17 @@ absl::Status LaunchTopKGather(const GatherLaunch& p, cudaStream_t stream) {
   // The sorted kernel packs a region offset and a position into one 64-bit key.
   const bool sortable = p.k <= kMaxSortedK && p.region_bytes < (uint64_t{1} << 52);
   cudaError_t launched;
-  if (p.algorithm == GatherAlgorithm::kSortedByAddress && sortable) {
+  const uint64_t entries = uint64_t{p.batch} * p.k;
+  const bool batch_sortable = p.algorithm == GatherAlgorithm::kBatchSortedByAddress &&
+                              p.scratch != nullptr && entries <= kMaxBatchSortedEntries &&
+                              p.region_bytes <= kMaxBatchSortedRegion;
+  if (batch_sortable && p.scratch_bytes < BatchSortScratchBytes(entries)) {
+    return absl::InvalidArgumentError(absl::StrCat("scratch of ", p.scratch_bytes, " bytes, the batch sort needs ",
+                                                   BatchSortScratchBytes(entries)));
+  }
+  if (batch_sortable) {
+    launched = LaunchBatchSorted(p, static_cast<int>(std::min<uint32_t>(8 * sms, std::max<uint32_t>(cap, 1))), stream);
+  } else if (p.algorithm != GatherAlgorithm::kWarpPerEntry && sortable) {
     // Enough blocks to keep every SM busy: several per row, each on its slice of the
     // sorted list (the sort itself is repeated per block; it is cheap next to the copy).
     uint32_t slices = std::max<uint32_t>(1, std::min<uint32_t>(16, (4 * sms + p.batch - 1) / p.batch));
@@ -56,6 +66,8 @@ absl::Status LaunchTopKGather(const GatherLaunch& p, cudaStream_t stream) {
   }
   return absl::OkStatus();
 }
+
+uint64_t GatherScratchBytes(uint64_t batch_times_k) { return BatchSortScratchBytes(batch_times_k); }
 
 absl::Status LaunchWriteBack(const WriteBackLaunch& p, cudaStream_t stream) {
   if (p.batch == 0) return absl::OkStatus();

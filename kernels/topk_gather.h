@@ -24,6 +24,9 @@ namespace sparsepool::kernels {
 // stream, naming the bad argument, then launches asynchronously on `stream`.
 absl::Status LaunchTopKGather(const GatherLaunch& launch, cudaStream_t stream);
 
+// Device scratch bytes kBatchSortedByAddress needs for a batch of batch x k entries.
+uint64_t GatherScratchBytes(uint64_t batch_times_k);
+
 // Write-back of newly decoded tokens (one entry per row) from HBM into the pool, with
 // the same checks; a bad token is reported through launch.fault like a bad index.
 absl::Status LaunchWriteBack(const WriteBackLaunch& launch, cudaStream_t stream);

@@ -1,5 +1,6 @@
 // The gather kernels behind kernels/topk_gather.h.
 #include <cub/block/block_radix_sort.cuh>
+#include <cub/device/device_radix_sort.cuh>
 
 #include "kernels/topk_gather_kernels.h"
 
@@ -30,14 +31,24 @@ __device__ uint64_t EntryOffset(const GatherLaunch& p, const RowPages& rp, uint3
 }
 
 // One warp copies one entry: 16-byte vectors when sizes and addresses allow (656-byte
-// entries are 41 of them), bytes otherwise.
+// entries are 41 of them), bytes otherwise. Each lane loads its vectors of a 64-vector
+// chunk before storing any, so a lane's two host loads are in flight together rather
+// than one after the other (stores may alias loads as far as the compiler knows).
 __device__ void CopyEntry(const std::byte* src, std::byte* dst, uint32_t bytes, uint32_t lane) {
   const bool vectors = (bytes % 16 == 0) && (reinterpret_cast<uintptr_t>(src) % 16 == 0) &&
                        (reinterpret_cast<uintptr_t>(dst) % 16 == 0);
   if (vectors) {
     const uint4* s = reinterpret_cast<const uint4*>(src);
     uint4* d = reinterpret_cast<uint4*>(dst);
-    for (uint32_t v = lane; v < bytes / 16; v += 32) d[v] = s[v];
+    const uint32_t n = bytes / 16;
+    for (uint32_t base = 0; base < n; base += 64) {
+      const uint32_t first = base + lane, second = base + lane + 32;
+      uint4 a, b;
+      if (first < n) a = s[first];
+      if (second < n) b = s[second];
+      if (first < n) d[first] = a;
+      if (second < n) d[second] = b;
+    }
   } else {
     for (uint32_t b = lane; b < bytes; b += 32) dst[b] = src[b];
   }
@@ -125,6 +136,50 @@ __global__ void WriteBackKernel(WriteBackLaunch p) {
   const uint64_t offset = rp.page_offsets[uint32_t(token) / rp.page_tokens] +
                           uint64_t(uint32_t(token) % rp.page_tokens) * rp.entry_stride;
   CopyEntry(p.entries + uint64_t(row) * p.entry_bytes, p.region + offset, p.entry_bytes, lane);
+}
+
+// Batch sort, step 1: one key per entry, region offset above 20 bits of entry number;
+// padding and bad indices (recorded) get the largest key and sort last.
+__global__ void BatchSortKeysKernel(GatherLaunch p, uint64_t* keys) {
+  const uint64_t e = blockIdx.x * uint64_t(blockDim.x) + threadIdx.x;
+  if (e >= uint64_t(p.batch) * p.k) return;
+  const uint32_t row = static_cast<uint32_t>(e / p.k);
+  const uint32_t position = static_cast<uint32_t>(e % p.k);
+  const uint64_t offset = EntryOffset(p, p.rows[row], row, position, p.indices[e]);
+  keys[e] = offset == kNoEntry ? kNoEntry : (offset << 20) | e;
+}
+
+// Step 3: warps copy the entries in sorted order.
+__global__ void BatchSortedCopyKernel(GatherLaunch p, const uint64_t* sorted) {
+  const uint64_t warps = (uint64_t(gridDim.x) * blockDim.x) >> 5;
+  const uint32_t lane = threadIdx.x & 31;
+  const uint64_t total = uint64_t(p.batch) * p.k;
+  for (uint64_t j = (uint64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5; j < total; j += warps) {
+    const uint64_t key = sorted[j];
+    if (key == kNoEntry) return;  // the rest are padding or bad
+    CopyEntry(p.region + (key >> 20), p.out + (key & 0xFFFFF) * p.entry_bytes, p.entry_bytes, lane);
+  }
+}
+
+// Scratch layout: keys, sorted keys, then cub's temporary storage.
+uint64_t BatchSortScratchBytes(uint64_t entries) {
+  size_t temp = 0;
+  cub::DeviceRadixSort::SortKeys(nullptr, temp, static_cast<const uint64_t*>(nullptr),
+                                 static_cast<uint64_t*>(nullptr), static_cast<int>(entries), 20, 64);
+  return 2 * entries * sizeof(uint64_t) + temp;
+}
+
+cudaError_t LaunchBatchSorted(const GatherLaunch& p, int blocks, cudaStream_t stream) {
+  const uint64_t n = uint64_t(p.batch) * p.k;
+  uint64_t* keys = static_cast<uint64_t*>(p.scratch);
+  uint64_t* sorted = keys + n;
+  void* temp = sorted + n;
+  size_t temp_bytes = p.scratch_bytes - 2 * n * sizeof(uint64_t);
+  BatchSortKeysKernel<<<static_cast<unsigned>((n + 255) / 256), 256, 0, stream>>>(p, keys);
+  cudaError_t e = cub::DeviceRadixSort::SortKeys(temp, temp_bytes, keys, sorted, static_cast<int>(n), 20, 64, stream);
+  if (e != cudaSuccess) return e;
+  BatchSortedCopyKernel<<<blocks, 256, 0, stream>>>(p, sorted);
+  return cudaGetLastError();
 }
 
 cudaError_t LaunchWriteBackKernel(const WriteBackLaunch& p, cudaStream_t stream) {

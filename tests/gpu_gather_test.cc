@@ -107,6 +107,12 @@ class GpuGatherTest : public ::testing::Test {
     launch.out_bytes = out_bytes;
     launch.fault = fault_;
     launch.algorithm = algorithm;
+    void* scratch = nullptr;
+    if (algorithm == GatherAlgorithm::kBatchSortedByAddress) {
+      launch.scratch_bytes = GatherScratchBytes(uint64_t{launch.batch} * launch.k);
+      CUDA_OK(cudaMalloc(&scratch, launch.scratch_bytes));
+      launch.scratch = scratch;
+    }
     absl::Status status = LaunchTopKGather(launch, stream_);
     if (launch_status != nullptr) *launch_status = status;
     ASSERT_TRUE(status.ok()) << status;
@@ -117,8 +123,13 @@ class GpuGatherTest : public ::testing::Test {
     cudaFree(rows);
     cudaFree(indices);
     cudaFree(device_out);
+    cudaFree(scratch);
     for (uint64_t* d : device_pages) cudaFree(d);
   }
+
+  static constexpr GatherAlgorithm kAlgorithms[] = {GatherAlgorithm::kWarpPerEntry,
+                                                    GatherAlgorithm::kSortedByAddress,
+                                                    GatherAlgorithm::kBatchSortedByAddress};
 
   std::unique_ptr<testing::GpuRegion> region_;
   const std::byte* device_region_ = nullptr;
@@ -138,7 +149,7 @@ TEST_F(GpuGatherTest, MatchesTheCpuReferenceOnManyShapes) {
           Case c = MakeCase(batch, k, entry_bytes, stride, page_tokens, rng);
           std::vector<std::byte> expected(c.rows.size() * uint64_t{k} * entry_bytes, std::byte{0xA5});
           ReferenceGather(region_->host(), c.rows, c.pages, c.indices, k, entry_bytes, expected.data());
-          for (GatherAlgorithm algorithm : {GatherAlgorithm::kWarpPerEntry, GatherAlgorithm::kSortedByAddress}) {
+          for (GatherAlgorithm algorithm : kAlgorithms) {
             std::vector<std::byte> out;
             GatherFault fault{};
             Run(c, algorithm, out, fault);
@@ -152,12 +163,12 @@ TEST_F(GpuGatherTest, MatchesTheCpuReferenceOnManyShapes) {
       }
     }
   }
-  EXPECT_EQ(cases, 5 * 2 * 3 * 5 * 2);
+  EXPECT_EQ(cases, 5 * 2 * 3 * 5 * 3);
 }
 
 TEST_F(GpuGatherTest, BadIndicesAreNeverReadAndAreReported) {
   std::mt19937_64 rng(23);
-  for (GatherAlgorithm algorithm : {GatherAlgorithm::kWarpPerEntry, GatherAlgorithm::kSortedByAddress}) {
+  for (GatherAlgorithm algorithm : kAlgorithms) {
     Case c = MakeCase(4, 256, 656, 656, 64, rng);
     c.indices[2 * 256 + 9] = static_cast<int32_t>(c.rows[2].tokens);
     std::vector<std::byte> out;
