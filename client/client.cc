@@ -16,6 +16,7 @@
 #include "grpcpp/security/credentials.h"
 #include "proto/sparsepool.grpc.pb.h"
 #include "transport/cxl/cxl_data_plane.h"
+#include "transport/rdma/ucx_data_plane.h"
 
 namespace sparsepool {
 namespace {
@@ -28,10 +29,15 @@ std::string MakeClientId() {
   return absl::StrFormat("%.32s:%d:%08x", host, getpid(), random());
 }
 
-absl::StatusOr<std::unique_ptr<DataPlane>> MakeDataPlane(const std::string& transport) {
-  if (transport == "cxl") return std::unique_ptr<DataPlane>(new CxlDataPlane());
+absl::StatusOr<std::unique_ptr<DataPlane>> MakeDataPlane(const ClientOptions& options) {
+  if (options.transport == "cxl") return std::unique_ptr<DataPlane>(new CxlDataPlane());
+  if (options.transport == "ucx") {
+    auto ucx = UcxDataPlane::Create(options.rpc_timeout);
+    if (!ucx.ok()) return ucx.status();
+    return std::unique_ptr<DataPlane>(*std::move(ucx));
+  }
   return absl::InvalidArgumentError(
-      absl::StrCat("unknown transport \"", transport, "\" (available: cxl)"));
+      absl::StrCat("unknown transport \"", options.transport, "\" (available: cxl, ucx)"));
 }
 
 class ClientImpl final : public Client {
@@ -157,7 +163,13 @@ class ClientImpl final : public Client {
     gather.sequences = rows;
     gather.indices = indices;
     gather.out = out;
-    return data_plane_->Gather(gather);
+    absl::Status fetched = data_plane_->Gather(gather);
+    if (absl::IsUnavailable(fetched)) {
+      // The daemon behind these layouts is gone (an RDMA peer); a restarted one has
+      // other addresses and keys, so the next call must ask for fresh layouts.
+      for (SequenceId id : batch) layouts_.Erase(id);
+    }
+    return fetched;
   }
 
  private:
@@ -208,7 +220,7 @@ class ClientImpl final : public Client {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
-  auto data_plane = MakeDataPlane(options.transport);
+  auto data_plane = MakeDataPlane(options);
   if (!data_plane.ok()) return data_plane.status();
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(256 << 20);

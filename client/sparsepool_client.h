@@ -52,7 +52,8 @@ struct ClientOptions {
   absl::Duration keepalive_interval = absl::Seconds(5);
   // Deadline of each control-plane call.
   absl::Duration rpc_timeout = absl::Seconds(10);
-  // Data plane: "cxl" (load/store on mapped regions; shared memory on one host).
+  // Data plane: "cxl" (load/store on mapped regions; shared memory on one host) or
+  // "ucx" (RDMA gets and puts; the daemon runs with --ucx=true; UCX_TLS picks the wire).
   std::string transport = "cxl";
 };
 

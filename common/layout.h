@@ -21,6 +21,10 @@ struct RegionRef {
   std::string path;  // what a client maps
   uint64_t size_bytes = 0;
   std::array<uint8_t, 16> uuid{};
+  // Set when the daemon publishes the region over UCX (transport/rdma).
+  std::string ucx_worker_address;
+  std::string ucx_rkey;
+  uint64_t remote_base = 0;
 };
 
 struct SequenceLayout {

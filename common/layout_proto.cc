@@ -12,6 +12,9 @@ void RegionToProto(const RegionRef& region, v1::RegionInfo* proto) {
   proto->set_path(region.path);
   proto->set_size_bytes(region.size_bytes);
   proto->set_uuid(region.uuid.data(), region.uuid.size());
+  proto->set_ucx_worker_address(region.ucx_worker_address);
+  proto->set_ucx_rkey(region.ucx_rkey);
+  proto->set_remote_base(region.remote_base);
 }
 
 void LayoutToProto(const SequenceLayout& layout, v1::SequenceLayout* proto) {
@@ -42,6 +45,9 @@ absl::StatusOr<SequenceLayout> LayoutFromProto(const v1::SequenceLayout& proto) 
   layout.region.kind = region.kind();
   layout.region.path = region.path();
   layout.region.size_bytes = region.size_bytes();
+  layout.region.ucx_worker_address = region.ucx_worker_address();
+  layout.region.ucx_rkey = region.ucx_rkey();
+  layout.region.remote_base = region.remote_base();
   if (region.uuid().size() != layout.region.uuid.size()) {
     return absl::DataLossError(absl::StrCat("region uuid of ", region.uuid().size(),
                                             " bytes in the layout of sequence ",

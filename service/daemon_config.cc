@@ -55,6 +55,13 @@ absl::Status Apply(absl::string_view key, absl::string_view value, bool& regions
     config.lease_timeout = d;
     return absl::OkStatus();
   }
+  if (key == "ucx") {
+    if (value != "true" && value != "false") {
+      return absl::InvalidArgumentError(absl::StrCat("ucx = \"", value, "\" is not true or false"));
+    }
+    config.ucx = value == "true";
+    return absl::OkStatus();
+  }
   if (key == "port_file") {
     config.port_file = std::string(value);
     return absl::OkStatus();
@@ -67,7 +74,7 @@ absl::Status Apply(absl::string_view key, absl::string_view value, bool& regions
 std::string DaemonUsage() {
   return "usage: sparsepoold [--config=FILE] [--listen=HOST:PORT] [--region=SPEC]...\n"
          "                   [--page_tokens=N] [--lease_timeout=30s] [--record_slots=N]\n"
-         "                   [--port_file=PATH]\n"
+         "                   [--port_file=PATH] [--ucx=true]\n"
          "region SPEC: shm:NAME:SIZE | hugetlbfs:/PATH:SIZE | devdax:/dev/daxX.Y[:SIZE] |\n"
          "             numa:NODE:NAME:SIZE        (default: " +
          std::string(kDefaultRegion) + ")\n";

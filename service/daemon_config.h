@@ -7,6 +7,7 @@
 //   --lease_timeout=DURATION  e.g. 30s, 500ms (30s)
 //   --record_slots=N          sequences per region, fixed when a region is formatted
 //   --port_file=PATH          write the bound port here once serving
+//   --ucx=true|false          publish regions over UCX for RDMA clients (false)
 //   --config=PATH             read KEY = VALUE lines first ('#' starts a comment);
 //                             flags given on the command line win
 #ifndef SPARSEPOOL_SERVICE_DAEMON_CONFIG_H_
@@ -30,6 +31,7 @@ struct DaemonConfig {
   absl::Duration lease_timeout = absl::Seconds(30);
   uint32_t record_slots = 16384;
   std::string port_file;
+  bool ucx = false;
 };
 
 // The region used when none is configured: 1 GiB of shared memory.

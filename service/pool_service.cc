@@ -5,8 +5,12 @@
 
 namespace sparsepool {
 
-PoolServiceImpl::PoolServiceImpl(Pool* pool, const Clock* clock)
-    : pool_(pool), clock_(clock), started_(clock->Now()) {}
+PoolServiceImpl::PoolServiceImpl(Pool* pool, const Clock* clock, const UcxPublisher* ucx)
+    : pool_(pool), clock_(clock), ucx_(ucx), started_(clock->Now()) {}
+
+void PoolServiceImpl::Publish(SequenceLayout& layout) const {
+  if (ucx_ != nullptr) ucx_->Annotate(layout.region);
+}
 
 grpc::Status PoolServiceImpl::HandleCreateSequence(const v1::CreateSequenceRequest& request,
                                         v1::CreateSequenceResponse* response) {
@@ -20,6 +24,7 @@ grpc::Status PoolServiceImpl::HandleCreateSequence(const v1::CreateSequenceReque
   params.tokens = request.tokens();
   auto layout = pool_->Create(params);
   if (!layout.ok()) return ToGrpcStatus(layout.status());
+  Publish(*layout);
   LayoutToProto(*layout, response->mutable_layout());
   return grpc::Status::OK;
 }
@@ -28,6 +33,7 @@ grpc::Status PoolServiceImpl::HandleExtendSequence(const v1::ExtendSequenceReque
                                         v1::ExtendSequenceResponse* response) {
   auto layout = pool_->Extend(request.client_id(), request.sequence_id(), request.tokens());
   if (!layout.ok()) return ToGrpcStatus(layout.status());
+  Publish(*layout);
   LayoutToProto(*layout, response->mutable_layout());
   return grpc::Status::OK;
 }
@@ -36,6 +42,7 @@ grpc::Status PoolServiceImpl::HandleGetLayout(const v1::GetLayoutRequest& reques
                                    v1::GetLayoutResponse* response) {
   auto layout = pool_->GetLayout(request.client_id(), request.sequence_id());
   if (!layout.ok()) return ToGrpcStatus(layout.status());
+  Publish(*layout);
   LayoutToProto(*layout, response->mutable_layout());
   return grpc::Status::OK;
 }

@@ -6,6 +6,7 @@
 #include "absl/time/time.h"
 #include "proto/sparsepool.grpc.pb.h"
 #include "service/pool.h"
+#include "service/ucx_publisher.h"
 
 namespace sparsepool {
 
@@ -16,8 +17,8 @@ inline constexpr char kVersion[] = "0.1.0";
 // roughly doubles the requests served per core.
 class PoolServiceImpl final : public v1::PoolService::CallbackService {
  public:
-  // `pool` and `clock` must outlive the service.
-  PoolServiceImpl(Pool* pool, const Clock* clock);
+  // `pool`, `clock` and `ucx` (null: no RDMA publishing) must outlive the service.
+  PoolServiceImpl(Pool* pool, const Clock* clock, const UcxPublisher* ucx = nullptr);
 
   grpc::ServerUnaryReactor* CreateSequence(grpc::CallbackServerContext* context,
                                       const v1::CreateSequenceRequest* request,
@@ -76,8 +77,12 @@ class PoolServiceImpl final : public v1::PoolService::CallbackService {
   grpc::Status HandleStats(const v1::StatsRequest& request, v1::StatsResponse* response);
   grpc::Status HandleHealth(const v1::HealthRequest& request, v1::HealthResponse* response);
 
+  // A layout with the RDMA access fields added when the daemon publishes over UCX.
+  void Publish(SequenceLayout& layout) const;
+
   Pool* const pool_;
   const Clock* const clock_;
+  const UcxPublisher* const ucx_;
   const absl::Time started_;
 };
 

@@ -58,6 +58,7 @@ class RegionStore {
   RegionStore& operator=(const RegionStore&) = delete;
 
   const RegionRef& ref() const { return ref_; }
+  std::byte* base() const { return mapping_.base(); }
   bool formatted_now() const { return formatted_now_; }
 
   // Allocates the page table and data pages (zeroed) for seq.tokens tokens and commits

@@ -23,6 +23,7 @@
 #include "service/pool.h"
 #include "service/pool_service.h"
 #include "service/region_store.h"
+#include "service/ucx_publisher.h"
 
 namespace sparsepool {
 namespace {
@@ -94,8 +95,20 @@ int Run(int argc, char** argv) {
     Log(absl::StrCat("cannot open regions: ", regions.status().ToString()));
     return 1;
   }
+  std::unique_ptr<UcxPublisher> ucx;
+  if (config->ucx) {
+    std::vector<PublishedRegion> published;
+    for (const auto& region : *regions) published.push_back({region->base(), region->ref().size_bytes});
+    auto created = UcxPublisher::Create(published);
+    if (!created.ok()) {
+      Log(absl::StrCat("cannot publish regions over UCX: ", created.status().ToString()));
+      return 1;
+    }
+    ucx = *std::move(created);
+    Log("regions published over UCX (UCX_TLS chooses the wire)");
+  }
   Pool pool(*std::move(regions), PoolOptions{config->page_tokens, config->lease_timeout}, &clock);
-  PoolServiceImpl service(&pool, &clock);
+  PoolServiceImpl service(&pool, &clock, ucx.get());
 
   grpc::ServerBuilder builder;
   int port = 0;

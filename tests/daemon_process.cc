@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <fstream>
 
 #include "absl/strings/numbers.h"
@@ -13,7 +14,11 @@ namespace sparsepool::testing {
 
 DaemonProcess::DaemonProcess(absl::string_view name, DaemonOptions options)
     : options_(std::move(options)) {
-  const std::string unique = absl::StrCat("sparsepool-test-", name, "-", getpid());
+  std::string safe(name);
+  for (char& c : safe) {
+    if (!isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') c = '-';  // test names hold '/'
+  }
+  const std::string unique = absl::StrCat("sparsepool-test-", safe, "-", getpid());
   region_path_ = absl::StrCat("/dev/shm/", unique);
   port_file_ = absl::StrCat(TestTempDir(), "/", unique, ".port");
   unlink(region_path_.c_str());
@@ -29,7 +34,8 @@ absl::Status DaemonProcess::Start() {
   unlink(port_file_.c_str());
   std::vector<std::string> argv = {
       "service/sparsepoold",  // Bazel runs tests from the runfiles root
-      "--listen=127.0.0.1:0",
+      options_.same_address_on_restart && !address_.empty() ? absl::StrCat("--listen=", address_)
+                                                            : std::string("--listen=127.0.0.1:0"),
       absl::StrCat("--region=shm:", region_path_, ":", options_.region_size),
       absl::StrCat("--port_file=", port_file_),
       absl::StrCat("--lease_timeout=", options_.lease_timeout),

@@ -20,6 +20,9 @@ struct DaemonOptions {
   std::string lease_timeout = "30s";
   uint32_t record_slots = 1024;
   std::vector<std::string> extra_args;
+  // Restart on the address of the first start, as a real daemon's restart would, so
+  // that existing clients reconnect; otherwise each start picks a free port.
+  bool same_address_on_restart = false;
 };
 
 class DaemonProcess {

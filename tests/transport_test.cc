@@ -1,0 +1,184 @@
+// One test body over every data-plane transport present here: the CXL / shared-memory
+// path, UCX over tcp and UCX over shared memory (UCX_TLS chooses). Real daemons, real
+// endpoints. On an RDMA cluster the same tests run with UCX_TLS=rc.
+#include <signal.h>
+#include <stdlib.h>
+
+#include <random>
+#include <thread>
+
+#include "absl/time/clock.h"
+#include "bench/entry_pattern.h"
+#include "client/sparsepool_client.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/daemon_process.h"
+
+namespace sparsepool {
+namespace {
+
+using ::testing::HasSubstr;
+
+struct Transport {
+  const char* name;
+  const char* client_transport;
+  const char* ucx_tls;  // null: not UCX
+};
+
+constexpr uint32_t kEntry = 656;
+
+class TransportTest : public ::testing::TestWithParam<Transport> {
+ protected:
+  void SetUp() override {
+    if (GetParam().ucx_tls != nullptr) {
+      setenv("UCX_TLS", GetParam().ucx_tls, 1);  // read by UCX in the daemon and here
+      setenv("UCX_WARN_UNUSED_ENV_VARS", "n", 1);
+    }
+    testing::DaemonOptions options;
+    options.region_size = "64MiB";
+    options.same_address_on_restart = true;
+    if (GetParam().ucx_tls != nullptr) options.extra_args = {"--ucx=true"};
+    daemon_ = std::make_unique<testing::DaemonProcess>(
+        std::string(GetParam().name) + "-" + ::testing::UnitTest::GetInstance()->current_test_info()->name(),
+        options);
+    options_ = options;
+    ASSERT_TRUE(daemon_->Start().ok()) << daemon_->Log();
+    client_ = Connect();
+    ASSERT_NE(client_, nullptr);
+  }
+
+  std::unique_ptr<Client> Connect() {
+    ClientOptions options;
+    options.address = daemon_->address();
+    options.transport = GetParam().client_transport;
+    options.rpc_timeout = absl::Seconds(3);
+    auto client = Client::Connect(options);
+    EXPECT_TRUE(client.ok()) << client.status();
+    return client.ok() ? *std::move(client) : nullptr;
+  }
+
+  SequenceId CreateAndWrite(Client& client, uint64_t tokens) {
+    SequenceSpec spec;
+    spec.layers = 3;
+    spec.entry_bytes = kEntry;
+    spec.tokens = tokens;
+    auto id = client.CreateSequence(spec);
+    EXPECT_TRUE(id.ok()) << id.status();
+    std::vector<std::byte> entries(tokens * kEntry);
+    for (uint32_t layer = 0; layer < 3; ++layer) {
+      for (uint64_t t = 0; t < tokens; ++t) {
+        bench::FillEntry(3, *id, layer, t, absl::MakeSpan(entries).subspan(t * kEntry, kEntry));
+      }
+      absl::Status written = client.WriteEntries(*id, layer, 0, entries);
+      EXPECT_TRUE(written.ok()) << written;
+    }
+    return *id;
+  }
+
+  // Fetches a random top-k (with padding and runs of adjacent tokens) and checks it.
+  absl::Status FetchAndCheck(Client& client, const std::vector<SequenceId>& batch, uint64_t tokens,
+                             std::mt19937_64& rng) {
+    const size_t k = 200;
+    std::vector<int32_t> indices(batch.size() * k);
+    for (size_t i = 0; i < indices.size(); ++i) {
+      const uint64_t r = rng() % 10;
+      indices[i] = r == 0 ? -1 : (r < 4 && i > 0 && indices[i - 1] >= 0 && uint64_t(indices[i - 1]) + 1 < tokens)
+                                    ? indices[i - 1] + 1
+                                    : static_cast<int32_t>(rng() % tokens);
+    }
+    const uint32_t layer = rng() % 3;
+    std::vector<std::byte> out(indices.size() * kEntry, std::byte{0x5C});
+    absl::Status fetched = client.FetchTopK(layer, batch, indices, absl::MakeSpan(out));
+    if (!fetched.ok()) return fetched;
+    std::vector<std::byte> expected(kEntry);
+    for (size_t i = 0; i < indices.size(); ++i) {
+      const std::byte* got = out.data() + i * kEntry;
+      if (indices[i] < 0) {
+        if (got[0] != std::byte{0x5C}) return absl::DataLossError("padding slot was written");
+        continue;
+      }
+      bench::FillEntry(3, batch[i / k], layer, indices[i], absl::MakeSpan(expected));
+      if (std::memcmp(got, expected.data(), kEntry) != 0) {
+        return absl::DataLossError(absl::StrCat("wrong bytes for token ", indices[i]));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  testing::DaemonOptions options_;
+  std::unique_ptr<testing::DaemonProcess> daemon_;
+  std::unique_ptr<Client> client_;
+  std::mt19937_64 rng_{21};
+};
+
+TEST_P(TransportTest, WritesAndTopKFetchesRoundTrip) {
+  const std::vector<SequenceId> batch = {CreateAndWrite(*client_, 300), CreateAndWrite(*client_, 300)};
+  for (int round = 0; round < 10; ++round) {
+    absl::Status s = FetchAndCheck(*client_, batch, 300, rng_);
+    ASSERT_TRUE(s.ok()) << s;
+  }
+}
+
+TEST_P(TransportTest, BadIndicesAreRefusedBeforeAnyTransfer) {
+  const SequenceId id = CreateAndWrite(*client_, 100);
+  std::vector<std::byte> out(2 * kEntry);
+  absl::Status s = client_->FetchTopK(0, {id}, std::vector<int32_t>{5, 100}, absl::MakeSpan(out));
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("token index 100"));
+  s = client_->FetchTopK(0, {id}, std::vector<int32_t>{-3, 1}, absl::MakeSpan(out));
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+}
+
+TEST_P(TransportTest, SeveralClientsAtOnce) {
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&, t] {
+      auto client = Connect();
+      if (client == nullptr) {
+        ++failures;
+        return;
+      }
+      std::mt19937_64 rng(t);
+      const SequenceId id = CreateAndWrite(*client, 150);
+      for (int round = 0; round < 5; ++round) {
+        if (!FetchAndCheck(*client, {id}, 150, rng).ok()) ++failures;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(failures.load(), 0);
+}
+
+// A daemon killed mid-run: RDMA fetches fail cleanly within a bounded time (shared
+// memory ones keep reading the region, which outlives the daemon); after a restart on
+// the same region every transport serves the right bytes again.
+TEST_P(TransportTest, DaemonKilledMidBatchThenRestarted) {
+  const std::vector<SequenceId> batch = {CreateAndWrite(*client_, 400)};
+  ASSERT_TRUE(FetchAndCheck(*client_, batch, 400, rng_).ok());
+  daemon_->Kill();
+  const absl::Time start = absl::Now();
+  absl::Status during = FetchAndCheck(*client_, batch, 400, rng_);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  if (GetParam().ucx_tls != nullptr) {
+    EXPECT_TRUE(absl::IsUnavailable(during)) << during;
+  } else {
+    EXPECT_TRUE(during.ok()) << during;
+  }
+  ASSERT_TRUE(daemon_->Start().ok()) << daemon_->Log();
+  absl::Status after;
+  for (int attempt = 0; attempt < 3; ++attempt) {  // the first call may find the old peer
+    after = FetchAndCheck(*client_, batch, 400, rng_);
+    if (after.ok()) break;
+  }
+  EXPECT_TRUE(after.ok()) << after;
+}
+
+INSTANTIATE_TEST_SUITE_P(Transports, TransportTest,
+                         ::testing::Values(Transport{"cxl", "cxl", nullptr},
+                                           Transport{"ucx_tcp", "ucx", "tcp"},
+                                           Transport{"ucx_sm", "ucx", "sm,self"}),
+                         [](const ::testing::TestParamInfo<Transport>& info) { return info.param.name; });
+
+}  // namespace
+}  // namespace sparsepool

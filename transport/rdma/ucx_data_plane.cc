@@ -1,0 +1,140 @@
+#include "transport/rdma/ucx_data_plane.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace sparsepool {
+
+absl::StatusOr<std::unique_ptr<UcxDataPlane>> UcxDataPlane::Create(absl::Duration timeout) {
+  auto ucx = UcxContext::Create();
+  if (!ucx.ok()) return ucx.status();
+  std::unique_ptr<UcxDataPlane> plane(new UcxDataPlane(timeout));
+  absl::MutexLock lock(&plane->mu_);
+  plane->ucx_ = *std::move(ucx);
+  return plane;
+}
+
+uint64_t UcxDataPlane::gets_issued() const {
+  absl::MutexLock lock(&mu_);
+  return gets_;
+}
+
+void UcxDataPlane::set_coalesce(bool coalesce) {
+  absl::MutexLock lock(&mu_);
+  coalesce_ = coalesce;
+}
+
+absl::StatusOr<UcxDataPlane::Peer> UcxDataPlane::PeerFor(const RegionRef& region) {
+  if (ucx_ == nullptr) return absl::UnavailableError("UCX could not be set up again after a peer failure");
+  if (region.ucx_worker_address.empty() || region.ucx_rkey.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "region ", region.path, " is not published over UCX; start sparsepoold with --ucx=true"));
+  }
+  auto& endpoint = endpoints_[region.ucx_worker_address];
+  if (endpoint == nullptr) {
+    auto connected = UcxEndpoint::Connect(ucx_.get(), region.ucx_worker_address);
+    if (!connected.ok()) {
+      endpoints_.erase(region.ucx_worker_address);
+      return connected.status();
+    }
+    endpoint = *std::move(connected);
+  }
+  const std::string key(reinterpret_cast<const char*>(region.uuid.data()), region.uuid.size());
+  auto& rkey = rkeys_[key];
+  if (rkey == nullptr) {
+    auto unpacked = UcxRkey::Unpack(endpoint->ep(), region.ucx_rkey);
+    if (!unpacked.ok()) {
+      rkeys_.erase(key);
+      return unpacked.status();
+    }
+    rkey = *std::move(unpacked);
+  }
+  return Peer{endpoint->ep(), rkey->rkey()};
+}
+
+absl::Status UcxDataPlane::Finish(std::vector<void*>& requests, const char* what) {
+  absl::Status status = ucx_->Wait(requests, timeout_, what);
+  if (absl::IsDeadlineExceeded(status)) {
+    // Requests to a vanished peer may still be pending inside this worker: never touch
+    // it again, so nothing lands late in a buffer the caller has reused. Its objects
+    // are leaked on purpose (destroying them would wait on the dead peer); a daemon
+    // failure costs one worker.
+    for (auto& [key, rkey] : rkeys_) rkey.release();
+    for (auto& [address, endpoint] : endpoints_) endpoint.release();
+    rkeys_.clear();
+    endpoints_.clear();
+    ucx_.release();
+    auto fresh = UcxContext::Create();
+    if (fresh.ok()) ucx_ = *std::move(fresh);
+    return absl::UnavailableError(status.message());
+  }
+  if (!status.ok()) {
+    // Keys belong to endpoints: drop both, and reconnect on the next call.
+    rkeys_.clear();
+    endpoints_.clear();
+  }
+  return status;
+}
+
+absl::Status UcxDataPlane::GatherValidated(const GatherBatch& batch) {
+  const size_t rows = batch.sequences.size();
+  if (rows == 0) return absl::OkStatus();
+  const size_t k = batch.indices.size() / rows;
+  absl::MutexLock lock(&mu_);
+  std::vector<void*> requests;
+  ucp_request_param_t params = {};
+  for (size_t row = 0; row < rows; ++row) {
+    const SequenceLayout& seq = *batch.sequences[row];
+    auto peer = PeerFor(seq.region);
+    if (!peer.ok()) return peer.status();
+    const uint32_t entry = seq.entry_bytes;
+    std::byte* out = batch.out.data() + row * k * entry;
+    const int32_t* indices = batch.indices.data() + row * k;
+    size_t i = 0;
+    while (i < k) {
+      if (indices[i] < 0) {
+        ++i;
+        continue;
+      }
+      // A run: consecutive positions holding consecutive tokens of one page, packed.
+      size_t run = 1;
+      const uint64_t first = static_cast<uint64_t>(indices[i]);
+      while (coalesce_ && seq.entry_stride == entry && i + run < k &&
+             indices[i + run] == static_cast<int32_t>(first + run) &&
+             (first + run) / seq.page_tokens == first / seq.page_tokens) {
+        ++run;
+      }
+      const uint64_t remote = seq.region.remote_base + seq.EntryOffset(batch.layer, first);
+      requests.push_back(ucp_get_nbx(peer->ep, out + i * entry, run * entry, remote, peer->rkey, &params));
+      ++gets_;
+      i += run;
+    }
+  }
+  return Finish(requests, "UCX gets of a top-k batch");
+}
+
+absl::Status UcxDataPlane::WriteValidated(const WriteRange& range) {
+  const SequenceLayout& seq = *range.sequence;
+  absl::MutexLock lock(&mu_);
+  auto peer = PeerFor(seq.region);
+  if (!peer.ok()) return peer.status();
+  const uint32_t entry = seq.entry_bytes;
+  const uint64_t count = range.entries.size() / entry;
+  std::vector<void*> requests;
+  ucp_request_param_t params = {};
+  uint64_t token = range.first_token;
+  while (token < range.first_token + count) {
+    const uint64_t page_end = (token / seq.page_tokens + 1) * seq.page_tokens;
+    const uint64_t run = seq.entry_stride == entry
+                             ? std::min(range.first_token + count, page_end) - token
+                             : 1;
+    const uint64_t remote = seq.region.remote_base + seq.EntryOffset(range.layer, token);
+    requests.push_back(ucp_put_nbx(peer->ep, range.entries.data() + (token - range.first_token) * entry,
+                                   run * entry, remote, peer->rkey, &params));
+    token += run;
+  }
+  // Puts complete locally before they land remotely: flush makes them visible.
+  requests.push_back(ucp_ep_flush_nbx(peer->ep, &params));
+  return Finish(requests, "UCX puts of entries");
+}
+
+}  // namespace sparsepool
