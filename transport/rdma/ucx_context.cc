@@ -26,7 +26,8 @@ absl::StatusOr<std::unique_ptr<UcxContext>> UcxContext::Create() {
   std::unique_ptr<UcxContext> ucx(new UcxContext());
   ucp_params_t params = {};
   params.field_mask = UCP_PARAM_FIELD_FEATURES;
-  params.features = UCP_FEATURE_RMA;
+  // WAKEUP lets an idle progress thread sleep on the worker's event fd.
+  params.features = UCP_FEATURE_RMA | UCP_FEATURE_WAKEUP;
   ucp_config_t* config = nullptr;
   if (ucs_status_t s = ucp_config_read(nullptr, nullptr, &config); s != UCS_OK) {
     return UcsError("reading the UCX configuration", s);
