@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/median.h"
 #include "absl/strings/numbers.h"
 #include "bench/flag.h"
 #include "absl/strings/str_cat.h"
@@ -52,11 +53,6 @@ bool ParseOptions(int argc, char** argv, Options& o) {
     }
   }
   return true;
-}
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 int Fail(const absl::Status& status) {
@@ -133,16 +129,16 @@ int Run(int argc, char** argv) {
     std::memcpy(out.data(), region->base() + copy_from, useful);
     memcpy_s.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
-  const double gather_gbs = useful / Median(gather_s) / 1e9;
-  const double memcpy_gbs = useful / Median(memcpy_s) / 1e9;
+  const double gather_gbs = useful / bench::Median(gather_s) / 1e9;
+  const double memcpy_gbs = useful / bench::Median(memcpy_s) / 1e9;
   std::printf("CPU top-k gather, one thread: %u requests x top-%u of %u-byte entries per call "
               "(%s useful), pool of %s in region %s (%s), %d reps, fresh random indices each\n",
               o.requests, o.topk, o.entry_bytes, FormatBytes(useful).c_str(),
               FormatBytes(pool_bytes).c_str(), layout->region.path.c_str(),
               FormatBytes(layout->region.size_bytes).c_str(), o.reps);
   std::printf("| path | median per call | GB/s (useful bytes) |\n|---|---|---|\n");
-  std::printf("| top-k gather (FetchTopK) | %.2f ms | %.2f |\n", Median(gather_s) * 1e3, gather_gbs);
-  std::printf("| contiguous memcpy, same bytes | %.2f ms | %.2f |\n", Median(memcpy_s) * 1e3, memcpy_gbs);
+  std::printf("| top-k gather (FetchTopK) | %.2f ms | %.2f |\n", bench::Median(gather_s) * 1e3, gather_gbs);
+  std::printf("| contiguous memcpy, same bytes | %.2f ms | %.2f |\n", bench::Median(memcpy_s) * 1e3, memcpy_gbs);
   std::printf("gather / memcpy = %.2f (target >= 0.60)\n", gather_gbs / memcpy_gbs);
   for (SequenceId id : batch) (void)client.ReleaseSequence(id);
   return 0;

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/median.h"
 #include "bench/overlap_trace.h"
 #include "kernels/residency_cache.h"
 #include "kernels/cuda_check.h"
@@ -31,11 +32,6 @@ constexpr uint32_t kPageTokens = 64;
 constexpr uint64_t kPageBytes = 45056;  // 64 x 656 rounded up to 4 KiB granules, as the daemon lays pages
 constexpr uint32_t kBatch = 64;
 constexpr uint32_t kTopK = 2048;
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 // Fresh indices for every repetition, drawn on the GPU so drawing is not timed.
 __global__ void DrawIndices(int32_t* indices, const RowPages* rows, uint32_t k, uint64_t seed) {
@@ -119,7 +115,7 @@ std::vector<Timing> TimeEach(Scenario& s, int32_t* indices, cudaStream_t stream,
   }
   std::vector<Timing> timings;
   for (const auto& v : seconds) {
-    const double median = Median(v);
+    const double median = bench::Median(v);
     timings.push_back({median, double(kBatch) * kTopK * kEntry / median / 1e9});
   }
   return timings;
@@ -295,7 +291,7 @@ void ResidencyComparison(Scenario& s, int32_t* indices, std::byte* out, GatherFa
     }
     const double misses_per_step = double((*cache)->Counters()->misses - misses_before) / kTimedSteps;
     const double entries = double(kBatch) * kTopK;
-    const double cached = Median(cached_s), uncached = Median(uncached_s);
+    const double cached = bench::Median(cached_s), uncached = bench::Median(uncached_s);
     std::printf("| %s | %.1f MB | %.1f%% | %.3f ms | %.1f M | %.2fx |\n",
                 policy == ResidencyPolicy::kLru ? "LRU" : "decayed frequency (ours)",
                 misses_per_step * kEntry / 1e6, 100 * misses_per_step / entries, cached * 1e3,
@@ -351,7 +347,7 @@ int Run(int argc, char** argv) {
     }
     cudaFree(device);
     cudaFreeHost(host);
-    return bytes / Median(s) / 1e9;
+    return bytes / bench::Median(s) / 1e9;
   };
   double link_gbs = measure_link();
   std::printf("link: cudaMemcpy 1 GiB pinned host -> device: %.1f GB/s\n\n", link_gbs);

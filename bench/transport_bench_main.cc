@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/median.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "bench/flag.h"
@@ -27,11 +28,6 @@ namespace sparsepool {
 namespace {
 
 constexpr uint32_t kEntry = 656, kTopK = 2048, kLayers = 2;
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 int Fail(const absl::Status& s) {
   std::fprintf(stderr, "sparsepool_transport_bench: %s\n", s.ToString().c_str());
@@ -141,7 +137,7 @@ int Run(int argc, char** argv) {
           if (rep == -1 && ucx != nullptr) gets_counted_from = ucx->gets_issued();
           if (!s.ok()) return Fail(s);
         }
-        const double t = Median(seconds);
+        const double t = bench::Median(seconds);
         const double bytes = double(indices.size()) * kEntry;
         const std::string gets =
             ucx != nullptr ? std::to_string((ucx->gets_issued() - gets_counted_from) / reps) : std::string("-");
