@@ -17,6 +17,12 @@ struct RowPages {
   uint32_t entry_stride;
 };
 
+// GatherFault::flag values: what went wrong first.
+inline constexpr int32_t kFaultBadIndex = 1;        // past the row's tokens, or below -1
+inline constexpr int32_t kFaultDuplicateToken = 2;  // residency cache: a token twice in a row
+inline constexpr int32_t kFaultCapacity = 3;        // residency cache: more misses than slots
+inline constexpr int32_t kFaultInstance = 4;        // residency cache: instance out of range
+
 // The first bad index a gather met; flag is 0 while none was. Device-writable memory
 // (device or mapped pinned host), zeroed before the launch.
 struct GatherFault {

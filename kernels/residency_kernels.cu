@@ -82,7 +82,7 @@ __global__ void __launch_bounds__(kThreads) ResidencyStepKernel(ResidencyLaunch 
       continue;
     }
     if (index < -1 || static_cast<uint64_t>(index) >= limit) {
-      Fault(p.fault, 1, row, position, index);
+      Fault(p.fault, kFaultBadIndex, row, position, index);
       out[position] = -1;
       continue;
     }

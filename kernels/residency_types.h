@@ -63,10 +63,6 @@ struct ResidencyCounters {
   unsigned long long misses;
 };
 
-// Fault kinds beyond GatherFault's bad index (flag 1).
-inline constexpr int32_t kFaultDuplicateToken = 2;
-inline constexpr int32_t kFaultCapacity = 3;
-inline constexpr int32_t kFaultInstance = 4;
 
 struct ResidencyLaunch {
   ResidencyState state;

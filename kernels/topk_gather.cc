@@ -92,16 +92,30 @@ absl::Status FaultToStatus(const GatherFault& fault, absl::Span<const uint64_t> 
   if (fault.flag == 0) return absl::OkStatus();
   const size_t row = static_cast<size_t>(fault.row);
   const std::string sequence = row < sequence_ids.size() ? absl::StrCat(sequence_ids[row]) : "?";
+  const std::string where = absl::StrCat("batch row ", row, ", position ", fault.position, " (sequence ",
+                                         sequence, ", layer ", layer, ")");
+  switch (fault.flag) {
+    case kFaultDuplicateToken:
+      return absl::InvalidArgumentError(
+          absl::StrCat("token index ", fault.index, " appears twice in ", where));
+    case kFaultCapacity:
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "more misses than free or evictable residency-cache slots at ", where,
+          ": token ", fault.index, " got no slot; give the cache more capacity than k"));
+    case kFaultInstance:
+      return absl::InvalidArgumentError(absl::StrCat("batch row ", row, " names residency-cache instance ",
+                                                     fault.index, ", which does not exist"));
+    default:
+      break;
+  }
   if (fault.index < -1) {
-    return absl::InvalidArgumentError(absl::StrCat("token index ", fault.index, " at batch row ", row,
-                                                   ", position ", fault.position, " (sequence ",
-                                                   sequence, ", layer ", layer,
-                                                   ") is below -1, the padding value"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("token index ", fault.index, " at ", where, " is below -1, the padding value"));
   }
   return absl::InvalidArgumentError(absl::StrCat(
-      "token index ", fault.index, " at batch row ", row, ", position ", fault.position,
-      " is past the ", row < tokens.size() ? tokens[row] : 0, " tokens written to sequence ",
-      sequence, " (layer ", layer, ")"));
+      "token index ", fault.index, " at batch row ", row, ", position ", fault.position, " is past the ",
+      row < tokens.size() ? tokens[row] : 0, " tokens written to sequence ", sequence, " (layer ", layer,
+      ") or the cache's max_tokens"));
 }
 
 }  // namespace sparsepool::kernels

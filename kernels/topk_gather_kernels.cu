@@ -10,7 +10,7 @@ namespace {
 constexpr uint64_t kNoEntry = ~uint64_t{0};
 
 __device__ void RecordFault(GatherFault* fault, uint32_t row, uint32_t position, int32_t index) {
-  if (atomicCAS(&fault->flag, 0, 1) == 0) {
+  if (atomicCAS(&fault->flag, 0, kFaultBadIndex) == 0) {
     fault->row = static_cast<int32_t>(row);
     fault->position = static_cast<int32_t>(position);
     fault->index = index;

@@ -266,6 +266,21 @@ TEST_F(GpuGatherTest, WriteBackStoresNewTokensIntoThePool) {
   }
 }
 
+// Host code only: runs in CI too.
+TEST(FaultToStatusTest, NamesEachKindOfFault) {
+  const std::vector<uint64_t> ids = {40, 41};
+  const std::vector<uint64_t> tokens = {100, 200};
+  auto message = [&](int32_t flag, int32_t index) {
+    return std::string(FaultToStatus(GatherFault{flag, 1, 7, index}, ids, tokens, 3).message());
+  };
+  EXPECT_TRUE(FaultToStatus(GatherFault{}, ids, tokens, 3).ok());
+  EXPECT_THAT(message(kFaultBadIndex, 250), HasSubstr("token index 250 at batch row 1, position 7 is past the 200 tokens written to sequence 41 (layer 3)"));
+  EXPECT_THAT(message(kFaultBadIndex, -4), HasSubstr("below -1"));
+  EXPECT_THAT(message(kFaultDuplicateToken, 9), HasSubstr("token index 9 appears twice in batch row 1"));
+  EXPECT_TRUE(absl::IsResourceExhausted(FaultToStatus(GatherFault{kFaultCapacity, 1, 7, 9}, ids, tokens, 3)));
+  EXPECT_THAT(message(kFaultInstance, 12), HasSubstr("instance 12"));
+}
+
 TEST_F(GpuGatherTest, LauncherNamesTheBadArgument) {
   std::vector<std::byte> host(4096);
   int32_t* indices = nullptr;
