@@ -26,3 +26,9 @@ if ((${#missing[@]} > 0)); then
   "${sudo_cmd[@]}" apt-get update -q
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+
+# The CUDA toolkit is not a Debian package here: machines of this kind carry it.
+if [[ ! -x /usr/local/cuda/bin/nvcc ]]; then
+  echo "bootstrap: /usr/local/cuda/bin/nvcc is missing; the kernels (//kernels) need the CUDA toolkit there" >&2
+  exit 1
+fi
