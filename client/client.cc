@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
+#include <numeric>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -163,7 +165,9 @@ class ClientImpl final : public Client {
     gather.sequences = rows;
     gather.indices = indices;
     gather.out = out;
-    absl::Status fetched = data_plane_->Gather(gather);
+    absl::Status fetched = options_.fetch_strategy == ClientOptions::FetchStrategy::kFullPrefix
+                               ? FetchThroughPrefix(gather)
+                               : data_plane_->Gather(gather);
     if (absl::IsUnavailable(fetched)) {
       // The daemon behind these layouts is gone (an RDMA peer); a restarted one has
       // other addresses and keys, so the next call must ask for fresh layouts.
@@ -173,6 +177,35 @@ class ClientImpl final : public Client {
   }
 
  private:
+  // The dense-attention baseline: each row's whole prefix of the layer crosses the
+  // link into a local buffer, then the selected entries are copied out of it.
+  absl::Status FetchThroughPrefix(const GatherBatch& batch) {
+    if (absl::Status valid = ValidateGather(batch); !valid.ok()) return valid;
+    const size_t rows = batch.sequences.size();
+    const size_t k = batch.indices.size() / rows;
+    std::vector<std::byte> prefix;
+    std::vector<int32_t> all;
+    for (size_t row = 0; row < rows; ++row) {
+      const SequenceLayout* seq = batch.sequences[row];
+      const uint32_t entry = seq->entry_bytes;
+      all.resize(seq->tokens);
+      std::iota(all.begin(), all.end(), 0);
+      prefix.resize(all.size() * entry);
+      GatherBatch whole;
+      whole.layer = batch.layer;
+      whole.sequences = absl::MakeConstSpan(&batch.sequences[row], 1);
+      whole.indices = all;
+      whole.out = absl::MakeSpan(prefix);
+      if (absl::Status s = data_plane_->Gather(whole); !s.ok()) return s;
+      for (size_t i = 0; i < k; ++i) {
+        const int32_t token = batch.indices[row * k + i];
+        if (token < 0) continue;
+        std::memcpy(batch.out.data() + (row * k + i) * entry, prefix.data() + size_t(token) * entry, entry);
+      }
+    }
+    return absl::OkStatus();
+  }
+
   template <typename Request, typename Response>
   using Method = grpc::Status (v1::PoolService::Stub::*)(grpc::ClientContext*, const Request&,
                                                          Response*);

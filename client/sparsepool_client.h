@@ -55,6 +55,12 @@ struct ClientOptions {
   // Data plane: "cxl" (load/store on mapped regions; shared memory on one host) or
   // "ucx" (RDMA gets and puts; the daemon runs with --ucx=true; UCX_TLS picks the wire).
   std::string transport = "cxl";
+  // What FetchTopK moves. kTopK: only the selected entries (the point of sparsepool).
+  // kFullPrefix: the baseline of pools built for dense attention: every entry of the
+  // layer for each sequence crosses the link, then the selected ones are picked
+  // locally. Same call, same results, for comparisons.
+  enum class FetchStrategy { kTopK, kFullPrefix };
+  FetchStrategy fetch_strategy = FetchStrategy::kTopK;
 };
 
 struct SequenceSpec {

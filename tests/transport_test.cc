@@ -150,6 +150,24 @@ TEST_P(TransportTest, SeveralClientsAtOnce) {
   EXPECT_EQ(failures.load(), 0);
 }
 
+// The dense-attention baseline behind the same call returns the same entries.
+TEST_P(TransportTest, FullPrefixBaselineReturnsTheSameEntries) {
+  const std::vector<SequenceId> batch = {CreateAndWrite(*client_, 250), CreateAndWrite(*client_, 250)};
+  ClientOptions options;
+  options.address = daemon_->address();
+  options.transport = GetParam().client_transport;
+  options.fetch_strategy = ClientOptions::FetchStrategy::kFullPrefix;
+  auto baseline = Client::Connect(options);
+  ASSERT_TRUE(baseline.ok()) << baseline.status();
+  for (int round = 0; round < 3; ++round) {
+    absl::Status s = FetchAndCheck(**baseline, batch, 250, rng_);
+    ASSERT_TRUE(s.ok()) << s;
+  }
+  std::vector<std::byte> out(kEntry);
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      (*baseline)->FetchTopK(0, {batch[0]}, std::vector<int32_t>{250}, absl::MakeSpan(out))));
+}
+
 // A daemon killed mid-run: RDMA fetches fail cleanly within a bounded time (shared
 // memory ones keep reading the region, which outlives the daemon); after a restart on
 // the same region every transport serves the right bytes again.
