@@ -1,6 +1,7 @@
 #include "transport/rdma/ucx_data_plane.h"
 
 #include "absl/strings/str_cat.h"
+#include "transport/rdma/read_plan.h"
 
 namespace sparsepool {
 
@@ -76,39 +77,23 @@ absl::Status UcxDataPlane::Finish(std::vector<void*>& requests, const char* what
 }
 
 absl::Status UcxDataPlane::GatherValidated(const GatherBatch& batch) {
-  const size_t rows = batch.sequences.size();
-  if (rows == 0) return absl::OkStatus();
-  const size_t k = batch.indices.size() / rows;
   absl::MutexLock lock(&mu_);
-  std::vector<void*> requests;
-  ucp_request_param_t params = {};
-  for (size_t row = 0; row < rows; ++row) {
-    const SequenceLayout& seq = *batch.sequences[row];
-    auto peer = PeerFor(seq.region);
+  const std::vector<ReadRequest> reads = PlanReads(batch, coalesce_);
+  std::vector<Peer> peers;
+  for (const SequenceLayout* seq : batch.sequences) {
+    auto peer = PeerFor(seq->region);
     if (!peer.ok()) return peer.status();
-    const uint32_t entry = seq.entry_bytes;
-    std::byte* out = batch.out.data() + row * k * entry;
-    const int32_t* indices = batch.indices.data() + row * k;
-    size_t i = 0;
-    while (i < k) {
-      if (indices[i] < 0) {
-        ++i;
-        continue;
-      }
-      // A run: consecutive positions holding consecutive tokens of one page, packed.
-      size_t run = 1;
-      const uint64_t first = static_cast<uint64_t>(indices[i]);
-      while (coalesce_ && seq.entry_stride == entry && i + run < k &&
-             indices[i + run] == static_cast<int32_t>(first + run) &&
-             (first + run) / seq.page_tokens == first / seq.page_tokens) {
-        ++run;
-      }
-      const uint64_t remote = seq.region.remote_base + seq.EntryOffset(batch.layer, first);
-      requests.push_back(ucp_get_nbx(peer->ep, out + i * entry, run * entry, remote, peer->rkey, &params));
-      ++gets_;
-      i += run;
-    }
+    peers.push_back(*peer);
   }
+  std::vector<void*> requests;
+  requests.reserve(reads.size());
+  ucp_request_param_t params = {};
+  for (const ReadRequest& read : reads) {
+    const Peer& peer = peers[read.row];
+    requests.push_back(ucp_get_nbx(peer.ep, batch.out.data() + read.local_offset, read.length,
+                                   read.remote_address, peer.rkey, &params));
+  }
+  gets_ += reads.size();
   return Finish(requests, "UCX gets of a top-k batch");
 }
 
