@@ -4,6 +4,7 @@
 #include <cub/block/block_radix_sort.cuh>
 #include <cub/block/block_scan.cuh>
 
+#include "kernels/device_entry.cuh"
 #include "kernels/residency_kernels.h"
 
 namespace sparsepool::kernels {
@@ -11,25 +12,6 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kItems = 16;  // kThreads * kItems = 4096 positions or slots
-
-__device__ void Fault(GatherFault* fault, int32_t kind, uint32_t row, uint32_t position, int32_t index) {
-  if (atomicCAS(&fault->flag, 0, kind) == 0) {
-    fault->row = static_cast<int32_t>(row);
-    fault->position = static_cast<int32_t>(position);
-    fault->index = index;
-  }
-}
-
-__device__ void CopyEntry(const std::byte* src, std::byte* dst, uint32_t bytes, uint32_t lane) {
-  if (bytes % 16 == 0 && reinterpret_cast<uintptr_t>(src) % 16 == 0 &&
-      reinterpret_cast<uintptr_t>(dst) % 16 == 0) {
-    const uint4* s = reinterpret_cast<const uint4*>(src);
-    uint4* d = reinterpret_cast<uint4*>(dst);
-    for (uint32_t v = lane; v < bytes / 16; v += 32) d[v] = s[v];
-  } else {
-    for (uint32_t b = lane; b < bytes; b += 32) dst[b] = src[b];
-  }
-}
 
 __global__ void __launch_bounds__(kThreads) ResidencyStepKernel(ResidencyLaunch p) {
   using Scan = cub::BlockScan<int, kThreads>;
@@ -50,7 +32,7 @@ __global__ void __launch_bounds__(kThreads) ResidencyStepKernel(ResidencyLaunch 
   const ResidencyState& s = p.state;
   const uint32_t instance = p.instances[row];
   if (instance >= s.instances) {  // the whole block agrees: no barrier is skipped by some
-    if (threadIdx.x == 0) Fault(p.fault, kFaultInstance, row, 0, static_cast<int32_t>(instance));
+    if (threadIdx.x == 0) RecordFault(p.fault, kFaultInstance, row, 0, static_cast<int32_t>(instance));
     return;
   }
   int32_t* token_slot = s.token_slot + uint64_t(instance) * s.max_tokens;
@@ -82,7 +64,7 @@ __global__ void __launch_bounds__(kThreads) ResidencyStepKernel(ResidencyLaunch 
       continue;
     }
     if (index < -1 || static_cast<uint64_t>(index) >= limit) {
-      Fault(p.fault, kFaultBadIndex, row, position, index);
+      RecordFault(p.fault, kFaultBadIndex, row, position, index);
       out[position] = -1;
       continue;
     }
@@ -98,7 +80,7 @@ __global__ void __launch_bounds__(kThreads) ResidencyStepKernel(ResidencyLaunch 
       owns_miss[i] = 1;
     } else {
       duplicate[i] = true;
-      Fault(p.fault, kFaultDuplicateToken, row, position, index);
+      RecordFault(p.fault, kFaultDuplicateToken, row, position, index);
     }
   }
   atomicAdd(&hits, my_hits);
@@ -141,7 +123,7 @@ __global__ void __launch_bounds__(kThreads) ResidencyStepKernel(ResidencyLaunch 
     const int32_t token = indices[position];
     const uint64_t key = temp.victims[j];
     if (key == kUsedThisStep) {  // more misses than free or evictable slots
-      Fault(p.fault, kFaultCapacity, row, position, token);
+      RecordFault(p.fault, kFaultCapacity, row, position, token);
       token_slot[token] = -1;
       out[position] = -1;
       continue;
@@ -172,9 +154,7 @@ __global__ void __launch_bounds__(kThreads) ResidencyStepKernel(ResidencyLaunch 
     const int32_t slot = out[position];
     if (slot < 0) continue;
     const uint32_t token = static_cast<uint32_t>(indices[position]);
-    const uint64_t offset =
-        rp.page_offsets[token / rp.page_tokens] + uint64_t(token % rp.page_tokens) * rp.entry_stride;
-    CopyEntry(p.region + offset, slot_data + uint64_t(slot) * s.entry_bytes, s.entry_bytes, lane);
+    CopyEntry(p.region + RowEntryOffset(rp, token), slot_data + uint64_t(slot) * s.entry_bytes, s.entry_bytes, lane);
   }
   if (threadIdx.x == 0) {
     atomicAdd(&p.counters->hits, hits);

@@ -2,6 +2,7 @@
 #include <cub/block/block_radix_sort.cuh>
 #include <cub/device/device_radix_sort.cuh>
 
+#include "kernels/device_entry.cuh"
 #include "kernels/topk_gather_kernels.h"
 
 namespace sparsepool::kernels {
@@ -9,49 +10,16 @@ namespace {
 
 constexpr uint64_t kNoEntry = ~uint64_t{0};
 
-__device__ void RecordFault(GatherFault* fault, uint32_t row, uint32_t position, int32_t index) {
-  if (atomicCAS(&fault->flag, 0, kFaultBadIndex) == 0) {
-    fault->row = static_cast<int32_t>(row);
-    fault->position = static_cast<int32_t>(position);
-    fault->index = index;
-  }
-}
-
 // Region offset of a checked index, or kNoEntry for padding and bad indices (the
 // latter recorded).
 __device__ uint64_t EntryOffset(const GatherLaunch& p, const RowPages& rp, uint32_t row,
                                 uint32_t position, int32_t index) {
   if (index == -1) return kNoEntry;
   if (index < -1 || static_cast<uint64_t>(index) >= rp.tokens) {
-    RecordFault(p.fault, row, position, index);
+    RecordFault(p.fault, kFaultBadIndex, row, position, index);
     return kNoEntry;
   }
-  const uint32_t token = static_cast<uint32_t>(index);
-  return rp.page_offsets[token / rp.page_tokens] + uint64_t(token % rp.page_tokens) * rp.entry_stride;
-}
-
-// One warp copies one entry: 16-byte vectors when sizes and addresses allow (656-byte
-// entries are 41 of them), bytes otherwise. Each lane loads its vectors of a 64-vector
-// chunk before storing any, so a lane's two host loads are in flight together rather
-// than one after the other (stores may alias loads as far as the compiler knows).
-__device__ void CopyEntry(const std::byte* src, std::byte* dst, uint32_t bytes, uint32_t lane) {
-  const bool vectors = (bytes % 16 == 0) && (reinterpret_cast<uintptr_t>(src) % 16 == 0) &&
-                       (reinterpret_cast<uintptr_t>(dst) % 16 == 0);
-  if (vectors) {
-    const uint4* s = reinterpret_cast<const uint4*>(src);
-    uint4* d = reinterpret_cast<uint4*>(dst);
-    const uint32_t n = bytes / 16;
-    for (uint32_t base = 0; base < n; base += 64) {
-      const uint32_t first = base + lane, second = base + lane + 32;
-      uint4 a, b;
-      if (first < n) a = s[first];
-      if (second < n) b = s[second];
-      if (first < n) d[first] = a;
-      if (second < n) d[second] = b;
-    }
-  } else {
-    for (uint32_t b = lane; b < bytes; b += 32) dst[b] = src[b];
-  }
+  return RowEntryOffset(rp, static_cast<uint32_t>(index));
 }
 
 }  // namespace
@@ -94,13 +62,10 @@ __global__ void __launch_bounds__(kThreads) GatherSortedKernel(GatherLaunch p, u
       const int32_t index = indices[position];
       // Only slice 0 records faults, so each bad index is recorded once.
       if (index == -1 || index < -1 || static_cast<uint64_t>(index) >= rp.tokens) {
-        if (index != -1 && slice == 0) RecordFault(p.fault, row, position, index);
+        if (index != -1 && slice == 0) RecordFault(p.fault, kFaultBadIndex, row, position, index);
         continue;
       }
-      const uint32_t token = static_cast<uint32_t>(index);
-      const uint64_t offset =
-          rp.page_offsets[token / rp.page_tokens] + uint64_t(token % rp.page_tokens) * rp.entry_stride;
-      keys[i] = (offset << 12) | position;
+      keys[i] = (RowEntryOffset(rp, static_cast<uint32_t>(index)) << 12) | position;
     }
   }
   Sort(shared.sort).SortBlockedToStriped(keys);
@@ -130,11 +95,10 @@ __global__ void WriteBackKernel(WriteBackLaunch p) {
   if (token == -1) return;
   const RowPages rp = p.rows[row];
   if (token < -1 || static_cast<uint64_t>(token) >= rp.tokens) {
-    if (lane == 0) RecordFault(p.fault, row, 0, token);
+    if (lane == 0) RecordFault(p.fault, kFaultBadIndex, row, 0, token);
     return;
   }
-  const uint64_t offset = rp.page_offsets[uint32_t(token) / rp.page_tokens] +
-                          uint64_t(uint32_t(token) % rp.page_tokens) * rp.entry_stride;
+  const uint64_t offset = RowEntryOffset(rp, static_cast<uint32_t>(token));
   CopyEntry(p.entries + uint64_t(row) * p.entry_bytes, p.region + offset, p.entry_bytes, lane);
 }
 
