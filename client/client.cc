@@ -213,10 +213,8 @@ class ClientImpl final : public Client {
   template <typename Request, typename Response>
   absl::Status Call(const char* name, Method<Request, Response> method, const Request& request,
                     Response* response) {
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + options_.rpc_timeout));
-    const grpc::Status status = (stub_.get()->*method)(&context, request, response);
-    return FromGrpcStatus(status, absl::StrCat(name, " to ", options_.address));
+    return CallWithDeadline(*stub_, method, name, options_.address, options_.rpc_timeout, request,
+                            response);
   }
 
   absl::StatusOr<LayoutCache::Entry> Cached(SequenceId id) {

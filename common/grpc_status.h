@@ -6,6 +6,10 @@
 #include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "grpcpp/client_context.h"
 #include "grpcpp/support/status.h"
 
 namespace sparsepool {
@@ -14,6 +18,18 @@ grpc::Status ToGrpcStatus(const absl::Status& status);
 // `what` names the call and the daemon for errors of the transport itself (daemon gone,
 // deadline exceeded), whose gRPC messages do not.
 absl::Status FromGrpcStatus(const grpc::Status& status, absl::string_view what);
+
+// One unary call on a generated stub with a deadline, its failure an absl::Status that
+// names the call (`name`) and the daemon (`address`).
+template <typename Stub, typename Request, typename Response>
+absl::Status CallWithDeadline(Stub& stub,
+                              grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
+                              const char* name, absl::string_view address, absl::Duration timeout,
+                              const Request& request, Response* response) {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  return FromGrpcStatus((stub.*method)(&context, request, response), absl::StrCat(name, " to ", address));
+}
 
 }  // namespace sparsepool
 

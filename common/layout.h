@@ -45,6 +45,8 @@ struct SequenceLayout {
            (token % page_tokens) * entry_stride;
   }
   uint64_t PageBytes() const { return uint64_t{page_tokens} * entry_stride; }
+  // Tokens from `token` to the end of its page: how far one contiguous run can reach.
+  uint64_t TokensLeftInPage(uint64_t token) const { return page_tokens - token % page_tokens; }
 };
 
 // Checks that a layout is self-consistent and that every page lies inside its region,

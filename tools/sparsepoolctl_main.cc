@@ -144,10 +144,8 @@ class Ctl {
                     grpc::Status (v1::PoolService::Stub::*method)(grpc::ClientContext*,
                                                                   const Request&, Response*),
                     const Request& request, Response* response) {
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + command_.timeout));
-    return FromGrpcStatus((stub_.get()->*method)(&context, request, response),
-                          absl::StrCat(name, " to ", command_.address));
+    return CallWithDeadline(*stub_, method, name, command_.address, command_.timeout, request,
+                            response);
   }
 
   const Command command_;

@@ -41,8 +41,7 @@ void CpuScatterRange(std::byte* region_base, const SequenceLayout& seq, uint32_t
   while (token < end) {
     // Tokens of one page are consecutive in memory; when the stride is the entry size
     // the run is one copy.
-    const uint64_t page_end = (token / seq.page_tokens + 1) * seq.page_tokens;
-    const uint64_t run = std::min(end, page_end) - token;
+    const uint64_t run = std::min(end - token, seq.TokensLeftInPage(token));
     std::byte* dst = region_base + seq.EntryOffset(layer, token);
     const std::byte* src = entries + (token - first_token) * entry_bytes;
     if (seq.entry_stride == entry_bytes) {

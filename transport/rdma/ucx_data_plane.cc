@@ -108,9 +108,8 @@ absl::Status UcxDataPlane::WriteValidated(const WriteRange& range) {
   ucp_request_param_t params = {};
   uint64_t token = range.first_token;
   while (token < range.first_token + count) {
-    const uint64_t page_end = (token / seq.page_tokens + 1) * seq.page_tokens;
     const uint64_t run = seq.entry_stride == entry
-                             ? std::min(range.first_token + count, page_end) - token
+                             ? std::min(range.first_token + count - token, seq.TokensLeftInPage(token))
                              : 1;
     const uint64_t remote = seq.region.remote_base + seq.EntryOffset(range.layer, token);
     requests.push_back(ucp_put_nbx(peer->ep, range.entries.data() + (token - range.first_token) * entry,
