@@ -2,7 +2,9 @@
 // attention sinks and a recent window every step, the rest kept from the previous step
 // so that `overlap` of each step's top-k was in the previous one, and replacements
 // drawn by a fixed, skewed importance over the context, so that some tokens recur
-// after dropping out. (Issue 5 brings the full, versioned trace generator.)
+// after dropping out. The context may grow between steps (a decode step appends a
+// token): Next(tokens) selects from the first `tokens` only, and the window follows
+// the end. bench/trace_file.h builds whole multi-layer traces from it.
 #ifndef SPARSEPOOL_BENCH_OVERLAP_TRACE_H_
 #define SPARSEPOOL_BENCH_OVERLAP_TRACE_H_
 
@@ -31,8 +33,13 @@ class OverlapTrace {
     for (double& c : cdf_) c /= total;
   }
 
-  // The next step's k selected tokens (distinct).
-  const std::vector<int32_t>& Next() {
+  // The next step's k selected tokens (distinct), over all `tokens` of the constructor.
+  const std::vector<int32_t>& Next() { return Next(tokens_); }
+
+  // The same over a context of `tokens` (at most the constructor's): the window ends at
+  // tokens - 1, and tokens past it are never chosen.
+  const std::vector<int32_t>& Next(uint32_t tokens) {
+    tokens = std::min(tokens, tokens_);
     const uint32_t fixed = std::min<uint32_t>(k_, sinks_ + window_);
     std::vector<int32_t> next;
     next.reserve(k_);
@@ -43,8 +50,8 @@ class OverlapTrace {
         next.push_back(static_cast<int32_t>(t));
       }
     };
-    for (uint32_t s = 0; s < sinks_ && s < tokens_; ++s) take(s);
-    for (uint32_t w = 0; w < window_ && w < tokens_; ++w) take(tokens_ - 1 - w);
+    for (uint32_t s = 0; s < sinks_ && s < tokens; ++s) take(s);
+    for (uint32_t w = 0; w < window_ && w < tokens; ++w) take(tokens - 1 - w);
     if (!current_.empty()) {
       // Keep each earlier pick with the probability that makes `overlap` of k repeat.
       const double keep = std::clamp((overlap_ * k_ - fixed) / double(k_ - fixed), 0.0, 1.0);
@@ -54,9 +61,10 @@ class OverlapTrace {
       }
     }
     std::uniform_real_distribution<double> u(0, 1);
-    while (next.size() < std::min<uint32_t>(k_, tokens_)) {
+    while (next.size() < std::min<uint32_t>(k_, tokens)) {
       const uint32_t rank = static_cast<uint32_t>(std::lower_bound(cdf_.begin(), cdf_.end(), u(rng_)) - cdf_.begin());
-      take(order_[std::min(rank, tokens_ - 1)]);
+      const uint32_t token = order_[std::min(rank, tokens_ - 1)];
+      if (token < tokens) take(token);  // a token not yet appended: draw again
     }
     current_ = std::move(next);
     return current_;

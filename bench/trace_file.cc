@@ -34,13 +34,14 @@ Trace GenerateTrace(const TraceParams& p) {
   Trace trace;
   trace.layers = p.layers;
   trace.k = p.k;
-  trace.context.assign(p.steps, p.context);
+  for (uint32_t step = 0; step < p.steps; ++step) trace.context.push_back(p.context + uint64_t{step} * p.growth);
   trace.selections.resize(uint64_t{p.steps} * p.layers * p.k);
+  const uint64_t last_context = trace.context.empty() ? p.context : trace.context.back();
   for (uint32_t layer = 0; layer < p.layers; ++layer) {
-    OverlapTrace stream(static_cast<uint32_t>(p.context), p.k, p.overlap, p.seed * 1000003 + layer, p.sinks,
+    OverlapTrace stream(static_cast<uint32_t>(last_context), p.k, p.overlap, p.seed * 1000003 + layer, p.sinks,
                         p.window, p.skew);
     for (uint32_t step = 0; step < p.steps; ++step) {
-      const std::vector<int32_t>& selected = stream.Next();
+      const std::vector<int32_t>& selected = stream.Next(static_cast<uint32_t>(trace.context[step]));
       int32_t* out = trace.selections.data() + (uint64_t{step} * p.layers + layer) * p.k;
       std::fill(out, out + p.k, -1);
       std::copy(selected.begin(), selected.end(), out);

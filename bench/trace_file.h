@@ -29,8 +29,9 @@ struct Trace {
 struct TraceParams {
   uint32_t layers = 61;
   uint32_t k = 2048;
-  uint64_t context = 32768;
+  uint64_t context = 32768;  // tokens at the first step
   uint32_t steps = 64;
+  uint32_t growth = 1;       // tokens appended per step (one per decode step)
   double overlap = 0.8;   // of a layer's top-k, the share it had at the previous step
   uint32_t sinks = 4;     // first tokens, selected at every step
   uint32_t window = 128;  // last tokens, selected at every step

@@ -28,6 +28,9 @@ TEST(TraceTest, GeneratedStatisticsMatchTheParameters) {
   const TraceParams p = Small();
   const Trace trace = GenerateTrace(p);
   ASSERT_EQ(trace.steps(), p.steps);
+  for (size_t step = 0; step < trace.steps(); ++step) {
+    ASSERT_EQ(trace.context[step], p.context + step * p.growth) << "a decode step appends a token";
+  }
   double overlap = 0;
   int pairs = 0;
   double layer_agreement = 0;
@@ -37,7 +40,9 @@ TEST(TraceTest, GeneratedStatisticsMatchTheParameters) {
       std::set<int32_t> now(s, s + p.k);
       ASSERT_EQ(now.size(), p.k) << "duplicates at step " << step;
       for (uint32_t t = 0; t < p.sinks; ++t) ASSERT_TRUE(now.count(t)) << "sink " << t;
-      for (uint32_t w = 0; w < p.window; ++w) ASSERT_TRUE(now.count(p.context - 1 - w)) << "window";
+      const int64_t tokens = static_cast<int64_t>(trace.context[step]);
+      for (uint32_t w = 0; w < p.window; ++w) ASSERT_TRUE(now.count(tokens - 1 - w)) << "window, step " << step;
+      ASSERT_LT(*now.rbegin(), tokens) << "a token not yet appended";
       if (step > 0) {
         const int32_t* before = trace.Selection(step - 1, layer);
         std::set<int32_t> previous(before, before + p.k);
@@ -87,9 +92,9 @@ TEST(TraceTest, MalformedFilesAreRejectedWithTheReason) {
   EXPECT_TRUE(absl::IsDataLoss(DecodeTrace(bad).status()));
   // A token outside the context, with a valid checksum: named by step and layer.
   Trace trace = GenerateTrace(Small());
-  trace.selections[(2 * trace.layers + 1) * trace.k + 7] = 8192;
+  trace.selections[(2 * trace.layers + 1) * trace.k + 7] = 8194;  // context 8194 at step 2
   EXPECT_THAT(std::string(DecodeTrace(EncodeTrace(trace)).status().message()),
-              HasSubstr("step 2, layer 1, position 7: token 8192 is outside the context"));
+              HasSubstr("step 2, layer 1, position 7: token 8194 is outside the context"));
   trace.layers = 0;
   EXPECT_FALSE(DecodeTrace(EncodeTrace(Trace{})).ok());
   EXPECT_TRUE(absl::IsNotFound(ReadTraceFile("/nonexistent/trace").status()));
