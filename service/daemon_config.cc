@@ -8,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/key_value_text.h"
 #include "service/pool.h"
 
 namespace sparsepool {
@@ -83,26 +84,9 @@ std::string DaemonUsage() {
 absl::Status ApplyConfigText(absl::string_view text, absl::string_view source,
                              DaemonConfig& config) {
   bool regions_replaced = false;
-  int line_number = 0;
-  for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    ++line_number;
-    line = line.substr(0, line.find('#'));
-    line = absl::StripAsciiWhitespace(line);
-    if (line.empty()) continue;
-    const size_t eq = line.find('=');
-    if (eq == absl::string_view::npos) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(source, ":", line_number, ": expected KEY = VALUE, got \"", line, "\""));
-    }
-    const absl::string_view key = absl::StripAsciiWhitespace(line.substr(0, eq));
-    const absl::string_view value = absl::StripAsciiWhitespace(line.substr(eq + 1));
-    absl::Status applied = Apply(key, value, regions_replaced, config);
-    if (!applied.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(source, ":", line_number, ": ", applied.message()));
-    }
-  }
-  return absl::OkStatus();
+  return ForEachKeyValueLine(text, source, [&](absl::string_view key, absl::string_view value) {
+    return Apply(key, value, regions_replaced, config);
+  });
 }
 
 absl::StatusOr<DaemonConfig> ParseDaemonArgs(const std::vector<std::string>& args) {

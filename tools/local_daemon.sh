@@ -1,15 +1,16 @@
 # Sourced by the demo and bench scripts: starts sparsepoold on a shared-memory region
 # of the size given, on a free loopback port, and stops it (removing the region) when
-# the calling script exits. Sets $address.
-#   start_local_daemon NAME SIZE
+# the calling script exits. Sets $address. Further arguments go to sparsepoold.
+#   start_local_daemon NAME SIZE [FLAG...]
 start_local_daemon() {
   local name="$1-$$" size="$2"
+  shift 2
   local_daemon_region="/dev/shm/$name"
   local_daemon_port_file="$(mktemp)"
   local_daemon_log="$(mktemp)"
   trap stop_local_daemon EXIT
   bazel-bin/service/sparsepoold --listen=127.0.0.1:0 --region="shm:$name:$size" \
-    --port_file="$local_daemon_port_file" 2>"$local_daemon_log" &
+    --port_file="$local_daemon_port_file" "$@" 2>"$local_daemon_log" &
   local_daemon_pid=$!
   for _ in $(seq 100); do [[ -s "$local_daemon_port_file" ]] && break; sleep 0.1; done
   if [[ ! -s "$local_daemon_port_file" ]]; then

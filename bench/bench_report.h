@@ -1,0 +1,29 @@
+// sparsepool-bench's outputs: a CSV of every cell, a markdown table, and PNG plots drawn
+// by gnuplot from the CSV (the gnuplot script is written next to them, so the plots can
+// be redrawn or restyled by hand).
+#ifndef SPARSEPOOL_BENCH_BENCH_REPORT_H_
+#define SPARSEPOOL_BENCH_BENCH_REPORT_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "bench/bench_runner.h"
+
+namespace sparsepool::bench {
+
+std::string ResultsCsv(const std::vector<CellResult>& results);
+// One row per cell, with each strategy's decode steps/s relative to the first strategy
+// measured in the same (context, batch) cell, the baseline.
+std::string ResultsMarkdown(const std::vector<CellResult>& results);
+// The gnuplot script that draws dir/*.png from dir/results.csv.
+std::string GnuplotScript(const std::vector<CellResult>& results);
+
+// Writes results.csv, results.md and plots.gp into `dir` (created if missing) and runs
+// gnuplot on plots.gp. FailedPrecondition, after writing the rest, when gnuplot is
+// missing or fails.
+absl::Status WriteReport(const std::vector<CellResult>& results, const std::string& header, const std::string& dir);
+
+}  // namespace sparsepool::bench
+
+#endif  // SPARSEPOOL_BENCH_BENCH_REPORT_H_

@@ -1,0 +1,213 @@
+// sparsepool-bench's parts: the model file, one sweep cell per strategy against a real
+// daemon (UCX over tcp for the RDMA strategies), the bytes each strategy reports
+// against hand-computed counts, and the report outputs.
+#include <cstdlib>
+
+#include "bench/bench_report.h"
+#include "bench/bench_runner.h"
+#include "bench/gpu_strategies.h"
+#include "bench/host_strategies.h"
+#include "bench/model_geometry.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/daemon_process.h"
+
+namespace sparsepool::bench {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(ModelGeometryTest, DefaultsAreDeepSeekAndFileOverrides) {
+  auto model = ParseModelGeometry("# a smaller model\nname = tiny\nlayers = 3\nentry_bytes=584\n", "tiny.conf");
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ(model->name, "tiny");
+  EXPECT_EQ(model->layers, 3u);
+  EXPECT_EQ(model->entry_bytes, 584u);
+  EXPECT_EQ(model->top_k, 2048u);  // unset: DeepSeek-V3.2's
+  EXPECT_EQ(model->index_key_bytes, 132u);
+  EXPECT_EQ(model->page_tokens, 64u);
+}
+
+TEST(ModelGeometryTest, ShippedDefaultFileParses) {
+  auto model = ReadModelGeometry("bench/models/deepseek_v3_2.conf");
+  ASSERT_TRUE(model.ok()) << model.status();
+  const ModelGeometry defaults;
+  EXPECT_EQ(model->layers, defaults.layers);
+  EXPECT_EQ(model->entry_bytes, defaults.entry_bytes);
+  EXPECT_EQ(model->index_key_bytes, defaults.index_key_bytes);
+  EXPECT_EQ(model->top_k, defaults.top_k);
+}
+
+TEST(ModelGeometryTest, BadFilesNameLineAndValue) {
+  EXPECT_THAT(std::string(ParseModelGeometry("layers = 0\n", "m.conf").status().message()),
+              HasSubstr("m.conf:1: layers = \"0\" is not a whole number in [1, 1024]"));
+  EXPECT_THAT(std::string(ParseModelGeometry("\nheads = 128\n", "m.conf").status().message()),
+              HasSubstr("m.conf:2: unknown key \"heads\""));
+  EXPECT_THAT(std::string(ParseModelGeometry("top_k 2048\n", "m.conf").status().message()),
+              HasSubstr("expected KEY = VALUE"));
+  EXPECT_TRUE(absl::IsNotFound(ReadModelGeometry("/nonexistent.conf").status()));
+}
+
+class BenchCellTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    setenv("UCX_TLS", "tcp", 1);
+    testing::DaemonOptions options;
+    options.region_size = "512MiB";
+    options.extra_args = {"--ucx=true"};
+    daemon_ = new testing::DaemonProcess("bench_test", options);
+    ASSERT_TRUE(daemon_->Start().ok()) << daemon_->Log();
+  }
+  static void TearDownTestSuite() {
+    delete daemon_;
+    daemon_ = nullptr;
+  }
+
+  std::unique_ptr<Client> Connect(const std::string& transport, bool full_prefix = false) {
+    ClientOptions options;
+    options.address = daemon_->address();
+    options.transport = transport;
+    if (full_prefix) options.fetch_strategy = ClientOptions::FetchStrategy::kFullPrefix;
+    auto client = Client::Connect(options);
+    EXPECT_TRUE(client.ok()) << client.status();
+    return client.ok() ? *std::move(client) : nullptr;
+  }
+
+  // A small model so that a cell runs in well under a second.
+  static CellPlan Plan() {
+    CellPlan plan;
+    plan.model.layers = 6;
+    plan.model.top_k = 256;
+    plan.context = 1000;  // not a multiple of the page: the last page is partly used
+    plan.batch = 3;
+    plan.warmup_steps = 1;
+    plan.steps = 4;
+    plan.sampled_layers = 3;
+    plan.stored_layers = 2;
+    plan.checked_per_row = 64;
+    return plan;
+  }
+
+  static testing::DaemonProcess* daemon_;
+};
+
+testing::DaemonProcess* BenchCellTest::daemon_ = nullptr;
+
+TEST_F(BenchCellTest, EveryHostStrategyDeliversWhatWasWrittenAndCountsItsBytes) {
+  auto prefill = Connect("cxl");
+  const CellPlan plan = Plan();
+  const double topk_bytes_per_step = 3.0 * 256 * 656 * 6;  // rows x k x entry x all 6 layers (scaled)
+  struct Case {
+    std::unique_ptr<FetchStrategy> strategy;
+    double expected_bytes_per_step;  // 0: checked separately
+  };
+  std::vector<Case> cases;
+  cases.push_back({MakeClientFetch("cxl-cpu-topk", Connect("cxl"), false), topk_bytes_per_step});
+  cases.push_back({MakeClientFetch("rdma-topk", Connect("ucx"), false), topk_bytes_per_step});
+  // Full prefix: every row's whole context, which grows by one token a step: the timed
+  // steps see 1001..1004 tokens (mean 1002.5).
+  cases.push_back({MakeClientFetch("rdma-full-prefix", Connect("ucx", true), true), 3.0 * 1002.5 * 656 * 6});
+  cases.push_back({MakeHostCacheFetch("cxl-cpu-topk-cache", Connect("cxl"), 512), 0});
+  for (Case& c : cases) {
+    SCOPED_TRACE(c.strategy->name());
+    auto result = RunCell(plan, *prefill, *c.strategy, [](const std::string&) {});
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(result->strategy, c.strategy->name());
+    EXPECT_EQ(result->layers_fetched, 3u);
+    EXPECT_DOUBLE_EQ(result->scale, 2.0);
+    EXPECT_GT(result->entries_checked, 4u * 3 * 50);  // most checks land on a real index
+    EXPECT_GT(result->fetch_p50_s, 0);
+    EXPECT_GE(result->fetch_p99_s, result->fetch_p50_s);
+    EXPECT_GT(result->steps_per_s, 0);
+    if (c.expected_bytes_per_step > 0) {
+      EXPECT_DOUBLE_EQ(result->link_bytes_per_step, c.expected_bytes_per_step);
+    } else {
+      // The cache: the trace keeps 80% of each step's top-k, so after the warm-up step
+      // most of it hits and far fewer bytes cross than top-k without the cache.
+      EXPECT_LT(result->link_bytes_per_step, 0.4 * topk_bytes_per_step);
+      EXPECT_GT(result->link_bytes_per_step, 0);
+    }
+  }
+}
+
+TEST_F(BenchCellTest, ACacheSmallerThanTopKIsRefusedWithTheReason) {
+  auto prefill = Connect("cxl");
+  auto strategy = MakeHostCacheFetch("cxl-cpu-topk-cache", Connect("cxl"), 100);
+  auto result = RunCell(Plan(), *prefill, *strategy, [](const std::string&) {});
+  EXPECT_TRUE(absl::IsInvalidArgument(result.status()));
+  EXPECT_THAT(std::string(result.status().message()), HasSubstr("cache capacity 100 is below k = 256"));
+}
+
+TEST_F(BenchCellTest, ATraceShorterThanTheRunIsRefused) {
+  auto prefill = Connect("cxl");
+  TraceParams params;
+  params.layers = 3;
+  params.k = 256;
+  params.context = 1000;
+  params.steps = 2;
+  const Trace trace = GenerateTrace(params);
+  CellPlan plan = Plan();
+  plan.trace = &trace;
+  auto strategy = MakeClientFetch("cxl-cpu-topk", Connect("cxl"), false);
+  auto result = RunCell(plan, *prefill, *strategy, [](const std::string&) {});
+  EXPECT_THAT(std::string(result.status().message()), HasSubstr("the trace has 2 steps; the run needs 5"));
+}
+
+TEST_F(BenchCellTest, AReplayedTraceDrivesTheCell) {
+  auto prefill = Connect("cxl");
+  TraceParams params;
+  params.layers = 2;
+  params.k = 128;
+  params.context = 700;
+  params.steps = 5;
+  params.growth = 3;  // the appends follow the trace's context
+  const Trace trace = GenerateTrace(params);
+  CellPlan plan = Plan();
+  plan.trace = &trace;
+  auto strategy = MakeClientFetch("cxl-cpu-topk", Connect("cxl"), false);
+  auto result = RunCell(plan, *prefill, *strategy, [](const std::string&) {});
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->context, 700u);
+  EXPECT_EQ(result->layers_fetched, 2u);
+  EXPECT_DOUBLE_EQ(result->link_bytes_per_step, 3.0 * 128 * 656 * 6);
+}
+
+TEST(GpuStrategyTest, WithoutADeviceTheGpuStrategiesSaySo) {
+  auto fetch = MakeGpuFetch("cxl-gpu-topk", nullptr);  // the device check comes first
+  if (fetch.ok()) GTEST_SKIP() << "a CUDA device is present; the GPU strategies run in gpu_check.sh";
+  EXPECT_TRUE(absl::IsFailedPrecondition(fetch.status()));
+  EXPECT_THAT(std::string(fetch.status().message()), HasSubstr("no CUDA device"));
+}
+
+TEST(BenchReportTest, CsvMarkdownAndPlotScriptCarryEveryCell) {
+  std::vector<CellResult> results;
+  for (uint64_t context : {8192, 32768}) {
+    for (const char* strategy : {"rdma-full-prefix", "cxl-cpu-topk"}) {
+      CellResult r;
+      r.context = context;
+      r.batch = 4;
+      r.strategy = strategy;
+      r.layers_fetched = 4;
+      r.scale = 15.25;
+      r.fetch_p50_s = std::string(strategy) == "cxl-cpu-topk" ? 0.05 : 2.0;
+      r.fetch_p99_s = r.fetch_p50_s * 1.1;
+      r.link_bytes_per_step = 100.0 * (1 << 20);
+      r.steps_per_s = 1 / r.fetch_p50_s;
+      results.push_back(r);
+    }
+  }
+  const std::string csv = ResultsCsv(results);
+  EXPECT_THAT(csv, HasSubstr("context,batch,strategy,fetch_p50_ms"));
+  EXPECT_THAT(csv, HasSubstr("32768,4,cxl-cpu-topk,50.0000,55.0000,0.0000,100.000,0,20.0000,4,15.2500"));
+  const std::string md = ResultsMarkdown(results);
+  // Relative to the cell's first strategy: 20 steps/s against 0.5.
+  EXPECT_THAT(md, HasSubstr("| 32K | 4 | cxl-cpu-topk | 50.00 ms | 55.00 ms | 100.00 MiB | 0.0 M | 20.00 | 40.00x |"));
+  EXPECT_THAT(md, HasSubstr("| 8K | 4 | rdma-full-prefix | 2.00 s | 2.20 s | 100.00 MiB | 0.0 M | 0.50 | 1.00x |"));
+  const std::string gp = GnuplotScript(results);
+  EXPECT_THAT(gp, HasSubstr("set output 'steps_per_second.png'"));
+  EXPECT_THAT(gp, HasSubstr("8192 50.0000 100.000 20.0000"));
+  EXPECT_THAT(gp, HasSubstr("title 'rdma-full-prefix'"));
+}
+
+}  // namespace
+}  // namespace sparsepool::bench
