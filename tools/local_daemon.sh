@@ -1,6 +1,7 @@
 # Sourced by the demo and bench scripts: starts sparsepoold on a shared-memory region
 # of the size given, on a free loopback port, and stops it (removing the region) when
-# the calling script exits. Sets $address. Further arguments go to sparsepoold.
+# the calling script exits. Sets $address. Further arguments go to sparsepoold;
+# $SPARSEPOOLD names another binary (the device machine runs a static one).
 #   start_local_daemon NAME SIZE [FLAG...]
 start_local_daemon() {
   local name="$1-$$" size="$2"
@@ -9,7 +10,7 @@ start_local_daemon() {
   local_daemon_port_file="$(mktemp)"
   local_daemon_log="$(mktemp)"
   trap stop_local_daemon EXIT
-  bazel-bin/service/sparsepoold --listen=127.0.0.1:0 --region="shm:$name:$size" \
+  "${SPARSEPOOLD:-bazel-bin/service/sparsepoold}" --listen=127.0.0.1:0 --region="shm:$name:$size" \
     --port_file="$local_daemon_port_file" "$@" 2>"$local_daemon_log" &
   local_daemon_pid=$!
   for _ in $(seq 100); do [[ -s "$local_daemon_port_file" ]] && break; sleep 0.1; done
