@@ -19,6 +19,8 @@
 #include "proto/sparsepool.grpc.pb.h"
 #include "transport/cxl/cxl_data_plane.h"
 #include "transport/rdma/ucx_data_plane.h"
+#include "transport/rdma/verbs_data_plane.h"
+#include "common/verbs_endpoint_proto.h"
 
 namespace sparsepool {
 namespace {
@@ -31,15 +33,46 @@ std::string MakeClientId() {
   return absl::StrFormat("%.32s:%d:%08x", host, getpid(), random());
 }
 
-absl::StatusOr<std::unique_ptr<DataPlane>> MakeDataPlane(const ClientOptions& options) {
+// The verbs plane connects its queue pair through ConnectVerbs on its own stub.
+VerbsConnector MakeVerbsConnector(const ClientOptions& options, const std::string& client_id,
+                                  std::shared_ptr<grpc::Channel> channel) {
+  std::shared_ptr<v1::PoolService::Stub> stub = v1::PoolService::NewStub(channel);
+  return [stub, client_id, address = options.address,
+          timeout = options.rpc_timeout](const VerbsPeerInfo& local) -> absl::StatusOr<VerbsPeerInfo> {
+    v1::ConnectVerbsRequest request;
+    request.set_client_id(client_id);
+    EndpointToProto(local, request.mutable_endpoint());
+    v1::ConnectVerbsResponse response;
+    if (absl::Status s = CallWithDeadline(*stub, &v1::PoolService::Stub::ConnectVerbs, "ConnectVerbs", address,
+                                          timeout, request, &response);
+        !s.ok()) {
+      return s;
+    }
+    return EndpointFromProto(response.endpoint());
+  };
+}
+
+absl::StatusOr<std::unique_ptr<DataPlane>> MakeDataPlane(const ClientOptions& options, const std::string& client_id,
+                                                         std::shared_ptr<grpc::Channel> channel) {
   if (options.transport == "cxl") return std::unique_ptr<DataPlane>(new CxlDataPlane());
   if (options.transport == "ucx") {
     auto ucx = UcxDataPlane::Create(options.rpc_timeout);
     if (!ucx.ok()) return ucx.status();
     return std::unique_ptr<DataPlane>(*std::move(ucx));
   }
+  if (options.transport == "verbs") {
+    VerbsOptions verbs;
+    verbs.device = options.verbs.device;
+    verbs.port = options.verbs.port;
+    verbs.gid_index = options.verbs.gid_index;
+    verbs.queue_depth = options.verbs.queue_depth;
+    verbs.timeout = options.rpc_timeout;
+    auto plane = VerbsDataPlane::Create(verbs, MakeVerbsConnector(options, client_id, channel));
+    if (!plane.ok()) return plane.status();
+    return std::unique_ptr<DataPlane>(*std::move(plane));
+  }
   return absl::InvalidArgumentError(
-      absl::StrCat("unknown transport \"", options.transport, "\" (available: cxl, ucx)"));
+      absl::StrCat("unknown transport \"", options.transport, "\" (available: cxl, ucx, verbs)"));
 }
 
 class ClientImpl final : public Client {
@@ -251,11 +284,12 @@ class ClientImpl final : public Client {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
-  auto data_plane = MakeDataPlane(options);
-  if (!data_plane.ok()) return data_plane.status();
+  std::string client_id = options.client_id.empty() ? MakeClientId() : options.client_id;
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(256 << 20);
   auto channel = grpc::CreateCustomChannel(options.address, grpc::InsecureChannelCredentials(), args);
+  auto data_plane = MakeDataPlane(options, client_id, channel);
+  if (!data_plane.ok()) return data_plane.status();
   auto stub = v1::PoolService::NewStub(channel);
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + options.rpc_timeout));
@@ -267,7 +301,6 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& opt
     return absl::UnavailableError(absl::StrCat("sparsepool daemon at ", options.address,
                                                " did not answer: ", health.error_message()));
   }
-  std::string client_id = options.client_id.empty() ? MakeClientId() : options.client_id;
   auto client = std::make_unique<ClientImpl>(options, std::move(client_id), channel,
                                              *std::move(data_plane));
   client->StartKeepAlive();

@@ -52,9 +52,18 @@ struct ClientOptions {
   absl::Duration keepalive_interval = absl::Seconds(5);
   // Deadline of each control-plane call.
   absl::Duration rpc_timeout = absl::Seconds(10);
-  // Data plane: "cxl" (load/store on mapped regions; shared memory on one host) or
-  // "ucx" (RDMA gets and puts; the daemon runs with --ucx=true; UCX_TLS picks the wire).
+  // Data plane: "cxl" (load/store on mapped regions; shared memory on one host),
+  // "ucx" (RDMA gets and puts; the daemon runs with --ucx=true; UCX_TLS picks the wire)
+  // or "verbs" (RDMA READ/WRITE on an RC queue pair through libibverbs; the daemon runs
+  // with --verbs=true; FailedPrecondition here when the host has no RDMA device).
   std::string transport = "cxl";
+  // For "verbs" (the batch timeout is rpc_timeout).
+  struct Verbs {
+    std::string device;      // empty: the first RDMA device listed
+    uint8_t port = 1;
+    uint8_t gid_index = 0;   // source GID on RoCE (v2 deployments often use 3)
+    uint32_t queue_depth = 256;
+  } verbs;
   // What FetchTopK moves. kTopK: only the selected entries (the point of sparsepool).
   // kFullPrefix: the baseline of pools built for dense attention: every entry of the
   // layer for each sequence crosses the link, then the selected ones are picked

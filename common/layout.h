@@ -25,6 +25,8 @@ struct RegionRef {
   std::string ucx_worker_address;
   std::string ucx_rkey;
   uint64_t remote_base = 0;
+  // Set when the daemon serves libibverbs READ/WRITE (--verbs=true).
+  uint32_t verbs_rkey = 0;
 };
 
 struct SequenceLayout {

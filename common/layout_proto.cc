@@ -15,6 +15,7 @@ void RegionToProto(const RegionRef& region, v1::RegionInfo* proto) {
   proto->set_ucx_worker_address(region.ucx_worker_address);
   proto->set_ucx_rkey(region.ucx_rkey);
   proto->set_remote_base(region.remote_base);
+  proto->set_verbs_rkey(region.verbs_rkey);
 }
 
 void LayoutToProto(const SequenceLayout& layout, v1::SequenceLayout* proto) {
@@ -48,6 +49,7 @@ absl::StatusOr<SequenceLayout> LayoutFromProto(const v1::SequenceLayout& proto) 
   layout.region.ucx_worker_address = region.ucx_worker_address();
   layout.region.ucx_rkey = region.ucx_rkey();
   layout.region.remote_base = region.remote_base();
+  layout.region.verbs_rkey = region.verbs_rkey();
   if (region.uuid().size() != layout.region.uuid.size()) {
     return absl::DataLossError(absl::StrCat("region uuid of ", region.uuid().size(),
                                             " bytes in the layout of sequence ",

@@ -56,13 +56,18 @@ absl::Status Apply(absl::string_view key, absl::string_view value, bool& regions
     config.lease_timeout = d;
     return absl::OkStatus();
   }
-  if (key == "ucx") {
+  if (key == "ucx" || key == "verbs") {
     if (value != "true" && value != "false") {
-      return absl::InvalidArgumentError(absl::StrCat("ucx = \"", value, "\" is not true or false"));
+      return absl::InvalidArgumentError(absl::StrCat(key, " = \"", value, "\" is not true or false"));
     }
-    config.ucx = value == "true";
+    (key == "ucx" ? config.ucx : config.verbs) = value == "true";
     return absl::OkStatus();
   }
+  if (key == "verbs_device") {
+    config.verbs_device = std::string(value);
+    return absl::OkStatus();
+  }
+  if (key == "verbs_gid_index") return ParseUint32(key, value, 0, 255, config.verbs_gid_index);
   if (key == "port_file") {
     config.port_file = std::string(value);
     return absl::OkStatus();
@@ -75,7 +80,8 @@ absl::Status Apply(absl::string_view key, absl::string_view value, bool& regions
 std::string DaemonUsage() {
   return "usage: sparsepoold [--config=FILE] [--listen=HOST:PORT] [--region=SPEC]...\n"
          "                   [--page_tokens=N] [--lease_timeout=30s] [--record_slots=N]\n"
-         "                   [--port_file=PATH] [--ucx=true]\n"
+         "                   [--port_file=PATH] [--ucx=true] [--verbs=true]\n"
+         "                   [--verbs_device=NAME] [--verbs_gid_index=N]\n"
          "region SPEC: shm:NAME:SIZE | hugetlbfs:/PATH:SIZE | devdax:/dev/daxX.Y[:SIZE] |\n"
          "             numa:NODE:NAME:SIZE        (default: " +
          std::string(kDefaultRegion) + ")\n";

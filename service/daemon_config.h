@@ -8,6 +8,9 @@
 //   --record_slots=N          sequences per region, fixed when a region is formatted
 //   --port_file=PATH          write the bound port here once serving
 //   --ucx=true|false          publish regions over UCX for RDMA clients (false)
+//   --verbs=true|false        serve RDMA READ/WRITE through libibverbs (false)
+//   --verbs_device=NAME       the RDMA device (default: the first listed)
+//   --verbs_gid_index=N       source GID index on RoCE (0)
 //   --config=PATH             read KEY = VALUE lines first ('#' starts a comment);
 //                             flags given on the command line win
 #ifndef SPARSEPOOL_SERVICE_DAEMON_CONFIG_H_
@@ -32,6 +35,9 @@ struct DaemonConfig {
   uint32_t record_slots = 16384;
   std::string port_file;
   bool ucx = false;
+  bool verbs = false;
+  std::string verbs_device;
+  uint32_t verbs_gid_index = 0;
 };
 
 // The region used when none is configured: 1 GiB of shared memory.

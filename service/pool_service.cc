@@ -2,14 +2,34 @@
 
 #include "common/grpc_status.h"
 #include "common/layout_proto.h"
+#include "common/verbs_endpoint_proto.h"
 
 namespace sparsepool {
 
-PoolServiceImpl::PoolServiceImpl(Pool* pool, const Clock* clock, const UcxPublisher* ucx)
-    : pool_(pool), clock_(clock), ucx_(ucx), started_(clock->Now()) {}
+PoolServiceImpl::PoolServiceImpl(Pool* pool, const Clock* clock, const UcxPublisher* ucx, VerbsAcceptor* verbs)
+    : pool_(pool), clock_(clock), ucx_(ucx), verbs_(verbs), started_(clock->Now()) {}
 
 void PoolServiceImpl::Publish(SequenceLayout& layout) const {
   if (ucx_ != nullptr) ucx_->Annotate(layout.region);
+  if (verbs_ != nullptr) verbs_->Annotate(layout.region);
+}
+
+grpc::Status PoolServiceImpl::HandleConnectVerbs(const v1::ConnectVerbsRequest& request,
+                                                 v1::ConnectVerbsResponse* response) {
+  if (verbs_ == nullptr) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        "this daemon does not serve libibverbs: start sparsepoold with --verbs=true on a host "
+                        "with an RDMA device, or use transport \"ucx\" or \"cxl\"");
+  }
+  if (request.client_id().empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "ConnectVerbs needs a client_id");
+  }
+  auto client = EndpointFromProto(request.endpoint());
+  if (!client.ok()) return ToGrpcStatus(client.status());
+  auto ours = verbs_->Accept(request.client_id(), *client);
+  if (!ours.ok()) return ToGrpcStatus(ours.status());
+  EndpointToProto(*ours, response->mutable_endpoint());
+  return grpc::Status::OK;
 }
 
 grpc::Status PoolServiceImpl::HandleCreateSequence(const v1::CreateSequenceRequest& request,

@@ -7,6 +7,7 @@
 #include "proto/sparsepool.grpc.pb.h"
 #include "service/pool.h"
 #include "service/ucx_publisher.h"
+#include "service/verbs_acceptor.h"
 
 namespace sparsepool {
 
@@ -17,8 +18,9 @@ inline constexpr char kVersion[] = "0.1.0";
 // roughly doubles the requests served per core.
 class PoolServiceImpl final : public v1::PoolService::CallbackService {
  public:
-  // `pool`, `clock` and `ucx` (null: no RDMA publishing) must outlive the service.
-  PoolServiceImpl(Pool* pool, const Clock* clock, const UcxPublisher* ucx = nullptr);
+  // `pool`, `clock`, `ucx` and `verbs` (null: no RDMA publishing of that kind) must
+  // outlive the service.
+  PoolServiceImpl(Pool* pool, const Clock* clock, const UcxPublisher* ucx = nullptr, VerbsAcceptor* verbs = nullptr);
 
   grpc::ServerUnaryReactor* CreateSequence(grpc::CallbackServerContext* context,
                                       const v1::CreateSequenceRequest* request,
@@ -60,6 +62,11 @@ class PoolServiceImpl final : public v1::PoolService::CallbackService {
                                       v1::HealthResponse* response) override {
     return Finish(context, HandleHealth(*request, response));
   }
+  grpc::ServerUnaryReactor* ConnectVerbs(grpc::CallbackServerContext* context,
+                                      const v1::ConnectVerbsRequest* request,
+                                      v1::ConnectVerbsResponse* response) override {
+    return Finish(context, HandleConnectVerbs(*request, response));
+  }
 
  private:
   static grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* context,
@@ -76,13 +83,16 @@ class PoolServiceImpl final : public v1::PoolService::CallbackService {
   grpc::Status HandleKeepAlive(const v1::KeepAliveRequest& request, v1::KeepAliveResponse* response);
   grpc::Status HandleStats(const v1::StatsRequest& request, v1::StatsResponse* response);
   grpc::Status HandleHealth(const v1::HealthRequest& request, v1::HealthResponse* response);
+  grpc::Status HandleConnectVerbs(const v1::ConnectVerbsRequest& request, v1::ConnectVerbsResponse* response);
 
-  // A layout with the RDMA access fields added when the daemon publishes over UCX.
+  // A layout with the RDMA access fields added when the daemon publishes over UCX or
+  // serves libibverbs.
   void Publish(SequenceLayout& layout) const;
 
   Pool* const pool_;
   const Clock* const clock_;
   const UcxPublisher* const ucx_;
+  VerbsAcceptor* const verbs_;
   const absl::Time started_;
 };
 

@@ -24,6 +24,7 @@
 #include "service/pool_service.h"
 #include "service/region_store.h"
 #include "service/ucx_publisher.h"
+#include "service/verbs_acceptor.h"
 
 namespace sparsepool {
 namespace {
@@ -107,8 +108,23 @@ int Run(int argc, char** argv) {
     ucx = *std::move(created);
     Log("regions published over UCX (UCX_TLS chooses the wire)");
   }
+  std::unique_ptr<VerbsAcceptor> verbs;
+  if (config->verbs) {
+    std::vector<PublishedRegion> served;
+    for (const auto& region : *regions) served.push_back({region->base(), region->ref().size_bytes});
+    VerbsOptions verbs_options;
+    verbs_options.device = config->verbs_device;
+    verbs_options.gid_index = static_cast<uint8_t>(config->verbs_gid_index);
+    auto created = VerbsAcceptor::Create(verbs_options, served);
+    if (!created.ok()) {
+      Log(absl::StrCat("cannot serve regions over libibverbs: ", created.status().ToString()));
+      return 1;
+    }
+    verbs = *std::move(created);
+    Log("regions registered for RDMA READ/WRITE (libibverbs)");
+  }
   Pool pool(*std::move(regions), PoolOptions{config->page_tokens, config->lease_timeout}, &clock);
-  PoolServiceImpl service(&pool, &clock, ucx.get());
+  PoolServiceImpl service(&pool, &clock, ucx.get(), verbs.get());
 
   grpc::ServerBuilder builder;
   int port = 0;

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/layout_proto.h"
+#include "common/verbs_endpoint_proto.h"
 #include "gtest/gtest.h"
 #include "service/daemon_config.h"
 #include "service/pool.h"
@@ -93,6 +94,38 @@ TEST(FuzzTest, LayoutMessagesFromTheWire) {
     }
   }
   EXPECT_GT(accepted, 0);
+}
+
+// ConnectVerbs endpoints from the wire, corrupted: whatever parses is either refused or
+// holds only values a queue pair can take.
+TEST(FuzzTest, VerbsEndpointsFromTheWire) {
+  v1::VerbsEndpoint seed;
+  seed.set_qp_number(0x1234);
+  seed.set_packet_sequence(0x42);
+  seed.set_gid(std::string(16, 'g'));
+  seed.set_lid(3);
+  seed.set_mtu(4096);
+  const std::string wire = seed.SerializeAsString();
+  std::mt19937_64 rng(13);
+  int accepted = 0, refused = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::string bytes = wire;
+    for (int e = 0; e < 1 + static_cast<int>(rng() % 3); ++e) bytes[rng() % bytes.size()] = static_cast<char>(rng());
+    v1::VerbsEndpoint message;
+    if (!message.ParseFromString(bytes)) continue;
+    auto peer = EndpointFromProto(message);
+    if (!peer.ok()) {
+      ++refused;
+      continue;
+    }
+    ++accepted;
+    ASSERT_GT(peer->endpoint.qp_number, 0u);
+    ASSERT_LT(peer->endpoint.qp_number, 1u << 24);
+    ASSERT_LT(peer->endpoint.packet_sequence, 1u << 24);
+    ASSERT_NE(MtuFromBytes(peer->mtu_bytes), 0);
+  }
+  EXPECT_GT(accepted, 0);
+  EXPECT_GT(refused, 0);
 }
 
 // Random control-plane requests, valid and not, against a pool over two regions: live

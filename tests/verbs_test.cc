@@ -5,8 +5,11 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "common/verbs_endpoint_proto.h"
+#include "transport/rdma/verbs_data_plane.h"
 #include "transport/rdma/verbs_device.h"
 #include "transport/rdma/verbs_plan.h"
+#include "transport/rdma/verbs_work_requests.h"
 
 namespace sparsepool {
 namespace {
@@ -82,16 +85,21 @@ TEST(VerbsPlanTest, QueuePairTransitionsSetWhatTheirMasksName) {
   remote.packet_sequence = 77;
   remote.lid = 9;
   remote.gid.raw[15] = 1;
-  const QpTransition rtr_ib = QpToReadyToReceive(remote, IBV_MTU_4096, /*use_gid=*/false, 16);
+  RcEndpointInfo local;
+  local.port = 2;
+  local.gid_index = 3;
+  const QpTransition rtr_ib = QpToReadyToReceive(local, remote, IBV_MTU_4096, /*use_gid=*/false, 16);
   EXPECT_EQ(rtr_ib.attr.qp_state, IBV_QPS_RTR);
   EXPECT_EQ(rtr_ib.attr.dest_qp_num, 0x1234u);
   EXPECT_EQ(rtr_ib.attr.rq_psn, 77u);
   EXPECT_EQ(rtr_ib.attr.ah_attr.dlid, 9);
   EXPECT_EQ(rtr_ib.attr.ah_attr.is_global, 0);
+  EXPECT_EQ(rtr_ib.attr.ah_attr.port_num, 2) << "leaves by the local port";
   EXPECT_TRUE(rtr_ib.mask & IBV_QP_AV);
   EXPECT_TRUE(rtr_ib.mask & IBV_QP_MAX_DEST_RD_ATOMIC);
-  const QpTransition rtr_roce = QpToReadyToReceive(remote, IBV_MTU_1024, /*use_gid=*/true, 16);
+  const QpTransition rtr_roce = QpToReadyToReceive(local, remote, IBV_MTU_1024, /*use_gid=*/true, 16);
   EXPECT_EQ(rtr_roce.attr.ah_attr.is_global, 1);
+  EXPECT_EQ(rtr_roce.attr.ah_attr.grh.sgid_index, 3) << "the local GID index";
   EXPECT_EQ(rtr_roce.attr.ah_attr.grh.dgid.raw[15], 1);
 
   const QpTransition rts = QpToReadyToSend(99, 16);
@@ -99,6 +107,95 @@ TEST(VerbsPlanTest, QueuePairTransitionsSetWhatTheirMasksName) {
   EXPECT_EQ(rts.attr.sq_psn, 99u);
   EXPECT_EQ(rts.mask & IBV_QP_SQ_PSN, IBV_QP_SQ_PSN);
   EXPECT_EQ(rts.mask & IBV_QP_AV, 0);
+}
+
+TEST(VerbsPlanTest, WritesGoOnePerPageRun) {
+  const SequenceLayout l = Layout();
+  // Tokens 60..69: 60-63 end page 0, 64-69 start page 1.
+  std::vector<std::byte> entries(10 * 656);
+  const std::vector<ReadRequest> writes = PlanWrites(WriteRange{&l, 1, 60, entries});
+  ASSERT_EQ(writes.size(), 2u);
+  EXPECT_EQ(writes[0].remote_address, l.region.remote_base + l.EntryOffset(1, 60));
+  EXPECT_EQ(writes[0].length, 4u * 656);
+  EXPECT_EQ(writes[0].local_offset, 0u);
+  EXPECT_EQ(writes[1].remote_address, l.region.remote_base + l.EntryOffset(1, 64));
+  EXPECT_EQ(writes[1].length, 6u * 656);
+  EXPECT_EQ(writes[1].local_offset, 4u * 656);
+}
+
+TEST(VerbsWorkRequestTest, AChainIsLinkedWithOneCompletionAtItsEnd) {
+  const std::vector<ReadRequest> reads = {{0, 0x1000, 656, 0}, {1, 0x9000, 1312, 656}, {0, 0x5000, 656, 1968}};
+  WorkRequestChain chain(reads, IBV_WR_RDMA_READ, /*local_base=*/0x700000, /*lkey=*/42,
+                         [](uint32_t row) { return row == 0 ? 100u : 200u; }, /*wr_id=*/7);
+  const std::vector<ibv_send_wr>& wrs = chain.requests();
+  ASSERT_EQ(wrs.size(), 3u);
+  EXPECT_EQ(chain.head(), &wrs[0]);
+  for (size_t i = 0; i < wrs.size(); ++i) {
+    EXPECT_EQ(wrs[i].opcode, IBV_WR_RDMA_READ);
+    EXPECT_EQ(wrs[i].num_sge, 1);
+    EXPECT_EQ(wrs[i].sg_list->addr, 0x700000 + reads[i].local_offset);
+    EXPECT_EQ(wrs[i].sg_list->length, reads[i].length);
+    EXPECT_EQ(wrs[i].sg_list->lkey, 42u);
+    EXPECT_EQ(wrs[i].wr.rdma.remote_addr, reads[i].remote_address);
+    EXPECT_EQ(wrs[i].next, i + 1 < wrs.size() ? &wrs[i + 1] : nullptr);
+    EXPECT_EQ(wrs[i].send_flags & IBV_SEND_SIGNALED, i + 1 == wrs.size() ? IBV_SEND_SIGNALED : 0u);
+  }
+  EXPECT_EQ(wrs[1].wr.rdma.rkey, 200u) << "each row's region has its own key";
+  EXPECT_EQ(wrs[2].wr.rdma.rkey, 100u);
+  EXPECT_EQ(wrs[2].wr_id, 7u);
+  WorkRequestChain empty({}, IBV_WR_RDMA_WRITE, 0, 0, [](uint32_t) { return 0u; }, 0);
+  EXPECT_EQ(empty.head(), nullptr);
+}
+
+TEST(VerbsEndpointTest, RoundTripsAndRefusesMalformedEndpoints) {
+  EXPECT_EQ(MtuFromBytes(4096), IBV_MTU_4096);
+  EXPECT_EQ(MtuBytes(IBV_MTU_1024), 1024u);
+  EXPECT_EQ(MtuFromBytes(1500), 0);
+  VerbsPeerInfo peer;
+  peer.endpoint.qp_number = 0x123456;
+  peer.endpoint.packet_sequence = 0xABCDE;
+  peer.endpoint.lid = 17;
+  peer.endpoint.gid.raw[0] = 0xfe;
+  peer.endpoint.gid.raw[15] = 0x01;
+  peer.mtu_bytes = 4096;
+  v1::VerbsEndpoint proto;
+  EndpointToProto(peer, &proto);
+  auto back = EndpointFromProto(proto);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->endpoint.qp_number, 0x123456u);
+  EXPECT_EQ(back->endpoint.packet_sequence, 0xABCDEu);
+  EXPECT_EQ(back->endpoint.lid, 17);
+  EXPECT_EQ(std::memcmp(back->endpoint.gid.raw, peer.endpoint.gid.raw, 16), 0);
+  EXPECT_EQ(back->mtu_bytes, 4096u);
+
+  auto refused = [](v1::VerbsEndpoint bad) { return std::string(EndpointFromProto(bad).status().message()); };
+  v1::VerbsEndpoint bad = proto;
+  bad.set_qp_number(0);
+  EXPECT_THAT(refused(bad), HasSubstr("queue pair number 0"));
+  bad = proto;
+  bad.set_qp_number(1u << 24);
+  EXPECT_THAT(refused(bad), HasSubstr("queue pair number 16777216"));
+  bad = proto;
+  bad.set_gid("short");
+  EXPECT_THAT(refused(bad), HasSubstr("GID has 5 bytes, not 16"));
+  bad = proto;
+  bad.set_mtu(1500);
+  EXPECT_THAT(refused(bad), HasSubstr("MTU 1500"));
+  bad = proto;
+  bad.set_lid(70000);
+  EXPECT_THAT(refused(bad), HasSubstr("LID 70000"));
+  bad = proto;
+  bad.set_packet_sequence(1u << 24);
+  EXPECT_THAT(refused(bad), HasSubstr("packet sequence number"));
+}
+
+TEST(VerbsDataPlaneTest, WithoutADeviceCreationSaysWhy) {
+  auto plane = VerbsDataPlane::Create(VerbsOptions{}, [](const VerbsPeerInfo&) -> absl::StatusOr<VerbsPeerInfo> {
+    return absl::InternalError("never called without a device");
+  });
+  if (plane.ok()) GTEST_SKIP() << "an RDMA device is present; the verbs data plane needs a daemon to run against";
+  EXPECT_TRUE(absl::IsFailedPrecondition(plane.status())) << plane.status();
+  EXPECT_THAT(std::string(plane.status().message()), HasSubstr("no RDMA device"));
 }
 
 TEST(VerbsDeviceTest, OpensADeviceOrSaysThereIsNone) {

@@ -34,6 +34,23 @@ std::vector<ReadRequest> PlanReads(const GatherBatch& batch, bool coalesce) {
   return reads;
 }
 
+std::vector<ReadRequest> PlanWrites(const WriteRange& range) {
+  const SequenceLayout& seq = *range.sequence;
+  const uint32_t entry = seq.entry_bytes;
+  const uint64_t count = range.entries.size() / entry;
+  std::vector<ReadRequest> writes;
+  uint64_t token = range.first_token;
+  while (token < range.first_token + count) {
+    const uint64_t run = seq.entry_stride == entry
+                             ? std::min(range.first_token + count - token, seq.TokensLeftInPage(token))
+                             : 1;
+    writes.push_back(ReadRequest{0, seq.region.remote_base + seq.EntryOffset(range.layer, token),
+                                 static_cast<uint32_t>(run * entry), (token - range.first_token) * entry});
+    token += run;
+  }
+  return writes;
+}
+
 std::vector<PostGroup> GroupForDoorbells(size_t reads, uint32_t max_outstanding) {
   std::vector<PostGroup> groups;
   const size_t size = std::max<uint32_t>(1, max_outstanding);

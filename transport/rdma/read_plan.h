@@ -24,6 +24,11 @@ struct ReadRequest {
 // REQUIRES: ValidateGather(batch).ok()
 std::vector<ReadRequest> PlanReads(const GatherBatch& batch, bool coalesce);
 
+// The writes of a range of tokens, in the same shape (remote range <- local range of
+// range.entries): one per run of tokens within a page (packed entries), or per token.
+// REQUIRES: ValidateWrite(range).ok()
+std::vector<ReadRequest> PlanWrites(const WriteRange& range);
+
 // Reads grouped for posting: each group is posted as one chain of work requests with
 // one doorbell, and only its last request is signalled (one completion per group).
 struct PostGroup {

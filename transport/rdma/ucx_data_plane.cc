@@ -102,19 +102,11 @@ absl::Status UcxDataPlane::WriteValidated(const WriteRange& range) {
   absl::MutexLock lock(&mu_);
   auto peer = PeerFor(seq.region);
   if (!peer.ok()) return peer.status();
-  const uint32_t entry = seq.entry_bytes;
-  const uint64_t count = range.entries.size() / entry;
   std::vector<void*> requests;
   ucp_request_param_t params = {};
-  uint64_t token = range.first_token;
-  while (token < range.first_token + count) {
-    const uint64_t run = seq.entry_stride == entry
-                             ? std::min(range.first_token + count - token, seq.TokensLeftInPage(token))
-                             : 1;
-    const uint64_t remote = seq.region.remote_base + seq.EntryOffset(range.layer, token);
-    requests.push_back(ucp_put_nbx(peer->ep, range.entries.data() + (token - range.first_token) * entry,
-                                   run * entry, remote, peer->rkey, &params));
-    token += run;
+  for (const ReadRequest& write : PlanWrites(range)) {
+    requests.push_back(ucp_put_nbx(peer->ep, range.entries.data() + write.local_offset, write.length,
+                                   write.remote_address, peer->rkey, &params));
   }
   // Puts complete locally before they land remotely: flush makes them visible.
   requests.push_back(ucp_ep_flush_nbx(peer->ep, &params));

@@ -14,7 +14,8 @@
 
 namespace sparsepool {
 
-// What the two sides of an RC connection exchange over the control plane.
+// What the two sides of an RC connection exchange over the control plane (port and
+// gid_index are the side's own, not sent).
 struct RcEndpointInfo {
   uint32_t qp_number = 0;
   uint32_t packet_sequence = 0;
@@ -24,6 +25,12 @@ struct RcEndpointInfo {
   uint8_t gid_index = 0;
 };
 
+// What ConnectVerbs carries each way: the endpoint and the sender's path MTU in bytes.
+struct VerbsPeerInfo {
+  RcEndpointInfo endpoint;
+  uint32_t mtu_bytes = 0;
+};
+
 // One ibv_modify_qp step: the attributes and the mask naming those that are set.
 struct QpTransition {
   ibv_qp_attr attr{};
@@ -31,8 +38,14 @@ struct QpTransition {
 };
 // RESET -> INIT: port, partition key 0, remote reads and writes allowed.
 QpTransition QpToInit(uint8_t port);
-// INIT -> RTR: towards `remote`, routed by GID when `use_gid` (RoCE), else by LID.
-QpTransition QpToReadyToReceive(const RcEndpointInfo& remote, ibv_mtu mtu, bool use_gid, uint8_t max_reads);
+// INIT -> RTR: towards `remote`, leaving by `local`'s port and (when routed by GID,
+// `use_gid`: RoCE) its source GID index; by LID otherwise.
+QpTransition QpToReadyToReceive(const RcEndpointInfo& local, const RcEndpointInfo& remote, ibv_mtu mtu, bool use_gid,
+                                uint8_t max_reads);
+
+// Path MTU in bytes (256-4096) as libibverbs' enum; 0 for any other value.
+ibv_mtu MtuFromBytes(uint32_t bytes);
+uint32_t MtuBytes(ibv_mtu mtu);
 // RTR -> RTS: retries and timeouts, our first packet sequence number.
 QpTransition QpToReadyToSend(uint32_t packet_sequence, uint8_t max_reads);
 
