@@ -1,5 +1,11 @@
 #include "transport/rdma/ucx_context.h"
 
+#include <ucs/debug/log_def.h>
+
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
@@ -124,6 +130,32 @@ void UcxEndpoint::OnError(void* self, ucp_ep_h, ucs_status_t) {
   static_cast<UcxEndpoint*>(self)->failed_ = true;
 }
 
+namespace {
+
+// UCX logs an ERROR when it cannot give an endpoint peer-failure handling (its
+// shared-memory transports), though the caller falls back to an endpoint without it:
+// the first attempt runs with this filter, which drops that one message.
+ucs_log_func_rc_t DropNoPeerFailureHandler(const char*, unsigned, const char*, ucs_log_level_t,
+                                           const ucs_log_component_config_t*, const char* format, va_list ap) {
+  char message[512];
+  va_list copy;
+  va_copy(copy, ap);
+  std::vsnprintf(message, sizeof(message), format, copy);
+  va_end(copy);
+  return std::strstr(message, "no peer failure handler") != nullptr ? UCS_LOG_FUNC_RC_STOP
+                                                                      : UCS_LOG_FUNC_RC_CONTINUE;
+}
+
+class ScopedUcxLogFilter {
+ public:
+  explicit ScopedUcxLogFilter(ucs_log_func_t filter) { ucs_log_push_handler(filter); }
+  ~ScopedUcxLogFilter() { ucs_log_pop_handler(); }
+  ScopedUcxLogFilter(const ScopedUcxLogFilter&) = delete;
+  ScopedUcxLogFilter& operator=(const ScopedUcxLogFilter&) = delete;
+};
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<UcxEndpoint>> UcxEndpoint::Connect(UcxContext* context, const std::string& address) {
   std::unique_ptr<UcxEndpoint> endpoint(new UcxEndpoint());
   endpoint->context_ = context;
@@ -137,7 +169,10 @@ absl::StatusOr<std::unique_ptr<UcxEndpoint>> UcxEndpoint::Connect(UcxContext* co
   params.err_mode = UCP_ERR_HANDLING_MODE_PEER;
   params.err_handler.cb = &UcxEndpoint::OnError;
   params.err_handler.arg = endpoint.get();
-  if (ucp_ep_create(context->worker(), &params, &endpoint->ep_) == UCS_OK) return endpoint;
+  {
+    ScopedUcxLogFilter quiet(&DropNoPeerFailureHandler);
+    if (ucp_ep_create(context->worker(), &params, &endpoint->ep_) == UCS_OK) return endpoint;
+  }
   params.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS;
   if (ucs_status_t s = ucp_ep_create(context->worker(), &params, &endpoint->ep_); s != UCS_OK) {
     return UcsError("connecting to the pool daemon's UCX worker", s);
