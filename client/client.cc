@@ -94,25 +94,41 @@ class ClientImpl final : public Client {
     });
   }
 
-  ~ClientImpl() override { keepalive_.reset(); }
+  ~ClientImpl() override {
+    keepalive_.reset();
+    // Asynchronous calls' callbacks use this client: wait for the last one.
+    absl::MutexLock lock(&async_mu_);
+    async_mu_.Await(absl::Condition(+[](int* n) { return *n == 0; }, &async_in_flight_));
+  }
 
   const std::string& client_id() const override { return client_id_; }
 
   absl::StatusOr<SequenceId> CreateSequence(const SequenceSpec& spec) override {
-    v1::CreateSequenceRequest request;
-    request.set_client_id(client_id_);
-    request.set_tenant(spec.tenant);
-    request.set_layers(spec.layers);
-    request.set_entry_bytes(spec.entry_bytes);
-    request.set_entry_alignment(spec.entry_alignment);
-    request.set_page_tokens(spec.page_tokens);
-    request.set_tokens(spec.tokens);
     v1::CreateSequenceResponse response;
-    absl::Status status = Call("CreateSequence", &v1::PoolService::Stub::CreateSequence, request, &response);
+    absl::Status status =
+        Call("CreateSequence", &v1::PoolService::Stub::CreateSequence, CreateRequest(spec), &response);
     if (!status.ok()) return status;
-    auto layout = LayoutFromProto(response.layout());
-    if (!layout.ok()) return layout.status();
-    return layouts_.Put(*std::move(layout))->sequence_id;
+    return CacheCreated(response);
+  }
+
+  void CreateSequenceAsync(const SequenceSpec& spec,
+                           std::function<void(absl::StatusOr<SequenceId>)> done) override {
+    auto call = std::make_shared<AsyncCall<v1::CreateSequenceRequest, v1::CreateSequenceResponse>>();
+    call->request = CreateRequest(spec);
+    StartAsync(call, &v1::PoolService::Stub::async_interface::CreateSequence, "CreateSequence",
+               [this, call, done = std::move(done)](absl::Status status) {
+                 if (!status.ok()) return done(status);
+                 done(CacheCreated(call->response));
+               });
+  }
+
+  void ReleaseSequenceAsync(SequenceId id, std::function<void(absl::Status)> done) override {
+    layouts_.Erase(id);
+    auto call = std::make_shared<AsyncCall<v1::ReleaseSequenceRequest, v1::ReleaseSequenceResponse>>();
+    call->request.set_client_id(client_id_);
+    call->request.set_sequence_id(id);
+    StartAsync(call, &v1::PoolService::Stub::async_interface::ReleaseSequence, "ReleaseSequence",
+               [call, done = std::move(done)](absl::Status status) { done(status); });
   }
 
   absl::Status ExtendSequence(SequenceId id, uint64_t total_tokens) override {
@@ -239,6 +255,54 @@ class ClientImpl final : public Client {
     return absl::OkStatus();
   }
 
+  v1::CreateSequenceRequest CreateRequest(const SequenceSpec& spec) const {
+    v1::CreateSequenceRequest request;
+    request.set_client_id(client_id_);
+    request.set_tenant(spec.tenant);
+    request.set_layers(spec.layers);
+    request.set_entry_bytes(spec.entry_bytes);
+    request.set_entry_alignment(spec.entry_alignment);
+    request.set_page_tokens(spec.page_tokens);
+    request.set_tokens(spec.tokens);
+    return request;
+  }
+
+  absl::StatusOr<SequenceId> CacheCreated(const v1::CreateSequenceResponse& response) {
+    auto layout = LayoutFromProto(response.layout());
+    if (!layout.ok()) return layout.status();
+    return layouts_.Put(*std::move(layout))->sequence_id;
+  }
+
+  // What an asynchronous call keeps alive until its callback has run.
+  template <typename Request, typename Response>
+  struct AsyncCall {
+    grpc::ClientContext context;
+    Request request;
+    Response response;
+  };
+
+  template <typename Request, typename Response>
+  using AsyncMethod = void (v1::PoolService::Stub::async_interface::*)(grpc::ClientContext*, const Request*,
+                                                                       Response*, std::function<void(grpc::Status)>);
+
+  // Starts a callback-API call with the client's deadline; `finish` gets its status
+  // (named like the blocking calls' errors). The destructor waits for it.
+  template <typename Request, typename Response>
+  void StartAsync(const std::shared_ptr<AsyncCall<Request, Response>>& call, AsyncMethod<Request, Response> method,
+                  const char* name, std::function<void(absl::Status)> finish) {
+    call->context.set_deadline(absl::ToChronoTime(absl::Now() + options_.rpc_timeout));
+    {
+      absl::MutexLock lock(&async_mu_);
+      ++async_in_flight_;
+    }
+    (stub_->async()->*method)(&call->context, &call->request, &call->response,
+                              [this, name, finish = std::move(finish)](grpc::Status status) {
+                                finish(FromGrpcStatus(status, absl::StrCat(name, " to ", options_.address)));
+                                absl::MutexLock lock(&async_mu_);
+                                --async_in_flight_;
+                              });
+  }
+
   template <typename Request, typename Response>
   using Method = grpc::Status (v1::PoolService::Stub::*)(grpc::ClientContext*, const Request&,
                                                          Response*);
@@ -279,6 +343,8 @@ class ClientImpl final : public Client {
   std::unique_ptr<DataPlane> data_plane_;
   LayoutCache layouts_;
   std::unique_ptr<PeriodicThread> keepalive_;
+  absl::Mutex async_mu_;
+  int async_in_flight_ ABSL_GUARDED_BY(async_mu_) = 0;
 };
 
 }  // namespace

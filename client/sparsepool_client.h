@@ -32,6 +32,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -93,6 +94,13 @@ class Client {
   virtual const std::string& client_id() const = 0;
 
   virtual absl::StatusOr<SequenceId> CreateSequence(const SequenceSpec& spec) = 0;
+  // The same without waiting, for schedulers that admit and retire many requests at
+  // once: returns at once, and `done` runs later on a gRPC thread with the result
+  // (keep it short; it may call the Async methods again, not the blocking ones).
+  // Destroying the client waits for the calls in flight.
+  virtual void CreateSequenceAsync(const SequenceSpec& spec,
+                                   std::function<void(absl::StatusOr<SequenceId>)> done) = 0;
+  virtual void ReleaseSequenceAsync(SequenceId id, std::function<void(absl::Status)> done) = 0;
   // Grows the sequence to `total_tokens` tokens (not by). The same total is a no-op.
   virtual absl::Status ExtendSequence(SequenceId id, uint64_t total_tokens) = 0;
   virtual absl::Status ReleaseSequence(SequenceId id) = 0;
