@@ -18,7 +18,7 @@ static_group=(-Wl,--start-group
   "$libs/libgrpc++.a" "$libs/libgrpc.a" "$libs/libgpr.a" "$libs/libupb.a" "$libs/libaddress_sorting.a"
   "$libs/libcares.a" "$libs/libre2.a" "$libs/libssl.a" "$libs/libcrypto.a" "$libs/libz.a"
   "$libs/libprotobuf.a" "$libs"/libabsl_*.a
-  "$libs/libnuma.a" "$libs/libibverbs.a"
+  "$libs/libnuma.a" "$libs/libibverbs.a" "$libs/libnl-route-3.a" "$libs/libnl-3.a"
   # UCX registers its transports and reads its options in constructors that nothing
   # references: take every object of its archives.
   -Wl,--whole-archive "$libs/libucp.a" "$libs/libuct.a" "$libs/libucs.a" "$libs/libucm.a" -Wl,--no-whole-archive
