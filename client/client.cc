@@ -154,6 +154,19 @@ class ClientImpl final : public Client {
     return Call("ReleaseSequence", &v1::PoolService::Stub::ReleaseSequence, request, &response);
   }
 
+  absl::Status AdoptSequence(SequenceId id) override {
+    v1::AdoptSequenceRequest request;
+    request.set_client_id(client_id_);
+    request.set_sequence_id(id);
+    v1::AdoptSequenceResponse response;
+    absl::Status status = Call("AdoptSequence", &v1::PoolService::Stub::AdoptSequence, request, &response);
+    if (!status.ok()) return Forget(id, status);
+    auto layout = LayoutFromProto(response.layout());
+    if (!layout.ok()) return layout.status();
+    layouts_.Put(*std::move(layout));
+    return absl::OkStatus();
+  }
+
   absl::StatusOr<SequenceLayout> Layout(SequenceId id) override {
     auto layout = Refresh(id);
     if (!layout.ok()) return layout.status();

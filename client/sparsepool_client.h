@@ -104,6 +104,10 @@ class Client {
   // Grows the sequence to `total_tokens` tokens (not by). The same total is a no-op.
   virtual absl::Status ExtendSequence(SequenceId id, uint64_t total_tokens) = 0;
   virtual absl::Status ReleaseSequence(SequenceId id) = 0;
+  // Takes the sequence over: from now on this client's lease keeps it alive, not its
+  // creator's (a prefill worker writes a request's cache, the decode worker adopts it;
+  // the prefill worker may then exit).
+  virtual absl::Status AdoptSequence(SequenceId id) = 0;
   // The sequence's current layout, asked of the daemon (and cached for the data path).
   virtual absl::StatusOr<SequenceLayout> Layout(SequenceId id) = 0;
   // The layout the data path uses: the cached one (asked of the daemon when absent),

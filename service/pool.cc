@@ -236,6 +236,23 @@ absl::Status Pool::Release(absl::string_view client_id, SequenceId id) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<SequenceLayout> Pool::Adopt(absl::string_view client_id, SequenceId id) {
+  if (client_id.empty()) return absl::InvalidArgumentError("AdoptSequence needs a client_id: the new owner");
+  if (absl::Status s = ValidateName("client_id", client_id); !s.ok()) return s;
+  absl::MutexLock lock(&mu_);
+  RenewIfNamed(client_id);
+  auto where = FindLive(id);
+  if (!where.ok()) return where.status();
+  RegionStore& region = *regions_[where->region];
+  const std::string previous = region_format::GetName(region.record(where->slot).owner);
+  if (previous != client_id) {
+    if (!previous.empty()) leases_.RemoveSequence(previous, id);
+    region.SetOwner(where->slot, client_id);
+    leases_.AddSequence(client_id, id, clock_->Now());
+  }
+  return region.Layout(where->slot);
+}
+
 std::vector<SequenceSummary> Pool::List(absl::string_view tenant) {
   absl::MutexLock lock(&mu_);
   std::vector<SequenceSummary> out;

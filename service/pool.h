@@ -102,6 +102,10 @@ class Pool {
   absl::StatusOr<SequenceLayout> GetLayout(absl::string_view client_id, SequenceId id);
   // Idempotent: releasing a sequence that is already released or expired succeeds.
   absl::Status Release(absl::string_view client_id, SequenceId id);
+  // Moves a live sequence to `client_id`'s lease (recorded in the region, so it survives
+  // a restart). InvalidArgument for an empty or malformed client id; NotFound as for
+  // GetLayout.
+  absl::StatusOr<SequenceLayout> Adopt(absl::string_view client_id, SequenceId id);
   std::vector<SequenceSummary> List(absl::string_view tenant);
   // Renews the client's lease; returns the number of sequences it owns.
   absl::StatusOr<size_t> KeepAlive(absl::string_view client_id);

@@ -72,6 +72,15 @@ grpc::Status PoolServiceImpl::HandleReleaseSequence(const v1::ReleaseSequenceReq
   return ToGrpcStatus(pool_->Release(request.client_id(), request.sequence_id()));
 }
 
+grpc::Status PoolServiceImpl::HandleAdoptSequence(const v1::AdoptSequenceRequest& request,
+                                                  v1::AdoptSequenceResponse* response) {
+  auto layout = pool_->Adopt(request.client_id(), request.sequence_id());
+  if (!layout.ok()) return ToGrpcStatus(layout.status());
+  Publish(*layout);
+  LayoutToProto(*layout, response->mutable_layout());
+  return grpc::Status::OK;
+}
+
 grpc::Status PoolServiceImpl::HandleListSequences(const v1::ListSequencesRequest& request,
                                        v1::ListSequencesResponse* response) {
   for (const SequenceSummary& s : pool_->List(request.tenant())) {

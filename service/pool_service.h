@@ -42,6 +42,11 @@ class PoolServiceImpl final : public v1::PoolService::CallbackService {
                                       v1::ReleaseSequenceResponse* response) override {
     return Finish(context, HandleReleaseSequence(*request, response));
   }
+  grpc::ServerUnaryReactor* AdoptSequence(grpc::CallbackServerContext* context,
+                                      const v1::AdoptSequenceRequest* request,
+                                      v1::AdoptSequenceResponse* response) override {
+    return Finish(context, HandleAdoptSequence(*request, response));
+  }
   grpc::ServerUnaryReactor* ListSequences(grpc::CallbackServerContext* context,
                                       const v1::ListSequencesRequest* request,
                                       v1::ListSequencesResponse* response) override {
@@ -79,6 +84,7 @@ class PoolServiceImpl final : public v1::PoolService::CallbackService {
   grpc::Status HandleExtendSequence(const v1::ExtendSequenceRequest& request, v1::ExtendSequenceResponse* response);
   grpc::Status HandleGetLayout(const v1::GetLayoutRequest& request, v1::GetLayoutResponse* response);
   grpc::Status HandleReleaseSequence(const v1::ReleaseSequenceRequest& request, v1::ReleaseSequenceResponse* response);
+  grpc::Status HandleAdoptSequence(const v1::AdoptSequenceRequest& request, v1::AdoptSequenceResponse* response);
   grpc::Status HandleListSequences(const v1::ListSequencesRequest& request, v1::ListSequencesResponse* response);
   grpc::Status HandleKeepAlive(const v1::KeepAliveRequest& request, v1::KeepAliveResponse* response);
   grpc::Status HandleStats(const v1::StatsRequest& request, v1::StatsResponse* response);

@@ -358,6 +358,12 @@ void RegionStore::SetState(SlotIndex slot, RecordState state, uint64_t now_unix_
   Commit(slot, r);
 }
 
+void RegionStore::SetOwner(SlotIndex slot, absl::string_view owner) {
+  SequenceRecord r = records_[slot];
+  region_format::SetName(owner, r.owner);
+  Commit(slot, r);
+}
+
 void RegionStore::Free(SlotIndex slot) {
   const SequenceRecord r = records_[slot];
   // Empty the record first: a crash after this point leaks nothing, since the

@@ -68,6 +68,8 @@ class RegionStore {
   // Grows a live sequence to `tokens` tokens, allocating pages as needed.
   absl::Status Extend(SlotIndex slot, uint64_t tokens, uint64_t now_unix_ns);
   void SetState(SlotIndex slot, region_format::RecordState state, uint64_t now_unix_ns);
+  // REQUIRES: owner fits the record (ValidateName).
+  void SetOwner(SlotIndex slot, absl::string_view owner);
   // Frees the sequence's memory and empties its record.
   void Free(SlotIndex slot);
 

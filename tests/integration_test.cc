@@ -325,6 +325,39 @@ TEST_F(IntegrationTest, KilledClientHasItsSequencesReclaimed) {
   EXPECT_TRUE(client_->CreateSequence(Spec(10, 9000)).ok());
 }
 
+TEST_F(IntegrationTest, AnAdoptedSequenceOutlivesItsKilledCreator) {
+  StartDaemon(DaemonOptions{.region_size = "64MiB", .lease_timeout = "1s"});
+  testing::ChildProcess prefill;  // a prefill worker: creates two sequences, then dies
+  ASSERT_TRUE(prefill.Start({"tests/lease_holder", daemon_->address(), "2", "300"}).ok());
+  ASSERT_TRUE(prefill.WaitForOutput("ready", absl::Seconds(20)).ok()) << prefill.Output();
+  std::vector<SequenceId> ids;
+  for (absl::string_view line : absl::StrSplit(prefill.Output(), '\n')) {
+    SequenceId id;
+    if (absl::SimpleAtoi(line, &id)) ids.push_back(id);
+  }
+  ASSERT_EQ(ids.size(), 2u);
+  // The decode worker (this client, renewing every 5 s by default, here by its calls)
+  // adopts the first and writes into it.
+  ClientOptions options;
+  options.address = daemon_->address();
+  options.keepalive_interval = absl::Milliseconds(100);
+  auto decode = Client::Connect(options);
+  ASSERT_TRUE(decode.ok());
+  ASSERT_TRUE((*decode)->AdoptSequence(ids[0]).ok());
+  WriteTokens(**decode, ids[0], 4, kEntryBytes, 0, 300);
+  prefill.Signal(SIGKILL);
+  absl::Status gone;
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  do {
+    absl::SleepFor(absl::Milliseconds(200));
+    gone = (*decode)->Layout(ids[1]).status();
+  } while (gone.ok() && absl::Now() < deadline);
+  EXPECT_TRUE(absl::IsNotFound(gone)) << "the one left with the dead worker is reclaimed: " << gone;
+  std::mt19937_64 rng(5);
+  FetchAndCheck(**decode, {ids[0]}, {300}, 3, 256, kEntryBytes, rng);
+  EXPECT_TRUE(absl::IsNotFound((*decode)->AdoptSequence(ids[1])));
+}
+
 TEST_F(IntegrationTest, DaemonKilledAndRestartedServesTheSameBytes) {
   StartDaemon();
   const std::vector<uint64_t> tokens = {777, 130};

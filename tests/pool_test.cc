@@ -199,6 +199,42 @@ TEST_F(PoolTest, RestartKeepsSequencesIdsAndOwnersLeases) {
   EXPECT_TRUE(absl::IsNotFound(pool_->GetLayout("", a).status()));
 }
 
+TEST_F(PoolTest, AdoptionMovesASequenceToTheAdoptersLeaseAndSurvivesARestart) {
+  const SequenceId handed = pool_->Create(Params(100, "prefill"))->sequence_id;
+  const SequenceId kept = pool_->Create(Params(100, "prefill"))->sequence_id;
+  auto adopted = pool_->Adopt("decode", handed);
+  ASSERT_TRUE(adopted.ok()) << adopted.status();
+  EXPECT_EQ(adopted->sequence_id, handed);
+  EXPECT_EQ(*pool_->KeepAlive("decode"), 1u);
+  EXPECT_EQ(*pool_->KeepAlive("prefill"), 1u);
+  EXPECT_TRUE(pool_->Adopt("decode", handed).ok()) << "adopting again is a no-op";
+  const auto listed = pool_->List("");
+  ASSERT_EQ(listed.size(), 2u);
+  EXPECT_EQ(listed[0].owner, "decode");
+  // The owner is in the region: a restarted daemon keeps the adopter's lease.
+  Reopen();
+  // Only the decode worker renews; the prefill worker is gone.
+  for (int i = 0; i < 3; ++i) {
+    clock_.Advance(absl::Seconds(6));
+    ASSERT_TRUE(pool_->KeepAlive("decode").ok());
+    pool_->ExpireLeases();
+  }
+  EXPECT_TRUE(pool_->GetLayout("", handed).ok());
+  auto lost = pool_->GetLayout("", kept);
+  EXPECT_TRUE(absl::IsNotFound(lost.status()));
+  EXPECT_THAT(std::string(lost.status().message()), HasSubstr("lease of its owner \"prefill\" expired"));
+}
+
+TEST_F(PoolTest, AdoptionNeedsAnOwnerAndALiveSequence) {
+  const SequenceId id = pool_->Create(Params(10))->sequence_id;
+  EXPECT_THAT(std::string(pool_->Adopt("", id).status().message()), HasSubstr("needs a client_id"));
+  EXPECT_TRUE(absl::IsInvalidArgument(pool_->Adopt(std::string(100, 'c'), id).status()));
+  EXPECT_TRUE(absl::IsNotFound(pool_->Adopt("decode", 424242).status()));
+  ASSERT_TRUE(pool_->Release("", id).ok());
+  EXPECT_THAT(std::string(pool_->Adopt("decode", id).status().message()), HasSubstr("was released"));
+  EXPECT_EQ(*pool_->KeepAlive("decode"), 0u) << "a failed adoption takes nothing";
+}
+
 TEST_F(PoolTest, KeepAliveNeedsAValidClientId) {
   EXPECT_TRUE(absl::IsInvalidArgument(pool_->KeepAlive("").status()));
   EXPECT_TRUE(absl::IsInvalidArgument(pool_->KeepAlive(std::string(100, 'c')).status()));
