@@ -193,7 +193,7 @@ class ClientImpl final : public Client {
     range.layer = layer;
     range.first_token = first_token;
     range.entries = entries;
-    return data_plane_->Write(range);
+    return Forget(id, data_plane_->Write(range));  // NotFound: a stale layout, released
   }
 
   absl::Status FetchTopK(uint32_t layer, absl::Span<const SequenceId> batch,
@@ -230,9 +230,10 @@ class ClientImpl final : public Client {
     absl::Status fetched = options_.fetch_strategy == ClientOptions::FetchStrategy::kFullPrefix
                                ? FetchThroughPrefix(gather)
                                : data_plane_->Gather(gather);
-    if (absl::IsUnavailable(fetched)) {
-      // The daemon behind these layouts is gone (an RDMA peer); a restarted one has
-      // other addresses and keys, so the next call must ask for fresh layouts.
+    if (absl::IsUnavailable(fetched) || absl::IsNotFound(fetched)) {
+      // Unavailable: the daemon behind these layouts is gone (an RDMA peer); a restarted
+      // one has other addresses and keys. NotFound: a sequence was released under a
+      // cached layout. Either way the next call must ask for fresh layouts.
       for (SequenceId id : batch) layouts_.Erase(id);
     }
     return fetched;

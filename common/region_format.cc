@@ -139,4 +139,18 @@ std::string UuidToString(const std::array<uint8_t, 16>& uuid) {
   return out;
 }
 
+int CurrentCopy(const SequenceRecord copies[2]) {
+  int best = -1;
+  for (int c = 0; c < 2; ++c) {
+    if (RecordIsIntact(copies[c]) && (best < 0 || copies[c].generation > copies[best].generation)) best = c;
+  }
+  return best;
+}
+
+const SequenceRecord* RecordCopies(const void* region_base, const RegionHeader& header, uint32_t slot) {
+  return reinterpret_cast<const SequenceRecord*>(static_cast<const std::byte*>(region_base) +
+                                                 header.record_table_offset) +
+         size_t{slot} * 2;
+}
+
 }  // namespace sparsepool::region_format

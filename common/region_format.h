@@ -109,6 +109,13 @@ void SealRecord(SequenceRecord& record);
 // Written at least once and its checksum matches.
 bool RecordIsIntact(const SequenceRecord& record);
 
+// Which of a slot's two copies is current: the intact one with the higher generation;
+// -1 when neither is intact.
+int CurrentCopy(const SequenceRecord copies[2]);
+
+// A slot's two copies inside a mapped region whose header was validated.
+const SequenceRecord* RecordCopies(const void* region_base, const RegionHeader& header, uint32_t slot);
+
 // Fixed-size, NUL-terminated name fields (tenant, owner). SetName truncates to 63 bytes;
 // callers validate lengths first.
 void SetName(absl::string_view name, std::array<char, kNameBytes>& field);

@@ -80,8 +80,7 @@ absl::Status RegionStore::Format(uint32_t record_slots, uint64_t now_unix_ns) {
 }
 
 SequenceRecord* RegionStore::RecordCopy(SlotIndex slot, int copy) const {
-  return reinterpret_cast<SequenceRecord*>(mapping_.base() + header().record_table_offset) +
-         (size_t{slot} * 2 + copy);
+  return const_cast<SequenceRecord*>(region_format::RecordCopies(mapping_.base(), header(), slot)) + copy;
 }
 
 absl::Status RegionStore::Recover(RecoveryReport* report) {
@@ -100,12 +99,7 @@ absl::Status RegionStore::Recover(RecoveryReport* report) {
     SequenceRecord copies[2];
     std::memcpy(&copies[0], RecordCopy(slot, 0), sizeof(SequenceRecord));
     std::memcpy(&copies[1], RecordCopy(slot, 1), sizeof(SequenceRecord));
-    const bool intact[2] = {region_format::RecordIsIntact(copies[0]),
-                            region_format::RecordIsIntact(copies[1])};
-    int best = -1;
-    for (int c = 0; c < 2; ++c) {
-      if (intact[c] && (best < 0 || copies[c].generation > copies[best].generation)) best = c;
-    }
+    const int best = region_format::CurrentCopy(copies);
     if (best < 0) {
       // Both copies unwritten (generation 0) is a slot never used; anything else lost data.
       if (copies[0].generation != 0 || copies[1].generation != 0) {
@@ -403,6 +397,7 @@ SequenceLayout RegionStore::Layout(SlotIndex slot) const {
   layout.tokens = r.tokens;
   layout.pages_per_layer = r.pages_per_layer;
   layout.region = ref_;
+  layout.record_slot = slot;
   layout.page_offsets.resize(size_t{r.layers} * r.pages_per_layer);
   const uint64_t* table = PageTable(r);
   for (uint32_t layer = 0; layer < r.layers; ++layer) {

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <numeric>
 #include <random>
 #include <thread>
 #include <vector>
@@ -356,6 +357,36 @@ TEST_F(IntegrationTest, AnAdoptedSequenceOutlivesItsKilledCreator) {
   std::mt19937_64 rng(5);
   FetchAndCheck(**decode, {ids[0]}, {300}, 3, 256, kEntryBytes, rng);
   EXPECT_TRUE(absl::IsNotFound((*decode)->AdoptSequence(ids[1])));
+}
+
+TEST_F(IntegrationTest, AStaleLayoutIsCaughtBeforeItsBytesAreUsedOrOverwritten) {
+  // A region that holds one 2,000-token sequence of 8 layers: a second one must reuse
+  // the first one's pages.
+  StartDaemon(DaemonOptions{.region_size = "24MiB"});
+  const SequenceId first = *client_->CreateSequence(Spec(8, 2000));
+  WriteTokens(*client_, first, 8, kEntryBytes, 0, 2000);
+  auto reader = ConnectTo(daemon_->address());  // other workers, layout cached
+  auto writer = ConnectTo(daemon_->address());
+  ASSERT_TRUE(reader->Layout(first).ok());
+  ASSERT_TRUE(writer->Layout(first).ok());
+  ASSERT_TRUE(client_->ReleaseSequence(first).ok());
+  // Released but not yet reused: already refused, naming what happened.
+  std::vector<int32_t> indices(64);
+  std::iota(indices.begin(), indices.end(), 0);
+  std::vector<std::byte> out(64 * kEntryBytes);
+  absl::Status stale = reader->FetchTopK(0, {first}, indices, absl::MakeSpan(out));
+  EXPECT_TRUE(absl::IsNotFound(stale)) << stale;
+  EXPECT_THAT(stale.message(), HasSubstr("was released while this client still used its layout"));
+  // Now reused by another sequence; the writer, still holding the old layout, must not
+  // touch its bytes.
+  const SequenceId second = *client_->CreateSequence(Spec(8, 2000));
+  WriteTokens(*client_, second, 8, kEntryBytes, 0, 2000);
+  std::vector<std::byte> garbage(10 * kEntryBytes, std::byte{0xEE});
+  const absl::Status refused = writer->WriteEntries(first, 0, 0, garbage);
+  EXPECT_TRUE(absl::IsNotFound(refused)) << refused;
+  EXPECT_THAT(refused.message(), HasSubstr("while this client still used its layout"));
+  std::mt19937_64 rng(9);
+  for (uint32_t layer = 0; layer < 8; ++layer) FetchAndCheck(*client_, {second}, {2000}, layer, 512, kEntryBytes, rng);
 }
 
 TEST_F(IntegrationTest, DaemonKilledAndRestartedServesTheSameBytes) {

@@ -1,10 +1,12 @@
 #include "transport/cxl/cxl_data_plane.h"
 
 #include <cstring>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/region_format.h"
 #include "transport/cxl/cpu_gather.h"
+#include "transport/cxl/sequence_liveness.h"
 
 namespace sparsepool {
 
@@ -37,12 +39,21 @@ absl::Status CxlDataPlane::GatherValidated(const GatherBatch& batch) {
   if (rows == 0) return absl::OkStatus();
   const size_t k = batch.indices.size() / rows;
   const size_t row_bytes = k * batch.sequences[0]->entry_bytes;
+  std::vector<const std::byte*> bases(rows);
   for (size_t row = 0; row < rows; ++row) {
     const SequenceLayout& seq = *batch.sequences[row];
     auto base = RegionBase(seq.region);
     if (!base.ok()) return base.status();
+    bases[row] = *base;
     CpuGatherRow(*base, seq, batch.layer, batch.indices.subspan(row * k, k),
                  batch.out.data() + row * row_bytes);
+  }
+  // Layouts may be stale (another client released a sequence): were they still live?
+  for (size_t row = 0; row < rows; ++row) {
+    const SequenceLayout& seq = *batch.sequences[row];
+    if (absl::Status s = CheckSequenceLive(bases[row], seq.sequence_id, seq.record_slot, seq.region.path); !s.ok()) {
+      return s;
+    }
   }
   return absl::OkStatus();
 }
@@ -51,9 +62,14 @@ absl::Status CxlDataPlane::WriteValidated(const WriteRange& range) {
   const SequenceLayout& seq = *range.sequence;
   auto base = RegionBase(seq.region);
   if (!base.ok()) return base.status();
+  // Never write through a stale layout into pages another sequence may now hold; a
+  // release racing this very write is reported after it.
+  if (absl::Status s = CheckSequenceLive(*base, seq.sequence_id, seq.record_slot, seq.region.path); !s.ok()) {
+    return s;
+  }
   CpuScatterRange(*base, seq, range.layer, range.first_token,
                   range.entries.size() / seq.entry_bytes, range.entries.data());
-  return absl::OkStatus();
+  return CheckSequenceLive(*base, seq.sequence_id, seq.record_slot, seq.region.path);
 }
 
 }  // namespace sparsepool
