@@ -3,6 +3,7 @@
 #include <cuda_runtime.h>  // the typed cudaMalloc overloads
 
 #include "absl/strings/str_cat.h"
+#include "transport/cxl/sequence_liveness.h"
 
 namespace sparsepool {
 namespace {
@@ -112,10 +113,13 @@ absl::StatusOr<GpuFetcher::PendingCall*> GpuFetcher::Prepare(
                                      l.page_tokens, l.entry_stride});
     call.sequence_ids.push_back(l.sequence_id);
     call.tokens.push_back(l.tokens);
+    call.record_slots.push_back(l.record_slot);
   }
   auto mapped = RegionFor(first.region);
   if (!mapped.ok()) return mapped.status();
   *region = *mapped;
+  call.region_host = mapped->host;
+  call.region_path = first.region.path;
   if (rows.size() > device_rows_capacity_) {
     if (device_rows_ != nullptr) {
       cudaStreamSynchronize(stream);
@@ -217,6 +221,13 @@ absl::Status GpuFetcher::WriteBack(uint32_t layer, absl::Span<const SequenceLayo
   Region region;
   auto call = Prepare(layer, layouts, stream, &region);
   if (!call.ok()) return call.status();
+  // Never write through a stale layout into pages another sequence may now hold.
+  for (const SequenceLayout* l : layouts) {
+    if (absl::Status s = CheckSequenceLive(region.host, l->sequence_id, l->record_slot, l->region.path); !s.ok()) {
+      pending_.pop_back();
+      return s;
+    }
+  }
   kernels::WriteBackLaunch launch;
   launch.region = const_cast<std::byte*>(region.device);  // registered for writes too
   launch.region_bytes = region.bytes;
@@ -237,6 +248,9 @@ absl::Status GpuFetcher::Finish(cudaStream_t stream) {
   for (const PendingCall& call : pending_) {
     if (call.fault->flag != 0 && first.ok()) {
       first = kernels::FaultToStatus(*call.fault, call.sequence_ids, call.tokens, call.layer);
+    }
+    for (size_t row = 0; row < call.sequence_ids.size() && first.ok(); ++row) {
+      first = CheckSequenceLive(call.region_host, call.sequence_ids[row], call.record_slots[row], call.region_path);
     }
   }
   pending_.clear();

@@ -71,7 +71,9 @@ class GpuFetcher {
   absl::Status WriteBack(uint32_t layer, absl::Span<const SequenceLayout* const> layouts,
                          const int32_t* device_tokens, const std::byte* device_entries,
                          cudaStream_t stream);
-  // Waits for `stream`; the first bad index or token of the calls since the last Finish.
+  // Waits for `stream`; the first bad index or token of the calls since the last Finish,
+  // or NotFound when a sequence was released while its entries were read or written
+  // (what was read may belong to another sequence: do not use it).
   absl::Status Finish(cudaStream_t stream);
 
  private:
@@ -88,12 +90,16 @@ class GpuFetcher {
     uint64_t* offsets = nullptr;  // [layers][pages_per_layer]
     uint32_t pages_per_layer = 0;
   };
-  // What a launch needs to name a fault after the fact.
+  // What a launch needs to name a fault after the fact, and to check afterwards that
+  // its sequences were still live (a cached layout may be stale).
   struct PendingCall {
     kernels::GatherFault* fault;
     uint32_t layer;
     std::vector<uint64_t> sequence_ids;
     std::vector<uint64_t> tokens;
+    std::vector<uint32_t> record_slots;
+    const std::byte* region_host = nullptr;
+    std::string region_path;
   };
 
   absl::StatusOr<Region> RegionFor(const RegionRef& ref);

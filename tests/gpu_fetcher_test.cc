@@ -143,6 +143,30 @@ TEST_F(GpuFetcherTest, BadInputIsNamed) {
   EXPECT_TRUE(GpuFetch(0, {&a}, std::vector<int32_t>{99, -1}, out).ok());
 }
 
+TEST_F(GpuFetcherTest, AStaleLayoutIsRefusedAfterTheFetchAndBeforeAWrite) {
+  SequenceLayout a = Create(0, 21, 300), b = Create(0, 22, 300);
+  std::vector<int32_t> indices(2 * 64);
+  for (size_t i = 0; i < indices.size(); ++i) indices[i] = static_cast<int32_t>(i % 64);
+  std::vector<std::byte> out;
+  ASSERT_TRUE(GpuFetch(1, {&a, &b}, indices, out).ok());
+  // Another client releases b while this one still holds its layout.
+  const auto [region, slot] = slots_[22];
+  stores_[region]->SetState(slot, region_format::RecordState::kReleased, 1);
+  absl::Status stale = GpuFetch(1, {&a, &b}, indices, out);
+  EXPECT_TRUE(absl::IsNotFound(stale)) << stale;
+  EXPECT_THAT(std::string(stale.message()), HasSubstr("sequence 22 was released while this client still used"));
+  // A write-back through the stale layout is refused before it is enqueued.
+  int32_t* d_tokens = nullptr;
+  std::byte* d_entries = nullptr;
+  CUDA_OK(cudaMalloc(&d_tokens, 2 * sizeof(int32_t)));
+  CUDA_OK(cudaMalloc(&d_entries, 2 * 656));
+  std::vector<const SequenceLayout*> rows = {&a, &b};
+  EXPECT_TRUE(absl::IsNotFound(fetcher_->WriteBack(0, rows, d_tokens, d_entries, stream_)));
+  EXPECT_TRUE(fetcher_->Finish(stream_).ok()) << "nothing was left pending";
+  cudaFree(d_tokens);
+  cudaFree(d_entries);
+}
+
 TEST_F(GpuFetcherTest, WriteBackLandsInThePool) {
   SequenceLayout a = Create(0, 11, 130), b = Create(0, 12, 64);
   std::vector<const SequenceLayout*> layouts = {&a, &b};
