@@ -3,7 +3,7 @@
 #include <cuda_runtime.h>  // the typed cudaMalloc overloads
 
 #include "absl/strings/str_cat.h"
-#include "transport/cxl/sequence_liveness.h"
+#include "common/sequence_liveness.h"
 
 namespace sparsepool {
 namespace {
@@ -113,7 +113,7 @@ absl::StatusOr<GpuFetcher::PendingCall*> GpuFetcher::Prepare(
                                      l.page_tokens, l.entry_stride});
     call.sequence_ids.push_back(l.sequence_id);
     call.tokens.push_back(l.tokens);
-    call.record_slots.push_back(l.record_slot);
+    call.record_offsets.push_back(l.record_offset);
   }
   auto mapped = RegionFor(first.region);
   if (!mapped.ok()) return mapped.status();
@@ -223,7 +223,7 @@ absl::Status GpuFetcher::WriteBack(uint32_t layer, absl::Span<const SequenceLayo
   if (!call.ok()) return call.status();
   // Never write through a stale layout into pages another sequence may now hold.
   for (const SequenceLayout* l : layouts) {
-    if (absl::Status s = CheckSequenceLive(region.host, l->sequence_id, l->record_slot, l->region.path); !s.ok()) {
+    if (absl::Status s = CheckSequenceLive(region.host, *l); !s.ok()) {
       pending_.pop_back();
       return s;
     }
@@ -250,7 +250,7 @@ absl::Status GpuFetcher::Finish(cudaStream_t stream) {
       first = kernels::FaultToStatus(*call.fault, call.sequence_ids, call.tokens, call.layer);
     }
     for (size_t row = 0; row < call.sequence_ids.size() && first.ok(); ++row) {
-      first = CheckSequenceLive(call.region_host, call.sequence_ids[row], call.record_slots[row], call.region_path);
+      first = CheckSequenceLive(call.region_host, call.sequence_ids[row], call.record_offsets[row], call.region_path);
     }
   }
   pending_.clear();

@@ -97,7 +97,7 @@ class GpuFetcher {
     uint32_t layer;
     std::vector<uint64_t> sequence_ids;
     std::vector<uint64_t> tokens;
-    std::vector<uint32_t> record_slots;
+    std::vector<uint64_t> record_offsets;
     const std::byte* region_host = nullptr;
     std::string region_path;
   };

@@ -40,9 +40,9 @@ struct SequenceLayout {
   uint32_t pages_per_layer = 0;
   RegionRef region;
   std::vector<uint64_t> page_offsets;  // [layers][pages_per_layer], region offsets
-  // The sequence's record slot in the region: clients that map the region check there
-  // that the sequence is still live after reading its pages (a layout may be stale).
-  uint32_t record_slot = 0;
+  // Region offset of the sequence's record (both copies): clients check there that the
+  // sequence is still live after reading its pages (common/sequence_liveness.h).
+  uint64_t record_offset = 0;
 
   // Region offset of (layer, token). REQUIRES: layer < layers, token < tokens.
   uint64_t EntryOffset(uint32_t layer, uint64_t token) const {

@@ -29,7 +29,7 @@ void LayoutToProto(const SequenceLayout& layout, v1::SequenceLayout* proto) {
   proto->set_pages_per_layer(layout.pages_per_layer);
   RegionToProto(layout.region, proto->mutable_region());
   proto->mutable_page_offsets()->Assign(layout.page_offsets.begin(), layout.page_offsets.end());
-  proto->set_record_slot(layout.record_slot);
+  proto->set_record_offset(layout.record_offset);
 }
 
 absl::StatusOr<SequenceLayout> LayoutFromProto(const v1::SequenceLayout& proto) {
@@ -58,7 +58,7 @@ absl::StatusOr<SequenceLayout> LayoutFromProto(const v1::SequenceLayout& proto) 
   }
   std::memcpy(layout.region.uuid.data(), region.uuid().data(), layout.region.uuid.size());
   layout.page_offsets.assign(proto.page_offsets().begin(), proto.page_offsets().end());
-  layout.record_slot = proto.record_slot();
+  layout.record_offset = proto.record_offset();
   absl::Status valid = ValidateLayout(layout);
   if (!valid.ok()) return valid;
   return layout;

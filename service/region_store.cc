@@ -397,7 +397,7 @@ SequenceLayout RegionStore::Layout(SlotIndex slot) const {
   layout.tokens = r.tokens;
   layout.pages_per_layer = r.pages_per_layer;
   layout.region = ref_;
-  layout.record_slot = slot;
+  layout.record_offset = header().record_table_offset + uint64_t{slot} * 2 * sizeof(SequenceRecord);
   layout.page_offsets.resize(size_t{r.layers} * r.pages_per_layer);
   const uint64_t* table = PageTable(r);
   for (uint32_t layer = 0; layer < r.layers; ++layer) {

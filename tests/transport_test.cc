@@ -171,6 +171,26 @@ TEST_P(TransportTest, FullPrefixBaselineReturnsTheSameEntries) {
 // A daemon killed mid-run: RDMA fetches fail cleanly within a bounded time (shared
 // memory ones keep reading the region, which outlives the daemon); after a restart on
 // the same region every transport serves the right bytes again.
+TEST_P(TransportTest, AStaleLayoutIsCaughtBeforeItsBytesAreUsedOrOverwritten) {
+  // Most of the 64 MiB region: a second sequence must reuse the first one's pages.
+  const uint64_t tokens = 30000;
+  const SequenceId first = CreateAndWrite(*client_, tokens);
+  auto reader = Connect();  // other workers, holding the layout
+  auto writer = Connect();
+  ASSERT_TRUE(reader->Layout(first).ok());
+  ASSERT_TRUE(writer->Layout(first).ok());
+  ASSERT_TRUE(client_->ReleaseSequence(first).ok());
+  std::mt19937_64 rng(21);
+  const absl::Status stale = FetchAndCheck(*reader, {first}, tokens, rng);
+  EXPECT_TRUE(absl::IsNotFound(stale)) << stale;
+  EXPECT_THAT(std::string(stale.message()), HasSubstr("while this client still used its layout"));
+  const SequenceId second = CreateAndWrite(*client_, tokens);
+  std::vector<std::byte> garbage(10 * kEntry, std::byte{0xEE});
+  const absl::Status refused = writer->WriteEntries(first, 1, 0, garbage);
+  EXPECT_TRUE(absl::IsNotFound(refused)) << refused;
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(FetchAndCheck(*client_, {second}, tokens, rng).ok());
+}
+
 TEST_P(TransportTest, DaemonKilledMidBatchThenRestarted) {
   const std::vector<SequenceId> batch = {CreateAndWrite(*client_, 400)};
   ASSERT_TRUE(FetchAndCheck(*client_, batch, 400, rng_).ok());

@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/region_format.h"
 #include "transport/cxl/cpu_gather.h"
-#include "transport/cxl/sequence_liveness.h"
+#include "common/sequence_liveness.h"
 
 namespace sparsepool {
 
@@ -51,7 +51,7 @@ absl::Status CxlDataPlane::GatherValidated(const GatherBatch& batch) {
   // Layouts may be stale (another client released a sequence): were they still live?
   for (size_t row = 0; row < rows; ++row) {
     const SequenceLayout& seq = *batch.sequences[row];
-    if (absl::Status s = CheckSequenceLive(bases[row], seq.sequence_id, seq.record_slot, seq.region.path); !s.ok()) {
+    if (absl::Status s = CheckSequenceLive(bases[row], seq); !s.ok()) {
       return s;
     }
   }
@@ -64,12 +64,12 @@ absl::Status CxlDataPlane::WriteValidated(const WriteRange& range) {
   if (!base.ok()) return base.status();
   // Never write through a stale layout into pages another sequence may now hold; a
   // release racing this very write is reported after it.
-  if (absl::Status s = CheckSequenceLive(*base, seq.sequence_id, seq.record_slot, seq.region.path); !s.ok()) {
+  if (absl::Status s = CheckSequenceLive(*base, seq); !s.ok()) {
     return s;
   }
   CpuScatterRange(*base, seq, range.layer, range.first_token,
                   range.entries.size() / seq.entry_bytes, range.entries.data());
-  return CheckSequenceLive(*base, seq.sequence_id, seq.record_slot, seq.region.path);
+  return CheckSequenceLive(*base, seq);
 }
 
 }  // namespace sparsepool

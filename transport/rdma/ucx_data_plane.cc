@@ -1,6 +1,9 @@
 #include "transport/rdma/ucx_data_plane.h"
 
+#include <array>
+
 #include "absl/strings/str_cat.h"
+#include "common/sequence_liveness.h"
 #include "transport/rdma/read_plan.h"
 
 namespace sparsepool {
@@ -94,7 +97,34 @@ absl::Status UcxDataPlane::GatherValidated(const GatherBatch& batch) {
                                    read.remote_address, peer.rkey, &params));
   }
   gets_ += reads.size();
-  return Finish(requests, "UCX gets of a top-k batch");
+  if (absl::Status s = Finish(requests, "UCX gets of a top-k batch"); !s.ok()) return s;
+  // Layouts may be stale (another client released a sequence): were they still live?
+  std::vector<const SequenceLayout*> rows(batch.sequences.begin(), batch.sequences.end());
+  return CheckLive(rows, peers);
+}
+
+absl::Status UcxDataPlane::CheckLive(absl::Span<const SequenceLayout* const> rows, absl::Span<const Peer> peers) {
+  std::vector<std::array<region_format::SequenceRecord, 2>> records(rows.size());
+  for (int attempt = 0;; ++attempt) {
+    std::vector<void*> requests;
+    ucp_request_param_t params = {};
+    for (size_t row = 0; row < rows.size(); ++row) {
+      requests.push_back(ucp_get_nbx(peers[row].ep, records[row].data(), kRecordCopiesBytes,
+                                     rows[row]->region.remote_base + rows[row]->record_offset, peers[row].rkey,
+                                     &params));
+    }
+    if (absl::Status s = Finish(requests, "UCX gets of sequence records"); !s.ok()) return s;
+    absl::Status torn = absl::OkStatus();
+    for (size_t row = 0; row < rows.size(); ++row) {
+      absl::Status s = CheckRecordShowsLive(records[row].data(), rows[row]->sequence_id);
+      if (absl::IsUnavailable(s)) {
+        torn = s;  // two commits overlapped the read: read again
+      } else if (!s.ok()) {
+        return s;
+      }
+    }
+    if (torn.ok() || attempt == 3) return torn;
+  }
 }
 
 absl::Status UcxDataPlane::WriteValidated(const WriteRange& range) {
@@ -102,6 +132,11 @@ absl::Status UcxDataPlane::WriteValidated(const WriteRange& range) {
   absl::MutexLock lock(&mu_);
   auto peer = PeerFor(seq.region);
   if (!peer.ok()) return peer.status();
+  // Never write through a stale layout into pages another sequence may now hold; a
+  // release racing this very write is reported after it.
+  const SequenceLayout* rows[] = {&seq};
+  const Peer peers[] = {*peer};
+  if (absl::Status s = CheckLive(rows, peers); !s.ok()) return s;
   std::vector<void*> requests;
   ucp_request_param_t params = {};
   for (const ReadRequest& write : PlanWrites(range)) {
@@ -110,7 +145,8 @@ absl::Status UcxDataPlane::WriteValidated(const WriteRange& range) {
   }
   // Puts complete locally before they land remotely: flush makes them visible.
   requests.push_back(ucp_ep_flush_nbx(peer->ep, &params));
-  return Finish(requests, "UCX puts of entries");
+  if (absl::Status s = Finish(requests, "UCX puts of entries"); !s.ok()) return s;
+  return CheckLive(rows, peers);
 }
 
 }  // namespace sparsepool

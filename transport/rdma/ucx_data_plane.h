@@ -44,6 +44,9 @@ class UcxDataPlane final : public DataPlane {
     ucp_rkey_h rkey;
   };
   absl::StatusOr<Peer> PeerFor(const RegionRef& region) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Reads each row's record (one get each) and checks that its sequence is still live.
+  absl::Status CheckLive(absl::Span<const SequenceLayout* const> rows, absl::Span<const Peer> peers)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Waits for the batch; on failure forgets the peers (their endpoints may be dead).
   absl::Status Finish(std::vector<void*>& requests, const char* what) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/sequence_liveness.h"
 #include "transport/rdma/read_plan.h"
 #include "transport/rdma/verbs_work_requests.h"
 
@@ -97,7 +98,8 @@ absl::Status VerbsDataPlane::GatherValidated(const GatherBatch& batch) {
   if (reads.empty()) return absl::OkStatus();
   absl::MutexLock lock(&mu_);
   if (absl::Status s = EnsureConnected(); !s.ok()) return s;
-  auto staging = Staging(batch.out.size());
+  // Room after the entries for the records CheckLive reads.
+  auto staging = Staging(batch.out.size() + batch.sequences.size() * kRecordCopiesBytes);
   if (!staging.ok()) return staging.status();
   absl::Status s = Transfer(reads, IBV_WR_RDMA_READ, *staging, staging_mr_.get(),
                             [&](uint32_t row) { return batch.sequences[row]->region.verbs_rkey; },
@@ -106,11 +108,49 @@ absl::Status VerbsDataPlane::GatherValidated(const GatherBatch& batch) {
     Disconnect();
     return s;
   }
+  // Layouts may be stale (another client released a sequence): were they still live?
+  if (absl::Status live = CheckLive(batch.sequences); !live.ok()) return live;
   // Only what was read: padding slots of the caller's buffer stay untouched.
   for (const ReadRequest& read : reads) {
     std::memcpy(batch.out.data() + read.local_offset, *staging + read.local_offset, read.length);
   }
   return absl::OkStatus();
+}
+
+absl::Status VerbsDataPlane::CheckLive(absl::Span<const SequenceLayout* const> rows) {
+  // Both copies of each row's record, read into the end of the staging buffer, past
+  // the batch's entries (read there already and copied out after this).
+  const size_t records_bytes = rows.size() * kRecordCopiesBytes;
+  std::vector<ReadRequest> reads;
+  for (size_t row = 0; row < rows.size(); ++row) {
+    reads.push_back(ReadRequest{static_cast<uint32_t>(row), rows[row]->region.remote_base + rows[row]->record_offset,
+                                static_cast<uint32_t>(kRecordCopiesBytes), staging_bytes_ - records_bytes +
+                                                                               row * kRecordCopiesBytes});
+  }
+  if (staging_bytes_ < records_bytes) {
+    return absl::InternalError("staging buffer smaller than the records it must hold");
+  }
+  for (int attempt = 0;; ++attempt) {
+    absl::Status read = Transfer(reads, IBV_WR_RDMA_READ, staging_.get(), staging_mr_.get(),
+                                 [&](uint32_t row) { return rows[row]->region.verbs_rkey; },
+                                 "RDMA READs of sequence records");
+    if (!read.ok()) {
+      Disconnect();
+      return read;
+    }
+    absl::Status torn = absl::OkStatus();
+    for (size_t row = 0; row < rows.size(); ++row) {
+      region_format::SequenceRecord copies[2];
+      std::memcpy(copies, staging_.get() + reads[row].local_offset, sizeof(copies));
+      absl::Status s = CheckRecordShowsLive(copies, rows[row]->sequence_id);
+      if (absl::IsUnavailable(s)) {
+        torn = s;  // two commits overlapped the read: read again
+      } else if (!s.ok()) {
+        return s;
+      }
+    }
+    if (torn.ok() || attempt == 3) return torn;
+  }
 }
 
 absl::Status VerbsDataPlane::WriteValidated(const WriteRange& range) {
@@ -119,14 +159,21 @@ absl::Status VerbsDataPlane::WriteValidated(const WriteRange& range) {
   if (writes.empty()) return absl::OkStatus();
   absl::MutexLock lock(&mu_);
   if (absl::Status s = EnsureConnected(); !s.ok()) return s;
-  auto staging = Staging(range.entries.size());
+  auto staging = Staging(range.entries.size() + kRecordCopiesBytes);
   if (!staging.ok()) return staging.status();
+  // Never write through a stale layout into pages another sequence may now hold; a
+  // release racing this very write is reported after it.
+  const SequenceLayout* rows[] = {range.sequence};
+  if (absl::Status live = CheckLive(rows); !live.ok()) return live;
   std::memcpy(*staging, range.entries.data(), range.entries.size());
   const uint32_t rkey = range.sequence->region.verbs_rkey;
   absl::Status s = Transfer(writes, IBV_WR_RDMA_WRITE, *staging, staging_mr_.get(), [&](uint32_t) { return rkey; },
                             "RDMA WRITEs of entries");
-  if (!s.ok()) Disconnect();
-  return s;
+  if (!s.ok()) {
+    Disconnect();
+    return s;
+  }
+  return CheckLive(rows);
 }
 
 void VerbsDataPlane::Disconnect() {

@@ -65,6 +65,9 @@ class VerbsDataPlane final : public DataPlane {
   absl::Status Transfer(absl::Span<const ReadRequest> transfers, ibv_wr_opcode opcode, const std::byte* local,
                         ibv_mr* mr, absl::FunctionRef<uint32_t(uint32_t)> rkey_of_row, const char* what)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Reads each row's record into the end of the staging buffer and checks that its
+  // sequence is still live. REQUIRES: staging holds rows x kRecordCopiesBytes.
+  absl::Status CheckLive(absl::Span<const SequenceLayout* const> rows) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // After a failure: error state, queue pair destroyed, then the staging registration.
   void Disconnect() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
