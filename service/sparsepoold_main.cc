@@ -153,11 +153,12 @@ int Run(int argc, char** argv) {
   }
 
   {
-    PeriodicThread lease_reaper(std::min(config->lease_timeout / 4, absl::Seconds(1)), [&pool] {
+    PeriodicThread lease_reaper(std::min(config->lease_timeout / 4, absl::Seconds(1)), [&pool, &verbs] {
       for (const LeaseTable::Expired& expired : pool.ExpireLeases()) {
         Log(absl::StrCat("lease of client \"", expired.client, "\" expired; ",
                          expired.sequences.size(), " sequence(s) reclaimable: ",
                          absl::StrJoin(expired.sequences, ",")));
+        if (verbs != nullptr) verbs->Forget(expired.client);  // its queue pair too
       }
     });
     int signal_number = 0;

@@ -44,4 +44,9 @@ absl::StatusOr<VerbsPeerInfo> VerbsAcceptor::Accept(const std::string& client_id
   return ours;
 }
 
+void VerbsAcceptor::Forget(const std::string& client_id) {
+  absl::MutexLock lock(&mu_);
+  clients_.erase(client_id);
+}
+
 }  // namespace sparsepool

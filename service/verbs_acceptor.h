@@ -34,6 +34,8 @@ class VerbsAcceptor {
   void Annotate(RegionRef& ref) const;
   // Connects a queue pair of ours to the client's; returns ours.
   absl::StatusOr<VerbsPeerInfo> Accept(const std::string& client_id, const VerbsPeerInfo& client);
+  // Destroys the client's queue pair (its lease expired; it reconnects if it returns).
+  void Forget(const std::string& client_id);
 
  private:
   explicit VerbsAcceptor(const VerbsOptions& options) : options_(options) {}
