@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 
@@ -25,6 +26,28 @@ absl::Status CheckRecordShowsLive(const SequenceRecord copies[2], SequenceId id)
                                           "may belong to another sequence and is not returned"));
 }
 
+absl::Status ReadAndCheckRecords(absl::Span<const SequenceId> ids,
+                                 absl::FunctionRef<absl::Status(absl::Span<RecordCopies> copies)> read) {
+  std::vector<RecordCopies> copies(ids.size());
+  absl::Status torn;
+  // The daemon rewrites one copy at a time, so at least one is intact unless two
+  // commits overlapped the read: read again.
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    if (absl::Status s = read(absl::MakeSpan(copies)); !s.ok()) return s;
+    torn = absl::OkStatus();
+    for (size_t i = 0; i < ids.size(); ++i) {
+      absl::Status s = CheckRecordShowsLive(copies[i].data(), ids[i]);
+      if (absl::IsUnavailable(s)) {
+        torn = s;
+      } else if (!s.ok()) {
+        return s;
+      }
+    }
+    if (torn.ok()) break;
+  }
+  return torn;
+}
+
 absl::Status CheckSequenceLive(const std::byte* region_base, SequenceId id, uint64_t offset,
                                const std::string& region_path) {
   // The entries were read before this point; the record must be read after them.
@@ -37,16 +60,11 @@ absl::Status CheckSequenceLive(const std::byte* region_base, SequenceId id, uint
     return absl::InvalidArgumentError(absl::StrCat("the layout of sequence ", id, " names record offset ", offset,
                                                    ", not a record slot of ", region_path));
   }
-  // The daemon rewrites one copy at a time, so at least one is intact unless two
-  // commits overlapped this read: read again.
-  absl::Status status;
-  for (int attempt = 0; attempt < 4; ++attempt) {
-    SequenceRecord copies[2];
-    std::memcpy(copies, region_base + offset, sizeof(copies));
-    status = CheckRecordShowsLive(copies, id);
-    if (!absl::IsUnavailable(status)) break;
-  }
-  return status;
+  const SequenceId ids[] = {id};
+  return ReadAndCheckRecords(ids, [&](absl::Span<RecordCopies> copies) {
+    std::memcpy(copies[0].data(), region_base + offset, kRecordCopiesBytes);
+    return absl::OkStatus();
+  });
 }
 
 }  // namespace sparsepool

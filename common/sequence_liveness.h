@@ -9,10 +9,13 @@
 #ifndef SPARSEPOOL_COMMON_SEQUENCE_LIVENESS_H_
 #define SPARSEPOOL_COMMON_SEQUENCE_LIVENESS_H_
 
+#include <array>
 #include <cstddef>
 #include <string>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
+#include "absl/types/span.h"
 #include "common/layout.h"
 #include "common/region_format.h"
 
@@ -26,6 +29,13 @@ inline constexpr size_t kRecordCopiesBytes = 2 * sizeof(region_format::SequenceR
 // what became of it, otherwise; Unavailable when neither copy is intact (a torn read
 // of two overlapping commits: read again).
 absl::Status CheckRecordShowsLive(const region_format::SequenceRecord copies[2], SequenceId id);
+
+// For readers that fetch records (RDMA gets): `read` fills copies[i] with the record of
+// ids[i]; it runs again while a read was torn (at most four times). The first error of
+// `read`, or the first sequence no longer live, comes back.
+using RecordCopies = std::array<region_format::SequenceRecord, 2>;
+absl::Status ReadAndCheckRecords(absl::Span<const SequenceId> ids,
+                                 absl::FunctionRef<absl::Status(absl::Span<RecordCopies> copies)> read);
 
 // For a mapped region whose header was validated: reads the record after an acquire
 // fence (retrying torn reads) and checks it. InvalidArgument when the layout's record

@@ -298,16 +298,24 @@ TEST_F(IntegrationTest, DaemonGoneGivesUnavailable) {
   EXPECT_LT(absl::Now() - start, absl::Seconds(10));
 }
 
-TEST_F(IntegrationTest, KilledClientHasItsSequencesReclaimed) {
-  StartDaemon(DaemonOptions{.region_size = "64MiB", .lease_timeout = "1s"});
-  testing::ChildProcess holder;
-  ASSERT_TRUE(holder.Start({"tests/lease_holder", daemon_->address(), "2", "5000"}).ok());
-  ASSERT_TRUE(holder.WaitForOutput("ready", absl::Seconds(20)).ok()) << holder.Output();
+// Starts tests/lease_holder (a client in a process of its own that creates `count`
+// sequences of `tokens` tokens and then waits to be killed) and returns their ids.
+std::vector<SequenceId> StartLeaseHolder(testing::ChildProcess& holder, const std::string& address, int count,
+                                         uint64_t tokens) {
+  EXPECT_TRUE(holder.Start({"tests/lease_holder", address, absl::StrCat(count), absl::StrCat(tokens)}).ok());
+  EXPECT_TRUE(holder.WaitForOutput("ready", absl::Seconds(20)).ok()) << holder.Output();
   std::vector<SequenceId> ids;
   for (absl::string_view line : absl::StrSplit(holder.Output(), '\n')) {
     SequenceId id;
     if (absl::SimpleAtoi(line, &id)) ids.push_back(id);
   }
+  return ids;
+}
+
+TEST_F(IntegrationTest, KilledClientHasItsSequencesReclaimed) {
+  StartDaemon(DaemonOptions{.region_size = "64MiB", .lease_timeout = "1s"});
+  testing::ChildProcess holder;
+  const std::vector<SequenceId> ids = StartLeaseHolder(holder, daemon_->address(), 2, 5000);
   ASSERT_EQ(ids.size(), 2u);
   // While it lives, its lease is renewed and its sequences stay.
   absl::SleepFor(absl::Seconds(2));
@@ -329,13 +337,7 @@ TEST_F(IntegrationTest, KilledClientHasItsSequencesReclaimed) {
 TEST_F(IntegrationTest, AnAdoptedSequenceOutlivesItsKilledCreator) {
   StartDaemon(DaemonOptions{.region_size = "64MiB", .lease_timeout = "1s"});
   testing::ChildProcess prefill;  // a prefill worker: creates two sequences, then dies
-  ASSERT_TRUE(prefill.Start({"tests/lease_holder", daemon_->address(), "2", "300"}).ok());
-  ASSERT_TRUE(prefill.WaitForOutput("ready", absl::Seconds(20)).ok()) << prefill.Output();
-  std::vector<SequenceId> ids;
-  for (absl::string_view line : absl::StrSplit(prefill.Output(), '\n')) {
-    SequenceId id;
-    if (absl::SimpleAtoi(line, &id)) ids.push_back(id);
-  }
+  const std::vector<SequenceId> ids = StartLeaseHolder(prefill, daemon_->address(), 2, 300);
   ASSERT_EQ(ids.size(), 2u);
   // The decode worker (this client, renewing every 5 s by default, here by its calls)
   // adopts the first and writes into it.

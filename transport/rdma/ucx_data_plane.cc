@@ -104,27 +104,18 @@ absl::Status UcxDataPlane::GatherValidated(const GatherBatch& batch) {
 }
 
 absl::Status UcxDataPlane::CheckLive(absl::Span<const SequenceLayout* const> rows, absl::Span<const Peer> peers) {
-  std::vector<std::array<region_format::SequenceRecord, 2>> records(rows.size());
-  for (int attempt = 0;; ++attempt) {
+  std::vector<SequenceId> ids;
+  for (const SequenceLayout* row : rows) ids.push_back(row->sequence_id);
+  return ReadAndCheckRecords(ids, [&](absl::Span<RecordCopies> copies) {
     std::vector<void*> requests;
     ucp_request_param_t params = {};
     for (size_t row = 0; row < rows.size(); ++row) {
-      requests.push_back(ucp_get_nbx(peers[row].ep, records[row].data(), kRecordCopiesBytes,
+      requests.push_back(ucp_get_nbx(peers[row].ep, copies[row].data(), kRecordCopiesBytes,
                                      rows[row]->region.remote_base + rows[row]->record_offset, peers[row].rkey,
                                      &params));
     }
-    if (absl::Status s = Finish(requests, "UCX gets of sequence records"); !s.ok()) return s;
-    absl::Status torn = absl::OkStatus();
-    for (size_t row = 0; row < rows.size(); ++row) {
-      absl::Status s = CheckRecordShowsLive(records[row].data(), rows[row]->sequence_id);
-      if (absl::IsUnavailable(s)) {
-        torn = s;  // two commits overlapped the read: read again
-      } else if (!s.ok()) {
-        return s;
-      }
-    }
-    if (torn.ok() || attempt == 3) return torn;
-  }
+    return Finish(requests, "UCX gets of sequence records");
+  });
 }
 
 absl::Status UcxDataPlane::WriteValidated(const WriteRange& range) {

@@ -130,7 +130,9 @@ absl::Status VerbsDataPlane::CheckLive(absl::Span<const SequenceLayout* const> r
   if (staging_bytes_ < records_bytes) {
     return absl::InternalError("staging buffer smaller than the records it must hold");
   }
-  for (int attempt = 0;; ++attempt) {
+  std::vector<SequenceId> ids;
+  for (const SequenceLayout* row : rows) ids.push_back(row->sequence_id);
+  return ReadAndCheckRecords(ids, [&](absl::Span<RecordCopies> copies) {
     absl::Status read = Transfer(reads, IBV_WR_RDMA_READ, staging_.get(), staging_mr_.get(),
                                  [&](uint32_t row) { return rows[row]->region.verbs_rkey; },
                                  "RDMA READs of sequence records");
@@ -138,19 +140,11 @@ absl::Status VerbsDataPlane::CheckLive(absl::Span<const SequenceLayout* const> r
       Disconnect();
       return read;
     }
-    absl::Status torn = absl::OkStatus();
     for (size_t row = 0; row < rows.size(); ++row) {
-      region_format::SequenceRecord copies[2];
-      std::memcpy(copies, staging_.get() + reads[row].local_offset, sizeof(copies));
-      absl::Status s = CheckRecordShowsLive(copies, rows[row]->sequence_id);
-      if (absl::IsUnavailable(s)) {
-        torn = s;  // two commits overlapped the read: read again
-      } else if (!s.ok()) {
-        return s;
-      }
+      std::memcpy(copies[row].data(), staging_.get() + reads[row].local_offset, kRecordCopiesBytes);
     }
-    if (torn.ok() || attempt == 3) return torn;
-  }
+    return absl::OkStatus();
+  });
 }
 
 absl::Status VerbsDataPlane::WriteValidated(const WriteRange& range) {
