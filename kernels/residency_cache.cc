@@ -41,6 +41,8 @@ absl::StatusOr<std::unique_ptr<ResidencyCache>> ResidencyCache::Create(const Res
                        Allocation{reinterpret_cast<void**>(&s.slot_score), slots * 4},
                        Allocation{reinterpret_cast<void**>(&s.slot_last), slots * 4},
                        Allocation{reinterpret_cast<void**>(&s.slot_data), slots * o.entry_bytes},
+                       Allocation{reinterpret_cast<void**>(&s.miss_positions), slots * sizeof(uint16_t)},
+                       Allocation{reinterpret_cast<void**>(&s.miss_counts), uint64_t{o.instances} * 4},
                        Allocation{reinterpret_cast<void**>(&cache->counters_), sizeof(ResidencyCounters)}}) {
     if (cudaError_t e = cudaMalloc(a.pointer, a.bytes); e != cudaSuccess) {
       cudaGetLastError();
@@ -61,7 +63,8 @@ absl::StatusOr<std::unique_ptr<ResidencyCache>> ResidencyCache::Create(const Res
 ResidencyCache::~ResidencyCache() {
   for (void* p : {static_cast<void*>(state_.token_slot), static_cast<void*>(state_.slot_token),
                   static_cast<void*>(state_.slot_score), static_cast<void*>(state_.slot_last),
-                  static_cast<void*>(state_.slot_data), static_cast<void*>(counters_)}) {
+                  static_cast<void*>(state_.slot_data), static_cast<void*>(state_.miss_positions),
+                  static_cast<void*>(state_.miss_counts), static_cast<void*>(counters_)}) {
     if (p != nullptr) cudaFree(p);
   }
 }

@@ -1,6 +1,11 @@
-// The residency-cache step kernel: one block per batch row (one cache instance).
-// See residency_types.h for the algorithm and the policy; residency_model.cc is the
-// same algorithm on the CPU, and the two must agree slot for slot.
+// The residency-cache step: a lookup kernel with one block per batch row (one cache
+// instance) assigns slots and lists the misses; a fill kernel with many blocks per row
+// copies the misses' entries from the pool into their slots. (One block per row copying
+// its own misses left a batch of one on one SM, latency-bound over PCIe: 2x slower than
+// the plain gather.) See residency_types.h for the algorithm and the policy;
+// residency_model.cc is the same algorithm on the CPU, and the two agree slot for slot.
+#include <algorithm>
+
 #include <cub/block/block_radix_sort.cuh>
 #include <cub/block/block_scan.cuh>
 
@@ -12,6 +17,8 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kItems = 16;  // kThreads * kItems = 4096 positions or slots
+constexpr int kFillThreads = 256;
+constexpr uint32_t kMaxFillBlocksPerRow = 32;
 
 __global__ void __launch_bounds__(kThreads) ResidencyStepKernel(ResidencyLaunch p) {
   using Scan = cub::BlockScan<int, kThreads>;
@@ -39,7 +46,6 @@ __global__ void __launch_bounds__(kThreads) ResidencyStepKernel(ResidencyLaunch 
   int32_t* slot_token = s.slot_token + uint64_t(instance) * s.capacity;
   uint32_t* slot_score = s.slot_score + uint64_t(instance) * s.capacity;
   uint32_t* slot_last = s.slot_last + uint64_t(instance) * s.capacity;
-  std::byte* slot_data = s.slot_data + uint64_t(instance) * s.capacity * s.entry_bytes;
   const int32_t* indices = p.indices + uint64_t(row) * p.k;
   int32_t* out = p.out_slots + uint64_t(row) * p.k;
   const RowPages rp = p.rows[row];
@@ -147,18 +153,37 @@ __global__ void __launch_bounds__(kThreads) ResidencyStepKernel(ResidencyLaunch 
     }
   }
 
-  // 6. Fetch the misses' entries from the pool, a warp per entry.
-  const uint32_t lane = threadIdx.x & 31;
-  for (int j = threadIdx.x / 32; j < misses; j += kThreads / 32) {
-    const uint32_t position = miss_position[j];
-    const int32_t slot = out[position];
-    if (slot < 0) continue;
-    const uint32_t token = static_cast<uint32_t>(indices[position]);
-    CopyEntry(p.region + RowEntryOffset(rp, token), slot_data + uint64_t(slot) * s.entry_bytes, s.entry_bytes, lane);
-  }
+  // 6. Hand the misses to the fill kernel.
+  uint16_t* positions = s.miss_positions + uint64_t(instance) * s.capacity;
+  for (int j = threadIdx.x; j < misses; j += kThreads) positions[j] = static_cast<uint16_t>(miss_position[j]);
   if (threadIdx.x == 0) {
+    s.miss_counts[instance] = static_cast<uint32_t>(misses);
     atomicAdd(&p.counters->hits, hits);
     atomicAdd(&p.counters->misses, static_cast<unsigned long long>(misses));
+  }
+}
+
+// Copies each listed miss's entry from the pool into its slot, a warp per entry, the
+// warps of gridDim.x blocks sharing one row (blockIdx.y).
+__global__ void __launch_bounds__(kFillThreads) ResidencyFillKernel(ResidencyLaunch p) {
+  const uint32_t row = blockIdx.y;
+  const ResidencyState& s = p.state;
+  const uint32_t instance = p.instances[row];
+  if (instance >= s.instances) return;  // the lookup kernel recorded the fault
+  const uint32_t misses = s.miss_counts[instance];
+  const uint16_t* positions = s.miss_positions + uint64_t(instance) * s.capacity;
+  const int32_t* indices = p.indices + uint64_t(row) * p.k;
+  const int32_t* out = p.out_slots + uint64_t(row) * p.k;
+  std::byte* slot_data = s.slot_data + uint64_t(instance) * s.capacity * s.entry_bytes;
+  const RowPages rp = p.rows[row];
+  const uint32_t lane = threadIdx.x & 31;
+  const uint32_t warps = gridDim.x * (kFillThreads / 32);
+  for (uint32_t j = blockIdx.x * (kFillThreads / 32) + threadIdx.x / 32; j < misses; j += warps) {
+    const uint32_t position = positions[j];
+    const int32_t slot = out[position];
+    if (slot < 0) continue;  // over capacity: recorded as a fault
+    const uint32_t token = static_cast<uint32_t>(indices[position]);
+    CopyEntry(p.region + RowEntryOffset(rp, token), slot_data + uint64_t(slot) * s.entry_bytes, s.entry_bytes, lane);
   }
 }
 
@@ -166,6 +191,12 @@ __global__ void __launch_bounds__(kThreads) ResidencyStepKernel(ResidencyLaunch 
 
 cudaError_t LaunchResidencyStep(const ResidencyLaunch& launch, cudaStream_t stream) {
   ResidencyStepKernel<<<launch.batch, kThreads, 0, stream>>>(launch);
+  if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
+  // Enough warps per row for the misses of a typical step (a fifth of k or fewer)
+  // to be copied about one per warp.
+  const uint32_t blocks_per_row =
+      std::max(1u, std::min(kMaxFillBlocksPerRow, launch.k / (5 * (kFillThreads / 32))));
+  ResidencyFillKernel<<<dim3(blocks_per_row, launch.batch), kFillThreads, 0, stream>>>(launch);
   return cudaGetLastError();
 }
 

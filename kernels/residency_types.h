@@ -51,6 +51,10 @@ struct ResidencyState {
   uint32_t* slot_score = nullptr;  // [instances][capacity]
   uint32_t* slot_last = nullptr;   // [instances][capacity]: step of last use
   std::byte* slot_data = nullptr;  // [instances][capacity][entry_bytes]
+  // A step's misses, handed from the lookup kernel (one block per row) to the fill
+  // kernel (many blocks per row): positions [instances][capacity] and counts [instances].
+  uint16_t* miss_positions = nullptr;
+  uint32_t* miss_counts = nullptr;
   uint32_t instances = 0;
   uint32_t capacity = 0;
   uint32_t max_tokens = 0;
