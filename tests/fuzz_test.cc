@@ -3,6 +3,7 @@
 // with an error, never with a result that breaks an invariant.
 #include <unistd.h>
 
+#include <algorithm>
 #include <map>
 #include <random>
 #include <set>
@@ -177,7 +178,7 @@ TEST(FuzzTest, PoolRequests) {
   for (int step = 0; step < 3000; ++step) {
     const std::string& client = clients[rng() % clients.size()];
     const SequenceId id = known[rng() % known.size()];
-    switch (rng() % 6) {
+    switch (rng() % 7) {
       case 0:
       case 1: {
         CreateParams params;
@@ -212,6 +213,18 @@ TEST(FuzzTest, PoolRequests) {
       case 4:
         (void)pool->KeepAlive(client);
         break;
+      case 5: {
+        auto layout = pool->Adopt(client, id);
+        ASSERT_TRUE(layout.ok() || absl::IsInvalidArgument(layout.status()) || absl::IsNotFound(layout.status()))
+            << layout.status();
+        if (layout.ok()) {
+          const auto owned = pool->List("");
+          const auto it = std::find_if(owned.begin(), owned.end(), [&](const SequenceSummary& s) { return s.id == id; });
+          ASSERT_TRUE(it != owned.end());
+          ASSERT_EQ(it->owner, client) << "adopted, so owned by the adopter";
+        }
+        break;
+      }
       default:
         clock.Advance(absl::Seconds(rng() % 4));
         pool->ExpireLeases();
@@ -230,6 +243,7 @@ TEST(FuzzTest, PoolRequests) {
     ASSERT_TRUE(after.count(id));
     EXPECT_EQ(after.at(id).tokens, layout.tokens);
     EXPECT_EQ(after.at(id).page_offsets, layout.page_offsets);
+    EXPECT_EQ(after.at(id).record_offset, layout.record_offset);
   }
   pool.reset();
   for (const auto& spec : specs) unlink(spec.path.c_str());
