@@ -7,10 +7,11 @@
 //   sparsepool_bench --address=HOST:PORT [--preset=quick|full] [--model=FILE]
 //       [--contexts=8192,32768] [--batches=1,4] [--strategies=a,b,...] [--steps=N]
 //       [--warmup=N] [--sampled_layers=N] [--stored_layers=N] [--overlap=0.8]
-//       [--cache_capacity=4096] [--trace=FILE] [--seed=N] [--out=DIR]
+//       [--cache_capacity=4096] [--trace=FILE] [--seed=N] [--out=DIR] [--rdma_transport=ucx|verbs]
 //
 // The RDMA strategies need the daemon started with --ucx=true (UCX_TLS picks the
-// wire); the GPU strategies need a CUDA device. Strategies whose transport or device is
+// wire), or --verbs=true with --rdma_transport=verbs; the GPU strategies need a CUDA
+// device. Strategies whose transport or device is
 // missing are skipped with the reason.
 #include <unistd.h>
 
@@ -52,6 +53,7 @@ struct Options {
   std::vector<std::string> strategies{std::begin(kAllStrategies), std::end(kAllStrategies)};
   CellPlan plan;
   uint32_t cache_capacity = 4096;
+  std::string rdma_transport = "ucx";  // or "verbs", for the rdma-* strategies
 };
 
 // quick: the README's one-minute comparison; full: the whole sweep.
@@ -92,7 +94,7 @@ int Usage(const std::string& arg) {
                "usage: sparsepool_bench --address=HOST:PORT [--preset=quick|full] [--model=FILE]\n"
                "  [--contexts=N,...] [--batches=N,...] [--strategies=NAME,...] [--steps=N] [--warmup=N]\n"
                "  [--sampled_layers=N (0: all)] [--stored_layers=N] [--overlap=F] [--cache_capacity=N]\n"
-               "  [--trace=FILE] [--seed=N] [--out=DIR]\n"
+               "  [--trace=FILE] [--seed=N] [--out=DIR] [--rdma_transport=ucx|verbs]\n"
                "strategies: %s\n",
                arg.c_str(), absl::StrJoin(kAllStrategies, ", ").c_str());
   return 2;
@@ -101,7 +103,7 @@ int Usage(const std::string& arg) {
 absl::StatusOr<std::unique_ptr<FetchStrategy>> MakeStrategy(const std::string& name, const Options& o) {
   ClientOptions client_options;
   client_options.address = o.address;
-  client_options.transport = absl::StartsWith(name, "rdma-") ? "ucx" : "cxl";
+  client_options.transport = absl::StartsWith(name, "rdma-") ? o.rdma_transport : "cxl";
   if (name == "rdma-full-prefix") client_options.fetch_strategy = ClientOptions::FetchStrategy::kFullPrefix;
   auto client = Client::Connect(client_options);
   if (!client.ok()) return client.status();
@@ -174,6 +176,9 @@ int Run(int argc, char** argv) {
       ok = absl::SimpleAtod(v, &o.plan.overlap) && o.plan.overlap >= 0 && o.plan.overlap <= 1;
     } else if (flag.key == "--cache_capacity") {
       ok = absl::SimpleAtoi(v, &o.cache_capacity) && o.cache_capacity > 0;
+    } else if (flag.key == "--rdma_transport") {
+      ok = v == "ucx" || v == "verbs";
+      o.rdma_transport = v;
     } else if (flag.key == "--seed") {
       ok = absl::SimpleAtoi(v, &o.plan.seed);
     } else {
