@@ -139,7 +139,9 @@ absl::StatusOr<SequenceLayout> Pool::Create(const CreateParams& p) {
   const uint32_t alignment = std::max<uint32_t>(p.entry_alignment, 1);
   const uint32_t stride = (p.entry_bytes + alignment - 1) / alignment * alignment;
 
-  absl::MutexLock lock(&mu_);
+  // Reserve under the lock, zero reused pages outside it (other clients' requests go
+  // on meanwhile; nothing else can reach the reserved memory), commit under it.
+  absl::ReleasableMutexLock lock(&mu_);
   RenewIfNamed(p.client_id);
   NewSequence seq;
   seq.id = next_id_;
@@ -159,15 +161,19 @@ absl::StatusOr<SequenceLayout> Pool::Create(const CreateParams& p) {
       return regions_[a]->free_bytes() > regions_[b]->free_bytes();
     });
     for (uint32_t r : order) {
-      auto slot = regions_[r]->Create(seq);
-      if (slot.ok()) {
+      auto pending = regions_[r]->PrepareCreate(seq);
+      if (pending.ok()) {
         ++next_id_;
+        lock.Release();
+        regions_[r]->ZeroReusedPages(*pending);
+        absl::MutexLock commit(&mu_);
+        const SlotIndex slot = regions_[r]->CommitCreate(*pending);
         ++created_;
-        sequences_[seq.id] = Location{r, *slot};
+        sequences_[seq.id] = Location{r, slot};
         if (!p.client_id.empty()) leases_.AddSequence(p.client_id, seq.id, clock_->Now());
-        return regions_[r]->Layout(*slot);
+        return regions_[r]->Layout(slot);
       }
-      if (!absl::IsResourceExhausted(slot.status())) return slot.status();
+      if (!absl::IsResourceExhausted(pending.status())) return pending.status();
     }
     if (!EvictOldest(std::nullopt)) break;
   }

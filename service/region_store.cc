@@ -232,6 +232,22 @@ void RegionStore::FreeBytes(uint64_t offset, uint64_t bytes) {
 }
 
 absl::StatusOr<SlotIndex> RegionStore::Create(const NewSequence& seq) {
+  auto pending = PrepareCreate(seq);
+  if (!pending.ok()) return pending.status();
+  ZeroReusedPages(*pending);
+  return CommitCreate(*pending);
+}
+
+void RegionStore::ZeroReusedPages(const PendingCreate& pending) const {
+  for (uint64_t offset : pending.reused_pages) std::memset(mapping_.base() + offset, 0, pending.page_bytes);
+}
+
+SlotIndex RegionStore::CommitCreate(const PendingCreate& pending) {
+  Commit(pending.slot, pending.record);
+  return pending.slot;
+}
+
+absl::StatusOr<RegionStore::PendingCreate> RegionStore::PrepareCreate(const NewSequence& seq) {
   if (free_slots_.empty()) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "region ", ref_.path, " has no free sequence record (all ", records_.size(), " in use)"));
@@ -260,10 +276,13 @@ absl::StatusOr<SlotIndex> RegionStore::Create(const NewSequence& seq) {
     FreeBytes(r.page_table_offset, TableBytes(r));
     return grown.status();
   }
-  const SlotIndex slot = free_slots_.back();
+  PendingCreate pending;
+  pending.slot = free_slots_.back();
   free_slots_.pop_back();
-  Commit(slot, grown->record);
-  return slot;
+  pending.record = grown->record;
+  pending.reused_pages = std::move(grown->reused_pages);
+  pending.page_bytes = grown->page_bytes;
+  return pending;
 }
 
 absl::StatusOr<RegionStore::Growth> RegionStore::Grow(SequenceRecord r, uint64_t tokens,
@@ -308,8 +327,10 @@ absl::StatusOr<RegionStore::Growth> RegionStore::Grow(SequenceRecord r, uint64_t
     fresh.push_back(*page);
     if (!still_zero) dirty.push_back(*page);
   }
-  // Pages may hold an evicted sequence's bytes: nobody reads another tenant's data.
-  for (uint64_t offset : dirty) std::memset(mapping_.base() + offset, 0, page_bytes);
+  // Pages may hold an evicted sequence's bytes: the caller zeroes them before the
+  // commit, so nobody reads another tenant's data.
+  growth.reused_pages = std::move(dirty);
+  growth.page_bytes = page_bytes;
 
   // Entries past the committed pages_per_layer are not covered by the committed
   // record's checksum, so writing them in place is safe before the commit.
@@ -338,6 +359,7 @@ absl::Status RegionStore::Extend(SlotIndex slot, uint64_t tokens, uint64_t now_u
   if (tokens == records_[slot].tokens) return absl::OkStatus();
   auto growth = Grow(records_[slot], tokens, now_unix_ns);
   if (!growth.ok()) return growth.status();
+  for (uint64_t offset : growth->reused_pages) std::memset(mapping_.base() + offset, 0, growth->page_bytes);
   Commit(slot, growth->record);
   if (growth->replaced_table_bytes > 0) {
     FreeBytes(growth->replaced_table_offset, growth->replaced_table_bytes);

@@ -65,6 +65,22 @@ class RegionStore {
   // the record. ResourceExhausted when the heap has no room (nothing is left
   // allocated), or when every record slot is taken.
   absl::StatusOr<SlotIndex> Create(const NewSequence& seq);
+
+  // Create in three steps, so that a caller serialising requests can zero reused pages
+  // without holding its lock (a long prompt reuses gigabytes): PrepareCreate reserves a
+  // record slot, the page table and the pages (nothing is committed: after a crash they
+  // are free again); ZeroReusedPages clears the pages an evicted sequence left behind,
+  // touching only that reserved memory and no state here; CommitCreate makes the
+  // sequence exist. Every prepared create must be committed.
+  struct PendingCreate {
+    SlotIndex slot = 0;
+    region_format::SequenceRecord record;
+    std::vector<uint64_t> reused_pages;  // region offsets
+    uint64_t page_bytes = 0;
+  };
+  absl::StatusOr<PendingCreate> PrepareCreate(const NewSequence& seq);
+  void ZeroReusedPages(const PendingCreate& pending) const;
+  SlotIndex CommitCreate(const PendingCreate& pending);
   // Grows a live sequence to `tokens` tokens, allocating pages as needed.
   absl::Status Extend(SlotIndex slot, uint64_t tokens, uint64_t now_unix_ns);
   void SetState(SlotIndex slot, region_format::RecordState state, uint64_t now_unix_ns);
@@ -94,9 +110,11 @@ class RegionStore {
     region_format::SequenceRecord record;
     uint64_t replaced_table_offset = 0;
     uint64_t replaced_table_bytes = 0;
+    std::vector<uint64_t> reused_pages;  // new pages that held another sequence: zero them
+    uint64_t page_bytes = 0;
   };
-  // Allocates and zeroes the pages `r` needs to hold `tokens` and fills its page table.
-  // Nothing is committed; on failure nothing stays allocated.
+  // Allocates the pages `r` needs to hold `tokens` and fills its page table. Nothing is
+  // committed and nothing zeroed; on failure nothing stays allocated.
   absl::StatusOr<Growth> Grow(region_format::SequenceRecord r, uint64_t tokens,
                               uint64_t now_unix_ns);
   static uint64_t TableBytes(const region_format::SequenceRecord& r);

@@ -192,5 +192,40 @@ TEST_F(RegionStoreTest, NewPagesAreZeroedAfterReuse) {
   }
 }
 
+TEST_F(RegionStoreTest, ACreateInStepsZeroesOnlyReusedPagesAndLeavesNothingIfNeverCommitted) {
+  auto store = Open();
+  // Most of the 32 MiB heap, so that the second sequence must take the first's pages.
+  auto first = store->Create(Seq(1, 14000));
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto mapping = MappedRegion::Attach(RegionKind::kShm, spec_.path, spec_.size_bytes);
+  const SequenceLayout old = store->Layout(*first);
+  for (uint64_t offset : old.page_offsets) std::memset(mapping->base() + offset, 0x77, old.PageBytes());
+  store->Free(*first);
+  const uint64_t free_before = store->free_bytes();
+
+  auto pending = store->PrepareCreate(Seq(2, 14000));
+  ASSERT_TRUE(pending.ok()) << pending.status();
+  ASSERT_FALSE(pending->reused_pages.empty()) << "the freed pages come back, dirty";
+  EXPECT_LT(store->free_bytes(), free_before) << "reserved while pending";
+  // Not zeroed yet (the first sequence's old page table granules hold other bytes).
+  size_t still_dirty = 0;
+  for (uint64_t offset : pending->reused_pages) still_dirty += mapping->base()[offset] == std::byte{0x77};
+  EXPECT_GT(still_dirty, pending->reused_pages.size() / 2);
+  // A daemon that dies here never committed: a restart finds the memory free.
+  auto reopened = Open();
+  EXPECT_EQ(reopened->free_bytes(), free_before);
+  EXPECT_TRUE(reopened->OccupiedSlots().empty());
+  reopened.reset();
+
+  store->ZeroReusedPages(*pending);
+  const SlotIndex slot = store->CommitCreate(*pending);
+  const SequenceLayout layout = store->Layout(slot);
+  EXPECT_EQ(layout.sequence_id, 2u);
+  const std::vector<std::byte> zero(layout.PageBytes(), std::byte{0});
+  for (uint64_t offset : layout.page_offsets) {
+    ASSERT_EQ(std::memcmp(mapping->base() + offset, zero.data(), zero.size()), 0) << "page at " << offset;
+  }
+}
+
 }  // namespace
 }  // namespace sparsepool
