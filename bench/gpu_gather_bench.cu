@@ -277,10 +277,11 @@ void ResidencyComparison(Scenario& s, int32_t* indices, std::byte* out, GatherFa
       }
       const double cached = elapsed();
       SPARSEPOOL_CHECK_CUDA(cudaEventRecord(a, stream));
-      st = LaunchTopKGather(MakeLaunch(s, 0, indices, out, fault, GatherAlgorithm::kSortedByAddress), stream);
+      const absl::Status sorted =
+          LaunchTopKGather(MakeLaunch(s, 0, indices, out, fault, GatherAlgorithm::kSortedByAddress), stream);
       SPARSEPOOL_CHECK_CUDA(cudaEventRecord(b, stream));
-      if (!st.ok()) {
-        std::fprintf(stderr, "%s\n", st.ToString().c_str());
+      if (!sorted.ok()) {
+        std::fprintf(stderr, "%s\n", sorted.ToString().c_str());
         std::exit(1);
       }
       const double uncached = elapsed();

@@ -66,7 +66,7 @@ std::string Unknown(SequenceId id) {
 Pool::Pool(std::vector<std::unique_ptr<RegionStore>> regions, PoolOptions options,
            const Clock* clock)
     : options_(options), clock_(clock), regions_(std::move(regions)),
-      leases_(options.lease_timeout), region_count_(regions_.size()) {
+      region_count_(regions_.size()), leases_(options.lease_timeout) {
   absl::MutexLock lock(&mu_);
   reclaimable_bytes_.assign(regions_.size(), 0);
   const absl::Time now = clock_->Now();
