@@ -52,169 +52,216 @@ std::vector<uint32_t> FetchedLayers(uint32_t layers, uint32_t sampled) {
   return out;
 }
 
-}  // namespace
+// One cell, step by step: the prefix written through the prefill client, then every
+// step's append and fetch through the strategy, each fetch checked.
+class CellRun {
+ public:
+  CellRun(const CellPlan& plan, Client& prefill, FetchStrategy& strategy, const Progress& progress)
+      : plan_(plan), model_(plan.model), strategy_(strategy), progress_(progress), sequences_(prefill),
+        prefill_(prefill),
+        layers_(FetchedLayers(model_.layers, plan.trace != nullptr ? plan.trace->layers : plan.sampled_layers)),
+        k_(plan.trace != nullptr ? plan.trace->k : model_.top_k),
+        stored_(std::min(plan.stored_layers, model_.layers)),
+        total_steps_(plan.warmup_steps + plan.steps),
+        rng_(plan.seed) {}
 
-uint64_t CellPoolBytes(const CellPlan& plan) {
-  const uint64_t tokens = plan.trace != nullptr ? plan.trace->context.back() : plan.context + plan.warmup_steps + plan.steps;
-  const uint64_t pages = (tokens + plan.model.page_tokens - 1) / plan.model.page_tokens;
-  return uint64_t{plan.batch} * plan.stored_layers * pages * plan.model.page_tokens * plan.model.entry_bytes;
-}
-
-absl::StatusOr<CellResult> RunCell(const CellPlan& plan, Client& prefill, FetchStrategy& strategy,
-                                   const Progress& progress) {
-  const ModelGeometry& model = plan.model;
-  const uint32_t total_steps = plan.warmup_steps + plan.steps;
-  const std::vector<uint32_t> layers = plan.trace != nullptr ? FetchedLayers(model.layers, plan.trace->layers)
-                                                             : FetchedLayers(model.layers, plan.sampled_layers);
-  const uint32_t k = plan.trace != nullptr ? plan.trace->k : model.top_k;
-  const uint32_t stored = std::min(plan.stored_layers, model.layers);
-  if (plan.trace != nullptr && plan.trace->steps() < total_steps) {
-    return absl::InvalidArgumentError(absl::StrCat("the trace has ", plan.trace->steps(), " steps; the run needs ",
-                                                   total_steps, " (warm-up and timed)"));
-  }
-
-  // Selections: one generated trace per row (its own seed), or the replayed one.
-  std::vector<Trace> generated;
-  std::vector<const Trace*> traces;
-  for (uint32_t row = 0; row < plan.batch; ++row) {
-    if (plan.trace != nullptr) {
-      traces.push_back(plan.trace);
-      continue;
+  absl::StatusOr<CellResult> Run() {
+    if (plan_.trace != nullptr && plan_.trace->steps() < total_steps_) {
+      return absl::InvalidArgumentError(absl::StrCat("the trace has ", plan_.trace->steps(),
+                                                     " steps; the run needs ", total_steps_, " (warm-up and timed)"));
     }
-    TraceParams params;
-    params.layers = static_cast<uint32_t>(layers.size());
-    params.k = k;
-    params.context = plan.context;
-    params.steps = total_steps;
-    params.overlap = plan.overlap;
-    params.seed = plan.seed * 7919 + row + plan.context * 31;
-    generated.push_back(GenerateTrace(params));
-  }
-  for (const Trace& t : generated) traces.push_back(&t);
-  const uint64_t first_context = traces[0]->context[0];
+    MakeTraces();
+    if (absl::Status s = WritePrefix(); !s.ok()) return s;
+    BatchShape shape;
+    shape.sequences = sequences_.ids();
+    shape.k = k_;
+    shape.entry_bytes = model_.entry_bytes;
+    shape.fetched_layers = static_cast<uint32_t>(layers_.size());
+    shape.max_tokens = traces_[0]->context[total_steps_ - 1];
+    if (absl::Status s = strategy_.Begin(shape); !s.ok()) return s;
 
-  progress(absl::StrCat("writing the prefix of ", plan.batch, " requests"));
-  SequenceGuard sequences(prefill);
-  std::vector<std::byte> buffer;
-  for (uint32_t row = 0; row < plan.batch; ++row) {
-    SequenceSpec spec;
-    spec.layers = stored;
-    spec.entry_bytes = model.entry_bytes;
-    spec.tokens = first_context;
-    spec.page_tokens = model.page_tokens;
-    auto id = prefill.CreateSequence(spec);
-    if (!id.ok()) return id.status();
-    sequences.Add(*id);
-    for (uint32_t layer = 0; layer < stored; ++layer) {
-      for (uint64_t first = 0; first < first_context; first += kWriteChunkTokens) {
-        const uint64_t count = std::min(kWriteChunkTokens, first_context - first);
-        if (absl::Status s = WriteTokens(prefill, *id, layer, first, count, model.entry_bytes, buffer); !s.ok()) {
-          return s;
-        }
+    step_indices_.assign(layers_.size(), std::vector<int32_t>(uint64_t{plan_.batch} * k_));
+    std::vector<double> fetch_seconds, append_seconds;
+    uint64_t link_bytes_after_warmup = 0;
+    for (uint32_t step = 0; step < total_steps_; ++step) {
+      const bool warmup = step < plan_.warmup_steps;
+      progress_(absl::StrCat(warmup ? "warm-up step " : "step ", warmup ? step + 1 : step - plan_.warmup_steps + 1,
+                             "/", warmup ? plan_.warmup_steps : plan_.steps));
+      const uint64_t tokens = traces_[0]->context[step];
+      auto start = std::chrono::steady_clock::now();
+      if (absl::Status s = Append(tokens); !s.ok()) return s;
+      const double append = Seconds(start);
+      SelectionsOf(step);
+      start = std::chrono::steady_clock::now();
+      if (absl::Status s = FetchEveryLayer(step, tokens); !s.ok()) return s;
+      const double fetch = Seconds(start);
+      if (absl::Status s = CheckLastLayer(step); !s.ok()) return s;
+      if (step + 1 == plan_.warmup_steps) link_bytes_after_warmup = strategy_.LinkBytes();
+      if (!warmup) {
+        fetch_seconds.push_back(fetch);
+        append_seconds.push_back(append);
       }
     }
+    return Summarize(fetch_seconds, append_seconds, strategy_.LinkBytes() - link_bytes_after_warmup);
   }
-  const std::vector<SequenceId>& ids = sequences.ids();
 
-  BatchShape shape;
-  shape.sequences = ids;
-  shape.k = k;
-  shape.entry_bytes = model.entry_bytes;
-  shape.fetched_layers = static_cast<uint32_t>(layers.size());
-  shape.max_tokens = traces[0]->context[total_steps - 1];
-  if (absl::Status s = strategy.Begin(shape); !s.ok()) return s;
+ private:
+  // One generated trace per row (its own seed), or the replayed one for every row.
+  void MakeTraces() {
+    for (uint32_t row = 0; row < plan_.batch && plan_.trace == nullptr; ++row) {
+      TraceParams params;
+      params.layers = static_cast<uint32_t>(layers_.size());
+      params.k = k_;
+      params.context = plan_.context;
+      params.steps = total_steps_;
+      params.overlap = plan_.overlap;
+      params.seed = plan_.seed * 7919 + row + plan_.context * 31;
+      generated_.push_back(GenerateTrace(params));
+    }
+    for (uint32_t row = 0; row < plan_.batch; ++row) {
+      traces_.push_back(plan_.trace != nullptr ? plan_.trace : &generated_[row]);
+    }
+    written_ = traces_[0]->context[0];
+  }
 
-  Client& decode = strategy.client();
-  std::vector<std::vector<int32_t>> step_indices(layers.size(), std::vector<int32_t>(uint64_t{plan.batch} * k));
-  std::vector<double> fetch_seconds, append_seconds;
-  std::vector<std::byte> expected(model.entry_bytes), got(model.entry_bytes);
-  std::mt19937_64 rng(plan.seed);
-  uint64_t checked = 0, link_bytes_after_warmup = 0, written = first_context;
-  for (uint32_t step = 0; step < total_steps; ++step) {
-    const uint64_t tokens = traces[0]->context[step];
-    progress(absl::StrCat(step < plan.warmup_steps ? "warm-up step " : "step ",
-                          step < plan.warmup_steps ? step + 1 : step - plan.warmup_steps + 1, "/",
-                          step < plan.warmup_steps ? plan.warmup_steps : plan.steps));
-    // Append what the previous step decoded (one token, or as many as a replayed trace
-    // grew by) to every request, in every stored layer.
-    const auto append_start = std::chrono::steady_clock::now();
-    if (tokens > written) {
-      for (SequenceId id : ids) {
-        if (absl::Status s = decode.ExtendSequence(id, tokens); !s.ok()) return s;
-        for (uint32_t layer = 0; layer < stored; ++layer) {
-          if (absl::Status s = WriteTokens(decode, id, layer, written, tokens - written, model.entry_bytes, buffer);
-              !s.ok()) {
+  // What a prefill worker does: create each request and write its prompt's entries.
+  absl::Status WritePrefix() {
+    progress_(absl::StrCat("writing the prefix of ", plan_.batch, " requests"));
+    for (uint32_t row = 0; row < plan_.batch; ++row) {
+      SequenceSpec spec;
+      spec.layers = stored_;
+      spec.entry_bytes = model_.entry_bytes;
+      spec.tokens = written_;
+      spec.page_tokens = model_.page_tokens;
+      auto id = prefill_.CreateSequence(spec);
+      if (!id.ok()) return id.status();
+      sequences_.Add(*id);
+      for (uint32_t layer = 0; layer < stored_; ++layer) {
+        for (uint64_t first = 0; first < written_; first += kWriteChunkTokens) {
+          const uint64_t count = std::min(kWriteChunkTokens, written_ - first);
+          if (absl::Status s = WriteTokens(prefill_, *id, layer, first, count, model_.entry_bytes, buffer_); !s.ok()) {
             return s;
           }
         }
       }
-      written = tokens;
     }
-    const double append = Seconds(append_start);
-    for (size_t slot = 0; slot < layers.size(); ++slot) {
-      for (uint32_t row = 0; row < plan.batch; ++row) {
-        const int32_t* selection = traces[row]->Selection(step, static_cast<uint32_t>(slot));
-        std::copy(selection, selection + k, step_indices[slot].begin() + uint64_t{row} * k);
+    return absl::OkStatus();
+  }
+
+  // Appends what the previous step decoded (one token, or as many as a replayed trace
+  // grew by) to every request, in every stored layer, through the decode client.
+  absl::Status Append(uint64_t tokens) {
+    if (tokens <= written_) return absl::OkStatus();
+    Client& decode = strategy_.client();
+    for (SequenceId id : sequences_.ids()) {
+      if (absl::Status s = decode.ExtendSequence(id, tokens); !s.ok()) return s;
+      for (uint32_t layer = 0; layer < stored_; ++layer) {
+        if (absl::Status s = WriteTokens(decode, id, layer, written_, tokens - written_, model_.entry_bytes, buffer_);
+            !s.ok()) {
+          return s;
+        }
       }
     }
-    const auto fetch_start = std::chrono::steady_clock::now();
-    for (size_t slot = 0; slot < layers.size(); ++slot) {
+    written_ = tokens;
+    return absl::OkStatus();
+  }
+
+  // The step's [rows][k] selections of every fetched layer, laid out for Fetch.
+  void SelectionsOf(uint32_t step) {
+    for (size_t slot = 0; slot < layers_.size(); ++slot) {
+      for (uint32_t row = 0; row < plan_.batch; ++row) {
+        const int32_t* selection = traces_[row]->Selection(step, static_cast<uint32_t>(slot));
+        std::copy(selection, selection + k_, step_indices_[slot].begin() + uint64_t{row} * k_);
+      }
+    }
+  }
+
+  absl::Status FetchEveryLayer(uint32_t step, uint64_t tokens) {
+    for (size_t slot = 0; slot < layers_.size(); ++slot) {
       LayerFetch fetch;
       fetch.layer_slot = static_cast<uint32_t>(slot);
-      fetch.pool_layer = layers[slot] % stored;
+      fetch.pool_layer = layers_[slot] % stored_;
       fetch.step = step + 1;  // the residency cache counts steps from 1
       fetch.tokens = tokens;
-      fetch.indices = step_indices[slot];
-      if (absl::Status s = strategy.Fetch(fetch); !s.ok()) {
-        return absl::Status(s.code(), absl::StrCat(strategy.name(), ", step ", step, ", layer ", layers[slot], ": ",
+      fetch.indices = step_indices_[slot];
+      if (absl::Status s = strategy_.Fetch(fetch); !s.ok()) {
+        return absl::Status(s.code(), absl::StrCat(strategy_.name(), ", step ", step, ", layer ", layers_[slot], ": ",
                                                    s.message()));
       }
     }
-    const double fetch = Seconds(fetch_start);
-    // What the attention would read for the last layer: byte for byte what was written.
-    const uint32_t pool_layer = layers.back() % stored;
-    const std::vector<int32_t>& last = step_indices.back();
-    for (uint32_t row = 0; row < plan.batch; ++row) {
-      for (uint32_t c = 0; c < plan.checked_per_row; ++c) {
-        const uint32_t position = static_cast<uint32_t>(rng() % k);
-        const int32_t token = last[uint64_t{row} * k + position];
+    return absl::OkStatus();
+  }
+
+  // What the attention would read for the last layer: byte for byte what was written.
+  absl::Status CheckLastLayer(uint32_t step) {
+    const uint32_t pool_layer = layers_.back() % stored_;
+    const std::vector<int32_t>& last = step_indices_.back();
+    std::vector<std::byte> expected(model_.entry_bytes), got(model_.entry_bytes);
+    for (uint32_t row = 0; row < plan_.batch; ++row) {
+      for (uint32_t c = 0; c < plan_.checked_per_row; ++c) {
+        const uint32_t position = static_cast<uint32_t>(rng_() % k_);
+        const int32_t token = last[uint64_t{row} * k_ + position];
         if (token < 0) continue;
-        FillEntry(kPatternSeed, ids[row], pool_layer, static_cast<uint64_t>(token), absl::MakeSpan(expected));
-        if (absl::Status s = strategy.ReadEntry(row, position, absl::MakeSpan(got)); !s.ok()) return s;
+        FillEntry(kPatternSeed, sequences_.ids()[row], pool_layer, static_cast<uint64_t>(token),
+                  absl::MakeSpan(expected));
+        if (absl::Status s = strategy_.ReadEntry(row, position, absl::MakeSpan(got)); !s.ok()) return s;
         if (got != expected) {
-          return absl::DataLossError(absl::StrCat(strategy.name(), ": step ", step, ", row ", row, ", position ",
+          return absl::DataLossError(absl::StrCat(strategy_.name(), ": step ", step, ", row ", row, ", position ",
                                                   position, " (token ", token, ", pool layer ", pool_layer,
                                                   "): the fetched entry differs from the one written"));
         }
-        ++checked;
+        ++checked_;
       }
     }
-    if (step + 1 == plan.warmup_steps) link_bytes_after_warmup = strategy.LinkBytes();
-    if (step >= plan.warmup_steps) {
-      fetch_seconds.push_back(fetch);
-      append_seconds.push_back(append);
-    }
+    return absl::OkStatus();
   }
-  const uint64_t link_bytes = strategy.LinkBytes() - (plan.warmup_steps > 0 ? link_bytes_after_warmup : 0);
 
-  CellResult result;
-  result.context = first_context;
-  result.batch = plan.batch;
-  result.strategy = strategy.name();
-  result.layers_fetched = static_cast<uint32_t>(layers.size());
-  result.scale = double(model.layers) / layers.size();
-  result.fetch_p50_s = Percentile(fetch_seconds, 0.5) * result.scale;
-  result.fetch_p99_s = Percentile(fetch_seconds, 0.99) * result.scale;
-  result.append_p50_s = Percentile(append_seconds, 0.5);
-  result.link_bytes_per_step = double(link_bytes) / plan.steps * result.scale;
-  uint64_t selected = 0;
-  for (const auto& indices : step_indices) {
-    for (int32_t index : indices) selected += index >= 0;
+  CellResult Summarize(const std::vector<double>& fetch_seconds, const std::vector<double>& append_seconds,
+                       uint64_t link_bytes) const {
+    CellResult result;
+    result.context = traces_[0]->context[0];
+    result.batch = plan_.batch;
+    result.strategy = strategy_.name();
+    result.layers_fetched = static_cast<uint32_t>(layers_.size());
+    result.scale = double(model_.layers) / layers_.size();
+    result.fetch_p50_s = Percentile(fetch_seconds, 0.5) * result.scale;
+    result.fetch_p99_s = Percentile(fetch_seconds, 0.99) * result.scale;
+    result.append_p50_s = Percentile(append_seconds, 0.5);
+    result.link_bytes_per_step = double(link_bytes) / plan_.steps * result.scale;
+    uint64_t selected = 0;  // of the last step; the same count every step
+    for (const auto& indices : step_indices_) {
+      for (int32_t index : indices) selected += index >= 0;
+    }
+    result.entries_per_s = selected / Percentile(fetch_seconds, 0.5);
+    result.steps_per_s = 1.0 / (result.fetch_p50_s + result.append_p50_s);
+    result.entries_checked = checked_;
+    return result;
   }
-  result.entries_per_s = selected / Percentile(fetch_seconds, 0.5);
-  result.steps_per_s = 1.0 / (result.fetch_p50_s + result.append_p50_s);
-  result.entries_checked = checked;
-  return result;
+
+  const CellPlan& plan_;
+  const ModelGeometry& model_;
+  FetchStrategy& strategy_;
+  const Progress& progress_;
+  SequenceGuard sequences_;  // released when the run ends, however it ends
+  Client& prefill_;
+  const std::vector<uint32_t> layers_;  // model layers fetched per step
+  const uint32_t k_;
+  const uint32_t stored_;  // pool layers per request; layer l reads l % stored_
+  const uint32_t total_steps_;
+  std::mt19937_64 rng_;
+  std::vector<Trace> generated_;
+  std::vector<const Trace*> traces_;             // [rows]
+  std::vector<std::vector<int32_t>> step_indices_;  // [fetched layers][rows x k]
+  std::vector<std::byte> buffer_;
+  uint64_t written_ = 0;  // tokens written to every request
+  uint64_t checked_ = 0;
+};
+
+}  // namespace
+
+absl::StatusOr<CellResult> RunCell(const CellPlan& plan, Client& prefill, FetchStrategy& strategy,
+                                   const Progress& progress) {
+  return CellRun(plan, prefill, strategy, progress).Run();
 }
 
 }  // namespace sparsepool::bench

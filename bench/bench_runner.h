@@ -63,9 +63,6 @@ using Progress = std::function<void(const std::string&)>;
 absl::StatusOr<CellResult> RunCell(const CellPlan& plan, Client& prefill, FetchStrategy& strategy,
                                    const Progress& progress);
 
-// The bytes a cell's sequences take in the pool.
-uint64_t CellPoolBytes(const CellPlan& plan);
-
 }  // namespace sparsepool::bench
 
 #endif  // SPARSEPOOL_BENCH_BENCH_RUNNER_H_
