@@ -165,7 +165,7 @@ absl::StatusOr<SequenceLayout> Pool::Create(const CreateParams& p) {
       if (pending.ok()) {
         ++next_id_;
         lock.Release();
-        regions_[r]->ZeroReusedPages(*pending);
+        regions_[r]->ZeroReusedPages(pending->reused);
         absl::MutexLock commit(&mu_);
         const SlotIndex slot = regions_[r]->CommitCreate(*pending);
         ++created_;
@@ -190,8 +190,15 @@ absl::StatusOr<SequenceLayout> Pool::Create(const CreateParams& p) {
 
 absl::StatusOr<SequenceLayout> Pool::Extend(absl::string_view client_id, SequenceId id,
                                             uint64_t tokens) {
-  absl::MutexLock lock(&mu_);
+  // Like Create: reserve under the lock, zero reused pages outside it, commit under it.
+  // One growth of a sequence at a time; a release meanwhile undoes it (CommitExtend).
+  absl::ReleasableMutexLock lock(&mu_);
   RenewIfNamed(client_id);
+  const auto not_growing = [this, id]() {
+    mu_.AssertReaderHeld();
+    return !growing_.contains(id);
+  };
+  mu_.Await(absl::Condition(&not_growing));
   auto where = FindLive(id);
   if (!where.ok()) return where.status();
   RegionStore& region = *regions_[where->region];
@@ -206,9 +213,23 @@ absl::StatusOr<SequenceLayout> Pool::Extend(absl::string_view client_id, Sequenc
   }
   const uint64_t old_tokens = record.tokens;
   while (true) {
-    absl::Status grown = region.Extend(where->slot, tokens, NowNs());
-    if (grown.ok()) return region.Layout(where->slot);
-    if (!absl::IsResourceExhausted(grown)) return grown;
+    auto pending = region.PrepareExtend(where->slot, tokens, NowNs());
+    if (pending.ok()) {
+      if (!pending->reused.offsets.empty()) {
+        growing_.insert(id);
+        lock.Release();
+        region.ZeroReusedPages(pending->reused);
+        mu_.Lock();
+        growing_.erase(id);
+      }
+      absl::Status committed = region.CommitExtend(*pending);
+      // A release meanwhile emptied the slot or marked it: the layout is the live one's.
+      absl::StatusOr<SequenceLayout> layout =
+          committed.ok() ? absl::StatusOr<SequenceLayout>(region.Layout(where->slot)) : committed;
+      if (!pending->reused.offsets.empty()) mu_.Unlock();
+      return layout;
+    }
+    if (!absl::IsResourceExhausted(pending.status())) return pending.status();
     if (!EvictOldest(where->region)) break;
   }
   const auto& r = region.record(where->slot);

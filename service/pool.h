@@ -20,6 +20,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -144,6 +145,8 @@ class Pool {
   // Bytes held by reclaimable sequences, per region: kept up to date so that Stats
   // costs the same with a million released sequences as with none.
   std::vector<uint64_t> reclaimable_bytes_ ABSL_GUARDED_BY(mu_);
+  // Sequences whose growth is zeroing reused pages outside the lock.
+  absl::flat_hash_set<SequenceId> growing_ ABSL_GUARDED_BY(mu_);
   const size_t region_count_;
   LeaseTable leases_ ABSL_GUARDED_BY(mu_);
   SequenceId next_id_ ABSL_GUARDED_BY(mu_) = 1;

@@ -234,12 +234,12 @@ void RegionStore::FreeBytes(uint64_t offset, uint64_t bytes) {
 absl::StatusOr<SlotIndex> RegionStore::Create(const NewSequence& seq) {
   auto pending = PrepareCreate(seq);
   if (!pending.ok()) return pending.status();
-  ZeroReusedPages(*pending);
+  ZeroReusedPages(pending->reused);
   return CommitCreate(*pending);
 }
 
-void RegionStore::ZeroReusedPages(const PendingCreate& pending) const {
-  for (uint64_t offset : pending.reused_pages) std::memset(mapping_.base() + offset, 0, pending.page_bytes);
+void RegionStore::ZeroReusedPages(const ReusedPages& pages) const {
+  for (uint64_t offset : pages.offsets) std::memset(mapping_.base() + offset, 0, pages.page_bytes);
 }
 
 SlotIndex RegionStore::CommitCreate(const PendingCreate& pending) {
@@ -279,20 +279,20 @@ absl::StatusOr<RegionStore::PendingCreate> RegionStore::PrepareCreate(const NewS
   PendingCreate pending;
   pending.slot = free_slots_.back();
   free_slots_.pop_back();
-  pending.record = grown->record;
-  pending.reused_pages = std::move(grown->reused_pages);
-  pending.page_bytes = grown->page_bytes;
+  pending.record = grown->grown;
+  pending.reused = std::move(grown->reused);
   return pending;
 }
 
-absl::StatusOr<RegionStore::Growth> RegionStore::Grow(SequenceRecord r, uint64_t tokens,
-                                                      uint64_t now_unix_ns) {
-  Growth growth;
+absl::StatusOr<RegionStore::PendingExtend> RegionStore::Grow(SequenceRecord r, uint64_t tokens,
+                                                             uint64_t now_unix_ns) {
+  PendingExtend growth;
+  growth.base = r;
   const uint64_t pages = PagesFor(tokens, r.page_tokens);
   r.tokens = tokens;
   r.state_changed_unix_ns = now_unix_ns;
   if (pages <= r.pages_per_layer) {
-    growth.record = r;
+    growth.grown = r;
     return growth;
   }
   SequenceRecord grown = r;
@@ -305,6 +305,7 @@ absl::StatusOr<RegionStore::Growth> RegionStore::Grow(SequenceRecord r, uint64_t
           "region ", ref_.path, " has no room to grow the page table of sequence ", r.sequence_id));
     }
     grown.page_table_offset = *table;
+    growth.new_table_offset = *table;
   }
   // Allocate every new data page first; undo all of them if one does not fit.
   const uint64_t page_bytes = PageGranules(r) * region_format::kGranuleBytes;
@@ -329,8 +330,9 @@ absl::StatusOr<RegionStore::Growth> RegionStore::Grow(SequenceRecord r, uint64_t
   }
   // Pages may hold an evicted sequence's bytes: the caller zeroes them before the
   // commit, so nobody reads another tenant's data.
-  growth.reused_pages = std::move(dirty);
-  growth.page_bytes = page_bytes;
+  growth.reused.offsets = std::move(dirty);
+  growth.reused.page_bytes = page_bytes;
+  growth.new_pages = fresh;
 
   // Entries past the committed pages_per_layer are not covered by the committed
   // record's checksum, so writing them in place is safe before the commit.
@@ -351,19 +353,54 @@ absl::StatusOr<RegionStore::Growth> RegionStore::Grow(SequenceRecord r, uint64_t
     growth.replaced_table_offset = r.page_table_offset;
     growth.replaced_table_bytes = TableBytes(r);
   }
-  growth.record = grown;
+  growth.grown = grown;
   return growth;
 }
 
+void RegionStore::Undo(const PendingExtend& pending) {
+  for (uint64_t offset : pending.new_pages) FreeBytes(offset, pending.reused.page_bytes);
+  if (pending.new_table_offset != 0) FreeBytes(pending.new_table_offset, TableBytes(pending.grown));
+}
+
 absl::Status RegionStore::Extend(SlotIndex slot, uint64_t tokens, uint64_t now_unix_ns) {
-  if (tokens == records_[slot].tokens) return absl::OkStatus();
-  auto growth = Grow(records_[slot], tokens, now_unix_ns);
-  if (!growth.ok()) return growth.status();
-  for (uint64_t offset : growth->reused_pages) std::memset(mapping_.base() + offset, 0, growth->page_bytes);
-  Commit(slot, growth->record);
-  if (growth->replaced_table_bytes > 0) {
-    FreeBytes(growth->replaced_table_offset, growth->replaced_table_bytes);
+  auto pending = PrepareExtend(slot, tokens, now_unix_ns);
+  if (!pending.ok()) return pending.status();
+  ZeroReusedPages(pending->reused);
+  return CommitExtend(*pending);
+}
+
+absl::StatusOr<RegionStore::PendingExtend> RegionStore::PrepareExtend(SlotIndex slot, uint64_t tokens,
+                                                                      uint64_t now_unix_ns) {
+  auto pending = Grow(records_[slot], tokens, now_unix_ns);
+  if (!pending.ok()) return pending.status();
+  pending->slot = slot;
+  return pending;
+}
+
+absl::Status RegionStore::CommitExtend(const PendingExtend& pending) {
+  const SequenceRecord& now = records_[pending.slot];
+  if (now.sequence_id != pending.base.sequence_id || now.state != RecordState::kLive) {
+    Undo(pending);
+    return absl::NotFoundError(absl::StrCat("sequence ", pending.base.sequence_id,
+                                            " was released or reclaimed while it grew"));
   }
+  if (now.tokens != pending.base.tokens || now.pages_per_layer != pending.base.pages_per_layer ||
+      now.page_table_offset != pending.base.page_table_offset) {
+    // Two growths of one sequence at once: the caller serialises them; this one lost.
+    Undo(pending);
+    return absl::AbortedError(absl::StrCat("sequence ", pending.base.sequence_id, " grew meanwhile; ask again"));
+  }
+  if (pending.grown.tokens == now.tokens) return absl::OkStatus();
+  // Only the growth's fields: anything else (the owner, by an adoption) stays as now.
+  SequenceRecord merged = now;
+  merged.tokens = pending.grown.tokens;
+  merged.state_changed_unix_ns = pending.grown.state_changed_unix_ns;
+  merged.pages_per_layer = pending.grown.pages_per_layer;
+  merged.page_table_offset = pending.grown.page_table_offset;
+  merged.page_table_capacity = pending.grown.page_table_capacity;
+  merged.page_table_checksum = pending.grown.page_table_checksum;
+  Commit(pending.slot, merged);
+  if (pending.replaced_table_bytes > 0) FreeBytes(pending.replaced_table_offset, pending.replaced_table_bytes);
   return absl::OkStatus();
 }
 

@@ -66,23 +66,41 @@ class RegionStore {
   // allocated), or when every record slot is taken.
   absl::StatusOr<SlotIndex> Create(const NewSequence& seq);
 
-  // Create in three steps, so that a caller serialising requests can zero reused pages
-  // without holding its lock (a long prompt reuses gigabytes): PrepareCreate reserves a
-  // record slot, the page table and the pages (nothing is committed: after a crash they
-  // are free again); ZeroReusedPages clears the pages an evicted sequence left behind,
-  // touching only that reserved memory and no state here; CommitCreate makes the
-  // sequence exist. Every prepared create must be committed.
+  // Grows a live sequence to `tokens` tokens, allocating pages as needed.
+  absl::Status Extend(SlotIndex slot, uint64_t tokens, uint64_t now_unix_ns);
+
+  // Create and Extend in three steps, so that a caller serialising requests can zero
+  // reused pages without holding its lock (a long prompt reuses gigabytes): Prepare*
+  // reserves the page table and pages (and for a create, a record slot); nothing is
+  // committed, so after a crash they are free again. ZeroReusedPages clears the pages
+  // an evicted sequence left behind, touching only that reserved memory and no state
+  // here. Commit* makes the change exist. Every prepared create must be committed; a
+  // prepared extend whose sequence was released or reclaimed meanwhile is undone by
+  // CommitExtend, which then says so (NotFound).
+  struct ReusedPages {
+    std::vector<uint64_t> offsets;  // region offsets of pages that held another sequence
+    uint64_t page_bytes = 0;
+  };
   struct PendingCreate {
     SlotIndex slot = 0;
     region_format::SequenceRecord record;
-    std::vector<uint64_t> reused_pages;  // region offsets
-    uint64_t page_bytes = 0;
+    ReusedPages reused;
+  };
+  struct PendingExtend {
+    SlotIndex slot = 0;
+    region_format::SequenceRecord base;   // the record it grows
+    region_format::SequenceRecord grown;  // tokens, pages and page table after
+    std::vector<uint64_t> new_pages;      // to free if undone
+    uint64_t new_table_offset = 0;        // a larger page table, or 0 (grown in place)
+    uint64_t replaced_table_offset = 0;   // the page table to free once committed
+    uint64_t replaced_table_bytes = 0;
+    ReusedPages reused;
   };
   absl::StatusOr<PendingCreate> PrepareCreate(const NewSequence& seq);
-  void ZeroReusedPages(const PendingCreate& pending) const;
   SlotIndex CommitCreate(const PendingCreate& pending);
-  // Grows a live sequence to `tokens` tokens, allocating pages as needed.
-  absl::Status Extend(SlotIndex slot, uint64_t tokens, uint64_t now_unix_ns);
+  absl::StatusOr<PendingExtend> PrepareExtend(SlotIndex slot, uint64_t tokens, uint64_t now_unix_ns);
+  absl::Status CommitExtend(const PendingExtend& pending);
+  void ZeroReusedPages(const ReusedPages& pages) const;
   void SetState(SlotIndex slot, region_format::RecordState state, uint64_t now_unix_ns);
   // REQUIRES: owner fits the record (ValidateName).
   void SetOwner(SlotIndex slot, absl::string_view owner);
@@ -104,19 +122,13 @@ class RegionStore {
  private:
   RegionStore(uint32_t index, MappedRegion mapping);
 
-  // A record grown to more tokens, not yet committed, and the page table it replaced
-  // (to free once the record is committed).
-  struct Growth {
-    region_format::SequenceRecord record;
-    uint64_t replaced_table_offset = 0;
-    uint64_t replaced_table_bytes = 0;
-    std::vector<uint64_t> reused_pages;  // new pages that held another sequence: zero them
-    uint64_t page_bytes = 0;
-  };
   // Allocates the pages `r` needs to hold `tokens` and fills its page table. Nothing is
-  // committed and nothing zeroed; on failure nothing stays allocated.
-  absl::StatusOr<Growth> Grow(region_format::SequenceRecord r, uint64_t tokens,
-                              uint64_t now_unix_ns);
+  // committed and nothing zeroed; on failure nothing stays allocated. (The slot of the
+  // result is the caller's to set.)
+  absl::StatusOr<PendingExtend> Grow(region_format::SequenceRecord r, uint64_t tokens,
+                                     uint64_t now_unix_ns);
+  // Frees what a pending extend allocated.
+  void Undo(const PendingExtend& pending);
   static uint64_t TableBytes(const region_format::SequenceRecord& r);
 
   absl::Status Format(uint32_t record_slots, uint64_t now_unix_ns);

@@ -205,19 +205,19 @@ TEST_F(RegionStoreTest, ACreateInStepsZeroesOnlyReusedPagesAndLeavesNothingIfNev
 
   auto pending = store->PrepareCreate(Seq(2, 14000));
   ASSERT_TRUE(pending.ok()) << pending.status();
-  ASSERT_FALSE(pending->reused_pages.empty()) << "the freed pages come back, dirty";
+  ASSERT_FALSE(pending->reused.offsets.empty()) << "the freed pages come back, dirty";
   EXPECT_LT(store->free_bytes(), free_before) << "reserved while pending";
   // Not zeroed yet (the first sequence's old page table granules hold other bytes).
   size_t still_dirty = 0;
-  for (uint64_t offset : pending->reused_pages) still_dirty += mapping->base()[offset] == std::byte{0x77};
-  EXPECT_GT(still_dirty, pending->reused_pages.size() / 2);
+  for (uint64_t offset : pending->reused.offsets) still_dirty += mapping->base()[offset] == std::byte{0x77};
+  EXPECT_GT(still_dirty, pending->reused.offsets.size() / 2);
   // A daemon that dies here never committed: a restart finds the memory free.
   auto reopened = Open();
   EXPECT_EQ(reopened->free_bytes(), free_before);
   EXPECT_TRUE(reopened->OccupiedSlots().empty());
   reopened.reset();
 
-  store->ZeroReusedPages(*pending);
+  store->ZeroReusedPages(pending->reused);
   const SlotIndex slot = store->CommitCreate(*pending);
   const SequenceLayout layout = store->Layout(slot);
   EXPECT_EQ(layout.sequence_id, 2u);
@@ -225,6 +225,54 @@ TEST_F(RegionStoreTest, ACreateInStepsZeroesOnlyReusedPagesAndLeavesNothingIfNev
   for (uint64_t offset : layout.page_offsets) {
     ASSERT_EQ(std::memcmp(mapping->base() + offset, zero.data(), zero.size()), 0) << "page at " << offset;
   }
+}
+
+TEST_F(RegionStoreTest, AGrowthWhoseSequenceWasReleasedMeanwhileIsUndone) {
+  auto store = Open();
+  auto slot = store->Create(Seq(1, 100));
+  ASSERT_TRUE(slot.ok());
+  const uint64_t free_before = store->free_bytes();
+  auto pending = store->PrepareExtend(*slot, 5000, 6);  // a larger page table too
+  ASSERT_TRUE(pending.ok()) << pending.status();
+  EXPECT_LT(store->free_bytes(), free_before);
+  store->SetState(*slot, RecordState::kReleased, 7);  // another request, outside the zeroing
+  const absl::Status committed = store->CommitExtend(*pending);
+  EXPECT_TRUE(absl::IsNotFound(committed)) << committed;
+  EXPECT_EQ(store->free_bytes(), free_before) << "what the growth took is back";
+  EXPECT_EQ(store->record(*slot).tokens, 100u);
+}
+
+TEST_F(RegionStoreTest, AGrowthWhoseSlotWentToAnotherSequenceIsUndone) {
+  auto store = Open();
+  auto slot = store->Create(Seq(1, 100));
+  ASSERT_TRUE(slot.ok());
+  auto pending = store->PrepareExtend(*slot, 700, 6);
+  ASSERT_TRUE(pending.ok());
+  store->Free(*slot);  // released and evicted meanwhile, and the slot taken again
+  auto other = store->Create(Seq(2, 64));
+  ASSERT_TRUE(other.ok());
+  ASSERT_EQ(*other, *slot);
+  const uint64_t free_before_commit = store->free_bytes();
+  EXPECT_TRUE(absl::IsNotFound(store->CommitExtend(*pending)));
+  EXPECT_GT(store->free_bytes(), free_before_commit) << "the growth's pages were freed";
+  EXPECT_EQ(store->record(*slot).sequence_id, 2u);
+  EXPECT_EQ(store->record(*slot).tokens, 64u) << "the slot's new sequence is untouched";
+  // Everything else is free again: a reopen agrees with the live allocator.
+  const uint64_t free_now = store->free_bytes();
+  store.reset();
+  EXPECT_EQ(Open()->free_bytes(), free_now);
+}
+
+TEST_F(RegionStoreTest, AnAdoptionDuringAGrowthKeepsBoth) {
+  auto store = Open();
+  auto slot = store->Create(Seq(1, 100));
+  ASSERT_TRUE(slot.ok());
+  auto pending = store->PrepareExtend(*slot, 700, 6);
+  ASSERT_TRUE(pending.ok());
+  store->SetOwner(*slot, "decode-worker");
+  ASSERT_TRUE(store->CommitExtend(*pending).ok());
+  EXPECT_EQ(store->record(*slot).tokens, 700u);
+  EXPECT_EQ(region_format::GetName(store->record(*slot).owner), "decode-worker");
 }
 
 }  // namespace
