@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <numeric>
 #include <random>
 #include <thread>
@@ -12,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "client/sparsepool_client.h"
 #include "gmock/gmock.h"
@@ -122,6 +124,62 @@ TEST_F(IntegrationTest, RandomEntriesAndTopKRoundTripByteForByte) {
   for (uint32_t layer = 0; layer < layers; ++layer) {
     FetchAndCheck(*client_, batch, tokens, layer, 128, kEntryBytes, rng_);
   }
+}
+
+TEST_F(IntegrationTest, AsynchronousCreateAndReleaseDeliverEveryResult) {
+  StartDaemon();
+  absl::Mutex mu;
+  std::vector<SequenceId> created;
+  std::vector<absl::Status> errors;
+  int done = 0;
+  constexpr int kCalls = 24;
+  for (int i = 0; i < kCalls; ++i) {
+    // Every fourth asks for an entry size of 0: refused, and said so in its callback.
+    client_->CreateSequenceAsync(Spec(3, 100, i % 4 == 3 ? 0 : kEntryBytes), [&](absl::StatusOr<SequenceId> id) {
+      absl::MutexLock lock(&mu);
+      if (id.ok()) {
+        created.push_back(*id);
+      } else {
+        errors.push_back(id.status());
+      }
+      ++done;
+    });
+  }
+  {
+    absl::MutexLock lock(&mu);
+    mu.Await(absl::Condition(+[](int* n) { return *n == kCalls; }, &done));
+  }
+  ASSERT_EQ(created.size(), 18u);
+  ASSERT_EQ(errors.size(), 6u);
+  for (const absl::Status& e : errors) EXPECT_TRUE(absl::IsInvalidArgument(e)) << e;
+  // The layouts came with the answers: writes and fetches need no further call.
+  for (SequenceId id : created) WriteTokens(*client_, id, 3, kEntryBytes, 0, 100);
+  FetchAndCheck(*client_, created, std::vector<uint64_t>(created.size(), 100), 2, 64, kEntryBytes, rng_);
+
+  // Releases from a client destroyed at once: the destructor waits for their callbacks.
+  std::atomic<int> released{0};
+  {
+    auto releaser = ConnectTo(daemon_->address());
+    for (SequenceId id : created) {
+      releaser->ReleaseSequenceAsync(id, [&](absl::Status s) {
+        EXPECT_TRUE(s.ok()) << s;
+        ++released;
+      });
+    }
+  }
+  EXPECT_EQ(released.load(), 18);
+  for (SequenceId id : created) EXPECT_TRUE(absl::IsNotFound(client_->Layout(id).status()));
+  // A daemon that is gone: the callback gets Unavailable, naming the daemon.
+  daemon_->Kill();
+  absl::Notification failed;
+  absl::Status gone;
+  client_->CreateSequenceAsync(Spec(1, 10), [&](absl::StatusOr<SequenceId> id) {
+    gone = id.status();
+    failed.Notify();
+  });
+  ASSERT_TRUE(failed.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  EXPECT_TRUE(absl::IsUnavailable(gone) || absl::IsDeadlineExceeded(gone)) << gone;
+  EXPECT_THAT(gone.message(), HasSubstr("CreateSequence to"));
 }
 
 TEST_F(IntegrationTest, SequencesGrowAcrossPageBoundaries) {
