@@ -63,6 +63,44 @@ TEST(DataPlaneValidationTest, NamesEveryBadValue) {
               HasSubstr("not a whole number"));
 }
 
+// The base class's part of a write: validation once, then pieces of at most
+// kWriteChunkBytes that tile the range in order (each transport checks liveness around
+// its piece). A transport that records the pieces it is given.
+class PieceRecorder final : public DataPlane {
+ public:
+  const char* name() const override { return "recorder"; }
+  std::vector<std::pair<uint64_t, uint64_t>> pieces;  // first token, tokens
+
+ protected:
+  absl::Status GatherValidated(const GatherBatch&) override { return absl::OkStatus(); }
+  absl::Status WriteValidated(const WriteRange& range) override {
+    pieces.push_back({range.first_token, range.entries.size() / range.sequence->entry_bytes});
+    return absl::OkStatus();
+  }
+};
+
+TEST(DataPlaneWriteTest, LongWritesGoInPiecesThatTileTheRange) {
+  const uint64_t tokens = 60000;  // 39 MB of 656-byte entries
+  const SequenceLayout l = MakeLayout(1, 1, 656, 656, 64, tokens);
+  std::vector<std::byte> entries((tokens - 10) * 656);
+  PieceRecorder plane;
+  ASSERT_TRUE(plane.Write({&l, 0, 10, entries}).ok());
+  const uint64_t per_piece = DataPlane::kWriteChunkBytes / 656;
+  ASSERT_EQ(plane.pieces.size(), (tokens - 10 + per_piece - 1) / per_piece);
+  uint64_t next = 10;
+  for (const auto& [first, count] : plane.pieces) {
+    EXPECT_EQ(first, next);
+    EXPECT_LE(count * 656, DataPlane::kWriteChunkBytes);
+    next += count;
+  }
+  EXPECT_EQ(next, tokens);
+  // A bad range is refused whole: no piece is written.
+  plane.pieces.clear();
+  std::vector<std::byte> too_many((tokens + 1) * 656);
+  EXPECT_FALSE(plane.Write({&l, 0, 0, too_many}).ok());
+  EXPECT_TRUE(plane.pieces.empty());
+}
+
 // Scatter then gather over every shape combination, byte-exact against the pattern,
 // with padding left untouched.
 TEST(CpuGatherTest, ScatterThenGatherIsExactForManyShapes) {

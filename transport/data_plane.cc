@@ -1,5 +1,7 @@
 #include "transport/data_plane.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 
 namespace sparsepool {
@@ -91,7 +93,19 @@ absl::Status DataPlane::Write(const WriteRange& range) {
   if (range.sequence == nullptr) return absl::InvalidArgumentError("write names no sequence");
   absl::Status valid = ValidateWrite(range);
   if (!valid.ok()) return valid;
-  return WriteValidated(range);
+  // In pieces of at most kWriteChunkBytes: each transport checks before and after a
+  // piece that the sequence is still live, so a release racing a long prefill write
+  // (gigabytes) can only meet the piece in flight, not the rest.
+  const uint64_t entry = range.sequence->entry_bytes;
+  const uint64_t tokens_per_chunk = std::max<uint64_t>(1, kWriteChunkBytes / entry);
+  const uint64_t count = range.entries.size() / entry;
+  for (uint64_t done = 0; done < count; done += tokens_per_chunk) {
+    WriteRange piece = range;
+    piece.first_token = range.first_token + done;
+    piece.entries = range.entries.subspan(done * entry, std::min(tokens_per_chunk, count - done) * entry);
+    if (absl::Status s = WriteValidated(piece); !s.ok()) return s;
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace sparsepool

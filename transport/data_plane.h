@@ -50,8 +50,10 @@ class DataPlane {
   absl::Status Gather(const GatherBatch& batch);
 
   // Stores entries into the pool. Fails without writing anything when the range is
-  // past the sequence's tokens or the size is not whole entries.
+  // past the sequence's tokens or the size is not whole entries. Long ranges go in
+  // pieces of kWriteChunkBytes, each checked by the transport (see common/sequence_liveness.h).
   absl::Status Write(const WriteRange& range);
+  static constexpr uint64_t kWriteChunkBytes = 16 << 20;
 
  protected:
   // REQUIRES: ValidateGather(batch).ok()
