@@ -272,7 +272,7 @@ TEST_F(PoolTest, ConcurrentRequestsNeverShareOrLeakPages) {
           }
         }
       };
-      for (int op = 0; op < 400; ++op) {
+      for (int op = 0; op < 1500; ++op) {
         const uint64_t r = rng() % 10;
         if (r < 3 || mine.empty()) {
           auto layout = pool_->Create(Params(rng() % 2000, me));
