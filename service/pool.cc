@@ -222,8 +222,9 @@ absl::StatusOr<SequenceLayout> Pool::Extend(absl::string_view client_id, Sequenc
         mu_.Lock();
         growing_.erase(id);
       }
+      // NotFound when the sequence was released or reclaimed meanwhile (the growth is
+      // undone then).
       absl::Status committed = region.CommitExtend(*pending);
-      // A release meanwhile emptied the slot or marked it: the layout is the live one's.
       absl::StatusOr<SequenceLayout> layout =
           committed.ok() ? absl::StatusOr<SequenceLayout>(region.Layout(where->slot)) : committed;
       if (!pending->reused.offsets.empty()) mu_.Unlock();
