@@ -1,6 +1,6 @@
-// Example: fetching layer l+1 overlaps computing layer l. Two streams and two decode
-// buffers; CUDA events order them (compute waits for its layer's fetch, a fetch waits
-// until the buffer it overwrites has been consumed) and time them. A stand-in
+// Example: fetching layer l+1 overlaps computing layer l. Two streams and two or three
+// decode buffers; CUDA events order them (compute waits for its layer's fetch, a fetch
+// waits until the buffer it overwrites has been consumed) and time them. A stand-in
 // attention kernel reads each fetched buffer and does arithmetic for about as long as
 // the fetch takes. Prints the first layers' timeline and the whole step's time against
 // the same work on one stream.
@@ -77,9 +77,11 @@ int Run() {
     SPARSEPOOL_CHECK_CUDA(cudaMemcpy(indices[l], idx.data(), idx.size() * 4, cudaMemcpyHostToDevice));
   }
   const uint64_t buffer_bytes = uint64_t{kBatch} * kTopK * kEntry;
-  std::byte* buffers[2];
-  SPARSEPOOL_CHECK_CUDA(cudaMalloc(&buffers[0], buffer_bytes));
-  SPARSEPOOL_CHECK_CUDA(cudaMalloc(&buffers[1], buffer_bytes));
+  // Decode buffers in rotation: with n, the fetch of layer l may run while the
+  // attention of layers l-n+1 .. l-1 is still to consume theirs.
+  std::byte* buffers[3];
+  for (std::byte*& buffer : buffers) SPARSEPOOL_CHECK_CUDA(cudaMalloc(&buffer, buffer_bytes));
+  uint32_t n_buffers = 2;
   GatherFault* fault = nullptr;
   float* sink = nullptr;
   SPARSEPOOL_CHECK_CUDA(cudaMallocHost(&fault, sizeof(GatherFault)));
@@ -102,7 +104,7 @@ int Run() {
     p.batch = kBatch;
     p.k = kTopK;
     p.entry_bytes = kEntry;
-    p.out = buffers[l % 2];
+    p.out = buffers[l % n_buffers];
     p.out_bytes = buffer_bytes;
     p.fault = fault;
     p.max_blocks = max_blocks;
@@ -114,7 +116,7 @@ int Run() {
   };
   int rounds = 64;
   auto compute = [&](uint32_t l, cudaStream_t stream) {
-    FakeAttention<<<132 * 4, 256, 0, stream>>>(reinterpret_cast<const uint4*>(buffers[l % 2]),
+    FakeAttention<<<132 * 4, 256, 0, stream>>>(reinterpret_cast<const uint4*>(buffers[l % n_buffers]),
                                                buffer_bytes / 16, rounds, sink);
     SPARSEPOOL_CHECK_CUDA(cudaGetLastError());
   };
@@ -145,8 +147,9 @@ int Run() {
   for (uint32_t l = 0; l < kLayers; ++l) {
     for (cudaEvent_t* e : {&fetched[l], &computed[l], &fetch_start[l], &compute_start[l]}) SPARSEPOOL_CHECK_CUDA(cudaEventCreate(e));
   }
-  for (uint32_t cap : {0u, 256u, 128u, 64u}) {
+  for (const auto [cap, n] : {std::pair<uint32_t, uint32_t>{0, 2}, {256, 2}, {128, 2}, {64, 2}, {0, 3}, {128, 3}, {64, 3}}) {
     max_blocks = cap;
+    n_buffers = n;
     // Serial: one stream, fetch then compute, layer after layer.
     const float serial_ms = time_ms([&] {
       for (uint32_t l = 0; l < kLayers; ++l) {
@@ -160,7 +163,9 @@ int Run() {
     SPARSEPOOL_CHECK_CUDA(cudaEventRecord(a, fetch_stream));
     SPARSEPOOL_CHECK_CUDA(cudaStreamWaitEvent(compute_stream, a));
     for (uint32_t l = 0; l < kLayers; ++l) {
-      if (l >= 2) SPARSEPOOL_CHECK_CUDA(cudaStreamWaitEvent(fetch_stream, computed[l - 2]));  // buffer l%2 is free
+      if (l >= n_buffers) {  // the buffer it overwrites has been consumed
+        SPARSEPOOL_CHECK_CUDA(cudaStreamWaitEvent(fetch_stream, computed[l - n_buffers]));
+      }
       SPARSEPOOL_CHECK_CUDA(cudaEventRecord(fetch_start[l], fetch_stream));
       fetch(l, fetch_stream);
       SPARSEPOOL_CHECK_CUDA(cudaEventRecord(fetched[l], fetch_stream));
@@ -180,7 +185,8 @@ int Run() {
       SPARSEPOOL_CHECK_CUDA(cudaEventElapsedTime(&ms, a, e));
       return ms;
     };
-    std::printf("\nfetch capped at %u blocks (0: fills the GPU); timeline of the overlapped step (ms from its start):\n", max_blocks);
+    std::printf("\nfetch capped at %u blocks (0: fills the GPU), %u decode buffers; timeline of the overlapped step "
+                "(ms from its start):\n", max_blocks, n_buffers);
     std::printf("| layer | fetch | attention |\n|---|---|---|\n");
     for (uint32_t l = 0; l < 4; ++l) {
       std::printf("| %u | %.3f - %.3f | %.3f - %.3f |\n", l, at(fetch_start[l]), at(fetched[l]),
