@@ -133,6 +133,13 @@ bool Pool::EvictOldest(std::optional<uint32_t> region) {
   return false;
 }
 
+void Pool::ZeroReusedPagesUnlocked(const RegionStore& region, const RegionStore::ReusedPages& pages) {
+  if (pages.offsets.empty()) return;
+  mu_.Unlock();
+  region.ZeroReusedPages(pages);
+  mu_.Lock();
+}
+
 absl::StatusOr<SequenceLayout> Pool::Create(const CreateParams& p) {
   if (absl::Status valid = ValidateCreate(p); !valid.ok()) return valid;
   const uint32_t page_tokens = p.page_tokens == 0 ? options_.default_page_tokens : p.page_tokens;
@@ -141,7 +148,7 @@ absl::StatusOr<SequenceLayout> Pool::Create(const CreateParams& p) {
 
   // Reserve under the lock, zero reused pages outside it (other clients' requests go
   // on meanwhile; nothing else can reach the reserved memory), commit under it.
-  absl::ReleasableMutexLock lock(&mu_);
+  absl::MutexLock lock(&mu_);
   RenewIfNamed(p.client_id);
   NewSequence seq;
   seq.id = next_id_;
@@ -164,9 +171,7 @@ absl::StatusOr<SequenceLayout> Pool::Create(const CreateParams& p) {
       auto pending = regions_[r]->PrepareCreate(seq);
       if (pending.ok()) {
         ++next_id_;
-        lock.Release();
-        regions_[r]->ZeroReusedPages(pending->reused);
-        absl::MutexLock commit(&mu_);
+        ZeroReusedPagesUnlocked(*regions_[r], pending->reused);
         const SlotIndex slot = regions_[r]->CommitCreate(*pending);
         ++created_;
         sequences_[seq.id] = Location{r, slot};
@@ -192,7 +197,7 @@ absl::StatusOr<SequenceLayout> Pool::Extend(absl::string_view client_id, Sequenc
                                             uint64_t tokens) {
   // Like Create: reserve under the lock, zero reused pages outside it, commit under it.
   // One growth of a sequence at a time; a release meanwhile undoes it (CommitExtend).
-  absl::ReleasableMutexLock lock(&mu_);
+  absl::MutexLock lock(&mu_);
   RenewIfNamed(client_id);
   const auto not_growing = [this, id]() {
     mu_.AssertReaderHeld();
@@ -215,20 +220,13 @@ absl::StatusOr<SequenceLayout> Pool::Extend(absl::string_view client_id, Sequenc
   while (true) {
     auto pending = region.PrepareExtend(where->slot, tokens, NowNs());
     if (pending.ok()) {
-      if (!pending->reused.offsets.empty()) {
-        growing_.insert(id);
-        lock.Release();
-        region.ZeroReusedPages(pending->reused);
-        mu_.Lock();
-        growing_.erase(id);
-      }
+      growing_.insert(id);
+      ZeroReusedPagesUnlocked(region, pending->reused);
+      growing_.erase(id);
       // NotFound when the sequence was released or reclaimed meanwhile (the growth is
       // undone then).
-      absl::Status committed = region.CommitExtend(*pending);
-      absl::StatusOr<SequenceLayout> layout =
-          committed.ok() ? absl::StatusOr<SequenceLayout>(region.Layout(where->slot)) : committed;
-      if (!pending->reused.offsets.empty()) mu_.Unlock();
-      return layout;
+      if (absl::Status committed = region.CommitExtend(*pending); !committed.ok()) return committed;
+      return region.Layout(where->slot);
     }
     if (!absl::IsResourceExhausted(pending.status())) return pending.status();
     if (!EvictOldest(where->region)) break;

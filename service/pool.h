@@ -125,6 +125,12 @@ class Pool {
     SlotIndex slot;
   };
 
+  // Zeroes pages an evicted sequence left behind with mu_ released, so that other
+  // requests go on meanwhile (a long prompt reuses gigabytes); holds mu_ again after.
+  // The caller has reserved the pages: nothing else can reach them.
+  void ZeroReusedPagesUnlocked(const RegionStore& region, const RegionStore::ReusedPages& pages)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   // A live sequence; a clear error for one that is unknown, released or expired.
   absl::StatusOr<Location> FindLive(SequenceId id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RenewIfNamed(absl::string_view client_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
