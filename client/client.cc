@@ -139,10 +139,7 @@ class ClientImpl final : public Client {
     v1::ExtendSequenceResponse response;
     absl::Status status = Call("ExtendSequence", &v1::PoolService::Stub::ExtendSequence, request, &response);
     if (!status.ok()) return Forget(id, status);
-    auto layout = LayoutFromProto(response.layout());
-    if (!layout.ok()) return layout.status();
-    layouts_.Put(*std::move(layout));
-    return absl::OkStatus();
+    return CacheLayout(response.layout()).status();
   }
 
   absl::Status ReleaseSequence(SequenceId id) override {
@@ -161,10 +158,7 @@ class ClientImpl final : public Client {
     v1::AdoptSequenceResponse response;
     absl::Status status = Call("AdoptSequence", &v1::PoolService::Stub::AdoptSequence, request, &response);
     if (!status.ok()) return Forget(id, status);
-    auto layout = LayoutFromProto(response.layout());
-    if (!layout.ok()) return layout.status();
-    layouts_.Put(*std::move(layout));
-    return absl::OkStatus();
+    return CacheLayout(response.layout()).status();
   }
 
   absl::StatusOr<SequenceLayout> Layout(SequenceId id) override {
@@ -282,9 +276,16 @@ class ClientImpl final : public Client {
   }
 
   absl::StatusOr<SequenceId> CacheCreated(const v1::CreateSequenceResponse& response) {
-    auto layout = LayoutFromProto(response.layout());
+    auto layout = CacheLayout(response.layout());
     if (!layout.ok()) return layout.status();
-    return layouts_.Put(*std::move(layout))->sequence_id;
+    return (*layout)->sequence_id;
+  }
+
+  // Every layout the daemon sends is checked (LayoutFromProto) and cached.
+  absl::StatusOr<LayoutCache::Entry> CacheLayout(const v1::SequenceLayout& proto) {
+    auto layout = LayoutFromProto(proto);
+    if (!layout.ok()) return layout.status();
+    return layouts_.Put(*std::move(layout));
   }
 
   // What an asynchronous call keeps alive until its callback has run.
@@ -340,9 +341,7 @@ class ClientImpl final : public Client {
     v1::GetLayoutResponse response;
     absl::Status status = Call("GetLayout", &v1::PoolService::Stub::GetLayout, request, &response);
     if (!status.ok()) return Forget(id, status);
-    auto layout = LayoutFromProto(response.layout());
-    if (!layout.ok()) return layout.status();
-    return layouts_.Put(*std::move(layout));
+    return CacheLayout(response.layout());
   }
 
   // A sequence the daemon no longer knows must not be served from a stale layout.
