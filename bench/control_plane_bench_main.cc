@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -21,32 +22,37 @@
 namespace sparsepool {
 namespace {
 
+// Runs `body(thread, stop)` on `threads` threads until `seconds` have passed (each body
+// loops until `stop` is set) and returns the seconds elapsed.
+double RunThreads(int threads, double seconds,
+                  const std::function<void(int thread, const std::atomic<bool>& stop)>& body) {
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> workers;
+  const auto start = std::chrono::steady_clock::now();
+  for (int t = 0; t < threads; ++t) workers.emplace_back([&, t] { body(t, stop); });
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  stop = true;
+  for (auto& w : workers) w.join();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 // Pairs of empty Health calls on raw stubs, the same threads and channels: what gRPC
 // itself costs per call on this machine, the floor under every control-plane request.
 double HealthPairsPerSecond(const std::string& address, int threads, double seconds) {
   std::atomic<uint64_t> pairs{0};
-  std::atomic<bool> stop{false};
-  std::vector<std::thread> workers;
-  for (int t = 0; t < threads; ++t) {
-    workers.emplace_back([&] {
-      auto stub = v1::PoolService::NewStub(
-          grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
-      while (!stop.load(std::memory_order_relaxed)) {
-        for (int i = 0; i < 2; ++i) {
-          grpc::ClientContext context;
-          context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
-          v1::HealthResponse response;
-          if (!stub->Health(&context, v1::HealthRequest(), &response).ok()) return;
-        }
-        ++pairs;
+  const double elapsed = RunThreads(threads, seconds, [&](int, const std::atomic<bool>& stop) {
+    auto stub = v1::PoolService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    while (!stop.load(std::memory_order_relaxed)) {
+      for (int i = 0; i < 2; ++i) {
+        grpc::ClientContext context;
+        context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+        v1::HealthResponse response;
+        if (!stub->Health(&context, v1::HealthRequest(), &response).ok()) return;
       }
-    });
-  }
-  const auto start = std::chrono::steady_clock::now();
-  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
-  stop = true;
-  for (auto& w : workers) w.join();
-  return pairs / std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      ++pairs;
+    }
+  });
+  return pairs / elapsed;
 }
 
 // Pairs through the client library's asynchronous calls (CreateSequenceAsync, then
@@ -55,50 +61,42 @@ double HealthPairsPerSecond(const std::string& address, int threads, double seco
 double AsyncPairsPerSecond(const std::vector<std::unique_ptr<Client>>& clients, int threads, int inflight,
                            double seconds, const SequenceSpec& spec, std::atomic<uint64_t>& failures) {
   std::atomic<uint64_t> pairs{0};
-  std::atomic<bool> stop{false};
-  std::vector<std::thread> workers;
-  const auto start = std::chrono::steady_clock::now();
-  for (int t = 0; t < threads; ++t) {
-    workers.emplace_back([&, t] {
-      Client& client = *clients[t % clients.size()];
-      // Pairs of this thread in flight, bounded by `inflight`.
-      struct Window {
-        absl::Mutex mu;
-        int in_flight = 0;
-        int limit = 0;
-        bool HasRoom() const { return in_flight < limit; }
-        bool Empty() const { return in_flight == 0; }
-      } window;
-      window.limit = inflight;
-      auto done = [&] {
-        absl::MutexLock lock(&window.mu);
-        --window.in_flight;
-      };
-      while (!stop.load(std::memory_order_relaxed)) {
-        {
-          absl::MutexLock lock(&window.mu);
-          window.mu.Await(absl::Condition(&window, &Window::HasRoom));
-          ++window.in_flight;
-        }
-        client.CreateSequenceAsync(spec, [&](absl::StatusOr<SequenceId> id) {
-          if (!id.ok()) {
-            ++failures;
-            return done();
-          }
-          client.ReleaseSequenceAsync(*id, [&](absl::Status s) {
-            ++(s.ok() ? pairs : failures);
-            done();
-          });
-        });
-      }
+  const double elapsed = RunThreads(threads, seconds, [&](int t, const std::atomic<bool>& stop) {
+    Client& client = *clients[t % clients.size()];
+    // Pairs of this thread in flight, bounded by `inflight`.
+    struct Window {
+      absl::Mutex mu;
+      int in_flight = 0;
+      int limit = 0;
+      bool HasRoom() const { return in_flight < limit; }
+      bool Empty() const { return in_flight == 0; }
+    } window;
+    window.limit = inflight;
+    auto done = [&] {
       absl::MutexLock lock(&window.mu);
-      window.mu.Await(absl::Condition(&window, &Window::Empty));
-    });
-  }
-  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
-  stop = true;
-  for (auto& w : workers) w.join();
-  return pairs / std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      --window.in_flight;
+    };
+    while (!stop.load(std::memory_order_relaxed)) {
+      {
+        absl::MutexLock lock(&window.mu);
+        window.mu.Await(absl::Condition(&window, &Window::HasRoom));
+        ++window.in_flight;
+      }
+      client.CreateSequenceAsync(spec, [&](absl::StatusOr<SequenceId> id) {
+        if (!id.ok()) {
+          ++failures;
+          return done();
+        }
+        client.ReleaseSequenceAsync(*id, [&](absl::Status s) {
+          ++(s.ok() ? pairs : failures);
+          done();
+        });
+      });
+    }
+    absl::MutexLock lock(&window.mu);
+    window.mu.Await(absl::Condition(&window, &Window::Empty));
+  });
+  return pairs / elapsed;
 }
 
 int Run(int argc, char** argv) {
@@ -138,32 +136,23 @@ int Run(int argc, char** argv) {
     }
     clients.push_back(*std::move(client));
   }
+  SequenceSpec spec;
+  spec.layers = layers;
+  spec.entry_bytes = 656;
+  spec.tokens = tokens;
   std::atomic<uint64_t> pairs{0};
   std::atomic<uint64_t> failures{0};
-  std::atomic<bool> stop{false};
-  std::vector<std::thread> workers;
-  const auto start = std::chrono::steady_clock::now();
-  for (int t = 0; t < threads; ++t) {
-    workers.emplace_back([&, t] {
-      SequenceSpec spec;
-      spec.layers = layers;
-      spec.entry_bytes = 656;
-      spec.tokens = tokens;
-      while (!stop.load(std::memory_order_relaxed)) {
-        Client& client = *clients[t % clients.size()];
-        auto id = client.CreateSequence(spec);
-        if (!id.ok() || !client.ReleaseSequence(*id).ok()) {
-          ++failures;
-          continue;
-        }
-        ++pairs;
+  const double elapsed = RunThreads(threads, seconds, [&](int t, const std::atomic<bool>& stop) {
+    Client& client = *clients[t % clients.size()];
+    while (!stop.load(std::memory_order_relaxed)) {
+      auto id = client.CreateSequence(spec);
+      if (!id.ok() || !client.ReleaseSequence(*id).ok()) {
+        ++failures;
+        continue;
       }
-    });
-  }
-  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
-  stop = true;
-  for (auto& w : workers) w.join();
-  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      ++pairs;
+    }
+  });
   std::printf("control plane: %d threads on %zu client(s), CreateSequence(%u layers, %llu tokens) + "
               "ReleaseSequence over loopback gRPC, %.1f s\n",
               threads, clients.size(), layers, static_cast<unsigned long long>(tokens), elapsed);
@@ -172,10 +161,6 @@ int Run(int argc, char** argv) {
               static_cast<unsigned long long>(failures.load()));
   std::printf("baseline, same threads: %.0f pairs/s of empty Health calls (gRPC's own cost)\n",
               HealthPairsPerSecond(address, threads, seconds));
-  SequenceSpec spec;
-  spec.layers = layers;
-  spec.entry_bytes = 656;
-  spec.tokens = tokens;
   const double pipelined = AsyncPairsPerSecond(clients, threads, inflight, seconds, spec, failures);
   std::printf("client library, async calls, same threads, %d pairs in flight per thread: %.0f pairs/s\n",
               inflight, pipelined);
