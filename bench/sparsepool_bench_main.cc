@@ -88,6 +88,11 @@ bool ParseList(const std::string& value, std::vector<T>& out) {
   return !out.empty();
 }
 
+int Fail(const absl::Status& status, int exit_code) {
+  std::fprintf(stderr, "sparsepool_bench: %s\n", status.ToString().c_str());
+  return exit_code;
+}
+
 int Usage(const std::string& arg) {
   std::fprintf(stderr,
                "sparsepool_bench: bad argument %s\n"
@@ -193,19 +198,13 @@ int Run(int argc, char** argv) {
   }
   if (!o.model_file.empty()) {
     auto model = ReadModelGeometry(o.model_file);
-    if (!model.ok()) {
-      std::fprintf(stderr, "sparsepool_bench: %s\n", model.status().ToString().c_str());
-      return 2;
-    }
+    if (!model.ok()) return Fail(model.status(), 2);
     o.plan.model = *model;
   }
   Trace trace;
   if (!o.trace_file.empty()) {
     auto read = ReadTraceFile(o.trace_file);
-    if (!read.ok()) {
-      std::fprintf(stderr, "sparsepool_bench: %s\n", read.status().ToString().c_str());
-      return 2;
-    }
+    if (!read.ok()) return Fail(read.status(), 2);
     trace = *std::move(read);
     if (trace.layers > o.plan.model.layers || trace.steps() < o.plan.warmup_steps + 1) {
       std::fprintf(stderr, "sparsepool_bench: trace %s has %u layers and %zu steps; the model has %u layers and the "
@@ -221,10 +220,7 @@ int Run(int argc, char** argv) {
   ClientOptions prefill_options;
   prefill_options.address = o.address;
   auto prefill = Client::Connect(prefill_options);
-  if (!prefill.ok()) {
-    std::fprintf(stderr, "sparsepool_bench: %s\n", prefill.status().ToString().c_str());
-    return 1;
-  }
+  if (!prefill.ok()) return Fail(prefill.status(), 1);
 
   const ModelGeometry& m = o.plan.model;
   const uint32_t fetched = o.plan.trace != nullptr ? o.plan.trace->layers
@@ -273,8 +269,7 @@ int Run(int argc, char** argv) {
             continue;
           }
           progress.Done(cell, "FAILED");
-          std::fprintf(stderr, "sparsepool_bench: %s\n", result.status().ToString().c_str());
-          return 1;
+          return Fail(result.status(), 1);
         }
         progress.Done(cell, absl::StrFormat("%.2f ms per step, %.2f steps/s, %llu entries checked",
                                             result->fetch_p50_s * 1e3, result->steps_per_s,
