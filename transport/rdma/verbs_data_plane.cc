@@ -121,14 +121,14 @@ absl::Status VerbsDataPlane::CheckLive(absl::Span<const SequenceLayout* const> r
   // Both copies of each row's record, read into the end of the staging buffer, past
   // the batch's entries (read there already and copied out after this).
   const size_t records_bytes = rows.size() * kRecordCopiesBytes;
+  if (staging_bytes_ < records_bytes) {
+    return absl::InternalError("staging buffer smaller than the records it must hold");
+  }
   std::vector<ReadRequest> reads;
   for (size_t row = 0; row < rows.size(); ++row) {
     reads.push_back(ReadRequest{static_cast<uint32_t>(row), rows[row]->region.remote_base + rows[row]->record_offset,
                                 static_cast<uint32_t>(kRecordCopiesBytes), staging_bytes_ - records_bytes +
                                                                                row * kRecordCopiesBytes});
-  }
-  if (staging_bytes_ < records_bytes) {
-    return absl::InternalError("staging buffer smaller than the records it must hold");
   }
   std::vector<SequenceId> ids;
   for (const SequenceLayout* row : rows) ids.push_back(row->sequence_id);
