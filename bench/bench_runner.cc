@@ -229,9 +229,7 @@ class CellRun {
     result.append_p50_s = Percentile(append_seconds, 0.5);
     result.link_bytes_per_step = double(link_bytes) / plan_.steps * result.scale;
     uint64_t selected = 0;  // of the last step; the same count every step
-    for (const auto& indices : step_indices_) {
-      for (int32_t index : indices) selected += index >= 0;
-    }
+    for (const auto& indices : step_indices_) selected += CountSelected(indices);
     result.entries_per_s = selected / Percentile(fetch_seconds, 0.5);
     result.steps_per_s = 1.0 / (result.fetch_p50_s + result.append_p50_s);
     result.entries_checked = checked_;

@@ -35,6 +35,13 @@ struct LayerFetch {
   absl::Span<const int32_t> indices;  // host [rows][k]; -1 = padding
 };
 
+// Selected entries among `indices` (-1 is padding): what a top-k fetch moves.
+inline uint64_t CountSelected(absl::Span<const int32_t> indices) {
+  uint64_t selected = 0;
+  for (int32_t index : indices) selected += index >= 0;
+  return selected;
+}
+
 class FetchStrategy {
  public:
   virtual ~FetchStrategy() = default;

@@ -111,7 +111,7 @@ class GpuFetch final : public GpuStrategyBase {
       return s;
     }
     if (absl::Status s = fetcher_->Finish(stream_); !s.ok()) return s;
-    for (int32_t index : fetch.indices) link_bytes_ += index >= 0 ? shape_.entry_bytes : 0;
+    link_bytes_ += CountSelected(fetch.indices) * shape_.entry_bytes;
     return absl::OkStatus();
   }
 

@@ -29,12 +29,7 @@ class ClientFetch final : public FetchStrategy {
       return s;
     }
     // Full prefix: every row's whole layer crossed; top-k: each selected entry.
-    uint64_t entries = 0;
-    if (full_prefix_) {
-      entries = fetch.tokens * shape_.sequences.size();
-    } else {
-      for (int32_t index : fetch.indices) entries += index >= 0;
-    }
+    const uint64_t entries = full_prefix_ ? fetch.tokens * shape_.sequences.size() : CountSelected(fetch.indices);
     link_bytes_ += entries * shape_.entry_bytes;
     return absl::OkStatus();
   }
