@@ -9,9 +9,13 @@ namespace sparsepool {
 PoolServiceImpl::PoolServiceImpl(Pool* pool, const Clock* clock, const UcxPublisher* ucx, VerbsAcceptor* verbs)
     : pool_(pool), clock_(clock), ucx_(ucx), verbs_(verbs), started_(clock->Now()) {}
 
-void PoolServiceImpl::Publish(SequenceLayout& layout) const {
-  if (ucx_ != nullptr) ucx_->Annotate(layout.region);
-  if (verbs_ != nullptr) verbs_->Annotate(layout.region);
+grpc::Status PoolServiceImpl::Reply(absl::StatusOr<SequenceLayout> layout, v1::SequenceLayout* out) const {
+  if (!layout.ok()) return ToGrpcStatus(layout.status());
+  // The RDMA access fields, when the daemon publishes over UCX or serves libibverbs.
+  if (ucx_ != nullptr) ucx_->Annotate(layout->region);
+  if (verbs_ != nullptr) verbs_->Annotate(layout->region);
+  LayoutToProto(*layout, out);
+  return grpc::Status::OK;
 }
 
 grpc::Status PoolServiceImpl::HandleConnectVerbs(const v1::ConnectVerbsRequest& request,
@@ -42,29 +46,17 @@ grpc::Status PoolServiceImpl::HandleCreateSequence(const v1::CreateSequenceReque
   params.entry_alignment = request.entry_alignment();
   params.page_tokens = request.page_tokens();
   params.tokens = request.tokens();
-  auto layout = pool_->Create(params);
-  if (!layout.ok()) return ToGrpcStatus(layout.status());
-  Publish(*layout);
-  LayoutToProto(*layout, response->mutable_layout());
-  return grpc::Status::OK;
+  return Reply(pool_->Create(params), response->mutable_layout());
 }
 
 grpc::Status PoolServiceImpl::HandleExtendSequence(const v1::ExtendSequenceRequest& request,
                                         v1::ExtendSequenceResponse* response) {
-  auto layout = pool_->Extend(request.client_id(), request.sequence_id(), request.tokens());
-  if (!layout.ok()) return ToGrpcStatus(layout.status());
-  Publish(*layout);
-  LayoutToProto(*layout, response->mutable_layout());
-  return grpc::Status::OK;
+  return Reply(pool_->Extend(request.client_id(), request.sequence_id(), request.tokens()), response->mutable_layout());
 }
 
 grpc::Status PoolServiceImpl::HandleGetLayout(const v1::GetLayoutRequest& request,
                                    v1::GetLayoutResponse* response) {
-  auto layout = pool_->GetLayout(request.client_id(), request.sequence_id());
-  if (!layout.ok()) return ToGrpcStatus(layout.status());
-  Publish(*layout);
-  LayoutToProto(*layout, response->mutable_layout());
-  return grpc::Status::OK;
+  return Reply(pool_->GetLayout(request.client_id(), request.sequence_id()), response->mutable_layout());
 }
 
 grpc::Status PoolServiceImpl::HandleReleaseSequence(const v1::ReleaseSequenceRequest& request,
@@ -74,11 +66,7 @@ grpc::Status PoolServiceImpl::HandleReleaseSequence(const v1::ReleaseSequenceReq
 
 grpc::Status PoolServiceImpl::HandleAdoptSequence(const v1::AdoptSequenceRequest& request,
                                                   v1::AdoptSequenceResponse* response) {
-  auto layout = pool_->Adopt(request.client_id(), request.sequence_id());
-  if (!layout.ok()) return ToGrpcStatus(layout.status());
-  Publish(*layout);
-  LayoutToProto(*layout, response->mutable_layout());
-  return grpc::Status::OK;
+  return Reply(pool_->Adopt(request.client_id(), request.sequence_id()), response->mutable_layout());
 }
 
 grpc::Status PoolServiceImpl::HandleListSequences(const v1::ListSequencesRequest& request,

@@ -91,9 +91,9 @@ class PoolServiceImpl final : public v1::PoolService::CallbackService {
   grpc::Status HandleHealth(const v1::HealthRequest& request, v1::HealthResponse* response);
   grpc::Status HandleConnectVerbs(const v1::ConnectVerbsRequest& request, v1::ConnectVerbsResponse* response);
 
-  // A layout with the RDMA access fields added when the daemon publishes over UCX or
-  // serves libibverbs.
-  void Publish(SequenceLayout& layout) const;
+  // A pool call's layout as the reply (with the RDMA access fields added when the
+  // daemon publishes over UCX or serves libibverbs), or its error.
+  grpc::Status Reply(absl::StatusOr<SequenceLayout> layout, v1::SequenceLayout* out) const;
 
   Pool* const pool_;
   const Clock* const clock_;
