@@ -96,10 +96,11 @@ int Run(int argc, char** argv) {
     Log(absl::StrCat("cannot open regions: ", regions.status().ToString()));
     return 1;
   }
+  // The regions' memory, for the RDMA publishers (in region-index order).
+  std::vector<PublishedRegion> published;
+  for (const auto& region : *regions) published.push_back({region->base(), region->ref().size_bytes});
   std::unique_ptr<UcxPublisher> ucx;
   if (config->ucx) {
-    std::vector<PublishedRegion> published;
-    for (const auto& region : *regions) published.push_back({region->base(), region->ref().size_bytes});
     auto created = UcxPublisher::Create(published);
     if (!created.ok()) {
       Log(absl::StrCat("cannot publish regions over UCX: ", created.status().ToString()));
@@ -110,12 +111,10 @@ int Run(int argc, char** argv) {
   }
   std::unique_ptr<VerbsAcceptor> verbs;
   if (config->verbs) {
-    std::vector<PublishedRegion> served;
-    for (const auto& region : *regions) served.push_back({region->base(), region->ref().size_bytes});
     VerbsOptions verbs_options;
     verbs_options.device = config->verbs_device;
     verbs_options.gid_index = static_cast<uint8_t>(config->verbs_gid_index);
-    auto created = VerbsAcceptor::Create(verbs_options, served);
+    auto created = VerbsAcceptor::Create(verbs_options, published);
     if (!created.ok()) {
       Log(absl::StrCat("cannot serve regions over libibverbs: ", created.status().ToString()));
       return 1;
