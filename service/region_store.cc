@@ -310,7 +310,7 @@ absl::StatusOr<RegionStore::PendingExtend> RegionStore::Grow(SequenceRecord r, u
   // Allocate every new data page first; undo all of them if one does not fit.
   const uint64_t page_bytes = PageGranules(r) * region_format::kGranuleBytes;
   const uint64_t new_pages = pages - r.pages_per_layer;
-  std::vector<uint64_t> fresh;
+  std::vector<uint64_t>& fresh = growth.new_pages;  // freed again if the growth is undone
   std::vector<uint64_t> dirty;
   fresh.reserve(r.layers * new_pages);
   for (uint64_t i = 0; i < r.layers * new_pages; ++i) {
@@ -332,7 +332,6 @@ absl::StatusOr<RegionStore::PendingExtend> RegionStore::Grow(SequenceRecord r, u
   // commit, so nobody reads another tenant's data.
   growth.reused.offsets = std::move(dirty);
   growth.reused.page_bytes = page_bytes;
-  growth.new_pages = fresh;
 
   // Entries past the committed pages_per_layer are not covered by the committed
   // record's checksum, so writing them in place is safe before the commit.
