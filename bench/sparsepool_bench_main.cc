@@ -77,17 +77,6 @@ bool ApplyPreset(const std::string& name, Options& o) {
   return false;
 }
 
-template <typename T>
-bool ParseList(const std::string& value, std::vector<T>& out) {
-  out.clear();
-  for (absl::string_view part : absl::StrSplit(value, ',')) {
-    T n = 0;
-    if (!absl::SimpleAtoi(part, &n) || n == 0) return false;
-    out.push_back(n);
-  }
-  return !out.empty();
-}
-
 int Fail(const absl::Status& status, int exit_code) {
   std::fprintf(stderr, "sparsepool_bench: %s\n", status.ToString().c_str());
   return exit_code;
@@ -164,9 +153,9 @@ int Run(int argc, char** argv) {
       ok = !v.empty();
       o.out = v;
     } else if (flag.key == "--contexts") {
-      ok = ParseList(v, o.contexts);
+      ok = bench::ParsePositiveList(v, o.contexts);
     } else if (flag.key == "--batches") {
-      ok = ParseList(v, o.batches);
+      ok = bench::ParsePositiveList(v, o.batches);
     } else if (flag.key == "--strategies") {
       o.strategies = absl::StrSplit(v, ',');
     } else if (flag.key == "--steps") {

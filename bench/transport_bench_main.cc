@@ -47,12 +47,7 @@ int Run(int argc, char** argv) {
     if (key == "--address") {
       address = value;
     } else if (key == "--contexts") {
-      contexts.clear();
-      for (absl::string_view part : absl::StrSplit(value, ',')) {
-        uint64_t n = 0;
-        ok = ok && absl::SimpleAtoi(part, &n) && n > 0;
-        contexts.push_back(n);
-      }
+      ok = bench::ParsePositiveList(value, contexts);
     } else if (key == "--transports") {
       transports = absl::StrSplit(value, ',');
     } else if (key == "--requests") {
