@@ -54,7 +54,13 @@ VerbsConnector MakeVerbsConnector(const ClientOptions& options, const std::strin
 
 absl::StatusOr<std::unique_ptr<DataPlane>> MakeDataPlane(const ClientOptions& options, const std::string& client_id,
                                                          std::shared_ptr<grpc::Channel> channel) {
-  if (options.transport == "cxl") return std::unique_ptr<DataPlane>(new CxlDataPlane());
+  if (options.transport == "cxl") {
+    if (options.gather_threads < 1 || options.gather_threads > kMaxGatherThreads) {
+      return absl::InvalidArgumentError(absl::StrCat("gather_threads is ", options.gather_threads,
+                                                     "; it must be 1 to ", kMaxGatherThreads));
+    }
+    return std::unique_ptr<DataPlane>(new CxlDataPlane(options.gather_threads));
+  }
   if (options.transport == "ucx") {
     auto ucx = UcxDataPlane::Create(options.rpc_timeout);
     if (!ucx.ok()) return ucx.status();

@@ -43,6 +43,9 @@
 
 namespace sparsepool {
 
+// The most ClientOptions::gather_threads accepts.
+inline constexpr int kMaxGatherThreads = 64;
+
 struct ClientOptions {
   // The daemon's gRPC address.
   std::string address = "127.0.0.1:7070";
@@ -58,6 +61,11 @@ struct ClientOptions {
   // or "verbs" (RDMA READ/WRITE on an RC queue pair through libibverbs; the daemon runs
   // with --verbs=true; FailedPrecondition here when the host has no RDMA device).
   std::string transport = "cxl";
+  // For "cxl": threads, the calling one included, that share the copying of each
+  // FetchTopK. One core reads scattered entries at about half to two thirds of its
+  // contiguous-copy speed (it cannot keep enough misses in flight); a few together
+  // close most of that gap (docs/benchmarks.md). 1 copies on the caller alone.
+  int gather_threads = 1;
   // For "verbs" (the batch timeout is rpc_timeout).
   struct Verbs {
     std::string device;      // empty: the first RDMA device listed

@@ -23,6 +23,7 @@ struct Transport {
   const char* name;
   const char* client_transport;
   const char* ucx_tls;  // null: not UCX
+  int gather_threads = 1;  // "cxl": threads that share each gather
 };
 
 constexpr uint32_t kEntry = 656;
@@ -51,6 +52,7 @@ class TransportTest : public ::testing::TestWithParam<Transport> {
     ClientOptions options;
     options.address = daemon_->address();
     options.transport = GetParam().client_transport;
+    options.gather_threads = GetParam().gather_threads;
     options.rpc_timeout = absl::Seconds(3);
     auto client = Client::Connect(options);
     EXPECT_TRUE(client.ok()) << client.status();
@@ -76,9 +78,11 @@ class TransportTest : public ::testing::TestWithParam<Transport> {
   }
 
   // Fetches a random top-k (with padding and runs of adjacent tokens) and checks it.
+  // k is not a multiple of the CXL path's unit of parallel work, so that rows split
+  // into whole units and a partial one.
   absl::Status FetchAndCheck(Client& client, const std::vector<SequenceId>& batch, uint64_t tokens,
                              std::mt19937_64& rng) {
-    const size_t k = 200;
+    const size_t k = 600;
     std::vector<int32_t> indices(batch.size() * k);
     for (size_t i = 0; i < indices.size(); ++i) {
       const uint64_t r = rng() % 10;
@@ -150,12 +154,26 @@ TEST_P(TransportTest, SeveralClientsAtOnce) {
   EXPECT_EQ(failures.load(), 0);
 }
 
+TEST_P(TransportTest, GatherThreadsOutOfRangeAreRefused) {
+  if (std::string(GetParam().client_transport) != "cxl") GTEST_SKIP() << "a CXL option";
+  ClientOptions options;
+  options.address = daemon_->address();
+  for (int threads : {0, -3, kMaxGatherThreads + 1}) {
+    options.gather_threads = threads;
+    auto client = Client::Connect(options);
+    EXPECT_TRUE(absl::IsInvalidArgument(client.status())) << client.status();
+    EXPECT_THAT(std::string(client.status().message()),
+                HasSubstr(absl::StrCat("gather_threads is ", threads, "; it must be 1 to 64")));
+  }
+}
+
 // The dense-attention baseline behind the same call returns the same entries.
 TEST_P(TransportTest, FullPrefixBaselineReturnsTheSameEntries) {
   const std::vector<SequenceId> batch = {CreateAndWrite(*client_, 250), CreateAndWrite(*client_, 250)};
   ClientOptions options;
   options.address = daemon_->address();
   options.transport = GetParam().client_transport;
+  options.gather_threads = GetParam().gather_threads;
   options.fetch_strategy = ClientOptions::FetchStrategy::kFullPrefix;
   auto baseline = Client::Connect(options);
   ASSERT_TRUE(baseline.ok()) << baseline.status();
@@ -214,6 +232,7 @@ TEST_P(TransportTest, DaemonKilledMidBatchThenRestarted) {
 
 INSTANTIATE_TEST_SUITE_P(Transports, TransportTest,
                          ::testing::Values(Transport{"cxl", "cxl", nullptr},
+                                           Transport{"cxl_4_gather_threads", "cxl", nullptr, 4},
                                            Transport{"ucx_tcp", "ucx", "tcp"},
                                            Transport{"ucx_sm", "ucx", "sm,self"}),
                          [](const ::testing::TestParamInfo<Transport>& info) { return info.param.name; });

@@ -1,5 +1,6 @@
 #include "transport/cxl/cxl_data_plane.h"
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -41,13 +42,19 @@ absl::Status CxlDataPlane::GatherValidated(const GatherBatch& batch) {
   const size_t row_bytes = k * batch.sequences[0]->entry_bytes;
   std::vector<const std::byte*> bases(rows);
   for (size_t row = 0; row < rows; ++row) {
-    const SequenceLayout& seq = *batch.sequences[row];
-    auto base = RegionBase(seq.region);
+    auto base = RegionBase(batch.sequences[row]->region);
     if (!base.ok()) return base.status();
     bases[row] = *base;
-    CpuGatherRow(*base, seq, batch.layer, batch.indices.subspan(row * k, k),
-                 batch.out.data() + row * row_bytes);
   }
+  const size_t units_per_row = (k + kGatherUnitEntries - 1) / kGatherUnitEntries;
+  gather_workers_.ParallelFor(rows * units_per_row, [&](size_t unit) {
+    const size_t row = unit / units_per_row;
+    const size_t first = (unit % units_per_row) * kGatherUnitEntries;
+    const size_t count = std::min(kGatherUnitEntries, k - first);
+    const SequenceLayout& seq = *batch.sequences[row];
+    CpuGatherRow(bases[row], seq, batch.layer, batch.indices.subspan(row * k + first, count),
+                 batch.out.data() + row * row_bytes + first * seq.entry_bytes);
+  });
   // Layouts may be stale (another client released a sequence): were they still live?
   for (size_t row = 0; row < rows; ++row) {
     const SequenceLayout& seq = *batch.sequences[row];
