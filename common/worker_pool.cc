@@ -8,9 +8,10 @@ WorkerPool::WorkerPool(int threads) {
 
 WorkerPool::~WorkerPool() {
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
   }
+  loop_started_.notify_all();
   for (std::thread& worker : workers_) worker.join();
 }
 
@@ -27,7 +28,7 @@ void WorkerPool::ParallelFor(size_t units, absl::FunctionRef<void(size_t)> fn) {
     return;
   }
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     // No worker is inside a loop here (the previous caller waited them out), so the
     // counter can be reset without racing a claim.
     next_unit_.store(0, std::memory_order_relaxed);
@@ -36,37 +37,31 @@ void WorkerPool::ParallelFor(size_t units, absl::FunctionRef<void(size_t)> fn) {
     loop_.open = true;
     ++loop_.generation;
   }
+  loop_started_.notify_all();
   RunUnits(fn, units);
   {
-    absl::MutexLock lock(&mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     loop_.open = false;
     loop_.fn = nullptr;
-    mu_.Await(absl::Condition(
-        +[](int* inside) { return *inside == 0; }, &inside_));
+    workers_left_.wait(lock, [this] { return inside_ == 0; });
   }
   owner_.Unlock();
 }
 
 void WorkerPool::WorkerMain() {
   uint64_t seen = 0;
+  std::unique_lock<std::mutex> lock(mu_);
   while (true) {
-    const absl::FunctionRef<void(size_t)>* fn;
-    size_t units;
-    {
-      absl::MutexLock lock(&mu_);
-      auto has_work = [this, &seen]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ || (loop_.open && loop_.generation != seen);
-      };
-      mu_.Await(absl::Condition(&has_work));
-      if (stopping_) return;
-      seen = loop_.generation;
-      fn = loop_.fn;
-      units = loop_.units;
-      ++inside_;
-    }
-    RunUnits(*fn, units);
-    absl::MutexLock lock(&mu_);
-    --inside_;
+    loop_started_.wait(lock, [&] { return stopping_ || (loop_.open && loop_.generation != seen); });
+    if (stopping_) return;
+    seen = loop_.generation;
+    const absl::FunctionRef<void(size_t)>& fn = *loop_.fn;
+    const size_t units = loop_.units;
+    ++inside_;
+    lock.unlock();
+    RunUnits(fn, units);
+    lock.lock();
+    if (--inside_ == 0 && !loop_.open) workers_left_.notify_one();
   }
 }
 

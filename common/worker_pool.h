@@ -10,8 +10,10 @@
 #define SPARSEPOOL_COMMON_WORKER_POOL_H_
 
 #include <atomic>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -54,10 +56,16 @@ class WorkerPool {
   void RunUnits(absl::FunctionRef<void(size_t)> fn, size_t units);
 
   absl::Mutex owner_;  // held by the ParallelFor that has the workers
-  absl::Mutex mu_;
-  Loop loop_ ABSL_GUARDED_BY(mu_);
-  int inside_ ABSL_GUARDED_BY(mu_) = 0;  // workers running units of loop_
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // A standard mutex and condition variables rather than absl::Mutex::Await: a
+  // notify_all wakes every worker at once, where Await wakes waiting writers one after
+  // another (each woken worker wakes the next on unlock), which cost about 6 us per
+  // worker per loop on the 16-core host.
+  std::mutex mu_;
+  std::condition_variable loop_started_;
+  std::condition_variable workers_left_;
+  Loop loop_;  // guarded by mu_
+  int inside_ = 0;  // guarded by mu_: workers running units of loop_
+  bool stopping_ = false;  // guarded by mu_
   std::atomic<size_t> next_unit_{0};
   std::vector<std::thread> workers_;  // last: started once everything above exists
 };

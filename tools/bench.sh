@@ -24,9 +24,9 @@ source tools/local_daemon.sh
 start_local_daemon sparsepool-bench 4GiB
 
 echo "== CPU top-k gather ($(nproc) cores: $(lscpu | sed -n 's/^Model name: *//p')) =="
-# One thread, then 2 and 4 gather threads where the machine has the cores.
+# One thread, then 2, 4 and 8 gather threads where the machine has the cores.
 threads=1
-for t in 2 4; do (( t <= $(nproc) )) && threads+=",$t"; done
+for t in 2 4 8; do (( t <= $(nproc) )) && threads+=",$t"; done
 "$gather_bench" --address="$address" --threads="$threads"
 echo
 echo "== control plane =="
