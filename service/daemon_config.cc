@@ -56,6 +56,16 @@ absl::Status Apply(absl::string_view key, absl::string_view value, bool& regions
     config.lease_timeout = d;
     return absl::OkStatus();
   }
+  if (key == "reuse_grace") {
+    // Bounded: a request that needs reclaimable memory may wait this long for it.
+    absl::Duration d;
+    if (!absl::ParseDuration(value, &d) || d < absl::ZeroDuration() || d > absl::Minutes(1)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "reuse_grace = \"", value, "\" is not a duration from 0s to 1m like 1s"));
+    }
+    config.reuse_grace = d;
+    return absl::OkStatus();
+  }
   if (key == "ucx" || key == "verbs") {
     if (value != "true" && value != "false") {
       return absl::InvalidArgumentError(absl::StrCat(key, " = \"", value, "\" is not true or false"));
@@ -79,7 +89,8 @@ absl::Status Apply(absl::string_view key, absl::string_view value, bool& regions
 
 std::string DaemonUsage() {
   return "usage: sparsepoold [--config=FILE] [--listen=HOST:PORT] [--region=SPEC]...\n"
-         "                   [--page_tokens=N] [--lease_timeout=30s] [--record_slots=N]\n"
+         "                   [--page_tokens=N] [--lease_timeout=30s] [--reuse_grace=1s]\n"
+         "                   [--record_slots=N]\n"
          "                   [--port_file=PATH] [--ucx=true] [--verbs=true]\n"
          "                   [--verbs_device=NAME] [--verbs_gid_index=N]\n"
          "region SPEC: shm:NAME:SIZE | hugetlbfs:/PATH:SIZE | devdax:/dev/daxX.Y[:SIZE] |\n"

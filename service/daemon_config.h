@@ -5,6 +5,8 @@
 //   --region=SPEC             repeatable; see transport/cxl/region_spec.h
 //   --page_tokens=N           default tokens per page (64)
 //   --lease_timeout=DURATION  e.g. 30s, 500ms (30s)
+//   --reuse_grace=DURATION    released memory stays untouched this long (1s; 0 turns
+//                             it off)
 //   --record_slots=N          sequences per region, fixed when a region is formatted
 //   --port_file=PATH          write the bound port here once serving
 //   --ucx=true|false          publish regions over UCX for RDMA clients (false)
@@ -32,6 +34,7 @@ struct DaemonConfig {
   std::vector<RegionSpec> regions;  // empty after parsing means: the default region
   uint32_t page_tokens = 64;
   absl::Duration lease_timeout = absl::Seconds(30);
+  absl::Duration reuse_grace = absl::Seconds(1);
   uint32_t record_slots = 16384;
   std::string port_file;
   bool ucx = false;

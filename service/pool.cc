@@ -119,18 +119,29 @@ void Pool::MakeReclaimable(Location where, RecordState state) {
   reclaimable_bytes_[where.region] += region.SequenceBytes(where.slot);
 }
 
-bool Pool::EvictOldest(std::optional<uint32_t> region) {
+Pool::Eviction Pool::EvictOldest(std::optional<uint32_t> region) {
+  const uint64_t grace_ns = static_cast<uint64_t>(absl::ToInt64Nanoseconds(options_.reuse_grace));
   for (auto it = reclaim_order_.begin(); it != reclaim_order_.end(); ++it) {
     const Location where = sequences_.at(it->second);
     if (region && where.region != *region) continue;
+    const uint64_t reusable_at = it->first + grace_ns;
+    // A time further ahead than the grace means the clock was set back (or the record
+    // came from a daemon whose clock ran ahead): waiting for it could take hours.
+    if (const uint64_t now = NowNs(); now < reusable_at && reusable_at - now <= grace_ns) {
+      // The oldest candidate is still in its grace, so are the rest: wait for it.
+      mu_.Unlock();
+      clock_->SleepFor(absl::Nanoseconds(reusable_at - now));
+      mu_.Lock();
+      return Eviction::kWaited;
+    }
     reclaimable_bytes_[where.region] -= regions_[where.region]->SequenceBytes(where.slot);
     regions_[where.region]->Free(where.slot);
     sequences_.erase(it->second);
     reclaim_order_.erase(it);
     ++evicted_;
-    return true;
+    return Eviction::kEvicted;
   }
-  return false;
+  return Eviction::kNone;
 }
 
 void Pool::ZeroReusedPagesUnlocked(const RegionStore& region, const RegionStore::ReusedPages& pages) {
@@ -151,7 +162,6 @@ absl::StatusOr<SequenceLayout> Pool::Create(const CreateParams& p) {
   absl::MutexLock lock(&mu_);
   RenewIfNamed(p.client_id);
   NewSequence seq;
-  seq.id = next_id_;
   seq.layers = p.layers;
   seq.entry_bytes = p.entry_bytes;
   seq.entry_stride = stride;
@@ -159,8 +169,11 @@ absl::StatusOr<SequenceLayout> Pool::Create(const CreateParams& p) {
   seq.tokens = p.tokens;
   seq.tenant = p.tenant;
   seq.owner = p.client_id;
-  seq.now_unix_ns = NowNs();
   while (true) {
+    // Taken on every round: waiting out a reuse grace releases mu_, and other Creates
+    // take ids meanwhile.
+    seq.id = next_id_;
+    seq.now_unix_ns = NowNs();
     // Most free space first: spreads sequences over regions.
     std::vector<uint32_t> order(regions_.size());
     std::iota(order.begin(), order.end(), 0);
@@ -180,7 +193,7 @@ absl::StatusOr<SequenceLayout> Pool::Create(const CreateParams& p) {
       }
       if (!absl::IsResourceExhausted(pending.status())) return pending.status();
     }
-    if (!EvictOldest(std::nullopt)) break;
+    if (EvictOldest(std::nullopt) == Eviction::kNone) break;
   }
   uint64_t free = 0;
   for (const auto& region : regions_) free += region->free_bytes();
@@ -203,21 +216,23 @@ absl::StatusOr<SequenceLayout> Pool::Extend(absl::string_view client_id, Sequenc
     mu_.AssertReaderHeld();
     return !growing_.contains(id);
   };
-  mu_.Await(absl::Condition(&not_growing));
-  auto where = FindLive(id);
-  if (!where.ok()) return where.status();
-  RegionStore& region = *regions_[where->region];
-  const auto& record = region.record(where->slot);
-  if (tokens < record.tokens) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot shrink sequence ", id, " from ",
-                                                   record.tokens, " to ", tokens, " tokens"));
-  }
   if (tokens > kMaxTokens) {
     return absl::InvalidArgumentError(absl::StrCat("tokens ", tokens, " is above the limit of ",
                                                    kMaxTokens, " (token indices are int32)"));
   }
-  const uint64_t old_tokens = record.tokens;
   while (true) {
+    // Looked up on every round: waiting out a reuse grace releases mu_, and the
+    // sequence may be released (or another growth begun) meanwhile.
+    mu_.Await(absl::Condition(&not_growing));
+    auto where = FindLive(id);
+    if (!where.ok()) return where.status();
+    RegionStore& region = *regions_[where->region];
+    const auto& record = region.record(where->slot);
+    if (tokens < record.tokens) {
+      return absl::InvalidArgumentError(absl::StrCat("cannot shrink sequence ", id, " from ",
+                                                     record.tokens, " to ", tokens, " tokens"));
+    }
+    const uint64_t old_tokens = record.tokens;
     auto pending = region.PrepareExtend(where->slot, tokens, NowNs());
     if (pending.ok()) {
       growing_.insert(id);
@@ -229,17 +244,16 @@ absl::StatusOr<SequenceLayout> Pool::Extend(absl::string_view client_id, Sequenc
       return region.Layout(where->slot);
     }
     if (!absl::IsResourceExhausted(pending.status())) return pending.status();
-    if (!EvictOldest(where->region)) break;
+    if (EvictOldest(where->region) != Eviction::kNone) continue;
+    const uint64_t asked = RegionStore::DataBytes(
+        record.layers, record.page_tokens, record.entry_stride,
+        PagesFor(tokens, record.page_tokens) - record.pages_per_layer);
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "pool full: growing sequence ", id, " from ", old_tokens, " to ", tokens,
+        " tokens needs ", FormatBytes(asked), " (", asked, " bytes) in region ", region.ref().path,
+        ", which has ", FormatBytes(region.free_bytes()), " (", region.free_bytes(),
+        " bytes) free, nothing reclaimable"));
   }
-  const auto& r = region.record(where->slot);
-  const uint64_t asked = RegionStore::DataBytes(
-      r.layers, r.page_tokens, r.entry_stride,
-      PagesFor(tokens, r.page_tokens) - r.pages_per_layer);
-  return absl::ResourceExhaustedError(absl::StrCat(
-      "pool full: growing sequence ", id, " from ", old_tokens, " to ", tokens,
-      " tokens needs ", FormatBytes(asked), " (", asked, " bytes) in region ", region.ref().path,
-      ", which has ", FormatBytes(region.free_bytes()), " (", region.free_bytes(),
-      " bytes) free, nothing reclaimable"));
 }
 
 absl::StatusOr<SequenceLayout> Pool::GetLayout(absl::string_view client_id, SequenceId id) {

@@ -4,8 +4,16 @@
 //
 // Memory of a released sequence, or of one whose owner's lease ran out, is not freed
 // at once: it becomes reclaimable and is evicted, oldest first, only when a request
-// needs room. When nothing reclaimable is left a request fails with ResourceExhausted,
-// saying how much it asked for and how much is free.
+// needs room, and never before `reuse_grace` has passed. When nothing reclaimable is
+// left a request fails with ResourceExhausted, saying how much it asked for and how
+// much is free.
+//
+// Why the grace: a client that checked a sequence live and is writing through its
+// layout when another client releases it must not land its bytes in pages a new
+// sequence already holds. Clients write in pieces of at most 16 MiB and check the
+// sequence before each (transport/data_plane.h), so a piece in flight is all that can
+// still arrive after a release; the grace outlasts it. A request that needs room only
+// such young sequences hold waits for the oldest of them instead of failing.
 //
 // Thread-safe.
 #ifndef SPARSEPOOL_SERVICE_POOL_H_
@@ -34,6 +42,8 @@ namespace sparsepool {
 struct PoolOptions {
   uint32_t default_page_tokens = 64;
   absl::Duration lease_timeout = absl::Seconds(30);
+  // How long reclaimable memory stays untouched before it may be reused.
+  absl::Duration reuse_grace = absl::Seconds(1);
 };
 
 // Limits on what one sequence may ask for; each bounds a product the daemon computes.
@@ -136,8 +146,11 @@ class Pool {
   void RenewIfNamed(absl::string_view client_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MakeReclaimable(Location where, region_format::RecordState state)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Frees the oldest reclaimable sequence, of `region` only if given. False if none.
-  bool EvictOldest(std::optional<uint32_t> region) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Frees the oldest reclaimable sequence, of `region` only if given, whose grace has
+  // passed: kEvicted. Otherwise kWaited when one is still in its grace (the call slept
+  // until its grace ended, mu_ released meanwhile), or kNone when none is reclaimable.
+  enum class Eviction { kEvicted, kWaited, kNone };
+  Eviction EvictOldest(std::optional<uint32_t> region) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   uint64_t NowNs() const;
 
   const PoolOptions options_;

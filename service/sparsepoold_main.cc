@@ -122,7 +122,7 @@ int Run(int argc, char** argv) {
     verbs = *std::move(created);
     Log("regions registered for RDMA READ/WRITE (libibverbs)");
   }
-  Pool pool(*std::move(regions), PoolOptions{config->page_tokens, config->lease_timeout}, &clock);
+  Pool pool(*std::move(regions), PoolOptions{config->page_tokens, config->lease_timeout, config->reuse_grace}, &clock);
   PoolServiceImpl service(&pool, &clock, ucx.get(), verbs.get());
 
   grpc::ServerBuilder builder;
@@ -141,7 +141,8 @@ int Run(int argc, char** argv) {
   const std::string host = config->listen.substr(0, config->listen.rfind(':'));
   Log(absl::StrCat("serving on ", host, ":", port, ", ", config->regions.size(),
                    " region(s), page_tokens ", config->page_tokens, ", lease timeout ",
-                   absl::FormatDuration(config->lease_timeout)));
+                   absl::FormatDuration(config->lease_timeout), ", reuse grace ",
+                   absl::FormatDuration(config->reuse_grace)));
   if (!config->port_file.empty()) {
     absl::Status written = WritePortFile(config->port_file, port);
     if (!written.ok()) {

@@ -65,6 +65,7 @@ TEST(DaemonConfigTest, DefaultsGiveOneShmRegionOnLoopback) {
   EXPECT_EQ(config->regions[0].path, "/dev/shm/sparsepool0");
   EXPECT_EQ(config->page_tokens, 64u);
   EXPECT_EQ(config->lease_timeout, absl::Seconds(30));
+  EXPECT_EQ(config->reuse_grace, absl::Seconds(1));
 }
 
 TEST(DaemonConfigTest, FlagsOverrideTheConfigFile) {
@@ -74,13 +75,16 @@ TEST(DaemonConfigTest, FlagsOverrideTheConfigFile) {
                          "region = shm:a:1GiB   # first\n"
                          "region = numa:1:b:2GiB\n"
                          "page_tokens = 32\n"
-                         "lease_timeout = 5s\n";
+                         "lease_timeout = 5s\n"
+                         "reuse_grace = 250ms\n";
   auto config = ParseDaemonArgs({"--config=" + path, "--page_tokens=128"});
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->listen, "0.0.0.0:7070");
   EXPECT_EQ(config->regions.size(), 2u);
   EXPECT_EQ(config->page_tokens, 128u);
   EXPECT_EQ(config->lease_timeout, absl::Seconds(5));
+  EXPECT_EQ(config->reuse_grace, absl::Milliseconds(250));
+  EXPECT_EQ(ParseDaemonArgs({"--reuse_grace=0s"})->reuse_grace, absl::ZeroDuration());
   config = ParseDaemonArgs({"--config=" + path, "--region=shm:c:1GiB"});
   ASSERT_EQ(config->regions.size(), 1u);
   EXPECT_EQ(config->regions[0].path, "/dev/shm/c");
@@ -96,6 +100,10 @@ TEST(DaemonConfigTest, ErrorsNameTheLineAndTheSetting) {
   EXPECT_THAT(std::string(s.message()), HasSubstr("expected KEY = VALUE"));
   s = ApplyConfigText("lease_timeout = -3s\n", "node.conf", config);
   EXPECT_FALSE(s.ok());
+  for (const char* bad : {"reuse_grace = -1s\n", "reuse_grace = 2m\n", "reuse_grace = soon\n"}) {
+    s = ApplyConfigText(bad, "node.conf", config);
+    EXPECT_THAT(std::string(s.message()), HasSubstr("is not a duration from 0s to 1m")) << bad;
+  }
   EXPECT_FALSE(ParseDaemonArgs({"--listen"}).ok());
   EXPECT_FALSE(ParseDaemonArgs({"positional"}).ok());
   EXPECT_TRUE(absl::IsNotFound(ParseDaemonArgs({"--config=/nonexistent/file"}).status()));

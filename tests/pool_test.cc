@@ -172,6 +172,54 @@ TEST_F(PoolTest, FullPoolEvictsOldestReclaimableFirstThenRefuses) {
   EXPECT_TRUE(pool_->GetLayout("", ids[3]).ok());
 }
 
+// Released memory is reused only after the grace: a request that needs it waits for
+// the grace to end (on the fake clock) rather than failing or taking it early.
+TEST_F(PoolTest, ReleasedMemoryIsReusedOnlyAfterTheGrace) {
+  std::vector<SequenceId> ids;
+  for (int i = 0; i < 4; ++i) {
+    auto layout = pool_->Create(Params(2368));
+    ASSERT_TRUE(layout.ok()) << i << ": " << layout.status();
+    ids.push_back(layout->sequence_id);
+  }
+  ASSERT_TRUE(pool_->Release("", ids[1]).ok());
+  clock_.Advance(absl::Milliseconds(300));
+  const absl::Duration slept_before = clock_.slept();
+  auto reused = pool_->Create(Params(2368));
+  ASSERT_TRUE(reused.ok()) << reused.status();
+  // Released 300 ms earlier with a 1 s grace: the Create waited the other 700 ms.
+  EXPECT_EQ(clock_.slept() - slept_before, absl::Milliseconds(700));
+  EXPECT_THAT(std::string(pool_->GetLayout("", ids[1]).status().message()), HasSubstr("unknown"));
+  EXPECT_EQ(pool_->Stats().sequences_evicted, 1u);
+
+  // The same for a growth that needs the room of a sequence released in its region.
+  auto first = pool_->GetLayout("", ids[0]);
+  ASSERT_TRUE(first.ok());
+  SequenceId neighbour = 0;  // the other live sequence in ids[0]'s region
+  for (SequenceId id : {ids[2], ids[3], reused->sequence_id}) {
+    auto layout = pool_->GetLayout("", id);
+    if (layout.ok() && layout->region.index == first->region.index) neighbour = id;
+  }
+  ASSERT_NE(neighbour, 0u);
+  ASSERT_TRUE(pool_->Release("", neighbour).ok());
+  const absl::Duration slept_before_extend = clock_.slept();
+  auto grown = pool_->Extend("", ids[0], 4000);
+  ASSERT_TRUE(grown.ok()) << grown.status();
+  EXPECT_EQ(clock_.slept() - slept_before_extend, absl::Seconds(1));
+  EXPECT_EQ(pool_->Stats().sequences_evicted, 2u);
+}
+
+// A release time further ahead than the grace (the clock was set back) does not make
+// a request wait for it.
+TEST_F(PoolTest, AClockSetBackDoesNotHoldReleasedMemory) {
+  std::vector<SequenceId> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(pool_->Create(Params(2368))->sequence_id);
+  ASSERT_TRUE(pool_->Release("", ids[2]).ok());
+  clock_.Advance(-absl::Hours(1));
+  const absl::Duration slept_before = clock_.slept();
+  ASSERT_TRUE(pool_->Create(Params(2368)).ok());
+  EXPECT_EQ(clock_.slept(), slept_before);
+}
+
 TEST_F(PoolTest, StatsAddUp) {
   auto a = pool_->Create(Params(640));
   auto b = pool_->Create(Params(64));
