@@ -1,5 +1,5 @@
-// Time as the pool sees it, behind an interface so that lease expiry and the reuse
-// grace period are tested by moving a fake clock rather than by sleeping.
+// Time as the pool sees it, behind an interface so that lease expiry is tested by
+// moving a fake clock rather than by sleeping.
 #ifndef SPARSEPOOL_SERVICE_CLOCK_H_
 #define SPARSEPOOL_SERVICE_CLOCK_H_
 
@@ -12,13 +12,11 @@ class Clock {
  public:
   virtual ~Clock() = default;
   virtual absl::Time Now() const = 0;
-  virtual void SleepFor(absl::Duration d) const = 0;
 };
 
 class SystemClock final : public Clock {
  public:
   absl::Time Now() const override { return absl::Now(); }
-  void SleepFor(absl::Duration d) const override { absl::SleepFor(d); }
 };
 
 }  // namespace sparsepool

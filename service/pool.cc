@@ -119,20 +119,18 @@ void Pool::MakeReclaimable(Location where, RecordState state) {
   reclaimable_bytes_[where.region] += region.SequenceBytes(where.slot);
 }
 
-Pool::Eviction Pool::EvictOldest(std::optional<uint32_t> region) {
+Pool::Eviction Pool::EvictOldest(std::optional<uint32_t> region, absl::Time* reusable_at) {
   const uint64_t grace_ns = static_cast<uint64_t>(absl::ToInt64Nanoseconds(options_.reuse_grace));
   for (auto it = reclaim_order_.begin(); it != reclaim_order_.end(); ++it) {
     const Location where = sequences_.at(it->second);
     if (region && where.region != *region) continue;
-    const uint64_t reusable_at = it->first + grace_ns;
+    const uint64_t reusable_ns = it->first + grace_ns;
     // A time further ahead than the grace means the clock was set back (or the record
     // came from a daemon whose clock ran ahead): waiting for it could take hours.
-    if (const uint64_t now = NowNs(); now < reusable_at && reusable_at - now <= grace_ns) {
-      // The oldest candidate is still in its grace, so are the rest: wait for it.
-      mu_.Unlock();
-      clock_->SleepFor(absl::Nanoseconds(reusable_at - now));
-      mu_.Lock();
-      return Eviction::kWaited;
+    if (const uint64_t now = NowNs(); now < reusable_ns && reusable_ns - now <= grace_ns) {
+      // The oldest candidate is still in its grace, and so are the younger ones.
+      *reusable_at = absl::FromUnixNanos(static_cast<int64_t>(reusable_ns));
+      return Eviction::kInGrace;
     }
     reclaimable_bytes_[where.region] -= regions_[where.region]->SequenceBytes(where.slot);
     regions_[where.region]->Free(where.slot);
@@ -144,6 +142,15 @@ Pool::Eviction Pool::EvictOldest(std::optional<uint32_t> region) {
   return Eviction::kNone;
 }
 
+absl::Status Pool::InGrace(absl::string_view what, absl::Time reusable_at, absl::Time* retry_at) const {
+  if (retry_at != nullptr) *retry_at = reusable_at;
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "pool full for now: ", what, "; memory released or reclaimed in the last ",
+      absl::FormatDuration(options_.reuse_grace), " becomes reusable in ",
+      absl::FormatDuration(absl::Ceil(reusable_at - clock_->Now(), absl::Milliseconds(1))),
+      " (the reuse grace, --reuse_grace)"));
+}
+
 void Pool::ZeroReusedPagesUnlocked(const RegionStore& region, const RegionStore::ReusedPages& pages) {
   if (pages.offsets.empty()) return;
   mu_.Unlock();
@@ -151,7 +158,7 @@ void Pool::ZeroReusedPagesUnlocked(const RegionStore& region, const RegionStore:
   mu_.Lock();
 }
 
-absl::StatusOr<SequenceLayout> Pool::Create(const CreateParams& p) {
+absl::StatusOr<SequenceLayout> Pool::Create(const CreateParams& p, absl::Time* retry_at) {
   if (absl::Status valid = ValidateCreate(p); !valid.ok()) return valid;
   const uint32_t page_tokens = p.page_tokens == 0 ? options_.default_page_tokens : p.page_tokens;
   const uint32_t alignment = std::max<uint32_t>(p.entry_alignment, 1);
@@ -169,11 +176,11 @@ absl::StatusOr<SequenceLayout> Pool::Create(const CreateParams& p) {
   seq.tokens = p.tokens;
   seq.tenant = p.tenant;
   seq.owner = p.client_id;
+  seq.id = next_id_;
+  seq.now_unix_ns = NowNs();
+  absl::Time reusable_at;
+  Eviction eviction = Eviction::kNone;
   while (true) {
-    // Taken on every round: waiting out a reuse grace releases mu_, and other Creates
-    // take ids meanwhile.
-    seq.id = next_id_;
-    seq.now_unix_ns = NowNs();
     // Most free space first: spreads sequences over regions.
     std::vector<uint32_t> order(regions_.size());
     std::iota(order.begin(), order.end(), 0);
@@ -193,21 +200,23 @@ absl::StatusOr<SequenceLayout> Pool::Create(const CreateParams& p) {
       }
       if (!absl::IsResourceExhausted(pending.status())) return pending.status();
     }
-    if (EvictOldest(std::nullopt) == Eviction::kNone) break;
+    eviction = EvictOldest(std::nullopt, &reusable_at);
+    if (eviction != Eviction::kEvicted) break;
   }
   uint64_t free = 0;
   for (const auto& region : regions_) free += region->free_bytes();
   const uint64_t asked = RegionStore::DataBytes(p.layers, page_tokens, stride,
                                                 PagesFor(p.tokens, page_tokens));
-  return absl::ResourceExhaustedError(absl::StrCat(
-      "pool full: sequence of ", p.layers, " layers x ", p.tokens, " tokens x ", stride,
-      " bytes needs ", FormatBytes(asked), " (", asked, " bytes) in one region; ",
-      FormatBytes(free), " (", free, " bytes) free across ", regions_.size(),
-      " region(s), nothing reclaimable"));
+  const std::string need = absl::StrCat(
+      "sequence of ", p.layers, " layers x ", p.tokens, " tokens x ", stride, " bytes needs ",
+      FormatBytes(asked), " (", asked, " bytes) in one region; ", FormatBytes(free), " (", free,
+      " bytes) free across ", regions_.size(), " region(s)");
+  if (eviction == Eviction::kInGrace) return InGrace(need, reusable_at, retry_at);
+  return absl::ResourceExhaustedError(absl::StrCat("pool full: ", need, ", nothing reclaimable"));
 }
 
 absl::StatusOr<SequenceLayout> Pool::Extend(absl::string_view client_id, SequenceId id,
-                                            uint64_t tokens) {
+                                            uint64_t tokens, absl::Time* retry_at) {
   // Like Create: reserve under the lock, zero reused pages outside it, commit under it.
   // One growth of a sequence at a time; a release meanwhile undoes it (CommitExtend).
   absl::MutexLock lock(&mu_);
@@ -221,8 +230,8 @@ absl::StatusOr<SequenceLayout> Pool::Extend(absl::string_view client_id, Sequenc
                                                    kMaxTokens, " (token indices are int32)"));
   }
   while (true) {
-    // Looked up on every round: waiting out a reuse grace releases mu_, and the
-    // sequence may be released (or another growth begun) meanwhile.
+    // Looked up on every round: an eviction may free a slot next to it, and waiting for
+    // a growth in flight releases mu_.
     mu_.Await(absl::Condition(&not_growing));
     auto where = FindLive(id);
     if (!where.ok()) return where.status();
@@ -244,15 +253,18 @@ absl::StatusOr<SequenceLayout> Pool::Extend(absl::string_view client_id, Sequenc
       return region.Layout(where->slot);
     }
     if (!absl::IsResourceExhausted(pending.status())) return pending.status();
-    if (EvictOldest(where->region) != Eviction::kNone) continue;
+    absl::Time reusable_at;
+    const Eviction eviction = EvictOldest(where->region, &reusable_at);
+    if (eviction == Eviction::kEvicted) continue;
     const uint64_t asked = RegionStore::DataBytes(
         record.layers, record.page_tokens, record.entry_stride,
         PagesFor(tokens, record.page_tokens) - record.pages_per_layer);
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "pool full: growing sequence ", id, " from ", old_tokens, " to ", tokens,
-        " tokens needs ", FormatBytes(asked), " (", asked, " bytes) in region ", region.ref().path,
-        ", which has ", FormatBytes(region.free_bytes()), " (", region.free_bytes(),
-        " bytes) free, nothing reclaimable"));
+    const std::string need = absl::StrCat(
+        "growing sequence ", id, " from ", old_tokens, " to ", tokens, " tokens needs ",
+        FormatBytes(asked), " (", asked, " bytes) in region ", region.ref().path, ", which has ",
+        FormatBytes(region.free_bytes()), " (", region.free_bytes(), " bytes) free");
+    if (eviction == Eviction::kInGrace) return InGrace(need, reusable_at, retry_at);
+    return absl::ResourceExhaustedError(absl::StrCat("pool full: ", need, ", nothing reclaimable"));
   }
 }
 

@@ -13,7 +13,9 @@
 // sequence already holds. Clients write in pieces of at most 16 MiB and check the
 // sequence before each (transport/data_plane.h), so a piece in flight is all that can
 // still arrive after a release; the grace outlasts it. A request that needs room only
-// such young sequences hold waits for the oldest of them instead of failing.
+// such young sequences hold fails with ResourceExhausted saying when the oldest of them
+// becomes reusable, and sets `retry_at` to that time: the gRPC service answers such a
+// request then, without holding a thread meanwhile (service/delayed_calls.h).
 //
 // Thread-safe.
 #ifndef SPARSEPOOL_SERVICE_POOL_H_
@@ -105,11 +107,13 @@ class Pool {
   // come back after a daemon restart.
   Pool(std::vector<std::unique_ptr<RegionStore>> regions, PoolOptions options, const Clock* clock);
 
-  absl::StatusOr<SequenceLayout> Create(const CreateParams& params);
+  // `retry_at`, when given, is set on a ResourceExhausted that waiting can cure: the
+  // time the oldest reclaimable sequence in its reuse grace leaves it.
+  absl::StatusOr<SequenceLayout> Create(const CreateParams& params, absl::Time* retry_at = nullptr);
   // Grows sequence `id` to `tokens` tokens in total. The same total again is a no-op;
-  // a smaller one is InvalidArgument.
+  // a smaller one is InvalidArgument. `retry_at` as for Create.
   absl::StatusOr<SequenceLayout> Extend(absl::string_view client_id, SequenceId id,
-                                        uint64_t tokens);
+                                        uint64_t tokens, absl::Time* retry_at = nullptr);
   absl::StatusOr<SequenceLayout> GetLayout(absl::string_view client_id, SequenceId id);
   // Idempotent: releasing a sequence that is already released or expired succeeds.
   absl::Status Release(absl::string_view client_id, SequenceId id);
@@ -147,10 +151,14 @@ class Pool {
   void MakeReclaimable(Location where, region_format::RecordState state)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Frees the oldest reclaimable sequence, of `region` only if given, whose grace has
-  // passed: kEvicted. Otherwise kWaited when one is still in its grace (the call slept
-  // until its grace ended, mu_ released meanwhile), or kNone when none is reclaimable.
-  enum class Eviction { kEvicted, kWaited, kNone };
-  Eviction EvictOldest(std::optional<uint32_t> region) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // passed: kEvicted. Otherwise kInGrace when the oldest is still in its grace (its end
+  // in *reusable_at), or kNone when none is reclaimable.
+  enum class Eviction { kEvicted, kInGrace, kNone };
+  Eviction EvictOldest(std::optional<uint32_t> region, absl::Time* reusable_at)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // What a request that only the grace holds back is told, and when to retry.
+  absl::Status InGrace(absl::string_view what, absl::Time reusable_at, absl::Time* retry_at) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   uint64_t NowNs() const;
 
   const PoolOptions options_;

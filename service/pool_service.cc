@@ -6,8 +6,30 @@
 
 namespace sparsepool {
 
-PoolServiceImpl::PoolServiceImpl(Pool* pool, const Clock* clock, const UcxPublisher* ucx, VerbsAcceptor* verbs)
-    : pool_(pool), clock_(clock), ucx_(ucx), verbs_(verbs), started_(clock->Now()) {}
+PoolServiceImpl::PoolServiceImpl(Pool* pool, const Clock* clock, DelayedCalls* delayed,
+                                 const UcxPublisher* ucx, VerbsAcceptor* verbs)
+    : pool_(pool), clock_(clock), delayed_(delayed), ucx_(ucx), verbs_(verbs), started_(clock->Now()) {}
+
+void PoolServiceImpl::AnswerOrWait(grpc::CallbackServerContext* context,
+                                   grpc::ServerUnaryReactor* reactor, Attempt attempt) {
+  absl::Time retry_at = absl::InfinitePast();
+  grpc::Status status = attempt(&retry_at);
+  const absl::Time deadline = absl::FromChrono(context->deadline());
+  if (status.ok() || delayed_ == nullptr || retry_at == absl::InfinitePast() ||
+      retry_at >= deadline || context->IsCancelled()) {
+    reactor->Finish(status);
+    return;
+  }
+  delayed_->RunAt(retry_at, [this, context, reactor, attempt = std::move(attempt)](bool stopping) {
+    if (stopping) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                   "the daemon is shutting down; this request was waiting for memory "
+                                   "in its reuse grace and was not carried out"));
+      return;
+    }
+    AnswerOrWait(context, reactor, attempt);
+  });
+}
 
 grpc::Status PoolServiceImpl::Reply(absl::StatusOr<SequenceLayout> layout, v1::SequenceLayout* out) const {
   if (!layout.ok()) return ToGrpcStatus(layout.status());
@@ -37,7 +59,8 @@ grpc::Status PoolServiceImpl::HandleConnectVerbs(const v1::ConnectVerbsRequest& 
 }
 
 grpc::Status PoolServiceImpl::HandleCreateSequence(const v1::CreateSequenceRequest& request,
-                                        v1::CreateSequenceResponse* response) {
+                                                   v1::CreateSequenceResponse* response,
+                                                   absl::Time* retry_at) {
   CreateParams params;
   params.client_id = request.client_id();
   params.tenant = request.tenant();
@@ -46,12 +69,14 @@ grpc::Status PoolServiceImpl::HandleCreateSequence(const v1::CreateSequenceReque
   params.entry_alignment = request.entry_alignment();
   params.page_tokens = request.page_tokens();
   params.tokens = request.tokens();
-  return Reply(pool_->Create(params), response->mutable_layout());
+  return Reply(pool_->Create(params, retry_at), response->mutable_layout());
 }
 
 grpc::Status PoolServiceImpl::HandleExtendSequence(const v1::ExtendSequenceRequest& request,
-                                        v1::ExtendSequenceResponse* response) {
-  return Reply(pool_->Extend(request.client_id(), request.sequence_id(), request.tokens()), response->mutable_layout());
+                                                   v1::ExtendSequenceResponse* response,
+                                                   absl::Time* retry_at) {
+  return Reply(pool_->Extend(request.client_id(), request.sequence_id(), request.tokens(), retry_at),
+               response->mutable_layout());
 }
 
 grpc::Status PoolServiceImpl::HandleGetLayout(const v1::GetLayoutRequest& request,

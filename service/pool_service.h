@@ -5,6 +5,7 @@
 
 #include "absl/time/time.h"
 #include "proto/sparsepool.grpc.pb.h"
+#include "service/delayed_calls.h"
 #include "service/pool.h"
 #include "service/ucx_publisher.h"
 #include "service/verbs_acceptor.h"
@@ -15,22 +16,35 @@ inline constexpr char kVersion[] = "0.1.0";
 
 // Handlers run inline on gRPC's own threads (the callback API): every one is a short
 // critical section in the pool, and skipping the sync server's thread hand-offs
-// roughly doubles the requests served per core.
+// roughly doubles the requests served per core. None may sleep there: a Create or
+// Extend that must wait for memory in its reuse grace is answered later from
+// `delayed` (the pool is asked again when the grace ends), or at once with the pool's
+// ResourceExhausted when the call's deadline comes first.
 class PoolServiceImpl final : public v1::PoolService::CallbackService {
  public:
-  // `pool`, `clock`, `ucx` and `verbs` (null: no RDMA publishing of that kind) must
-  // outlive the service.
-  PoolServiceImpl(Pool* pool, const Clock* clock, const UcxPublisher* ucx = nullptr, VerbsAcceptor* verbs = nullptr);
+  // `pool`, `clock`, `delayed`, `ucx` and `verbs` must outlive the service; `delayed`
+  // (null: requests never wait), `ucx` and `verbs` (null: no RDMA publishing of that
+  // kind) may be null.
+  PoolServiceImpl(Pool* pool, const Clock* clock, DelayedCalls* delayed,
+                  const UcxPublisher* ucx = nullptr, VerbsAcceptor* verbs = nullptr);
 
   grpc::ServerUnaryReactor* CreateSequence(grpc::CallbackServerContext* context,
                                       const v1::CreateSequenceRequest* request,
                                       v1::CreateSequenceResponse* response) override {
-    return Finish(context, HandleCreateSequence(*request, response));
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    AnswerOrWait(context, reactor, [this, request, response](absl::Time* retry_at) {
+      return HandleCreateSequence(*request, response, retry_at);
+    });
+    return reactor;
   }
   grpc::ServerUnaryReactor* ExtendSequence(grpc::CallbackServerContext* context,
                                       const v1::ExtendSequenceRequest* request,
                                       v1::ExtendSequenceResponse* response) override {
-    return Finish(context, HandleExtendSequence(*request, response));
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    AnswerOrWait(context, reactor, [this, request, response](absl::Time* retry_at) {
+      return HandleExtendSequence(*request, response, retry_at);
+    });
+    return reactor;
   }
   grpc::ServerUnaryReactor* GetLayout(grpc::CallbackServerContext* context,
                                       const v1::GetLayoutRequest* request,
@@ -80,8 +94,17 @@ class PoolServiceImpl final : public v1::PoolService::CallbackService {
     reactor->Finish(status);
     return reactor;
   }
-  grpc::Status HandleCreateSequence(const v1::CreateSequenceRequest& request, v1::CreateSequenceResponse* response);
-  grpc::Status HandleExtendSequence(const v1::ExtendSequenceRequest& request, v1::ExtendSequenceResponse* response);
+  // Runs `attempt`; answers with its status, unless it set retry_at (the pool will
+  // have room then) before the call's deadline: then asks again at that time, from
+  // delayed_. The request and response stay valid until the reactor finishes.
+  using Attempt = std::function<grpc::Status(absl::Time* retry_at)>;
+  void AnswerOrWait(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
+                    Attempt attempt);
+
+  grpc::Status HandleCreateSequence(const v1::CreateSequenceRequest& request,
+                                    v1::CreateSequenceResponse* response, absl::Time* retry_at);
+  grpc::Status HandleExtendSequence(const v1::ExtendSequenceRequest& request,
+                                    v1::ExtendSequenceResponse* response, absl::Time* retry_at);
   grpc::Status HandleGetLayout(const v1::GetLayoutRequest& request, v1::GetLayoutResponse* response);
   grpc::Status HandleReleaseSequence(const v1::ReleaseSequenceRequest& request, v1::ReleaseSequenceResponse* response);
   grpc::Status HandleAdoptSequence(const v1::AdoptSequenceRequest& request, v1::AdoptSequenceResponse* response);
@@ -97,6 +120,7 @@ class PoolServiceImpl final : public v1::PoolService::CallbackService {
 
   Pool* const pool_;
   const Clock* const clock_;
+  DelayedCalls* const delayed_;
   const UcxPublisher* const ucx_;
   VerbsAcceptor* const verbs_;
   const absl::Time started_;

@@ -18,6 +18,7 @@
 #include "grpcpp/security/server_credentials.h"
 #include "common/periodic_thread.h"
 #include "common/units.h"
+#include "service/delayed_calls.h"
 #include "service/clock.h"
 #include "service/daemon_config.h"
 #include "service/pool.h"
@@ -123,7 +124,8 @@ int Run(int argc, char** argv) {
     Log("regions registered for RDMA READ/WRITE (libibverbs)");
   }
   Pool pool(*std::move(regions), PoolOptions{config->page_tokens, config->lease_timeout, config->reuse_grace}, &clock);
-  PoolServiceImpl service(&pool, &clock, ucx.get(), verbs.get());
+  DelayedCalls delayed;  // requests waiting for memory in its reuse grace
+  PoolServiceImpl service(&pool, &clock, &delayed, ucx.get(), verbs.get());
 
   grpc::ServerBuilder builder;
   int port = 0;
@@ -164,6 +166,9 @@ int Run(int argc, char** argv) {
     int signal_number = 0;
     sigwait(&stop_signals, &signal_number);
     Log(absl::StrCat("received ", strsignal(signal_number), "; shutting down"));
+    // Requests waiting for memory are answered (Unavailable) now: the server's
+    // shutdown waits for every request it started.
+    delayed.Stop();
     // Control-plane calls take milliseconds; an idle client connection can hold a
     // sync server's shutdown until the deadline, so keep it short.
     server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));

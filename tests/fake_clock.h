@@ -17,22 +17,10 @@ class FakeClock final : public Clock {
     absl::MutexLock lock(&mu_);
     now_ += d;
   }
-  // Returns at once, the clock moved on by `d`, as if the caller had slept.
-  void SleepFor(absl::Duration d) const override {
-    absl::MutexLock lock(&mu_);
-    now_ += d;
-    slept_ += d;
-  }
-  absl::Duration slept() const {
-    absl::MutexLock lock(&mu_);
-    return slept_;
-  }
 
  private:
   mutable absl::Mutex mu_;
-  // Mutable: sleeping on a clock is a const operation for its users.
-  mutable absl::Time now_ = absl::FromUnixSeconds(1'700'000'000);
-  mutable absl::Duration slept_;
+  absl::Time now_ = absl::FromUnixSeconds(1'700'000'000);
 };
 
 }  // namespace sparsepool::testing

@@ -20,6 +20,7 @@
 #include "gtest/gtest.h"
 #include "tests/daemon_process.h"
 #include "bench/entry_pattern.h"
+#include "transport/cxl/region_mapping.h"
 
 namespace sparsepool {
 namespace {
@@ -447,6 +448,94 @@ TEST_F(IntegrationTest, AStaleLayoutIsCaughtBeforeItsBytesAreUsedOrOverwritten) 
   EXPECT_THAT(refused.message(), HasSubstr("while this client still used its layout"));
   std::mt19937_64 rng(9);
   for (uint32_t layer = 0; layer < 8; ++layer) FetchAndCheck(*client_, {second}, {2000}, layer, 512, kEntryBytes, rng);
+}
+
+// A released sequence's pages stay as they were for the reuse grace, so that a write
+// still in flight through an old layout lands in memory no new sequence holds yet; a
+// Create that needs them waits for the grace to end rather than failing.
+TEST_F(IntegrationTest, ReleasedMemoryIsUntouchedForTheReuseGrace) {
+  // 24 MiB holds one 3,000-token sequence of 8 layers (15 MiB), not two.
+  StartDaemon(DaemonOptions{.region_size = "24MiB", .extra_args = {"--reuse_grace=3s"}});
+  const SequenceId first = *client_->CreateSequence(Spec(8, 3000));
+  WriteTokens(*client_, first, 8, kEntryBytes, 0, 3000);
+  auto layout = client_->Layout(first);
+  ASSERT_TRUE(layout.ok()) << layout.status();
+  auto region = MappedRegion::Attach(*ParseRegionKind(layout->region.kind), layout->region.path,
+                                     layout->region.size_bytes);
+  ASSERT_TRUE(region.ok()) << region.status();
+  // Every 97th entry of every layer, as written.
+  auto intact = [&] {
+    std::vector<std::byte> expected(kEntryBytes);
+    for (uint32_t layer = 0; layer < 8; ++layer) {
+      for (uint64_t t = 0; t < 3000; t += 97) {
+        FillEntry(kSeed, first, layer, t, absl::MakeSpan(expected));
+        if (std::memcmp(region->base() + layout->EntryOffset(layer, t), expected.data(),
+                        kEntryBytes) != 0) {
+          return false;
+        }
+      }
+    }
+    return true;
+  };
+  ASSERT_TRUE(intact());
+  ASSERT_TRUE(client_->ReleaseSequence(first).ok());
+  const absl::Time released = absl::Now();
+  absl::StatusOr<SequenceId> second;
+  absl::Time created;
+  std::thread creator([&] {
+    second = client_->CreateSequence(Spec(8, 3000));  // needs the first one's pages
+    created = absl::Now();
+  });
+  absl::SleepFor(absl::Seconds(1));
+  EXPECT_TRUE(intact()) << "released pages were reused within the grace";
+  creator.join();
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_GE(created - released, absl::Milliseconds(2900));
+  EXPECT_FALSE(intact());  // reused (and zeroed) after it
+}
+
+// Creates waiting for memory in its grace hold none of the daemon's request threads:
+// other requests are answered meanwhile (when the handlers slept, 32 waiting Creates
+// held a GetLayout up for the whole grace). A daemon stopped meanwhile answers them.
+TEST_F(IntegrationTest, RequestsWaitingForMemoryHoldUpNothingAndAreAnsweredAtShutdown) {
+  StartDaemon(DaemonOptions{.region_size = "24MiB", .extra_args = {"--reuse_grace=30s"}});
+  const SequenceId small = *client_->CreateSequence(Spec(1, 64));
+  const SequenceId big = *client_->CreateSequence(Spec(8, 2900));
+  ASSERT_TRUE(client_->ReleaseSequence(big).ok());
+  ClientOptions patient;  // a deadline past the grace: the daemon keeps them waiting
+  patient.address = daemon_->address();
+  patient.rpc_timeout = absl::Seconds(60);
+  auto waiter = *Client::Connect(patient);
+  constexpr int kWaiting = 32;
+  absl::Mutex mu;
+  std::vector<absl::Status> answers;
+  for (int i = 0; i < kWaiting; ++i) {
+    waiter->CreateSequenceAsync(Spec(8, 2900), [&](absl::StatusOr<SequenceId> id) {
+      absl::MutexLock lock(&mu);
+      answers.push_back(id.status());
+    });
+  }
+  auto other = ConnectTo(daemon_->address());
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(other->Layout(small).ok());
+    ASSERT_TRUE(other->ExtendSequence(small, 65 + i).ok());
+  }
+  {
+    absl::MutexLock lock(&mu);
+    EXPECT_TRUE(answers.empty()) << answers.size() << " Creates answered within the grace";
+  }
+  // A client whose deadline comes before the grace ends is answered at once, saying when.
+  auto hurried = other->CreateSequence(Spec(8, 2900));
+  EXPECT_TRUE(absl::IsResourceExhausted(hurried.status())) << hurried.status();
+  EXPECT_THAT(hurried.status().message(), HasSubstr("becomes reusable in"));
+  EXPECT_EQ(daemon_->Stop(), 0) << daemon_->Log();
+  absl::MutexLock lock(&mu);
+  mu.Await(absl::Condition(
+      +[](std::vector<absl::Status>* a) { return a->size() == kWaiting; }, &answers));
+  for (const absl::Status& answer : answers) {
+    EXPECT_TRUE(absl::IsUnavailable(answer)) << answer;
+    EXPECT_THAT(answer.message(), HasSubstr("shutting down"));
+  }
 }
 
 TEST_F(IntegrationTest, DaemonKilledAndRestartedServesTheSameBytes) {
