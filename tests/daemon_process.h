@@ -17,6 +17,8 @@ namespace sparsepool::testing {
 
 struct DaemonOptions {
   std::string region_size = "256MiB";
+  // Put the region on this hugetlbfs mount (2 MiB pages) instead of /dev/shm.
+  std::string hugetlbfs_dir;
   std::string lease_timeout = "30s";
   uint32_t record_slots = 1024;
   std::vector<std::string> extra_args;

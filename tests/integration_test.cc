@@ -538,6 +538,32 @@ TEST_F(IntegrationTest, RequestsWaitingForMemoryHoldUpNothingAndAreAnsweredAtShu
   }
 }
 
+// A region on hugetlbfs (2 MiB pages): tools/test.sh mounts one when it runs as root on
+// a kernel that can reserve huge pages, and names it in SPARSEPOOL_TEST_HUGETLBFS.
+TEST_F(IntegrationTest, HugetlbfsRegionRoundTripsAndSurvivesAKill) {
+  const char* dir = getenv("SPARSEPOOL_TEST_HUGETLBFS");
+  if (dir == nullptr || *dir == '\0') {
+    GTEST_SKIP() << "no hugetlbfs mount named in SPARSEPOOL_TEST_HUGETLBFS: tools/test.sh "
+                    "mounts one when it runs as root and the kernel can reserve 2 MiB pages";
+  }
+  StartDaemon(DaemonOptions{.region_size = "64MiB", .hugetlbfs_dir = dir});
+  const std::vector<uint64_t> tokens = {1500, 700};
+  std::vector<SequenceId> batch;
+  for (uint64_t n : tokens) {
+    batch.push_back(*client_->CreateSequence(Spec(4, n)));
+    WriteTokens(*client_, batch.back(), 4, kEntryBytes, 0, n);
+  }
+  auto layout = client_->Layout(batch[0]);
+  ASSERT_TRUE(layout.ok()) << layout.status();
+  EXPECT_EQ(layout->region.kind, "hugetlbfs");
+  EXPECT_TRUE(absl::StartsWith(layout->region.path, dir)) << layout->region.path;
+  for (uint32_t layer = 0; layer < 4; ++layer) FetchAndCheck(*client_, batch, tokens, layer, 300, kEntryBytes, rng_);
+  daemon_->Kill();
+  ASSERT_TRUE(daemon_->Start().ok()) << daemon_->Log();
+  auto after = ConnectTo(daemon_->address());
+  for (uint32_t layer = 0; layer < 4; ++layer) FetchAndCheck(*after, batch, tokens, layer, 300, kEntryBytes, rng_);
+}
+
 TEST_F(IntegrationTest, DaemonKilledAndRestartedServesTheSameBytes) {
   StartDaemon();
   const std::vector<uint64_t> tokens = {777, 130};

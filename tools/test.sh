@@ -8,9 +8,37 @@ cd "$(dirname "$0")/.."
 bash tools/bootstrap.sh || exit 1
 
 log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
+hugetlbfs_dir=""
+hugepages_before=""
+cleanup() {
+  rm -f "$log"
+  if [[ -n "$hugetlbfs_dir" ]]; then
+    umount "$hugetlbfs_dir" 2>/dev/null
+    rmdir "$hugetlbfs_dir" 2>/dev/null
+  fi
+  [[ -n "$hugepages_before" ]] && echo "$hugepages_before" >/proc/sys/vm/nr_hugepages
+}
+trap cleanup EXIT
+
+# The hugetlbfs region test needs 2 MiB pages and a hugetlbfs mount. As root, reserve
+# the pages it needs (64 MiB region; 48 pages) and mount one for the run; the settings
+# are put back as they were afterwards. Otherwise that test skips, saying why.
+test_env=()
+if [[ $EUID -eq 0 && -w /proc/sys/vm/nr_hugepages ]]; then
+  hugepages_before=$(cat /proc/sys/vm/nr_hugepages)
+  free_pages=$(awk '/^HugePages_Free/ {print $2}' /proc/meminfo)
+  if ((free_pages < 48)); then echo $((hugepages_before + 48 - free_pages)) >/proc/sys/vm/nr_hugepages; fi
+  hugetlbfs_dir=$(mktemp -d /tmp/sparsepool-hugetlbfs.XXXXXX)
+  if mount -t hugetlbfs -o pagesize=2M none "$hugetlbfs_dir" 2>/dev/null &&
+     (($(awk '/^HugePages_Free/ {print $2}' /proc/meminfo) >= 32)); then
+    test_env=(--test_env=SPARSEPOOL_TEST_HUGETLBFS="$hugetlbfs_dir")
+  else
+    echo "NOTE: could not mount hugetlbfs with 32 free 2 MiB pages; the hugetlbfs test skips"
+  fi
+fi
+
 # Two cores: one local test job per core keeps the daemon-based tests from starving.
-bazel test //... --test_summary=short --local_test_jobs=2 "$@" 2>&1 | tee "$log" \
+bazel test //... --test_summary=short --local_test_jobs=2 "${test_env[@]}" "$@" 2>&1 | tee "$log" \
   | grep -vE '^\s*$|linux-sandbox'
 status=${PIPESTATUS[0]}
 
@@ -20,6 +48,9 @@ gpu_log=bazel-testlogs/tests/gpu_gather_test/test.log
 if [[ -f "$gpu_log" ]] && grep -q "no CUDA device" "$gpu_log"; then
   echo "NOTE: //tests:gpu_gather_test compiled and ran, but skipped its GPU cases: no CUDA device" \
        "here. They run on a GPU machine: bash tools/gpu_build.sh, then bash tools/gpu_check.sh there."
+fi
+if grep -q "no hugetlbfs mount named" bazel-testlogs/tests/integration_test/test.log 2>/dev/null; then
+  echo "NOTE: the hugetlbfs region test skipped: no hugetlbfs mount (run as root to have one)"
 fi
 echo "sparsepool tests: ${passed} passed, ${failed} failed"
 if ((status != 0 || failed != 0 || passed == 0)); then
