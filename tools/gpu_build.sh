@@ -26,6 +26,7 @@ fetcher_sources=(client/gpu_fetcher.cc service/region_store.cc service/granule_a
   common/crc32c.cc common/region_format.cc common/layout.cc common/units.cc
   transport/data_plane.cc transport/cxl/region_mapping.cc transport/cxl/region_spec.cc
   transport/cxl/cpu_gather.cc transport/cxl/cxl_data_plane.cc common/sequence_liveness.cc
+  common/worker_pool.cc
   tests/gpu_fetcher_test.cc)
 for f in "${fetcher_sources[@]}"; do
   g++ "${cxx_flags[@]}" -march=x86-64-v2 -c "$f" -o "$obj/fetcher_$(echo "$f" | tr / _).o" &
