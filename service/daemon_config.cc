@@ -78,6 +78,14 @@ absl::Status Apply(absl::string_view key, absl::string_view value, bool& regions
     return absl::OkStatus();
   }
   if (key == "verbs_gid_index") return ParseUint32(key, value, 0, 255, config.verbs_gid_index);
+  if (key == "metrics_listen") {
+    if (value.empty() || value.find(':') == absl::string_view::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("metrics_listen = \"", value, "\" is not HOST:PORT"));
+    }
+    config.metrics_listen = std::string(value);
+    return absl::OkStatus();
+  }
   if (key == "port_file") {
     config.port_file = std::string(value);
     return absl::OkStatus();
@@ -91,7 +99,8 @@ std::string DaemonUsage() {
   return "usage: sparsepoold [--config=FILE] [--listen=HOST:PORT] [--region=SPEC]...\n"
          "                   [--page_tokens=N] [--lease_timeout=30s] [--reuse_grace=1s]\n"
          "                   [--record_slots=N]\n"
-         "                   [--port_file=PATH] [--ucx=true] [--verbs=true]\n"
+         "                   [--port_file=PATH] [--metrics_listen=HOST:PORT]\n"
+         "                   [--ucx=true] [--verbs=true]\n"
          "                   [--verbs_device=NAME] [--verbs_gid_index=N]\n"
          "region SPEC: shm:NAME:SIZE | hugetlbfs:/PATH:SIZE | devdax:/dev/daxX.Y[:SIZE] |\n"
          "             numa:NODE:NAME:SIZE        (default: " +

@@ -9,6 +9,8 @@
 //                             it off)
 //   --record_slots=N          sequences per region, fixed when a region is formatted
 //   --port_file=PATH          write the bound port here once serving
+//   --metrics_listen=HOST:PORT  serve Prometheus metrics at /metrics (off by default;
+//                             port 0 picks one, logged)
 //   --ucx=true|false          publish regions over UCX for RDMA clients (false)
 //   --verbs=true|false        serve RDMA READ/WRITE through libibverbs (false)
 //   --verbs_device=NAME       the RDMA device (default: the first listed)
@@ -37,6 +39,7 @@ struct DaemonConfig {
   absl::Duration reuse_grace = absl::Seconds(1);
   uint32_t record_slots = 16384;
   std::string port_file;
+  std::string metrics_listen;  // empty: no metrics endpoint
   bool ucx = false;
   bool verbs = false;
   std::string verbs_device;

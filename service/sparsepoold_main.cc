@@ -19,6 +19,8 @@
 #include "common/periodic_thread.h"
 #include "common/units.h"
 #include "service/delayed_calls.h"
+#include "service/metrics_http.h"
+#include "service/metrics_text.h"
 #include "service/clock.h"
 #include "service/daemon_config.h"
 #include "service/pool.h"
@@ -152,6 +154,23 @@ int Run(int argc, char** argv) {
       server->Shutdown();
       return 1;
     }
+  }
+
+  std::unique_ptr<MetricsHttpServer> metrics;
+  if (!config->metrics_listen.empty()) {
+    const absl::Time started = clock.Now();
+    auto serving = MetricsHttpServer::Start(config->metrics_listen, [&pool, &delayed, &clock, started] {
+      return MetricsText(DaemonFigures{pool.Stats(), delayed.waiting(), clock.Now() - started});
+    });
+    if (!serving.ok()) {
+      Log(serving.status().ToString());
+      server->Shutdown();
+      return 1;
+    }
+    metrics = *std::move(serving);
+    Log(absl::StrCat("metrics on http://",
+                     config->metrics_listen.substr(0, config->metrics_listen.rfind(':')), ":",
+                     metrics->port(), "/metrics"));
   }
 
   {

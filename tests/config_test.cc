@@ -1,4 +1,6 @@
 #include <fstream>
+#include <iterator>
+#include <string>
 
 #include "common/units.h"
 #include "gmock/gmock.h"
@@ -66,6 +68,10 @@ TEST(DaemonConfigTest, DefaultsGiveOneShmRegionOnLoopback) {
   EXPECT_EQ(config->page_tokens, 64u);
   EXPECT_EQ(config->lease_timeout, absl::Seconds(30));
   EXPECT_EQ(config->reuse_grace, absl::Seconds(1));
+  EXPECT_EQ(config->metrics_listen, "");  // no metrics endpoint unless asked
+  EXPECT_EQ(ParseDaemonArgs({"--metrics_listen=0.0.0.0:9464"})->metrics_listen, "0.0.0.0:9464");
+  EXPECT_THAT(std::string(ParseDaemonArgs({"--metrics_listen=9464"}).status().message()),
+              HasSubstr("metrics_listen = \"9464\" is not HOST:PORT"));
 }
 
 TEST(DaemonConfigTest, FlagsOverrideTheConfigFile) {
@@ -88,6 +94,20 @@ TEST(DaemonConfigTest, FlagsOverrideTheConfigFile) {
   config = ParseDaemonArgs({"--config=" + path, "--region=shm:c:1GiB"});
   ASSERT_EQ(config->regions.size(), 1u);
   EXPECT_EQ(config->regions[0].path, "/dev/shm/c");
+}
+
+// The example memory-node config in deploy/ stays valid as settings are added.
+TEST(DaemonConfigTest, TheDeployedExampleConfigParses) {
+  std::ifstream in("deploy/sparsepoold.conf");  // Bazel runs tests from the runfiles root
+  ASSERT_TRUE(in.good());
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  DaemonConfig config;
+  absl::Status parsed = ApplyConfigText(text, "deploy/sparsepoold.conf", config);
+  ASSERT_TRUE(parsed.ok()) << parsed;
+  EXPECT_EQ(config.regions.size(), 3u);
+  EXPECT_EQ(config.listen, "0.0.0.0:7070");
+  EXPECT_EQ(config.metrics_listen, "0.0.0.0:9464");
+  EXPECT_EQ(config.reuse_grace, absl::Seconds(1));
 }
 
 TEST(DaemonConfigTest, ErrorsNameTheLineAndTheSetting) {

@@ -13,6 +13,7 @@
 #include "common/verbs_endpoint_proto.h"
 #include "gtest/gtest.h"
 #include "service/daemon_config.h"
+#include "service/metrics_http.h"
 #include "service/pool.h"
 #include "tests/child_process.h"
 #include "tests/fake_clock.h"
@@ -45,7 +46,8 @@ std::string Mutate(std::string text, std::mt19937_64& rng) {
 TEST(FuzzTest, ConfigTextAndRegionSpecs) {
   const std::string seed_config =
       "listen = 127.0.0.1:7070\nregion = shm:a:1GiB\nregion = numa:0:b:2GiB\n"
-      "page_tokens = 64\nlease_timeout = 30s\nrecord_slots = 100\nport_file = /tmp/p\n";
+      "page_tokens = 64\nlease_timeout = 30s\nrecord_slots = 100\nport_file = /tmp/p\n"
+      "reuse_grace = 1s\nmetrics_listen = 0.0.0.0:9464\n";
   const std::vector<std::string> seed_specs = {"shm:a:1GiB", "numa:1:x:4G", "devdax:/dev/dax0.0:2G",
                                                "hugetlbfs:/mnt/h/p:1G"};
   std::mt19937_64 rng(11);
@@ -63,6 +65,35 @@ TEST(FuzzTest, ConfigTextAndRegionSpecs) {
 }
 
 // A client must never accept a layout that would make it read outside a region.
+// What a scraper (or anyone who can reach the metrics port) sends.
+TEST(FuzzTest, MetricsRequestHeads) {
+  const std::vector<std::string> seeds = {
+      "GET /metrics HTTP/1.1\r\nHost: node:9464\r\nAccept: */*\r\n\r\n",
+      "GET /metrics?name[]=x HTTP/1.0\r\n\r\n", "POST / HTTP/1.1\r\n\r\n"};
+  std::mt19937_64 rng(17);
+  for (int i = 0; i < 20000; ++i) {
+    std::string head = seeds[i % seeds.size()];
+    const int edits = 1 + rng() % 6;
+    for (int e = 0; e < edits; ++e) {
+      const size_t at = rng() % (head.size() + 1);
+      const char c = "GET /mtrics?HTP1.\r\n \0\xff"[rng() % 20];
+      if (rng() % 2 == 0) {
+        head.insert(head.begin() + at, c);
+      } else if (at < head.size()) {
+        head.erase(at, 1 + rng() % 3);
+      }
+    }
+    auto path = ParseGetRequest(head);
+    ASSERT_TRUE(path.ok() || absl::IsInvalidArgument(path.status())) << path.status();
+    if (path.ok()) {
+      ASSERT_FALSE(path->empty());
+      ASSERT_EQ((*path)[0], '/');
+      ASSERT_EQ(path->find('?'), std::string::npos);
+      ASSERT_EQ(path->find(' '), std::string::npos);
+    }
+  }
+}
+
 TEST(FuzzTest, LayoutMessagesFromTheWire) {
   v1::SequenceLayout seed;
   seed.set_sequence_id(3);

@@ -19,6 +19,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/daemon_process.h"
+#include "tests/local_http.h"
 #include "bench/entry_pattern.h"
 #include "transport/cxl/region_mapping.h"
 
@@ -614,6 +615,32 @@ TEST_F(IntegrationTest, CorruptedRegionHeaderIsRefused) {
   absl::Status started = daemon_->Start();
   EXPECT_FALSE(started.ok());
   EXPECT_THAT(std::string(started.message()), HasSubstr("corrupted"));
+}
+
+// The Prometheus endpoint of a real daemon (--metrics_listen), its port read from the
+// daemon's log line.
+TEST_F(IntegrationTest, MetricsEndpointReportsThePool) {
+  StartDaemon(DaemonOptions{.extra_args = {"--metrics_listen=127.0.0.1:0"}});
+  const std::string log = daemon_->Log();
+  const std::string marker = "metrics on http://127.0.0.1:";
+  const size_t at = log.find(marker);
+  ASSERT_NE(at, std::string::npos) << log;
+  int port = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(log.substr(at + marker.size(), log.find('/', at + marker.size()) - at - marker.size()), &port))
+      << log;
+  auto live = client_->CreateSequence(Spec(2, 100));
+  auto released = client_->CreateSequence(Spec(2, 100));
+  ASSERT_TRUE(live.ok() && released.ok());
+  ASSERT_TRUE(client_->ReleaseSequence(*released).ok());
+  const std::string answer = testing::AskLocal(port, "GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n");
+  EXPECT_THAT(answer, HasSubstr("HTTP/1.1 200 OK"));
+  for (const char* line : {"sparsepool_live_sequences 1\n", "sparsepool_reclaimable_sequences 1\n",
+                           "sparsepool_leases 1\n", "sparsepool_sequences_created_total 2\n",
+                           "sparsepool_requests_waiting_for_memory 0\n"}) {
+    EXPECT_THAT(answer, HasSubstr(line));
+  }
+  EXPECT_THAT(answer, HasSubstr(absl::StrCat("sparsepool_region_capacity_bytes{region=\"0\",kind=\"shm\",path=\"",
+                                             daemon_->region_path(), "\"}")));
 }
 
 TEST_F(IntegrationTest, CtlReportsHealthStatsAndReleases) {

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <utility>
 
+#include "common/scoped_fd.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -20,22 +21,6 @@ namespace sparsepool {
 namespace {
 
 constexpr long kHugetlbfsMagic = 0x958458f6;
-
-// Closes a file descriptor when it goes out of scope: the mapping keeps the memory,
-// the descriptor is needed only to make it.
-class ScopedFd {
- public:
-  explicit ScopedFd(int fd) : fd_(fd) {}
-  ~ScopedFd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  ScopedFd(const ScopedFd&) = delete;
-  ScopedFd& operator=(const ScopedFd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 absl::Status ErrnoError(const std::string& what, int err) {
   const std::string message = absl::StrCat(what, ": ", std::strerror(err));
