@@ -169,6 +169,7 @@ absl::StatusOr<SequenceLayout> Pool::Create(const CreateParams& p, absl::Time* r
   absl::MutexLock lock(&mu_);
   RenewIfNamed(p.client_id);
   NewSequence seq;
+  seq.id = next_id_;
   seq.layers = p.layers;
   seq.entry_bytes = p.entry_bytes;
   seq.entry_stride = stride;
@@ -176,7 +177,6 @@ absl::StatusOr<SequenceLayout> Pool::Create(const CreateParams& p, absl::Time* r
   seq.tokens = p.tokens;
   seq.tenant = p.tenant;
   seq.owner = p.client_id;
-  seq.id = next_id_;
   seq.now_unix_ns = NowNs();
   absl::Time reusable_at;
   Eviction eviction = Eviction::kNone;
@@ -225,23 +225,21 @@ absl::StatusOr<SequenceLayout> Pool::Extend(absl::string_view client_id, Sequenc
     mu_.AssertReaderHeld();
     return !growing_.contains(id);
   };
+  mu_.Await(absl::Condition(&not_growing));
+  auto where = FindLive(id);
+  if (!where.ok()) return where.status();
+  RegionStore& region = *regions_[where->region];
+  const auto& record = region.record(where->slot);
+  if (tokens < record.tokens) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot shrink sequence ", id, " from ",
+                                                   record.tokens, " to ", tokens, " tokens"));
+  }
   if (tokens > kMaxTokens) {
     return absl::InvalidArgumentError(absl::StrCat("tokens ", tokens, " is above the limit of ",
                                                    kMaxTokens, " (token indices are int32)"));
   }
+  const uint64_t old_tokens = record.tokens;
   while (true) {
-    // Looked up on every round: an eviction may free a slot next to it, and waiting for
-    // a growth in flight releases mu_.
-    mu_.Await(absl::Condition(&not_growing));
-    auto where = FindLive(id);
-    if (!where.ok()) return where.status();
-    RegionStore& region = *regions_[where->region];
-    const auto& record = region.record(where->slot);
-    if (tokens < record.tokens) {
-      return absl::InvalidArgumentError(absl::StrCat("cannot shrink sequence ", id, " from ",
-                                                     record.tokens, " to ", tokens, " tokens"));
-    }
-    const uint64_t old_tokens = record.tokens;
     auto pending = region.PrepareExtend(where->slot, tokens, NowNs());
     if (pending.ok()) {
       growing_.insert(id);
