@@ -16,7 +16,7 @@ void PoolServiceImpl::AnswerOrWait(grpc::CallbackServerContext* context,
   grpc::Status status = attempt(&retry_at);
   const absl::Time deadline = absl::FromChrono(context->deadline());
   if (status.ok() || delayed_ == nullptr || retry_at == absl::InfinitePast() ||
-      retry_at >= deadline || context->IsCancelled()) {
+      retry_at >= deadline) {
     reactor->Finish(status);
     return;
   }
@@ -25,6 +25,11 @@ void PoolServiceImpl::AnswerOrWait(grpc::CallbackServerContext* context,
       reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
                                    "the daemon is shutting down; this request was waiting for memory "
                                    "in its reuse grace and was not carried out"));
+      return;
+    }
+    // A client that gave up must not get a sequence it will never hear of.
+    if (context->IsCancelled()) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the call was cancelled while it waited"));
       return;
     }
     AnswerOrWait(context, reactor, attempt);
