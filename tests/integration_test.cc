@@ -496,8 +496,8 @@ TEST_F(IntegrationTest, ReleasedMemoryIsUntouchedForTheReuseGrace) {
 }
 
 // Creates waiting for memory in its grace hold none of the daemon's request threads:
-// other requests are answered meanwhile (when the handlers slept, 32 waiting Creates
-// held a GetLayout up for the whole grace). A daemon stopped meanwhile answers them.
+// other requests are answered meanwhile (when the handlers slept in gRPC's threads, 64
+// waiting Creates held a GetLayout up for 2.8 s). A daemon stopped meanwhile answers them.
 TEST_F(IntegrationTest, RequestsWaitingForMemoryHoldUpNothingAndAreAnsweredAtShutdown) {
   StartDaemon(DaemonOptions{.region_size = "24MiB", .extra_args = {"--reuse_grace=30s"}});
   const SequenceId small = *client_->CreateSequence(Spec(1, 64));
