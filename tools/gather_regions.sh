@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The CPU gather benchmark on a shm region and on a hugetlbfs region (2 MiB pages), in
+# turn, in one call, so that the two compare on the same host. Needs root: it reserves
+# 2,200 huge pages and mounts a hugetlbfs for the run, and puts both back after.
+#   bash tools/gather_regions.sh [ROUNDS]       (here, after building)
+#   device run: BIN=.device/bin bash tools/gather_regions.sh    carry: [".device"]
+#   (bash tools/static_relink.sh .device/bin //service:sparsepoold //bench:sparsepool_gather_bench)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds="${1:-2}"
+if [[ -n "${BIN:-}" ]]; then
+  daemon="$BIN/sparsepoold" gather_bench="$BIN/sparsepool_gather_bench"
+else
+  bazel build //service:sparsepoold //bench:sparsepool_gather_bench >/dev/null 2>&1
+  daemon=bazel-bin/service/sparsepoold gather_bench=bazel-bin/bench/sparsepool_gather_bench
+fi
+[[ $EUID -eq 0 ]] || { echo "needs root (huge pages, mount)" >&2; exit 1; }
+
+threads=1
+for t in 2 4 8; do (( t <= $(nproc) )) && threads+=",$t"; done
+pages_before=$(cat /proc/sys/vm/nr_hugepages)
+mount_dir=$(mktemp -d /tmp/sparsepool-gather-hugetlbfs.XXXXXX)
+port_file=$(mktemp)
+daemon_pid=""
+cleanup() {
+  [[ -n "$daemon_pid" ]] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
+  rm -f "$mount_dir/pool" "/dev/shm/sparsepool-gather-$$" "$port_file"
+  umount "$mount_dir" 2>/dev/null; rmdir "$mount_dir" 2>/dev/null
+  echo "$pages_before" >/proc/sys/vm/nr_hugepages
+}
+trap cleanup EXIT
+echo $((pages_before + 2200)) >/proc/sys/vm/nr_hugepages
+mount -t hugetlbfs -o pagesize=2M none "$mount_dir"
+
+run() {  # region spec
+  : >"$port_file"
+  "$daemon" --listen=127.0.0.1:0 --region="$1" --port_file="$port_file" 2>/dev/null &
+  daemon_pid=$!
+  for _ in $(seq 100); do [[ -s "$port_file" ]] && break; sleep 0.1; done
+  echo "== region $1"
+  "$gather_bench" --address="127.0.0.1:$(cat "$port_file")" --threads="$threads" --reps=200 | grep -E '^\| (threads|[0-9])'
+  kill "$daemon_pid"; wait "$daemon_pid" 2>/dev/null || true
+  daemon_pid=""
+}
+echo "$(nproc) cores: $(lscpu | sed -n 's/^Model name: *//p'); $(grep HugePages_Free /proc/meminfo)"
+for _ in $(seq "$rounds"); do
+  run "shm:/dev/shm/sparsepool-gather-$$:4GiB"; rm -f "/dev/shm/sparsepool-gather-$$"
+  run "hugetlbfs:$mount_dir/pool:4GiB"; rm -f "$mount_dir/pool"
+done
