@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The CPU gather benchmark on a shm region and on a hugetlbfs region (2 MiB pages), in
-# turn, in one call, so that the two compare on the same host. Needs root: it reserves
-# 2,200 huge pages and mounts a hugetlbfs for the run, and puts both back after.
+# The CPU gather benchmark on three regions in turn, in one call, so that they compare
+# on the same host: shm in /dev/shm (4 KiB pages), shm on a tmpfs mounted with
+# huge=always (transparent 2 MiB pages, no reservation), and hugetlbfs (reserved 2 MiB
+# pages). Needs root: it reserves 2,200 huge pages and mounts the two file systems for
+# the run, and puts everything back after.
 #   bash tools/gather_regions.sh [ROUNDS]       (here, after building)
 #   device run: BIN=.device/bin bash tools/gather_regions.sh    carry: [".device"]
 #   (bash tools/static_relink.sh .device/bin //service:sparsepoold //bench:sparsepool_gather_bench)
@@ -20,17 +22,20 @@ threads=1
 for t in 2 4 8; do (( t <= $(nproc) )) && threads+=",$t"; done
 pages_before=$(cat /proc/sys/vm/nr_hugepages)
 mount_dir=$(mktemp -d /tmp/sparsepool-gather-hugetlbfs.XXXXXX)
+thp_dir=$(mktemp -d /tmp/sparsepool-gather-thp.XXXXXX)
 port_file=$(mktemp)
 daemon_pid=""
 cleanup() {
   [[ -n "$daemon_pid" ]] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
   rm -f "$mount_dir/pool" "/dev/shm/sparsepool-gather-$$" "$port_file"
   umount "$mount_dir" 2>/dev/null; rmdir "$mount_dir" 2>/dev/null
+  rm -f "$thp_dir/pool"; umount "$thp_dir" 2>/dev/null; rmdir "$thp_dir" 2>/dev/null
   echo "$pages_before" >/proc/sys/vm/nr_hugepages
 }
 trap cleanup EXIT
 echo $((pages_before + 2200)) >/proc/sys/vm/nr_hugepages
 mount -t hugetlbfs -o pagesize=2M none "$mount_dir"
+mount -t tmpfs -o huge=always,size=5g none "$thp_dir"
 
 run() {  # region spec
   : >"$port_file"
@@ -45,5 +50,8 @@ run() {  # region spec
 echo "$(nproc) cores: $(lscpu | sed -n 's/^Model name: *//p'); $(grep HugePages_Free /proc/meminfo)"
 for _ in $(seq "$rounds"); do
   run "shm:/dev/shm/sparsepool-gather-$$:4GiB"; rm -f "/dev/shm/sparsepool-gather-$$"
+  run "shm:$thp_dir/pool:4GiB"
+  echo "   (ShmemHugePages after that run: $(awk '/^ShmemHugePages/ {print $2, $3}' /proc/meminfo))"
+  rm -f "$thp_dir/pool"
   run "hugetlbfs:$mount_dir/pool:4GiB"; rm -f "$mount_dir/pool"
 done
