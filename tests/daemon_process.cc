@@ -19,8 +19,7 @@ DaemonProcess::DaemonProcess(absl::string_view name, DaemonOptions options)
     if (!isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') c = '-';  // test names hold '/'
   }
   const std::string unique = absl::StrCat("sparsepool-test-", safe, "-", getpid());
-  region_path_ = absl::StrCat(options_.hugetlbfs_dir.empty() ? "/dev/shm" : options_.hugetlbfs_dir,
-                              "/", unique);
+  region_path_ = absl::StrCat(options_.region_dir, "/", unique);
   port_file_ = absl::StrCat(TestTempDir(), "/", unique, ".port");
   unlink(region_path_.c_str());
 }
@@ -37,8 +36,7 @@ absl::Status DaemonProcess::Start() {
       "service/sparsepoold",  // Bazel runs tests from the runfiles root
       options_.same_address_on_restart && !address_.empty() ? absl::StrCat("--listen=", address_)
                                                             : std::string("--listen=127.0.0.1:0"),
-      absl::StrCat("--region=", options_.hugetlbfs_dir.empty() ? "shm" : "hugetlbfs", ":",
-                   region_path_, ":", options_.region_size),
+      absl::StrCat("--region=", options_.region_kind, ":", region_path_, ":", options_.region_size),
       absl::StrCat("--port_file=", port_file_),
       absl::StrCat("--lease_timeout=", options_.lease_timeout),
       absl::StrCat("--record_slots=", options_.record_slots),

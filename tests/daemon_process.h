@@ -17,8 +17,10 @@ namespace sparsepool::testing {
 
 struct DaemonOptions {
   std::string region_size = "256MiB";
-  // Put the region on this hugetlbfs mount (2 MiB pages) instead of /dev/shm.
-  std::string hugetlbfs_dir;
+  // Where the region file goes and its kind: "shm" in /dev/shm by default; a
+  // hugetlbfs mount with "hugetlbfs".
+  std::string region_dir = "/dev/shm";
+  std::string region_kind = "shm";
   std::string lease_timeout = "30s";
   uint32_t record_slots = 1024;
   std::vector<std::string> extra_args;

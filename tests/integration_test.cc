@@ -113,7 +113,7 @@ class IntegrationTest : public ::testing::Test {
 };
 
 TEST_F(IntegrationTest, RandomEntriesAndTopKRoundTripByteForByte) {
-  StartDaemon();
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
   const uint32_t layers = 4;
   const std::vector<uint64_t> tokens = {200, 1000, 64 * 5 + 3};
   std::vector<SequenceId> batch;
@@ -129,7 +129,7 @@ TEST_F(IntegrationTest, RandomEntriesAndTopKRoundTripByteForByte) {
 }
 
 TEST_F(IntegrationTest, AsynchronousCreateAndReleaseDeliverEveryResult) {
-  StartDaemon();
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
   absl::Mutex mu;
   std::vector<SequenceId> created;
   std::vector<absl::Status> errors;
@@ -185,7 +185,7 @@ TEST_F(IntegrationTest, AsynchronousCreateAndReleaseDeliverEveryResult) {
 }
 
 TEST_F(IntegrationTest, SequencesGrowAcrossPageBoundaries) {
-  StartDaemon();
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
   for (uint32_t page_tokens : {16u, 64u}) {
     for (uint32_t alignment : {0u, 64u}) {
       SequenceSpec spec = Spec(3, 0, 584);
@@ -213,7 +213,7 @@ TEST_F(IntegrationTest, SequencesGrowAcrossPageBoundaries) {
 }
 
 TEST_F(IntegrationTest, SeveralClientsAtOnce) {
-  StartDaemon();
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
   std::vector<std::thread> threads;
   std::atomic<int> failures{0};
   for (int t = 0; t < 4; ++t) {
@@ -243,7 +243,7 @@ TEST_F(IntegrationTest, SeveralClientsAtOnce) {
 }
 
 TEST_F(IntegrationTest, SecondClientSeesSequenceGrowByRefreshingItsLayout) {
-  StartDaemon();
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
   auto writer = ConnectTo(daemon_->address());
   auto id = writer->CreateSequence(Spec(2, 100));
   ASSERT_TRUE(id.ok());
@@ -260,7 +260,7 @@ TEST_F(IntegrationTest, SecondClientSeesSequenceGrowByRefreshingItsLayout) {
 }
 
 TEST_F(IntegrationTest, BadInputGetsClearErrorsAndLeavesOtherSequencesIntact) {
-  StartDaemon(DaemonOptions{.region_size = "64MiB"});
+  ASSERT_NO_FATAL_FAILURE(StartDaemon(DaemonOptions{.region_size = "64MiB"}));
   auto id = client_->CreateSequence(Spec(4, 300));
   ASSERT_TRUE(id.ok());
   WriteTokens(*client_, *id, 4, kEntryBytes, 0, 300);
@@ -322,7 +322,7 @@ TEST_F(IntegrationTest, BadInputGetsClearErrorsAndLeavesOtherSequencesIntact) {
 }
 
 TEST_F(IntegrationTest, ReleasedSequenceIsGoneAndItsMemoryReused) {
-  StartDaemon(DaemonOptions{.region_size = "64MiB"});
+  ASSERT_NO_FATAL_FAILURE(StartDaemon(DaemonOptions{.region_size = "64MiB"}));
   // Each of these takes over half the heap: the second fits only after eviction.
   auto first = client_->CreateSequence(Spec(10, 5000));
   ASSERT_TRUE(first.ok()) << first.status();
@@ -341,7 +341,7 @@ TEST_F(IntegrationTest, ReleasedSequenceIsGoneAndItsMemoryReused) {
 }
 
 TEST_F(IntegrationTest, DaemonGoneGivesUnavailable) {
-  StartDaemon();
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
   ClientOptions options;
   options.address = daemon_->address();
   options.rpc_timeout = absl::Seconds(2);
@@ -373,7 +373,7 @@ std::vector<SequenceId> StartLeaseHolder(testing::ChildProcess& holder, const st
 }
 
 TEST_F(IntegrationTest, KilledClientHasItsSequencesReclaimed) {
-  StartDaemon(DaemonOptions{.region_size = "64MiB", .lease_timeout = "1s"});
+  ASSERT_NO_FATAL_FAILURE(StartDaemon(DaemonOptions{.region_size = "64MiB", .lease_timeout = "1s"}));
   testing::ChildProcess holder;
   const std::vector<SequenceId> ids = StartLeaseHolder(holder, daemon_->address(), 2, 5000);
   ASSERT_EQ(ids.size(), 2u);
@@ -395,7 +395,7 @@ TEST_F(IntegrationTest, KilledClientHasItsSequencesReclaimed) {
 }
 
 TEST_F(IntegrationTest, AnAdoptedSequenceOutlivesItsKilledCreator) {
-  StartDaemon(DaemonOptions{.region_size = "64MiB", .lease_timeout = "1s"});
+  ASSERT_NO_FATAL_FAILURE(StartDaemon(DaemonOptions{.region_size = "64MiB", .lease_timeout = "1s"}));
   testing::ChildProcess prefill;  // a prefill worker: creates two sequences, then dies
   const std::vector<SequenceId> ids = StartLeaseHolder(prefill, daemon_->address(), 2, 300);
   ASSERT_EQ(ids.size(), 2u);
@@ -424,7 +424,7 @@ TEST_F(IntegrationTest, AnAdoptedSequenceOutlivesItsKilledCreator) {
 TEST_F(IntegrationTest, AStaleLayoutIsCaughtBeforeItsBytesAreUsedOrOverwritten) {
   // A region that holds one 2,000-token sequence of 8 layers: a second one must reuse
   // the first one's pages.
-  StartDaemon(DaemonOptions{.region_size = "24MiB"});
+  ASSERT_NO_FATAL_FAILURE(StartDaemon(DaemonOptions{.region_size = "24MiB"}));
   const SequenceId first = *client_->CreateSequence(Spec(8, 2000));
   WriteTokens(*client_, first, 8, kEntryBytes, 0, 2000);
   auto reader = ConnectTo(daemon_->address());  // other workers, layout cached
@@ -456,7 +456,7 @@ TEST_F(IntegrationTest, AStaleLayoutIsCaughtBeforeItsBytesAreUsedOrOverwritten) 
 // Create that needs them waits for the grace to end rather than failing.
 TEST_F(IntegrationTest, ReleasedMemoryIsUntouchedForTheReuseGrace) {
   // 24 MiB holds one 3,000-token sequence of 8 layers (15 MiB), not two.
-  StartDaemon(DaemonOptions{.region_size = "24MiB", .extra_args = {"--reuse_grace=3s"}});
+  ASSERT_NO_FATAL_FAILURE(StartDaemon(DaemonOptions{.region_size = "24MiB", .extra_args = {"--reuse_grace=3s"}}));
   const SequenceId first = *client_->CreateSequence(Spec(8, 3000));
   WriteTokens(*client_, first, 8, kEntryBytes, 0, 3000);
   auto layout = client_->Layout(first);
@@ -499,7 +499,7 @@ TEST_F(IntegrationTest, ReleasedMemoryIsUntouchedForTheReuseGrace) {
 // other requests are answered meanwhile (when the handlers slept in gRPC's threads, 64
 // waiting Creates held a GetLayout up for 2.8 s). A daemon stopped meanwhile answers them.
 TEST_F(IntegrationTest, RequestsWaitingForMemoryHoldUpNothingAndAreAnsweredAtShutdown) {
-  StartDaemon(DaemonOptions{.region_size = "24MiB", .extra_args = {"--reuse_grace=30s"}});
+  ASSERT_NO_FATAL_FAILURE(StartDaemon(DaemonOptions{.region_size = "24MiB", .extra_args = {"--reuse_grace=30s"}}));
   const SequenceId small = *client_->CreateSequence(Spec(1, 64));
   const SequenceId big = *client_->CreateSequence(Spec(8, 2900));
   ASSERT_TRUE(client_->ReleaseSequence(big).ok());
@@ -547,7 +547,7 @@ TEST_F(IntegrationTest, HugetlbfsRegionRoundTripsAndSurvivesAKill) {
     GTEST_SKIP() << "no hugetlbfs mount named in SPARSEPOOL_TEST_HUGETLBFS: tools/test.sh "
                     "mounts one when it runs as root and the kernel can reserve 2 MiB pages";
   }
-  StartDaemon(DaemonOptions{.region_size = "64MiB", .hugetlbfs_dir = dir});
+  ASSERT_NO_FATAL_FAILURE(StartDaemon(DaemonOptions{.region_size = "64MiB", .region_dir = dir, .region_kind = "hugetlbfs"}));
   const std::vector<uint64_t> tokens = {1500, 700};
   std::vector<SequenceId> batch;
   for (uint64_t n : tokens) {
@@ -565,8 +565,29 @@ TEST_F(IntegrationTest, HugetlbfsRegionRoundTripsAndSurvivesAKill) {
   for (uint32_t layer = 0; layer < 4; ++layer) FetchAndCheck(*after, batch, tokens, layer, 300, kEntryBytes, rng_);
 }
 
+// A region its file system cannot hold is refused when the daemon starts, naming it,
+// rather than killing whoever first touches a page past the end of the memory (tmpfs
+// answers that touch with SIGBUS). tools/test.sh mounts a 16 MiB tmpfs for this when it
+// runs as root and names it in SPARSEPOOL_TEST_SMALL_TMPFS.
+TEST_F(IntegrationTest, ARegionItsFileSystemCannotHoldIsRefusedAtStart) {
+  const char* dir = getenv("SPARSEPOOL_TEST_SMALL_TMPFS");
+  if (dir == nullptr || *dir == '\0') {
+    GTEST_SKIP() << "no small tmpfs named in SPARSEPOOL_TEST_SMALL_TMPFS: tools/test.sh "
+                    "mounts one when it runs as root";
+  }
+  DaemonProcess daemon("too-big", DaemonOptions{.region_size = "64MiB", .region_dir = dir});
+  const absl::Status started = daemon.Start();
+  EXPECT_FALSE(started.ok());
+  EXPECT_THAT(daemon.Log(), HasSubstr("allocating the 67108864 bytes of region"));
+  EXPECT_THAT(daemon.Log(), HasSubstr("No space left on device"));
+  // Nothing half-made is left behind: a smaller region starts there.
+  EXPECT_EQ(access(daemon.region_path().c_str(), F_OK), -1);
+  DaemonProcess fits("fits", DaemonOptions{.region_size = "4MiB", .region_dir = dir});
+  EXPECT_TRUE(fits.Start().ok()) << fits.Log();
+}
+
 TEST_F(IntegrationTest, DaemonKilledAndRestartedServesTheSameBytes) {
-  StartDaemon();
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
   const std::vector<uint64_t> tokens = {777, 130};
   std::vector<SequenceId> batch;
   for (uint64_t n : tokens) {
@@ -599,7 +620,7 @@ TEST_F(IntegrationTest, DaemonKilledAndRestartedServesTheSameBytes) {
 }
 
 TEST_F(IntegrationTest, CorruptedRegionHeaderIsRefused) {
-  StartDaemon();
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
   ASSERT_TRUE(client_->CreateSequence(Spec(2, 100)).ok());
   EXPECT_EQ(daemon_->Stop(), 0);
   EXPECT_THAT(daemon_->Log(), HasSubstr("shutting down"));
@@ -620,7 +641,7 @@ TEST_F(IntegrationTest, CorruptedRegionHeaderIsRefused) {
 // The Prometheus endpoint of a real daemon (--metrics_listen), its port read from the
 // daemon's log line.
 TEST_F(IntegrationTest, MetricsEndpointReportsThePool) {
-  StartDaemon(DaemonOptions{.extra_args = {"--metrics_listen=127.0.0.1:0"}});
+  ASSERT_NO_FATAL_FAILURE(StartDaemon(DaemonOptions{.extra_args = {"--metrics_listen=127.0.0.1:0"}}));
   const std::string log = daemon_->Log();
   const std::string marker = "metrics on http://127.0.0.1:";
   const size_t at = log.find(marker);
@@ -644,7 +665,7 @@ TEST_F(IntegrationTest, MetricsEndpointReportsThePool) {
 }
 
 TEST_F(IntegrationTest, CtlReportsHealthStatsAndReleases) {
-  StartDaemon();
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
   auto id = client_->CreateSequence(Spec(61, 2048));
   ASSERT_TRUE(id.ok());
   const std::string address = "--address=" + daemon_->address();

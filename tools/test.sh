@@ -9,6 +9,7 @@ bash tools/bootstrap.sh || exit 1
 
 log="$(mktemp)"
 hugetlbfs_dir=""
+small_tmpfs_dir=""
 hugepages_before=""
 cleanup() {
   rm -f "$log"
@@ -16,24 +17,34 @@ cleanup() {
     umount "$hugetlbfs_dir" 2>/dev/null
     rmdir "$hugetlbfs_dir" 2>/dev/null
   fi
+  if [[ -n "$small_tmpfs_dir" ]]; then
+    umount "$small_tmpfs_dir" 2>/dev/null
+    rmdir "$small_tmpfs_dir" 2>/dev/null
+  fi
   [[ -n "$hugepages_before" ]] && echo "$hugepages_before" >/proc/sys/vm/nr_hugepages
 }
 trap cleanup EXIT
 
-# The hugetlbfs region test needs 2 MiB pages and a hugetlbfs mount. As root, reserve
-# the pages it needs (64 MiB region; 48 pages) and mount one for the run; the settings
-# are put back as they were afterwards. Otherwise that test skips, saying why.
+# The hugetlbfs region test needs 2 MiB pages and a hugetlbfs mount, and the test of a
+# region too big for its file system a 16 MiB tmpfs. As root, reserve the pages (a 32 MiB
+# region; 64 pages leave room for runs side by side) and mount both for the run; everything is put back as it was
+# afterwards. Otherwise those tests skip, saying why.
 test_env=()
 if [[ $EUID -eq 0 && -w /proc/sys/vm/nr_hugepages ]]; then
   hugepages_before=$(cat /proc/sys/vm/nr_hugepages)
   free_pages=$(awk '/^HugePages_Free/ {print $2}' /proc/meminfo)
-  if ((free_pages < 48)); then echo $((hugepages_before + 48 - free_pages)) >/proc/sys/vm/nr_hugepages; fi
+  if ((free_pages < 64)); then echo $((hugepages_before + 64 - free_pages)) >/proc/sys/vm/nr_hugepages; fi
   hugetlbfs_dir=$(mktemp -d /tmp/sparsepool-hugetlbfs.XXXXXX)
   if mount -t hugetlbfs -o pagesize=2M none "$hugetlbfs_dir" 2>/dev/null &&
-     (($(awk '/^HugePages_Free/ {print $2}' /proc/meminfo) >= 32)); then
+     (($(awk '/^HugePages_Free/ {print $2}' /proc/meminfo) >= 16)); then
     test_env=(--test_env=SPARSEPOOL_TEST_HUGETLBFS="$hugetlbfs_dir")
   else
-    echo "NOTE: could not mount hugetlbfs with 32 free 2 MiB pages; the hugetlbfs test skips"
+    echo "NOTE: could not mount hugetlbfs with 16 free 2 MiB pages; the hugetlbfs test skips"
+  fi
+  # A 16 MiB tmpfs: a region too big for its file system must be refused at start.
+  small_tmpfs_dir=$(mktemp -d /tmp/sparsepool-small-tmpfs.XXXXXX)
+  if mount -t tmpfs -o size=16m none "$small_tmpfs_dir" 2>/dev/null; then
+    test_env+=(--test_env=SPARSEPOOL_TEST_SMALL_TMPFS="$small_tmpfs_dir")
   fi
 fi
 

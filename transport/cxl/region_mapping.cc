@@ -121,6 +121,18 @@ absl::StatusOr<MappedRegion> MappedRegion::OpenOrCreate(const RegionSpec& spec) 
     absl::Status bound = BindToNumaNode(*base, spec.size_bytes, spec.numa_node, path);
     if (!bound.ok()) return bound;
   }
+  // A tmpfs or hugetlbfs file sized with ftruncate has no memory behind it yet: the
+  // first touch of each page allocates it, and when the file system or the host is
+  // out of memory that touch kills the toucher (a decode worker, say) with SIGBUS.
+  // Allocate it all now (after the NUMA policy is set, so that the pages follow it),
+  // failing here with a clear error instead; it also takes the cost of first touches
+  // off the first writes. Idempotent: a restart allocates only what is missing.
+  if (int err = posix_fallocate(fd.get(), 0, static_cast<off_t>(spec.size_bytes)); err != 0) {
+    if (created) unlink(path.c_str());  // nothing was in it: leave no half-made region
+    return ErrnoError(absl::StrCat("allocating the ", spec.size_bytes, " bytes of region ", path,
+                                   " (is its file system, or the host, short of memory?)"),
+                      err);
+  }
   return region;
 }
 
