@@ -2,7 +2,7 @@
 // selected entries of a decode batch from a shared-memory region, against a contiguous
 // memcpy of the same byte count out of the same region, measured in the same run
 // (interleaved repetitions, medians). For each thread count the gather runs through a
-// client with that many gather_threads and the memcpy is split the same way over as
+// client with that many copy_threads and the memcpy is split the same way over as
 // many threads (same unit size, same worker pool), so both sides use the same cores.
 //
 //   sparsepool_gather_bench --address=HOST:PORT [--threads=1,2] [--requests=8]
@@ -113,7 +113,7 @@ int Run(int argc, char** argv) {
   std::vector<std::unique_ptr<WorkerPool>> copiers;
   for (int threads : o.threads) {
     ClientOptions reader_options = client_options;
-    reader_options.gather_threads = threads;
+    reader_options.copy_threads = threads;
     auto reader = Client::Connect(reader_options);
     if (!reader.ok()) return Fail(reader.status());
     readers.push_back(*std::move(reader));
@@ -122,7 +122,7 @@ int Run(int argc, char** argv) {
 
   const size_t k = o.topk;
   const uint64_t useful = uint64_t{o.requests} * k * o.entry_bytes;
-  const uint64_t gather_unit = CxlDataPlane::kGatherUnitEntries * o.entry_bytes;
+  const uint64_t gather_unit = CxlDataPlane::kCopyUnitEntries * o.entry_bytes;
   std::vector<int32_t> indices(o.requests * k);
   std::vector<std::byte> out(useful);
   std::mt19937_64 rng(1);

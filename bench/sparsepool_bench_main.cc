@@ -8,7 +8,7 @@
 //       [--contexts=8192,32768] [--batches=1,4] [--strategies=a,b,...] [--steps=N]
 //       [--warmup=N] [--sampled_layers=N] [--stored_layers=N] [--overlap=0.8]
 //       [--cache_capacity=4096] [--trace=FILE] [--seed=N] [--out=DIR] [--rdma_transport=ucx|verbs]
-//       [--gather_threads=N (the cxl-cpu strategies' ClientOptions::gather_threads)]
+//       [--copy_threads=N (the cxl-cpu strategies' ClientOptions::copy_threads)]
 //
 // The RDMA strategies need the daemon started with --ucx=true (UCX_TLS picks the
 // wire), or --verbs=true with --rdma_transport=verbs; the GPU strategies need a CUDA
@@ -55,7 +55,7 @@ struct Options {
   CellPlan plan;
   uint32_t cache_capacity = 4096;
   std::string rdma_transport = "ucx";  // or "verbs", for the rdma-* strategies
-  int gather_threads = 1;              // for the CPU gather of the cxl-* strategies
+  int copy_threads = 1;              // for the CPU gather of the cxl-* strategies
 };
 
 // quick: the README's one-minute comparison; full: the whole sweep.
@@ -90,7 +90,7 @@ int Usage(const std::string& arg) {
                "usage: sparsepool_bench --address=HOST:PORT [--preset=quick|full] [--model=FILE]\n"
                "  [--contexts=N,...] [--batches=N,...] [--strategies=NAME,...] [--steps=N] [--warmup=N]\n"
                "  [--sampled_layers=N (0: all)] [--stored_layers=N] [--overlap=F] [--cache_capacity=N]\n"
-               "  [--trace=FILE] [--seed=N] [--out=DIR] [--rdma_transport=ucx|verbs] [--gather_threads=N]\n"
+               "  [--trace=FILE] [--seed=N] [--out=DIR] [--rdma_transport=ucx|verbs] [--copy_threads=N]\n"
                "strategies: %s\n",
                arg.c_str(), absl::StrJoin(kAllStrategies, ", ").c_str());
   return 2;
@@ -100,7 +100,7 @@ absl::StatusOr<std::unique_ptr<FetchStrategy>> MakeStrategy(const std::string& n
   ClientOptions client_options;
   client_options.address = o.address;
   client_options.transport = absl::StartsWith(name, "rdma-") ? o.rdma_transport : "cxl";
-  client_options.gather_threads = o.gather_threads;
+  client_options.copy_threads = o.copy_threads;
   if (name == "rdma-full-prefix") client_options.fetch_strategy = ClientOptions::FetchStrategy::kFullPrefix;
   auto client = Client::Connect(client_options);
   if (!client.ok()) return client.status();
@@ -176,9 +176,9 @@ int Run(int argc, char** argv) {
     } else if (flag.key == "--rdma_transport") {
       ok = v == "ucx" || v == "verbs";
       o.rdma_transport = v;
-    } else if (flag.key == "--gather_threads") {
-      ok = absl::SimpleAtoi(v, &o.gather_threads) && o.gather_threads >= 1 &&
-           o.gather_threads <= kMaxGatherThreads;
+    } else if (flag.key == "--copy_threads") {
+      ok = absl::SimpleAtoi(v, &o.copy_threads) && o.copy_threads >= 1 &&
+           o.copy_threads <= kMaxCopyThreads;
     } else if (flag.key == "--seed") {
       ok = absl::SimpleAtoi(v, &o.plan.seed);
     } else {
@@ -231,7 +231,7 @@ int Run(int argc, char** argv) {
                           : absl::StrCat(fetched, " of ", m.layers, " layers fetched per step, step figures scaled by ",
                                          absl::StrFormat("%.2f", double(m.layers) / fetched)),
       "; residency cache ", o.cache_capacity, " slots per request-layer; CPU gather on ",
-      o.gather_threads, o.gather_threads == 1 ? " thread" : " threads");
+      o.copy_threads, o.copy_threads == 1 ? " thread" : " threads");
   std::printf("%s\n", header.c_str());
   std::fflush(stdout);
 

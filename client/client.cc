@@ -55,11 +55,11 @@ VerbsConnector MakeVerbsConnector(const ClientOptions& options, const std::strin
 absl::StatusOr<std::unique_ptr<DataPlane>> MakeDataPlane(const ClientOptions& options, const std::string& client_id,
                                                          std::shared_ptr<grpc::Channel> channel) {
   if (options.transport == "cxl") {
-    if (options.gather_threads < 1 || options.gather_threads > kMaxGatherThreads) {
-      return absl::InvalidArgumentError(absl::StrCat("gather_threads is ", options.gather_threads,
-                                                     "; it must be 1 to ", kMaxGatherThreads));
+    if (options.copy_threads < 1 || options.copy_threads > kMaxCopyThreads) {
+      return absl::InvalidArgumentError(absl::StrCat("copy_threads is ", options.copy_threads,
+                                                     "; it must be 1 to ", kMaxCopyThreads));
     }
-    return std::unique_ptr<DataPlane>(new CxlDataPlane(options.gather_threads));
+    return std::unique_ptr<DataPlane>(new CxlDataPlane(options.copy_threads));
   }
   if (options.transport == "ucx") {
     auto ucx = UcxDataPlane::Create(options.rpc_timeout);

@@ -43,8 +43,8 @@
 
 namespace sparsepool {
 
-// The most ClientOptions::gather_threads accepts.
-inline constexpr int kMaxGatherThreads = 64;
+// The most ClientOptions::copy_threads accepts.
+inline constexpr int kMaxCopyThreads = 64;
 
 struct ClientOptions {
   // The daemon's gRPC address.
@@ -62,10 +62,11 @@ struct ClientOptions {
   // with --verbs=true; FailedPrecondition here when the host has no RDMA device).
   std::string transport = "cxl";
   // For "cxl": threads, the calling one included, that share the copying of each
-  // FetchTopK. One core reads scattered entries at about half to two thirds of its
-  // contiguous-copy speed (it cannot keep enough misses in flight); a few together
-  // close most of that gap (docs/benchmarks.md). 1 copies on the caller alone.
-  int gather_threads = 1;
+  // FetchTopK and WriteEntries. One core reads scattered entries at about half to two
+  // thirds of its contiguous-copy speed (it cannot keep enough misses in flight); a few
+  // together fetch 2-5x as fast, and write 2-3x (docs/benchmarks.md). 1 copies on the
+  // caller alone.
+  int copy_threads = 1;
   // For "verbs" (the batch timeout is rpc_timeout).
   struct Verbs {
     std::string device;      // empty: the first RDMA device listed

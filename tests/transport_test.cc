@@ -23,7 +23,7 @@ struct Transport {
   const char* name;
   const char* client_transport;
   const char* ucx_tls;  // null: not UCX
-  int gather_threads = 1;  // "cxl": threads that share each gather
+  int copy_threads = 1;  // "cxl": threads that share each gather
 };
 
 constexpr uint32_t kEntry = 656;
@@ -52,7 +52,7 @@ class TransportTest : public ::testing::TestWithParam<Transport> {
     ClientOptions options;
     options.address = daemon_->address();
     options.transport = GetParam().client_transport;
-    options.gather_threads = GetParam().gather_threads;
+    options.copy_threads = GetParam().copy_threads;
     options.rpc_timeout = absl::Seconds(3);
     auto client = Client::Connect(options);
     EXPECT_TRUE(client.ok()) << client.status();
@@ -158,12 +158,12 @@ TEST_P(TransportTest, GatherThreadsOutOfRangeAreRefused) {
   if (std::string(GetParam().client_transport) != "cxl") GTEST_SKIP() << "a CXL option";
   ClientOptions options;
   options.address = daemon_->address();
-  for (int threads : {0, -3, kMaxGatherThreads + 1}) {
-    options.gather_threads = threads;
+  for (int threads : {0, -3, kMaxCopyThreads + 1}) {
+    options.copy_threads = threads;
     auto client = Client::Connect(options);
     EXPECT_TRUE(absl::IsInvalidArgument(client.status())) << client.status();
     EXPECT_THAT(std::string(client.status().message()),
-                HasSubstr(absl::StrCat("gather_threads is ", threads, "; it must be 1 to 64")));
+                HasSubstr(absl::StrCat("copy_threads is ", threads, "; it must be 1 to 64")));
   }
 }
 
@@ -173,7 +173,7 @@ TEST_P(TransportTest, FullPrefixBaselineReturnsTheSameEntries) {
   ClientOptions options;
   options.address = daemon_->address();
   options.transport = GetParam().client_transport;
-  options.gather_threads = GetParam().gather_threads;
+  options.copy_threads = GetParam().copy_threads;
   options.fetch_strategy = ClientOptions::FetchStrategy::kFullPrefix;
   auto baseline = Client::Connect(options);
   ASSERT_TRUE(baseline.ok()) << baseline.status();
@@ -232,7 +232,7 @@ TEST_P(TransportTest, DaemonKilledMidBatchThenRestarted) {
 
 INSTANTIATE_TEST_SUITE_P(Transports, TransportTest,
                          ::testing::Values(Transport{"cxl", "cxl", nullptr},
-                                           Transport{"cxl_4_gather_threads", "cxl", nullptr, 4},
+                                           Transport{"cxl_4_copy_threads", "cxl", nullptr, 4},
                                            Transport{"ucx_tcp", "ucx", "tcp"},
                                            Transport{"ucx_sm", "ucx", "sm,self"}),
                          [](const ::testing::TestParamInfo<Transport>& info) { return info.param.name; });

@@ -6,7 +6,7 @@
 //
 //   sparsepool_demo --address=127.0.0.1:7070 [--contexts=4096,8192,16384,32768]
 //                   [--steps=8] [--layers=61] [--entry_bytes=656] [--topk=2048]
-//                   [--gather_threads=N (default: up to 4, as the machine has cores)]
+//                   [--copy_threads=N (default: up to 4, as the machine has cores)]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -36,7 +36,7 @@ struct DemoOptions {
   uint32_t layers = 61;
   uint32_t entry_bytes = 656;
   uint32_t topk = 2048;
-  int gather_threads = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 4u));
+  int copy_threads = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 4u));
 };
 
 absl::StatusOr<DemoOptions> ParseOptions(int argc, char** argv) {
@@ -57,9 +57,9 @@ absl::StatusOr<DemoOptions> ParseOptions(int argc, char** argv) {
       ok = absl::SimpleAtoi(value, &o.entry_bytes) && o.entry_bytes > 0;
     } else if (key == "--topk") {
       ok = absl::SimpleAtoi(value, &o.topk) && o.topk > 0;
-    } else if (key == "--gather_threads") {
-      ok = absl::SimpleAtoi(value, &o.gather_threads) && o.gather_threads >= 1 &&
-           o.gather_threads <= kMaxGatherThreads;
+    } else if (key == "--copy_threads") {
+      ok = absl::SimpleAtoi(value, &o.copy_threads) && o.copy_threads >= 1 &&
+           o.copy_threads <= kMaxCopyThreads;
     } else {
       ok = false;
     }
@@ -103,7 +103,7 @@ int Run(int argc, char** argv) {
   const DemoOptions& o = *options;
   ClientOptions client_options;
   client_options.address = o.address;
-  client_options.gather_threads = o.gather_threads;
+  client_options.copy_threads = o.copy_threads;
   auto connected = Client::Connect(client_options);
   if (!connected.ok()) {
     std::fprintf(stderr, "sparsepool_demo: %s\n", connected.status().ToString().c_str());
@@ -114,7 +114,7 @@ int Run(int argc, char** argv) {
   std::printf("sparsepool demo: %zu requests, %llu tokens in all, %u layers x %u-byte entries, "
               "page 64, top-%u, CPU gather on %d thread%s\n",
               o.contexts.size(), static_cast<unsigned long long>(total_tokens), o.layers,
-              o.entry_bytes, o.topk, o.gather_threads, o.gather_threads == 1 ? "" : "s");
+              o.entry_bytes, o.topk, o.copy_threads, o.copy_threads == 1 ? "" : "s");
 
   // Prefill: every entry of every layer, written through the client's data plane.
   std::vector<SequenceId> batch;
@@ -216,8 +216,8 @@ int Run(int argc, char** argv) {
               full_step_bytes / full_seconds / 1e9, full_entries / full_seconds / 1e6);
   std::printf("\ntop-k fetch moves %.1fx fewer bytes per step than full-prefix fetch "
               "(%.1fx less time), CPU load/store path on %d thread%s for both\n",
-              full_step_bytes / topk_step_bytes, full_seconds / topk_step_seconds, o.gather_threads,
-              o.gather_threads == 1 ? "" : "s");
+              full_step_bytes / topk_step_bytes, full_seconds / topk_step_seconds, o.copy_threads,
+              o.copy_threads == 1 ? "" : "s");
   for (SequenceId id : batch) (void)client.ReleaseSequence(id);
   return 0;
 }

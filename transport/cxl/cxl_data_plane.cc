@@ -46,11 +46,11 @@ absl::Status CxlDataPlane::GatherValidated(const GatherBatch& batch) {
     if (!base.ok()) return base.status();
     bases[row] = *base;
   }
-  const size_t units_per_row = (k + kGatherUnitEntries - 1) / kGatherUnitEntries;
-  gather_workers_.ParallelFor(rows * units_per_row, [&](size_t unit) {
+  const size_t units_per_row = (k + kCopyUnitEntries - 1) / kCopyUnitEntries;
+  copy_workers_.ParallelFor(rows * units_per_row, [&](size_t unit) {
     const size_t row = unit / units_per_row;
-    const size_t first = (unit % units_per_row) * kGatherUnitEntries;
-    const size_t count = std::min(kGatherUnitEntries, k - first);
+    const size_t first = (unit % units_per_row) * kCopyUnitEntries;
+    const size_t count = std::min(kCopyUnitEntries, k - first);
     const SequenceLayout& seq = *batch.sequences[row];
     CpuGatherRow(bases[row], seq, batch.layer, batch.indices.subspan(row * k + first, count),
                  batch.out.data() + row * row_bytes + first * seq.entry_bytes);
@@ -74,8 +74,14 @@ absl::Status CxlDataPlane::WriteValidated(const WriteRange& range) {
   if (absl::Status s = CheckSequenceLive(*base, seq); !s.ok()) {
     return s;
   }
-  CpuScatterRange(*base, seq, range.layer, range.first_token,
-                  range.entries.size() / seq.entry_bytes, range.entries.data());
+  const uint64_t count = range.entries.size() / seq.entry_bytes;
+  const uint64_t units = (count + kCopyUnitEntries - 1) / kCopyUnitEntries;
+  copy_workers_.ParallelFor(units, [&](size_t unit) {
+    const uint64_t first = unit * kCopyUnitEntries;
+    CpuScatterRange(*base, seq, range.layer, range.first_token + first,
+                    std::min<uint64_t>(kCopyUnitEntries, count - first),
+                    range.entries.data() + first * seq.entry_bytes);
+  });
   return CheckSequenceLive(*base, seq);
 }
 

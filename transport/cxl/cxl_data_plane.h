@@ -2,12 +2,12 @@
 // devdax, NUMA-bound memory) and copies entries with the CPU. Regions are mapped the
 // first time a layout names them and kept until the data plane is destroyed.
 //
-// A gather is split into parts of at most kGatherUnitEntries entries, run on
-// `gather_threads` threads (the caller's included): one core keeps too few cache misses
-// in flight to read scattered entries at memory speed (docs/benchmarks.md).
+// A gather or a write is split into parts of at most kCopyUnitEntries entries, run on
+// `copy_threads` threads (the caller's included): one core keeps too few cache misses
+// (and page faults) in flight to move entries at memory speed (docs/benchmarks.md).
 //
-// Thread-safe: Gather and Write may run concurrently from several threads (a gather
-// that finds the gather threads busy runs on its caller alone).
+// Thread-safe: Gather and Write may run concurrently from several threads (one that
+// finds the copy threads busy runs on its caller alone).
 #ifndef SPARSEPOOL_TRANSPORT_CXL_CXL_DATA_PLANE_H_
 #define SPARSEPOOL_TRANSPORT_CXL_CXL_DATA_PLANE_H_
 
@@ -29,10 +29,10 @@ class CxlDataPlane final : public DataPlane {
  public:
   // Entries per unit of work: 256 x 656 B is 164 KiB, 30-40 microseconds on one
   // core, so claiming a unit costs little, and one top-2048 row still splits eight ways.
-  static constexpr size_t kGatherUnitEntries = 256;
+  static constexpr size_t kCopyUnitEntries = 256;
 
-  // REQUIRES: gather_threads >= 1.
-  explicit CxlDataPlane(int gather_threads = 1) : gather_workers_(gather_threads) {}
+  // REQUIRES: copy_threads >= 1.
+  explicit CxlDataPlane(int copy_threads = 1) : copy_workers_(copy_threads) {}
   const char* name() const override { return "cxl"; }
 
   // Maps the region (once) and checks that it holds the pool the layout came from:
@@ -47,7 +47,7 @@ class CxlDataPlane final : public DataPlane {
   absl::Mutex mu_;
   // Keyed by region uuid: a path may be reused by another pool after a re-format.
   absl::flat_hash_map<std::string, std::unique_ptr<MappedRegion>> regions_ ABSL_GUARDED_BY(mu_);
-  WorkerPool gather_workers_;
+  WorkerPool copy_workers_;
 };
 
 }  // namespace sparsepool
