@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
-# The CPU gather benchmark on three regions in turn, in one call, so that they compare
+# The CPU gather and write benchmarks on three regions in turn, in one call, so that they compare
 # on the same host: shm in /dev/shm (4 KiB pages), shm on a tmpfs mounted with
 # huge=always (transparent 2 MiB pages, no reservation), and hugetlbfs (reserved 2 MiB
 # pages). Needs root: it reserves 2,200 huge pages and mounts the two file systems for
 # the run, and puts everything back after.
-#   bash tools/gather_regions.sh [ROUNDS]       (here, after building)
-#   device run: BIN=.device/bin bash tools/gather_regions.sh    carry: [".device"]
-#   (bash tools/static_relink.sh .device/bin //service:sparsepoold //bench:sparsepool_gather_bench)
+#   bash tools/region_bench.sh [ROUNDS]       (here, after building)
+#   device run: BIN=.device/bin bash tools/region_bench.sh    carry: [".device"]
+#   (bash tools/static_relink.sh .device/bin //service:sparsepoold //bench:sparsepool_gather_bench
+#    //bench:sparsepool_write_bench)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${1:-2}"
 if [[ -n "${BIN:-}" ]]; then
-  daemon="$BIN/sparsepoold" gather_bench="$BIN/sparsepool_gather_bench"
+  daemon="$BIN/sparsepoold" gather_bench="$BIN/sparsepool_gather_bench" write_bench="$BIN/sparsepool_write_bench"
 else
-  bazel build //service:sparsepoold //bench:sparsepool_gather_bench >/dev/null 2>&1
+  bazel build //service:sparsepoold //bench:sparsepool_gather_bench //bench:sparsepool_write_bench >/dev/null 2>&1
   daemon=bazel-bin/service/sparsepoold gather_bench=bazel-bin/bench/sparsepool_gather_bench
+  write_bench=bazel-bin/bench/sparsepool_write_bench
 fi
 [[ $EUID -eq 0 ]] || { echo "needs root (huge pages, mount)" >&2; exit 1; }
 
@@ -41,9 +43,11 @@ run() {  # region spec
   : >"$port_file"
   "$daemon" --listen=127.0.0.1:0 --region="$1" --port_file="$port_file" 2>/dev/null &
   daemon_pid=$!
-  for _ in $(seq 100); do [[ -s "$port_file" ]] && break; sleep 0.1; done
+  # The daemon allocates the region first: seconds per GiB where memory is touched for the first time.
+  for _ in $(seq 600); do [[ -s "$port_file" ]] && break; sleep 0.1; done
   echo "== region $1"
   "$gather_bench" --address="127.0.0.1:$(cat "$port_file")" --threads="$threads" --reps=200 | grep -E '^\| (threads|[0-9])'
+  "$write_bench" --address="127.0.0.1:$(cat "$port_file")" --threads="$threads" --rounds=2 | grep -E '^\| (copy|[0-9])'
   kill "$daemon_pid"; wait "$daemon_pid" 2>/dev/null || true
   daemon_pid=""
 }
