@@ -141,7 +141,13 @@ void MetricsHttpServer::Serve() {
     if (fds[1].revents != 0) return;
     if (fds[0].revents & POLLIN) {
       ScopedFd connection(accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-      if (connection.valid()) Answer(connection.get());
+      if (connection.valid()) {
+        Answer(connection.get());
+      } else if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        // The connection stays queued and poll reports it again at once: pause rather
+        // than spin until a descriptor or memory frees up.
+        poll(nullptr, 0, 100);
+      }
     }
   }
 }
