@@ -1,17 +1,18 @@
 #include "service/delayed_calls.h"
 
 #include <utility>
-#include <vector>
 
 #include "absl/time/clock.h"
 
 namespace sparsepool {
 
-DelayedCalls::DelayedCalls() : thread_([this] { Main(); }) {}
+DelayedCalls::DelayedCalls(int threads) {
+  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Main(); });
+}
 
 DelayedCalls::~DelayedCalls() {
   Stop();
-  thread_.join();
+  for (std::thread& thread : threads_) thread.join();
 }
 
 void DelayedCalls::RunAt(absl::Time when, Call call) {
@@ -28,7 +29,10 @@ void DelayedCalls::RunAt(absl::Time when, Call call) {
 void DelayedCalls::Stop() {
   absl::MutexLock lock(&mu_);
   stopping_ = true;
-  mu_.Await(absl::Condition(&stopped_));
+  const auto all_exited = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return exited_ == threads_.size();
+  };
+  mu_.Await(absl::Condition(&all_exited));
 }
 
 size_t DelayedCalls::waiting() const {
@@ -39,26 +43,26 @@ size_t DelayedCalls::waiting() const {
 void DelayedCalls::Main() {
   absl::MutexLock lock(&mu_);
   while (true) {
-    // Sleep until the first call is due, a new first call arrives, or Stop.
+    // One call at a time per thread: a due one (all, once stopping), else sleep until
+    // the first is due, an earlier one arrives, or Stop.
+    if (!calls_.empty() && (stopping_ || calls_.begin()->first <= absl::Now())) {
+      Call call = std::move(calls_.begin()->second);
+      calls_.erase(calls_.begin());
+      const bool stopping = stopping_;
+      mu_.Unlock();
+      call(stopping);
+      mu_.Lock();
+      continue;
+    }
+    if (stopping_) {
+      ++exited_;
+      return;
+    }
     const absl::Time first = calls_.empty() ? absl::InfiniteFuture() : calls_.begin()->first;
     const auto wake = [this, first]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       return stopping_ || (!calls_.empty() && calls_.begin()->first < first);
     };
     mu_.AwaitWithDeadline(absl::Condition(&wake), first);
-    std::vector<Call> due;
-    const absl::Time now = absl::Now();
-    while (!calls_.empty() && (stopping_ || calls_.begin()->first <= now)) {
-      due.push_back(std::move(calls_.begin()->second));
-      calls_.erase(calls_.begin());
-    }
-    const bool stopping = stopping_;
-    mu_.Unlock();
-    for (Call& call : due) call(stopping);
-    mu_.Lock();
-    if (stopping_ && calls_.empty()) {
-      stopped_ = true;
-      return;
-    }
   }
 }
 

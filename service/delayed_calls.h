@@ -1,14 +1,16 @@
-// Runs functions at given times on one thread of its own. The gRPC service uses it to
+// Runs functions at given times on threads of its own. The gRPC service uses it to
 // answer a request that must wait (memory in its reuse grace, service/pool.h) at the
 // right time without holding one of gRPC's threads meanwhile: its handlers run on
 // gRPC's threads, and a handler that slept there held up every other request, lease
-// renewals included.
+// renewals included. Several threads, so that one long call (a Create that zeroes
+// gigabytes of reused pages) does not hold up the others that fall due meanwhile.
 #ifndef SPARSEPOOL_SERVICE_DELAYED_CALLS_H_
 #define SPARSEPOOL_SERVICE_DELAYED_CALLS_H_
 
 #include <functional>
 #include <map>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -21,14 +23,15 @@ class DelayedCalls {
   // `stopping` is true when the call runs early because the daemon is shutting down.
   using Call = std::function<void(bool stopping)>;
 
-  DelayedCalls();
-  // Stops (see Stop) and joins the thread.
+  // REQUIRES: threads >= 1.
+  explicit DelayedCalls(int threads = 4);
+  // Stops (see Stop) and joins the threads.
   ~DelayedCalls();
   DelayedCalls(const DelayedCalls&) = delete;
   DelayedCalls& operator=(const DelayedCalls&) = delete;
 
-  // Runs `call` at `when` (at once if that has passed), on the thread, one call at a
-  // time. After Stop, runs it at once on the caller's thread with stopping = true.
+  // Runs `call` at `when` (at once if that has passed) on one of the threads. After
+  // Stop, runs it at once on the caller's thread with stopping = true.
   void RunAt(absl::Time when, Call call);
 
   // Runs every waiting call now with stopping = true and returns when they have run:
@@ -43,8 +46,8 @@ class DelayedCalls {
   mutable absl::Mutex mu_;
   std::multimap<absl::Time, Call> calls_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  bool stopped_ ABSL_GUARDED_BY(mu_) = false;  // the thread has run the last calls
-  std::thread thread_;  // last: starts once everything above exists
+  size_t exited_ ABSL_GUARDED_BY(mu_) = 0;  // threads that found nothing left after Stop
+  std::vector<std::thread> threads_;  // last: started once everything above exists
 };
 
 }  // namespace sparsepool

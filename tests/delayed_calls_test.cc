@@ -49,6 +49,22 @@ TEST(DelayedCallsTest, AnEarlierCallWakesTheThread) {
   EXPECT_EQ(delayed.waiting(), 1u);
 }
 
+// A long call (a Create zeroing gigabytes) does not hold up another that falls due
+// meanwhile: the second runs while the first still waits for it.
+TEST(DelayedCallsTest, ALongCallDoesNotHoldUpTheNext) {
+  DelayedCalls delayed;
+  absl::Notification second_ran, first_done;
+  bool first_saw_second = false;
+  const absl::Time now = absl::Now();
+  delayed.RunAt(now, [&](bool) {
+    first_saw_second = second_ran.WaitForNotificationWithTimeout(absl::Seconds(20));
+    first_done.Notify();
+  });
+  delayed.RunAt(now + absl::Milliseconds(10), [&](bool) { second_ran.Notify(); });
+  first_done.WaitForNotification();
+  EXPECT_TRUE(first_saw_second);
+}
+
 TEST(DelayedCallsTest, StopRunsEveryWaitingCallAtOnceAndLaterOnesInline) {
   std::atomic<int> stopped_calls{0};
   {
