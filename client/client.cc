@@ -317,8 +317,15 @@ class ClientImpl final : public Client {
       ++async_in_flight_;
     }
     (stub_->async()->*method)(&call->context, &call->request, &call->response,
-                              [this, name, finish = std::move(finish)](grpc::Status status) {
+                              [this, name, finish = std::move(finish)](grpc::Status status) mutable {
                                 finish(FromGrpcStatus(status, absl::StrCat(name, " to ", options_.address)));
+                                // `finish` holds the last reference to the call's
+                                // ClientContext. gRPC destroys this callback only after
+                                // it returns, when the destructor may already have seen
+                                // the count reach zero and torn down the channel:
+                                // destroy the context now, while the client is whole
+                                // (gRPC's own reference to the call keeps it valid).
+                                finish = nullptr;
                                 absl::MutexLock lock(&async_mu_);
                                 --async_in_flight_;
                               });
