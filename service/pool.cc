@@ -142,7 +142,11 @@ Pool::Eviction Pool::EvictOldest(std::optional<uint32_t> region, absl::Time* reu
   return Eviction::kNone;
 }
 
-absl::Status Pool::InGrace(absl::string_view what, absl::Time reusable_at, absl::Time* retry_at) const {
+absl::Status Pool::PoolFull(absl::string_view what, Eviction eviction, absl::Time reusable_at,
+                            absl::Time* retry_at) const {
+  if (eviction != Eviction::kInGrace) {
+    return absl::ResourceExhaustedError(absl::StrCat("pool full: ", what, ", nothing reclaimable"));
+  }
   if (retry_at != nullptr) *retry_at = reusable_at;
   return absl::ResourceExhaustedError(absl::StrCat(
       "pool full for now: ", what, "; memory released or reclaimed in the last ",
@@ -211,8 +215,7 @@ absl::StatusOr<SequenceLayout> Pool::Create(const CreateParams& p, absl::Time* r
       "sequence of ", p.layers, " layers x ", p.tokens, " tokens x ", stride, " bytes needs ",
       FormatBytes(asked), " (", asked, " bytes) in one region; ", FormatBytes(free), " (", free,
       " bytes) free across ", regions_.size(), " region(s)");
-  if (eviction == Eviction::kInGrace) return InGrace(need, reusable_at, retry_at);
-  return absl::ResourceExhaustedError(absl::StrCat("pool full: ", need, ", nothing reclaimable"));
+  return PoolFull(need, eviction, reusable_at, retry_at);
 }
 
 absl::StatusOr<SequenceLayout> Pool::Extend(absl::string_view client_id, SequenceId id,
@@ -239,6 +242,8 @@ absl::StatusOr<SequenceLayout> Pool::Extend(absl::string_view client_id, Sequenc
                                                    kMaxTokens, " (token indices are int32)"));
   }
   const uint64_t old_tokens = record.tokens;
+  absl::Time reusable_at;
+  Eviction eviction = Eviction::kNone;
   while (true) {
     auto pending = region.PrepareExtend(where->slot, tokens, NowNs());
     if (pending.ok()) {
@@ -251,19 +256,17 @@ absl::StatusOr<SequenceLayout> Pool::Extend(absl::string_view client_id, Sequenc
       return region.Layout(where->slot);
     }
     if (!absl::IsResourceExhausted(pending.status())) return pending.status();
-    absl::Time reusable_at;
-    const Eviction eviction = EvictOldest(where->region, &reusable_at);
-    if (eviction == Eviction::kEvicted) continue;
-    const uint64_t asked = RegionStore::DataBytes(
-        record.layers, record.page_tokens, record.entry_stride,
-        PagesFor(tokens, record.page_tokens) - record.pages_per_layer);
-    const std::string need = absl::StrCat(
-        "growing sequence ", id, " from ", old_tokens, " to ", tokens, " tokens needs ",
-        FormatBytes(asked), " (", asked, " bytes) in region ", region.ref().path, ", which has ",
-        FormatBytes(region.free_bytes()), " (", region.free_bytes(), " bytes) free");
-    if (eviction == Eviction::kInGrace) return InGrace(need, reusable_at, retry_at);
-    return absl::ResourceExhaustedError(absl::StrCat("pool full: ", need, ", nothing reclaimable"));
+    eviction = EvictOldest(where->region, &reusable_at);
+    if (eviction != Eviction::kEvicted) break;
   }
+  const uint64_t asked = RegionStore::DataBytes(
+      record.layers, record.page_tokens, record.entry_stride,
+      PagesFor(tokens, record.page_tokens) - record.pages_per_layer);
+  const std::string need = absl::StrCat(
+      "growing sequence ", id, " from ", old_tokens, " to ", tokens, " tokens needs ",
+      FormatBytes(asked), " (", asked, " bytes) in region ", region.ref().path, ", which has ",
+      FormatBytes(region.free_bytes()), " (", region.free_bytes(), " bytes) free");
+  return PoolFull(need, eviction, reusable_at, retry_at);
 }
 
 absl::StatusOr<SequenceLayout> Pool::GetLayout(absl::string_view client_id, SequenceId id) {

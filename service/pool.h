@@ -156,9 +156,11 @@ class Pool {
   enum class Eviction { kEvicted, kInGrace, kNone };
   Eviction EvictOldest(std::optional<uint32_t> region, absl::Time* reusable_at)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // What a request that only the grace holds back is told, and when to retry.
-  absl::Status InGrace(absl::string_view what, absl::Time reusable_at, absl::Time* retry_at) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The ResourceExhausted of a request that found no room: `what` it needed, and either
+  // when the memory in its grace becomes reusable (also set in *retry_at, if given;
+  // eviction kInGrace) or that nothing is reclaimable (kNone).
+  absl::Status PoolFull(absl::string_view what, Eviction eviction, absl::Time reusable_at,
+                        absl::Time* retry_at) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   uint64_t NowNs() const;
 
   const PoolOptions options_;
