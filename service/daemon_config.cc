@@ -26,17 +26,20 @@ absl::Status ParseUint32(absl::string_view key, absl::string_view value, uint32_
   return absl::OkStatus();
 }
 
+// An address to listen on: HOST:PORT (the port may be 0).
+absl::Status ParseHostPort(absl::string_view key, absl::string_view value, std::string& out) {
+  if (value.empty() || value.find(':') == absl::string_view::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(key, " = \"", value, "\" is not HOST:PORT"));
+  }
+  out = std::string(value);
+  return absl::OkStatus();
+}
+
 // One setting. `regions_replaced` starts false for each source (file, command line):
 // the first region a source names replaces those of the sources before it.
 absl::Status Apply(absl::string_view key, absl::string_view value, bool& regions_replaced,
                    DaemonConfig& config) {
-  if (key == "listen") {
-    if (value.empty() || value.find(':') == absl::string_view::npos) {
-      return absl::InvalidArgumentError(absl::StrCat("listen = \"", value, "\" is not HOST:PORT"));
-    }
-    config.listen = std::string(value);
-    return absl::OkStatus();
-  }
+  if (key == "listen") return ParseHostPort(key, value, config.listen);
   if (key == "region") {
     auto spec = ParseRegionSpec(value);
     if (!spec.ok()) return spec.status();
@@ -78,14 +81,7 @@ absl::Status Apply(absl::string_view key, absl::string_view value, bool& regions
     return absl::OkStatus();
   }
   if (key == "verbs_gid_index") return ParseUint32(key, value, 0, 255, config.verbs_gid_index);
-  if (key == "metrics_listen") {
-    if (value.empty() || value.find(':') == absl::string_view::npos) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("metrics_listen = \"", value, "\" is not HOST:PORT"));
-    }
-    config.metrics_listen = std::string(value);
-    return absl::OkStatus();
-  }
+  if (key == "metrics_listen") return ParseHostPort(key, value, config.metrics_listen);
   if (key == "port_file") {
     config.port_file = std::string(value);
     return absl::OkStatus();
