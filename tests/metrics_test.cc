@@ -92,11 +92,8 @@ TEST(MetricsHttpTest, ParseGetRequestNamesWhatIsWrong) {
   }
 }
 
+using ::sparsepool::testing::AskLocal;
 using ::sparsepool::testing::ConnectLocal;
-
-std::string Ask(int port, absl::string_view request) {
-  return ::sparsepool::testing::AskLocal(port, request);
-}
 
 TEST(MetricsHttpTest, ServesMetricsAndRefusesEverythingElse) {
   std::atomic<int> renders{0};
@@ -106,18 +103,18 @@ TEST(MetricsHttpTest, ServesMetricsAndRefusesEverythingElse) {
   ASSERT_TRUE(server.ok()) << server.status();
   const int port = (*server)->port();
   ASSERT_GT(port, 0);
-  std::string answer = Ask(port, "GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n");
+  std::string answer = AskLocal(port, "GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n");
   EXPECT_THAT(answer, StartsWith("HTTP/1.1 200 OK\r\n"));
   EXPECT_THAT(answer, HasSubstr("Content-Type: text/plain; version=0.0.4"));
   EXPECT_THAT(answer, HasSubstr("Content-Length: 26\r\n"));
   EXPECT_THAT(answer, HasSubstr("\r\n\r\nsparsepool_test_renders 1\n"));
-  EXPECT_THAT(Ask(port, "GET / HTTP/1.1\r\n\r\n"), StartsWith("HTTP/1.1 404 Not Found"));
-  EXPECT_THAT(Ask(port, "DELETE /metrics HTTP/1.1\r\n\r\n"), StartsWith("HTTP/1.1 400 Bad Request"));
-  EXPECT_THAT(Ask(port, std::string(9000, 'x')), StartsWith("HTTP/1.1 431"));
+  EXPECT_THAT(AskLocal(port, "GET / HTTP/1.1\r\n\r\n"), StartsWith("HTTP/1.1 404 Not Found"));
+  EXPECT_THAT(AskLocal(port, "DELETE /metrics HTTP/1.1\r\n\r\n"), StartsWith("HTTP/1.1 400 Bad Request"));
+  EXPECT_THAT(AskLocal(port, std::string(9000, 'x')), StartsWith("HTTP/1.1 431"));
   {
     // A client that connects and says nothing is cut off; the next one is answered.
     ScopedFd silent = ConnectLocal(port);
-    EXPECT_THAT(Ask(port, "GET /metrics HTTP/1.0\r\n\r\n"), HasSubstr("sparsepool_test_renders 2"));
+    EXPECT_THAT(AskLocal(port, "GET /metrics HTTP/1.0\r\n\r\n"), HasSubstr("sparsepool_test_renders 2"));
   }
   EXPECT_EQ(renders.load(), 2);
 }
