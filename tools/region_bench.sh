@@ -12,12 +12,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${1:-2}"
 if [[ -n "${BIN:-}" ]]; then
-  daemon="$BIN/sparsepoold" gather_bench="$BIN/sparsepool_gather_bench" write_bench="$BIN/sparsepool_write_bench"
+  export SPARSEPOOLD="$BIN/sparsepoold"
+  gather_bench="$BIN/sparsepool_gather_bench" write_bench="$BIN/sparsepool_write_bench"
 else
   bazel build //service:sparsepoold //bench:sparsepool_gather_bench //bench:sparsepool_write_bench >/dev/null 2>&1
-  daemon=bazel-bin/service/sparsepoold gather_bench=bazel-bin/bench/sparsepool_gather_bench
+  gather_bench=bazel-bin/bench/sparsepool_gather_bench
   write_bench=bazel-bin/bench/sparsepool_write_bench
 fi
+source tools/local_daemon.sh
 [[ $EUID -eq 0 ]] || { echo "needs root (huge pages, mount)" >&2; exit 1; }
 
 threads=1
@@ -25,11 +27,9 @@ for t in 2 4 8; do (( t <= $(nproc) )) && threads+=",$t"; done
 pages_before=$(cat /proc/sys/vm/nr_hugepages)
 mount_dir=$(mktemp -d /tmp/sparsepool-gather-hugetlbfs.XXXXXX)
 thp_dir=$(mktemp -d /tmp/sparsepool-gather-thp.XXXXXX)
-port_file=$(mktemp)
-daemon_pid=""
 cleanup() {
-  [[ -n "$daemon_pid" ]] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
-  rm -f "$mount_dir/pool" "/dev/shm/sparsepool-gather-$$" "$port_file"
+  stop_local_daemon
+  rm -f "$mount_dir/pool" "/dev/shm/sparsepool-gather-$$"
   umount "$mount_dir" 2>/dev/null; rmdir "$mount_dir" 2>/dev/null
   rm -f "$thp_dir/pool"; umount "$thp_dir" 2>/dev/null; rmdir "$thp_dir" 2>/dev/null
   echo "$pages_before" >/proc/sys/vm/nr_hugepages
@@ -40,16 +40,11 @@ mount -t hugetlbfs -o pagesize=2M none "$mount_dir"
 mount -t tmpfs -o huge=always,size=5g none "$thp_dir"
 
 run() {  # region spec
-  : >"$port_file"
-  "$daemon" --listen=127.0.0.1:0 --region="$1" --port_file="$port_file" 2>/dev/null &
-  daemon_pid=$!
-  # The daemon allocates the region first: seconds per GiB where memory is touched for the first time.
-  for _ in $(seq 600); do [[ -s "$port_file" ]] && break; sleep 0.1; done
+  start_daemon_on "$1"
   echo "== region $1"
-  "$gather_bench" --address="127.0.0.1:$(cat "$port_file")" --threads="$threads" --reps=200 | grep -E '^\| (threads|[0-9])'
-  "$write_bench" --address="127.0.0.1:$(cat "$port_file")" --threads="$threads" --rounds=2 | grep -E '^\| (copy|[0-9])'
-  kill "$daemon_pid"; wait "$daemon_pid" 2>/dev/null || true
-  daemon_pid=""
+  "$gather_bench" --address="$address" --threads="$threads" --reps=200 | grep -E '^\| (threads|[0-9])'
+  "$write_bench" --address="$address" --threads="$threads" --rounds=2 | grep -E '^\| (copy|[0-9])'
+  stop_local_daemon
 }
 echo "$(nproc) cores: $(lscpu | sed -n 's/^Model name: *//p'); $(grep HugePages_Free /proc/meminfo)"
 for _ in $(seq "$rounds"); do
