@@ -82,10 +82,10 @@ absl::Status ValidateHeader(const RegionHeader& h, uint64_t mapped_bytes,
         absl::CHexEscape(absl::string_view(h.magic.data(), h.magic.size())),
         ", expected SPPOOLRG"));
   }
-  if (h.version != kVersion) {
+  if (h.version < kOldestReadableVersion || h.version > kVersion) {
     return absl::FailedPreconditionError(absl::StrCat(where, ": region format version ",
                                                       h.version, " is not supported (this build reads ",
-                                                      kVersion, ")"));
+                                                      kOldestReadableVersion, " to ", kVersion, ")"));
   }
   const uint32_t computed = HeaderChecksum(h);
   if (computed != h.checksum) {
@@ -151,6 +151,24 @@ const SequenceRecord* RecordCopies(const void* region_base, const RegionHeader& 
   return reinterpret_cast<const SequenceRecord*>(static_cast<const std::byte*>(region_base) +
                                                  header.record_table_offset) +
          size_t{slot} * 2;
+}
+
+IdCounter* IdCounterCopy(void* region_base, int copy) {
+  return reinterpret_cast<IdCounter*>(static_cast<std::byte*>(region_base) + kIdCounterOffset +
+                                      copy * kIdCounterStride);
+}
+
+void SealIdCounter(IdCounter& counter) { counter.checksum = Crc32c(&counter, offsetof(IdCounter, checksum)); }
+
+int CurrentIdCounter(const IdCounter copies[2]) {
+  int best = -1;
+  for (int c = 0; c < 2; ++c) {
+    const IdCounter& counter = copies[c];
+    const bool intact = counter.magic == kIdCounterMagic && counter.generation != 0 &&
+                        counter.checksum == Crc32c(&counter, offsetof(IdCounter, checksum));
+    if (intact && (best < 0 || counter.generation > copies[best].generation)) best = c;
+  }
+  return best;
 }
 
 }  // namespace sparsepool::region_format

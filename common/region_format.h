@@ -5,7 +5,8 @@
 // (which granules are free) is derived from the records at start-up, never stored.
 //
 // Layout of a region of R bytes:
-//   [0, 4096)                     RegionHeader (checksummed, written once at format)
+//   [0, 4096)                     RegionHeader (checksummed, written once at format) and,
+//                                 at kIdCounterOffset, the two copies of the IdCounter
 //   [record_table_offset, ...)    record_slots x 2 copies x SequenceRecord
 //   [heap_offset, R)              heap_granules granules of granule_bytes: page tables
 //                                 and the sequences' data pages
@@ -27,7 +28,10 @@
 namespace sparsepool::region_format {
 
 inline constexpr std::array<char, 8> kMagic = {'S', 'P', 'P', 'O', 'O', 'L', 'R', 'G'};
-inline constexpr uint32_t kVersion = 1;
+// Version 2 added the IdCounter. A daemon opening a version-1 region upgrades it
+// (service/region_store.cc); clients read both.
+inline constexpr uint32_t kVersion = 2;
+inline constexpr uint32_t kOldestReadableVersion = 1;
 inline constexpr uint64_t kHeaderBytes = 4096;
 inline constexpr uint64_t kGranuleBytes = 4096;
 inline constexpr size_t kNameBytes = 64;  // tenant and owner, NUL-terminated
@@ -78,6 +82,34 @@ struct SequenceRecord {
   uint32_t checksum;  // CRC-32C of every byte above
 };
 static_assert(sizeof(SequenceRecord) == 256);
+
+// Sequence ids are never reissued on a region, so that a layout a client still holds
+// can never describe a newer sequence: every liveness check compares ids
+// (common/sequence_liveness.h). The daemon issues ids from blocks and persists the end
+// of the current block here before it hands out any id from it, so after a crash or
+// restart it resumes above every id it may have issued. Two copies, each checksummed;
+// an update writes the copy that is not current with generation + 1.
+inline constexpr std::array<char, 8> kIdCounterMagic = {'S', 'P', 'I', 'D', 'L', 'I', 'M', 'T'};
+inline constexpr uint64_t kIdCounterOffset = 1024;  // inside the header's 4 KiB
+inline constexpr uint64_t kIdCounterStride = 64;     // copy 1 sits this far after copy 0
+// Every issued id is in [1, kMaxSequenceId): far enough below 2^64 that no sum wraps.
+inline constexpr uint64_t kMaxSequenceId = uint64_t{1} << 62;
+
+struct IdCounter {
+  std::array<char, 8> magic;
+  uint64_t generation;  // 0: this copy was never written
+  uint64_t id_limit;    // every id ever issued on this region is below this
+  uint32_t checksum;    // CRC-32C of every byte above
+  uint32_t reserved;
+};
+static_assert(sizeof(IdCounter) == 32);
+
+// The counter copy `copy` (0 or 1) of a mapped region.
+IdCounter* IdCounterCopy(void* region_base, int copy);
+void SealIdCounter(IdCounter& counter);
+// Which copy is current: the intact one (magic, checksum, generation > 0) with the
+// higher generation; -1 when neither is intact.
+int CurrentIdCounter(const IdCounter copies[2]);
 
 // Where things go in a region of `region_bytes` with `record_slots` slots.
 struct Geometry {

@@ -63,6 +63,25 @@ std::string Unknown(SequenceId id) {
 
 }  // namespace
 
+absl::StatusOr<std::unique_ptr<Pool>> Pool::Open(std::vector<std::unique_ptr<RegionStore>> regions,
+                                                 PoolOptions options, const Clock* clock) {
+  absl::flat_hash_map<SequenceId, std::pair<uint32_t, SlotIndex>> seen;
+  for (uint32_t r = 0; r < regions.size(); ++r) {
+    for (SlotIndex slot : regions[r]->OccupiedSlots()) {
+      const SequenceId id = regions[r]->record(slot).sequence_id;
+      auto [it, fresh] = seen.try_emplace(id, r, slot);
+      if (fresh) continue;
+      const auto [first_region, first_slot] = it->second;
+      return absl::FailedPreconditionError(absl::StrCat(
+          "sequence id ", id, " is held by two records: slot ", first_slot, " of ",
+          regions[first_region]->ref().path, " and slot ", slot, " of ", regions[r]->ref().path,
+          "; a layout naming it could mean either, so the pool does not start (regions of two "
+          "pools put together, or a forged record: remove one region or reformat it)"));
+    }
+  }
+  return std::unique_ptr<Pool>(new Pool(std::move(regions), options, clock));
+}
+
 Pool::Pool(std::vector<std::unique_ptr<RegionStore>> regions, PoolOptions options,
            const Clock* clock)
     : options_(options), clock_(clock), regions_(std::move(regions)),
@@ -71,6 +90,9 @@ Pool::Pool(std::vector<std::unique_ptr<RegionStore>> regions, PoolOptions option
   reclaimable_bytes_.assign(regions_.size(), 0);
   const absl::Time now = clock_->Now();
   for (uint32_t r = 0; r < regions_.size(); ++r) {
+    // Each region's limit is above every id it issued, and every region was given each
+    // new limit: the highest one is above every id any of them issued.
+    next_id_ = std::max(next_id_, regions_[r]->id_limit());
     for (SlotIndex slot : regions_[r]->OccupiedSlots()) {
       const auto& record = regions_[r]->record(slot);
       sequences_[record.sequence_id] = Location{r, slot};
@@ -85,6 +107,18 @@ Pool::Pool(std::vector<std::unique_ptr<RegionStore>> regions, PoolOptions option
       }
     }
   }
+  id_limit_ = next_id_;  // the first Create persists a block above everything issued
+}
+
+absl::StatusOr<SequenceId> Pool::NextId() {
+  if (next_id_ < id_limit_) return next_id_;
+  if (id_limit_ > region_format::kMaxSequenceId - kIdBlock) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("sequence ids are used up (", id_limit_, " issued); ids are never reissued"));
+  }
+  id_limit_ += kIdBlock;
+  for (auto& region : regions_) region->PersistIdLimit(id_limit_);
+  return next_id_;
 }
 
 uint64_t Pool::NowNs() const { return static_cast<uint64_t>(absl::ToUnixNanos(clock_->Now())); }
@@ -172,8 +206,10 @@ absl::StatusOr<SequenceLayout> Pool::Create(const CreateParams& p, absl::Time* r
   // on meanwhile; nothing else can reach the reserved memory), commit under it.
   absl::MutexLock lock(&mu_);
   RenewIfNamed(p.client_id);
+  auto id = NextId();
+  if (!id.ok()) return id.status();
   NewSequence seq;
-  seq.id = next_id_;
+  seq.id = *id;
   seq.layers = p.layers;
   seq.entry_bytes = p.entry_bytes;
   seq.entry_stride = stride;

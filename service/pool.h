@@ -100,12 +100,20 @@ struct PoolStats {
   uint64_t sequences_recovered = 0;
 };
 
+// Sequence ids are issued in blocks of this many; the end of the block is persisted in
+// every region before an id of it is handed out (region_format::IdCounter).
+inline constexpr uint64_t kIdBlock = 1024;
+
 class Pool {
  public:
   // `clock` must outlive the pool. Sequences already in the regions (recovered) are
   // indexed; those with an owner get a fresh lease, so a client has one timeout to
-  // come back after a daemon restart.
-  Pool(std::vector<std::unique_ptr<RegionStore>> regions, PoolOptions options, const Clock* clock);
+  // come back after a daemon restart. Ids resume above every id any of the regions may
+  // have issued. FailedPrecondition, naming both places, when two recovered records
+  // carry one id (regions of two pools put together, or a forged record): which one a
+  // layout meant cannot be known, so the daemon does not start.
+  static absl::StatusOr<std::unique_ptr<Pool>> Open(std::vector<std::unique_ptr<RegionStore>> regions,
+                                                    PoolOptions options, const Clock* clock);
 
   // `retry_at`, when given, is set on a ResourceExhausted that waiting can cure: the
   // time the oldest reclaimable sequence in its reuse grace leaves it.
@@ -162,6 +170,11 @@ class Pool {
   absl::Status PoolFull(absl::string_view what, Eviction eviction, absl::Time reusable_at,
                         absl::Time* retry_at) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   uint64_t NowNs() const;
+  // The id the next created sequence gets, persisting a new block in every region
+  // first when the current one is used up. ResourceExhausted once ids run out.
+  absl::StatusOr<SequenceId> NextId() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  Pool(std::vector<std::unique_ptr<RegionStore>> regions, PoolOptions options, const Clock* clock);
 
   const PoolOptions options_;
   const Clock* const clock_;
@@ -179,6 +192,7 @@ class Pool {
   const size_t region_count_;
   LeaseTable leases_ ABSL_GUARDED_BY(mu_);
   SequenceId next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  SequenceId id_limit_ ABSL_GUARDED_BY(mu_) = 1;  // persisted in every region; next_id_ <= it
   uint64_t created_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t evicted_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t leases_expired_ ABSL_GUARDED_BY(mu_) = 0;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -64,10 +65,14 @@ absl::Status RegionStore::Format(uint32_t record_slots, uint64_t now_unix_ns) {
   if (!header.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(mapping_.path(), ": ", header.status().message()));
   }
-  // Records first, header last: a region whose format was interrupted still looks
-  // fresh (or fails its checksum) rather than valid with garbage records.
-  std::memset(mapping_.base() + header->record_table_offset, 0,
-              header->heap_offset - header->record_table_offset);
+  // Records and the id counter first, header last: a region whose format was
+  // interrupted still looks fresh (or fails its checksum) rather than valid with garbage
+  // records.
+  std::memset(mapping_.base() + sizeof(RegionHeader), 0, header->heap_offset - sizeof(RegionHeader));
+  id_counter_generation_ = 0;
+  id_counter_copy_ = 1;
+  id_limit_ = 0;
+  PersistIdLimit(1);
   std::memcpy(mapping_.base(), &*header, sizeof(RegionHeader));
   formatted_now_ = true;
   ref_.uuid = header->uuid;
@@ -91,6 +96,26 @@ absl::Status RegionStore::Recover(RecoveryReport* report) {
   ref_.uuid = h.uuid;
   heap_ = std::make_unique<GranuleAllocator>(h.heap_granules);
   never_used_from_ = h.heap_granules;
+  // The id counter, when the region has an intact one: a record whose id it never
+  // issued was not written by a daemon, and is dropped.
+  std::optional<uint64_t> counted_limit;
+  if (h.version >= 2) {
+    region_format::IdCounter copies[2];
+    std::memcpy(&copies[0], region_format::IdCounterCopy(mapping_.base(), 0), sizeof(copies[0]));
+    std::memcpy(&copies[1], region_format::IdCounterCopy(mapping_.base(), 1), sizeof(copies[1]));
+    const int current = region_format::CurrentIdCounter(copies);
+    if (current >= 0 && copies[current].id_limit >= 1 &&
+        copies[current].id_limit <= region_format::kMaxSequenceId) {
+      counted_limit = copies[current].id_limit;
+      id_limit_ = copies[current].id_limit;
+      id_counter_copy_ = current;
+      id_counter_generation_ = copies[current].generation;
+    } else {
+      id_counter_copy_ = copies[0].generation >= copies[1].generation ? 0 : 1;
+      id_counter_generation_ = std::max(copies[0].generation, copies[1].generation);
+    }
+  }
+  uint64_t highest_id = 0;
   records_.assign(h.record_slots, SequenceRecord{});
   current_copy_.assign(h.record_slots, 0);
   free_slots_.clear();
@@ -115,7 +140,13 @@ absl::Status RegionStore::Recover(RecoveryReport* report) {
     current_copy_[slot] = best;
     records_[slot] = copies[best];
     if (copies[best].state == RecordState::kEmpty) continue;
-    absl::Status adopted = AdoptRecord(copies[best]);
+    const uint64_t id = copies[best].sequence_id;
+    absl::Status adopted =
+        id == 0 || id >= counted_limit.value_or(region_format::kMaxSequenceId)
+            ? absl::DataLossError(absl::StrCat(
+                  "sequence id ", id, " was never issued on this region (ids issued: 1 to ",
+                  counted_limit.value_or(region_format::kMaxSequenceId) - 1, ")"))
+            : AdoptRecord(copies[best]);
     if (!adopted.ok()) {
       ++report->dropped_records;
       report->problems.push_back(absl::StrCat("record slot ", slot, " of ", mapping_.path(),
@@ -124,11 +155,45 @@ absl::Status RegionStore::Recover(RecoveryReport* report) {
       continue;
     }
     ++report->sequences;
+    highest_id = std::max(highest_id, id);
   }
   for (SlotIndex slot = h.record_slots; slot > 0; --slot) {
     if (records_[slot - 1].state == RecordState::kEmpty) free_slots_.push_back(slot - 1);
   }
+  if (!counted_limit) RecoverIdLimit(highest_id, report);
   return absl::OkStatus();
+}
+
+void RegionStore::RecoverIdLimit(uint64_t highest_recovered_id, RecoveryReport* report) {
+  RegionHeader h;
+  std::memcpy(&h, mapping_.base(), sizeof(h));
+  const uint64_t limit = highest_recovered_id + 1 + kUnknownIdsSkip;
+  report->problems.push_back(absl::StrCat(
+      mapping_.path(), h.version < 2 ? " was formatted by format version 1, which kept no sequence-id counter"
+                                     : " has no intact sequence-id counter",
+      ": ids resume at ", limit, ", ", kUnknownIdsSkip, " above the highest id it holds (", highest_recovered_id,
+      "), so that no id of a sequence evicted before is issued again"));
+  id_limit_ = 0;
+  PersistIdLimit(limit);
+  if (h.version < 2) {
+    // The counter is written; now the header may say it exists.
+    h.version = region_format::kVersion;
+    h.checksum = region_format::HeaderChecksum(h);
+    std::memcpy(mapping_.base(), &h, sizeof(h));
+  }
+}
+
+void RegionStore::PersistIdLimit(uint64_t limit) {
+  region_format::IdCounter counter;
+  std::memset(&counter, 0, sizeof(counter));
+  counter.magic = region_format::kIdCounterMagic;
+  counter.generation = ++id_counter_generation_;
+  counter.id_limit = limit;
+  region_format::SealIdCounter(counter);
+  const int target = 1 - id_counter_copy_;
+  std::memcpy(region_format::IdCounterCopy(mapping_.base(), target), &counter, sizeof(counter));
+  id_counter_copy_ = target;
+  id_limit_ = limit;
 }
 
 absl::Status RegionStore::AdoptRecord(const SequenceRecord& r) {
@@ -248,6 +313,12 @@ SlotIndex RegionStore::CommitCreate(const PendingCreate& pending) {
 }
 
 absl::StatusOr<RegionStore::PendingCreate> RegionStore::PrepareCreate(const NewSequence& seq) {
+  if (seq.id == 0 || seq.id >= id_limit_) {
+    // The limit is persisted before ids below it are issued; a record above it would be
+    // dropped as forged at the next start.
+    return absl::InternalError(absl::StrCat("sequence id ", seq.id, " was not issued on region ", ref_.path,
+                                            " (its limit is ", id_limit_, ")"));
+  }
   if (free_slots_.empty()) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "region ", ref_.path, " has no free sequence record (all ", records_.size(), " in use)"));

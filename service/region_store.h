@@ -46,6 +46,11 @@ struct RecoveryReport {
   std::vector<std::string> problems;
 };
 
+// A region whose id counter is missing (formatted by version 1) or damaged resumes this
+// far above the highest id it holds: the ids of sequences evicted before are unknown,
+// and no daemon issues four billion between restarts.
+inline constexpr uint64_t kUnknownIdsSkip = uint64_t{1} << 32;
+
 class RegionStore {
  public:
   // `record_slots` is used only when the region is fresh and gets formatted.
@@ -58,11 +63,16 @@ class RegionStore {
   RegionStore& operator=(const RegionStore&) = delete;
 
   const RegionRef& ref() const { return ref_; }
+  // Every sequence id ever issued on this region is below this (region_format::IdCounter).
+  uint64_t id_limit() const { return id_limit_; }
+  // Persists a higher limit; call it before issuing ids up to it. REQUIRES:
+  // id_limit() < limit <= region_format::kMaxSequenceId.
+  void PersistIdLimit(uint64_t limit);
   std::byte* base() const { return mapping_.base(); }
   bool formatted_now() const { return formatted_now_; }
 
   // Allocates the page table and data pages (zeroed) for seq.tokens tokens and commits
-  // the record. ResourceExhausted when the heap has no room (nothing is left
+  // the record. REQUIRES: 0 < seq.id < id_limit() (Internal otherwise). ResourceExhausted when the heap has no room (nothing is left
   // allocated), or when every record slot is taken.
   absl::StatusOr<SlotIndex> Create(const NewSequence& seq);
 
@@ -133,6 +143,10 @@ class RegionStore {
 
   absl::Status Format(uint32_t record_slots, uint64_t now_unix_ns);
   absl::Status Recover(RecoveryReport* report);
+  // The id limit a recovered region resumes from: its IdCounter, or, for a version-1
+  // region (which had none) or one whose two copies are both damaged, a limit far above
+  // every recovered id, persisted at once (and the header upgraded to this version).
+  void RecoverIdLimit(uint64_t highest_recovered_id, RecoveryReport* report);
   // Checks one recovered record and reserves its granules; an error says why it was dropped.
   absl::Status AdoptRecord(const region_format::SequenceRecord& record);
 
@@ -160,6 +174,9 @@ class RegionStore {
   std::vector<region_format::SequenceRecord> records_;  // the current copy of each slot
   std::vector<int> current_copy_;                      // 0 or 1; which copy records_ mirrors
   std::vector<SlotIndex> free_slots_;
+  uint64_t id_limit_ = 1;
+  int id_counter_copy_ = 0;  // which IdCounter copy is current
+  uint64_t id_counter_generation_ = 0;
   // Granules at and above this have not been handed out since the format. After a
   // recovery nothing is known about freed memory, so it starts at the heap's end.
   uint64_t never_used_from_ = 0;

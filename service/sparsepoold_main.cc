@@ -125,7 +125,13 @@ int Run(int argc, char** argv) {
     verbs = *std::move(created);
     Log("regions registered for RDMA READ/WRITE (libibverbs)");
   }
-  Pool pool(*std::move(regions), PoolOptions{config->page_tokens, config->lease_timeout, config->reuse_grace}, &clock);
+  auto opened = Pool::Open(*std::move(regions),
+                           PoolOptions{config->page_tokens, config->lease_timeout, config->reuse_grace}, &clock);
+  if (!opened.ok()) {
+    Log(absl::StrCat("cannot open the pool: ", opened.status().ToString()));
+    return 1;
+  }
+  Pool& pool = **opened;
   DelayedCalls delayed;  // requests waiting for memory in its reuse grace
   PoolServiceImpl service(&pool, &clock, &delayed, ucx.get(), verbs.get());
 

@@ -180,7 +180,7 @@ TEST(FuzzTest, PoolRequests) {
     }
     PoolOptions options;
     options.lease_timeout = absl::Seconds(5);
-    return std::make_unique<Pool>(std::move(regions), options, &clock);
+    return *Pool::Open(std::move(regions), options, &clock);
   };
   auto pool = open_pool();
   std::mt19937_64 rng(13);

@@ -38,6 +38,7 @@ class GpuFetcherTest : public ::testing::Test {
       RecoveryReport report;
       auto store = RegionStore::Open(r, *MappedRegion::OpenOrCreate(spec), 64, 0, &report);
       ASSERT_TRUE(store.ok()) << store.status();
+      (*store)->PersistIdLimit(1000);  // the ids these tests use, issued as the pool would
       stores_.push_back(*std::move(store));
     }
     CUDA_OK(cudaStreamCreate(&stream_));

@@ -50,7 +50,9 @@ class PoolTest : public ::testing::Test {
     }
     PoolOptions options;
     options.lease_timeout = absl::Seconds(10);
-    pool_ = std::make_unique<Pool>(std::move(regions), options, &clock_);
+    auto pool = Pool::Open(std::move(regions), options, &clock_);
+    ASSERT_TRUE(pool.ok()) << pool.status();
+    pool_ = *std::move(pool);
   }
 
   static CreateParams Params(uint64_t tokens, std::string client = "client-a") {
@@ -413,4 +415,60 @@ TEST_F(PoolTest, KeepAliveNeedsAValidClientId) {
 }
 
 }  // namespace
+
+// The id of a released sequence whose memory went to another is never issued again,
+// not even after a restart, when it was the highest id the pool had issued: a client
+// still holding its layout would otherwise read the new sequence's entries.
+TEST_F(PoolTest, IdsOfEvictedSequencesAreNeverIssuedAgainAfterARestart) {
+  std::vector<SequenceLayout> layouts;
+  for (int i = 0; i < 4; ++i) {
+    auto layout = pool_->Create(Params(2368));
+    ASSERT_TRUE(layout.ok()) << i << ": " << layout.status();
+    layouts.push_back(*layout);
+  }
+  const SequenceLayout& newest = layouts[3];
+  SequenceId neighbour = 0;  // a live sequence in the newest one's region
+  for (int i = 0; i < 3; ++i) {
+    if (layouts[i].region.index == newest.region.index) neighbour = layouts[i].sequence_id;
+  }
+  ASSERT_NE(neighbour, 0u);
+  ASSERT_TRUE(pool_->Release("", newest.sequence_id).ok());
+  clock_.Advance(absl::Seconds(2));
+  ASSERT_TRUE(pool_->Extend("", neighbour, 4000).ok());  // takes the released memory
+  ASSERT_EQ(pool_->Stats().sequences_evicted, 1u);
+  Reopen();
+  for (int i = 0; i < 3; ++i) {
+    auto created = pool_->Create(Params(1));
+    ASSERT_TRUE(created.ok()) << created.status();
+    EXPECT_GT(created->sequence_id, newest.sequence_id);
+  }
+}
+
+// Two records with one id (regions of two pools put together, or a forged record):
+// which one a layout meant cannot be known, so the pool does not open, naming both.
+TEST_F(PoolTest, TwoRecordsWithOneIdKeepThePoolFromOpening) {
+  pool_.reset();
+  std::vector<std::unique_ptr<RegionStore>> regions;
+  for (const auto& spec : specs_) {
+    RecoveryReport report;
+    auto store = RegionStore::Open(static_cast<uint32_t>(regions.size()), *MappedRegion::OpenOrCreate(spec), 64,
+                                   0, &report);
+    ASSERT_TRUE(store.ok());
+    (*store)->PersistIdLimit(100);
+    NewSequence seq;
+    seq.id = 42;
+    seq.layers = 1;
+    seq.entry_bytes = seq.entry_stride = 656;
+    seq.page_tokens = 64;
+    seq.tokens = 1;
+    ASSERT_TRUE((*store)->Create(seq).ok());
+    regions.push_back(*std::move(store));
+  }
+  auto pool = Pool::Open(std::move(regions), PoolOptions(), &clock_);
+  ASSERT_TRUE(absl::IsFailedPrecondition(pool.status())) << pool.status();
+  EXPECT_THAT(std::string(pool.status().message()), HasSubstr("sequence id 42 is held by two records"));
+  EXPECT_THAT(std::string(pool.status().message()), HasSubstr(specs_[0].path));
+  EXPECT_THAT(std::string(pool.status().message()), HasSubstr(specs_[1].path));
+}
+
 }  // namespace sparsepool

@@ -19,6 +19,8 @@ using ::testing::HasSubstr;
 
 class RegionStoreTest : public ::testing::Test {
  protected:
+  static constexpr uint64_t kIdsIssued = 1000;
+
   void SetUp() override {
     spec_.kind = RegionKind::kShm;
     spec_.path = absl::StrCat(testing::TestTempDir(), "/region-",
@@ -34,7 +36,10 @@ class RegionStoreTest : public ::testing::Test {
     EXPECT_TRUE(mapping.ok()) << mapping.status();
     auto store = RegionStore::Open(0, *std::move(mapping), 16, 1000, report ? report : &ignored);
     EXPECT_TRUE(store.ok()) << store.status();
-    return store.ok() ? *std::move(store) : nullptr;
+    if (!store.ok()) return nullptr;
+    // The ids these tests use, issued as the pool would (the limit persisted first).
+    if ((*store)->id_limit() < kIdsIssued) (*store)->PersistIdLimit(kIdsIssued);
+    return *std::move(store);
   }
 
   static NewSequence Seq(SequenceId id, uint64_t tokens, uint32_t layers = 3) {
@@ -276,4 +281,106 @@ TEST_F(RegionStoreTest, AnAdoptionDuringAGrowthKeepsBoth) {
 }
 
 }  // namespace
+
+// Sequence ids are never reissued: the limit survives reopening, and a torn update of
+// it falls back to the previous limit, below which every issued id still lies.
+TEST_F(RegionStoreTest, TheIdLimitSurvivesReopeningAndATornUpdate) {
+  {
+    auto store = Open();
+    EXPECT_EQ(store->id_limit(), kIdsIssued);
+    store->PersistIdLimit(5000);
+  }
+  EXPECT_EQ(Open()->id_limit(), 5000u);
+  {
+    auto store = Open();
+    store->PersistIdLimit(6024);
+  }
+  {
+    // Tear the copy written last: the one with the higher generation.
+    auto mapping = MappedRegion::Attach(RegionKind::kShm, spec_.path, spec_.size_bytes);
+    ASSERT_TRUE(mapping.ok());
+    region_format::IdCounter* copies[] = {region_format::IdCounterCopy(mapping->base(), 0),
+                                          region_format::IdCounterCopy(mapping->base(), 1)};
+    region_format::IdCounter* last = copies[0]->generation > copies[1]->generation ? copies[0] : copies[1];
+    ASSERT_EQ(last->id_limit, 6024u);
+    last->id_limit ^= 0x100;
+  }
+  EXPECT_EQ(Open()->id_limit(), 5000u);
+}
+
+// A checksum-valid record whose id the region never issued (0, or at or above its
+// limit: forged, or written by something other than a daemon) is dropped, saying which.
+TEST_F(RegionStoreTest, RecordsWithIdsNeverIssuedAreDroppedSayingWhich) {
+  {
+    auto store = Open();
+    ASSERT_TRUE(store->Create(Seq(7, 10)).ok());
+    // The pool refuses to commit an id the region has not issued.
+    auto unissued = store->Create(Seq(kIdsIssued, 10));
+    EXPECT_THAT(std::string(unissued.status().message()), HasSubstr("was not issued"));
+    EXPECT_FALSE(store->Create(Seq(0, 10)).ok());
+    ASSERT_TRUE(store->Create(Seq(8, 10)).ok());
+  }
+  {
+    // Forge two records: slot 1 (id 8) gets an id near 2^64, a free slot id 0.
+    auto mapping = MappedRegion::Attach(RegionKind::kShm, spec_.path, spec_.size_bytes);
+    ASSERT_TRUE(mapping.ok());
+    region_format::RegionHeader header;
+    std::memcpy(&header, mapping->base(), sizeof(header));
+    auto* records = reinterpret_cast<SequenceRecord*>(mapping->base() + header.record_table_offset);
+    for (int copy = 0; copy < 2; ++copy) {
+      SequenceRecord& r = records[1 * 2 + copy];
+      if (!region_format::RecordIsIntact(r)) continue;
+      r.sequence_id = ~uint64_t{0} - 3;
+      region_format::SealRecord(r);
+    }
+    SequenceRecord zero = records[region_format::CurrentCopy(&records[0])];  // slot 0's, id 7
+    zero.sequence_id = 0;
+    zero.generation = 1;
+    region_format::SealRecord(zero);
+    records[5 * 2] = zero;
+  }
+  RecoveryReport report;
+  auto store = Open(&report);
+  EXPECT_EQ(report.sequences, 1u);
+  EXPECT_EQ(report.dropped_records, 2u);
+  EXPECT_THAT(report.problems, ::testing::Contains(HasSubstr("sequence id 18446744073709551612 was never issued")));
+  EXPECT_THAT(report.problems, ::testing::Contains(HasSubstr("sequence id 0 was never issued")));
+  ASSERT_EQ(store->OccupiedSlots().size(), 1u);
+  EXPECT_EQ(store->record(store->OccupiedSlots()[0]).sequence_id, 7u);
+}
+
+// A region formatted before ids were counted (format version 1) is upgraded when
+// opened: ids resume far above those it holds, since it cannot know which ids of
+// sequences evicted before were issued, and the header then says version 2.
+TEST_F(RegionStoreTest, AVersionOneRegionIsUpgradedAndResumesFarAboveItsIds) {
+  {
+    auto store = Open();
+    ASSERT_TRUE(store->Create(Seq(40, 10)).ok());
+  }
+  {
+    // What a version-1 daemon left: no counter, version 1.
+    auto mapping = MappedRegion::Attach(RegionKind::kShm, spec_.path, spec_.size_bytes);
+    ASSERT_TRUE(mapping.ok());
+    std::memset(mapping->base() + region_format::kIdCounterOffset, 0, 2 * region_format::kIdCounterStride);
+    region_format::RegionHeader header;
+    std::memcpy(&header, mapping->base(), sizeof(header));
+    header.version = 1;
+    header.checksum = region_format::HeaderChecksum(header);
+    std::memcpy(mapping->base(), &header, sizeof(header));
+  }
+  RecoveryReport report;
+  auto store = Open(&report);
+  EXPECT_EQ(report.sequences, 1u);
+  EXPECT_EQ(store->id_limit(), 41 + kUnknownIdsSkip);
+  EXPECT_THAT(report.problems, ::testing::Contains(HasSubstr("format version 1")));
+  store.reset();
+  RecoveryReport again;
+  store = Open(&again);
+  EXPECT_EQ(store->id_limit(), 41 + kUnknownIdsSkip);
+  EXPECT_TRUE(again.problems.empty());
+  region_format::RegionHeader header;
+  std::memcpy(&header, store->base(), sizeof(header));
+  EXPECT_EQ(header.version, region_format::kVersion);
+}
+
 }  // namespace sparsepool
