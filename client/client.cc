@@ -10,10 +10,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/layout_cache.h"
+#include "client/lease_keeper.h"
 #include "client/sparsepool_client.h"
 #include "common/grpc_status.h"
 #include "common/layout_proto.h"
-#include "common/periodic_thread.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "proto/sparsepool.grpc.pb.h"
@@ -88,17 +88,21 @@ class ClientImpl final : public Client {
       : options_(std::move(options)), client_id_(std::move(client_id)),
         stub_(v1::PoolService::NewStub(channel)), data_plane_(std::move(data_plane)) {}
 
-  // Started after construction so the thread never sees a half-built client.
-  void StartKeepAlive() {
-    if (options_.keepalive_interval <= absl::ZeroDuration()) return;
-    keepalive_ = std::make_unique<PeriodicThread>(options_.keepalive_interval, [this] {
-      v1::KeepAliveRequest request;
-      request.set_client_id(client_id_);
-      v1::KeepAliveResponse response;
-      // A failure here is not fatal: the next request reports a vanished daemon.
-      (void)Call("KeepAlive", &v1::PoolService::Stub::KeepAlive, request, &response);
-    });
+  // Started after construction so the thread never sees a half-built client. The
+  // client's writes are fenced from the first (the registration is answered before
+  // this returns); without a lease loop they are not, and only the daemon's reuse
+  // grace keeps a write racing a release out of reused pages.
+  absl::Status StartKeepAlive() {
+    if (options_.keepalive_interval <= absl::ZeroDuration()) return absl::OkStatus();
+    auto keeper = LeaseKeeper::Start(stub_.get(), client_id_, options_.address, &fence_,
+                                     options_.keepalive_interval, options_.rpc_timeout);
+    if (!keeper.ok()) return keeper.status();
+    keepalive_ = *std::move(keeper);
+    data_plane_->set_release_fence(&fence_);
+    return absl::OkStatus();
   }
+
+  ReleaseFence* release_fence() override { return keepalive_ != nullptr ? &fence_ : nullptr; }
 
   ~ClientImpl() override {
     keepalive_.reset();
@@ -312,6 +316,7 @@ class ClientImpl final : public Client {
   void StartAsync(const std::shared_ptr<AsyncCall<Request, Response>>& call, AsyncMethod<Request, Response> method,
                   const char* name, std::function<void(absl::Status)> finish) {
     call->context.set_deadline(absl::ToChronoTime(absl::Now() + options_.rpc_timeout));
+    call->context.set_wait_for_ready(true);  // as CallWithDeadline: ride out a restart
     {
       absl::MutexLock lock(&async_mu_);
       ++async_in_flight_;
@@ -366,9 +371,10 @@ class ClientImpl final : public Client {
   const ClientOptions options_;
   const std::string client_id_;
   std::unique_ptr<v1::PoolService::Stub> stub_;
+  ReleaseFence fence_;  // before the data plane and the keeper, which use it
   std::unique_ptr<DataPlane> data_plane_;
   LayoutCache layouts_;
-  std::unique_ptr<PeriodicThread> keepalive_;
+  std::unique_ptr<LeaseKeeper> keepalive_;
   absl::Mutex async_mu_;
   int async_in_flight_ ABSL_GUARDED_BY(async_mu_) = 0;
 };
@@ -395,7 +401,7 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& opt
   }
   auto client = std::make_unique<ClientImpl>(options, std::move(client_id), channel,
                                              *std::move(data_plane));
-  client->StartKeepAlive();
+  if (absl::Status started = client->StartKeepAlive(); !started.ok()) return started;
   return std::unique_ptr<Client>(std::move(client));
 }
 

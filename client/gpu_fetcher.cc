@@ -109,8 +109,8 @@ absl::StatusOr<GpuFetcher::PendingCall*> GpuFetcher::Prepare(
     }
     auto pages = PagesFor(l, stream);
     if (!pages.ok()) return pages.status();
-    rows.push_back(kernels::RowPages{*pages + size_t{layer} * l.pages_per_layer, l.tokens,
-                                     l.page_tokens, l.entry_stride});
+    rows.push_back(kernels::RowPages{*pages + size_t{layer} * l.pages_per_layer, l.tokens, l.page_tokens,
+                                     l.entry_stride, l.sequence_id, l.record_offset});
     call.sequence_ids.push_back(l.sequence_id);
     call.tokens.push_back(l.tokens);
     call.record_offsets.push_back(l.record_offset);
@@ -221,6 +221,10 @@ absl::Status GpuFetcher::WriteBack(uint32_t layer, absl::Span<const SequenceLayo
   Region region;
   auto call = Prepare(layer, layouts, stream, &region);
   if (!call.ok()) return call.status();
+  // Held from before the check until the kernel has completed (a host function after
+  // it on the stream ends it): until then the daemon reuses none of these pages.
+  auto in_flight = std::make_unique<ReleaseFence::Ticket>(options_.fence != nullptr ? options_.fence->Enter()
+                                                                                    : ReleaseFence::Ticket());
   // Never write through a stale layout into pages another sequence may now hold.
   for (const SequenceLayout* l : layouts) {
     if (absl::Status s = CheckSequenceLive(region.host, *l); !s.ok()) {
@@ -238,8 +242,20 @@ absl::Status GpuFetcher::WriteBack(uint32_t layer, absl::Span<const SequenceLayo
   launch.entry_bytes = layouts[0]->entry_bytes;
   launch.fault = (*call)->fault;
   absl::Status launched = kernels::LaunchWriteBack(launch, stream);
-  if (!launched.ok()) pending_.pop_back();
-  return launched;
+  if (!launched.ok()) {
+    pending_.pop_back();
+    return launched;
+  }
+  // The ticket ends when the stream reaches this point (host functions may not call
+  // CUDA; ending a ticket does not).
+  const auto end_ticket = [](void* ticket) { delete static_cast<ReleaseFence::Ticket*>(ticket); };
+  if (cudaError_t e = cudaLaunchHostFunc(stream, end_ticket, in_flight.get()); e != cudaSuccess) {
+    // The kernel is enqueued: hold the fence until it is done, then report.
+    cudaStreamSynchronize(stream);
+    return CudaError("enqueuing the end of a write-back's fence ticket", e);
+  }
+  in_flight.release();
+  return absl::OkStatus();
 }
 
 absl::Status GpuFetcher::Finish(cudaStream_t stream) {

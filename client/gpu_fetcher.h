@@ -41,6 +41,11 @@ class GpuFetcher {
     // Cap on the blocks one gather occupies (0: fill the GPU); cap it when the fetch
     // should leave SMs to kernels running beside it.
     uint32_t max_blocks = 0;
+    // The release fence of the client whose sequences this fetcher writes
+    // (Client::release_fence()): a write-back holds it from its liveness check until
+    // its kernel has completed, so the daemon never reuses the pages under it. Null:
+    // write-backs are kept out of reused pages by the daemon's reuse grace only.
+    ReleaseFence* fence = nullptr;
   };
   // FailedPrecondition when this process sees no CUDA device.
   static absl::StatusOr<std::unique_ptr<GpuFetcher>> Create(Options options);
@@ -69,7 +74,9 @@ class GpuFetcher {
                                const uint32_t* device_instances, const int32_t* device_indices,
                                uint32_t k, uint32_t step, int32_t* device_slots, cudaStream_t stream);
   // Enqueues the write-back of one new entry per row: device_tokens int32 [batch]
-  // (-1: none for this row), device_entries [batch][entry_bytes].
+  // (-1: none for this row), device_entries [batch][entry_bytes]. The kernel checks
+  // each row's record right before writing it: a row whose sequence was released by
+  // then is not written, and Finish reports it (NotFound).
   absl::Status WriteBack(uint32_t layer, absl::Span<const SequenceLayout* const> layouts,
                          const int32_t* device_tokens, const std::byte* device_entries,
                          cudaStream_t stream);

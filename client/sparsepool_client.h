@@ -40,6 +40,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "common/layout.h"
+#include "common/release_fence.h"
 
 namespace sparsepool {
 
@@ -51,8 +52,12 @@ struct ClientOptions {
   std::string address = "127.0.0.1:7070";
   // Names this client's lease; empty makes a unique one (host, pid, random).
   std::string client_id;
-  // How often the lease is renewed in the background; zero turns that off (then only
-  // this client's own requests renew it).
+  // The background lease loop: it renews the lease at least this often, and fences
+  // this client's writes (it learns of every release within a round trip and tells the
+  // daemon when no write of this client begun before it is still in flight; only then
+  // is the released memory reused). Zero turns it off: then only this client's own
+  // requests renew its lease, and its writes are kept out of reused memory only by the
+  // daemon's reuse grace (time).
   absl::Duration keepalive_interval = absl::Seconds(5);
   // Deadline of each control-plane call.
   absl::Duration rpc_timeout = absl::Seconds(10);
@@ -101,6 +106,9 @@ class Client {
   virtual ~Client() = default;
 
   virtual const std::string& client_id() const = 0;
+  // The fence this client's writes hold (common/release_fence.h); the GPU path's
+  // write-backs hold it too. Null when keepalive_interval is zero (writes not fenced).
+  virtual ReleaseFence* release_fence() = 0;
 
   virtual absl::StatusOr<SequenceId> CreateSequence(const SequenceSpec& spec) = 0;
   // The same without waiting, for schedulers that admit and retire many requests at

@@ -20,7 +20,9 @@ grpc::Status ToGrpcStatus(const absl::Status& status);
 absl::Status FromGrpcStatus(const grpc::Status& status, absl::string_view what);
 
 // One unary call on a generated stub with a deadline, its failure an absl::Status that
-// names the call (`name`) and the daemon (`address`).
+// names the call (`name`) and the daemon (`address`). The call waits for the channel
+// to be ready within its deadline rather than failing at once while gRPC backs off
+// between reconnections: a daemon restarting (seconds) is ridden out.
 template <typename Stub, typename Request, typename Response>
 absl::Status CallWithDeadline(Stub& stub,
                               grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
@@ -28,6 +30,7 @@ absl::Status CallWithDeadline(Stub& stub,
                               const Request& request, Response* response) {
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  context.set_wait_for_ready(true);
   return FromGrpcStatus((stub.*method)(&context, request, response), absl::StrCat(name, " to ", address));
 }
 

@@ -25,6 +25,21 @@ __device__ inline void RecordFault(GatherFault* fault, int32_t kind, uint32_t ro
   }
 }
 
+// Whether the record at `record_offset` shows sequence `id` live, read now (volatile:
+// the daemon changes it behind the GPU's back). Of the two copies, the one with the
+// higher generation counts. Unlike the host's check this skips the checksum, so a read
+// torn by a concurrent release may still say live: the client's release fence
+// (common/release_fence.h), held until the kernel completes, keeps the memory from
+// reuse in that case; this check keeps a write out of a sequence released earlier.
+__device__ inline bool RecordShowsLive(const std::byte* region, uint64_t record_offset, uint64_t id) {
+  // SequenceRecord: generation at byte 0, sequence_id at 8, state at 16; 256 bytes each.
+  const volatile uint64_t* first = reinterpret_cast<const volatile uint64_t*>(region + record_offset);
+  const volatile uint64_t* second = reinterpret_cast<const volatile uint64_t*>(region + record_offset + 256);
+  const volatile uint64_t* current = second[0] > first[0] ? second : first;
+  const uint32_t state = *reinterpret_cast<const volatile uint32_t*>(current + 2);
+  return current[1] == id && state == 1;  // RecordState::kLive
+}
+
 // One warp copies one entry: 16-byte vectors when sizes and addresses allow (656-byte
 // entries are 41 of them), bytes otherwise. Each lane loads its vectors of a 64-vector
 // chunk before storing any, so a lane's two host loads are in flight together rather

@@ -15,6 +15,10 @@ struct RowPages {
   uint64_t tokens;               // valid token indices are [0, tokens)
   uint32_t page_tokens;
   uint32_t entry_stride;
+  // The row's sequence and the region offset of its record's two copies: kernels that
+  // write check there, right before writing, that the sequence is still live.
+  uint64_t sequence_id;
+  uint64_t record_offset;
 };
 
 // GatherFault::flag values: what went wrong first.
@@ -22,6 +26,7 @@ inline constexpr int32_t kFaultBadIndex = 1;        // past the row's tokens, or
 inline constexpr int32_t kFaultDuplicateToken = 2;  // residency cache: a token twice in a row
 inline constexpr int32_t kFaultCapacity = 3;        // residency cache: more misses than slots
 inline constexpr int32_t kFaultInstance = 4;        // residency cache: instance out of range
+inline constexpr int32_t kFaultReleased = 5;        // write-back: the row's sequence was no longer live
 
 // The first bad index a gather met; flag is 0 while none was. Device-writable memory
 // (device or mapped pinned host), zeroed before the launch.
@@ -66,6 +71,8 @@ struct GatherLaunch {
 };
 
 // Write-back: the entry of one newly decoded token per row, from HBM into the pool.
+// Each row's record is read right before its entry is written: a row whose sequence is
+// no longer live is skipped and reported (kFaultReleased).
 struct WriteBackLaunch {
   std::byte* region = nullptr;        // device pointer of the registered region
   uint64_t region_bytes = 0;

@@ -102,6 +102,10 @@ absl::Status FaultToStatus(const GatherFault& fault, absl::Span<const uint64_t> 
       return absl::ResourceExhaustedError(absl::StrCat(
           "more misses than free or evictable residency-cache slots at ", where,
           ": token ", fault.index, " got no slot; give the cache more capacity than k"));
+    case kFaultReleased:
+      return absl::NotFoundError(absl::StrCat("sequence ", sequence, " (batch row ", row, ", layer ", layer,
+                                              ") was released before its write-back ran; token ", fault.index,
+                                              " was not written"));
     case kFaultInstance:
       return absl::InvalidArgumentError(absl::StrCat("batch row ", row, " names residency-cache instance ",
                                                      fault.index, ", which does not exist"));

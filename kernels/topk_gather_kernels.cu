@@ -98,6 +98,12 @@ __global__ void WriteBackKernel(WriteBackLaunch p) {
     if (lane == 0) RecordFault(p.fault, kFaultBadIndex, row, 0, token);
     return;
   }
+  // Lane 0 reads the record; the warp writes only if it still shows the sequence live.
+  const bool live = __shfl_sync(0xFFFFFFFF, lane == 0 ? RecordShowsLive(p.region, rp.record_offset, rp.sequence_id) : false, 0);
+  if (!live) {
+    if (lane == 0) RecordFault(p.fault, kFaultReleased, row, 0, token);
+    return;
+  }
   const uint64_t offset = RowEntryOffset(rp, static_cast<uint32_t>(token));
   CopyEntry(p.entries + uint64_t(row) * p.entry_bytes, p.region + offset, p.entry_bytes, lane);
 }

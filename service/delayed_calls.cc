@@ -26,6 +26,14 @@ void DelayedCalls::RunAt(absl::Time when, Call call) {
   call(/*stopping=*/true);
 }
 
+void DelayedCalls::RunWaitingNow() {
+  absl::MutexLock lock(&mu_);
+  if (calls_.empty()) return;
+  std::multimap<absl::Time, Call> due;
+  for (auto& [when, call] : calls_) due.emplace(absl::InfinitePast(), std::move(call));
+  calls_.swap(due);
+}
+
 void DelayedCalls::Stop() {
   absl::MutexLock lock(&mu_);
   stopping_ = true;

@@ -34,6 +34,10 @@ class DelayedCalls {
   // Stop, runs it at once on the caller's thread with stopping = true.
   void RunAt(absl::Time when, Call call);
 
+  // Makes every waiting call due now (stopping = false): the condition they wait for
+  // may have come early (an acknowledgement that frees memory).
+  void RunWaitingNow();
+
   // Runs every waiting call now with stopping = true and returns when they have run:
   // a server shutting down waits for every request it started to be answered.
   void Stop();

@@ -1,6 +1,7 @@
 #include "service/lease_table.h"
 
 #include <algorithm>
+#include <limits>
 
 namespace sparsepool {
 
@@ -24,10 +25,39 @@ size_t LeaseTable::SequenceCount(absl::string_view client) const {
   return it == leases_.end() ? 0 : it->second.sequences.size();
 }
 
+bool LeaseTable::Acknowledge(absl::string_view client, uint64_t acknowledged, absl::Time now) {
+  const uint64_t lowest_before = LowestAcknowledged();
+  Lease& lease = leases_[client];
+  lease.renewed = std::max(lease.renewed, now);
+  if (lease.fenced) {
+    if (acknowledged <= lease.acknowledged) return false;
+    acknowledged_.erase({lease.acknowledged, std::string(client)});
+  }
+  lease.fenced = true;
+  lease.acknowledged = std::max(lease.acknowledged, acknowledged);
+  acknowledged_.emplace(lease.acknowledged, std::string(client));
+  return LowestAcknowledged() > lowest_before;
+}
+
+uint64_t LeaseTable::LowestAcknowledged() const {
+  return acknowledged_.empty() ? std::numeric_limits<uint64_t>::max() : acknowledged_.begin()->first;
+}
+
+std::string LeaseTable::SlowestFenced() const {
+  return acknowledged_.empty() ? std::string() : acknowledged_.begin()->second;
+}
+
+std::optional<uint64_t> LeaseTable::AcknowledgedBy(absl::string_view client) const {
+  auto it = leases_.find(client);
+  if (it == leases_.end() || !it->second.fenced) return std::nullopt;
+  return it->second.acknowledged;
+}
+
 std::vector<LeaseTable::Expired> LeaseTable::TakeExpired(absl::Time now) {
   std::vector<Expired> expired;
   for (auto it = leases_.begin(); it != leases_.end();) {
     if (now - it->second.renewed > timeout_) {
+      if (it->second.fenced) acknowledged_.erase({it->second.acknowledged, it->first});
       Expired e{it->first, {it->second.sequences.begin(), it->second.sequences.end()}};
       std::sort(e.sequences.begin(), e.sequences.end());
       expired.push_back(std::move(e));

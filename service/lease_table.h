@@ -3,11 +3,18 @@
 // belong to the lease. When a lease is not renewed within the timeout, the pool
 // reclaims its sequences: a decode worker that crashed does not leak pool memory.
 //
+// A lease is fenced once its client takes part in release fencing
+// (common/release_fence.h): from then on the pool reuses released memory only after
+// the client has acknowledged the release's epoch, or lost its lease.
+//
 // Not thread-safe: the pool serialises access.
 #ifndef SPARSEPOOL_SERVICE_LEASE_TABLE_H_
 #define SPARSEPOOL_SERVICE_LEASE_TABLE_H_
 
+#include <optional>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -30,6 +37,18 @@ class LeaseTable {
   void RemoveSequence(absl::string_view client, SequenceId id);
   size_t SequenceCount(absl::string_view client) const;
 
+  // Makes `client`'s lease fenced (starting it if needed) and raises its acknowledged
+  // epoch to `acknowledged`. Returns whether the lowest acknowledgement over all fenced
+  // leases rose (memory waiting for it may have become reusable).
+  bool Acknowledge(absl::string_view client, uint64_t acknowledged, absl::Time now);
+  // The epoch every fenced lease has acknowledged; UINT64_MAX when none is fenced.
+  uint64_t LowestAcknowledged() const;
+  // A fenced lease whose acknowledgement is the lowest, for messages; empty when none.
+  std::string SlowestFenced() const;
+  size_t fenced() const { return acknowledged_.size(); }
+  // The epoch `client` acknowledged, if its lease is fenced.
+  std::optional<uint64_t> AcknowledgedBy(absl::string_view client) const;
+
   struct Expired {
     std::string client;
     std::vector<SequenceId> sequences;
@@ -43,9 +62,13 @@ class LeaseTable {
   struct Lease {
     absl::Time renewed;
     absl::flat_hash_set<SequenceId> sequences;
+    bool fenced = false;
+    uint64_t acknowledged = 0;
   };
   absl::Duration timeout_;
   absl::flat_hash_map<std::string, Lease> leases_;
+  // The acknowledged epoch of every fenced lease, with the lease's client.
+  std::set<std::pair<uint64_t, std::string>> acknowledged_;
 };
 
 }  // namespace sparsepool

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "common/units.h"
@@ -57,6 +58,13 @@ uint64_t PagesFor(uint64_t tokens, uint32_t page_tokens) {
   return (tokens + page_tokens - 1) / page_tokens;
 }
 
+uint64_t RandomIncarnation() {
+  std::random_device device;
+  uint64_t value = 0;
+  while (value == 0) value = (uint64_t{device()} << 32) | device();
+  return value;
+}
+
 std::string Unknown(SequenceId id) {
   return absl::StrCat("unknown sequence ", id, " (never created, or released and evicted)");
 }
@@ -84,11 +92,15 @@ absl::StatusOr<std::unique_ptr<Pool>> Pool::Open(std::vector<std::unique_ptr<Reg
 
 Pool::Pool(std::vector<std::unique_ptr<RegionStore>> regions, PoolOptions options,
            const Clock* clock)
-    : options_(options), clock_(clock), regions_(std::move(regions)),
+    : options_(options), clock_(clock), regions_(std::move(regions)), incarnation_(RandomIncarnation()),
       region_count_(regions_.size()), leases_(options.lease_timeout) {
   absl::MutexLock lock(&mu_);
   reclaimable_bytes_.assign(regions_.size(), 0);
   const absl::Time now = clock_->Now();
+  // Recovered reclaimable sequences, oldest first: they take this incarnation's first
+  // epochs, so every client that comes back fenced acknowledges them before their
+  // memory is reused.
+  std::vector<std::pair<uint64_t, SequenceId>> reclaimable;
   for (uint32_t r = 0; r < regions_.size(); ++r) {
     // Each region's limit is above every id it issued, and every region was given each
     // new limit: the highest one is above every id any of them issued.
@@ -102,11 +114,13 @@ Pool::Pool(std::vector<std::unique_ptr<RegionStore>> regions, PoolOptions option
         const std::string owner = region_format::GetName(record.owner);
         if (!owner.empty()) leases_.AddSequence(owner, record.sequence_id, now);
       } else {
-        reclaim_order_.emplace(record.state_changed_unix_ns, record.sequence_id);
+        reclaimable.emplace_back(record.state_changed_unix_ns, record.sequence_id);
         reclaimable_bytes_[r] += regions_[r]->SequenceBytes(slot);
       }
     }
   }
+  std::sort(reclaimable.begin(), reclaimable.end());
+  for (const auto& [released_ns, id] : reclaimable) reclaim_order_.emplace(++release_epoch_, id);
   id_limit_ = next_id_;  // the first Create persists a block above everything issued
 }
 
@@ -148,17 +162,25 @@ absl::StatusOr<Pool::Location> Pool::FindLive(SequenceId id) const {
 void Pool::MakeReclaimable(Location where, RecordState state) {
   RegionStore& region = *regions_[where.region];
   const uint64_t now = NowNs();
+  // The release is in the record before its epoch exists: a fenced client that learns
+  // of the epoch and then checks the record sees it.
   region.SetState(where.slot, state, now);
-  reclaim_order_.emplace(now, region.record(where.slot).sequence_id);
+  reclaim_order_.emplace(++release_epoch_, region.record(where.slot).sequence_id);
   reclaimable_bytes_[where.region] += region.SequenceBytes(where.slot);
 }
 
 Pool::Eviction Pool::EvictOldest(std::optional<uint32_t> region, absl::Time* reusable_at) {
   const uint64_t grace_ns = static_cast<uint64_t>(absl::ToInt64Nanoseconds(options_.reuse_grace));
+  const uint64_t acknowledged = leases_.LowestAcknowledged();
   for (auto it = reclaim_order_.begin(); it != reclaim_order_.end(); ++it) {
     const Location where = sequences_.at(it->second);
     if (region && where.region != *region) continue;
-    const uint64_t reusable_ns = it->first + grace_ns;
+    // Released after some fenced client's last acknowledgement: a write it began before
+    // it learned of the release may still be landing in these pages (and in those of
+    // every younger candidate).
+    if (it->first > acknowledged) return Eviction::kAwaitingAcks;
+    const uint64_t released_ns = regions_[where.region]->record(where.slot).state_changed_unix_ns;
+    const uint64_t reusable_ns = released_ns + grace_ns;
     // A time further ahead than the grace means the clock was set back (or the record
     // came from a daemon whose clock ran ahead): waiting for it could take hours.
     if (const uint64_t now = NowNs(); now < reusable_ns && reusable_ns - now <= grace_ns) {
@@ -178,8 +200,20 @@ Pool::Eviction Pool::EvictOldest(std::optional<uint32_t> region, absl::Time* reu
 
 absl::Status Pool::PoolFull(absl::string_view what, Eviction eviction, absl::Time reusable_at,
                             absl::Time* retry_at) const {
-  if (eviction != Eviction::kInGrace) {
+  if (eviction == Eviction::kNone || eviction == Eviction::kEvicted) {
     return absl::ResourceExhaustedError(absl::StrCat("pool full: ", what, ", nothing reclaimable"));
+  }
+  if (eviction == Eviction::kAwaitingAcks) {
+    // Acknowledgements come within a round trip from healthy clients, and the service
+    // asks again as each arrives; it also asks again after kAcknowledgementPoll (a
+    // client that stopped answering loses its lease, which ends the wait too).
+    if (retry_at != nullptr) *retry_at = clock_->Now() + kAcknowledgementPoll;
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "pool full for now: ", what, "; the reclaimable memory waits until ", leases_.fenced(),
+        " fenced client(s) confirm that no write of theirs begun before its release is still in flight "
+        "(the slowest: \"", leases_.SlowestFenced(), "\", at release epoch ", leases_.LowestAcknowledged(),
+        " of ", release_epoch_, "); a client that stops answering loses its lease after ",
+        absl::FormatDuration(options_.lease_timeout)));
   }
   if (retry_at != nullptr) *retry_at = reusable_at;
   return absl::ResourceExhaustedError(absl::StrCat(
@@ -366,12 +400,32 @@ std::vector<SequenceSummary> Pool::List(absl::string_view tenant) {
   return out;
 }
 
-absl::StatusOr<size_t> Pool::KeepAlive(absl::string_view client_id) {
+absl::StatusOr<Pool::KeepAliveResult> Pool::KeepAlive(absl::string_view client_id, const FenceReport* fence) {
   if (client_id.empty()) return absl::InvalidArgumentError("KeepAlive needs a client_id");
   if (absl::Status s = ValidateName("client_id", client_id); !s.ok()) return s;
   absl::MutexLock lock(&mu_);
-  leases_.Renew(client_id, clock_->Now());
-  return leases_.SequenceCount(client_id);
+  const absl::Time now = clock_->Now();
+  leases_.Renew(client_id, now);
+  KeepAliveResult result;
+  if (fence != nullptr) {
+    const ReleaseEpoch& reported = fence->acknowledged;
+    uint64_t acknowledged = leases_.AcknowledgedBy(client_id).value_or(0);
+    if (reported.incarnation == incarnation_) {
+      acknowledged = std::max(acknowledged, std::min(reported.epoch, release_epoch_));
+    } else if (reported.incarnation == 0 && !leases_.AcknowledgedBy(client_id).has_value()) {
+      // A client that has not written yet has nothing in flight: it owes no epoch so far.
+      acknowledged = release_epoch_;
+    }
+    result.reuse_unblocked = leases_.Acknowledge(client_id, acknowledged, now);
+  }
+  result.sequences = leases_.SequenceCount(client_id);
+  result.current = ReleaseEpoch{incarnation_, release_epoch_};
+  return result;
+}
+
+ReleaseEpoch Pool::release_epoch() const {
+  absl::MutexLock lock(&mu_);
+  return ReleaseEpoch{incarnation_, release_epoch_};
 }
 
 PoolStats Pool::Stats() {

@@ -4,26 +4,30 @@
 //
 // Memory of a released sequence, or of one whose owner's lease ran out, is not freed
 // at once: it becomes reclaimable and is evicted, oldest first, only when a request
-// needs room, and never before `reuse_grace` has passed. When nothing reclaimable is
-// left a request fails with ResourceExhausted, saying how much it asked for and how
-// much is free.
+// needs room, and never before it is safe to reuse. When nothing reclaimable is left a
+// request fails with ResourceExhausted, saying how much it asked for and how much is
+// free.
 //
-// Why the grace: a client that checked a sequence live and is writing through its
+// When reuse is safe: a client that checked a sequence live and is writing through its
 // layout when another client releases it must not land its bytes in pages a new
-// sequence already holds. Clients write in pieces of at most 16 MiB and check the
-// sequence before each (transport/data_plane.h), so a piece in flight is all that can
-// still arrive after a release; the grace outlasts it. A request that needs room only
-// such young sequences hold fails with ResourceExhausted saying when the oldest of them
-// becomes reusable, and sets `retry_at` to that time: the gRPC service answers such a
-// request then, without holding a thread meanwhile (service/delayed_calls.h).
+// sequence already holds. Every release (and lease expiry) takes the next release
+// epoch; memory released at epoch e is reused only once every fenced client (one that
+// takes part through KeepAlive, as the client library does) has acknowledged e, which
+// it does only after every write it began before learning of e has finished
+// (common/release_fence.h), or once its lease has run out. Writers that are not fenced
+// (no lease loop) are kept out by time alone: memory is also reused only `reuse_grace`
+// after its release. A request that needs memory still waiting for either fails with
+// ResourceExhausted saying what it waits for, and sets `retry_at`: the gRPC service
+// answers it then, or earlier when an acknowledgement arrives, without holding a
+// thread meanwhile (service/delayed_calls.h).
 //
 // Thread-safe.
 #ifndef SPARSEPOOL_SERVICE_POOL_H_
 #define SPARSEPOOL_SERVICE_POOL_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
-#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -35,6 +39,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/layout.h"
+#include "common/release_fence.h"
 #include "service/clock.h"
 #include "service/lease_table.h"
 #include "service/region_store.h"
@@ -100,6 +105,10 @@ struct PoolStats {
   uint64_t sequences_recovered = 0;
 };
 
+// How soon a request waiting for fenced clients' acknowledgements is retried at the
+// latest (each acknowledgement retries it at once).
+inline constexpr absl::Duration kAcknowledgementPoll = absl::Milliseconds(100);
+
 // Sequence ids are issued in blocks of this many; the end of the block is persisted in
 // every region before an id of it is handed out (region_format::IdCounter).
 inline constexpr uint64_t kIdBlock = 1024;
@@ -130,8 +139,21 @@ class Pool {
   // GetLayout.
   absl::StatusOr<SequenceLayout> Adopt(absl::string_view client_id, SequenceId id);
   std::vector<SequenceSummary> List(absl::string_view tenant);
-  // Renews the client's lease; returns the number of sequences it owns.
-  absl::StatusOr<size_t> KeepAlive(absl::string_view client_id);
+  // What a fenced client reports in KeepAlive: the release epoch it has acknowledged,
+  // of the daemon incarnation it names (0: a client that has written nothing yet).
+  struct FenceReport {
+    ReleaseEpoch acknowledged;
+  };
+  struct KeepAliveResult {
+    size_t sequences = 0;     // the client owns
+    ReleaseEpoch current;     // this pool's latest release epoch
+    bool reuse_unblocked = false;  // the acknowledgement let waiting memory be reused
+  };
+  // Renews the client's lease; with `fence`, makes it fenced and records its
+  // acknowledgement (an acknowledgement of another incarnation counts for nothing,
+  // except 0 from a client that has not written yet).
+  absl::StatusOr<KeepAliveResult> KeepAlive(absl::string_view client_id, const FenceReport* fence = nullptr);
+  ReleaseEpoch release_epoch() const;
   PoolStats Stats();
 
   // Marks the sequences of every client whose lease ran out as expired (reclaimable).
@@ -161,7 +183,8 @@ class Pool {
   // Frees the oldest reclaimable sequence, of `region` only if given, whose grace has
   // passed: kEvicted. Otherwise kInGrace when the oldest is still in its grace (its end
   // in *reusable_at), or kNone when none is reclaimable.
-  enum class Eviction { kEvicted, kInGrace, kNone };
+  // kAwaitingAcks when it waits for a fenced client's acknowledgement.
+  enum class Eviction { kEvicted, kInGrace, kAwaitingAcks, kNone };
   Eviction EvictOldest(std::optional<uint32_t> region, absl::Time* reusable_at)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The ResourceExhausted of a request that found no room: `what` it needed, and either
@@ -182,8 +205,10 @@ class Pool {
   mutable absl::Mutex mu_;
   std::vector<std::unique_ptr<RegionStore>> regions_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<SequenceId, Location> sequences_ ABSL_GUARDED_BY(mu_);
-  // Reclaimable sequences by (time they became so, id): eviction order.
-  std::set<std::pair<uint64_t, SequenceId>> reclaim_order_ ABSL_GUARDED_BY(mu_);
+  // Reclaimable sequences by the release epoch at which they became so: eviction order.
+  std::map<uint64_t, SequenceId> reclaim_order_ ABSL_GUARDED_BY(mu_);
+  const uint64_t incarnation_;  // random, never 0: names this pool's epochs
+  uint64_t release_epoch_ ABSL_GUARDED_BY(mu_) = 0;
   // Bytes held by reclaimable sequences, per region: kept up to date so that Stats
   // costs the same with a million released sequences as with none.
   std::vector<uint64_t> reclaimable_bytes_ ABSL_GUARDED_BY(mu_);

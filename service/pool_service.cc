@@ -91,7 +91,14 @@ grpc::Status PoolServiceImpl::HandleGetLayout(const v1::GetLayoutRequest& reques
 
 grpc::Status PoolServiceImpl::HandleReleaseSequence(const v1::ReleaseSequenceRequest& request,
                                          v1::ReleaseSequenceResponse* response) {
-  return ToGrpcStatus(pool_->Release(request.client_id(), request.sequence_id()));
+  absl::Status released = pool_->Release(request.client_id(), request.sequence_id());
+  if (released.ok()) watch_.Notify(pool_->release_epoch().epoch);
+  return ToGrpcStatus(released);
+}
+
+void PoolServiceImpl::ReleasesChanged() {
+  watch_.Notify(pool_->release_epoch().epoch);
+  if (delayed_ != nullptr) delayed_->RunWaitingNow();
 }
 
 grpc::Status PoolServiceImpl::HandleAdoptSequence(const v1::AdoptSequenceRequest& request,
@@ -116,12 +123,42 @@ grpc::Status PoolServiceImpl::HandleListSequences(const v1::ListSequencesRequest
 }
 
 grpc::Status PoolServiceImpl::HandleKeepAlive(const v1::KeepAliveRequest& request,
-                                   v1::KeepAliveResponse* response) {
-  auto sequences = pool_->KeepAlive(request.client_id());
-  if (!sequences.ok()) return ToGrpcStatus(sequences.status());
+                                   v1::KeepAliveResponse* response, bool* reuse_unblocked) {
+  Pool::FenceReport fence;
+  fence.acknowledged = ReleaseEpoch{request.incarnation(), request.acknowledged_epoch()};
+  auto result = pool_->KeepAlive(request.client_id(), request.fence() ? &fence : nullptr);
+  if (!result.ok()) return ToGrpcStatus(result.status());
   response->set_lease_timeout_ms(absl::ToInt64Milliseconds(pool_->lease_timeout()));
-  response->set_sequences(static_cast<uint32_t>(*sequences));
+  response->set_sequences(static_cast<uint32_t>(result->sequences));
+  response->set_incarnation(result->current.incarnation);
+  response->set_release_epoch(result->current.epoch);
+  *reuse_unblocked = result->reuse_unblocked;
   return grpc::Status::OK;
+}
+
+void PoolServiceImpl::AnswerKeepAlive(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
+                                      const v1::KeepAliveRequest& request, v1::KeepAliveResponse* response) {
+  bool reuse_unblocked = false;
+  grpc::Status status = HandleKeepAlive(request, response, &reuse_unblocked);
+  // Requests waiting for memory this acknowledgement freed are asked again now.
+  if (reuse_unblocked && delayed_ != nullptr) delayed_->RunWaitingNow();
+  const bool nothing_newer = response->incarnation() == request.incarnation() &&
+                             response->release_epoch() <= request.acknowledged_epoch();
+  if (!status.ok() || request.wait_ms() == 0 || !nothing_newer) {
+    reactor->Finish(status);
+    return;
+  }
+  // Answer a little before the caller's own deadline, and hold no call longer than
+  // half a lease, so that the lease it renews cannot run out meanwhile.
+  const absl::Duration wait = std::min(absl::Milliseconds(request.wait_ms()), pool_->lease_timeout() / 2);
+  const absl::Time deadline =
+      std::min(absl::Now() + wait, absl::FromChrono(context->deadline()) - absl::Milliseconds(100));
+  watch_.Wait(response->release_epoch(), deadline, [this, reactor, response](bool) {
+    const ReleaseEpoch now = pool_->release_epoch();
+    response->set_incarnation(now.incarnation);
+    response->set_release_epoch(now.epoch);
+    reactor->Finish(grpc::Status::OK);
+  });
 }
 
 grpc::Status PoolServiceImpl::HandleStats(const v1::StatsRequest&, v1::StatsResponse* response) {

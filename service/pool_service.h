@@ -7,6 +7,7 @@
 #include "proto/sparsepool.grpc.pb.h"
 #include "service/delayed_calls.h"
 #include "service/pool.h"
+#include "service/release_watch.h"
 #include "service/ucx_publisher.h"
 #include "service/verbs_acceptor.h"
 
@@ -69,7 +70,9 @@ class PoolServiceImpl final : public v1::PoolService::CallbackService {
   grpc::ServerUnaryReactor* KeepAlive(grpc::CallbackServerContext* context,
                                       const v1::KeepAliveRequest* request,
                                       v1::KeepAliveResponse* response) override {
-    return Finish(context, HandleKeepAlive(*request, response));
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    AnswerKeepAlive(context, reactor, *request, response);
+    return reactor;
   }
   grpc::ServerUnaryReactor* Stats(grpc::CallbackServerContext* context,
                                       const v1::StatsRequest* request,
@@ -86,6 +89,14 @@ class PoolServiceImpl final : public v1::PoolService::CallbackService {
                                       v1::ConnectVerbsResponse* response) override {
     return Finish(context, HandleConnectVerbs(*request, response));
   }
+
+ public:
+  // Called after releases the service did not see (lease expiries): answers the
+  // KeepAlives waiting for a new release epoch, and asks the pool again for the
+  // requests waiting for memory (an expired fenced lease no longer holds it back).
+  void ReleasesChanged();
+  // Answers every waiting KeepAlive at once; before the server shuts down.
+  void StopWatching() { watch_.Stop(); }
 
  private:
   static grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* context,
@@ -109,7 +120,13 @@ class PoolServiceImpl final : public v1::PoolService::CallbackService {
   grpc::Status HandleReleaseSequence(const v1::ReleaseSequenceRequest& request, v1::ReleaseSequenceResponse* response);
   grpc::Status HandleAdoptSequence(const v1::AdoptSequenceRequest& request, v1::AdoptSequenceResponse* response);
   grpc::Status HandleListSequences(const v1::ListSequencesRequest& request, v1::ListSequencesResponse* response);
-  grpc::Status HandleKeepAlive(const v1::KeepAliveRequest& request, v1::KeepAliveResponse* response);
+  // `reuse_unblocked` is set when the acknowledgement let waiting memory be reused.
+  grpc::Status HandleKeepAlive(const v1::KeepAliveRequest& request, v1::KeepAliveResponse* response,
+                               bool* reuse_unblocked);
+  // Answers at once, or, for a long poll with no newer epoch than the client has
+  // acknowledged, when there is one (watch_) or its wait ends.
+  void AnswerKeepAlive(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
+                       const v1::KeepAliveRequest& request, v1::KeepAliveResponse* response);
   grpc::Status HandleStats(const v1::StatsRequest& request, v1::StatsResponse* response);
   grpc::Status HandleHealth(const v1::HealthRequest& request, v1::HealthResponse* response);
   grpc::Status HandleConnectVerbs(const v1::ConnectVerbsRequest& request, v1::ConnectVerbsResponse* response);
@@ -124,6 +141,7 @@ class PoolServiceImpl final : public v1::PoolService::CallbackService {
   const UcxPublisher* const ucx_;
   VerbsAcceptor* const verbs_;
   const absl::Time started_;
+  ReleaseWatch watch_;
 };
 
 }  // namespace sparsepool

@@ -180,8 +180,10 @@ int Run(int argc, char** argv) {
   }
 
   {
-    PeriodicThread lease_reaper(std::min(config->lease_timeout / 4, absl::Seconds(1)), [&pool, &verbs] {
-      for (const LeaseTable::Expired& expired : pool.ExpireLeases()) {
+    PeriodicThread lease_reaper(std::min(config->lease_timeout / 4, absl::Seconds(1)), [&pool, &verbs, &service] {
+      const std::vector<LeaseTable::Expired> expired_leases = pool.ExpireLeases();
+      if (!expired_leases.empty()) service.ReleasesChanged();
+      for (const LeaseTable::Expired& expired : expired_leases) {
         Log(absl::StrCat("lease of client \"", expired.client, "\" expired; ",
                          expired.sequences.size(), " sequence(s) reclaimable: ",
                          absl::StrJoin(expired.sequences, ",")));
@@ -194,6 +196,7 @@ int Run(int argc, char** argv) {
     // Requests waiting for memory are answered (Unavailable) now: the server's
     // shutdown waits for every request it started.
     delayed.Stop();
+    service.StopWatching();
     // Control-plane calls take milliseconds; an idle client connection can hold a
     // sync server's shutdown until the deadline, so keep it short.
     server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));

@@ -212,6 +212,21 @@ TEST_F(GpuGatherTest, WriteBackStoresNewTokensIntoThePool) {
       c.rows[row].tokens = 64;
       c.pages[row] = {row * page_bytes};
     }
+    // Each row's sequence record, live, after the pages: the kernel checks it before writing.
+    const uint64_t records_at = 16 * page_bytes;
+    auto set_record = [&](size_t row, uint32_t state) {
+      std::byte* record = region_->host() + records_at + row * 512;
+      std::memset(record, 0, 512);
+      const uint64_t generation = 1, id = 100 + row;
+      std::memcpy(record, &generation, 8);
+      std::memcpy(record + 8, &id, 8);
+      std::memcpy(record + 16, &state, 4);
+    };
+    for (size_t row = 0; row < c.rows.size(); ++row) {
+      set_record(row, /*kLive=*/1);
+      c.rows[row].sequence_id = 100 + row;
+      c.rows[row].record_offset = records_at + row * 512;
+    }
     std::vector<int32_t> tokens(c.rows.size());
     for (size_t row = 0; row < tokens.size(); ++row) tokens[row] = row == 5 ? -1 : static_cast<int32_t>(rng() % 64);
     tokens[9] = 64;  // past the row's tokens: reported, not written
@@ -259,6 +274,22 @@ TEST_F(GpuGatherTest, WriteBackStoresNewTokensIntoThePool) {
         ASSERT_EQ(std::memcmp(page + t * entry_bytes, expected, entry_bytes), 0) << "row " << row << " token " << t;
       }
     }
+    // Row 3's sequence is released before the next write-back runs: its entry is not
+    // written, and the fault says so; the other rows are written.
+    set_record(3, /*kReleased=*/2);
+    tokens[9] = 1;
+    CUDA_OK(cudaMemcpy(device_tokens, tokens.data(), tokens.size() * 4, cudaMemcpyHostToDevice));
+    std::vector<std::byte> second(entries.size());
+    for (auto& b : second) b = static_cast<std::byte>(rng());
+    CUDA_OK(cudaMemcpy(device_entries, second.data(), second.size(), cudaMemcpyHostToDevice));
+    const std::vector<std::byte> row3_before(region_->host() + 3 * page_bytes, region_->host() + 4 * page_bytes);
+    std::memset(fault_, 0, sizeof(GatherFault));
+    ASSERT_TRUE(LaunchWriteBack(launch, stream_).ok());
+    CUDA_OK(cudaStreamSynchronize(stream_));
+    EXPECT_EQ(fault_->flag, kFaultReleased);
+    EXPECT_EQ(fault_->row, 3);
+    EXPECT_TRUE(std::equal(row3_before.begin(), row3_before.end(), region_->host() + 3 * page_bytes));
+    EXPECT_EQ(std::memcmp(region_->host() + 9 * page_bytes + entry_bytes, second.data() + 9 * entry_bytes, entry_bytes), 0);
     cudaFree(rows);
     cudaFree(device_tokens);
     cudaFree(device_entries);
@@ -273,6 +304,8 @@ TEST(FaultToStatusTest, NamesEachKindOfFault) {
   auto message = [&](int32_t flag, int32_t index) {
     return std::string(FaultToStatus(GatherFault{flag, 1, 7, index}, ids, tokens, 3).message());
   };
+  EXPECT_THAT(message(kFaultReleased, 12), HasSubstr("sequence 41 (batch row 1, layer 3) was released before its write-back ran"));
+  EXPECT_TRUE(absl::IsNotFound(FaultToStatus(GatherFault{kFaultReleased, 0, 0, 1}, ids, tokens, 3)));
   EXPECT_TRUE(FaultToStatus(GatherFault{}, ids, tokens, 3).ok());
   EXPECT_THAT(message(kFaultBadIndex, 250), HasSubstr("token index 250 at batch row 1, position 7 is past the 200 tokens written to sequence 41 (layer 3)"));
   EXPECT_THAT(message(kFaultBadIndex, -4), HasSubstr("below -1"));

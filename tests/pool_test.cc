@@ -135,7 +135,7 @@ TEST_F(PoolTest, LeaseExpiryReclaimsOnlyTheSilentClientsSequences) {
   EXPECT_EQ(stats.reclaimable_sequences, 1u);
   EXPECT_EQ(stats.live_sequences, 2u);
   EXPECT_EQ(stats.leases, 1u);
-  EXPECT_EQ(*pool_->KeepAlive("b"), 1u);
+  EXPECT_EQ(pool_->KeepAlive("b")->sequences, 1u);
 }
 
 TEST_F(PoolTest, AnyRequestNamingTheClientRenewsItsLease) {
@@ -276,8 +276,8 @@ TEST_F(PoolTest, AdoptionMovesASequenceToTheAdoptersLeaseAndSurvivesARestart) {
   auto adopted = pool_->Adopt("decode", handed);
   ASSERT_TRUE(adopted.ok()) << adopted.status();
   EXPECT_EQ(adopted->sequence_id, handed);
-  EXPECT_EQ(*pool_->KeepAlive("decode"), 1u);
-  EXPECT_EQ(*pool_->KeepAlive("prefill"), 1u);
+  EXPECT_EQ(pool_->KeepAlive("decode")->sequences, 1u);
+  EXPECT_EQ(pool_->KeepAlive("prefill")->sequences, 1u);
   EXPECT_TRUE(pool_->Adopt("decode", handed).ok()) << "adopting again is a no-op";
   const auto listed = pool_->List("");
   ASSERT_EQ(listed.size(), 2u);
@@ -303,7 +303,7 @@ TEST_F(PoolTest, AdoptionNeedsAnOwnerAndALiveSequence) {
   EXPECT_TRUE(absl::IsNotFound(pool_->Adopt("decode", 424242).status()));
   ASSERT_TRUE(pool_->Release("", id).ok());
   EXPECT_THAT(std::string(pool_->Adopt("decode", id).status().message()), HasSubstr("was released"));
-  EXPECT_EQ(*pool_->KeepAlive("decode"), 0u) << "a failed adoption takes nothing";
+  EXPECT_EQ(pool_->KeepAlive("decode")->sequences, 0u) << "a failed adoption takes nothing";
 }
 
 // Several threads creating, growing, releasing and adopting at once, in regions small
@@ -469,6 +469,82 @@ TEST_F(PoolTest, TwoRecordsWithOneIdKeepThePoolFromOpening) {
   EXPECT_THAT(std::string(pool.status().message()), HasSubstr("sequence id 42 is held by two records"));
   EXPECT_THAT(std::string(pool.status().message()), HasSubstr(specs_[0].path));
   EXPECT_THAT(std::string(pool.status().message()), HasSubstr(specs_[1].path));
+}
+
+
+// Release fencing: memory released at epoch e is reused only once every fenced client
+// has acknowledged e (no write of its begun before it learned of e is in flight), or
+// has lost its lease; the grace still applies too.
+TEST_F(PoolTest, ReleasedMemoryWaitsForEveryFencedClientsAcknowledgement) {
+  Pool::FenceReport fresh;  // incarnation 0: has written nothing yet
+  auto writer = pool_->KeepAlive("writer", &fresh);
+  ASSERT_TRUE(writer.ok());
+  const uint64_t incarnation = writer->current.incarnation;
+  EXPECT_NE(incarnation, 0u);
+  ASSERT_TRUE(pool_->KeepAlive("reader", &fresh).ok());
+  std::vector<SequenceId> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(pool_->Create(Params(2368, "writer"))->sequence_id);
+  ASSERT_TRUE(pool_->Release("writer", ids[1]).ok());
+  const ReleaseEpoch released = pool_->release_epoch();
+  EXPECT_EQ(released.epoch, writer->current.epoch + 1);
+  clock_.Advance(absl::Seconds(2));  // past the grace: only acknowledgements are missing
+
+  absl::Time retry_at;
+  auto waiting = pool_->Create(Params(2368, "other"), &retry_at);
+  ASSERT_TRUE(absl::IsResourceExhausted(waiting.status())) << waiting.status();
+  EXPECT_THAT(std::string(waiting.status().message()), HasSubstr("2 fenced client(s) confirm"));
+  EXPECT_EQ(retry_at, clock_.Now() + kAcknowledgementPoll);
+
+  // An acknowledgement of another daemon incarnation counts for nothing.
+  Pool::FenceReport stale{ReleaseEpoch{incarnation + 1, released.epoch}};
+  EXPECT_FALSE(pool_->KeepAlive("writer", &stale)->reuse_unblocked);
+  // One of two: still waiting, and the message names the one that holds it back.
+  Pool::FenceReport acknowledged{released};
+  EXPECT_FALSE(pool_->KeepAlive("writer", &acknowledged)->reuse_unblocked);
+  waiting = pool_->Create(Params(2368, "other"));
+  EXPECT_THAT(std::string(waiting.status().message()), HasSubstr("\"reader\""));
+  // An acknowledgement beyond the pool's epoch counts only up to it.
+  Pool::FenceReport ahead{ReleaseEpoch{incarnation, released.epoch + 100}};
+  EXPECT_TRUE(pool_->KeepAlive("reader", &ahead)->reuse_unblocked);
+  ASSERT_TRUE(pool_->Create(Params(2368, "other")).ok());
+  EXPECT_EQ(pool_->Stats().sequences_evicted, 1u);
+
+  // A fenced client that goes silent holds released memory only until its lease runs out.
+  ASSERT_TRUE(pool_->Release("writer", ids[2]).ok());
+  clock_.Advance(absl::Seconds(2));
+  for (const char* alive : {"writer", "other"}) ASSERT_TRUE(pool_->KeepAlive(alive).ok());
+  Pool::FenceReport writer_ack{pool_->release_epoch()};
+  ASSERT_TRUE(pool_->KeepAlive("writer", &writer_ack).ok());
+  EXPECT_TRUE(absl::IsResourceExhausted(pool_->Create(Params(2368, "other")).status()));
+  clock_.Advance(absl::Seconds(9));
+  ASSERT_TRUE(pool_->KeepAlive("writer").ok());
+  ASSERT_TRUE(pool_->KeepAlive("other").ok());
+  ASSERT_EQ(pool_->ExpireLeases().size(), 1u);  // "reader"
+  EXPECT_TRUE(pool_->Create(Params(2368, "other")).ok());
+}
+
+// After a restart, sequences released before it wait for the acknowledgement of every
+// client that comes back fenced: a write it began under the old daemon may still land.
+TEST_F(PoolTest, MemoryReleasedBeforeARestartWaitsForReturningClients) {
+  Pool::FenceReport fresh;
+  const uint64_t old_incarnation = pool_->KeepAlive("writer", &fresh)->current.incarnation;
+  std::vector<SequenceId> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(pool_->Create(Params(2368, "writer"))->sequence_id);
+  ASSERT_TRUE(pool_->Release("writer", ids[0]).ok());
+  const ReleaseEpoch before = pool_->release_epoch();
+  Reopen();
+  clock_.Advance(absl::Seconds(2));
+  const ReleaseEpoch after = pool_->release_epoch();
+  EXPECT_NE(after.incarnation, old_incarnation);
+  EXPECT_EQ(after.epoch, 1u) << "the recovered released sequence took the first epoch";
+  // The client comes back naming what it acknowledged of the old daemon.
+  Pool::FenceReport returning{before};
+  auto back = pool_->KeepAlive("writer", &returning);
+  ASSERT_TRUE(back.ok());
+  EXPECT_TRUE(absl::IsResourceExhausted(pool_->Create(Params(2368, "other")).status()));
+  Pool::FenceReport acknowledged{after};
+  EXPECT_TRUE(pool_->KeepAlive("writer", &acknowledged)->reuse_unblocked);
+  EXPECT_TRUE(pool_->Create(Params(2368, "other")).ok());
 }
 
 }  // namespace sparsepool

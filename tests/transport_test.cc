@@ -4,6 +4,9 @@
 #include <signal.h>
 #include <stdlib.h>
 
+#include <algorithm>
+#include <atomic>
+#include <numeric>
 #include <random>
 #include <thread>
 
@@ -38,7 +41,9 @@ class TransportTest : public ::testing::TestWithParam<Transport> {
     testing::DaemonOptions options;
     options.region_size = "64MiB";
     options.same_address_on_restart = true;
-    if (GetParam().ucx_tls != nullptr) options.extra_args = {"--ucx=true"};
+    // No reuse grace: only release fencing keeps racing writes out of reused memory.
+    options.extra_args = {"--reuse_grace=0s"};
+    if (GetParam().ucx_tls != nullptr) options.extra_args.push_back("--ucx=true");
     daemon_ = std::make_unique<testing::DaemonProcess>(
         std::string(GetParam().name) + "-" + ::testing::UnitTest::GetInstance()->current_test_info()->name(),
         options);
@@ -48,8 +53,9 @@ class TransportTest : public ::testing::TestWithParam<Transport> {
     ASSERT_NE(client_, nullptr);
   }
 
-  std::unique_ptr<Client> Connect() {
+  std::unique_ptr<Client> Connect(absl::Duration keepalive_interval = absl::Seconds(5)) {
     ClientOptions options;
+    options.keepalive_interval = keepalive_interval;
     options.address = daemon_->address();
     options.transport = GetParam().client_transport;
     options.copy_threads = GetParam().copy_threads;
@@ -207,6 +213,55 @@ TEST_P(TransportTest, AStaleLayoutIsCaughtBeforeItsBytesAreUsedOrOverwritten) {
   const absl::Status refused = writer->WriteEntries(first, 1, 0, garbage);
   EXPECT_TRUE(absl::IsNotFound(refused)) << refused;
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(FetchAndCheck(*client_, {second}, tokens, rng).ok());
+}
+
+// A write racing a release never lands in the sequence that reuses the memory, with no
+// reuse grace: the daemon gives the memory out again only after the writer's client
+// has acknowledged the release, which it does once the writes it began before are done.
+// With the writer unfenced (keepalive_interval 0) this failed in every UCX tcp run and
+// in half the UCX sm runs here (8-14 MB of the writer's bytes in the next sequence);
+// the CXL writer here finished its piece before the daemon's zeroing caught up.
+TEST_P(TransportTest, WritesRacingAReleaseNeverLandInTheSequenceThatReusesTheMemory) {
+  // One sequence takes most of the 64 MiB region: the next must reuse its pages.
+  SequenceSpec spec;
+  spec.layers = 1;
+  spec.entry_bytes = kEntry;
+  spec.tokens = 60000;
+  auto writer = Connect();
+  std::vector<std::byte> ones(spec.tokens * kEntry, std::byte{0xAB});
+  std::vector<int32_t> every_token(spec.tokens);
+  std::iota(every_token.begin(), every_token.end(), 0);
+  std::vector<std::byte> read(spec.tokens * kEntry);
+  std::mt19937_64 rng(5);
+  for (int round = 0; round < 4; ++round) {
+    auto id = client_->CreateSequence(spec);
+    ASSERT_TRUE(id.ok()) << id.status();
+    ASSERT_TRUE(writer->Layout(*id).ok());
+    std::atomic<int> writes{0};
+    absl::Status stopped;
+    std::thread writing([&] {
+      while (true) {
+        absl::Status s = writer->WriteEntries(*id, 0, 0, ones);
+        if (!s.ok()) {
+          stopped = s;
+          return;
+        }
+        ++writes;
+      }
+    });
+    while (writes.load() == 0) absl::SleepFor(absl::Microseconds(200));
+    absl::SleepFor(absl::Microseconds(rng() % 3000));
+    ASSERT_TRUE(client_->ReleaseSequence(*id).ok());
+    auto next = client_->CreateSequence(spec);  // reuses the released pages
+    writing.join();
+    EXPECT_TRUE(absl::IsNotFound(stopped)) << stopped;
+    ASSERT_TRUE(next.ok()) << next.status();
+    ASSERT_TRUE(client_->FetchTopK(0, {*next}, every_token, absl::MakeSpan(read)).ok());
+    const size_t written = static_cast<size_t>(std::count(read.begin(), read.end(), std::byte{0xAB}));
+    EXPECT_EQ(written, 0u) << "round " << round << ": " << written
+                           << " bytes of the released sequence's writer landed in the next sequence";
+    ASSERT_TRUE(client_->ReleaseSequence(*next).ok());
+  }
 }
 
 TEST_P(TransportTest, DaemonKilledMidBatchThenRestarted) {

@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/types/span.h"
 #include "common/layout.h"
+#include "common/release_fence.h"
 
 namespace sparsepool {
 
@@ -51,15 +52,26 @@ class DataPlane {
 
   // Stores entries into the pool. Fails without writing anything when the range is
   // past the sequence's tokens or the size is not whole entries. Long ranges go in
-  // pieces of kWriteChunkBytes, each checked by the transport (see common/sequence_liveness.h).
+  // pieces of kWriteChunkBytes, each checked by the transport (see common/sequence_liveness.h)
+  // and each holding a ticket of the release fence, when one is set, from before its
+  // check until its bytes have landed.
   absl::Status Write(const WriteRange& range);
   static constexpr uint64_t kWriteChunkBytes = 16 << 20;
+
+  // The client's fence (common/release_fence.h); null: writes are not fenced (then
+  // only the daemon's reuse grace keeps a racing write out of reused pages). Set it
+  // before the first write; it must outlive the data plane.
+  void set_release_fence(ReleaseFence* fence) { fence_ = fence; }
 
  protected:
   // REQUIRES: ValidateGather(batch).ok()
   virtual absl::Status GatherValidated(const GatherBatch& batch) = 0;
-  // REQUIRES: ValidateWrite(range).ok()
+  // REQUIRES: ValidateWrite(range).ok(). Returns once the bytes have landed (or will
+  // never land).
   virtual absl::Status WriteValidated(const WriteRange& range) = 0;
+
+ private:
+  ReleaseFence* fence_ = nullptr;
 };
 
 absl::Status ValidateGather(const GatherBatch& batch);
