@@ -33,6 +33,7 @@ class LeaseTable {
 
   // Starts or renews `client`'s lease.
   void Renew(absl::string_view client, absl::Time now);
+  bool Contains(absl::string_view client) const { return leases_.contains(client); }
   void AddSequence(absl::string_view client, SequenceId id, absl::Time now);
   void RemoveSequence(absl::string_view client, SequenceId id);
   size_t SequenceCount(absl::string_view client) const;

@@ -4,11 +4,11 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -28,32 +28,10 @@ absl::Status SocketError(absl::string_view what, const std::string& listen) {
       absl::StrCat("metrics endpoint ", listen, ": ", what, ": ", std::strerror(errno)));
 }
 
-void WriteAll(int fd, absl::string_view data) {
-  while (!data.empty()) {
-    const ssize_t n = send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n <= 0) return;  // the scraper went away; nothing to do about it
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-}
-
 std::string Response(absl::string_view status, absl::string_view content_type,
                      absl::string_view body) {
   return absl::StrCat("HTTP/1.1 ", status, "\r\nContent-Type: ", content_type,
                       "\r\nContent-Length: ", body.size(), "\r\nConnection: close\r\n\r\n", body);
-}
-
-// Sends the response, then reads what the client still sends until it closes (or the
-// deadline): closing with unread input makes the kernel reset the connection, and a
-// reset can destroy the response before the client reads it.
-void Reply(int fd, absl::string_view response, absl::Time deadline) {
-  WriteAll(fd, response);
-  shutdown(fd, SHUT_WR);
-  char buffer[1024];
-  while (absl::Now() < deadline) {
-    timeval timeout = absl::ToTimeval(deadline - absl::Now());
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-    if (recv(fd, buffer, sizeof(buffer), 0) <= 0) return;
-  }
 }
 
 }  // namespace
@@ -105,7 +83,7 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
   const int one = 1;
   setsockopt(listener.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   if (bind(listener.get(), found->ai_addr, found->ai_addrlen) != 0) return SocketError("bind", listen);
-  if (::listen(listener.get(), 16) != 0) return SocketError("listen", listen);
+  if (::listen(listener.get(), 128) != 0) return SocketError("listen", listen);
   sockaddr_storage bound{};
   socklen_t bound_size = sizeof(bound);
   if (getsockname(listener.get(), reinterpret_cast<sockaddr*>(&bound), &bound_size) != 0) {
@@ -131,18 +109,56 @@ MetricsHttpServer::~MetricsHttpServer() {
   thread_.join();
 }
 
+// One connection's exchange: read the head, write the answer, then read what the client
+// still sends until it closes (closing with unread input makes the kernel reset the
+// connection, and a reset can destroy the response before the client reads it).
+struct MetricsHttpServer::Connection {
+  ScopedFd fd;
+  absl::Time deadline;
+  std::string head;
+  std::string out;  // the answer, once the head is complete
+  size_t sent = 0;
+  bool draining = false;
+};
+
 void MetricsHttpServer::Serve() {
+  std::vector<std::unique_ptr<Connection>> connections;
   while (true) {
-    pollfd fds[2] = {{listener_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
-    if (poll(fds, 2, -1) < 0) {
+    std::vector<pollfd> fds = {{listener_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
+    absl::Time next_deadline = absl::InfiniteFuture();
+    for (const auto& c : connections) {
+      const bool writing = !c->out.empty() && !c->draining;
+      fds.push_back({c->fd.get(), static_cast<short>(writing ? POLLOUT : POLLIN), 0});
+      next_deadline = std::min(next_deadline, c->deadline);
+    }
+    const int timeout_ms = next_deadline == absl::InfiniteFuture()
+                               ? -1
+                               : static_cast<int>(std::max<int64_t>(
+                                     0, absl::ToInt64Milliseconds(absl::Ceil(next_deadline - absl::Now(),
+                                                                             absl::Milliseconds(1)))));
+    if (poll(fds.data(), fds.size(), timeout_ms) < 0) {
       if (errno == EINTR) continue;
       return;
     }
     if (fds[1].revents != 0) return;
+    // Connections first (their indices match fds), then new ones.
+    std::vector<std::unique_ptr<Connection>> kept;
+    const absl::Time now = absl::Now();
+    for (size_t i = 0; i < connections.size(); ++i) {
+      bool keep = now < connections[i]->deadline;
+      if (keep && fds[i + 2].revents != 0) keep = Progress(*connections[i]);
+      if (keep) kept.push_back(std::move(connections[i]));
+    }
+    connections.swap(kept);
     if (fds[0].revents & POLLIN) {
-      ScopedFd connection(accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-      if (connection.valid()) {
-        Answer(connection.get());
+      ScopedFd accepted(accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+      if (accepted.valid()) {
+        if (connections.size() < kMaxConnections) {
+          auto c = std::make_unique<Connection>();
+          c->fd = std::move(accepted);
+          c->deadline = absl::Now() + absl::Seconds(kReadTimeoutSeconds);
+          connections.push_back(std::move(c));
+        }  // else closed at once: the scraper retries
       } else if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
         // The connection stays queued and poll reports it again at once: pause rather
         // than spin until a descriptor or memory frees up.
@@ -152,39 +168,41 @@ void MetricsHttpServer::Serve() {
   }
 }
 
-void MetricsHttpServer::Answer(int fd) {
-  timeval send_timeout{kReadTimeoutSeconds, 0};
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof(send_timeout));
-  // Read the head (up to the blank line); the body of a GET is not expected. The whole
-  // head must come within the timeout: a client trickling bytes is cut off too.
-  const absl::Time deadline = absl::Now() + absl::Seconds(kReadTimeoutSeconds);
-  std::string head;
+bool MetricsHttpServer::Progress(Connection& c) {
   char buffer[1024];
-  while (head.find("\r\n\r\n") == std::string::npos) {
-    const absl::Duration left = deadline - absl::Now();
-    if (left <= absl::ZeroDuration()) return;
-    timeval timeout = absl::ToTimeval(left);
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-    if (head.size() >= kMaxHeadBytes) {
-      Reply(fd, Response("431 Request Header Fields Too Large", "text/plain", "request head over 8 KiB\n"),
-            deadline);
-      return;
+  if (c.draining) {
+    const ssize_t n = recv(c.fd.get(), buffer, sizeof(buffer), 0);
+    return n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR));
+  }
+  if (c.out.empty()) {
+    // Read the head (up to the blank line); the body of a GET is not expected. The whole
+    // head must come within the deadline: a client trickling bytes is cut off too.
+    const ssize_t n = recv(c.fd.get(), buffer, sizeof(buffer), 0);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) return false;
+    if (n > 0) c.head.append(buffer, static_cast<size_t>(n));
+    if (c.head.find("\r\n\r\n") == std::string::npos) {
+      if (c.head.size() < kMaxHeadBytes) return true;
+      c.out = Response("431 Request Header Fields Too Large", "text/plain", "request head over 8 KiB\n");
+    } else {
+      c.out = Answer(c.head);
     }
-    const ssize_t n = recv(fd, buffer, sizeof(buffer), 0);
-    if (n <= 0) return;  // closed, or silent past the timeout
-    head.append(buffer, static_cast<size_t>(n));
   }
+  while (c.sent < c.out.size()) {
+    const ssize_t n = send(c.fd.get(), c.out.data() + c.sent, c.out.size() - c.sent, MSG_NOSIGNAL);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return true;  // poll says when
+    if (n <= 0) return false;  // the scraper went away; nothing to do about it
+    c.sent += static_cast<size_t>(n);
+  }
+  shutdown(c.fd.get(), SHUT_WR);
+  c.draining = true;
+  return true;
+}
+
+std::string MetricsHttpServer::Answer(const std::string& head) {
   auto path = ParseGetRequest(head);
-  if (!path.ok()) {
-    Reply(fd, Response("400 Bad Request", "text/plain", absl::StrCat(path.status().message(), "\n")),
-          deadline);
-    return;
-  }
-  if (*path != "/metrics") {
-    Reply(fd, Response("404 Not Found", "text/plain", "only /metrics is served here\n"), deadline);
-    return;
-  }
-  Reply(fd, Response("200 OK", "text/plain; version=0.0.4; charset=utf-8", render_()), deadline);
+  if (!path.ok()) return Response("400 Bad Request", "text/plain", absl::StrCat(path.status().message(), "\n"));
+  if (*path != "/metrics") return Response("404 Not Found", "text/plain", "only /metrics is served here\n");
+  return Response("200 OK", "text/plain; version=0.0.4; charset=utf-8", render_());
 }
 
 }  // namespace sparsepool

@@ -1,8 +1,8 @@
 // A minimal HTTP endpoint for Prometheus: GET /metrics answers with the text a
-// function renders; anything else gets 404 or 400. One connection at a time on a thread
-// of its own (a scraper asks every few seconds), each read with a timeout, so a client
-// that connects and says nothing holds it up for 2 s at most. Off unless the daemon is
-// started with --metrics_listen.
+// function renders; anything else gets 404 or 400. One thread serves every connection
+// at once (non-blocking sockets under poll), so idle or slow clients never hold up a
+// scrape: each connection has 2 s for its whole exchange, and beyond kMaxConnections
+// new ones are closed at once. Off unless the daemon is started with --metrics_listen.
 #ifndef SPARSEPOOL_SERVICE_METRICS_HTTP_H_
 #define SPARSEPOOL_SERVICE_METRICS_HTTP_H_
 
@@ -33,10 +33,16 @@ class MetricsHttpServer {
 
   int port() const { return port_; }
 
+  static constexpr size_t kMaxConnections = 256;
+
  private:
   MetricsHttpServer(ScopedFd listener, ScopedFd stop, int port, std::function<std::string()> render);
+  struct Connection;
   void Serve();
-  void Answer(int fd);
+  // Moves one connection along (read the head, write the answer, drain); false once
+  // it is done with.
+  bool Progress(Connection& connection);
+  std::string Answer(const std::string& head);
 
   const ScopedFd listener_;
   const ScopedFd stop_;  // an eventfd the destructor writes to wake Serve

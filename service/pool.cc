@@ -137,6 +137,21 @@ absl::StatusOr<SequenceId> Pool::NextId() {
 
 uint64_t Pool::NowNs() const { return static_cast<uint64_t>(absl::ToUnixNanos(clock_->Now())); }
 
+absl::Status Pool::AdmitClient(absl::string_view client_id) {
+  if (client_id.empty()) return absl::OkStatus();
+  if (absl::Status s = ValidateName("client_id", client_id); !s.ok()) return s;
+  if (leases_.Contains(client_id)) {
+    leases_.Renew(client_id, clock_->Now());
+    return absl::OkStatus();
+  }
+  if (leases_.size() >= options_.max_leases) {
+    return absl::ResourceExhaustedError(absl::StrCat("the lease table is full: ", leases_.size(),
+                                                     " clients hold leases (the daemon's limit); client \"",
+                                                     client_id, "\" gets none until one expires"));
+  }
+  return absl::OkStatus();
+}
+
 void Pool::RenewIfNamed(absl::string_view client_id) {
   if (!client_id.empty()) leases_.Renew(client_id, clock_->Now());
 }
@@ -239,7 +254,7 @@ absl::StatusOr<SequenceLayout> Pool::Create(const CreateParams& p, absl::Time* r
   // Reserve under the lock, zero reused pages outside it (other clients' requests go
   // on meanwhile; nothing else can reach the reserved memory), commit under it.
   absl::MutexLock lock(&mu_);
-  RenewIfNamed(p.client_id);
+  if (absl::Status admitted = AdmitClient(p.client_id); !admitted.ok()) return admitted;
   auto id = NextId();
   if (!id.ok()) return id.status();
   NewSequence seq;
@@ -293,7 +308,7 @@ absl::StatusOr<SequenceLayout> Pool::Extend(absl::string_view client_id, Sequenc
   // Like Create: reserve under the lock, zero reused pages outside it, commit under it.
   // One growth of a sequence at a time; a release meanwhile undoes it (CommitExtend).
   absl::MutexLock lock(&mu_);
-  RenewIfNamed(client_id);
+  if (absl::Status admitted = AdmitClient(client_id); !admitted.ok()) return admitted;
   const auto not_growing = [this, id]() {
     mu_.AssertReaderHeld();
     return !growing_.contains(id);
@@ -323,6 +338,7 @@ absl::StatusOr<SequenceLayout> Pool::Extend(absl::string_view client_id, Sequenc
       // NotFound when the sequence was released or reclaimed meanwhile (the growth is
       // undone then).
       if (absl::Status committed = region.CommitExtend(*pending); !committed.ok()) return committed;
+      RenewIfNamed(client_id);
       return region.Layout(where->slot);
     }
     if (!absl::IsResourceExhausted(pending.status())) return pending.status();
@@ -341,17 +357,19 @@ absl::StatusOr<SequenceLayout> Pool::Extend(absl::string_view client_id, Sequenc
 
 absl::StatusOr<SequenceLayout> Pool::GetLayout(absl::string_view client_id, SequenceId id) {
   absl::MutexLock lock(&mu_);
-  RenewIfNamed(client_id);
+  if (absl::Status admitted = AdmitClient(client_id); !admitted.ok()) return admitted;
   auto where = FindLive(id);
   if (!where.ok()) return where.status();
+  RenewIfNamed(client_id);
   return regions_[where->region]->Layout(where->slot);
 }
 
 absl::Status Pool::Release(absl::string_view client_id, SequenceId id) {
   absl::MutexLock lock(&mu_);
-  RenewIfNamed(client_id);
+  if (absl::Status admitted = AdmitClient(client_id); !admitted.ok()) return admitted;
   auto it = sequences_.find(id);
   if (it == sequences_.end()) return absl::NotFoundError(Unknown(id));
+  RenewIfNamed(client_id);
   const auto& record = regions_[it->second.region]->record(it->second.slot);
   if (record.state != RecordState::kLive) return absl::OkStatus();
   leases_.RemoveSequence(region_format::GetName(record.owner), id);
@@ -363,9 +381,10 @@ absl::StatusOr<SequenceLayout> Pool::Adopt(absl::string_view client_id, Sequence
   if (client_id.empty()) return absl::InvalidArgumentError("AdoptSequence needs a client_id: the new owner");
   if (absl::Status s = ValidateName("client_id", client_id); !s.ok()) return s;
   absl::MutexLock lock(&mu_);
-  RenewIfNamed(client_id);
+  if (absl::Status admitted = AdmitClient(client_id); !admitted.ok()) return admitted;
   auto where = FindLive(id);
   if (!where.ok()) return where.status();
+  RenewIfNamed(client_id);
   RegionStore& region = *regions_[where->region];
   const std::string previous = region_format::GetName(region.record(where->slot).owner);
   if (previous != client_id) {
@@ -404,6 +423,7 @@ absl::StatusOr<Pool::KeepAliveResult> Pool::KeepAlive(absl::string_view client_i
   if (client_id.empty()) return absl::InvalidArgumentError("KeepAlive needs a client_id");
   if (absl::Status s = ValidateName("client_id", client_id); !s.ok()) return s;
   absl::MutexLock lock(&mu_);
+  if (absl::Status admitted = AdmitClient(client_id); !admitted.ok()) return admitted;
   const absl::Time now = clock_->Now();
   leases_.Renew(client_id, now);
   KeepAliveResult result;

@@ -51,6 +51,9 @@ struct PoolOptions {
   absl::Duration lease_timeout = absl::Seconds(30);
   // How long reclaimable memory stays untouched before it may be reused.
   absl::Duration reuse_grace = absl::Seconds(1);
+  // Clients holding leases at once; a request from a client beyond them is refused
+  // (ResourceExhausted), so that made-up client ids cannot grow the daemon without end.
+  size_t max_leases = 65536;
 };
 
 // Limits on what one sequence may ask for; each bounds a product the daemon computes.
@@ -177,6 +180,11 @@ class Pool {
 
   // A live sequence; a clear error for one that is unknown, released or expired.
   absl::StatusOr<Location> FindLive(SequenceId id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Every request naming a client starts here: InvalidArgument for a malformed id,
+  // ResourceExhausted for a client without a lease when max_leases are held; renews the
+  // lease of a client that has one. A new client gets its lease only when its request
+  // succeeds (RenewIfNamed, or the sequence it takes), so failed requests leave nothing.
+  absl::Status AdmitClient(absl::string_view client_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RenewIfNamed(absl::string_view client_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MakeReclaimable(Location where, region_format::RecordState state)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -15,8 +15,10 @@ void PoolServiceImpl::AnswerOrWait(grpc::CallbackServerContext* context,
   absl::Time retry_at = absl::InfinitePast();
   grpc::Status status = attempt(&retry_at);
   const absl::Time deadline = absl::FromChrono(context->deadline());
+  // Past kMaxWaitingCalls the pool's answer goes back at once: waiting requests are
+  // bounded like everything else a client can make the daemon hold.
   if (status.ok() || delayed_ == nullptr || retry_at == absl::InfinitePast() ||
-      retry_at >= deadline) {
+      retry_at >= deadline || delayed_->waiting() >= kMaxWaitingCalls) {
     reactor->Finish(status);
     return;
   }
@@ -55,6 +57,9 @@ grpc::Status PoolServiceImpl::HandleConnectVerbs(const v1::ConnectVerbsRequest& 
   if (request.client_id().empty()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "ConnectVerbs needs a client_id");
   }
+  // A queue pair belongs to a lease (and goes when it expires): the id is checked and
+  // the lease table's bound bounds the queue pairs too.
+  if (auto lease = pool_->KeepAlive(request.client_id()); !lease.ok()) return ToGrpcStatus(lease.status());
   auto client = EndpointFromProto(request.endpoint());
   if (!client.ok()) return ToGrpcStatus(client.status());
   auto ours = verbs_->Accept(request.client_id(), *client);

@@ -13,7 +13,10 @@
 
 namespace sparsepool {
 
-inline constexpr char kVersion[] = "0.1.0";
+inline constexpr char kVersion[] = "0.2.0";
+
+// Requests waiting for memory at once, at most; beyond, they are answered at once.
+inline constexpr size_t kMaxWaitingCalls = 4096;
 
 // Handlers run inline on gRPC's own threads (the callback API): every one is a short
 // critical section in the pool, and skipping the sync server's thread hand-offs

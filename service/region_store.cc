@@ -378,9 +378,15 @@ absl::StatusOr<RegionStore::PendingExtend> RegionStore::Grow(SequenceRecord r, u
     grown.page_table_offset = *table;
     growth.new_table_offset = *table;
   }
-  // Allocate every new data page first; undo all of them if one does not fit.
+  // Allocate every new data page first; undo all of them if one does not fit. Nothing
+  // sized by the request is allocated before it is known to fit the free granules.
   const uint64_t page_bytes = PageGranules(r) * region_format::kGranuleBytes;
   const uint64_t new_pages = pages - r.pages_per_layer;
+  if (new_pages > heap_->free_granules() / PageGranules(r) / r.layers) {
+    if (grown.page_table_offset != r.page_table_offset) FreeBytes(grown.page_table_offset, TableBytes(grown));
+    return absl::ResourceExhaustedError(absl::StrCat("region ", ref_.path, " has no room for ", r.layers, " x ",
+                                                     new_pages, " pages of ", page_bytes, " bytes"));
+  }
   std::vector<uint64_t>& fresh = growth.new_pages;  // freed again if the growth is undone
   std::vector<uint64_t> dirty;
   fresh.reserve(r.layers * new_pages);

@@ -238,7 +238,7 @@ TEST(FuzzTest, PoolRequests) {
       }
       case 3: {
         absl::Status s = pool->Release(client, id);
-        ASSERT_TRUE(s.ok() || absl::IsNotFound(s)) << s;
+        ASSERT_TRUE(s.ok() || absl::IsNotFound(s) || (absl::IsInvalidArgument(s) && client.size() > 63)) << s;
         break;
       }
       case 4:

@@ -547,4 +547,46 @@ TEST_F(PoolTest, MemoryReleasedBeforeARestartWaitsForReturningClients) {
   EXPECT_TRUE(pool_->Create(Params(2368, "other")).ok());
 }
 
+
+// Client ids are checked on every call, and a request that fails leaves no lease
+// behind: made-up ids cannot grow the lease table (eight 50 MB ids grew a daemon by
+// 393 MiB before). Past max_leases, new clients are refused.
+TEST_F(PoolTest, ClientIdsAreBoundedAndFailedRequestsLeaveNoLease) {
+  const SequenceId id = pool_->Create(Params(10, "owner"))->sequence_id;
+  const std::string huge(50 << 20, 'x');
+  EXPECT_TRUE(absl::IsInvalidArgument(pool_->GetLayout(huge, id).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(pool_->Extend(huge, id, 20).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(pool_->Release(huge, id)));
+  EXPECT_EQ(pool_->Stats().leases, 1u);
+  for (int i = 0; i < 100; ++i) {
+    EXPECT_TRUE(absl::IsNotFound(pool_->GetLayout(absl::StrCat("ghost-", i), id + 1000).status()));
+  }
+  EXPECT_EQ(pool_->Stats().leases, 1u) << "requests that failed took no lease";
+  EXPECT_TRUE(pool_->GetLayout("reader", id).ok());
+  EXPECT_EQ(pool_->Stats().leases, 2u);
+}
+
+TEST_F(PoolTest, NewClientsAreRefusedWhenTheLeaseTableIsFull) {
+  pool_.reset();
+  std::vector<std::unique_ptr<RegionStore>> regions;
+  for (const auto& spec : specs_) {
+    RecoveryReport report;
+    regions.push_back(*RegionStore::Open(static_cast<uint32_t>(regions.size()), *MappedRegion::OpenOrCreate(spec),
+                                         64, 0, &report));
+  }
+  PoolOptions options;
+  options.max_leases = 3;
+  options.lease_timeout = absl::Seconds(10);
+  pool_ = *Pool::Open(std::move(regions), options, &clock_);
+  for (const char* client : {"a", "b", "c"}) ASSERT_TRUE(pool_->KeepAlive(client).ok());
+  auto refused = pool_->Create(Params(10, "d"));
+  ASSERT_TRUE(absl::IsResourceExhausted(refused.status())) << refused.status();
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("lease table is full: 3 clients"));
+  EXPECT_TRUE(pool_->Create(Params(10, "a")).ok()) << "clients that hold a lease go on";
+  clock_.Advance(absl::Seconds(11));
+  ASSERT_TRUE(pool_->KeepAlive("a").ok());
+  pool_->ExpireLeases();
+  EXPECT_TRUE(pool_->Create(Params(10, "d")).ok()) << "room again once leases expired";
+}
+
 }  // namespace sparsepool
