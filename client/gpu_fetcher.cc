@@ -19,12 +19,16 @@ constexpr size_t kMaxPendingCalls = 1024;
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<GpuFetcher>> GpuFetcher::Create(Options options) {
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+  std::unique_ptr<GpuRegionRegistry> own;
+  if (options.regions == nullptr) {
+    auto created = GpuRegionRegistry::Create();
+    if (!created.ok()) return created.status();
+    own = *std::move(created);
+  } else if (int devices = 0; cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
     cudaGetLastError();
     return absl::FailedPreconditionError("no CUDA device: the GPU fetch path needs one");
   }
-  return std::unique_ptr<GpuFetcher>(new GpuFetcher(options));
+  return std::unique_ptr<GpuFetcher>(new GpuFetcher(options, std::move(own)));
 }
 
 GpuFetcher::~GpuFetcher() {
@@ -32,27 +36,6 @@ GpuFetcher::~GpuFetcher() {
   for (auto& [id, pages] : pages_) cudaFree(pages.offsets);
   if (device_rows_ != nullptr) cudaFree(device_rows_);
   for (kernels::GatherFault* fault : fault_pool_) cudaFreeHost(fault);
-  for (auto& [uuid, region] : regions_) cudaHostUnregister(region.host);
-}
-
-absl::StatusOr<GpuFetcher::Region> GpuFetcher::RegionFor(const RegionRef& ref) {
-  const std::string key(reinterpret_cast<const char*>(ref.uuid.data()), ref.uuid.size());
-  if (auto it = regions_.find(key); it != regions_.end()) return it->second;
-  auto base = mappings_.RegionBase(ref);
-  if (!base.ok()) return base.status();
-  // Pins the region's pages and maps them for the GPU: done once per region, and the
-  // reason a pool region should be registered before the first decode step.
-  if (cudaError_t e = cudaHostRegister(*base, ref.size_bytes, cudaHostRegisterMapped); e != cudaSuccess) {
-    return CudaError(absl::StrCat("registering region ", ref.path, " (", ref.size_bytes, " bytes) with CUDA"), e);
-  }
-  void* device = nullptr;
-  if (cudaError_t e = cudaHostGetDevicePointer(&device, *base, 0); e != cudaSuccess) {
-    cudaHostUnregister(*base);
-    return CudaError(absl::StrCat("mapping region ", ref.path, " for the GPU"), e);
-  }
-  Region region{*base, static_cast<const std::byte*>(device), ref.size_bytes};
-  regions_.emplace(key, region);
-  return region;
 }
 
 absl::StatusOr<const uint64_t*> GpuFetcher::PagesFor(const SequenceLayout& layout, cudaStream_t stream) {
@@ -115,7 +98,7 @@ absl::StatusOr<GpuFetcher::PendingCall*> GpuFetcher::Prepare(
     call.tokens.push_back(l.tokens);
     call.record_offsets.push_back(l.record_offset);
   }
-  auto mapped = RegionFor(first.region);
+  auto mapped = options_.regions->Register(first.region);
   if (!mapped.ok()) return mapped.status();
   *region = *mapped;
   call.region_host = mapped->host;

@@ -27,6 +27,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "client/gpu_regions.h"
 #include "client/sparsepool_client.h"
 #include "common/layout.h"
 #include "kernels/residency_cache.h"
@@ -46,6 +47,9 @@ class GpuFetcher {
     // its kernel has completed, so the daemon never reuses the pages under it. Null:
     // write-backs are kept out of reused pages by the daemon's reuse grace only.
     ReleaseFence* fence = nullptr;
+    // The process's registry of GPU-registered regions, shared with its other fetchers
+    // and decode sessions (it must outlive this fetcher); null: a registry of its own.
+    GpuRegionRegistry* regions = nullptr;
   };
   // FailedPrecondition when this process sees no CUDA device.
   static absl::StatusOr<std::unique_ptr<GpuFetcher>> Create(Options options);
@@ -86,13 +90,12 @@ class GpuFetcher {
   absl::Status Finish(cudaStream_t stream);
 
  private:
-  explicit GpuFetcher(Options options) : options_(options) {}
+  GpuFetcher(Options options, std::unique_ptr<GpuRegionRegistry> own_regions)
+      : options_(options), own_regions_(std::move(own_regions)) {
+    if (options_.regions == nullptr) options_.regions = own_regions_.get();
+  }
 
-  struct Region {
-    std::byte* host = nullptr;
-    const std::byte* device = nullptr;
-    uint64_t bytes = 0;
-  };
+  using Region = GpuRegionRegistry::Region;
   // A sequence's page tables on the device. Data pages never move and sequence ids
   // are never reused, so the copy stays right until the sequence gets more pages.
   struct DevicePages {
@@ -111,15 +114,13 @@ class GpuFetcher {
     std::string region_path;
   };
 
-  absl::StatusOr<Region> RegionFor(const RegionRef& ref);
   absl::StatusOr<const uint64_t*> PagesFor(const SequenceLayout& layout, cudaStream_t stream);
   // Row tables of `layer` on the device, and the pending call that will name faults.
   absl::StatusOr<PendingCall*> Prepare(uint32_t layer, absl::Span<const SequenceLayout* const> layouts,
                                        cudaStream_t stream, Region* region);
 
   Options options_;
-  CxlDataPlane mappings_;  // maps regions (and checks their headers) on first use
-  absl::flat_hash_map<std::string, Region> regions_;  // by uuid, registered with CUDA
+  std::unique_ptr<GpuRegionRegistry> own_regions_;  // when Options::regions was null
   absl::flat_hash_map<SequenceId, DevicePages> pages_;
   kernels::RowPages* device_rows_ = nullptr;
   uint32_t device_rows_capacity_ = 0;

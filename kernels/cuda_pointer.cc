@@ -25,4 +25,18 @@ absl::Status CheckGpuPointer(const void* pointer, const char* name) {
   return absl::OkStatus();
 }
 
+absl::Status CheckStream(cudaStream_t stream) {
+  if (stream == nullptr) return absl::OkStatus();
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(stream, &capture) == cudaSuccess && capture != cudaStreamCaptureStatusNone) {
+    return absl::OkStatus();
+  }
+  const cudaError_t query = cudaStreamQuery(stream);
+  if (query != cudaSuccess && query != cudaErrorNotReady) {
+    cudaGetLastError();
+    return absl::InvalidArgumentError(absl::StrCat("stream is not usable: ", cudaGetErrorString(query)));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace sparsepool::kernels

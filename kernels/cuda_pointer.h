@@ -2,6 +2,8 @@
 #ifndef SPARSEPOOL_KERNELS_CUDA_POINTER_H_
 #define SPARSEPOOL_KERNELS_CUDA_POINTER_H_
 
+#include <cuda_runtime_api.h>
+
 #include "absl/status/status.h"
 
 namespace sparsepool::kernels {
@@ -9,6 +11,10 @@ namespace sparsepool::kernels {
 // OK for device memory, managed memory, and host memory registered or allocated with
 // CUDA and mapped for the GPU; InvalidArgument naming `name` otherwise (null included).
 absl::Status CheckGpuPointer(const void* pointer, const char* name);
+
+// OK for a stream that can take work. A stream being captured into a CUDA graph is
+// not queried (a query would end the capture with an error): it is usable by definition.
+absl::Status CheckStream(cudaStream_t stream);
 
 }  // namespace sparsepool::kernels
 

@@ -15,6 +15,11 @@ __device__ inline uint64_t RowEntryOffset(const RowPages& rp, uint32_t token) {
   return rp.page_offsets[token / rp.page_tokens] + uint64_t(token % rp.page_tokens) * rp.entry_stride;
 }
 
+// The region a row's entries live in.
+__device__ inline const std::byte* RowRegion(const RowPages& rp, const std::byte* launch_region) {
+  return rp.region != nullptr ? rp.region : launch_region;
+}
+
 // Keeps the first fault of a launch: kind (GatherFault flag), row, position, index.
 __device__ inline void RecordFault(GatherFault* fault, int32_t kind, uint32_t row, uint32_t position,
                                    int32_t index) {

@@ -19,7 +19,12 @@ struct RowPages {
   // write check there, right before writing, that the sequence is still live.
   uint64_t sequence_id;
   uint64_t record_offset;
+  // Device pointer of the row's region; null: the launch's `region`. (A decode session's
+  // rows may live in different regions of the pool.)
+  const std::byte* region;
 };
+// A row whose page_offsets is null is inactive (a free row of a decode session's batch):
+// every kernel skips it without reading its indices' entries or recording faults.
 
 // GatherFault::flag values: what went wrong first.
 inline constexpr int32_t kFaultBadIndex = 1;        // past the row's tokens, or below -1
@@ -61,6 +66,10 @@ struct GatherLaunch {
   std::byte* out = nullptr;  // device [batch][k][entry_bytes]
   uint64_t out_bytes = 0;
   GatherFault* fault = nullptr;
+  // Optional device [batch][k]: each position's flat index into `out` viewed as rows of
+  // entry_bytes (row * k + position), -1 for padding, bad indices and inactive rows: the
+  // index form FlashMLA's sparse decoding reads.
+  int32_t* out_flat = nullptr;
   GatherAlgorithm algorithm = GatherAlgorithm::kSortedByAddress;
   // Upper bound on the blocks the gather occupies (0: enough to fill the GPU). A caller
   // that overlaps the fetch with compute caps it so the compute kernels find SMs.
@@ -77,7 +86,9 @@ struct WriteBackLaunch {
   std::byte* region = nullptr;        // device pointer of the registered region
   uint64_t region_bytes = 0;
   const RowPages* rows = nullptr;     // device [batch], the layer being written
-  const int32_t* tokens = nullptr;    // device [batch]: token to write; -1 = none for this row
+  // Device [batch]: token to write; -1 = none for this row. Null: each active row's
+  // last token (rp.tokens - 1), the one a decode step appends.
+  const int32_t* tokens = nullptr;
   const std::byte* entries = nullptr;  // device [batch][entry_bytes]
   uint32_t batch = 0;
   uint32_t entry_bytes = 0;

@@ -84,8 +84,7 @@ absl::Status ResidencyCache::Reset(uint32_t instance, cudaStream_t stream) {
   return absl::OkStatus();
 }
 
-absl::Status ResidencyCache::Step(const ResidencyStepArgs& a, cudaStream_t stream) {
-  if (a.batch == 0 || a.k == 0) return absl::OkStatus();
+absl::StatusOr<ResidencyLaunch> ResidencyCache::Prepare(const ResidencyStepArgs& a) const {
   if (a.k > kMaxResidencyK) {
     return absl::InvalidArgumentError(absl::StrCat("k ", a.k, " is above ", kMaxResidencyK));
   }
@@ -93,12 +92,16 @@ absl::Status ResidencyCache::Step(const ResidencyStepArgs& a, cudaStream_t strea
     return absl::InvalidArgumentError(absl::StrCat("k ", a.k, " is above the cache capacity of ",
                                                    state_.capacity, " slots: every selected entry needs a slot"));
   }
-  for (auto [pointer, name] : {std::pair<const void*, const char*>{a.region, "region"},
-                               {a.rows, "rows"},
+  for (auto [pointer, name] : {std::pair<const void*, const char*>{a.rows, "rows"},
                                {a.instances, "instances"},
                                {a.indices, "indices"},
                                {a.out_slots, "out_slots"},
                                {a.fault, "fault"}}) {
+    if (absl::Status s = CheckGpuPointer(pointer, name); !s.ok()) return s;
+  }
+  for (auto [pointer, name] : {std::pair<const void*, const char*>{a.region, "region"},
+                               {a.step_counter, "step_counter"}}) {
+    if (pointer == nullptr) continue;  // optional
     if (absl::Status s = CheckGpuPointer(pointer, name); !s.ok()) return s;
   }
   ResidencyLaunch launch;
@@ -111,10 +114,46 @@ absl::Status ResidencyCache::Step(const ResidencyStepArgs& a, cudaStream_t strea
   launch.batch = a.batch;
   launch.k = a.k;
   launch.step = a.step;
+  launch.step_counter = a.step_counter;
+  launch.flat_slots = a.flat_slots;
   launch.fault = a.fault;
   launch.counters = counters_;
-  if (cudaError_t e = LaunchResidencyStep(launch, stream); e != cudaSuccess) {
-    return CudaError("residency step launch", e);
+  return launch;
+}
+
+absl::Status ResidencyCache::Step(const ResidencyStepArgs& a, cudaStream_t stream) {
+  if (absl::Status s = Lookup(a, stream); !s.ok()) return s;
+  return Fill(a, stream);
+}
+
+absl::Status ResidencyCache::Lookup(const ResidencyStepArgs& a, cudaStream_t stream) {
+  if (a.batch == 0 || a.k == 0) return absl::OkStatus();
+  auto launch = Prepare(a);
+  if (!launch.ok()) return launch.status();
+  if (cudaError_t e = LaunchResidencyLookup(*launch, stream); e != cudaSuccess) {
+    return CudaError("residency lookup launch", e);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ResidencyCache::Fill(const ResidencyStepArgs& a, cudaStream_t stream) {
+  if (a.batch == 0 || a.k == 0) return absl::OkStatus();
+  auto launch = Prepare(a);
+  if (!launch.ok()) return launch.status();
+  if (cudaError_t e = LaunchResidencyFill(*launch, stream); e != cudaSuccess) {
+    return CudaError("residency fill launch", e);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ResidencyCache::ResetRange(uint32_t first, uint32_t count, cudaStream_t stream) {
+  if (first > options_.instances || count > options_.instances - first) {
+    return absl::InvalidArgumentError(absl::StrCat("instances [", first, ", ", uint64_t{first} + count,
+                                                   ") are out of range (", options_.instances, " instances)"));
+  }
+  if (count == 0) return absl::OkStatus();
+  if (cudaError_t e = LaunchResidencyReset(state_, first, count, stream); e != cudaSuccess) {
+    return CudaError("resetting residency-cache instances", e);
   }
   return absl::OkStatus();
 }

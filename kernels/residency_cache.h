@@ -25,14 +25,18 @@ struct ResidencyOptions {
 };
 
 struct ResidencyStepArgs {
-  const std::byte* region = nullptr;    // device pointer of the registered pool region
+  // Device pointer of the registered pool region; null when every row names its own
+  // (RowPages::region).
+  const std::byte* region = nullptr;
   const RowPages* rows = nullptr;       // device [batch]
   const uint32_t* instances = nullptr;  // device [batch]
   const int32_t* indices = nullptr;     // device [batch][k]; -1 = padding
   uint32_t batch = 0;
   uint32_t k = 0;
   uint32_t step = 0;                    // the decode step; increases by one per step
+  const uint32_t* step_counter = nullptr;  // device: read instead of `step` when set
   int32_t* out_slots = nullptr;         // device [batch][k]
+  bool flat_slots = false;  // out_slots as instance * capacity + slot (see ResidencyLaunch)
   GatherFault* fault = nullptr;  // flag 1 bad index, 2 duplicate, 3 over capacity, 4 bad instance
 };
 
@@ -43,10 +47,23 @@ class ResidencyCache {
   ResidencyCache(const ResidencyCache&) = delete;
   ResidencyCache& operator=(const ResidencyCache&) = delete;
 
-  // Checks the arguments, naming the bad one, and launches on `stream`.
+  // Checks the arguments, naming the bad one, and launches on `stream`: Lookup then Fill.
   absl::Status Step(const ResidencyStepArgs& args, cudaStream_t stream);
+  // The step's halves, for callers that let work on the hits start before the misses
+  // land: after Lookup every position has its slot and the hits' entries are in place;
+  // after Fill (same arguments, same stream) the misses' are too.
+  absl::Status Lookup(const ResidencyStepArgs& args, cudaStream_t stream);
+  absl::Status Fill(const ResidencyStepArgs& args, cudaStream_t stream);
   // Empties one instance (a new sequence takes it over), on `stream`.
   absl::Status Reset(uint32_t instance, cudaStream_t stream);
+  // Empties instances [first, first + count) with one kernel on `stream`.
+  absl::Status ResetRange(uint32_t first, uint32_t count, cudaStream_t stream);
+  // Where the misses of an instance's last lookup are listed (device): their positions
+  // [capacity] and their count; valid once Lookup has run on the stream.
+  const uint16_t* miss_positions(uint32_t instance) const {
+    return state_.miss_positions + uint64_t{instance} * state_.capacity;
+  }
+  const uint32_t* miss_count(uint32_t instance) const { return state_.miss_counts + instance; }
   // Hits and misses so far, summed over instances (synchronous).
   absl::StatusOr<ResidencyCounters> Counters() const;
 
@@ -58,6 +75,8 @@ class ResidencyCache {
 
  private:
   explicit ResidencyCache(const ResidencyOptions& options) : options_(options) {}
+  // The checked launch arguments of a step.
+  absl::StatusOr<ResidencyLaunch> Prepare(const ResidencyStepArgs& args) const;
 
   ResidencyOptions options_;
   ResidencyState state_;

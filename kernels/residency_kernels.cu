@@ -42,13 +42,23 @@ __global__ void __launch_bounds__(kThreads) ResidencyStepKernel(ResidencyLaunch 
     if (threadIdx.x == 0) RecordFault(p.fault, kFaultInstance, row, 0, static_cast<int32_t>(instance));
     return;
   }
+  const RowPages rp = p.rows[row];
+  if (rp.page_offsets == nullptr) {  // an inactive row: nothing selected, nothing missed
+    for (uint32_t position = threadIdx.x; position < p.k; position += kThreads) {
+      p.out_slots[uint64_t(row) * p.k + position] = -1;
+    }
+    if (threadIdx.x == 0) s.miss_counts[instance] = 0;
+    return;
+  }
+  const uint32_t step = p.step_counter != nullptr ? *p.step_counter : p.step;
+  // Slot numbers as written to out_slots: per instance, or flat over all instances.
+  const int32_t slot_base = p.flat_slots ? static_cast<int32_t>(instance * s.capacity) : 0;
   int32_t* token_slot = s.token_slot + uint64_t(instance) * s.max_tokens;
   int32_t* slot_token = s.slot_token + uint64_t(instance) * s.capacity;
   uint32_t* slot_score = s.slot_score + uint64_t(instance) * s.capacity;
   uint32_t* slot_last = s.slot_last + uint64_t(instance) * s.capacity;
   const int32_t* indices = p.indices + uint64_t(row) * p.k;
   int32_t* out = p.out_slots + uint64_t(row) * p.k;
-  const RowPages rp = p.rows[row];
   const uint64_t limit = rp.tokens < s.max_tokens ? rp.tokens : s.max_tokens;
 
   for (uint32_t w = threadIdx.x; w < kThreads * kItems / 32; w += kThreads) used[w] = 0;
@@ -77,7 +87,7 @@ __global__ void __launch_bounds__(kThreads) ResidencyStepKernel(ResidencyLaunch 
     const int32_t slot = token_slot[index];
     if (slot >= 0) {
       atomicOr(&used[slot / 32], 1u << (slot % 32));
-      out[position] = slot;
+      out[position] = slot_base + slot;
       ++my_hits;
       continue;
     }
@@ -111,7 +121,7 @@ __global__ void __launch_bounds__(kThreads) ResidencyStepKernel(ResidencyLaunch 
     const uint32_t score = AgedScore(slot_score[c], is_used);
     slot_score[c] = score;
     if (is_used) {
-      slot_last[c] = p.step;
+      slot_last[c] = step;
     } else {
       keys[i] = EvictionKey(s.policy, slot_token[c] < 0, score, slot_last[c], c);
     }
@@ -139,9 +149,9 @@ __global__ void __launch_bounds__(kThreads) ResidencyStepKernel(ResidencyLaunch 
     if (evicted >= 0) token_slot[evicted] = -1;
     slot_token[victim] = token;
     slot_score[victim] = kScoreOnUse;
-    slot_last[victim] = p.step;
+    slot_last[victim] = step;
     token_slot[token] = static_cast<int32_t>(victim);
-    out[position] = static_cast<int32_t>(victim);
+    out[position] = slot_base + static_cast<int32_t>(victim);
   }
   __syncthreads();
 
@@ -149,7 +159,8 @@ __global__ void __launch_bounds__(kThreads) ResidencyStepKernel(ResidencyLaunch 
   for (int i = 0; i < kItems; ++i) {
     if (duplicate[i]) {
       const uint32_t position = threadIdx.x * kItems + i;
-      out[position] = token_slot[indices[position]];
+      const int32_t slot = token_slot[indices[position]];
+      out[position] = slot < 0 ? slot : slot_base + slot;
     }
   }
 
@@ -176,27 +187,60 @@ __global__ void __launch_bounds__(kFillThreads) ResidencyFillKernel(ResidencyLau
   const int32_t* out = p.out_slots + uint64_t(row) * p.k;
   std::byte* slot_data = s.slot_data + uint64_t(instance) * s.capacity * s.entry_bytes;
   const RowPages rp = p.rows[row];
+  const std::byte* region = RowRegion(rp, p.region);
+  const int32_t slot_base = p.flat_slots ? static_cast<int32_t>(instance * s.capacity) : 0;
   const uint32_t lane = threadIdx.x & 31;
   const uint32_t warps = gridDim.x * (kFillThreads / 32);
   for (uint32_t j = blockIdx.x * (kFillThreads / 32) + threadIdx.x / 32; j < misses; j += warps) {
     const uint32_t position = positions[j];
-    const int32_t slot = out[position];
-    if (slot < 0) continue;  // over capacity: recorded as a fault
+    const int32_t slot = out[position] - slot_base;
+    if (out[position] < 0) continue;  // over capacity: recorded as a fault
     const uint32_t token = static_cast<uint32_t>(indices[position]);
-    CopyEntry(p.region + RowEntryOffset(rp, token), slot_data + uint64_t(slot) * s.entry_bytes, s.entry_bytes, lane);
+    CopyEntry(region + RowEntryOffset(rp, token), slot_data + uint64_t(slot) * s.entry_bytes, s.entry_bytes, lane);
+  }
+}
+
+// Empties `count` instances from `first`: every token unmapped, every slot free.
+__global__ void ResidencyResetKernel(ResidencyState s, uint32_t first, uint32_t count) {
+  const uint64_t tokens = uint64_t(count) * s.max_tokens;
+  const uint64_t slots = uint64_t(count) * s.capacity;
+  const uint64_t stride = uint64_t(gridDim.x) * blockDim.x;
+  for (uint64_t i = uint64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < tokens; i += stride) {
+    s.token_slot[uint64_t(first) * s.max_tokens + i] = -1;
+  }
+  for (uint64_t i = uint64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < slots; i += stride) {
+    const uint64_t c = uint64_t(first) * s.capacity + i;
+    s.slot_token[c] = -1;
+    s.slot_score[c] = 0;
+    s.slot_last[c] = 0;
   }
 }
 
 }  // namespace
 
-cudaError_t LaunchResidencyStep(const ResidencyLaunch& launch, cudaStream_t stream) {
+cudaError_t LaunchResidencyLookup(const ResidencyLaunch& launch, cudaStream_t stream) {
   ResidencyStepKernel<<<launch.batch, kThreads, 0, stream>>>(launch);
-  if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchResidencyFill(const ResidencyLaunch& launch, cudaStream_t stream) {
   // Enough warps per row for the misses of a typical step (a fifth of k or fewer)
   // to be copied about one per warp.
   const uint32_t blocks_per_row =
       std::max(1u, std::min(kMaxFillBlocksPerRow, launch.k / (5 * (kFillThreads / 32))));
   ResidencyFillKernel<<<dim3(blocks_per_row, launch.batch), kFillThreads, 0, stream>>>(launch);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchResidencyStep(const ResidencyLaunch& launch, cudaStream_t stream) {
+  if (cudaError_t e = LaunchResidencyLookup(launch, stream); e != cudaSuccess) return e;
+  return LaunchResidencyFill(launch, stream);
+}
+
+cudaError_t LaunchResidencyReset(const ResidencyState& state, uint32_t first, uint32_t count, cudaStream_t stream) {
+  const uint64_t items = uint64_t(count) * std::max(state.max_tokens, state.capacity);
+  const unsigned blocks = static_cast<unsigned>(std::max<uint64_t>(1, std::min<uint64_t>(1024, (items + 255) / 256)));
+  ResidencyResetKernel<<<blocks, 256, 0, stream>>>(state, first, count);
   return cudaGetLastError();
 }
 

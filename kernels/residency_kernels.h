@@ -8,7 +8,13 @@
 
 namespace sparsepool::kernels {
 
+// The step's two kernels: the lookup (slots assigned, misses listed) and the fill (the
+// misses' entries copied in). Step launches both.
+cudaError_t LaunchResidencyLookup(const ResidencyLaunch& launch, cudaStream_t stream);
+cudaError_t LaunchResidencyFill(const ResidencyLaunch& launch, cudaStream_t stream);
 cudaError_t LaunchResidencyStep(const ResidencyLaunch& launch, cudaStream_t stream);
+// Empties instances [first, first + count) in one kernel.
+cudaError_t LaunchResidencyReset(const ResidencyState& state, uint32_t first, uint32_t count, cudaStream_t stream);
 
 }  // namespace sparsepool::kernels
 

@@ -78,6 +78,12 @@ struct ResidencyLaunch {
   uint32_t batch = 0;
   uint32_t k = 0;
   uint32_t step = 0;  // decode step, increasing
+  // When set, the step is read here instead (device memory a step's first kernel
+  // advances): a captured CUDA graph replays with a new step each time.
+  const uint32_t* step_counter = nullptr;
+  // Write flat slot indices, instance * capacity + slot, into out_slots: indices into
+  // slot_data viewed as one array of entries (FlashMLA's form) rather than per instance.
+  bool flat_slots = false;
   GatherFault* fault = nullptr;
   ResidencyCounters* counters = nullptr;
 };

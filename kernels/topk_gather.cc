@@ -20,20 +20,20 @@ absl::Status LaunchTopKGather(const GatherLaunch& p, cudaStream_t stream) {
   if (uint64_t{p.batch} * p.k > (uint64_t{1} << 31)) {
     return absl::InvalidArgumentError(absl::StrCat("batch ", p.batch, " x k ", p.k, " is too large"));
   }
-  for (auto [pointer, name] : {std::pair<const void*, const char*>{p.region, "region"},
-                               {p.rows, "rows"},
+  for (auto [pointer, name] : {std::pair<const void*, const char*>{p.rows, "rows"},
                                {p.indices, "indices"},
                                {p.out, "out"},
                                {p.fault, "fault"}}) {
     if (absl::Status s = CheckGpuPointer(pointer, name); !s.ok()) return s;
   }
-  if (stream != nullptr) {
-    const cudaError_t query = cudaStreamQuery(stream);
-    if (query != cudaSuccess && query != cudaErrorNotReady) {
-      cudaGetLastError();
-      return absl::InvalidArgumentError(absl::StrCat("stream is not usable: ", cudaGetErrorString(query)));
-    }
+  // Null when every row names its own region (RowPages::region).
+  if (p.region != nullptr) {
+    if (absl::Status s = CheckGpuPointer(p.region, "region"); !s.ok()) return s;
   }
+  if (p.out_flat != nullptr) {
+    if (absl::Status s = CheckGpuPointer(p.out_flat, "out_flat"); !s.ok()) return s;
+  }
+  if (absl::Status s = CheckStream(stream); !s.ok()) return s;
   int device = 0;
   int sms = 132;
   cudaGetDevice(&device);
@@ -73,11 +73,13 @@ absl::Status LaunchWriteBack(const WriteBackLaunch& p, cudaStream_t stream) {
   if (p.batch == 0) return absl::OkStatus();
   if (p.entry_bytes == 0) return absl::InvalidArgumentError("entry_bytes is 0");
   if (p.region_bytes == 0) return absl::InvalidArgumentError("region_bytes is 0");
-  for (auto [pointer, name] : {std::pair<const void*, const char*>{p.region, "region"},
-                               {p.rows, "rows"},
-                               {p.tokens, "tokens"},
+  for (auto [pointer, name] : {std::pair<const void*, const char*>{p.rows, "rows"},
                                {p.entries, "entries"},
                                {p.fault, "fault"}}) {
+    if (absl::Status s = CheckGpuPointer(pointer, name); !s.ok()) return s;
+  }
+  for (auto [pointer, name] : {std::pair<const void*, const char*>{p.region, "region"}, {p.tokens, "tokens"}}) {
+    if (pointer == nullptr) continue;  // optional: rows carry regions; the rows' last tokens
     if (absl::Status s = CheckGpuPointer(pointer, name); !s.ok()) return s;
   }
   if (cudaError_t e = LaunchWriteBackKernel(p, stream); e != cudaSuccess) {

@@ -14,7 +14,7 @@ constexpr uint64_t kNoEntry = ~uint64_t{0};
 // latter recorded).
 __device__ uint64_t EntryOffset(const GatherLaunch& p, const RowPages& rp, uint32_t row,
                                 uint32_t position, int32_t index) {
-  if (index == -1) return kNoEntry;
+  if (index == -1 || rp.page_offsets == nullptr) return kNoEntry;
   if (index < -1 || static_cast<uint64_t>(index) >= rp.tokens) {
     RecordFault(p.fault, kFaultBadIndex, row, position, index);
     return kNoEntry;
@@ -33,8 +33,9 @@ __global__ void GatherWarpPerEntryKernel(GatherLaunch p) {
     const uint32_t position = static_cast<uint32_t>(e % p.k);
     const RowPages rp = p.rows[row];
     const uint64_t offset = EntryOffset(p, rp, row, position, p.indices[e]);
+    if (p.out_flat != nullptr && lane == 0) p.out_flat[e] = offset == kNoEntry ? -1 : static_cast<int32_t>(e);
     if (offset == kNoEntry) continue;
-    CopyEntry(p.region + offset, p.out + e * p.entry_bytes, p.entry_bytes, lane);
+    CopyEntry(RowRegion(rp, p.region) + offset, p.out + e * p.entry_bytes, p.entry_bytes, lane);
   }
 }
 
@@ -60,11 +61,16 @@ __global__ void __launch_bounds__(kThreads) GatherSortedKernel(GatherLaunch p, u
     keys[i] = kNoEntry;
     if (position < p.k) {
       const int32_t index = indices[position];
+      int32_t* flat = p.out_flat != nullptr && slice == 0 ? p.out_flat + uint64_t(row) * p.k + position : nullptr;
       // Only slice 0 records faults, so each bad index is recorded once.
-      if (index == -1 || index < -1 || static_cast<uint64_t>(index) >= rp.tokens) {
-        if (index != -1 && slice == 0) RecordFault(p.fault, kFaultBadIndex, row, position, index);
+      if (rp.page_offsets == nullptr || index == -1 || index < -1 || static_cast<uint64_t>(index) >= rp.tokens) {
+        if (rp.page_offsets != nullptr && index != -1 && slice == 0) {
+          RecordFault(p.fault, kFaultBadIndex, row, position, index);
+        }
+        if (flat != nullptr) *flat = -1;
         continue;
       }
+      if (flat != nullptr) *flat = static_cast<int32_t>(uint64_t(row) * p.k + position);
       keys[i] = (RowEntryOffset(rp, static_cast<uint32_t>(index)) << 12) | position;
     }
   }
@@ -76,11 +82,12 @@ __global__ void __launch_bounds__(kThreads) GatherSortedKernel(GatherLaunch p, u
   const uint32_t begin = uint64_t(p.k) * slice / slices;
   const uint32_t end = uint64_t(p.k) * (slice + 1) / slices;
   const uint32_t lane = threadIdx.x & 31;
+  const std::byte* region = RowRegion(rp, p.region);
   for (uint32_t j = begin + threadIdx.x / 32; j < end; j += kThreads / 32) {
     const uint64_t key = shared.sorted[j];
     if (key == kNoEntry) break;  // invalid and padding keys sort last
     const uint32_t position = static_cast<uint32_t>(key & 0xFFF);
-    CopyEntry(p.region + (key >> 12), p.out + (uint64_t(row) * p.k + position) * p.entry_bytes,
+    CopyEntry(region + (key >> 12), p.out + (uint64_t(row) * p.k + position) * p.entry_bytes,
               p.entry_bytes, lane);
   }
 }
@@ -91,21 +98,23 @@ __global__ void WriteBackKernel(WriteBackLaunch p) {
   const uint32_t row = (blockIdx.x * blockDim.x + threadIdx.x) / 32;
   const uint32_t lane = threadIdx.x & 31;
   if (row >= p.batch) return;
-  const int32_t token = p.tokens[row];
-  if (token == -1) return;
   const RowPages rp = p.rows[row];
+  if (rp.page_offsets == nullptr) return;  // an inactive row
+  const int32_t token = p.tokens != nullptr ? p.tokens[row] : static_cast<int32_t>(rp.tokens) - 1;
+  if (token == -1) return;
   if (token < -1 || static_cast<uint64_t>(token) >= rp.tokens) {
     if (lane == 0) RecordFault(p.fault, kFaultBadIndex, row, 0, token);
     return;
   }
   // Lane 0 reads the record; the warp writes only if it still shows the sequence live.
-  const bool live = __shfl_sync(0xFFFFFFFF, lane == 0 ? RecordShowsLive(p.region, rp.record_offset, rp.sequence_id) : false, 0);
+  const std::byte* region = RowRegion(rp, p.region);
+  const bool live = __shfl_sync(0xFFFFFFFF, lane == 0 ? RecordShowsLive(region, rp.record_offset, rp.sequence_id) : false, 0);
   if (!live) {
     if (lane == 0) RecordFault(p.fault, kFaultReleased, row, 0, token);
     return;
   }
   const uint64_t offset = RowEntryOffset(rp, static_cast<uint32_t>(token));
-  CopyEntry(p.entries + uint64_t(row) * p.entry_bytes, p.region + offset, p.entry_bytes, lane);
+  CopyEntry(p.entries + uint64_t(row) * p.entry_bytes, const_cast<std::byte*>(region) + offset, p.entry_bytes, lane);
 }
 
 // Batch sort, step 1: one key per entry, region offset above 20 bits of entry number;
@@ -116,6 +125,7 @@ __global__ void BatchSortKeysKernel(GatherLaunch p, uint64_t* keys) {
   const uint32_t row = static_cast<uint32_t>(e / p.k);
   const uint32_t position = static_cast<uint32_t>(e % p.k);
   const uint64_t offset = EntryOffset(p, p.rows[row], row, position, p.indices[e]);
+  if (p.out_flat != nullptr) p.out_flat[e] = offset == kNoEntry ? -1 : static_cast<int32_t>(e);
   keys[e] = offset == kNoEntry ? kNoEntry : (offset << 20) | e;
 }
 
@@ -127,7 +137,8 @@ __global__ void BatchSortedCopyKernel(GatherLaunch p, const uint64_t* sorted) {
   for (uint64_t j = (uint64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5; j < total; j += warps) {
     const uint64_t key = sorted[j];
     if (key == kNoEntry) return;  // the rest are padding or bad
-    CopyEntry(p.region + (key >> 20), p.out + (key & 0xFFFFF) * p.entry_bytes, p.entry_bytes, lane);
+    const uint64_t e = key & 0xFFFFF;
+    CopyEntry(RowRegion(p.rows[e / p.k], p.region) + (key >> 20), p.out + e * p.entry_bytes, p.entry_bytes, lane);
   }
 }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Relinks Bazel-built binaries with every Debian library (gRPC, Protobuf, Abseil, UCX,
+# Relinks Bazel-built binaries (and tests) with every Debian library (gRPC, Protobuf, Abseil, UCX,
 # libnuma, libibverbs, OpenSSL, ...) and libstdc++ static, so that they run on the
 # device machine, which has glibc and the CUDA driver but none of Debian's libraries.
 # Bazel's own link command (its -2.params file) is reused with the -l flags replaced.
@@ -19,6 +19,8 @@ static_group=(-Wl,--start-group
   "$libs/libcares.a" "$libs/libre2.a" "$libs/libssl.a" "$libs/libcrypto.a" "$libs/libz.a"
   "$libs/libprotobuf.a" "$libs"/libabsl_*.a
   "$libs/libnuma.a" "$libs/libibverbs.a" "$libs/libnl-route-3.a" "$libs/libnl-3.a"
+  # Tests (GoogleTest's main is taken only by binaries that have none of their own).
+  "$libs/libgmock.a" "$libs/libgtest.a" "$libs/libgtest_main.a"
   # UCX registers its transports and reads its options in constructors that nothing
   # references: take every object of its archives.
   -Wl,--whole-archive "$libs/libucp.a" "$libs/libuct.a" "$libs/libucs.a" "$libs/libucm.a" -Wl,--no-whole-archive

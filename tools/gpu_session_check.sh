@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# On the device machine: the GPU tests (kernels, residency cache, GpuFetcher, the decode
+# session against a real daemon), compute-sanitizer over some of them, and the decode
+# step benchmark. Build and pack here first:
+#   bash tools/gpu_session_pack.sh          (static binaries into .device/bin.tar.xz)
+#   device run: bash tools/gpu_session_check.sh [tests|sanitize|bench ...]   carry: [".device"]
+# Logs go to $OUT (or /tmp) and a summary to stdout.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+logs="${OUT:-/tmp}"
+run_dir=/tmp/sparsepool-gpu
+rm -rf "$run_dir" && mkdir -p "$run_dir/bin" "$run_dir/service"
+tar xJf .device/bin.tar.xz -C "$run_dir/bin"
+cp "$run_dir/bin/sparsepoold" "$run_dir/service/sparsepoold"  # where the tests start it from
+parts=("${@:-tests}")
+status=0
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+for part in "${parts[@]}"; do
+  case "$part" in
+    tests)
+      for t in gpu_gather_test gpu_residency_test gpu_fetcher_test decode_session_test; do
+        (cd "$run_dir" && TEST_TMPDIR=/tmp timeout 300 "bin/$t") >"$logs/$t.log" 2>&1
+        rc=$?
+        echo "$t: exit $rc; $(grep -E '^\[  (PASSED|FAILED) ' "$logs/$t.log" | tr '\n' ' ')"
+        ((rc == 0)) || { status=1; grep -B2 -A12 'Failure' "$logs/$t.log" | head -60; }
+      done
+      ;;
+    sanitize)
+      cs=/usr/local/cuda/bin/compute-sanitizer
+      for check in "memcheck gpu_gather_test *" "memcheck decode_session_test *Bad*:*Released*" \
+                   "racecheck gpu_residency_test *" "racecheck decode_session_test *residency_cache*Bad*"; do
+        read -r tool t filter <<<"$check"
+        name="sanitize_${tool}_$t"
+        (cd "$run_dir" && TEST_TMPDIR=/tmp timeout 400 "$cs" --tool "$tool" --error-exitcode 9 "bin/$t" \
+          --gtest_filter="$filter") >"$logs/$name.log" 2>&1
+        rc=$?
+        echo "$tool $t ($filter): exit $rc; $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$logs/$name.log" | tail -1)"
+        ((rc == 0)) || status=1
+      done
+      ;;
+    bench)
+      export SPARSEPOOLD="$run_dir/bin/sparsepoold"
+      source tools/local_daemon.sh
+      start_local_daemon sparsepool-session-bench "${REGION_SIZE:-24GiB}"
+      echo "sparsepoold on $address (${REGION_SIZE:-24GiB} shm region)"
+      "$run_dir/bin/sparsepool_decode_step_bench" --address="$address" ${BENCH_FLAGS:-} 2>&1 | tee "$logs/decode_step_bench.log"
+      ((PIPESTATUS[0] == 0)) || status=1
+      stop_local_daemon
+      ;;
+    *) echo "unknown part $part" >&2; status=2 ;;
+  esac
+done
+exit $status

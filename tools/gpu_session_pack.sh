@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Builds the GPU tests, the decode step benchmark and the daemon as static binaries for
+# the device machine (which has none of Debian's libraries) and packs them, stripped and
+# compressed, into .device/bin.tar.xz (the device tool carries at most 64 MiB).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+staging="$(mktemp -d)"
+trap 'rm -rf "$staging"' EXIT
+bash tools/static_relink.sh "$staging" //service:sparsepoold //bench:sparsepool_decode_step_bench \
+  //tests:decode_session_test //tests:gpu_gather_test //tests:gpu_residency_test //tests:gpu_fetcher_test
+strip -s "$staging"/*
+mkdir -p .device
+tar cJf .device/bin.tar.xz -C "$staging" .
+ls -la .device/bin.tar.xz
