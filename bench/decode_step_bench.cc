@@ -30,6 +30,7 @@
 #include "bench/flag.h"
 #include "bench/median.h"
 #include "bench/overlap_trace.h"
+#include "bench/stand_in_attention.h"
 #include "client/decode_session.h"
 #include "client/gpu_fetcher.h"
 #include "kernels/cuda_check.h"
@@ -49,6 +50,7 @@ struct Flags {
   int warmup = 5;
   int growth_steps = 1000;
   double overlap = 0.8;
+  bool profile = false;  // compare session variants instead of the table
   std::vector<std::string> only;
 };
 
@@ -104,6 +106,19 @@ double LinkRate() {
   return Median(rates);
 }
 
+// What a variant of the session changes (the profile compares them in one run).
+struct Variant {
+  std::string name = "default";
+  kernels::GatherAlgorithm algorithm = kernels::GatherAlgorithm::kWarpPerEntry;
+  uint32_t slices_per_row = 0;
+  uint32_t buffers = 0;  // 0: one per pool layer (the spot check reads layer 0's)
+  bool writes = true;
+  uint32_t lookup_threads = 512;
+  uint32_t fill_warps = 1024;
+  uint32_t max_blocks = 0;
+  bool hits_ready = false;
+};
+
 // One configuration's sequences, session and inputs.
 class Run {
  public:
@@ -139,16 +154,6 @@ class Run {
       Check(client_->WriteEntries(id, 0, 0, layer0), "writing layer 0");
       ids_.push_back(id);
     }
-    DecodeSessionOptions o;
-    o.max_batch = batch;
-    o.layers = flags_.pool_layers;
-    o.entry_bytes = kEntry;
-    o.k = flags_.k;
-    o.max_tokens = config_.context + flags_.growth_steps + flags_.steps + flags_.warmup + 4096;
-    o.cache_slots = config_.cache_slots;
-    o.buffers = flags_.pool_layers;  // one per pool layer: the spot check reads layer 0's
-    session_ = Check(DecodeSession::Create(client_, regions_, o), "creating the session");
-    for (SequenceId id : ids_) Check(session_->Join(id, config_.context, stream_), "joining");
     // Top-k sets, one per step: random for the plain gather, indexer-like overlapping
     // traces (one per row and pool layer, advancing at every call on that layer) for the cache.
     sets_ = sets;
@@ -183,12 +188,41 @@ class Run {
 
   int32_t* topk_for_call(uint32_t l) const { return d_topk_ + uint64_t{l} * config_.batch * flags_.k; }
 
-  void Capture() {
+  // A fresh session over the run's sequences, its step captured.
+  void StartSession(const Variant& v = Variant()) {
+    if (graph_ != nullptr) cudaGraphExecDestroy(graph_);
+    graph_ = nullptr;
+    session_.reset();
+    DecodeSessionOptions o;
+    o.max_batch = config_.batch;
+    o.layers = flags_.pool_layers;
+    o.entry_bytes = kEntry;
+    o.k = flags_.k;
+    o.max_tokens = config_.context + flags_.growth_steps + 8 * (flags_.steps + flags_.warmup) + 4096;
+    o.cache_slots = config_.cache_slots;
+    o.buffers = v.buffers != 0 ? v.buffers : flags_.pool_layers;
+    o.gather_algorithm = v.algorithm;
+    o.slices_per_row = v.slices_per_row;
+    o.cache_lookup_threads = v.lookup_threads;
+    o.cache_fill_warps = v.fill_warps;
+    o.max_blocks = v.max_blocks;
+    o.record_hits_ready = v.hits_ready;
+    session_ = Check(DecodeSession::Create(client_, regions_, o), "creating the session");
+    for (SequenceId id : ids_) {
+      auto layout = Check(client_->CachedLayout(id), "layout");
+      Check(session_->Join(id, layout->tokens > config_.context ? config_.context : layout->tokens, stream_), "joining");
+    }
+    Capture(v.writes);
+  }
+
+  void Capture(bool writes) {
     SPARSEPOOL_CHECK_CUDA(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeGlobal));
     Check(session_->BeginStep(stream_), "BeginStep");
     for (uint32_t l = 0; l < flags_.step_layers; ++l) {
       const uint32_t layer = l % flags_.pool_layers;
-      Check(session_->WriteLayer(layer, d_new_ + uint64_t{layer} * config_.batch * kEntry, stream_), "WriteLayer");
+      if (writes) {
+        Check(session_->WriteLayer(layer, d_new_ + uint64_t{layer} * config_.batch * kEntry, stream_), "WriteLayer");
+      }
       Check(session_->FetchLayer(layer, topk_for_call(l), stream_), "FetchLayer");
     }
     Check(session_->EndStep(stream_), "EndStep");
@@ -255,6 +289,118 @@ class Run {
       ++checked;
     }
     std::printf("  spot check: %d delivered entries of row 0 match what was written\n", checked);
+  }
+
+  // With the cache, eagerly (no graph): the lookup's and the fill's time per call,
+  // from the session's hits_ready events (median over a step's calls).
+  void ProfileCache(int set) {
+    const uint64_t per_step = uint64_t{flags_.step_layers} * config_.batch * flags_.k;
+    SPARSEPOOL_CHECK_CUDA(cudaMemcpyAsync(d_topk_, d_sets_ + (set % sets_) * per_step, per_step * sizeof(int32_t),
+                                          cudaMemcpyDeviceToDevice, stream_));
+    std::vector<DecodeSession::RowFailure> failures;
+    Check(session_->PrepareStep(stream_, &failures), "PrepareStep");
+    Check(session_->BeginStep(stream_), "BeginStep");
+    std::vector<cudaEvent_t> starts(flags_.step_layers), ends(flags_.step_layers);
+    std::vector<double> lookup, fill;
+    for (uint32_t l = 0; l < flags_.step_layers; ++l) {
+      const uint32_t layer = l % flags_.pool_layers;
+      SPARSEPOOL_CHECK_CUDA(cudaEventCreate(&starts[l]));
+      SPARSEPOOL_CHECK_CUDA(cudaEventCreate(&ends[l]));
+      SPARSEPOOL_CHECK_CUDA(cudaEventRecord(starts[l], stream_));
+      Check(session_->FetchLayer(layer, topk_for_call(l), stream_), "FetchLayer");
+      SPARSEPOOL_CHECK_CUDA(cudaEventRecord(ends[l], stream_));
+      SPARSEPOOL_CHECK_CUDA(cudaEventSynchronize(ends[l]));  // before the next call re-records hits_ready
+      float a = 0, b = 0;
+      SPARSEPOOL_CHECK_CUDA(cudaEventElapsedTime(&a, starts[l], session_->hits_ready(layer)));
+      SPARSEPOOL_CHECK_CUDA(cudaEventElapsedTime(&b, session_->hits_ready(layer), ends[l]));
+      lookup.push_back(a * 1e3);
+      fill.push_back(b * 1e3);
+    }
+    Check(session_->EndStep(stream_), "EndStep");
+    SPARSEPOOL_CHECK_CUDA(cudaStreamSynchronize(stream_));
+    for (uint32_t l = 0; l < flags_.step_layers; ++l) {
+      cudaEventDestroy(starts[l]);
+      cudaEventDestroy(ends[l]);
+    }
+    std::printf("  eager, per layer call: lookup %.1f us, fill %.1f us (medians over %u calls)\n", Median(lookup),
+                Median(fill), flags_.step_layers);
+  }
+
+  // Hits first (cache only; a session with hits_ready events): per layer call, a
+  // stand-in attention on a second stream either waits for the whole fetch, or starts
+  // on the hits when the lookup is done and takes the misses when they have landed.
+  // Layers stay in order (call l's fetch waits for call l-1's attention), as in a model.
+  // Returns the step's time (ms) for {wait for all, hits first}.
+  std::pair<double, double> HitsFirst(int set, int rounds) {
+    cudaStream_t attention_stream = nullptr;
+    SPARSEPOOL_CHECK_CUDA(cudaStreamCreateWithFlags(&attention_stream, cudaStreamNonBlocking));
+    float* sink = nullptr;
+    SPARSEPOOL_CHECK_CUDA(cudaMalloc(&sink, sizeof(float)));
+    std::vector<cudaEvent_t> fetched(flags_.step_layers), attended(flags_.step_layers);
+    for (uint32_t l = 0; l < flags_.step_layers; ++l) {
+      SPARSEPOOL_CHECK_CUDA(cudaEventCreateWithFlags(&fetched[l], cudaEventDisableTiming));
+      SPARSEPOOL_CHECK_CUDA(cudaEventCreateWithFlags(&attended[l], cudaEventDisableTiming));
+    }
+    cudaEvent_t start, stop;
+    SPARSEPOOL_CHECK_CUDA(cudaEventCreate(&start));
+    SPARSEPOOL_CHECK_CUDA(cudaEventCreate(&stop));
+    const uint64_t per_step = uint64_t{flags_.step_layers} * config_.batch * flags_.k;
+    double times[2];
+    for (int hits_first = 0; hits_first < 2; ++hits_first) {
+      SPARSEPOOL_CHECK_CUDA(cudaMemcpyAsync(d_topk_, d_sets_ + ((set + hits_first) % sets_) * per_step,
+                                            per_step * sizeof(int32_t), cudaMemcpyDeviceToDevice, stream_));
+      std::vector<DecodeSession::RowFailure> failures;
+      Check(session_->PrepareStep(stream_, &failures), "PrepareStep");
+      SPARSEPOOL_CHECK_CUDA(cudaEventRecord(start, stream_));
+      Check(session_->BeginStep(stream_), "BeginStep");
+      for (uint32_t l = 0; l < flags_.step_layers; ++l) {
+        const uint32_t layer = l % flags_.pool_layers;
+        if (l > 0) SPARSEPOOL_CHECK_CUDA(cudaStreamWaitEvent(stream_, attended[l - 1]));
+        Check(session_->FetchLayer(layer, topk_for_call(l), stream_), "FetchLayer");
+        SPARSEPOOL_CHECK_CUDA(cudaEventRecord(fetched[l], stream_));
+        const DecodeSession::Delivery d = session_->delivered(layer);
+        StandInAttention a;
+        a.entries = d.entries;
+        a.flat = d.flat_indices;
+        a.batch = config_.batch;
+        a.k = flags_.k;
+        a.entry_bytes = kEntry;
+        a.rounds = rounds;
+        a.miss_positions = session_->miss_positions(0, 0);
+        a.miss_counts = session_->miss_count(0, 0);
+        a.layers = flags_.pool_layers;
+        a.layer = layer;
+        a.capacity = config_.cache_slots;
+        a.sink = sink;
+        if (hits_first != 0) {
+          SPARSEPOOL_CHECK_CUDA(cudaStreamWaitEvent(attention_stream, session_->hits_ready(layer)));
+          SPARSEPOOL_CHECK_CUDA(LaunchStandInAttention(a, AttentionPhase::kHitsOnly, attention_stream));
+          SPARSEPOOL_CHECK_CUDA(cudaStreamWaitEvent(attention_stream, fetched[l]));
+          SPARSEPOOL_CHECK_CUDA(LaunchStandInAttention(a, AttentionPhase::kMissesOnly, attention_stream));
+        } else {
+          SPARSEPOOL_CHECK_CUDA(cudaStreamWaitEvent(attention_stream, fetched[l]));
+          SPARSEPOOL_CHECK_CUDA(LaunchStandInAttention(a, AttentionPhase::kAll, attention_stream));
+        }
+        SPARSEPOOL_CHECK_CUDA(cudaEventRecord(attended[l], attention_stream));
+      }
+      SPARSEPOOL_CHECK_CUDA(cudaStreamWaitEvent(stream_, attended[flags_.step_layers - 1]));
+      Check(session_->EndStep(stream_), "EndStep");
+      SPARSEPOOL_CHECK_CUDA(cudaEventRecord(stop, stream_));
+      SPARSEPOOL_CHECK_CUDA(cudaEventSynchronize(stop));
+      float ms = 0;
+      SPARSEPOOL_CHECK_CUDA(cudaEventElapsedTime(&ms, start, stop));
+      times[hits_first] = ms;
+      for (const auto& f : failures) Fail(absl::StrCat("row ", f.row), f.status);
+    }
+    for (uint32_t l = 0; l < flags_.step_layers; ++l) {
+      cudaEventDestroy(fetched[l]);
+      cudaEventDestroy(attended[l]);
+    }
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    cudaFree(sink);
+    cudaStreamDestroy(attention_stream);
+    return {times[0], times[1]};
   }
 
   // The old path: GpuFetcher, a call per layer (host work each), Finish per step.
@@ -352,6 +498,8 @@ Flags ParseFlags(int argc, char** argv) {
       ok = absl::SimpleAtoi(flag.value, &f.growth_steps) && f.growth_steps >= 0;
     } else if (flag.key == "--overlap") {
       ok = absl::SimpleAtod(flag.value, &f.overlap) && f.overlap >= 0 && f.overlap <= 1;
+    } else if (flag.key == "--profile") {
+      f.profile = true;
     } else if (flag.key == "--only") {
       f.only = absl::StrSplit(flag.value, ',');
     } else {
@@ -409,7 +557,31 @@ int Main(int argc, char** argv) {
     std::printf("%s\n", config.name.c_str());
     Run run(flags, config, client.get(), regions.get());
     run.Setup(config.cache_slots == 0 ? 4 : flags.warmup + flags.steps);
-    run.Capture();
+    if (flags.profile) {
+      std::vector<Variant> variants;
+      using kernels::GatherAlgorithm;
+      if (config.cache_slots != 0) {
+        variants.push_back({"fill per row", GatherAlgorithm::kWarpPerEntry, 0, 0, true, 512, 0, 0, true});
+        variants.push_back({"fill row order", GatherAlgorithm::kWarpPerEntry, 0, 0, true, 512, 1024, 0, true});
+      } else {
+        variants.push_back({"warp/entry, 3 buffers", GatherAlgorithm::kWarpPerEntry, 0, 3, true});
+        variants.push_back({"warp/entry, 1 buffer", GatherAlgorithm::kWarpPerEntry, 0, 1, true});
+        for (uint32_t blocks : {128u, 256u, 512u}) {
+          variants.push_back({absl::StrCat("warp/entry, 3 buffers, ", blocks, " blocks"), GatherAlgorithm::kWarpPerEntry,
+                              0, 3, true, 512, 0, blocks});
+        }
+      }
+      for (const Variant& v : variants) {
+        run.StartSession(v);
+        run.Replay(flags.warmup, 0);
+        const Run::StepTimes t = run.Replay(flags.steps, flags.warmup);
+        std::printf("  %-20s graph p50 %.2f ms (min %.2f)\n", v.name.c_str(), Median(t.gpu_ms),
+                    *std::min_element(t.gpu_ms.begin(), t.gpu_ms.end()));
+        if (config.cache_slots != 0) run.ProfileCache(flags.warmup + flags.steps - 1);
+      }
+      continue;
+    }
+    run.StartSession();
     kernels::ResidencyCounters before{};
     run.Replay(flags.warmup, 0);
     if (config.cache_slots != 0) before = Check(run.session().cache_counters(), "counters");
@@ -427,6 +599,19 @@ int Main(int argc, char** argv) {
     if (config.old_path) {
       const std::vector<double> old_ms = run.OldPath(flags.steps, flags.warmup);
       old = absl::StrFormat("%.2f ms (%.2fx)", Median(old_ms), Median(old_ms) / bound_ms);
+    }
+    if (config.cache_slots != 0 && !flags.profile) {
+      // The same sequences, a session that marks when each layer's hits are ready.
+      Variant with_events;
+      with_events.hits_ready = true;
+      run.StartSession(with_events);
+      run.Replay(flags.warmup, 0);
+      for (int rounds : {32, 256, 1024}) {
+        const auto [serial, overlapped] = run.HitsFirst(flags.warmup, rounds);
+        std::printf("  stand-in attention (%d rounds) after each layer's fetch: step %.2f ms; on the hits first: "
+                    "%.2f ms (%.2fx)\n",
+                    rounds, serial, overlapped, serial / overlapped);
+      }
     }
     std::string growth = "-";
     if (config.growth && flags.growth_steps > 0) {

@@ -22,6 +22,7 @@
 #include "kernels/residency_cache.h"
 #include "kernels/cuda_check.h"
 #include "kernels/topk_gather.h"
+#include "bench/churn_layout.h"
 
 namespace sparsepool::kernels {
 namespace {
@@ -85,6 +86,7 @@ struct Scenario {
   std::vector<RowPages*> rows_by_layer;
   std::vector<std::vector<std::vector<uint64_t>>> host_pages;  // [layer][row][page]
   uint64_t tokens = 0;
+  std::vector<uint64_t> row_tokens;  // when set, each row's own token count
   void* scratch = nullptr;  // for the batch sort
   uint64_t scratch_bytes = 0;
 };
@@ -150,11 +152,12 @@ void UploadRows(Scenario& s) {
   SPARSEPOOL_CHECK_CUDA(cudaMalloc(&s.scratch, s.scratch_bytes));
   for (auto& layer_pages : s.host_pages) {
     std::vector<RowPages> rows;
-    for (auto& pages : layer_pages) {
+    for (size_t row = 0; row < layer_pages.size(); ++row) {
+      const auto& pages = layer_pages[row];
       uint64_t* d = nullptr;
       SPARSEPOOL_CHECK_CUDA(cudaMalloc(&d, pages.size() * 8));
       SPARSEPOOL_CHECK_CUDA(cudaMemcpy(d, pages.data(), pages.size() * 8, cudaMemcpyHostToDevice));
-      rows.push_back(RowPages{d, s.tokens, kPageTokens, kEntry});
+      rows.push_back(RowPages{d, s.row_tokens.empty() ? s.tokens : s.row_tokens[row], kPageTokens, kEntry});
     }
     RowPages* device_rows = nullptr;
     SPARSEPOOL_CHECK_CUDA(cudaMalloc(&device_rows, rows.size() * sizeof(RowPages)));
@@ -205,6 +208,81 @@ Scenario DeepSeekScenario(uint64_t pool_bytes) {
   }
   UploadRows(s);
   return s;
+}
+
+// The DeepSeek-V3.2 layout again, but each request-layer's pages in extents of
+// `extent_pages` consecutive pages, the extents scattered at random over the pool: what
+// an allocator that keeps runs of that length under churn leaves. Extent 1 is every
+// page on its own.
+Scenario ExtentScenario(uint64_t pool_bytes, uint64_t extent_pages) {
+  Scenario s;
+  s.name = "DeepSeek-V3.2 layout in scattered extents";
+  s.pool = MakePool(pool_bytes);
+  constexpr uint32_t kLayers = 61;
+  const uint64_t extents_per_layer = pool_bytes / kPageBytes / (uint64_t{kBatch} * kLayers) / extent_pages;
+  const uint64_t pages_per_layer = extents_per_layer * extent_pages;
+  s.tokens = pages_per_layer * kPageTokens;
+  std::vector<uint64_t> slots(extents_per_layer * kBatch * kLayers);
+  std::iota(slots.begin(), slots.end(), 0);
+  std::shuffle(slots.begin(), slots.end(), std::mt19937_64(9));
+  s.host_pages.resize(kLayers);
+  size_t next = 0;
+  for (uint32_t r = 0; r < kBatch; ++r) {
+    for (uint32_t l = 0; l < kLayers; ++l) {
+      std::vector<uint64_t> pages;
+      for (uint64_t e = 0; e < extents_per_layer; ++e) {
+        const uint64_t first = slots[next++] * extent_pages;
+        for (uint64_t p = 0; p < extent_pages; ++p) pages.push_back((first + p) * kPageBytes);
+      }
+      s.host_pages[l].push_back(pages);
+    }
+  }
+  UploadRows(s);
+  return s;
+}
+
+// A pool after churn (bench/churn_layout.h), gathered as it is and with the same
+// sequences' pages laid out consecutively in the same memory: what fragmentation costs.
+struct Churned {
+  Scenario churned;
+  Scenario compacted;
+  bench::ChurnedPool pool;
+};
+
+Churned ChurnScenarios(uint64_t pool_bytes, int ops) {
+  Churned c;
+  c.pool = bench::ChurnPool(pool_bytes, ops, kBatch, kEntry, kPageTokens);
+  std::printf("%s\n", c.pool.summary.c_str());
+  Pool pool;
+  pool.host = c.pool.base;
+  pool.bytes = pool_bytes;
+  SPARSEPOOL_CHECK_CUDA(cudaHostRegister(pool.host, pool.bytes, cudaHostRegisterMapped));
+  void* device = nullptr;
+  SPARSEPOOL_CHECK_CUDA(cudaHostGetDevicePointer(&device, pool.host, 0));
+  pool.device = static_cast<const std::byte*>(device);
+  c.churned.name = "after churn";
+  c.compacted.name = "same sequences, pages consecutive";
+  uint64_t next_page = c.pool.heap_offset;  // the compacted copy reuses the heap's memory
+  for (Scenario* sc : {&c.churned, &c.compacted}) {
+    sc->pool = pool;
+    sc->row_tokens = c.pool.row_tokens;
+    sc->host_pages = c.pool.pages;
+  }
+  for (auto& layer : c.compacted.host_pages) {
+    for (auto& row : layer) {
+      for (uint64_t& p : row) {
+        p = next_page;
+        next_page += kPageBytes;
+      }
+    }
+  }
+  if (next_page > pool_bytes) {
+    std::fprintf(stderr, "the compacted copy does not fit the pool\n");
+    std::exit(1);
+  }
+  UploadRows(c.churned);
+  UploadRows(c.compacted);
+  return c;
 }
 
 // The residency cache on traces whose consecutive steps share 80% of their top-k:
@@ -309,9 +387,19 @@ void ResidencyComparison(Scenario& s, int32_t* indices, std::byte* out, GatherFa
 int Run(int argc, char** argv) {
   uint64_t big_gib = 32;
   int reps = 20;
+  std::vector<uint64_t> extents;  // --extents=1,8,32: only the extent layouts over big_gib
+  int churn_ops = 0;              // --churn=N: only the gather after N allocator operations
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], "--big_gib=", 10) == 0) big_gib = std::strtoull(argv[i] + 10, nullptr, 10);
     if (std::strncmp(argv[i], "--reps=", 7) == 0) reps = std::atoi(argv[i] + 7);
+    if (std::strncmp(argv[i], "--churn=", 8) == 0) churn_ops = std::atoi(argv[i] + 8);
+    if (std::strncmp(argv[i], "--extents=", 10) == 0) {
+      for (const char* p = argv[i] + 10; *p != 0;) {
+        char* end = nullptr;
+        extents.push_back(std::strtoull(p, &end, 10));
+        p = *end == ',' ? end + 1 : end;
+      }
+    }
   }
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
@@ -383,6 +471,33 @@ int Run(int argc, char** argv) {
   };
   const std::vector<GatherAlgorithm> all = {GatherAlgorithm::kSortedByAddress, GatherAlgorithm::kWarpPerEntry,
                                             GatherAlgorithm::kBatchSortedByAddress};
+
+  if (churn_ops > 0) {
+    Churned c = ChurnScenarios(big_gib << 30, churn_ops);
+    char name[96];
+    for (Scenario* sc : {&c.churned, &c.compacted}) {
+      const std::vector<Timing> t = gathers(*sc, {GatherAlgorithm::kWarpPerEntry, GatherAlgorithm::kSortedByAddress});
+      std::snprintf(name, sizeof(name), "%llu GiB, %s", static_cast<unsigned long long>(big_gib), sc->name);
+      report(name, "plain warp per entry", t[0]);
+      report(name, "ours (sorted by address)", t[1]);
+    }
+    cudaHostUnregister(c.churned.pool.host);
+    bench::FreeChurnedPool(c.pool);
+    return 0;
+  }
+  if (!extents.empty()) {
+    for (uint64_t extent : extents) {
+      Scenario scenario = ExtentScenario(big_gib << 30, extent);
+      const std::vector<Timing> t = gathers(scenario, {GatherAlgorithm::kWarpPerEntry, GatherAlgorithm::kSortedByAddress});
+      char name[96];
+      std::snprintf(name, sizeof(name), "%llu GiB, DeepSeek layout, extents of %llu pages",
+                    static_cast<unsigned long long>(big_gib), static_cast<unsigned long long>(extent));
+      report(name, "plain warp per entry", t[0]);
+      report(name, "ours (sorted by address)", t[1]);
+      FreePool(scenario.pool);
+    }
+    return 0;
+  }
 
   Scenario span = SpanScenario(uint64_t{1} << 30);
   const std::vector<Timing> span_times = gathers(span, all);

@@ -104,13 +104,15 @@ absl::Status DecodeSession::Allocate() {
     cache.max_tokens = static_cast<uint32_t>(o.max_tokens);
     cache.entry_bytes = o.entry_bytes;
     cache.policy = o.policy;
+    cache.lookup_threads = o.cache_lookup_threads;
+    cache.fill_warps = o.cache_fill_warps;
     auto created = kernels::ResidencyCache::Create(cache);
     if (!created.ok()) return created.status();
     cache_ = *std::move(created);
     device_bytes_ += batch * layers * (uint64_t{o.cache_slots} * (o.entry_bytes + 14) + o.max_tokens * 4);
-    hits_ready_.resize(layers);
+    if (o.record_hits_ready) hits_ready_.resize(layers);
     for (cudaEvent_t& event : hits_ready_) {
-      if (absl::Status s = CudaToStatus(cudaEventCreateWithFlags(&event, cudaEventDisableTiming), "creating an event");
+      if (absl::Status s = CudaToStatus(cudaEventCreate(&event), "creating an event");
           !s.ok()) {
         return s;
       }
@@ -210,7 +212,9 @@ absl::StatusOr<uint32_t> DecodeSession::Join(SequenceId id, uint64_t tokens, cud
   r.region = *region;
   reports_[row] = kernels::SessionRowReport{};
   const uint64_t pages = std::min<uint64_t>(r.layout->pages_per_layer, max_pages_);
-  for (absl::Status s : {UploadPages(row, 0, pages, stream), UploadRow(row, stream), UploadSessionRow(row, stream)}) {
+  if (absl::Status s = UploadPages(row, 0, pages, stream); !s.ok()) return s;
+  r.device_pages = pages;
+  for (absl::Status s : {UploadRow(row, stream), UploadSessionRow(row, stream)}) {
     if (!s.ok()) return s;
   }
   if (cache_ != nullptr) {
@@ -387,7 +391,9 @@ absl::Status DecodeSession::PrepareStep(cudaStream_t stream, std::vector<RowFail
       kernels::GatherFault& fault = faults_[i];
       if (fault.flag == 0) continue;
       const uint32_t row = static_cast<uint32_t>(std::min<int32_t>(std::max(fault.row, 0), rows_.size() - 1));
-      ReportRow(row, kernels::FaultToStatus(fault, ids, tokens, i % options_.layers), failures);
+      // A row that left just now was reported whole (a write-back that found it
+      // released is part of that report).
+      if (rows_[row].active) ReportRow(row, kernels::FaultToStatus(fault, ids, tokens, i % options_.layers), failures);
       fault = kernels::GatherFault{};
     }
   }
@@ -464,6 +470,7 @@ absl::Status DecodeSession::WriteLayer(uint32_t layer, const std::byte* device_e
   launch.batch = options_.max_batch;
   launch.entry_bytes = options_.entry_bytes;
   launch.fault = faults_ + options_.layers + layer;
+  launch.check_record = false;  // the step holds the release fence, and EndStep checks every row
   return kernels::LaunchWriteBack(launch, stream);
 }
 
@@ -485,8 +492,10 @@ absl::Status DecodeSession::FetchLayer(uint32_t layer, const int32_t* device_top
     args.flat_slots = true;
     args.fault = faults_ + layer;
     if (absl::Status s = cache_->Lookup(args, stream); !s.ok()) return s;
-    if (absl::Status s = CudaToStatus(cudaEventRecord(hits_ready_[layer], stream), "recording hits_ready"); !s.ok()) {
-      return s;
+    if (!hits_ready_.empty()) {
+      if (absl::Status s = CudaToStatus(cudaEventRecord(hits_ready_[layer], stream), "recording hits_ready"); !s.ok()) {
+        return s;
+      }
     }
     return cache_->Fill(args, stream);
   }
@@ -503,6 +512,8 @@ absl::Status DecodeSession::FetchLayer(uint32_t layer, const int32_t* device_top
   launch.out_flat = flat;
   launch.fault = faults_ + layer;
   launch.max_blocks = options_.max_blocks;
+  launch.algorithm = options_.gather_algorithm;
+  launch.slices_per_row = options_.slices_per_row;
   return kernels::LaunchTopKGather(launch, stream);
 }
 

@@ -77,6 +77,20 @@ struct DecodeSessionOptions {
   uint64_t reserve_tokens = 1024;
   // Cap on the blocks one gather occupies (0: fill the GPU).
   uint32_t max_blocks = 0;
+  // Without the cache: how the gather runs (kernels/gather_types.h), and for the sorted
+  // gather its blocks per row (0: its default).
+  // Warp per entry measured fastest at batches 1 and 16 on the H200 (docs/gpu.md).
+  kernels::GatherAlgorithm gather_algorithm = kernels::GatherAlgorithm::kWarpPerEntry;
+  uint32_t slices_per_row = 0;
+  // With the cache: threads of the lookup kernel's block (256, 512 or 1024).
+  uint32_t cache_lookup_threads = 512;
+  // With the cache: warps that copy a step's misses in, in row order (0: each row its
+  // own blocks, all at once).
+  uint32_t cache_fill_warps = 1024;
+  // With the cache: record hits_ready(layer) between the lookup and the fill, for
+  // engines that start attention over the hits before the misses land (an event node
+  // per layer in the step's graph otherwise not there).
+  bool record_hits_ready = false;
 };
 
 class DecodeSession {
@@ -139,10 +153,11 @@ class DecodeSession {
     const int32_t* flat_indices = nullptr;
   };
   Delivery delivered(uint32_t layer) const;
-  // With the cache: recorded when FetchLayer(layer)'s lookup is done, before its misses
-  // land: the hits' entries and every position's index are in place; the misses of a
-  // row's instance (row * layers + layer) are listed by MissPositions.
-  cudaEvent_t hits_ready(uint32_t layer) const { return hits_ready_[layer]; }
+  // With the cache and record_hits_ready: recorded when FetchLayer(layer)'s lookup is
+  // done, before its misses land: the hits' entries and every position's index are in
+  // place; the misses of a row's instance (row * layers + layer) are listed by
+  // miss_positions and miss_count.
+  cudaEvent_t hits_ready(uint32_t layer) const { return hits_ready_.empty() ? nullptr : hits_ready_[layer]; }
   const uint16_t* miss_positions(uint32_t row, uint32_t layer) const;
   const uint32_t* miss_count(uint32_t row, uint32_t layer) const;
 

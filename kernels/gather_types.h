@@ -74,6 +74,9 @@ struct GatherLaunch {
   // Upper bound on the blocks the gather occupies (0: enough to fill the GPU). A caller
   // that overlaps the fetch with compute caps it so the compute kernels find SMs.
   uint32_t max_blocks = 0;
+  // kSortedByAddress: blocks per row, each copying a slice of the row's sorted entries
+  // (0: enough to give every SM about four blocks, at most 16 per row).
+  uint32_t slices_per_row = 0;
   // Device memory for kBatchSortedByAddress, at least GatherScratchBytes(batch * k).
   void* scratch = nullptr;
   uint64_t scratch_bytes = 0;
@@ -93,6 +96,10 @@ struct WriteBackLaunch {
   uint32_t batch = 0;
   uint32_t entry_bytes = 0;
   GatherFault* fault = nullptr;       // position is 0; index is the bad token
+  // Read each row's record before writing it. A decode session turns this off: its
+  // step holds the release fence until it completes and checks every row at its end,
+  // so the check (two dependent reads across the link per layer) buys nothing there.
+  bool check_record = true;
 };
 
 }  // namespace sparsepool::kernels

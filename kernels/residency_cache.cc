@@ -20,6 +20,9 @@ absl::StatusOr<std::unique_ptr<ResidencyCache>> ResidencyCache::Create(const Res
   if (o.instances == 0 || o.max_tokens == 0 || o.entry_bytes == 0) {
     return absl::InvalidArgumentError("instances, max_tokens and entry_bytes must be positive");
   }
+  if (o.lookup_threads != 256 && o.lookup_threads != 512 && o.lookup_threads != 1024) {
+    return absl::InvalidArgumentError(absl::StrCat("lookup_threads ", o.lookup_threads, " is not 256, 512 or 1024"));
+  }
   if (o.capacity == 0 || o.capacity > kMaxResidencyCapacity) {
     return absl::InvalidArgumentError(absl::StrCat("capacity ", o.capacity, " is out of range [1, ",
                                                    kMaxResidencyCapacity, "]"));
@@ -31,6 +34,8 @@ absl::StatusOr<std::unique_ptr<ResidencyCache>> ResidencyCache::Create(const Res
   s.max_tokens = o.max_tokens;
   s.entry_bytes = o.entry_bytes;
   s.policy = o.policy;
+  s.lookup_threads = o.lookup_threads;
+  s.fill_warps = o.fill_warps;
   const uint64_t slots = uint64_t{o.instances} * o.capacity;
   struct Allocation {
     void** pointer;

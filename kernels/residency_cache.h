@@ -22,6 +22,12 @@ struct ResidencyOptions {
   uint32_t max_tokens = 0;  // longest sequence served
   uint32_t entry_bytes = 0;
   ResidencyPolicy policy = ResidencyPolicy::kDecayedFrequency;
+  // Threads of the lookup kernel's block (256, 512 or 1024): the same result, a tuning
+  // choice (more threads sort the slots' keys faster).
+  uint32_t lookup_threads = 512;
+  // Warps that copy the misses in, taking the batch's misses in row order (0: each row
+  // its own blocks, all rows at once). A tuning choice, the same result.
+  uint32_t fill_warps = 1024;
 };
 
 struct ResidencyStepArgs {

@@ -15,11 +15,13 @@
 namespace sparsepool::kernels {
 namespace {
 
-constexpr int kThreads = 256;
-constexpr int kItems = 16;  // kThreads * kItems = 4096 positions or slots
+// The lookup kernel runs kThreads x kItems = 4096 positions or slots per block; how the
+// 4096 are split between threads is a tuning choice (ResidencyOptions::lookup_threads):
+// more threads make the block's radix sort of slot keys faster.
 constexpr int kFillThreads = 256;
 constexpr uint32_t kMaxFillBlocksPerRow = 32;
 
+template <int kThreads, int kItems>
 __global__ void __launch_bounds__(kThreads) ResidencyStepKernel(ResidencyLaunch p) {
   using Scan = cub::BlockScan<int, kThreads>;
   using Sort = cub::BlockRadixSort<uint64_t, kThreads, kItems>;
@@ -65,6 +67,31 @@ __global__ void __launch_bounds__(kThreads) ResidencyStepKernel(ResidencyLaunch 
   if (threadIdx.x == 0) hits = 0;
   __syncthreads();
 
+  // Every load that does not depend on another is issued before any is used, so their
+  // latencies overlap (a chain of dependent loads per item cost most of this kernel's
+  // time): the slots' state, which step 1 does not change, then the positions' indices,
+  // then the slots those indices map to.
+  uint32_t old_score[kItems], old_last[kItems];
+  int32_t old_token[kItems];
+  for (int i = 0; i < kItems; ++i) {
+    const uint32_t c = threadIdx.x * kItems + i;
+    if (c < s.capacity) {
+      old_score[i] = slot_score[c];
+      old_token[i] = slot_token[c];
+      old_last[i] = slot_last[c];
+    }
+  }
+  int32_t index_of[kItems];
+  for (int i = 0; i < kItems; ++i) {
+    const uint32_t position = threadIdx.x * kItems + i;
+    index_of[i] = position < p.k ? indices[position] : -1;
+  }
+  int32_t slot_of[kItems];
+  for (int i = 0; i < kItems; ++i) {
+    const int32_t index = index_of[i];
+    slot_of[i] = index >= 0 && static_cast<uint64_t>(index) < limit ? token_slot[index] : -1;
+  }
+
   // 1. Look up every position; a miss is claimed by the first position that sees it.
   int owns_miss[kItems];
   bool duplicate[kItems];
@@ -74,7 +101,7 @@ __global__ void __launch_bounds__(kThreads) ResidencyStepKernel(ResidencyLaunch 
     owns_miss[i] = 0;
     duplicate[i] = false;
     if (position >= p.k) continue;
-    const int32_t index = indices[position];
+    const int32_t index = index_of[i];
     if (index == -1) {
       out[position] = -1;
       continue;
@@ -84,7 +111,7 @@ __global__ void __launch_bounds__(kThreads) ResidencyStepKernel(ResidencyLaunch 
       out[position] = -1;
       continue;
     }
-    const int32_t slot = token_slot[index];
+    const int32_t slot = slot_of[i];  // token_slot changes only in step 4, after a barrier
     if (slot >= 0) {
       atomicOr(&used[slot / 32], 1u << (slot % 32));
       out[position] = slot_base + slot;
@@ -118,12 +145,12 @@ __global__ void __launch_bounds__(kThreads) ResidencyStepKernel(ResidencyLaunch 
     keys[i] = kUsedThisStep;
     if (c >= s.capacity) continue;
     const bool is_used = (used[c / 32] >> (c % 32)) & 1;
-    const uint32_t score = AgedScore(slot_score[c], is_used);
+    const uint32_t score = AgedScore(old_score[i], is_used);
     slot_score[c] = score;
     if (is_used) {
       slot_last[c] = step;
     } else {
-      keys[i] = EvictionKey(s.policy, slot_token[c] < 0, score, slot_last[c], c);
+      keys[i] = EvictionKey(s.policy, old_token[i] < 0, score, old_last[i], c);
     }
   }
   __syncthreads();  // the scan's storage is reused by the sort
@@ -200,6 +227,59 @@ __global__ void __launch_bounds__(kFillThreads) ResidencyFillKernel(ResidencyLau
   }
 }
 
+// The same copies with the batch's misses taken in row order by every warp of the grid:
+// miss g of the whole batch goes to warp g (grid-stride), so the entries in flight at
+// once come from few rows. GPU loads from host memory slow down when the addresses in
+// flight span many gigabytes (translations, docs/gpu.md); one kernel row per block
+// spread every row's misses over the link at once.
+__global__ void __launch_bounds__(kFillThreads) ResidencyFillRowMajorKernel(ResidencyLaunch p) {
+  constexpr int kRowsPerThread = 4;  // kFillThreads x 4 = 1024 rows at most (a session's batch)
+  using Scan = cub::BlockScan<uint32_t, kFillThreads>;
+  __shared__ typename Scan::TempStorage scan;
+  __shared__ uint32_t first_miss[kFillThreads * kRowsPerThread + 1];  // of each row, in the batch's order
+  const ResidencyState& s = p.state;
+  uint32_t counts[kRowsPerThread];
+  for (int i = 0; i < kRowsPerThread; ++i) {
+    const uint32_t row = threadIdx.x * kRowsPerThread + i;
+    counts[i] = 0;
+    if (row < p.batch) {
+      const uint32_t instance = p.instances[row];
+      if (instance < s.instances) counts[i] = s.miss_counts[instance];
+    }
+  }
+  uint32_t starts[kRowsPerThread];
+  uint32_t total = 0;
+  Scan(scan).ExclusiveSum(counts, starts, total);
+  for (int i = 0; i < kRowsPerThread; ++i) first_miss[threadIdx.x * kRowsPerThread + i] = starts[i];
+  if (threadIdx.x == 0) first_miss[kFillThreads * kRowsPerThread] = total;
+  __syncthreads();
+  const uint32_t lane = threadIdx.x & 31;
+  const uint32_t warps = gridDim.x * (kFillThreads / 32);
+  for (uint32_t g = blockIdx.x * (kFillThreads / 32) + threadIdx.x / 32; g < total; g += warps) {
+    // The row whose misses hold g: the last row that starts at or before it.
+    uint32_t low = 0, high = p.batch;  // first_miss[low] <= g < first_miss[high]
+    while (high - low > 1) {
+      const uint32_t mid = (low + high) / 2;
+      if (first_miss[mid] <= g) {
+        low = mid;
+      } else {
+        high = mid;
+      }
+    }
+    const uint32_t row = low;
+    const uint32_t j = g - first_miss[row];
+    const uint32_t instance = p.instances[row];
+    const uint32_t position = s.miss_positions[uint64_t(instance) * s.capacity + j];
+    const int32_t flat = p.out_slots[uint64_t(row) * p.k + position];
+    if (flat < 0) continue;  // over capacity: recorded as a fault
+    const int32_t slot = flat - (p.flat_slots ? static_cast<int32_t>(instance * s.capacity) : 0);
+    const uint32_t token = static_cast<uint32_t>(p.indices[uint64_t(row) * p.k + position]);
+    const RowPages rp = p.rows[row];
+    CopyEntry(RowRegion(rp, p.region) + RowEntryOffset(rp, token),
+              s.slot_data + (uint64_t(instance) * s.capacity + slot) * s.entry_bytes, s.entry_bytes, lane);
+  }
+}
+
 // Empties `count` instances from `first`: every token unmapped, every slot free.
 __global__ void ResidencyResetKernel(ResidencyState s, uint32_t first, uint32_t count) {
   const uint64_t tokens = uint64_t(count) * s.max_tokens;
@@ -219,11 +299,26 @@ __global__ void ResidencyResetKernel(ResidencyState s, uint32_t first, uint32_t 
 }  // namespace
 
 cudaError_t LaunchResidencyLookup(const ResidencyLaunch& launch, cudaStream_t stream) {
-  ResidencyStepKernel<<<launch.batch, kThreads, 0, stream>>>(launch);
+  switch (launch.state.lookup_threads) {
+    case 1024:
+      ResidencyStepKernel<1024, 4><<<launch.batch, 1024, 0, stream>>>(launch);
+      break;
+    case 256:
+      ResidencyStepKernel<256, 16><<<launch.batch, 256, 0, stream>>>(launch);
+      break;
+    default:
+      ResidencyStepKernel<512, 8><<<launch.batch, 512, 0, stream>>>(launch);
+      break;
+  }
   return cudaGetLastError();
 }
 
 cudaError_t LaunchResidencyFill(const ResidencyLaunch& launch, cudaStream_t stream) {
+  if (launch.state.fill_warps != 0 && launch.batch <= kFillThreads * 4) {
+    const uint32_t blocks = std::max(1u, launch.state.fill_warps / (kFillThreads / 32));
+    ResidencyFillRowMajorKernel<<<blocks, kFillThreads, 0, stream>>>(launch);
+    return cudaGetLastError();
+  }
   // Enough warps per row for the misses of a typical step (a fifth of k or fewer)
   // to be copied about one per warp.
   const uint32_t blocks_per_row =

@@ -60,6 +60,10 @@ struct ResidencyState {
   uint32_t max_tokens = 0;
   uint32_t entry_bytes = 0;
   ResidencyPolicy policy = ResidencyPolicy::kDecayedFrequency;
+  uint32_t lookup_threads = 512;  // threads of the lookup kernel's block: 256, 512 or 1024
+  // Warps of the fill kernel when it takes the batch's misses in row order; 0: blocks
+  // per row, every row at once.
+  uint32_t fill_warps = 1024;
 };
 
 struct ResidencyCounters {

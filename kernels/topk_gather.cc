@@ -55,7 +55,8 @@ absl::Status LaunchTopKGather(const GatherLaunch& p, cudaStream_t stream) {
   } else if (p.algorithm != GatherAlgorithm::kWarpPerEntry && sortable) {
     // Enough blocks to keep every SM busy: several per row, each on its slice of the
     // sorted list (the sort itself is repeated per block; it is cheap next to the copy).
-    uint32_t slices = std::max<uint32_t>(1, std::min<uint32_t>(16, (4 * sms + p.batch - 1) / p.batch));
+    uint32_t slices = p.slices_per_row != 0 ? p.slices_per_row
+                                            : std::max<uint32_t>(1, std::min<uint32_t>(16, (4 * sms + p.batch - 1) / p.batch));
     slices = std::max<uint32_t>(1, std::min<uint32_t>(slices, cap / p.batch));
     launched = LaunchSorted(p, slices, stream);
   } else {

@@ -3,7 +3,7 @@
 # session against a real daemon), compute-sanitizer over some of them, and the decode
 # step benchmark. Build and pack here first:
 #   bash tools/gpu_session_pack.sh          (static binaries into .device/bin.tar.xz)
-#   device run: bash tools/gpu_session_check.sh [tests|sanitize|bench ...]   carry: [".device"]
+#   device run: bash tools/gpu_session_check.sh [tests|sanitize|bench|extents|churn ...]   carry: [".device"]
 # Logs go to $OUT (or /tmp) and a summary to stdout.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -27,11 +27,12 @@ for part in "${parts[@]}"; do
       ;;
     sanitize)
       cs=/usr/local/cuda/bin/compute-sanitizer
-      for check in "memcheck gpu_gather_test *" "memcheck decode_session_test *Bad*:*Released*" \
-                   "racecheck gpu_residency_test *" "racecheck decode_session_test *residency_cache*Bad*"; do
+      for check in "memcheck gpu_gather_test *" "memcheck decode_session_test *Bad*:*Released*:*Captured*" \
+                   "memcheck gpu_residency_test *Faults*" "racecheck gpu_residency_test *Faults*" \
+                   "racecheck decode_session_test *Bad*residency_cache"; do
         read -r tool t filter <<<"$check"
         name="sanitize_${tool}_$t"
-        (cd "$run_dir" && TEST_TMPDIR=/tmp timeout 400 "$cs" --tool "$tool" --error-exitcode 9 "bin/$t" \
+        (cd "$run_dir" && TEST_TMPDIR=/tmp timeout "${SANITIZE_TIMEOUT:-150}" "$cs" --tool "$tool" --error-exitcode 9 "bin/$t" \
           --gtest_filter="$filter") >"$logs/$name.log" 2>&1
         rc=$?
         echo "$tool $t ($filter): exit $rc; $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$logs/$name.log" | tail -1)"
@@ -46,6 +47,16 @@ for part in "${parts[@]}"; do
       "$run_dir/bin/sparsepool_decode_step_bench" --address="$address" ${BENCH_FLAGS:-} 2>&1 | tee "$logs/decode_step_bench.log"
       ((PIPESTATUS[0] == 0)) || status=1
       stop_local_daemon
+      ;;
+    churn)
+      "$run_dir/bin/sparsepool_gpu_gather_bench" --big_gib="${BIG_GIB:-32}" --churn="${CHURN_OPS:-100000}" \
+        2>&1 | tee "$logs/gather_churn.log"
+      ((PIPESTATUS[0] == 0)) || status=1
+      ;;
+    extents)
+      "$run_dir/bin/sparsepool_gpu_gather_bench" --big_gib="${BIG_GIB:-32}" --extents="${EXTENTS:-1,16,64,2048}" \
+        2>&1 | tee "$logs/gather_extents.log"
+      ((PIPESTATUS[0] == 0)) || status=1
       ;;
     *) echo "unknown part $part" >&2; status=2 ;;
   esac

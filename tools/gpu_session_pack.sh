@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 staging="$(mktemp -d)"
 trap 'rm -rf "$staging"' EXIT
 bash tools/static_relink.sh "$staging" //service:sparsepoold //bench:sparsepool_decode_step_bench \
+  //bench:sparsepool_gpu_gather_bench \
   //tests:decode_session_test //tests:gpu_gather_test //tests:gpu_residency_test //tests:gpu_fetcher_test
 strip -s "$staging"/*
 mkdir -p .device
