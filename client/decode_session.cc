@@ -58,9 +58,23 @@ absl::Status ValidateOptions(const DecodeSessionOptions& o) {
 
 }  // namespace
 
+namespace {
+
+SessionShape ShapeOf(const DecodeSessionOptions& o) {
+  SessionShape shape;
+  shape.max_batch = o.max_batch;
+  shape.layers = o.layers;
+  shape.entry_bytes = o.entry_bytes;
+  shape.page_tokens = o.page_tokens;
+  shape.max_tokens = o.max_tokens;
+  shape.reserve_tokens = o.reserve_tokens;
+  return shape;
+}
+
+}  // namespace
+
 DecodeSession::DecodeSession(Client* client, GpuRegionRegistry* regions, const DecodeSessionOptions& options)
-    : client_(client), regions_(regions), options_(options),
-      max_pages_((options.max_tokens + options.page_tokens - 1) / options.page_tokens), rows_(options.max_batch) {}
+    : client_(client), regions_(regions), options_(options), rows_(ShapeOf(options)) {}
 
 absl::StatusOr<std::unique_ptr<DecodeSession>> DecodeSession::Create(Client* client, GpuRegionRegistry* regions,
                                                                      const DecodeSessionOptions& options) {
@@ -90,7 +104,7 @@ absl::Status DecodeSession::Allocate() {
     device_bytes_ += buffer.bytes();
     return absl::OkStatus();
   };
-  for (absl::Status s : {allocate(pages_, batch * layers * max_pages_), allocate(row_tables_, layers * batch),
+  for (absl::Status s : {allocate(pages_, batch * layers * rows_.max_pages()), allocate(row_tables_, layers * batch),
                          allocate(session_rows_, batch), allocate(step_counter_, 1), allocate(instances_, layers * batch),
                          allocate(flat_, index_buffers * batch * o.k)}) {
     if (!s.ok()) return s;
@@ -170,99 +184,58 @@ kernels::SessionStepArgs DecodeSession::StepArgs() const {
 // ---- Rows ----
 
 absl::StatusOr<uint32_t> DecodeSession::Join(SequenceId id, uint64_t tokens, cudaStream_t stream) {
-  uint32_t row = 0;
-  while (row < rows_.size() && rows_[row].active) ++row;
-  if (row == rows_.size()) {
-    return absl::ResourceExhaustedError(absl::StrCat("every one of the session's ", rows_.size(), " rows is taken"));
-  }
-  if (tokens > options_.max_tokens) {
-    return absl::InvalidArgumentError(absl::StrCat("sequence ", id, " joins with ", tokens,
-                                                   " tokens, above the session's max_tokens ", options_.max_tokens));
-  }
   auto layout = client_->CachedLayout(id);
   if (!layout.ok()) return layout.status();
-  const SequenceLayout& l = **layout;
-  if (l.layers != options_.layers || l.entry_bytes != options_.entry_bytes || l.page_tokens != options_.page_tokens) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "sequence ", id, " has ", l.layers, " layers, entry_bytes ", l.entry_bytes, ", page_tokens ", l.page_tokens,
-        "; the session takes ", options_.layers, ", ", options_.entry_bytes, ", ", options_.page_tokens));
-  }
-  if (l.tokens < tokens) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("sequence ", id, " holds ", l.tokens, " tokens, fewer than the ", tokens, " it joins with"));
-  }
   // Room for the first steps now; later reservations run ahead on the reserver thread.
-  const uint64_t wanted = std::min(options_.max_tokens, tokens + options_.reserve_tokens);
-  if (l.tokens < wanted) {
+  if (const uint64_t wanted = rows_.InitialReservation(tokens); (*layout)->tokens < wanted && tokens <= wanted) {
     if (absl::Status s = client_->ExtendSequence(id, wanted); !s.ok()) return s;
     layout = client_->CachedLayout(id);
     if (!layout.ok()) return layout.status();
   }
   auto region = regions_->Register((*layout)->region);
   if (!region.ok()) return region.status();
-  RowState& r = rows_[row];
-  r.active = true;
-  r.id = id;
-  ++r.generation;
-  r.tokens = tokens;
-  r.device_pages = 0;
-  r.reserved = (*layout)->tokens;
-  r.reserving = false;
-  r.layout = *layout;
-  r.region = *region;
-  reports_[row] = kernels::SessionRowReport{};
-  const uint64_t pages = std::min<uint64_t>(r.layout->pages_per_layer, max_pages_);
-  if (absl::Status s = UploadPages(row, 0, pages, stream); !s.ok()) return s;
-  r.device_pages = pages;
-  for (absl::Status s : {UploadRow(row, stream), UploadSessionRow(row, stream)}) {
+  auto row = rows_.Join(*std::move(layout), tokens, region->device);
+  if (!row.ok()) return row.status();
+  reports_[*row] = kernels::SessionRowReport{};
+  for (absl::Status s : {UploadPages(*row, stream), UploadRow(*row, stream), UploadSessionRow(*row, stream)}) {
     if (!s.ok()) return s;
   }
   if (cache_ != nullptr) {
-    if (absl::Status s = cache_->ResetRange(row * options_.layers, options_.layers, stream); !s.ok()) return s;
+    if (absl::Status s = cache_->ResetRange(*row * options_.layers, options_.layers, stream); !s.ok()) return s;
   }
   return row;
 }
 
 absl::Status DecodeSession::Leave(uint32_t row, cudaStream_t stream) {
-  if (row >= rows_.size() || !rows_[row].active) {
+  if (row >= options_.max_batch || !rows_.active(row)) {
     return absl::InvalidArgumentError(absl::StrCat("row ", row, " is not a row the session serves now"));
   }
-  RowState& r = rows_[row];
-  r.active = false;
-  ++r.generation;
-  r.layout.reset();
+  rows_.Leave(row);
   for (absl::Status s : {UploadRow(row, stream), UploadSessionRow(row, stream)}) {
     if (!s.ok()) return s;
   }
   return absl::OkStatus();
 }
 
-absl::Status DecodeSession::UploadPages(uint32_t row, uint64_t from, uint64_t to, cudaStream_t stream) {
-  if (to <= from) return absl::OkStatus();
-  const SequenceLayout& l = *rows_[row].layout;
+uint64_t* DecodeSession::RowPagesOnDevice(uint32_t row) const {
+  return pages_.data() + uint64_t{row} * options_.layers * rows_.max_pages();
+}
+
+absl::Status DecodeSession::UploadPages(uint32_t row, cudaStream_t stream) {
+  // Read before the range is taken: the layout whose pages are uploaded.
+  const SessionRows::PageRange range = rows_.TakePagesToUpload(row);
+  if (range.empty()) return absl::OkStatus();
+  const SequenceLayout& l = rows_.layout(row);
   // From the layout's pageable memory: the driver stages it before the call returns.
-  return CudaToStatus(
-      cudaMemcpy2DAsync(pages_.data() + uint64_t{row} * options_.layers * max_pages_ + from, max_pages_ * sizeof(uint64_t),
-                        l.page_offsets.data() + from, uint64_t{l.pages_per_layer} * sizeof(uint64_t),
-                        (to - from) * sizeof(uint64_t), options_.layers, cudaMemcpyHostToDevice, stream),
-      "uploading page tables");
+  return CudaToStatus(cudaMemcpy2DAsync(RowPagesOnDevice(row) + range.from, rows_.max_pages() * sizeof(uint64_t),
+                                        l.page_offsets.data() + range.from, uint64_t{l.pages_per_layer} * sizeof(uint64_t),
+                                        (range.to - range.from) * sizeof(uint64_t), options_.layers,
+                                        cudaMemcpyHostToDevice, stream),
+                      "uploading page tables");
 }
 
 absl::Status DecodeSession::UploadRow(uint32_t row, cudaStream_t stream) {
-  const RowState& r = rows_[row];
-  std::vector<kernels::RowPages> tables(options_.layers);
-  for (uint32_t layer = 0; layer < options_.layers; ++layer) {
-    kernels::RowPages& t = tables[layer];
-    t = kernels::RowPages{};
-    if (!r.active) continue;  // a null page table: the row is free
-    t.page_offsets = pages_.data() + (uint64_t{row} * options_.layers + layer) * max_pages_;
-    t.tokens = r.tokens;
-    t.page_tokens = r.layout->page_tokens;
-    t.entry_stride = r.layout->entry_stride;
-    t.sequence_id = r.id;
-    t.record_offset = r.layout->record_offset;
-    t.region = r.region.device;
-  }
+  const std::vector<kernels::RowPages> tables = rows_.RowTables(row, RowPagesOnDevice(row));
   return CudaToStatus(cudaMemcpy2DAsync(row_tables_.data() + row, options_.max_batch * sizeof(kernels::RowPages),
                                         tables.data(), sizeof(kernels::RowPages), sizeof(kernels::RowPages),
                                         options_.layers, cudaMemcpyHostToDevice, stream),
@@ -270,30 +243,13 @@ absl::Status DecodeSession::UploadRow(uint32_t row, cudaStream_t stream) {
 }
 
 absl::Status DecodeSession::UploadSessionRow(uint32_t row, cudaStream_t stream) {
-  const RowState& r = rows_[row];
-  kernels::SessionRow device_row{};
-  if (r.active) {
-    device_row.active = 1;
-    device_row.capacity_tokens = std::min(r.reserved, r.device_pages * options_.page_tokens);
-  }
+  const kernels::SessionRow device_row = rows_.DeviceRow(row);
   return CudaToStatus(cudaMemcpyAsync(session_rows_.data() + row, &device_row, sizeof(device_row),
                                       cudaMemcpyHostToDevice, stream),
                       "uploading a row");
 }
 
 // ---- Reservations ----
-
-void DecodeSession::RequestReservation(uint32_t row) {
-  RowState& r = rows_[row];
-  r.reserving = true;
-  Reservation job;
-  job.row = row;
-  job.generation = r.generation;
-  job.id = r.id;
-  job.tokens = std::min(options_.max_tokens, r.reserved + options_.reserve_tokens);
-  absl::MutexLock lock(&reserve_mu_);
-  reserve_queue_.push_back(std::move(job));
-}
 
 void DecodeSession::ReserverMain() {
   while (true) {
@@ -308,9 +264,9 @@ void DecodeSession::ReserverMain() {
       job = std::move(reserve_queue_.front());
       reserve_queue_.pop_front();
     }
-    absl::Status extended = client_->ExtendSequence(job.id, job.tokens);
+    absl::Status extended = client_->ExtendSequence(job.job.id, job.job.tokens);
     if (extended.ok()) {
-      auto layout = client_->CachedLayout(job.id);
+      auto layout = client_->CachedLayout(job.job.id);
       job.result = layout.ok() ? absl::StatusOr<std::shared_ptr<const SequenceLayout>>(*std::move(layout))
                                : absl::StatusOr<std::shared_ptr<const SequenceLayout>>(layout.status());
     } else {
@@ -333,26 +289,22 @@ absl::Status DecodeSession::ApplyReservations(bool wait, cudaStream_t stream, st
     done.swap(reserve_done_);
   }
   if (arrived != nullptr) *arrived = !done.empty();
-  for (Reservation& job : done) {
-    RowState& r = rows_[job.row];
-    if (!r.active || r.generation != job.generation) continue;  // the row changed hands meanwhile
-    r.reserving = false;
-    if (!job.result.ok()) {
-      ReportRow(job.row, job.result.status(), failures);
+  for (Reservation& done_job : done) {
+    const SessionRows::Reservation& job = done_job.job;
+    if (!done_job.result.ok()) {
+      if (rows_.active(job.row) && rows_.sequence(job.row) == job.id) ReportRow(job.row, done_job.result.status(), failures);
+      rows_.ReservationFailed(job);
       continue;
     }
-    r.layout = *std::move(job.result);
-    r.reserved = r.layout->tokens;
-    const uint64_t pages = std::min<uint64_t>(r.layout->pages_per_layer, max_pages_);
-    if (absl::Status s = UploadPages(job.row, r.device_pages, pages, stream); !s.ok()) return s;
-    r.device_pages = std::max(r.device_pages, pages);
+    if (!rows_.ApplyReservation(job, *std::move(done_job.result))) continue;  // the row changed hands meanwhile
+    if (absl::Status s = UploadPages(job.row, stream); !s.ok()) return s;
     if (absl::Status s = UploadSessionRow(job.row, stream); !s.ok()) return s;
   }
   return absl::OkStatus();
 }
 
 void DecodeSession::ReportRow(uint32_t row, absl::Status status, std::vector<RowFailure>* failures) {
-  if (failures != nullptr) failures->push_back(RowFailure{row, rows_[row].id, std::move(status)});
+  if (failures != nullptr) failures->push_back(RowFailure{row, rows_.sequence(row), std::move(status)});
 }
 
 // ---- Between steps ----
@@ -363,69 +315,63 @@ absl::Status DecodeSession::PrepareStep(cudaStream_t stream, std::vector<RowFail
   const unsigned long long steps_done = *reinterpret_cast<volatile unsigned long long*>(steps_done_);
   std::atomic_thread_fence(std::memory_order_acquire);  // the reports were written before the count
   if (steps_done == steps_prepared_) {
-    for (uint32_t row = 0; row < rows_.size(); ++row) {
+    for (uint32_t row = 0; row < options_.max_batch; ++row) {
       kernels::SessionRowReport& report = reports_[row];
-      if (!rows_[row].active) {
-        report = kernels::SessionRowReport{};
-        continue;
-      }
-      if (report.released != 0) {
-        ReportRow(row, absl::NotFoundError(absl::StrCat("sequence ", rows_[row].id, " (row ", row,
+      if (rows_.active(row) && report.released != 0) {
+        ReportRow(row, absl::NotFoundError(absl::StrCat("sequence ", rows_.sequence(row), " (row ", row,
                                                         ") was released or reclaimed while the session used it; "
                                                         "its last step's entries are not its own, and it left the session")),
                   failures);
         if (absl::Status s = Leave(row, stream); !s.ok()) return s;
-      } else if (report.out_of_room != 0) {
-        ReportRow(row, absl::InternalError(absl::StrCat("sequence ", rows_[row].id, " (row ", row,
+      } else if (rows_.active(row) && report.out_of_room != 0) {
+        ReportRow(row, absl::InternalError(absl::StrCat("sequence ", rows_.sequence(row), " (row ", row,
                                                         ") had no page for the token a step appended")),
                   failures);
       }
       report = kernels::SessionRowReport{};
     }
-    std::vector<uint64_t> ids(rows_.size()), tokens(rows_.size());
-    for (uint32_t row = 0; row < rows_.size(); ++row) {
-      ids[row] = rows_[row].id;
-      tokens[row] = rows_[row].tokens;
+    std::vector<uint64_t> ids(options_.max_batch), tokens(options_.max_batch);
+    for (uint32_t row = 0; row < options_.max_batch; ++row) {
+      ids[row] = rows_.sequence(row);
+      tokens[row] = rows_.tokens(row);
     }
     for (uint32_t i = 0; i < 2 * options_.layers; ++i) {
       kernels::GatherFault& fault = faults_[i];
       if (fault.flag == 0) continue;
-      const uint32_t row = static_cast<uint32_t>(std::min<int32_t>(std::max(fault.row, 0), rows_.size() - 1));
-      // A row that left just now was reported whole (a write-back that found it
-      // released is part of that report).
-      if (rows_[row].active) ReportRow(row, kernels::FaultToStatus(fault, ids, tokens, i % options_.layers), failures);
+      const uint32_t row = static_cast<uint32_t>(std::min<int64_t>(std::max(fault.row, 0), options_.max_batch - 1));
+      // A row that left just now was reported whole.
+      if (rows_.active(row)) ReportRow(row, kernels::FaultToStatus(fault, ids, tokens, i % options_.layers), failures);
       fault = kernels::GatherFault{};
     }
   }
   if (absl::Status s = ApplyReservations(false, stream, failures, nullptr); !s.ok()) return s;
-  for (uint32_t row = 0; row < rows_.size(); ++row) {
-    RowState& r = rows_[row];
-    if (!r.active) continue;
-    const uint64_t need = r.tokens + 1;
-    if (need > options_.max_tokens) {
-      ReportRow(row, absl::ResourceExhaustedError(absl::StrCat("sequence ", r.id, " (row ", row, ") reached the session's max_tokens ",
-                                                               options_.max_tokens, "; it left the session")),
-                failures);
-      if (absl::Status s = Leave(row, stream); !s.ok()) return s;
-      continue;
-    }
-    if (!r.reserving && r.reserved < options_.max_tokens && r.reserved < need + options_.reserve_tokens / 2) {
-      RequestReservation(row);
+  for (uint32_t row = 0; row < options_.max_batch; ++row) {
+    if (!rows_.active(row)) continue;
+    if (std::optional<SessionRows::Reservation> due = rows_.ReservationDue(row)) {
+      absl::MutexLock lock(&reserve_mu_);
+      reserve_queue_.push_back(Reservation{*due});
     }
     // Waits only when the reservation fell behind the row's need (and gives up when
     // none arrives within kReservationWait).
     bool arrived = true;
-    while (arrived && r.active && std::min(r.reserved, r.device_pages * options_.page_tokens) < need && r.reserving) {
+    while (arrived && rows_.active(row) && rows_.Readiness(row) == SessionRows::StepReadiness::kWaitForReservation) {
       if (absl::Status s = ApplyReservations(true, stream, failures, &arrived); !s.ok()) return s;
     }
-    if (r.active && std::min(r.reserved, r.device_pages * options_.page_tokens) < need) {
-      ReportRow(row, absl::ResourceExhaustedError(absl::StrCat("sequence ", r.id, " (row ", row,
-                                                               ") has no room reserved for its next token; it left the session")),
+    if (!rows_.active(row)) continue;
+    const SessionRows::StepReadiness readiness = rows_.Readiness(row);
+    if (readiness != SessionRows::StepReadiness::kReady) {
+      ReportRow(row,
+                absl::ResourceExhaustedError(absl::StrCat(
+                    "sequence ", rows_.sequence(row), " (row ", row, ") ",
+                    readiness == SessionRows::StepReadiness::kPastMaxTokens
+                        ? absl::StrCat("reached the session's max_tokens ", options_.max_tokens)
+                        : std::string("has no room reserved for its next token"),
+                    "; it left the session")),
                 failures);
       if (absl::Status s = Leave(row, stream); !s.ok()) return s;
       continue;
     }
-    if (r.active) ++r.tokens;  // what BeginStep does on the device
+    rows_.Advance(row);  // what BeginStep does on the device
   }
   if (ReleaseFence* fence = client_->release_fence(); fence != nullptr) {
     absl::MutexLock lock(&tickets_mu_);

@@ -53,6 +53,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "client/gpu_regions.h"
+#include "client/session_rows.h"
 #include "client/sparsepool_client.h"
 #include "kernels/cuda_buffer.h"
 #include "kernels/residency_cache.h"
@@ -166,30 +167,16 @@ class DecodeSession {
 
   const DecodeSessionOptions& options() const { return options_; }
   // Tokens of a row after the last prepared step.
-  uint64_t tokens(uint32_t row) const { return rows_[row].tokens; }
-  SequenceId sequence(uint32_t row) const { return rows_[row].id; }
-  bool active(uint32_t row) const { return rows_[row].active; }
+  uint64_t tokens(uint32_t row) const { return rows_.tokens(row); }
+  SequenceId sequence(uint32_t row) const { return rows_.sequence(row); }
+  bool active(uint32_t row) const { return rows_.active(row); }
   // Device memory the session holds, in bytes.
   uint64_t device_bytes() const { return device_bytes_; }
 
  private:
-  struct RowState {
-    bool active = false;
-    SequenceId id = 0;
-    uint64_t generation = 0;   // bumped at every join and leave: stale reservations are ignored
-    uint64_t tokens = 0;       // after the last prepared step
-    uint64_t device_pages = 0;  // pages per layer in the device page table
-    uint64_t reserved = 0;     // tokens the pool holds for the sequence
-    bool reserving = false;
-    std::shared_ptr<const SequenceLayout> layout;
-    GpuRegionRegistry::Region region;
-  };
-  // An ExtendSequence the reserver thread runs.
+  // An ExtendSequence the reserver thread runs, and its outcome.
   struct Reservation {
-    uint32_t row;
-    uint64_t generation;
-    SequenceId id;
-    uint64_t tokens;
+    SessionRows::Reservation job;
     absl::StatusOr<std::shared_ptr<const SequenceLayout>> result = absl::UnknownError("pending");
   };
 
@@ -197,13 +184,14 @@ class DecodeSession {
   absl::Status Allocate();
   // The row tables of every layer for `row` as they are now on the host, uploaded.
   absl::Status UploadRow(uint32_t row, cudaStream_t stream);
-  // Page-table entries [from, to) of every layer of `row`, uploaded.
-  absl::Status UploadPages(uint32_t row, uint64_t from, uint64_t to, cudaStream_t stream);
+  // The page-table entries the device lacks for `row`, uploaded.
+  absl::Status UploadPages(uint32_t row, cudaStream_t stream);
   absl::Status UploadSessionRow(uint32_t row, cudaStream_t stream);
+  // The row's page tables on the device: [layers][max_pages].
+  uint64_t* RowPagesOnDevice(uint32_t row) const;
   // Applies the reservations that finished (new pages uploaded); with `wait`, first
   // waits up to kReservationWait for one. `arrived`, if given, says whether any did.
   absl::Status ApplyReservations(bool wait, cudaStream_t stream, std::vector<RowFailure>* failures, bool* arrived);
-  void RequestReservation(uint32_t row);
   void ReserverMain();
   void ReportRow(uint32_t row, absl::Status status, std::vector<RowFailure>* failures);
   kernels::SessionStepArgs StepArgs() const;
@@ -212,8 +200,7 @@ class DecodeSession {
   Client* const client_;
   GpuRegionRegistry* const regions_;
   const DecodeSessionOptions options_;
-  const uint64_t max_pages_;
-  std::vector<RowState> rows_;
+  SessionRows rows_;
   uint64_t steps_prepared_ = 0;
   uint64_t device_bytes_ = 0;
 

@@ -1,0 +1,119 @@
+// The host-side bookkeeping of a decode session's rows (client/decode_session.h), with
+// no CUDA in it so that CI tests it on the CPU: which rows are taken, each row's tokens
+// after the steps prepared so far, the pages its device page table holds, the tokens
+// the pool holds for it, the reservations in flight, and the decisions a step needs
+// (reserve ahead, upload pages [from, to), wait for a reservation, or drop the row).
+// DecodeSession carries the decisions out on the GPU and through the client.
+//
+// Thread-compatible.
+#ifndef SPARSEPOOL_CLIENT_SESSION_ROWS_H_
+#define SPARSEPOOL_CLIENT_SESSION_ROWS_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/layout.h"
+#include "kernels/session_types.h"
+
+namespace sparsepool {
+
+struct SessionShape {
+  uint32_t max_batch = 0;
+  uint32_t layers = 0;
+  uint32_t entry_bytes = 0;
+  uint32_t page_tokens = 0;
+  uint64_t max_tokens = 0;
+  uint64_t reserve_tokens = 0;  // reserved in the pool ahead of a row's need
+};
+
+class SessionRows {
+ public:
+  // Page-table entries [from, to) of every layer that the device lacks.
+  struct PageRange {
+    uint64_t from = 0;
+    uint64_t to = 0;
+    bool empty() const { return to <= from; }
+  };
+  // An ExtendSequence a row needs: grow `id` to `tokens`, and hand the layout back to
+  // ApplyReservation with this generation (a row that changed hands meanwhile ignores it).
+  struct Reservation {
+    uint32_t row;
+    uint64_t generation;
+    SequenceId id;
+    uint64_t tokens;
+  };
+
+  explicit SessionRows(const SessionShape& shape);
+
+  const SessionShape& shape() const { return shape_; }
+  uint64_t max_pages() const { return max_pages_; }
+
+  // The tokens a joining sequence should hold in the pool before it joins with `tokens`
+  // written: room for its first steps.
+  uint64_t InitialReservation(uint64_t tokens) const;
+  // Takes a free row for sequence `layout` whose first `tokens` tokens are written.
+  // InvalidArgument for a shape the session does not take or too few tokens;
+  // ResourceExhausted when every row is taken. Returns the row; the pages the device
+  // needs for it are DevicePagesToUpload(row).
+  absl::StatusOr<uint32_t> Join(std::shared_ptr<const SequenceLayout> layout, uint64_t tokens,
+                                const std::byte* region_device);
+  void Leave(uint32_t row);
+
+  bool active(uint32_t row) const { return rows_[row].active; }
+  SequenceId sequence(uint32_t row) const { return rows_[row].id; }
+  uint64_t tokens(uint32_t row) const { return rows_[row].tokens; }
+  uint64_t reserved(uint32_t row) const { return rows_[row].reserved; }
+  uint64_t device_pages(uint32_t row) const { return rows_[row].device_pages; }
+  bool reserving(uint32_t row) const { return rows_[row].reserving; }
+  // REQUIRES: active(row).
+  const SequenceLayout& layout(uint32_t row) const { return *rows_[row].layout; }
+  // Tokens the row may reach with what the device holds.
+  uint64_t capacity(uint32_t row) const;
+
+  // The pages of the row's current layout the device page table lacks; marks them as
+  // uploaded (the caller uploads them).
+  PageRange TakePagesToUpload(uint32_t row);
+  // The row's table in every layer, as the kernels read it: page_offsets point into the
+  // device page tables at `row_pages` + layer * max_pages() (null for a free row).
+  std::vector<kernels::RowPages> RowTables(uint32_t row, const uint64_t* row_pages) const;
+  kernels::SessionRow DeviceRow(uint32_t row) const;
+
+  // A reservation the row should start now, if any (its reserve ran below half of
+  // reserve_tokens); marks the row reserving.
+  std::optional<Reservation> ReservationDue(uint32_t row);
+  // A finished reservation: its layout becomes the row's (the caller then uploads
+  // TakePagesToUpload). False when the row changed hands since (nothing changes).
+  bool ApplyReservation(const Reservation& reservation, std::shared_ptr<const SequenceLayout> layout);
+  // A reservation that failed: the row may try again at its next step.
+  void ReservationFailed(const Reservation& reservation);
+
+  // Whether the row can take the next step as the device stands.
+  enum class StepReadiness { kReady, kWaitForReservation, kNoRoom, kPastMaxTokens };
+  StepReadiness Readiness(uint32_t row) const;
+  // The row takes one token more (what the step's first kernel does on the device).
+  void Advance(uint32_t row) { ++rows_[row].tokens; }
+
+ private:
+  struct Row {
+    bool active = false;
+    SequenceId id = 0;
+    uint64_t generation = 0;    // bumped at every join and leave
+    uint64_t tokens = 0;        // after the steps prepared so far
+    uint64_t device_pages = 0;  // pages per layer in the device page table
+    uint64_t reserved = 0;      // tokens the pool holds for the sequence
+    bool reserving = false;
+    std::shared_ptr<const SequenceLayout> layout;
+    const std::byte* region_device = nullptr;
+  };
+
+  const SessionShape shape_;
+  const uint64_t max_pages_;
+  std::vector<Row> rows_;
+};
+
+}  // namespace sparsepool
+
+#endif  // SPARSEPOOL_CLIENT_SESSION_ROWS_H_

@@ -1,0 +1,165 @@
+// The decode session's host bookkeeping, on the CPU (CI): rows taken and freed, the
+// pages the device must be given, reservations ahead of need, and when a row must wait
+// or leave.
+#include "client/session_rows.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace sparsepool {
+namespace {
+
+using ::testing::HasSubstr;
+using Readiness = SessionRows::StepReadiness;
+
+SessionShape Shape() {
+  SessionShape s;
+  s.max_batch = 2;
+  s.layers = 3;
+  s.entry_bytes = 656;
+  s.page_tokens = 64;
+  s.max_tokens = 1000;
+  s.reserve_tokens = 128;
+  return s;
+}
+
+// A layout of `tokens` tokens whose page p of layer l sits at offset (l * 1000 + p) * 4096.
+std::shared_ptr<const SequenceLayout> Layout(SequenceId id, uint64_t tokens, uint32_t layers = 3) {
+  auto l = std::make_shared<SequenceLayout>();
+  l->sequence_id = id;
+  l->layers = layers;
+  l->entry_bytes = l->entry_stride = 656;
+  l->page_tokens = 64;
+  l->tokens = tokens;
+  l->pages_per_layer = static_cast<uint32_t>((tokens + 63) / 64);
+  l->record_offset = 4096 + id * 512;
+  for (uint32_t layer = 0; layer < layers; ++layer) {
+    for (uint32_t p = 0; p < l->pages_per_layer; ++p) l->page_offsets.push_back((layer * 1000 + p) * 4096);
+  }
+  return l;
+}
+
+const std::byte* const kRegion = reinterpret_cast<const std::byte*>(uintptr_t{0x1000000});
+
+TEST(SessionRowsTest, JoinsCheckTheShapeAndTakeFreeRows) {
+  SessionRows rows(Shape());
+  EXPECT_EQ(rows.max_pages(), 16u);  // ceil(1000 / 64)
+  EXPECT_EQ(rows.InitialReservation(100), 228u);
+  EXPECT_EQ(rows.InitialReservation(950), 1000u) << "never past max_tokens";
+  EXPECT_THAT(std::string(rows.Join(Layout(1, 100, 2), 100, kRegion).status().message()), HasSubstr("has 2 layers"));
+  EXPECT_THAT(std::string(rows.Join(Layout(1, 100), 200, kRegion).status().message()), HasSubstr("fewer than the 200"));
+  EXPECT_THAT(std::string(rows.Join(Layout(1, 2000), 1500, kRegion).status().message()), HasSubstr("max_tokens 1000"));
+  auto a = rows.Join(Layout(1, 228), 100, kRegion);
+  auto b = rows.Join(Layout(2, 228), 100, kRegion);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(*a, 0u);
+  EXPECT_EQ(*b, 1u);
+  EXPECT_TRUE(absl::IsResourceExhausted(rows.Join(Layout(3, 228), 100, kRegion).status()));
+  rows.Leave(0);
+  auto c = rows.Join(Layout(3, 228), 100, kRegion);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(*c, 0u) << "a freed row is taken again";
+  EXPECT_EQ(rows.sequence(0), 3u);
+}
+
+TEST(SessionRowsTest, TablesPointIntoTheRowsDevicePagesAndFreeRowsAreNull) {
+  SessionRows rows(Shape());
+  ASSERT_TRUE(rows.Join(Layout(7, 228), 100, kRegion).ok());
+  uint64_t device_pages[2 * 3 * 16];
+  const auto tables = rows.RowTables(0, device_pages);
+  ASSERT_EQ(tables.size(), 3u);
+  for (uint32_t layer = 0; layer < 3; ++layer) {
+    EXPECT_EQ(tables[layer].page_offsets, device_pages + layer * 16);
+    EXPECT_EQ(tables[layer].tokens, 100u);
+    EXPECT_EQ(tables[layer].sequence_id, 7u);
+    EXPECT_EQ(tables[layer].record_offset, 4096u + 7 * 512);
+    EXPECT_EQ(tables[layer].region, kRegion);
+  }
+  for (const auto& t : rows.RowTables(1, device_pages + 48)) EXPECT_EQ(t.page_offsets, nullptr);
+  EXPECT_EQ(rows.DeviceRow(1).active, 0u);
+}
+
+// Pages go to the device once; capacity is what both the pool and the device hold.
+TEST(SessionRowsTest, PagesAreUploadedOnceAndCapacityFollowsThePoolAndTheDevice) {
+  SessionRows rows(Shape());
+  ASSERT_TRUE(rows.Join(Layout(1, 228), 100, kRegion).ok());
+  EXPECT_EQ(rows.capacity(0), 0u) << "nothing on the device yet";
+  EXPECT_EQ(rows.Readiness(0), Readiness::kNoRoom);
+  const SessionRows::PageRange first = rows.TakePagesToUpload(0);
+  EXPECT_EQ(first.from, 0u);
+  EXPECT_EQ(first.to, 4u);  // ceil(228 / 64)
+  EXPECT_TRUE(rows.TakePagesToUpload(0).empty());
+  EXPECT_EQ(rows.capacity(0), 228u) << "the pool's tokens, below the 256 the pages hold";
+  EXPECT_EQ(rows.DeviceRow(0).capacity_tokens, 228u);
+  EXPECT_EQ(rows.Readiness(0), Readiness::kReady);
+}
+
+// Reservations start when less than half of reserve_tokens is left, one at a time, and
+// a step waits only when the reserve ran out while one is in flight.
+TEST(SessionRowsTest, ReservationsRunAheadAndAStepWaitsOnlyWhenOneFellBehind) {
+  SessionRows rows(Shape());
+  ASSERT_TRUE(rows.Join(Layout(1, 228), 100, kRegion).ok());
+  rows.TakePagesToUpload(0);
+  int steps = 0;
+  while (!rows.ReservationDue(0).has_value()) {
+    ASSERT_EQ(rows.Readiness(0), Readiness::kReady);
+    rows.Advance(0);
+    ++steps;
+  }
+  EXPECT_EQ(steps, 64) << "due once 228 - (tokens + 1) < 64";
+  EXPECT_TRUE(rows.reserving(0));
+  EXPECT_FALSE(rows.ReservationDue(0).has_value()) << "one at a time";
+  while (rows.Readiness(0) == Readiness::kReady) rows.Advance(0);
+  EXPECT_EQ(rows.tokens(0), 228u);
+  EXPECT_EQ(rows.Readiness(0), Readiness::kWaitForReservation);
+}
+
+TEST(SessionRowsTest, AFinishedReservationGrowsTheRowAndAStaleOneIsIgnored) {
+  SessionRows rows(Shape());
+  ASSERT_TRUE(rows.Join(Layout(1, 228), 200, kRegion).ok());
+  rows.TakePagesToUpload(0);
+  auto due = rows.ReservationDue(0);
+  ASSERT_TRUE(due.has_value());
+  EXPECT_EQ(due->tokens, 356u);  // 228 + 128
+  ASSERT_TRUE(rows.ApplyReservation(*due, Layout(1, 356)));
+  EXPECT_EQ(rows.reserved(0), 356u);
+  const SessionRows::PageRange grown = rows.TakePagesToUpload(0);
+  EXPECT_EQ(grown.from, 4u);
+  EXPECT_EQ(grown.to, 6u);
+  EXPECT_EQ(rows.capacity(0), 356u);
+  // A reservation made for the row's previous occupant changes nothing.
+  auto stale = rows.ReservationDue(0);
+  ASSERT_FALSE(stale.has_value()) << "356 - 201 is above half the reserve";
+  SessionRows::Reservation old{0, due->generation, 1, 484};
+  rows.Leave(0);
+  ASSERT_TRUE(rows.Join(Layout(9, 228), 10, kRegion).ok());
+  EXPECT_FALSE(rows.ApplyReservation(old, Layout(1, 484)));
+  EXPECT_EQ(rows.sequence(0), 9u);
+  EXPECT_EQ(rows.reserved(0), 228u);
+}
+
+TEST(SessionRowsTest, RowsStopAtMaxTokensAndAFailedReservationMayBeRetried) {
+  SessionShape shape = Shape();
+  shape.max_tokens = 130;
+  SessionRows rows(shape);
+  ASSERT_TRUE(rows.Join(Layout(1, 130), 128, kRegion).ok());
+  rows.TakePagesToUpload(0);
+  EXPECT_FALSE(rows.ReservationDue(0).has_value()) << "the pool already holds max_tokens";
+  rows.Advance(0);
+  EXPECT_EQ(rows.Readiness(0), Readiness::kReady);
+  rows.Advance(0);
+  EXPECT_EQ(rows.Readiness(0), Readiness::kPastMaxTokens);
+
+  SessionRows other(Shape());
+  ASSERT_TRUE(other.Join(Layout(2, 100), 100, kRegion).ok());
+  other.TakePagesToUpload(0);
+  auto due = other.ReservationDue(0);
+  ASSERT_TRUE(due.has_value());
+  other.ReservationFailed(*due);
+  EXPECT_FALSE(other.reserving(0));
+  EXPECT_EQ(other.Readiness(0), Readiness::kNoRoom);
+  EXPECT_TRUE(other.ReservationDue(0).has_value()) << "tried again at the next step";
+}
+
+}  // namespace
+}  // namespace sparsepool
