@@ -1,21 +1,73 @@
 #!/usr/bin/env bash
-# Runs the GPU tests and the GPU benchmark. On the device machine, with the binaries
-# that tools/gpu_build.sh made here carried along (.device/bin):
-#   device run: bash tools/gpu_check.sh        carry: [".device"]
-# Logs go to $OUT when it is set.
+# On the device machine: the GPU tests (kernels, residency cache, GpuFetcher, the decode
+# session against a real daemon), compute-sanitizer over some of them, the decode step
+# benchmark, the gather benchmark and overlap example, and the gather over extent
+# layouts or after allocator churn. Build and pack here first:
+#   bash tools/gpu_pack.sh          (static binaries into .device/bin.tar.xz)
+#   device run: bash tools/gpu_check.sh [tests|sanitize|bench|gather|extents|churn ...]   carry: [".device"]
+# (no part named: tests). Knobs in the environment: BENCH_FLAGS, REGION_SIZE, BIG_GIB,
+# EXTENTS, CHURN_OPS, SANITIZE_TIMEOUT.
+# Logs go to $OUT (or /tmp) and a summary to stdout.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-bin="${BIN:-.device/bin}"
 logs="${OUT:-/tmp}"
+run_dir=/tmp/sparsepool-gpu
+rm -rf "$run_dir" && mkdir -p "$run_dir/bin" "$run_dir/service"
+tar xJf .device/bin.tar.xz -C "$run_dir/bin"
+cp "$run_dir/bin/sparsepoold" "$run_dir/service/sparsepoold"  # where the tests start it from
+parts=("${@:-tests}")
+status=0
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-"$bin/gpu_gather_test" 2>&1 | tee "$logs/gpu_test.log" | tail -6
-test_status=${PIPESTATUS[0]}
-"$bin/gpu_residency_test" 2>&1 | tee "$logs/gpu_residency_test.log" | tail -6
-test_status=$((test_status || PIPESTATUS[0]))
-"$bin/gpu_fetcher_test" 2>&1 | tee "$logs/gpu_fetcher_test.log" | tail -6
-test_status=$((test_status || PIPESTATUS[0]))
-"$bin/gpu_gather_bench" "$@" 2>&1 | tee "$logs/gpu_bench.log"
-bench_status=${PIPESTATUS[0]}
-"$bin/gpu_overlap_example" 2>&1 | tee "$logs/gpu_overlap.log"
-bench_status=$((bench_status || PIPESTATUS[0]))
-exit $((test_status || bench_status))
+for part in "${parts[@]}"; do
+  case "$part" in
+    tests)
+      for t in gpu_gather_test gpu_residency_test gpu_fetcher_test decode_session_test; do
+        (cd "$run_dir" && TEST_TMPDIR=/tmp timeout 300 "bin/$t") >"$logs/$t.log" 2>&1
+        rc=$?
+        echo "$t: exit $rc; $(grep -E '^\[  (PASSED|FAILED) ' "$logs/$t.log" | tr '\n' ' ')"
+        ((rc == 0)) || { status=1; grep -B2 -A12 'Failure' "$logs/$t.log" | head -60; }
+      done
+      ;;
+    sanitize)
+      cs=/usr/local/cuda/bin/compute-sanitizer
+      for check in "memcheck gpu_gather_test *" "memcheck decode_session_test *Bad*:*Released*:*Captured*" \
+                   "memcheck gpu_residency_test *Faults*" "racecheck gpu_residency_test *Faults*" \
+                   "racecheck decode_session_test *Bad*residency_cache"; do
+        read -r tool t filter <<<"$check"
+        name="sanitize_${tool}_$t"
+        (cd "$run_dir" && TEST_TMPDIR=/tmp timeout "${SANITIZE_TIMEOUT:-150}" "$cs" --tool "$tool" --error-exitcode 9 "bin/$t" \
+          --gtest_filter="$filter") >"$logs/$name.log" 2>&1
+        rc=$?
+        echo "$tool $t ($filter): exit $rc; $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$logs/$name.log" | tail -1)"
+        ((rc == 0)) || status=1
+      done
+      ;;
+    bench)
+      export SPARSEPOOLD="$run_dir/bin/sparsepoold"
+      source tools/local_daemon.sh
+      start_local_daemon sparsepool-session-bench "${REGION_SIZE:-24GiB}"
+      echo "sparsepoold on $address (${REGION_SIZE:-24GiB} shm region)"
+      "$run_dir/bin/sparsepool_decode_step_bench" --address="$address" ${BENCH_FLAGS:-} 2>&1 | tee "$logs/decode_step_bench.log"
+      ((PIPESTATUS[0] == 0)) || status=1
+      stop_local_daemon
+      ;;
+    churn)
+      "$run_dir/bin/sparsepool_gpu_gather_bench" --big_gib="${BIG_GIB:-32}" --churn="${CHURN_OPS:-100000}" \
+        2>&1 | tee "$logs/gather_churn.log"
+      ((PIPESTATUS[0] == 0)) || status=1
+      ;;
+    gather)
+      "$run_dir/bin/sparsepool_gpu_gather_bench" --big_gib="${BIG_GIB:-32}" 2>&1 | tee "$logs/gpu_bench.log"
+      ((PIPESTATUS[0] == 0)) || status=1
+      "$run_dir/bin/sparsepool_gpu_overlap_example" 2>&1 | tee "$logs/gpu_overlap.log"
+      ((PIPESTATUS[0] == 0)) || status=1
+      ;;
+    extents)
+      "$run_dir/bin/sparsepool_gpu_gather_bench" --big_gib="${BIG_GIB:-32}" --extents="${EXTENTS:-1,16,64,2048}" \
+        2>&1 | tee "$logs/gather_extents.log"
+      ((PIPESTATUS[0] == 0)) || status=1
+      ;;
+    *) echo "unknown part $part" >&2; status=2 ;;
+  esac
+done
+exit $status

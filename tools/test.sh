@@ -58,7 +58,7 @@ failed=$(grep -cE '^//\S+\s+.*(FAILED|TIMEOUT|NO STATUS|INCOMPLETE)' "$log")
 gpu_log=bazel-testlogs/tests/gpu_gather_test/test.log
 if [[ -f "$gpu_log" ]] && grep -q "no CUDA device" "$gpu_log"; then
   echo "NOTE: //tests:gpu_gather_test compiled and ran, but skipped its GPU cases: no CUDA device" \
-       "here. They run on a GPU machine: bash tools/gpu_build.sh, then bash tools/gpu_check.sh there."
+       "here. They run on a GPU machine: bash tools/gpu_pack.sh here, then bash tools/gpu_check.sh there."
 fi
 if grep -q "no hugetlbfs mount named" bazel-testlogs/tests/integration_test/test.log 2>/dev/null; then
   echo "NOTE: the hugetlbfs region test skipped: no hugetlbfs mount (run as root to have one)"
