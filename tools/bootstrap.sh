@@ -10,6 +10,8 @@ packages=(
   libnuma-dev numactl
   libucx-dev ucx-utils libibverbs-dev rdma-core ibverbs-providers librdmacm-dev
   gnuplot-nox
+  # The Python package's tests and example (Debian's Python 3, pytest, numpy, CPU torch).
+  python3 python3-pip python3-setuptools python3-pytest python3-numpy python3-torch
 )
 
 missing=()

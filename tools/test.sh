@@ -6,6 +6,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 bash tools/bootstrap.sh || exit 1
+PWD_ROOT="$PWD"
 
 log="$(mktemp)"
 hugetlbfs_dir=""
@@ -55,6 +56,28 @@ status=${PIPESTATUS[0]}
 
 passed=$(grep -cE '^//\S+\s+(\(cached\) )?PASSED' "$log")
 failed=$(grep -cE '^//\S+\s+.*(FAILED|TIMEOUT|NO STATUS|INCOMPLETE)' "$log")
+
+# The Python package, installed offline with pip from the repository as a user would
+# (Debian's Python 3 and its pytest, numpy and torch), against the daemon Bazel built.
+python_dir="$(mktemp -d)"
+if bash tools/python_build.sh >/dev/null &&
+   /usr/bin/python3 -m pip install -q --no-build-isolation --no-index --target "$python_dir/site" ./python \
+     >"$python_dir/pip.log" 2>&1; then
+  if (cd "$python_dir" && PYTHONPATH="$python_dir/site" SPARSEPOOLD="$PWD_ROOT/bazel-bin/service/sparsepoold" \
+        timeout 900 /usr/bin/python3 -m pytest -q -p no:cacheprovider "$PWD_ROOT/python/tests" "$PWD_ROOT/examples") \
+        2>&1 | tee -a "$log" | tail -15; then
+    echo "//python:pytest PASSED"
+    passed=$((passed + 1))
+  else
+    echo "//python:pytest FAILED"
+    failed=$((failed + 1))
+  fi
+else
+  cat "$python_dir/pip.log"
+  echo "//python:pytest FAILED (the package did not build or install)"
+  failed=$((failed + 1))
+fi
+rm -rf "$python_dir" python/build
 gpu_log=bazel-testlogs/tests/gpu_gather_test/test.log
 if [[ -f "$gpu_log" ]] && grep -q "no CUDA device" "$gpu_log"; then
   echo "NOTE: //tests:gpu_gather_test compiled and ran, but skipped its GPU cases: no CUDA device" \

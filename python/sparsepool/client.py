@@ -1,0 +1,141 @@
+"""The client: sequences in the pool, and the CPU data path."""
+
+import ctypes
+from typing import Any, NamedTuple, Optional, Sequence
+
+from . import _arrays
+from ._native import ClientOptions, SequenceInfo, SequenceSpec, check, lib
+
+
+class SequenceInfoTuple(NamedTuple):
+    layers: int
+    entry_bytes: int
+    page_tokens: int
+    tokens: int
+
+
+class Client:
+    """A connection to a sparsepool daemon, with a lease the background loop renews.
+
+    Every method raises a `sparsepool.SparsepoolError` subclass whose message names the bad
+    value. Thread-safe: calls may come from several threads (the GIL is released while C++
+    blocks). Closing the client does not release its sequences; the daemon reclaims them
+    when the lease runs out, unless another client adopted them.
+    """
+
+    def __init__(
+        self,
+        address: str = "127.0.0.1:7070",
+        *,
+        client_id: Optional[str] = None,
+        transport: str = "cxl",
+        copy_threads: int = 1,
+        keepalive_interval: float = 5.0,
+        rpc_timeout: float = 10.0,
+    ) -> None:
+        native = lib()
+        options = ClientOptions()
+        native.sp_client_options_init(ctypes.byref(options))
+        self._strings = [address.encode(), (client_id or "").encode(), transport.encode()]
+        options.address, options.client_id, options.transport = self._strings
+        options.copy_threads = copy_threads
+        options.keepalive_interval_ms = int(keepalive_interval * 1000)
+        options.rpc_timeout_ms = int(rpc_timeout * 1000)
+        handle = ctypes.c_void_p()
+        check(native.sp_client_connect(ctypes.byref(options), ctypes.byref(handle)))
+        self._handle: Optional[ctypes.c_void_p] = handle
+
+    @property
+    def handle(self) -> ctypes.c_void_p:
+        if self._handle is None:
+            raise ValueError("the client is closed")
+        return self._handle
+
+    @property
+    def client_id(self) -> str:
+        return lib().sp_client_id(self.handle).decode()
+
+    def close(self) -> None:
+        """Closes the connection (idempotent)."""
+        if self._handle is not None:
+            lib().sp_client_close(self._handle)
+            self._handle = None
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 (interpreter shutdown)
+            pass
+
+    def create_sequence(
+        self,
+        layers: int,
+        entry_bytes: int,
+        tokens: int,
+        *,
+        tenant: Optional[str] = None,
+        page_tokens: int = 0,
+        entry_alignment: int = 0,
+    ) -> int:
+        """A new sequence with room for `tokens` tokens; returns its id."""
+        spec = SequenceSpec()
+        lib().sp_sequence_spec_init(ctypes.byref(spec))
+        spec.layers, spec.entry_bytes, spec.tokens = layers, entry_bytes, tokens
+        tenant_bytes = tenant.encode() if tenant else None
+        spec.tenant = tenant_bytes
+        spec.page_tokens, spec.entry_alignment = page_tokens, entry_alignment
+        sequence = ctypes.c_uint64()
+        check(lib().sp_sequence_create(self.handle, ctypes.byref(spec), ctypes.byref(sequence)))
+        return sequence.value
+
+    def extend(self, sequence: int, total_tokens: int) -> None:
+        """Grows the sequence to `total_tokens` tokens (not by)."""
+        check(lib().sp_sequence_extend(self.handle, sequence, total_tokens))
+
+    def release(self, sequence: int) -> None:
+        check(lib().sp_sequence_release(self.handle, sequence))
+
+    def adopt(self, sequence: int) -> None:
+        """Makes this client the sequence's owner (a prefill worker's hand-off)."""
+        check(lib().sp_sequence_adopt(self.handle, sequence))
+
+    def info(self, sequence: int) -> SequenceInfoTuple:
+        """The sequence's shape and tokens, asked of the daemon."""
+        info = SequenceInfo()
+        check(lib().sp_sequence_info_get(self.handle, sequence, ctypes.byref(info)))
+        return SequenceInfoTuple(info.layers, info.entry_bytes, info.page_tokens, info.tokens)
+
+    def write(self, sequence: int, layer: int, first_token: int, entries: Any) -> None:
+        """Stores the entries of tokens [first_token, first_token + n) of `layer`: `entries`
+        holds n * entry_bytes bytes (a uint8 numpy array or CPU tensor [n, entry_bytes], or
+        any contiguous buffer), read in place."""
+        address, nbytes, keep = _arrays.host_buffer(entries, "entries", writable=False)
+        check(lib().sp_write_entries(self.handle, sequence, layer, first_token, address, nbytes))
+        del keep
+
+    def fetch_topk(self, layer: int, sequences: Sequence[int], indices: Any, out: Any = None) -> Any:
+        """One layer's top-k for a batch: `indices` is int32 [rows, k] (-1 = padding, whose
+        output is left as it was), `out` uint8 [rows, k, entry_bytes] (a numpy array is
+        made when None). Returns `out`."""
+        rows = len(sequences)
+        ids = (ctypes.c_uint64 * rows)(*sequences)
+        index_address, index_bytes, keep_indices = _arrays.host_buffer(indices, "indices", writable=False,
+                                                                       dtype="int32")
+        if rows and index_bytes % (4 * rows) != 0:
+            raise ValueError(f"indices hold {index_bytes // 4} values, which do not split into {rows} rows of k")
+        k = index_bytes // 4 // rows if rows else 0
+        if out is None:
+            import numpy
+
+            entry_bytes = self.info(sequences[0]).entry_bytes if rows else 0
+            out = numpy.zeros((rows, k, entry_bytes), dtype=numpy.uint8)
+        out_address, out_bytes, keep_out = _arrays.host_buffer(out, "out", writable=True)
+        check(lib().sp_fetch_topk(self.handle, layer, ids, rows, index_address, k, out_address, out_bytes))
+        del keep_indices, keep_out
+        return out
