@@ -121,13 +121,10 @@ def _from_little_endian(data: torch.Tensor, width: int) -> torch.Tensor:
 
 def token_entries(seed: int, sequence_index: int, layer: int, first: int, count: int) -> torch.Tensor:
     """The cache entries of tokens [first, first + count): what a model's projection would
-    produce, drawn from a generator keyed by (request, layer, token)."""
-    latents, ropes = [], []
-    for token in range(first, first + count):
-        g = torch.Generator().manual_seed(seed * 1_000_003 + sequence_index * 10_007 + layer * 1_009 + token)
-        latents.append(torch.randn(LATENT, generator=g))
-        ropes.append(torch.randn(ROPE, generator=g))
-    return encode_entries(torch.stack(latents), torch.stack(ropes))
+    produce, drawn from a generator keyed by (request, layer, first token). The reference
+    cache is built with the same calls as the pool's writes, so both hold the same bytes."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + sequence_index * 10_007 + layer * 1_009 + first)
+    return encode_entries(torch.randn((count, LATENT), generator=g), torch.randn((count, ROPE), generator=g))
 
 
 def mla_attention(query: torch.Tensor, entries: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
