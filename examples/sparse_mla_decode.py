@@ -62,6 +62,9 @@ _E4M3_ON = {}
 
 def e4m3_table(device: torch.device) -> torch.Tensor:
     """The decode table on `device` (made once: a CUDA graph cannot copy it in)."""
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())  # "cuda" and "cuda:0" are one table
     key = str(device)
     if key not in _E4M3_ON:
         _E4M3_ON[key] = E4M3.to(device)

@@ -17,6 +17,6 @@ ldd "$lib_dir/libsparsepool.so" | awk '/=> \// {print $1, $3}' | while read -r n
 done
 for so in "$lib_dir"/*.so*; do patchelf --set-rpath '$ORIGIN' "$so"; done
 mkdir -p .device
-tar cJf .device/python.tar.xz python/pyproject.toml python/README.md python/sparsepool examples
+tar cJf .device/python.tar.xz --exclude=__pycache__ python/pyproject.toml python/README.md python/sparsepool python/tests examples
 ls -la .device/python.tar.xz
 echo "bundled $(ls "$lib_dir" | wc -l) libraries into $lib_dir"
