@@ -186,6 +186,9 @@ def decode(args, ids) -> int:
         static_out = torch.zeros((layers, batch, args.heads, LATENT), device=device)
         static_rows = torch.zeros((layers, batch, k, ENTRY_BYTES), dtype=torch.uint8, device=device)
         e4m3_table(device)  # the decode table on the GPU before the capture
+        # Library handles (cuBLAS for the einsums) are made on first use, which a capture
+        # cannot do: run the attention once before capturing it.
+        mla_attention(static_query[0], static_rows[0], torch.ones((batch, k), dtype=torch.bool, device=device))
         torch.cuda.synchronize()
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):

@@ -73,8 +73,10 @@ def test_a_step_captured_with_torch_cuda_graph_replays_while_contexts_grow(pool,
                 continue
             for layer in range(LAYERS):
                 host_fresh[layer, row] = pattern(state.sequence, layer, state.tokens - 1, 1)[0]
-                picks = rng.choice(state.tokens, size=min(K, state.tokens), replace=False)
-                picks[0] = state.tokens - 1  # the token this step appends
+                # The token this step appends, and distinct earlier ones (the cache takes
+                # each token once per row).
+                earlier = rng.choice(state.tokens - 1, size=min(K, state.tokens) - 1, replace=False)
+                picks = np.concatenate([[state.tokens - 1], earlier])
                 host_topk[layer, row, : len(picks)] = picks
         topk.copy_(torch.from_numpy(host_topk))
         fresh.copy_(torch.from_numpy(host_fresh))
