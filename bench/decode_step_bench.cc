@@ -28,6 +28,7 @@
 #include "absl/time/clock.h"
 #include "bench/entry_pattern.h"
 #include "bench/flag.h"
+#include "bench/link_rate.h"
 #include "bench/median.h"
 #include "bench/overlap_trace.h"
 #include "bench/stand_in_attention.h"
@@ -76,34 +77,6 @@ T Check(absl::StatusOr<T> value, const std::string& what) {
 
 void Check(const absl::Status& status, const std::string& what) {
   if (!status.ok()) Fail(what, status);
-}
-
-// Pinned host-to-device cudaMemcpy of 1 GiB: the link's rate, GB/s.
-double LinkRate() {
-  const size_t bytes = size_t{1} << 30;
-  void* host = nullptr;
-  void* device = nullptr;
-  SPARSEPOOL_CHECK_CUDA(cudaMallocHost(&host, bytes));
-  SPARSEPOOL_CHECK_CUDA(cudaMalloc(&device, bytes));
-  std::memset(host, 0x5A, bytes);
-  std::vector<double> rates;
-  for (int i = 0; i < 8; ++i) {
-    cudaEvent_t start, stop;
-    SPARSEPOOL_CHECK_CUDA(cudaEventCreate(&start));
-    SPARSEPOOL_CHECK_CUDA(cudaEventCreate(&stop));
-    SPARSEPOOL_CHECK_CUDA(cudaEventRecord(start));
-    SPARSEPOOL_CHECK_CUDA(cudaMemcpy(device, host, bytes, cudaMemcpyHostToDevice));
-    SPARSEPOOL_CHECK_CUDA(cudaEventRecord(stop));
-    SPARSEPOOL_CHECK_CUDA(cudaEventSynchronize(stop));
-    float ms = 0;
-    SPARSEPOOL_CHECK_CUDA(cudaEventElapsedTime(&ms, start, stop));
-    rates.push_back(bytes / (ms * 1e-3) / 1e9);
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-  }
-  cudaFreeHost(host);
-  cudaFree(device);
-  return Median(rates);
 }
 
 // What a variant of the session changes (the profile compares them in one run).
@@ -535,7 +508,7 @@ int Main(int argc, char** argv) {
                 absl::ToDoubleSeconds(absl::Now() - begin));
     Check(client->ReleaseSequence(probe), "releasing the probe");
   }
-  const double link = LinkRate();
+  const double link = PinnedHostToDeviceGBs();
   std::printf("link: pinned cudaMemcpy host->device %.1f GB/s\n", link);
   std::printf("step: %u fetches and writes over %u pool layers, k=%u, %u-byte entries\n\n", flags.step_layers,
               flags.pool_layers, flags.k, kEntry);

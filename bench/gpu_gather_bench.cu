@@ -23,6 +23,7 @@
 #include "kernels/cuda_check.h"
 #include "kernels/topk_gather.h"
 #include "bench/churn_layout.h"
+#include "bench/link_rate.h"
 
 namespace sparsepool::kernels {
 namespace {
@@ -412,32 +413,9 @@ int Run(int argc, char** argv) {
   SPARSEPOOL_CHECK_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   std::printf("device: %s, %d SMs\n", prop.name, prop.multiProcessorCount);
 
-  // The link: 1 GiB pinned host to device, measured before and after everything else
-  // (this machine is shared); the higher median is the one our rates are put against.
-  const auto measure_link = [&] {
-    const uint64_t bytes = uint64_t{1} << 30;
-    void* host = nullptr;
-    void* device = nullptr;
-    SPARSEPOOL_CHECK_CUDA(cudaMallocHost(&host, bytes));
-    SPARSEPOOL_CHECK_CUDA(cudaMalloc(&device, bytes));
-    std::memset(host, 7, bytes);
-    std::vector<double> s;
-    cudaEvent_t a, b;
-    SPARSEPOOL_CHECK_CUDA(cudaEventCreate(&a));
-    SPARSEPOOL_CHECK_CUDA(cudaEventCreate(&b));
-    for (int rep = 0; rep < 12; ++rep) {
-      SPARSEPOOL_CHECK_CUDA(cudaEventRecord(a, stream));
-      SPARSEPOOL_CHECK_CUDA(cudaMemcpyAsync(device, host, bytes, cudaMemcpyHostToDevice, stream));
-      SPARSEPOOL_CHECK_CUDA(cudaEventRecord(b, stream));
-      SPARSEPOOL_CHECK_CUDA(cudaEventSynchronize(b));
-      float ms;
-      SPARSEPOOL_CHECK_CUDA(cudaEventElapsedTime(&ms, a, b));
-      if (rep > 1) s.push_back(ms / 1e3);
-    }
-    cudaFree(device);
-    cudaFreeHost(host);
-    return bytes / bench::Median(s) / 1e9;
-  };
+  // The link: measured before and after everything else (this machine is shared); the
+  // higher median is the one our rates are put against.
+  const auto measure_link = [&] { return bench::PinnedHostToDeviceGBs(stream, 10); };
   double link_gbs = measure_link();
   std::printf("link: cudaMemcpy 1 GiB pinned host -> device: %.1f GB/s\n\n", link_gbs);
 

@@ -386,6 +386,14 @@ absl::Status DecodeSession::SeedCache(uint32_t layer, const int32_t* device_topk
   if (layer >= options_.layers) {
     return absl::InvalidArgumentError(absl::StrCat("layer ", layer, " is out of range (", options_.layers, " layers)"));
   }
+  return cache_->Step(CacheStepArgs(layer, device_topk), stream);
+}
+
+int32_t* DecodeSession::FlatIndices(uint32_t layer) const {
+  return flat_.data() + uint64_t{layer % options_.buffers} * options_.max_batch * options_.k;
+}
+
+kernels::ResidencyStepArgs DecodeSession::CacheStepArgs(uint32_t layer, const int32_t* device_topk) const {
   kernels::ResidencyStepArgs args;
   args.rows = row_tables_.data() + uint64_t{layer} * options_.max_batch;
   args.instances = instances_.data() + uint64_t{layer} * options_.max_batch;
@@ -393,10 +401,10 @@ absl::Status DecodeSession::SeedCache(uint32_t layer, const int32_t* device_topk
   args.batch = options_.max_batch;
   args.k = options_.k;
   args.step_counter = step_counter_.data();
-  args.out_slots = flat_.data() + uint64_t{layer % options_.buffers} * options_.max_batch * options_.k;
+  args.out_slots = FlatIndices(layer);
   args.flat_slots = true;
   args.fault = faults_ + layer;
-  return cache_->Step(args, stream);
+  return args;
 }
 
 // ---- The step ----
@@ -424,19 +432,10 @@ absl::Status DecodeSession::FetchLayer(uint32_t layer, const int32_t* device_top
   if (layer >= options_.layers) {
     return absl::InvalidArgumentError(absl::StrCat("layer ", layer, " is out of range (", options_.layers, " layers)"));
   }
-  int32_t* flat = flat_.data() + uint64_t{layer % options_.buffers} * options_.max_batch * options_.k;
+  int32_t* flat = FlatIndices(layer);
   const kernels::RowPages* rows = row_tables_.data() + uint64_t{layer} * options_.max_batch;
   if (cache_ != nullptr) {
-    kernels::ResidencyStepArgs args;
-    args.rows = rows;
-    args.instances = instances_.data() + uint64_t{layer} * options_.max_batch;
-    args.indices = device_topk;
-    args.batch = options_.max_batch;
-    args.k = options_.k;
-    args.step_counter = step_counter_.data();
-    args.out_slots = flat;
-    args.flat_slots = true;
-    args.fault = faults_ + layer;
+    const kernels::ResidencyStepArgs args = CacheStepArgs(layer, device_topk);
     if (absl::Status s = cache_->Lookup(args, stream); !s.ok()) return s;
     if (!hits_ready_.empty()) {
       if (absl::Status s = CudaToStatus(cudaEventRecord(hits_ready_[layer], stream), "recording hits_ready"); !s.ok()) {
@@ -487,7 +486,7 @@ absl::Status DecodeSession::EndStep(cudaStream_t stream) {
 DecodeSession::Delivery DecodeSession::delivered(uint32_t layer) const {
   Delivery d;
   const uint64_t buffer = layer % options_.buffers;
-  d.flat_indices = flat_.data() + buffer * options_.max_batch * options_.k;
+  d.flat_indices = FlatIndices(layer);
   if (cache_ != nullptr) {
     d.entries = cache_->state().slot_data;
     d.entry_count = uint64_t{cache_->state().instances} * cache_->state().capacity;

@@ -195,6 +195,9 @@ class DecodeSession {
   void ReserverMain();
   void ReportRow(uint32_t row, absl::Status status, std::vector<RowFailure>* failures);
   kernels::SessionStepArgs StepArgs() const;
+  // The flat index buffer FetchLayer(layer) writes, and a layer's cache-step arguments.
+  int32_t* FlatIndices(uint32_t layer) const;
+  kernels::ResidencyStepArgs CacheStepArgs(uint32_t layer, const int32_t* device_topk) const;
   static void EndTicket(void* session);
 
   Client* const client_;

@@ -131,24 +131,21 @@ absl::Status ResidencyCache::Step(const ResidencyStepArgs& a, cudaStream_t strea
   return Fill(a, stream);
 }
 
-absl::Status ResidencyCache::Lookup(const ResidencyStepArgs& a, cudaStream_t stream) {
+absl::Status ResidencyCache::Launch(const ResidencyStepArgs& a, cudaStream_t stream,
+                                    cudaError_t (*kernel)(const ResidencyLaunch&, cudaStream_t), const char* what) {
   if (a.batch == 0 || a.k == 0) return absl::OkStatus();
   auto launch = Prepare(a);
   if (!launch.ok()) return launch.status();
-  if (cudaError_t e = LaunchResidencyLookup(*launch, stream); e != cudaSuccess) {
-    return CudaError("residency lookup launch", e);
-  }
+  if (cudaError_t e = kernel(*launch, stream); e != cudaSuccess) return CudaError(what, e);
   return absl::OkStatus();
 }
 
+absl::Status ResidencyCache::Lookup(const ResidencyStepArgs& a, cudaStream_t stream) {
+  return Launch(a, stream, &LaunchResidencyLookup, "residency lookup launch");
+}
+
 absl::Status ResidencyCache::Fill(const ResidencyStepArgs& a, cudaStream_t stream) {
-  if (a.batch == 0 || a.k == 0) return absl::OkStatus();
-  auto launch = Prepare(a);
-  if (!launch.ok()) return launch.status();
-  if (cudaError_t e = LaunchResidencyFill(*launch, stream); e != cudaSuccess) {
-    return CudaError("residency fill launch", e);
-  }
-  return absl::OkStatus();
+  return Launch(a, stream, &LaunchResidencyFill, "residency fill launch");
 }
 
 absl::Status ResidencyCache::ResetRange(uint32_t first, uint32_t count, cudaStream_t stream) {

@@ -83,6 +83,9 @@ class ResidencyCache {
   explicit ResidencyCache(const ResidencyOptions& options) : options_(options) {}
   // The checked launch arguments of a step.
   absl::StatusOr<ResidencyLaunch> Prepare(const ResidencyStepArgs& args) const;
+  // Checks the arguments and launches one of the step's kernels.
+  absl::Status Launch(const ResidencyStepArgs& args, cudaStream_t stream,
+                      cudaError_t (*kernel)(const ResidencyLaunch&, cudaStream_t), const char* what);
 
   ResidencyOptions options_;
   ResidencyState state_;

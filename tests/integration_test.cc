@@ -18,6 +18,7 @@
 #include "client/sparsepool_client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/client_support.h"
 #include "tests/daemon_process.h"
 #include "tests/local_http.h"
 #include "bench/entry_pattern.h"
@@ -25,6 +26,8 @@
 
 namespace sparsepool {
 namespace {
+
+using ::sparsepool::testing::ConnectTo;
 
 using ::sparsepool::testing::DaemonOptions;
 using ::sparsepool::testing::DaemonProcess;
@@ -34,15 +37,6 @@ using ::testing::HasSubstr;
 constexpr uint64_t kSeed = 0x5eed;
 constexpr uint32_t kEntryBytes = 656;
 constexpr std::byte kPoison{0xA5};
-
-std::unique_ptr<Client> ConnectTo(const std::string& address) {
-  ClientOptions options;
-  options.address = address;
-  options.rpc_timeout = absl::Seconds(5);
-  auto client = Client::Connect(options);
-  EXPECT_TRUE(client.ok()) << client.status();
-  return client.ok() ? *std::move(client) : nullptr;
-}
 
 // Writes the pattern of tokens [first, end) of every layer.
 void WriteTokens(Client& client, SequenceId id, uint32_t layers, uint32_t entry_bytes,

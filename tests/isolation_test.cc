@@ -10,23 +10,17 @@
 #include "client/sparsepool_client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/client_support.h"
 #include "tests/daemon_process.h"
 
 namespace sparsepool {
 namespace {
 
+using ::sparsepool::testing::ConnectTo;
+
 using ::testing::HasSubstr;
 
 constexpr uint32_t kEntry = 656;
-
-std::unique_ptr<Client> ConnectTo(const std::string& address) {
-  ClientOptions options;
-  options.address = address;
-  options.rpc_timeout = absl::Seconds(5);
-  auto client = Client::Connect(options);
-  EXPECT_TRUE(client.ok()) << client.status();
-  return client.ok() ? *std::move(client) : nullptr;
-}
 
 SequenceSpec OneLayer(uint64_t tokens) {
   SequenceSpec spec;
