@@ -20,7 +20,7 @@
 #include "transport/cxl/cxl_data_plane.h"
 #include "transport/rdma/ucx_data_plane.h"
 #include "transport/rdma/verbs_data_plane.h"
-#include "common/verbs_endpoint_proto.h"
+#include "transport/rdma/verbs_endpoint_proto.h"
 
 namespace sparsepool {
 namespace {

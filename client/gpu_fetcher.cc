@@ -3,7 +3,7 @@
 #include <cuda_runtime.h>  // the typed cudaMalloc overloads
 
 #include "absl/strings/str_cat.h"
-#include "common/sequence_liveness.h"
+#include "transport/sequence_liveness.h"
 
 namespace sparsepool {
 namespace {

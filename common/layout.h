@@ -41,7 +41,7 @@ struct SequenceLayout {
   RegionRef region;
   std::vector<uint64_t> page_offsets;  // [layers][pages_per_layer], region offsets
   // Region offset of the sequence's record (both copies): clients check there that the
-  // sequence is still live after reading its pages (common/sequence_liveness.h).
+  // sequence is still live after reading its pages (transport/sequence_liveness.h).
   uint64_t record_offset = 0;
 
   // Region offset of (layer, token). REQUIRES: layer < layers, token < tokens.

@@ -85,7 +85,7 @@ static_assert(sizeof(SequenceRecord) == 256);
 
 // Sequence ids are never reissued on a region, so that a layout a client still holds
 // can never describe a newer sequence: every liveness check compares ids
-// (common/sequence_liveness.h). The daemon issues ids from blocks and persists the end
+// (transport/sequence_liveness.h). The daemon issues ids from blocks and persists the end
 // of the current block here before it hands out any id from it, so after a crash or
 // restart it resumes above every id it may have issued. Two copies, each checksummed;
 // an update writes the copy that is not current with generation + 1.

@@ -2,7 +2,7 @@
 
 #include "common/grpc_status.h"
 #include "common/layout_proto.h"
-#include "common/verbs_endpoint_proto.h"
+#include "transport/rdma/verbs_endpoint_proto.h"
 
 namespace sparsepool {
 

@@ -10,7 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/layout_proto.h"
-#include "common/verbs_endpoint_proto.h"
+#include "transport/rdma/verbs_endpoint_proto.h"
 #include "gtest/gtest.h"
 #include "service/daemon_config.h"
 #include "service/metrics_http.h"

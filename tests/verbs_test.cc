@@ -5,7 +5,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "common/verbs_endpoint_proto.h"
+#include "transport/rdma/verbs_endpoint_proto.h"
 #include "transport/rdma/verbs_data_plane.h"
 #include "transport/rdma/verbs_device.h"
 #include "transport/rdma/verbs_plan.h"

@@ -52,7 +52,7 @@ class DataPlane {
 
   // Stores entries into the pool. Fails without writing anything when the range is
   // past the sequence's tokens or the size is not whole entries. Long ranges go in
-  // pieces of kWriteChunkBytes, each checked by the transport (see common/sequence_liveness.h)
+  // pieces of kWriteChunkBytes, each checked by the transport (see transport/sequence_liveness.h)
   // and each holding a ticket of the release fence, when one is set, from before its
   // check until its bytes have landed.
   absl::Status Write(const WriteRange& range);

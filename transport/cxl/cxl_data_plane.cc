@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/region_format.h"
 #include "transport/cxl/cpu_gather.h"
-#include "common/sequence_liveness.h"
+#include "transport/sequence_liveness.h"
 
 namespace sparsepool {
 

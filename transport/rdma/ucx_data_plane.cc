@@ -3,7 +3,7 @@
 #include <array>
 
 #include "absl/strings/str_cat.h"
-#include "common/sequence_liveness.h"
+#include "transport/sequence_liveness.h"
 #include "transport/rdma/read_plan.h"
 
 namespace sparsepool {

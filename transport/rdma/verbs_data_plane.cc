@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "common/sequence_liveness.h"
+#include "transport/sequence_liveness.h"
 #include "transport/rdma/read_plan.h"
 #include "transport/rdma/verbs_work_requests.h"
 

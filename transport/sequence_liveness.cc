@@ -1,4 +1,4 @@
-#include "common/sequence_liveness.h"
+#include "transport/sequence_liveness.h"
 
 #include <atomic>
 #include <cstring>

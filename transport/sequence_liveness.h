@@ -6,8 +6,8 @@
 // read belonged to the sequence: if the record still shows it live, no reuse happened
 // before the read. Clients that map the region read the record directly; RDMA clients
 // read its two copies with one more get after the batch.
-#ifndef SPARSEPOOL_COMMON_SEQUENCE_LIVENESS_H_
-#define SPARSEPOOL_COMMON_SEQUENCE_LIVENESS_H_
+#ifndef SPARSEPOOL_TRANSPORT_SEQUENCE_LIVENESS_H_
+#define SPARSEPOOL_TRANSPORT_SEQUENCE_LIVENESS_H_
 
 #include <array>
 #include <cstddef>
@@ -48,4 +48,4 @@ inline absl::Status CheckSequenceLive(const std::byte* region_base, const Sequen
 
 }  // namespace sparsepool
 
-#endif  // SPARSEPOOL_COMMON_SEQUENCE_LIVENESS_H_
+#endif  // SPARSEPOOL_TRANSPORT_SEQUENCE_LIVENESS_H_

@@ -1,4 +1,4 @@
-#include "common/verbs_endpoint_proto.h"
+#include "transport/rdma/verbs_endpoint_proto.h"
 
 #include <cstring>
 

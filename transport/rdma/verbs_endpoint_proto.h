@@ -1,7 +1,7 @@
 // The RC queue-pair endpoint as exchanged by ConnectVerbs, checked on the way in: a
 // malformed one from the wire is refused naming the field, never handed to the device.
-#ifndef SPARSEPOOL_COMMON_VERBS_ENDPOINT_PROTO_H_
-#define SPARSEPOOL_COMMON_VERBS_ENDPOINT_PROTO_H_
+#ifndef SPARSEPOOL_TRANSPORT_RDMA_VERBS_ENDPOINT_PROTO_H_
+#define SPARSEPOOL_TRANSPORT_RDMA_VERBS_ENDPOINT_PROTO_H_
 
 #include "absl/status/statusor.h"
 #include "proto/sparsepool.pb.h"
@@ -14,4 +14,4 @@ absl::StatusOr<VerbsPeerInfo> EndpointFromProto(const v1::VerbsEndpoint& proto);
 
 }  // namespace sparsepool
 
-#endif  // SPARSEPOOL_COMMON_VERBS_ENDPOINT_PROTO_H_
+#endif  // SPARSEPOOL_TRANSPORT_RDMA_VERBS_ENDPOINT_PROTO_H_
