@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "client/client_internal.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -182,7 +183,7 @@ class Run {
     o.record_hits_ready = v.hits_ready;
     session_ = Check(DecodeSession::Create(client_, regions_, o), "creating the session");
     for (SequenceId id : ids_) {
-      auto layout = Check(client_->CachedLayout(id), "layout");
+      auto layout = Check(internal::CachedLayout(*client_, id), "layout");
       Check(session_->Join(id, layout->tokens > config_.context ? config_.context : layout->tokens, stream_), "joining");
     }
     Capture(v.writes);
@@ -380,12 +381,12 @@ class Run {
   std::vector<double> OldPath(int count, int first) {
     GpuFetcher::Options options;
     options.regions = regions_;
-    options.fence = client_->release_fence();
+    options.fence = internal::Fence(*client_);
     auto fetcher = Check(GpuFetcher::Create(options), "GpuFetcher");
     std::vector<std::shared_ptr<const SequenceLayout>> held;
     std::vector<const SequenceLayout*> layouts;
     for (SequenceId id : ids_) {
-      held.push_back(Check(client_->CachedLayout(id), "layout"));
+      held.push_back(Check(internal::CachedLayout(*client_, id), "layout"));
       layouts.push_back(held.back().get());
     }
     const uint32_t batch = config_.batch;
@@ -502,7 +503,7 @@ int Main(int argc, char** argv) {
     spec.tokens = 1;
     const SequenceId probe = Check(client->CreateSequence(spec), "probe sequence");
     const absl::Time begin = absl::Now();
-    auto layout = Check(client->CachedLayout(probe), "probe layout");
+    auto layout = Check(internal::CachedLayout(*client, probe), "probe layout");
     Check(regions->Register(layout->region).status(), "registering the region");
     std::printf("registered %.1f GiB of pool for the GPU in %.2f s\n", regions->pinned_bytes() / double(1 << 30),
                 absl::ToDoubleSeconds(absl::Now() - begin));

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "bench/median.h"
+#include "client/client_internal.h"
 #include "absl/strings/numbers.h"
 #include "bench/flag.h"
 #include "absl/strings/str_cat.h"
@@ -96,7 +97,7 @@ int Run(int argc, char** argv) {
     }
     batch.push_back(*id);
   }
-  auto layout = client.Layout(batch[0]);
+  auto layout = internal::Layout(client, batch[0]);
   if (!layout.ok()) return Fail(layout.status());
   auto kind = ParseRegionKind(layout->region.kind);
   auto region = MappedRegion::Attach(*kind, layout->region.path, layout->region.size_bytes);

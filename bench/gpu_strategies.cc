@@ -1,4 +1,5 @@
 #include "bench/gpu_strategies.h"
+#include "client/client_internal.h"
 
 #include <cuda_runtime_api.h>
 
@@ -59,11 +60,11 @@ class GpuStrategyBase : public FetchStrategy {
     held_layouts_.clear();
     layouts_.clear();
     for (SequenceId id : shape_.sequences) {
-      auto layout = client_->CachedLayout(id);
+      auto layout = internal::CachedLayout(*client_, id);
       if (!layout.ok()) return layout.status();
       if ((*layout)->tokens < fetch.tokens) {  // grown by another client: ask again
-        if (auto fresh = client_->Layout(id); !fresh.ok()) return fresh.status();
-        layout = client_->CachedLayout(id);
+        if (auto fresh = internal::Layout(*client_, id); !fresh.ok()) return fresh.status();
+        layout = internal::CachedLayout(*client_, id);
         if (!layout.ok()) return layout.status();
       }
       layouts_.push_back(layout->get());

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "bench/prefix_fetch.h"
 #include "kernels/residency_model.h"
 
 namespace sparsepool::bench {
@@ -24,10 +25,10 @@ class ClientFetch final : public FetchStrategy {
   }
 
   absl::Status Fetch(const LayerFetch& fetch) override {
-    if (absl::Status s = client_->FetchTopK(fetch.pool_layer, shape_.sequences, fetch.indices, absl::MakeSpan(out_));
-        !s.ok()) {
-      return s;
-    }
+    const absl::Status fetched =
+        full_prefix_ ? FetchThroughPrefix(*client_, fetch.pool_layer, shape_.sequences, fetch.indices, absl::MakeSpan(out_))
+                     : client_->FetchTopK(fetch.pool_layer, shape_.sequences, fetch.indices, absl::MakeSpan(out_));
+    if (!fetched.ok()) return fetched;
     // Full prefix: every row's whole layer crossed; top-k: each selected entry.
     const uint64_t entries = full_prefix_ ? fetch.tokens * shape_.sequences.size() : CountSelected(fetch.indices);
     link_bytes_ += entries * shape_.entry_bytes;

@@ -15,9 +15,9 @@
 
 namespace sparsepool::bench {
 
-// `client` must use the transport the strategy names (ClientOptions::transport, and
-// fetch_strategy kFullPrefix for rdma-full-prefix). cache_capacity: slots per
-// (sequence, layer) for the cache strategy.
+// `client` must use the transport the strategy names (ClientOptions::transport);
+// full_prefix fetches every row's whole prefix (bench/prefix_fetch.h). cache_capacity:
+// slots per (sequence, layer) for the cache strategy.
 std::unique_ptr<FetchStrategy> MakeClientFetch(std::string name, std::unique_ptr<Client> client,
                                                bool full_prefix);
 std::unique_ptr<FetchStrategy> MakeHostCacheFetch(std::string name, std::unique_ptr<Client> client,

@@ -101,7 +101,6 @@ absl::StatusOr<std::unique_ptr<FetchStrategy>> MakeStrategy(const std::string& n
   client_options.address = o.address;
   client_options.transport = absl::StartsWith(name, "rdma-") ? o.rdma_transport : "cxl";
   client_options.copy_threads = o.copy_threads;
-  if (name == "rdma-full-prefix") client_options.fetch_strategy = ClientOptions::FetchStrategy::kFullPrefix;
   auto client = Client::Connect(client_options);
   if (!client.ok()) return client.status();
   if (name == "rdma-full-prefix") return MakeClientFetch(name, *std::move(client), /*full_prefix=*/true);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "bench/median.h"
+#include "client/client_internal.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
@@ -84,7 +85,7 @@ int Run(int argc, char** argv) {
       for (uint32_t layer = 0; layer < kLayers; ++layer) {
         if (absl::Status s = (*client)->WriteEntries(*id, layer, 0, entries); !s.ok()) return Fail(s);
       }
-      auto layout = (*client)->Layout(*id);
+      auto layout = internal::Layout(*(*client), *id);
       if (!layout.ok()) return Fail(layout.status());
       ids.push_back(*id);
       layouts.push_back(*layout);

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "client/client_internal.h"
 #include "client/layout_cache.h"
 #include "client/lease_keeper.h"
 #include "client/sparsepool_client.h"
@@ -102,7 +103,7 @@ class ClientImpl final : public Client {
     return absl::OkStatus();
   }
 
-  ReleaseFence* release_fence() override { return keepalive_ != nullptr ? &fence_ : nullptr; }
+  ReleaseFence* release_fence() { return keepalive_ != nullptr ? &fence_ : nullptr; }
 
   ~ClientImpl() override {
     keepalive_.reset();
@@ -171,14 +172,78 @@ class ClientImpl final : public Client {
     return CacheLayout(response.layout()).status();
   }
 
-  absl::StatusOr<SequenceLayout> Layout(SequenceId id) override {
+  absl::StatusOr<SequenceLayout> Layout(SequenceId id) {
     auto layout = Refresh(id);
     if (!layout.ok()) return layout.status();
     return **layout;
   }
 
-  absl::StatusOr<std::shared_ptr<const SequenceLayout>> CachedLayout(SequenceId id) override {
-    return Cached(id);
+  absl::StatusOr<std::shared_ptr<const SequenceLayout>> CachedLayout(SequenceId id) { return Cached(id); }
+
+  absl::StatusOr<SequenceInfo> Info(SequenceId id) override {
+    auto layout = Refresh(id);
+    if (!layout.ok()) return layout.status();
+    SequenceInfo info;
+    info.layers = (*layout)->layers;
+    info.entry_bytes = (*layout)->entry_bytes;
+    info.entry_stride = (*layout)->entry_stride;
+    info.page_tokens = (*layout)->page_tokens;
+    info.tokens = (*layout)->tokens;
+    info.tenant = (*layout)->tenant;
+    return info;
+  }
+
+  absl::Status WriteStep(absl::Span<const SequenceId> batch, absl::Span<const uint64_t> positions,
+                         absl::Span<const std::byte> entries) override {
+    if (positions.size() != batch.size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(positions.size(), " positions for a batch of ", batch.size(), " sequences"));
+    }
+    if (batch.empty()) return entries.empty() ? absl::OkStatus() : absl::InvalidArgumentError("entries for an empty batch");
+    std::vector<LayoutCache::Entry> layouts(batch.size());
+    for (size_t row = 0; row < batch.size(); ++row) {
+      auto layout = Cached(batch[row]);
+      if (!layout.ok()) return layout.status();
+      if (positions[row] >= (*layout)->tokens) {
+        // Another client may have grown it; else reserve room ahead, in whole pages.
+        layout = Refresh(batch[row]);
+        if (!layout.ok()) return layout.status();
+      }
+      if (positions[row] >= (*layout)->tokens) {
+        const uint64_t page = (*layout)->page_tokens;
+        const uint64_t wanted = (positions[row] + 1 + options_.reserve_tokens + page - 1) / page * page;
+        if (absl::Status s = ExtendSequence(batch[row], wanted); !s.ok()) return s;
+        layout = Cached(batch[row]);
+        if (!layout.ok()) return layout.status();
+      }
+      layouts[row] = *std::move(layout);
+    }
+    const uint32_t layers = layouts[0]->layers;
+    const uint32_t entry_bytes = layouts[0]->entry_bytes;
+    for (size_t row = 0; row < batch.size(); ++row) {
+      if (layouts[row]->layers != layers || layouts[row]->entry_bytes != entry_bytes) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "sequence ", batch[row], " (batch row ", row, ") has ", layouts[row]->layers, " layers of ",
+            layouts[row]->entry_bytes, "-byte entries; row 0 has ", layers, " of ", entry_bytes));
+      }
+    }
+    const uint64_t row_bytes = uint64_t{layers} * entry_bytes;
+    if (entries.size() != batch.size() * row_bytes) {
+      return absl::InvalidArgumentError(absl::StrCat("entries of ", entries.size(), " bytes, expected ",
+                                                     batch.size() * row_bytes, " (", batch.size(), " rows x ", layers,
+                                                     " layers x ", entry_bytes, " bytes)"));
+    }
+    for (size_t row = 0; row < batch.size(); ++row) {
+      for (uint32_t layer = 0; layer < layers; ++layer) {
+        WriteRange range;
+        range.sequence = layouts[row].get();
+        range.layer = layer;
+        range.first_token = positions[row];
+        range.entries = entries.subspan(row * row_bytes + uint64_t{layer} * entry_bytes, entry_bytes);
+        if (absl::Status s = data_plane_->Write(range); !s.ok()) return Forget(batch[row], s);
+      }
+    }
+    return absl::OkStatus();
   }
 
   absl::Status WriteEntries(SequenceId id, uint32_t layer, uint64_t first_token,
@@ -231,9 +296,7 @@ class ClientImpl final : public Client {
     gather.sequences = rows;
     gather.indices = indices;
     gather.out = out;
-    absl::Status fetched = options_.fetch_strategy == ClientOptions::FetchStrategy::kFullPrefix
-                               ? FetchThroughPrefix(gather)
-                               : data_plane_->Gather(gather);
+    absl::Status fetched = data_plane_->Gather(gather);
     if (absl::IsUnavailable(fetched) || absl::IsNotFound(fetched)) {
       // Unavailable: the daemon behind these layouts is gone (an RDMA peer); a restarted
       // one has other addresses and keys. NotFound: a sequence was released under a
@@ -244,35 +307,6 @@ class ClientImpl final : public Client {
   }
 
  private:
-  // The dense-attention baseline: each row's whole prefix of the layer crosses the
-  // link into a local buffer, then the selected entries are copied out of it.
-  absl::Status FetchThroughPrefix(const GatherBatch& batch) {
-    if (absl::Status valid = ValidateGather(batch); !valid.ok()) return valid;
-    const size_t rows = batch.sequences.size();
-    const size_t k = batch.indices.size() / rows;
-    std::vector<std::byte> prefix;
-    std::vector<int32_t> all;
-    for (size_t row = 0; row < rows; ++row) {
-      const SequenceLayout* seq = batch.sequences[row];
-      const uint32_t entry = seq->entry_bytes;
-      all.resize(seq->tokens);
-      std::iota(all.begin(), all.end(), 0);
-      prefix.resize(all.size() * entry);
-      GatherBatch whole;
-      whole.layer = batch.layer;
-      whole.sequences = absl::MakeConstSpan(&batch.sequences[row], 1);
-      whole.indices = all;
-      whole.out = absl::MakeSpan(prefix);
-      if (absl::Status s = data_plane_->Gather(whole); !s.ok()) return s;
-      for (size_t i = 0; i < k; ++i) {
-        const int32_t token = batch.indices[row * k + i];
-        if (token < 0) continue;
-        std::memcpy(batch.out.data() + (row * k + i) * entry, prefix.data() + size_t(token) * entry, entry);
-      }
-    }
-    return absl::OkStatus();
-  }
-
   v1::CreateSequenceRequest CreateRequest(const SequenceSpec& spec) const {
     v1::CreateSequenceRequest request;
     request.set_client_id(client_id_);
@@ -380,6 +414,20 @@ class ClientImpl final : public Client {
 };
 
 }  // namespace
+
+namespace internal {
+
+absl::StatusOr<SequenceLayout> Layout(Client& client, SequenceId id) {
+  return static_cast<ClientImpl&>(client).Layout(id);
+}
+
+absl::StatusOr<std::shared_ptr<const SequenceLayout>> CachedLayout(Client& client, SequenceId id) {
+  return static_cast<ClientImpl&>(client).CachedLayout(id);
+}
+
+ReleaseFence* Fence(Client& client) { return static_cast<ClientImpl&>(client).release_fence(); }
+
+}  // namespace internal
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
   std::string client_id = options.client_id.empty() ? MakeClientId() : options.client_id;

@@ -1,4 +1,5 @@
 #include "client/decode_session.h"
+#include "client/client_internal.h"
 
 #include <algorithm>
 #include <atomic>
@@ -184,12 +185,12 @@ kernels::SessionStepArgs DecodeSession::StepArgs() const {
 // ---- Rows ----
 
 absl::StatusOr<uint32_t> DecodeSession::Join(SequenceId id, uint64_t tokens, cudaStream_t stream) {
-  auto layout = client_->CachedLayout(id);
+  auto layout = internal::CachedLayout(*client_, id);
   if (!layout.ok()) return layout.status();
   // Room for the first steps now; later reservations run ahead on the reserver thread.
   if (const uint64_t wanted = rows_.InitialReservation(tokens); (*layout)->tokens < wanted && tokens <= wanted) {
     if (absl::Status s = client_->ExtendSequence(id, wanted); !s.ok()) return s;
-    layout = client_->CachedLayout(id);
+    layout = internal::CachedLayout(*client_, id);
     if (!layout.ok()) return layout.status();
   }
   auto region = regions_->Register((*layout)->region);
@@ -266,7 +267,7 @@ void DecodeSession::ReserverMain() {
     }
     absl::Status extended = client_->ExtendSequence(job.job.id, job.job.tokens);
     if (extended.ok()) {
-      auto layout = client_->CachedLayout(job.job.id);
+      auto layout = internal::CachedLayout(*client_, job.job.id);
       job.result = layout.ok() ? absl::StatusOr<std::shared_ptr<const SequenceLayout>>(*std::move(layout))
                                : absl::StatusOr<std::shared_ptr<const SequenceLayout>>(layout.status());
     } else {
@@ -373,7 +374,7 @@ absl::Status DecodeSession::PrepareStep(cudaStream_t stream, std::vector<RowFail
     }
     rows_.Advance(row);  // what BeginStep does on the device
   }
-  if (ReleaseFence* fence = client_->release_fence(); fence != nullptr) {
+  if (ReleaseFence* fence = internal::Fence(*client_); fence != nullptr) {
     absl::MutexLock lock(&tickets_mu_);
     tickets_.push_back(fence->Enter());
   }

@@ -1,4 +1,5 @@
 #include "client/gpu_fetcher.h"
+#include "client/client_internal.h"
 
 #include <cuda_runtime.h>  // the typed cudaMalloc overloads
 
@@ -163,7 +164,7 @@ absl::Status GpuFetcher::FetchTopK(Client& client, uint32_t layer, absl::Span<co
   std::vector<std::shared_ptr<const SequenceLayout>> held;
   std::vector<const SequenceLayout*> layouts;
   for (SequenceId id : batch) {
-    auto layout = client.CachedLayout(id);
+    auto layout = internal::CachedLayout(client, id);
     if (!layout.ok()) return layout.status();
     layouts.push_back(layout->get());
     held.push_back(*std::move(layout));

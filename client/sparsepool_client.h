@@ -39,10 +39,10 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
-#include "common/layout.h"
-#include "common/release_fence.h"
 
 namespace sparsepool {
+
+using SequenceId = uint64_t;
 
 // The most ClientOptions::copy_threads accepts.
 inline constexpr int kMaxCopyThreads = 64;
@@ -79,12 +79,19 @@ struct ClientOptions {
     uint8_t gid_index = 0;   // source GID on RoCE (v2 deployments often use 3)
     uint32_t queue_depth = 256;
   } verbs;
-  // What FetchTopK moves. kTopK: only the selected entries (the point of sparsepool).
-  // kFullPrefix: the baseline of pools built for dense attention: every entry of the
-  // layer for each sequence crosses the link, then the selected ones are picked
-  // locally. Same call, same results, for comparisons.
-  enum class FetchStrategy { kTopK, kFullPrefix };
-  FetchStrategy fetch_strategy = FetchStrategy::kTopK;
+  // WriteStep reserves room this many tokens past what it writes, rounded up to whole
+  // pages, whenever it needs more: most decode steps then make no RPC.
+  uint64_t reserve_tokens = 256;
+};
+
+// A sequence as the daemon describes it.
+struct SequenceInfo {
+  uint32_t layers = 0;
+  uint32_t entry_bytes = 0;
+  uint32_t entry_stride = 0;
+  uint32_t page_tokens = 0;
+  uint64_t tokens = 0;  // room the pool holds (valid token indices are [0, tokens))
+  std::string tenant;
 };
 
 struct SequenceSpec {
@@ -106,9 +113,6 @@ class Client {
   virtual ~Client() = default;
 
   virtual const std::string& client_id() const = 0;
-  // The fence this client's writes hold (common/release_fence.h); the GPU path's
-  // write-backs hold it too. Null when keepalive_interval is zero (writes not fenced).
-  virtual ReleaseFence* release_fence() = 0;
 
   virtual absl::StatusOr<SequenceId> CreateSequence(const SequenceSpec& spec) = 0;
   // The same without waiting, for schedulers that admit and retire many requests at
@@ -125,16 +129,20 @@ class Client {
   // creator's (a prefill worker writes a request's cache, the decode worker adopts it;
   // the prefill worker may then exit).
   virtual absl::Status AdoptSequence(SequenceId id) = 0;
-  // The sequence's current layout, asked of the daemon (and cached for the data path).
-  virtual absl::StatusOr<SequenceLayout> Layout(SequenceId id) = 0;
-  // The layout the data path uses: the cached one (asked of the daemon when absent),
-  // shared and immutable. The GPU path (client/gpu_fetcher.h) reads layouts this way.
-  virtual absl::StatusOr<std::shared_ptr<const SequenceLayout>> CachedLayout(SequenceId id) = 0;
+  // The sequence's shape and room, asked of the daemon.
+  virtual absl::StatusOr<SequenceInfo> Info(SequenceId id) = 0;
 
   // Stores the entries of tokens [first_token, first_token + n) of one layer, where
   // entries holds n * entry_bytes bytes. The tokens must exist (ExtendSequence first).
   virtual absl::Status WriteEntries(SequenceId id, uint32_t layer, uint64_t first_token,
                                     absl::Span<const std::byte> entries) = 0;
+  // One decode step's new tokens, every layer of every sequence of a batch in one call:
+  // the token at positions[i] of batch[i] gets entries [i][layer][entry_bytes] (every
+  // sequence of the batch has the same layers and entry_bytes). Room is reserved ahead
+  // (ClientOptions::reserve_tokens), so that an ExtendSequence RPC happens only when a
+  // sequence outgrows it, not every step.
+  virtual absl::Status WriteStep(absl::Span<const SequenceId> batch, absl::Span<const uint64_t> positions,
+                                 absl::Span<const std::byte> entries) = 0;
 
   // For one layer of a batch: indices is [batch.size()][k] int32 token indices,
   // row-major (k = indices.size() / batch.size()); -1 is padding, whose output slot is

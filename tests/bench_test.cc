@@ -8,6 +8,8 @@
 #include "bench/gpu_strategies.h"
 #include "bench/host_strategies.h"
 #include "bench/model_geometry.h"
+#include "bench/entry_pattern.h"
+#include "bench/prefix_fetch.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/daemon_process.h"
@@ -63,11 +65,10 @@ class BenchCellTest : public ::testing::Test {
     daemon_ = nullptr;
   }
 
-  std::unique_ptr<Client> Connect(const std::string& transport, bool full_prefix = false) {
+  std::unique_ptr<Client> Connect(const std::string& transport) {
     ClientOptions options;
     options.address = daemon_->address();
     options.transport = transport;
-    if (full_prefix) options.fetch_strategy = ClientOptions::FetchStrategy::kFullPrefix;
     auto client = Client::Connect(options);
     EXPECT_TRUE(client.ok()) << client.status();
     return client.ok() ? *std::move(client) : nullptr;
@@ -106,7 +107,7 @@ TEST_F(BenchCellTest, EveryHostStrategyDeliversWhatWasWrittenAndCountsItsBytes) 
   cases.push_back({MakeClientFetch("rdma-topk", Connect("ucx"), false), topk_bytes_per_step});
   // Full prefix: every row's whole context, which grows by one token a step: the timed
   // steps see 1001..1004 tokens (mean 1002.5).
-  cases.push_back({MakeClientFetch("rdma-full-prefix", Connect("ucx", true), true), 3.0 * 1002.5 * 656 * 6});
+  cases.push_back({MakeClientFetch("rdma-full-prefix", Connect("ucx"), true), 3.0 * 1002.5 * 656 * 6});
   cases.push_back({MakeHostCacheFetch("cxl-cpu-topk-cache", Connect("cxl"), 512), 0});
   for (Case& c : cases) {
     SCOPED_TRACE(c.strategy->name());
@@ -127,6 +128,37 @@ TEST_F(BenchCellTest, EveryHostStrategyDeliversWhatWasWrittenAndCountsItsBytes) 
       EXPECT_LT(result->link_bytes_per_step, 0.4 * topk_bytes_per_step);
       EXPECT_GT(result->link_bytes_per_step, 0);
     }
+  }
+}
+
+// The dense-attention baseline, now in bench/: the same entries as the top-k fetch, and
+// the same refusal of a bad index.
+TEST_F(BenchCellTest, TheFullPrefixBaselineDeliversWhatTheTopKFetchDelivers) {
+  for (const char* transport : {"cxl", "ucx"}) {
+    SCOPED_TRACE(transport);
+    auto client = Connect(transport);
+    std::vector<SequenceId> batch;
+    for (uint64_t tokens : {250, 70}) {
+      SequenceSpec spec;
+      spec.layers = 2;
+      spec.entry_bytes = 656;
+      spec.tokens = tokens;
+      auto id = client->CreateSequence(spec);
+      ASSERT_TRUE(id.ok()) << id.status();
+      std::vector<std::byte> entries(tokens * 656);
+      for (uint64_t t = 0; t < tokens; ++t) FillEntry(4, *id, 1, t, absl::MakeSpan(entries).subspan(t * 656, 656));
+      ASSERT_TRUE(client->WriteEntries(*id, 1, 0, entries).ok());
+      batch.push_back(*id);
+    }
+    const std::vector<int32_t> indices = {0, 249, -1, 17, 69, 3, -1, 0};
+    std::vector<std::byte> topk(indices.size() * 656, std::byte{0x11}), prefix = topk;
+    ASSERT_TRUE(client->FetchTopK(1, batch, indices, absl::MakeSpan(topk)).ok());
+    ASSERT_TRUE(FetchThroughPrefix(*client, 1, batch, indices, absl::MakeSpan(prefix)).ok());
+    EXPECT_TRUE(topk == prefix);
+    const std::vector<int32_t> past = {0, 1, 2, 3, 70, 1, 2, 3};  // row 1 holds 70 tokens
+    absl::Status refused = FetchThroughPrefix(*client, 1, batch, past, absl::MakeSpan(prefix));
+    EXPECT_TRUE(absl::IsInvalidArgument(refused)) << refused;
+    EXPECT_THAT(std::string(refused.message()), HasSubstr("token index 70 at batch row 1"));
   }
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "client/client_internal.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
@@ -164,7 +165,7 @@ TEST_F(IntegrationTest, AsynchronousCreateAndReleaseDeliverEveryResult) {
     }
   }
   EXPECT_EQ(released.load(), 18);
-  for (SequenceId id : created) EXPECT_TRUE(absl::IsNotFound(client_->Layout(id).status()));
+  for (SequenceId id : created) EXPECT_TRUE(absl::IsNotFound(internal::Layout(*client_, id).status()));
   // A daemon that is gone: the callback gets Unavailable, naming the daemon.
   daemon_->Kill();
   absl::Notification failed;
@@ -201,6 +202,58 @@ TEST_F(IntegrationTest, ClientsDestroyedWithCallsInFlightShutDownCleanly) {
   EXPECT_EQ(callbacks.load(), 300 * 20);
 }
 
+// A decode step's new tokens, every layer of every sequence of a batch, in one call;
+// room is reserved ahead in pages, so most steps make no ExtendSequence.
+TEST_F(IntegrationTest, WriteStepAppendsEveryLayerOfABatchAndReservesAhead) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
+  ClientOptions options;
+  options.address = daemon_->address();
+  options.reserve_tokens = 128;
+  auto connected = Client::Connect(options);
+  ASSERT_TRUE(connected.ok());
+  Client& client = **connected;
+  const uint32_t layers = 4;
+  std::vector<SequenceId> batch;
+  for (int i = 0; i < 3; ++i) {
+    auto id = client.CreateSequence(Spec(layers, 100));
+    ASSERT_TRUE(id.ok());
+    ASSERT_NO_FATAL_FAILURE(WriteTokens(client, *id, layers, kEntryBytes, 0, 100));
+    batch.push_back(*id);
+  }
+  std::vector<std::byte> entries(batch.size() * layers * kEntryBytes);
+  for (uint64_t position = 100; position < 400; ++position) {
+    for (size_t row = 0; row < batch.size(); ++row) {
+      for (uint32_t layer = 0; layer < layers; ++layer) {
+        FillEntry(kSeed, batch[row], layer, position,
+                  absl::MakeSpan(entries).subspan((row * layers + layer) * kEntryBytes, kEntryBytes));
+      }
+    }
+    const std::vector<uint64_t> positions(batch.size(), position);
+    ASSERT_TRUE(client.WriteStep(batch, positions, entries).ok()) << position;
+    if (position == 200) {
+      // The first step past 100 reserved up to 101 + 128, rounded up to pages: 256.
+      auto info = client.Info(batch[0]);
+      ASSERT_TRUE(info.ok());
+      EXPECT_EQ(info->tokens, 256u);
+    }
+  }
+  auto info = client.Info(batch[2]);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->tokens, 448u) << "reserved in pages ahead: 256 at position 100, then 257 + 128 rounded up to 448 at 256";
+  EXPECT_EQ(info->layers, layers);
+  EXPECT_EQ(info->tenant, "test");
+  for (int round = 0; round < 5; ++round) {
+    ASSERT_NO_FATAL_FAILURE(FetchAndCheck(client, batch, {400, 400, 400}, round % layers, 300, kEntryBytes, rng_));
+  }
+  // Bad input is refused before anything is written.
+  const std::vector<uint64_t> two_positions = {400, 400};
+  EXPECT_THAT(std::string(client.WriteStep(batch, two_positions, entries).message()),
+              HasSubstr("2 positions for a batch of 3"));
+  const std::vector<uint64_t> positions(batch.size(), 400);
+  EXPECT_THAT(std::string(client.WriteStep(batch, positions, absl::MakeSpan(entries).subspan(1)).message()),
+              HasSubstr("expected 7872"));
+}
+
 TEST_F(IntegrationTest, SequencesGrowAcrossPageBoundaries) {
   ASSERT_NO_FATAL_FAILURE(StartDaemon());
   for (uint32_t page_tokens : {16u, 64u}) {
@@ -217,7 +270,7 @@ TEST_F(IntegrationTest, SequencesGrowAcrossPageBoundaries) {
         WriteTokens(*client_, *id, 3, 584, n, next);
         n = next;
       }
-      auto layout = client_->Layout(*id);
+      auto layout = internal::Layout(*client_, *id);
       ASSERT_TRUE(layout.ok());
       EXPECT_EQ(layout->tokens, n);
       EXPECT_EQ(layout->entry_stride, alignment == 64 ? 640u : 584u);
@@ -335,7 +388,7 @@ TEST_F(IntegrationTest, BadInputGetsClearErrorsAndLeavesOtherSequencesIntact) {
   for (uint32_t layer = 0; layer < 4; ++layer) {
     FetchAndCheck(*client_, {*id}, {300}, layer, 200, kEntryBytes, rng_);
   }
-  EXPECT_EQ(client_->Layout(*id)->tokens, 300u);
+  EXPECT_EQ(internal::Layout(*client_, *id)->tokens, 300u);
 }
 
 TEST_F(IntegrationTest, ReleasedSequenceIsGoneAndItsMemoryReused) {
@@ -346,7 +399,7 @@ TEST_F(IntegrationTest, ReleasedSequenceIsGoneAndItsMemoryReused) {
   EXPECT_TRUE(absl::IsResourceExhausted(client_->CreateSequence(Spec(10, 5000)).status()));
   ASSERT_TRUE(client_->ReleaseSequence(*first).ok());
   EXPECT_TRUE(client_->ReleaseSequence(*first).ok());  // idempotent
-  auto layout = client_->Layout(*first);
+  auto layout = internal::Layout(*client_, *first);
   EXPECT_TRUE(absl::IsNotFound(layout.status()));
   EXPECT_THAT(layout.status().message(), HasSubstr("released"));
   auto second = client_->CreateSequence(Spec(10, 5000));
@@ -396,13 +449,13 @@ TEST_F(IntegrationTest, KilledClientHasItsSequencesReclaimed) {
   ASSERT_EQ(ids.size(), 2u);
   // While it lives, its lease is renewed and its sequences stay.
   absl::SleepFor(absl::Seconds(2));
-  EXPECT_TRUE(client_->Layout(ids[0]).ok());
+  EXPECT_TRUE(internal::Layout(*client_, ids[0]).ok());
   holder.Signal(SIGKILL);
   absl::Status gone;
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
   do {
     absl::SleepFor(absl::Milliseconds(200));
-    gone = client_->Layout(ids[1]).status();
+    gone = internal::Layout(*client_, ids[1]).status();
   } while (gone.ok() && absl::Now() < deadline);
   EXPECT_TRUE(absl::IsNotFound(gone)) << gone;
   EXPECT_THAT(gone.message(), HasSubstr("lease"));
@@ -430,7 +483,7 @@ TEST_F(IntegrationTest, AnAdoptedSequenceOutlivesItsKilledCreator) {
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
   do {
     absl::SleepFor(absl::Milliseconds(200));
-    gone = (*decode)->Layout(ids[1]).status();
+    gone = internal::Layout(*(*decode), ids[1]).status();
   } while (gone.ok() && absl::Now() < deadline);
   EXPECT_TRUE(absl::IsNotFound(gone)) << "the one left with the dead worker is reclaimed: " << gone;
   std::mt19937_64 rng(5);
@@ -446,8 +499,8 @@ TEST_F(IntegrationTest, AStaleLayoutIsCaughtBeforeItsBytesAreUsedOrOverwritten) 
   WriteTokens(*client_, first, 8, kEntryBytes, 0, 2000);
   auto reader = ConnectTo(daemon_->address());  // other workers, layout cached
   auto writer = ConnectTo(daemon_->address());
-  ASSERT_TRUE(reader->Layout(first).ok());
-  ASSERT_TRUE(writer->Layout(first).ok());
+  ASSERT_TRUE(internal::Layout(*reader, first).ok());
+  ASSERT_TRUE(internal::Layout(*writer, first).ok());
   ASSERT_TRUE(client_->ReleaseSequence(first).ok());
   // Released but not yet reused: already refused, naming what happened.
   std::vector<int32_t> indices(64);
@@ -476,7 +529,7 @@ TEST_F(IntegrationTest, ReleasedMemoryIsUntouchedForTheReuseGrace) {
   ASSERT_NO_FATAL_FAILURE(StartDaemon(DaemonOptions{.region_size = "24MiB", .extra_args = {"--reuse_grace=3s"}}));
   const SequenceId first = *client_->CreateSequence(Spec(8, 3000));
   WriteTokens(*client_, first, 8, kEntryBytes, 0, 3000);
-  auto layout = client_->Layout(first);
+  auto layout = internal::Layout(*client_, first);
   ASSERT_TRUE(layout.ok()) << layout.status();
   auto region = MappedRegion::Attach(*ParseRegionKind(layout->region.kind), layout->region.path,
                                      layout->region.size_bytes);
@@ -535,7 +588,7 @@ TEST_F(IntegrationTest, RequestsWaitingForMemoryHoldUpNothingAndAreAnsweredAtShu
   }
   auto other = ConnectTo(daemon_->address());
   for (int i = 0; i < 20; ++i) {
-    ASSERT_TRUE(other->Layout(small).ok());
+    ASSERT_TRUE(internal::Layout(*other, small).ok());
     ASSERT_TRUE(other->ExtendSequence(small, 65 + i).ok());
   }
   {
@@ -571,7 +624,7 @@ TEST_F(IntegrationTest, HugetlbfsRegionRoundTripsAndSurvivesAKill) {
     batch.push_back(*client_->CreateSequence(Spec(4, n)));
     WriteTokens(*client_, batch.back(), 4, kEntryBytes, 0, n);
   }
-  auto layout = client_->Layout(batch[0]);
+  auto layout = internal::Layout(*client_, batch[0]);
   ASSERT_TRUE(layout.ok()) << layout.status();
   EXPECT_EQ(layout->region.kind, "hugetlbfs");
   EXPECT_TRUE(absl::StartsWith(layout->region.path, dir)) << layout->region.path;
@@ -615,19 +668,19 @@ TEST_F(IntegrationTest, DaemonKilledAndRestartedServesTheSameBytes) {
   }
   auto released = client_->CreateSequence(Spec(3, 10));
   ASSERT_TRUE(client_->ReleaseSequence(*released).ok());
-  const SequenceLayout before = *client_->Layout(batch[0]);
+  const SequenceLayout before = *internal::Layout(*client_, batch[0]);
 
   daemon_->Kill();
   ASSERT_TRUE(daemon_->Start().ok()) << daemon_->Log();
   EXPECT_THAT(daemon_->Log(), HasSubstr("recovered 3 sequences"));
   auto fresh = ConnectTo(daemon_->address());
-  const SequenceLayout after = *fresh->Layout(batch[0]);
+  const SequenceLayout after = *internal::Layout(*fresh, batch[0]);
   EXPECT_EQ(after.page_offsets, before.page_offsets);
   EXPECT_EQ(after.region.uuid, before.region.uuid);
   for (uint32_t layer = 0; layer < 3; ++layer) {
     FetchAndCheck(*fresh, batch, tokens, layer, 512, kEntryBytes, rng_);
   }
-  EXPECT_TRUE(absl::IsNotFound(fresh->Layout(*released).status()));
+  EXPECT_TRUE(absl::IsNotFound(internal::Layout(*fresh, *released).status()));
   // New sequences get new ids and new memory.
   auto next = fresh->CreateSequence(Spec(3, 100));
   ASSERT_TRUE(next.ok());
@@ -698,7 +751,7 @@ TEST_F(IntegrationTest, CtlReportsHealthStatsAndReleases) {
   EXPECT_THAT(list.output, HasSubstr("1 sequence(s)"));
   auto release = testing::RunCommand({"tools/sparsepoolctl", address, "release", std::to_string(*id)});
   EXPECT_EQ(release.exit_code, 0) << release.output;
-  EXPECT_TRUE(absl::IsNotFound(client_->Layout(*id).status()));
+  EXPECT_TRUE(absl::IsNotFound(internal::Layout(*client_, *id).status()));
   auto unknown = testing::RunCommand({"tools/sparsepoolctl", address, "release", "12345"});
   EXPECT_EQ(unknown.exit_code, 1);
   EXPECT_THAT(unknown.output, HasSubstr("unknown sequence 12345"));

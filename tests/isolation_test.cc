@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "client/client_internal.h"
 #include "bench/entry_pattern.h"
 #include "client/sparsepool_client.h"
 #include "gmock/gmock.h"
@@ -56,7 +57,7 @@ TEST(IsolationTest, AStaleLayoutNeverReadsASequenceCreatedAfterARestart) {
   const SequenceId kept = *owner->CreateSequence(OneLayer(20000));
   const SequenceId doomed = *owner->CreateSequence(OneLayer(40000));
   ASSERT_TRUE(WritePattern(*owner, doomed, 40000, 1).ok());
-  ASSERT_TRUE(holder->Layout(doomed).ok());
+  ASSERT_TRUE(internal::Layout(*holder, doomed).ok());
   ASSERT_TRUE(owner->ReleaseSequence(doomed).ok());
   // The kept sequence grows into the released memory: the doomed one is evicted, and it
   // held the highest id.

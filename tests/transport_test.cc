@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "absl/time/clock.h"
+#include "client/client_internal.h"
 #include "bench/entry_pattern.h"
 #include "client/sparsepool_client.h"
 #include "gmock/gmock.h"
@@ -173,25 +174,6 @@ TEST_P(TransportTest, GatherThreadsOutOfRangeAreRefused) {
   }
 }
 
-// The dense-attention baseline behind the same call returns the same entries.
-TEST_P(TransportTest, FullPrefixBaselineReturnsTheSameEntries) {
-  const std::vector<SequenceId> batch = {CreateAndWrite(*client_, 250), CreateAndWrite(*client_, 250)};
-  ClientOptions options;
-  options.address = daemon_->address();
-  options.transport = GetParam().client_transport;
-  options.copy_threads = GetParam().copy_threads;
-  options.fetch_strategy = ClientOptions::FetchStrategy::kFullPrefix;
-  auto baseline = Client::Connect(options);
-  ASSERT_TRUE(baseline.ok()) << baseline.status();
-  for (int round = 0; round < 3; ++round) {
-    absl::Status s = FetchAndCheck(**baseline, batch, 250, rng_);
-    ASSERT_TRUE(s.ok()) << s;
-  }
-  std::vector<std::byte> out(kEntry);
-  EXPECT_TRUE(absl::IsInvalidArgument(
-      (*baseline)->FetchTopK(0, {batch[0]}, std::vector<int32_t>{250}, absl::MakeSpan(out))));
-}
-
 // A daemon killed mid-run: RDMA fetches fail cleanly within a bounded time (shared
 // memory ones keep reading the region, which outlives the daemon); after a restart on
 // the same region every transport serves the right bytes again.
@@ -201,8 +183,8 @@ TEST_P(TransportTest, AStaleLayoutIsCaughtBeforeItsBytesAreUsedOrOverwritten) {
   const SequenceId first = CreateAndWrite(*client_, tokens);
   auto reader = Connect();  // other workers, holding the layout
   auto writer = Connect();
-  ASSERT_TRUE(reader->Layout(first).ok());
-  ASSERT_TRUE(writer->Layout(first).ok());
+  ASSERT_TRUE(internal::Layout(*reader, first).ok());
+  ASSERT_TRUE(internal::Layout(*writer, first).ok());
   ASSERT_TRUE(client_->ReleaseSequence(first).ok());
   std::mt19937_64 rng(21);
   const absl::Status stale = FetchAndCheck(*reader, {first}, tokens, rng);
@@ -236,7 +218,7 @@ TEST_P(TransportTest, WritesRacingAReleaseNeverLandInTheSequenceThatReusesTheMem
   for (int round = 0; round < 4; ++round) {
     auto id = client_->CreateSequence(spec);
     ASSERT_TRUE(id.ok()) << id.status();
-    ASSERT_TRUE(writer->Layout(*id).ok());
+    ASSERT_TRUE(internal::Layout(*writer, *id).ok());
     std::atomic<int> writes{0};
     absl::Status stopped;
     std::thread writing([&] {

@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/types/span.h"
+#include "client/client_internal.h"
 #include "client/decode_session.h"
 #include "client/gpu_regions.h"
 #include "client/sparsepool_client.h"
@@ -139,12 +140,12 @@ int sp_sequence_info_get(sp_client* client, uint64_t sequence, sp_sequence_info*
   if (client == nullptr) return Null("client");
   if (info == nullptr) return Null("info");
   return Guard([&]() -> absl::Status {
-    auto layout = client->client->Layout(sequence);
-    if (!layout.ok()) return layout.status();
-    info->layers = layout->layers;
-    info->entry_bytes = layout->entry_bytes;
-    info->page_tokens = layout->page_tokens;
-    info->tokens = layout->tokens;
+    auto got = client->client->Info(sequence);
+    if (!got.ok()) return got.status();
+    info->layers = got->layers;
+    info->entry_bytes = got->entry_bytes;
+    info->page_tokens = got->page_tokens;
+    info->tokens = got->tokens;
     return absl::OkStatus();
   });
 }
@@ -187,7 +188,7 @@ int sp_gpu_regions_register(sp_gpu_regions* regions, sp_client* client, uint64_t
   if (regions == nullptr) return Null("regions");
   if (client == nullptr) return Null("client");
   return Guard([&]() -> absl::Status {
-    auto layout = client->client->CachedLayout(sequence);
+    auto layout = sparsepool::internal::CachedLayout(*client->client, sequence);
     if (!layout.ok()) return layout.status();
     return regions->registry->Register((*layout)->region).status();
   });

@@ -1,0 +1,22 @@
+// The baseline of pools built for dense attention, for comparisons: every entry of the
+// layer for each row crosses the link (a fetch of the row's whole prefix through the
+// client), then the selected entries are picked locally. Same arguments and results as
+// Client::FetchTopK; not part of the client library.
+#ifndef SPARSEPOOL_BENCH_PREFIX_FETCH_H_
+#define SPARSEPOOL_BENCH_PREFIX_FETCH_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "absl/types/span.h"
+#include "client/sparsepool_client.h"
+
+namespace sparsepool::bench {
+
+absl::Status FetchThroughPrefix(Client& client, uint32_t layer, absl::Span<const SequenceId> batch,
+                                absl::Span<const int32_t> indices, absl::Span<std::byte> out);
+
+}  // namespace sparsepool::bench
+
+#endif  // SPARSEPOOL_BENCH_PREFIX_FETCH_H_

@@ -1,0 +1,28 @@
+// What the client's own GPU path, its C ABI and the benchmarks need of a Client beyond
+// its public surface (client/sparsepool_client.h): the layouts the data path computes
+// addresses from, and the fence its writes hold. Not for engines.
+#ifndef SPARSEPOOL_CLIENT_CLIENT_INTERNAL_H_
+#define SPARSEPOOL_CLIENT_CLIENT_INTERNAL_H_
+
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "client/sparsepool_client.h"
+#include "common/layout.h"
+#include "common/release_fence.h"
+
+namespace sparsepool::internal {
+
+// REQUIRES for each: `client` was made by Client::Connect.
+// The sequence's current layout, asked of the daemon (and cached for the data path).
+absl::StatusOr<SequenceLayout> Layout(Client& client, SequenceId id);
+// The layout the data path uses: the cached one (asked of the daemon when absent),
+// shared and immutable.
+absl::StatusOr<std::shared_ptr<const SequenceLayout>> CachedLayout(Client& client, SequenceId id);
+// The fence the client's writes hold (common/release_fence.h); the GPU path's writes
+// hold it too. Null when its keepalive_interval is zero (writes not fenced).
+ReleaseFence* Fence(Client& client);
+
+}  // namespace sparsepool::internal
+
+#endif  // SPARSEPOOL_CLIENT_CLIENT_INTERNAL_H_
