@@ -1,0 +1,24 @@
+// //client:client_cxl_only: a client built without UCX and libibverbs, for hosts that
+// reach the pool only by load and store (CXL or host memory). Asking it for an RDMA
+// transport says that this build left it out and which target has it.
+#include "absl/strings/str_cat.h"
+#include "client/remote_data_planes.h"
+
+namespace sparsepool::client_detail {
+
+absl::string_view RemoteTransportNames() { return ""; }
+
+absl::StatusOr<std::unique_ptr<DataPlane>> MakeRemoteDataPlane(const ClientOptions& options,
+                                                               const std::string& /*client_id*/,
+                                                               std::shared_ptr<grpc::Channel> /*channel*/) {
+  if (options.transport == "ucx" || options.transport == "verbs") {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "transport \"", options.transport, "\" was left out of this build: the client was linked as ",
+        "//client:client_cxl_only, without UCX and libibverbs (available: cxl); link //client:client for ",
+        options.transport));
+  }
+  return absl::InvalidArgumentError(absl::StrCat("unknown transport \"", options.transport,
+                                                 "\" (available: cxl; this build has no UCX and no libibverbs)"));
+}
+
+}  // namespace sparsepool::client_detail
