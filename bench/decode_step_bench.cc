@@ -83,7 +83,7 @@ void Check(const absl::Status& status, const std::string& what) {
 // What a variant of the session changes (the profile compares them in one run).
 struct Variant {
   std::string name = "default";
-  kernels::GatherAlgorithm algorithm = kernels::GatherAlgorithm::kWarpPerEntry;
+  GatherOrder algorithm = GatherOrder::kWarpPerEntry;
   uint32_t slices_per_row = 0;
   uint32_t buffers = 0;  // 0: one per pool layer (the spot check reads layer 0's)
   bool writes = true;
@@ -533,15 +533,14 @@ int Main(int argc, char** argv) {
     run.Setup(config.cache_slots == 0 ? 4 : flags.warmup + flags.steps);
     if (flags.profile) {
       std::vector<Variant> variants;
-      using kernels::GatherAlgorithm;
       if (config.cache_slots != 0) {
-        variants.push_back({"fill per row", GatherAlgorithm::kWarpPerEntry, 0, 0, true, 512, 0, 0, true});
-        variants.push_back({"fill row order", GatherAlgorithm::kWarpPerEntry, 0, 0, true, 512, 1024, 0, true});
+        variants.push_back({"fill per row", GatherOrder::kWarpPerEntry, 0, 0, true, 512, 0, 0, true});
+        variants.push_back({"fill row order", GatherOrder::kWarpPerEntry, 0, 0, true, 512, 1024, 0, true});
       } else {
-        variants.push_back({"warp/entry, 3 buffers", GatherAlgorithm::kWarpPerEntry, 0, 3, true});
-        variants.push_back({"warp/entry, 1 buffer", GatherAlgorithm::kWarpPerEntry, 0, 1, true});
+        variants.push_back({"warp/entry, 3 buffers", GatherOrder::kWarpPerEntry, 0, 3, true});
+        variants.push_back({"warp/entry, 1 buffer", GatherOrder::kWarpPerEntry, 0, 1, true});
         for (uint32_t blocks : {128u, 256u, 512u}) {
-          variants.push_back({absl::StrCat("warp/entry, 3 buffers, ", blocks, " blocks"), GatherAlgorithm::kWarpPerEntry,
+          variants.push_back({absl::StrCat("warp/entry, 3 buffers, ", blocks, " blocks"), GatherOrder::kWarpPerEntry,
                               0, 3, true, 512, 0, blocks});
         }
       }
@@ -556,7 +555,7 @@ int Main(int argc, char** argv) {
       continue;
     }
     run.StartSession();
-    kernels::ResidencyCounters before{};
+    CacheCounters before{};
     run.Replay(flags.warmup, 0);
     if (config.cache_slots != 0) before = Check(run.session().cache_counters(), "counters");
     const Run::StepTimes t = run.Replay(flags.steps, flags.warmup);
@@ -564,7 +563,7 @@ int Main(int argc, char** argv) {
     const double selected = double(config.batch) * flags.k * flags.step_layers;
     double moved = selected * kEntry;
     if (config.cache_slots != 0) {
-      const kernels::ResidencyCounters after = Check(run.session().cache_counters(), "counters");
+      const CacheCounters after = Check(run.session().cache_counters(), "counters");
       moved = double(after.misses - before.misses) / flags.steps * kEntry;
     }
     const double bound_ms = moved / (link * 1e9) * 1e3;

@@ -42,24 +42,36 @@
 
 #include <cuda_runtime_api.h>
 
+#include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <memory>
-#include <string>
-#include <thread>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "client/gpu_regions.h"
-#include "client/session_rows.h"
 #include "client/sparsepool_client.h"
-#include "kernels/cuda_buffer.h"
-#include "kernels/residency_cache.h"
-#include "kernels/session_types.h"
 
 namespace sparsepool {
+
+namespace internal {
+class DecodeSessionImpl;  // client/decode_session_impl.h
+}  // namespace internal
+
+// What the residency cache evicts when a step's misses need slots: the least recently
+// used entry, or the one whose selections decayed most (ours; docs/gpu.md compares them).
+enum class CachePolicy : uint32_t { kLru = 0, kDecayedFrequency = 1 };
+
+// How a fetch without the cache reads the pool: one warp per selected entry in the
+// indexer's order; each row's entries sorted by address first; or the whole batch's
+// sorted together (pays on scattered pages over a large pool; docs/gpu.md).
+enum class GatherOrder { kWarpPerEntry = 0, kSortedByAddress = 1, kBatchSortedByAddress = 2 };
+
+// Hits and misses of the residency cache so far, over every (row, layer).
+struct CacheCounters {
+  uint64_t hits = 0;
+  uint64_t misses = 0;
+};
 
 struct DecodeSessionOptions {
   uint32_t max_batch = 0;    // rows at once (at most 1024)
@@ -70,7 +82,7 @@ struct DecodeSessionOptions {
   uint32_t page_tokens = 64;  // of every sequence that joins
   // Residency cache slots per (row, layer); 0: no cache, every selected entry is copied.
   uint32_t cache_slots = 0;
-  kernels::ResidencyPolicy policy = kernels::ResidencyPolicy::kDecayedFrequency;
+  CachePolicy policy = CachePolicy::kDecayedFrequency;
   // Without the cache: entry buffers rotated over the layers (layer l uses l % buffers),
   // so that fetching layer l+1 may run while attention still reads layer l.
   uint32_t buffers = 3;
@@ -78,10 +90,10 @@ struct DecodeSessionOptions {
   uint64_t reserve_tokens = 1024;
   // Cap on the blocks one gather occupies (0: fill the GPU).
   uint32_t max_blocks = 0;
-  // Without the cache: how the gather runs (kernels/gather_types.h), and for the sorted
-  // gather its blocks per row (0: its default).
+  // Without the cache: how the gather runs, and for the sorted gather its blocks per row
+  // (0: its default).
   // Warp per entry measured fastest at batches 1 and 16 on the H200 (docs/gpu.md).
-  kernels::GatherAlgorithm gather_algorithm = kernels::GatherAlgorithm::kWarpPerEntry;
+  GatherOrder gather_algorithm = GatherOrder::kWarpPerEntry;
   uint32_t slices_per_row = 0;
   // With the cache: threads of the lookup kernel's block (256, 512 or 1024).
   uint32_t cache_lookup_threads = 512;
@@ -158,80 +170,25 @@ class DecodeSession {
   // done, before its misses land: the hits' entries and every position's index are in
   // place; the misses of a row's instance (row * layers + layer) are listed by
   // miss_positions and miss_count.
-  cudaEvent_t hits_ready(uint32_t layer) const { return hits_ready_.empty() ? nullptr : hits_ready_[layer]; }
+  cudaEvent_t hits_ready(uint32_t layer) const;
   const uint16_t* miss_positions(uint32_t row, uint32_t layer) const;
   const uint32_t* miss_count(uint32_t row, uint32_t layer) const;
 
   // With the cache: hits and misses so far over every instance (waits for the device).
-  absl::StatusOr<kernels::ResidencyCounters> cache_counters() const;
+  absl::StatusOr<CacheCounters> cache_counters() const;
 
-  const DecodeSessionOptions& options() const { return options_; }
+  const DecodeSessionOptions& options() const;
   // Tokens of a row after the last prepared step.
-  uint64_t tokens(uint32_t row) const { return rows_.tokens(row); }
-  SequenceId sequence(uint32_t row) const { return rows_.sequence(row); }
-  bool active(uint32_t row) const { return rows_.active(row); }
+  uint64_t tokens(uint32_t row) const;
+  SequenceId sequence(uint32_t row) const;
+  bool active(uint32_t row) const;
   // Device memory the session holds, in bytes.
-  uint64_t device_bytes() const { return device_bytes_; }
+  uint64_t device_bytes() const;
 
  private:
-  // An ExtendSequence the reserver thread runs, and its outcome.
-  struct Reservation {
-    SessionRows::Reservation job;
-    absl::StatusOr<std::shared_ptr<const SequenceLayout>> result = absl::UnknownError("pending");
-  };
+  explicit DecodeSession(std::unique_ptr<internal::DecodeSessionImpl> impl);
 
-  DecodeSession(Client* client, GpuRegionRegistry* regions, const DecodeSessionOptions& options);
-  absl::Status Allocate();
-  // The row tables of every layer for `row` as they are now on the host, uploaded.
-  absl::Status UploadRow(uint32_t row, cudaStream_t stream);
-  // The page-table entries the device lacks for `row`, uploaded.
-  absl::Status UploadPages(uint32_t row, cudaStream_t stream);
-  absl::Status UploadSessionRow(uint32_t row, cudaStream_t stream);
-  // The row's page tables on the device: [layers][max_pages].
-  uint64_t* RowPagesOnDevice(uint32_t row) const;
-  // Applies the reservations that finished (new pages uploaded); with `wait`, first
-  // waits up to kReservationWait for one. `arrived`, if given, says whether any did.
-  absl::Status ApplyReservations(bool wait, cudaStream_t stream, std::vector<RowFailure>* failures, bool* arrived);
-  void ReserverMain();
-  void ReportRow(uint32_t row, absl::Status status, std::vector<RowFailure>* failures);
-  kernels::SessionStepArgs StepArgs() const;
-  // The flat index buffer FetchLayer(layer) writes, and a layer's cache-step arguments.
-  int32_t* FlatIndices(uint32_t layer) const;
-  kernels::ResidencyStepArgs CacheStepArgs(uint32_t layer, const int32_t* device_topk) const;
-  static void EndTicket(void* session);
-
-  Client* const client_;
-  GpuRegionRegistry* const regions_;
-  const DecodeSessionOptions options_;
-  SessionRows rows_;
-  uint64_t steps_prepared_ = 0;
-  uint64_t device_bytes_ = 0;
-
-  // Device memory, allocated once.
-  kernels::CudaBuffer<uint64_t> pages_;              // [max_batch][layers][max_pages]
-  kernels::CudaBuffer<kernels::RowPages> row_tables_;  // [layers][max_batch]
-  kernels::CudaBuffer<kernels::SessionRow> session_rows_;  // [max_batch]
-  kernels::CudaBuffer<uint32_t> step_counter_;
-  kernels::CudaBuffer<uint32_t> instances_;          // [layers][max_batch]: row * layers + layer
-  kernels::CudaBuffer<std::byte> entries_;           // no cache: [buffers][max_batch * k][entry_bytes]
-  kernels::CudaBuffer<int32_t> flat_;                // [buffers or layers][max_batch][k]
-  std::unique_ptr<kernels::ResidencyCache> cache_;
-  // Mapped pinned host memory the kernels report into.
-  kernels::SessionRowReport* reports_ = nullptr;     // [max_batch]
-  kernels::GatherFault* faults_ = nullptr;           // [2][layers]: fetches, then writes
-  unsigned long long* steps_done_ = nullptr;
-  std::vector<cudaEvent_t> hits_ready_;              // [layers], with the cache
-
-  // The release fence tickets of steps in flight, oldest first; EndStep's host node
-  // ends the oldest.
-  absl::Mutex tickets_mu_;
-  std::deque<ReleaseFence::Ticket> tickets_ ABSL_GUARDED_BY(tickets_mu_);
-
-  absl::Mutex reserve_mu_;
-  std::deque<Reservation> reserve_queue_ ABSL_GUARDED_BY(reserve_mu_);
-  std::vector<Reservation> reserve_done_ ABSL_GUARDED_BY(reserve_mu_);
-  bool stopping_ ABSL_GUARDED_BY(reserve_mu_) = false;
-  std::thread reserver_;
+  std::unique_ptr<internal::DecodeSessionImpl> impl_;
 };
 
 }  // namespace sparsepool

@@ -10,16 +10,14 @@
 
 #include <cstdint>
 #include <memory>
-#include <string>
 
-#include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
-#include "common/layout.h"
-#include "transport/cxl/cxl_data_plane.h"
+#include "client/sparsepool_client.h"
 
 namespace sparsepool {
+
+struct RegionRef;  // common/layout.h: a region as a sequence's layout names it
 
 class GpuRegionRegistry {
  public:
@@ -35,19 +33,22 @@ class GpuRegionRegistry {
   GpuRegionRegistry(const GpuRegionRegistry&) = delete;
   GpuRegionRegistry& operator=(const GpuRegionRegistry&) = delete;
 
+  // Maps and registers the region that holds sequence `id` (asked of `client`), if it
+  // is not yet: the warm-up before a worker's first decode step.
+  absl::Status RegisterRegionOf(Client& client, SequenceId id);
   // The region of a layout, mapped (its header checked against the layout's uuid) and
-  // registered the first time it is named.
+  // registered the first time it is named. For the client's own GPU path, which has
+  // layouts (client_internal.h); engines call RegisterRegionOf.
   absl::StatusOr<Region> Register(const RegionRef& ref);
   // Bytes pinned for the GPU so far, over every region.
   uint64_t pinned_bytes() const;
   size_t regions() const;
 
  private:
-  GpuRegionRegistry() = default;
+  struct State;  // the mappings and what is registered, in gpu_regions.cc
+  explicit GpuRegionRegistry(std::unique_ptr<State> state);
 
-  mutable absl::Mutex mu_;
-  CxlDataPlane mappings_;  // maps regions and checks their headers
-  absl::flat_hash_map<std::string, Region> registered_ ABSL_GUARDED_BY(mu_);  // by uuid
+  std::unique_ptr<State> state_;
 };
 
 }  // namespace sparsepool

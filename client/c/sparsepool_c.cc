@@ -188,9 +188,7 @@ int sp_gpu_regions_register(sp_gpu_regions* regions, sp_client* client, uint64_t
   if (regions == nullptr) return Null("regions");
   if (client == nullptr) return Null("client");
   return Guard([&]() -> absl::Status {
-    auto layout = sparsepool::internal::CachedLayout(*client->client, sequence);
-    if (!layout.ok()) return layout.status();
-    return regions->registry->Register((*layout)->region).status();
+    return regions->registry->RegisterRegionOf(*client->client, sequence);
   });
 }
 
