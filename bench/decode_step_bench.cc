@@ -34,7 +34,7 @@
 #include "bench/overlap_trace.h"
 #include "bench/stand_in_attention.h"
 #include "client/decode_session.h"
-#include "client/gpu_fetcher.h"
+#include "bench/gpu_fetcher.h"
 #include "kernels/cuda_check.h"
 
 namespace sparsepool::bench {

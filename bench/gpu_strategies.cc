@@ -6,7 +6,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "client/gpu_fetcher.h"
+#include "bench/gpu_fetcher.h"
 #include "kernels/cuda_buffer.h"
 #include "kernels/residency_cache.h"
 

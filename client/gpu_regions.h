@@ -1,5 +1,5 @@
 // Pool regions mapped into this process and registered with CUDA (cudaHostRegister,
-// mapped for the GPU), once per process: every GpuFetcher and DecodeSession of a decode
+// mapped for the GPU), once per process: every DecodeSession (and bench/ GpuFetcher) of a decode
 // worker shares one registry. Registering pins every page of a region, which takes
 // time (seconds for tens of GiB): call Register for the pool's regions before the first
 // decode step (a warm-up), not on its path.

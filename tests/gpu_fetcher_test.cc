@@ -2,7 +2,7 @@
 // store in /dev/shm, entries written by the CPU data plane, fetched by GpuFetcher into
 // GPU memory and compared with the CPU fetch; write-back read back by the CPU. Skips
 // without a CUDA device (CI); runs on the device machine (tools/gpu_check.sh).
-#include "client/gpu_fetcher.h"
+#include "bench/gpu_fetcher.h"
 
 #include <cuda_runtime.h>
 #include <unistd.h>
@@ -20,6 +20,7 @@
 namespace sparsepool {
 namespace {
 
+using ::sparsepool::bench::GpuFetcher;
 using ::testing::HasSubstr;
 
 

@@ -1,4 +1,4 @@
-#include "client/gpu_fetcher.h"
+#include "bench/gpu_fetcher.h"
 #include "client/client_internal.h"
 
 #include <cuda_runtime.h>  // the typed cudaMalloc overloads
@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "transport/sequence_liveness.h"
 
-namespace sparsepool {
+namespace sparsepool::bench {
 namespace {
 
 absl::Status CudaError(absl::string_view what, cudaError_t error) {
@@ -257,4 +257,4 @@ absl::Status GpuFetcher::Finish(cudaStream_t stream) {
   return first;
 }
 
-}  // namespace sparsepool
+}  // namespace sparsepool::bench

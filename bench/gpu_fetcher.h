@@ -1,11 +1,14 @@
-// The GPU decode path, next to Client::FetchTopK: the entries the indexer selected land
+// The per-call GPU path that came before the decode session (client/decode_session.h),
+// kept with the benchmarks as the baseline the session is measured against (the "old
+// path" of docs/gpu.md) and for the kernels' end-to-end tests; engines use the session.
+// One call per layer, next to Client::FetchTopK: the entries the indexer selected land
 // in an HBM buffer straight from the pool's memory (mapped here and registered for the
 // GPU), in one kernel on the caller's stream, so that fetching layer l+1 can overlap
 // computing layer l (bench/gpu_overlap_example.cu shows how, with events; rotate three
 // decode buffers rather than two: measured 1.5-1.6x of one stream against 1.3x, with
 // the gather capped by Options::max_blocks, docs/gpu.md).
 //
-//   auto gpu = sparsepool::GpuFetcher::Create();
+//   auto gpu = sparsepool::bench::GpuFetcher::Create();
 //   (*gpu)->FetchTopK(*client, layer, batch_ids, d_topk /* int32 [batch][k] */, k,
 //                     d_decode_buffer /* [batch][k][entry_bytes] */, stream);
 //   ... attention reads d_decode_buffer on the stream ...
@@ -15,8 +18,8 @@
 // Finish reports the first, naming sequence, layer and index. Layouts come from the
 // client's cache: grow sequences through the client (ExtendSequence, Layout) before
 // fetching their new tokens. Thread-compatible: use one fetcher per stream.
-#ifndef SPARSEPOOL_CLIENT_GPU_FETCHER_H_
-#define SPARSEPOOL_CLIENT_GPU_FETCHER_H_
+#ifndef SPARSEPOOL_BENCH_GPU_FETCHER_H_
+#define SPARSEPOOL_BENCH_GPU_FETCHER_H_
 
 #include <cuda_runtime_api.h>
 
@@ -34,7 +37,7 @@
 #include "kernels/topk_gather.h"
 #include "transport/cxl/cxl_data_plane.h"
 
-namespace sparsepool {
+namespace sparsepool::bench {
 
 class GpuFetcher {
  public:
@@ -128,6 +131,6 @@ class GpuFetcher {
   std::vector<PendingCall> pending_;
 };
 
-}  // namespace sparsepool
+}  // namespace sparsepool::bench
 
-#endif  // SPARSEPOOL_CLIENT_GPU_FETCHER_H_
+#endif  // SPARSEPOOL_BENCH_GPU_FETCHER_H_
