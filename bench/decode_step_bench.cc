@@ -23,18 +23,18 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "client/client_internal.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "bench/entry_pattern.h"
 #include "bench/flag.h"
+#include "bench/gpu_fetcher.h"
 #include "bench/link_rate.h"
 #include "bench/median.h"
 #include "bench/overlap_trace.h"
 #include "bench/stand_in_attention.h"
+#include "client/client_internal.h"
 #include "client/decode_session.h"
-#include "bench/gpu_fetcher.h"
 #include "kernels/cuda_check.h"
 
 namespace sparsepool::bench {
@@ -381,7 +381,7 @@ class Run {
   std::vector<double> OldPath(int count, int first) {
     GpuFetcher::Options options;
     options.regions = regions_;
-    options.fence = internal::Fence(*client_);
+    options.fence = Check(internal::Fence(*client_), "the client's release fence");
     auto fetcher = Check(GpuFetcher::Create(options), "GpuFetcher");
     std::vector<std::shared_ptr<const SequenceLayout>> held;
     std::vector<const SequenceLayout*> layouts;

@@ -15,11 +15,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "bench/flag.h"
 #include "bench/median.h"
 #include "client/client_internal.h"
-#include "absl/strings/numbers.h"
-#include "bench/flag.h"
-#include "absl/strings/str_cat.h"
 #include "client/sparsepool_client.h"
 #include "common/units.h"
 #include "common/worker_pool.h"

@@ -1,9 +1,9 @@
 #include "bench/gpu_fetcher.h"
-#include "client/client_internal.h"
 
 #include <cuda_runtime.h>  // the typed cudaMalloc overloads
 
 #include "absl/strings/str_cat.h"
+#include "client/client_internal.h"
 #include "transport/sequence_liveness.h"
 
 namespace sparsepool::bench {

@@ -16,8 +16,8 @@
 //
 // Indices live on the GPU, so they are checked there: a bad one is never read, and
 // Finish reports the first, naming sequence, layer and index. Layouts come from the
-// client's cache: grow sequences through the client (ExtendSequence, Layout) before
-// fetching their new tokens. Thread-compatible: use one fetcher per stream.
+// client's cache: grow sequences through the client (ExtendSequence, or
+// internal::Layout to refresh) before fetching their new tokens. Thread-compatible: use one fetcher per stream.
 #ifndef SPARSEPOOL_BENCH_GPU_FETCHER_H_
 #define SPARSEPOOL_BENCH_GPU_FETCHER_H_
 
@@ -33,6 +33,7 @@
 #include "client/gpu_regions.h"
 #include "client/sparsepool_client.h"
 #include "common/layout.h"
+#include "common/release_fence.h"
 #include "kernels/residency_cache.h"
 #include "kernels/topk_gather.h"
 #include "transport/cxl/cxl_data_plane.h"
@@ -46,7 +47,7 @@ class GpuFetcher {
     // should leave SMs to kernels running beside it.
     uint32_t max_blocks = 0;
     // The release fence of the client whose sequences this fetcher writes
-    // (Client::release_fence()): a write-back holds it from its liveness check until
+    // (internal::Fence(client)): a write-back holds it from its liveness check until
     // its kernel has completed, so the daemon never reuses the pages under it. Null:
     // write-backs are kept out of reused pages by the daemon's reuse grace only.
     ReleaseFence* fence = nullptr;

@@ -1,5 +1,4 @@
 #include "bench/gpu_strategies.h"
-#include "client/client_internal.h"
 
 #include <cuda_runtime_api.h>
 
@@ -7,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "bench/gpu_fetcher.h"
+#include "client/client_internal.h"
 #include "kernels/cuda_buffer.h"
 #include "kernels/residency_cache.h"
 

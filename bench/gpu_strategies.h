@@ -1,5 +1,5 @@
 // The strategies that land entries in GPU memory straight from the mapped pool region
-// (CXL or host memory, registered with CUDA), through client/gpu_fetcher.h:
+// (CXL or host memory, registered with CUDA), through bench/gpu_fetcher.h:
 //   cxl-gpu-topk         one gather kernel per layer into an HBM decode buffer
 //   cxl-gpu-topk-cache   the GPU residency cache: lookup kernel, misses gathered into
 //                        their HBM slots, hits never cross the link

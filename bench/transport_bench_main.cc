@@ -14,13 +14,13 @@
 #include <string>
 #include <vector>
 
-#include "bench/median.h"
-#include "client/client_internal.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "bench/flag.h"
+#include "bench/median.h"
 #include "bench/topk_selection.h"
+#include "client/client_internal.h"
 #include "client/sparsepool_client.h"
 #include "common/units.h"
 #include "transport/cxl/cxl_data_plane.h"

@@ -3,8 +3,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstring>
-#include <numeric>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -161,23 +159,20 @@ class ClientImpl final : public Client {
       return absl::InvalidArgumentError(
           absl::StrCat(positions.size(), " positions for a batch of ", batch.size(), " sequences"));
     }
-    if (batch.empty()) return entries.empty() ? absl::OkStatus() : absl::InvalidArgumentError("entries for an empty batch");
+    if (batch.empty()) {
+      if (entries.empty()) return absl::OkStatus();
+      return absl::InvalidArgumentError(absl::StrCat(entries.size(), " bytes of entries for an empty batch"));
+    }
+    // Everything is checked before any room is reserved or any entry written.
     std::vector<LayoutCache::Entry> layouts(batch.size());
     for (size_t row = 0; row < batch.size(); ++row) {
+      if (positions[row] >= kMaxSequenceTokens) {
+        return absl::InvalidArgumentError(absl::StrCat("position ", positions[row], " of sequence ", batch[row],
+                                                       " (batch row ", row, ") is past the limit of ",
+                                                       kMaxSequenceTokens, " tokens (token indices are int32)"));
+      }
       auto layout = Cached(batch[row]);
       if (!layout.ok()) return layout.status();
-      if (positions[row] >= (*layout)->tokens) {
-        // Another client may have grown it; else reserve room ahead, in whole pages.
-        layout = Refresh(batch[row]);
-        if (!layout.ok()) return layout.status();
-      }
-      if (positions[row] >= (*layout)->tokens) {
-        const uint64_t page = (*layout)->page_tokens;
-        const uint64_t wanted = (positions[row] + 1 + options_.reserve_tokens + page - 1) / page * page;
-        if (absl::Status s = ExtendSequence(batch[row], wanted); !s.ok()) return s;
-        layout = Cached(batch[row]);
-        if (!layout.ok()) return layout.status();
-      }
       layouts[row] = *std::move(layout);
     }
     const uint32_t layers = layouts[0]->layers;
@@ -194,6 +189,12 @@ class ClientImpl final : public Client {
       return absl::InvalidArgumentError(absl::StrCat("entries of ", entries.size(), " bytes, expected ",
                                                      batch.size() * row_bytes, " (", batch.size(), " rows x ", layers,
                                                      " layers x ", entry_bytes, " bytes)"));
+    }
+    for (size_t row = 0; row < batch.size(); ++row) {
+      if (positions[row] < layouts[row]->tokens) continue;
+      auto grown = MakeRoom(batch[row], row, positions[row]);
+      if (!grown.ok()) return grown.status();
+      layouts[row] = *std::move(grown);
     }
     for (size_t row = 0; row < batch.size(); ++row) {
       for (uint32_t layer = 0; layer < layers; ++layer) {
@@ -358,6 +359,28 @@ class ClientImpl final : public Client {
     return CacheLayout(response.layout());
   }
 
+  // Room for token `position` of `id` (batch row `row` of a WriteStep), reserved ahead
+  // in whole pages: reserve_tokens past it, or only the page it needs when the pool
+  // cannot give that much; nothing when another client grew the sequence first.
+  absl::StatusOr<LayoutCache::Entry> MakeRoom(SequenceId id, size_t row, uint64_t position) {
+    auto layout = Refresh(id);
+    if (!layout.ok()) return layout.status();
+    if (position < (*layout)->tokens) return layout;
+    const uint64_t page = (*layout)->page_tokens;
+    const auto in_pages = [page](uint64_t tokens) {
+      return std::min((tokens + page - 1) / page * page, kMaxSequenceTokens);
+    };
+    const uint64_t ahead = in_pages(position + 1 + options_.reserve_tokens);
+    const uint64_t needed = in_pages(position + 1);
+    absl::Status extended = ExtendSequence(id, ahead);
+    if (absl::IsResourceExhausted(extended) && needed < ahead) extended = ExtendSequence(id, needed);
+    if (extended.ok()) return Cached(id);
+    // The daemon refuses to shrink: another client may have grown it past `ahead`.
+    if (auto now = Refresh(id); now.ok() && position < (*now)->tokens) return now;
+    return absl::Status(extended.code(), absl::StrCat("making room for position ", position, " of sequence ", id,
+                                                      " (batch row ", row, "): ", extended.message()));
+  }
+
   // A sequence the daemon no longer knows must not be served from a stale layout.
   absl::Status Forget(SequenceId id, absl::Status status) {
     if (absl::IsNotFound(status)) layouts_.Erase(id);
@@ -378,16 +401,35 @@ class ClientImpl final : public Client {
 }  // namespace
 
 namespace internal {
+namespace {
+
+// The internal calls reach into the client Client::Connect made; any other Client (a
+// wrapper, a test double) is refused rather than cast blindly.
+absl::StatusOr<ClientImpl*> Connected(Client& client) {
+  if (auto* impl = dynamic_cast<ClientImpl*>(&client)) return impl;
+  return absl::FailedPreconditionError(
+      "the GPU path and the C ABI need a client made by Client::Connect, not another implementation of Client");
+}
+
+}  // namespace
 
 absl::StatusOr<SequenceLayout> Layout(Client& client, SequenceId id) {
-  return static_cast<ClientImpl&>(client).Layout(id);
+  auto impl = Connected(client);
+  if (!impl.ok()) return impl.status();
+  return (*impl)->Layout(id);
 }
 
 absl::StatusOr<std::shared_ptr<const SequenceLayout>> CachedLayout(Client& client, SequenceId id) {
-  return static_cast<ClientImpl&>(client).CachedLayout(id);
+  auto impl = Connected(client);
+  if (!impl.ok()) return impl.status();
+  return (*impl)->CachedLayout(id);
 }
 
-ReleaseFence* Fence(Client& client) { return static_cast<ClientImpl&>(client).release_fence(); }
+absl::StatusOr<ReleaseFence*> Fence(Client& client) {
+  auto impl = Connected(client);
+  if (!impl.ok()) return impl.status();
+  return (*impl)->release_fence();
+}
 
 }  // namespace internal
 

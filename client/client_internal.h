@@ -13,7 +13,7 @@
 
 namespace sparsepool::internal {
 
-// REQUIRES for each: `client` was made by Client::Connect.
+// Each answers FailedPrecondition for a Client that Client::Connect did not make.
 // The sequence's current layout, asked of the daemon (and cached for the data path).
 absl::StatusOr<SequenceLayout> Layout(Client& client, SequenceId id);
 // The layout the data path uses: the cached one (asked of the daemon when absent),
@@ -21,7 +21,7 @@ absl::StatusOr<SequenceLayout> Layout(Client& client, SequenceId id);
 absl::StatusOr<std::shared_ptr<const SequenceLayout>> CachedLayout(Client& client, SequenceId id);
 // The fence the client's writes hold (common/release_fence.h); the GPU path's writes
 // hold it too. Null when its keepalive_interval is zero (writes not fenced).
-ReleaseFence* Fence(Client& client);
+absl::StatusOr<ReleaseFence*> Fence(Client& client);
 
 }  // namespace sparsepool::internal
 

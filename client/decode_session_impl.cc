@@ -1,13 +1,12 @@
 #include "client/decode_session_impl.h"
 
-#include "client/client_internal.h"
-
 #include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <type_traits>
 
 #include "absl/strings/str_cat.h"
+#include "client/client_internal.h"
 #include "kernels/cuda_pointer.h"
 #include "kernels/session_kernels.h"
 #include "kernels/topk_gather.h"
@@ -85,19 +84,22 @@ SessionShape ShapeOf(const DecodeSessionOptions& o) {
 
 }  // namespace
 
-DecodeSessionImpl::DecodeSessionImpl(Client* client, GpuRegionRegistry* regions, const DecodeSessionOptions& options)
-    : client_(client), regions_(regions), options_(options), rows_(ShapeOf(options)) {}
+DecodeSessionImpl::DecodeSessionImpl(Client* client, ReleaseFence* fence, GpuRegionRegistry* regions,
+                                     const DecodeSessionOptions& options)
+    : client_(client), fence_(fence), regions_(regions), options_(options), rows_(ShapeOf(options)) {}
 
 absl::StatusOr<std::unique_ptr<DecodeSessionImpl>> DecodeSessionImpl::Create(Client* client, GpuRegionRegistry* regions,
                                                                      const DecodeSessionOptions& options) {
   if (client == nullptr || regions == nullptr) return absl::InvalidArgumentError("a session needs a client and a region registry");
   if (absl::Status valid = ValidateOptions(options); !valid.ok()) return valid;
+  auto fence = internal::Fence(*client);
+  if (!fence.ok()) return fence.status();
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
     cudaGetLastError();
     return absl::FailedPreconditionError("no CUDA device: a decode session needs one");
   }
-  std::unique_ptr<DecodeSessionImpl> session(new DecodeSessionImpl(client, regions, options));
+  std::unique_ptr<DecodeSessionImpl> session(new DecodeSessionImpl(client, *fence, regions, options));
   if (absl::Status allocated = session->Allocate(); !allocated.ok()) return allocated;
   session->reserver_ = std::thread([s = session.get()] { s->ReserverMain(); });
   return session;
@@ -385,9 +387,9 @@ absl::Status DecodeSessionImpl::PrepareStep(cudaStream_t stream, std::vector<Row
     }
     rows_.Advance(row);  // what BeginStep does on the device
   }
-  if (ReleaseFence* fence = internal::Fence(*client_); fence != nullptr) {
+  if (fence_ != nullptr) {
     absl::MutexLock lock(&tickets_mu_);
-    tickets_.push_back(fence->Enter());
+    tickets_.push_back(fence_->Enter());
   }
   ++steps_prepared_;
   return absl::OkStatus();

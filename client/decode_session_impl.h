@@ -67,7 +67,8 @@ class DecodeSessionImpl {
     absl::StatusOr<std::shared_ptr<const SequenceLayout>> result = absl::UnknownError("pending");
   };
 
-  DecodeSessionImpl(Client* client, GpuRegionRegistry* regions, const DecodeSessionOptions& options);
+  DecodeSessionImpl(Client* client, ReleaseFence* fence, GpuRegionRegistry* regions,
+                    const DecodeSessionOptions& options);
   absl::Status Allocate();
   // The row tables of every layer for `row` as they are now on the host, uploaded.
   absl::Status UploadRow(uint32_t row, cudaStream_t stream);
@@ -88,6 +89,7 @@ class DecodeSessionImpl {
   static void EndTicket(void* session);
 
   Client* const client_;
+  ReleaseFence* const fence_;  // the client's; null when its writes are not fenced
   GpuRegionRegistry* const regions_;
   const DecodeSessionOptions options_;
   SessionRows rows_;

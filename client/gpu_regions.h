@@ -1,13 +1,14 @@
 // Pool regions mapped into this process and registered with CUDA (cudaHostRegister,
-// mapped for the GPU), once per process: every DecodeSession (and bench/ GpuFetcher) of a decode
-// worker shares one registry. Registering pins every page of a region, which takes
-// time (seconds for tens of GiB): call Register for the pool's regions before the first
-// decode step (a warm-up), not on its path.
+// mapped for the GPU), once per process: every DecodeSession of a decode worker (and
+// the benchmarks' GpuFetcher) shares one registry. Registering pins every page of a
+// region, which takes time (seconds for tens of GiB): call RegisterRegionOf for the
+// pool's regions before the first decode step (a warm-up), not on its path.
 //
 // Thread-safe. Destroy it only after every kernel that reads its regions has finished.
 #ifndef SPARSEPOOL_CLIENT_GPU_REGIONS_H_
 #define SPARSEPOOL_CLIENT_GPU_REGIONS_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 

@@ -32,8 +32,6 @@ VerbsConnector MakeVerbsConnector(const ClientOptions& options, const std::strin
 
 }  // namespace
 
-absl::string_view RemoteTransportNames() { return "ucx, verbs"; }
-
 absl::StatusOr<std::unique_ptr<DataPlane>> MakeRemoteDataPlane(const ClientOptions& options,
                                                                const std::string& client_id,
                                                                std::shared_ptr<grpc::Channel> channel) {
@@ -54,7 +52,7 @@ absl::StatusOr<std::unique_ptr<DataPlane>> MakeRemoteDataPlane(const ClientOptio
     return std::unique_ptr<DataPlane>(*std::move(plane));
   }
   return absl::InvalidArgumentError(
-      absl::StrCat("unknown transport \"", options.transport, "\" (available: cxl, ", RemoteTransportNames(), ")"));
+      absl::StrCat("unknown transport \"", options.transport, "\" (available: cxl, ucx, verbs)"));
 }
 
 }  // namespace sparsepool::client_detail

@@ -10,17 +10,13 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "absl/strings/string_view.h"
 #include "client/sparsepool_client.h"
 #include "grpcpp/channel.h"
 #include "transport/data_plane.h"
 
 namespace sparsepool::client_detail {
 
-// The transports this build offers beyond "cxl", as listed in error messages.
-absl::string_view RemoteTransportNames();
-
-// The data plane for options.transport, one of RemoteTransportNames(); InvalidArgument
+// The data plane for options.transport, "ucx" or "verbs"; InvalidArgument
 // naming the transports there are for a name that is none, FailedPrecondition for one
 // this build left out. The verbs plane connects its queue pair over `channel`.
 absl::StatusOr<std::unique_ptr<DataPlane>> MakeRemoteDataPlane(const ClientOptions& options,

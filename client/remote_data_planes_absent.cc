@@ -6,8 +6,6 @@
 
 namespace sparsepool::client_detail {
 
-absl::string_view RemoteTransportNames() { return ""; }
-
 absl::StatusOr<std::unique_ptr<DataPlane>> MakeRemoteDataPlane(const ClientOptions& options,
                                                                const std::string& /*client_id*/,
                                                                std::shared_ptr<grpc::Channel> /*channel*/) {

@@ -9,11 +9,14 @@
 //   spec.layers = 61; spec.entry_bytes = 656; spec.tokens = prompt_tokens;
 //   auto seq = (*client)->CreateSequence(spec);
 //   (*client)->WriteEntries(*seq, layer, /*first_token=*/0, prefill_entries);
-//   ...each decode step: ExtendSequence(*seq, tokens + 1), WriteEntries(new token),
-//   then for every layer FetchTopK(layer, {seq, ...}, topk_indices, decode_buffer).
+//   ...each decode step: WriteStep(batch, positions, new_entries) (every layer of the
+//   batch's new token, room reserved ahead), then for every layer
+//   FetchTopK(layer, batch, topk_indices, decode_buffer).
 //
 // Sequences: one request's cache, `layers` x `tokens` entries of `entry_bytes` each.
-// Token counts only grow (ExtendSequence); valid token indices are [0, tokens).
+// `tokens` is the room the pool holds and only grows (ExtendSequence, WriteStep's
+// reservations); valid token indices are [0, tokens), and tokens never written read
+// as zeros (the daemon zeroes reused pages).
 //
 // Data path: the client maps the daemon's regions (shared memory, hugetlbfs, CXL
 // device-DAX) and reads and writes entries with plain loads and stores; the daemon is

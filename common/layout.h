@@ -15,6 +15,10 @@ namespace sparsepool {
 
 using SequenceId = uint64_t;
 
+// A sequence holds at most this many tokens: token indices are int32 everywhere (the
+// indexer's top-k, the kernels, the client's FetchTopK).
+inline constexpr uint64_t kMaxSequenceTokens = (uint64_t{1} << 31) - 1;
+
 struct RegionRef {
   uint32_t index = 0;
   std::string kind;  // "shm", "hugetlbfs", "devdax", "numa"

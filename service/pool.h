@@ -61,7 +61,7 @@ inline constexpr uint32_t kMaxLayers = 1024;
 inline constexpr uint32_t kMaxEntryBytes = 1 << 20;
 inline constexpr uint32_t kMaxEntryAlignment = 4096;
 inline constexpr uint32_t kMaxPageTokens = 1 << 16;
-inline constexpr uint64_t kMaxTokens = (uint64_t{1} << 31) - 1;  // indices are int32
+inline constexpr uint64_t kMaxTokens = kMaxSequenceTokens;
 inline constexpr size_t kMaxNameBytes = 63;
 
 struct CreateParams {

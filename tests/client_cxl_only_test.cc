@@ -1,7 +1,9 @@
 // The client built without UCX and libibverbs (//client:client_cxl_only) against a real
 // daemon: it links and runs on load and store alone, neither library is in the process,
 // and asking it for an RDMA transport says which build left it out.
+#include <cstring>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 

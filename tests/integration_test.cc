@@ -11,18 +11,18 @@
 #include <vector>
 
 #include "absl/strings/match.h"
-#include "client/client_internal.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "bench/entry_pattern.h"
+#include "client/client_internal.h"
 #include "client/sparsepool_client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/client_support.h"
 #include "tests/daemon_process.h"
 #include "tests/local_http.h"
-#include "bench/entry_pattern.h"
 #include "transport/cxl/region_mapping.h"
 
 namespace sparsepool {
@@ -252,6 +252,111 @@ TEST_F(IntegrationTest, WriteStepAppendsEveryLayerOfABatchAndReservesAhead) {
   const std::vector<uint64_t> positions(batch.size(), 400);
   EXPECT_THAT(std::string(client.WriteStep(batch, positions, absl::MakeSpan(entries).subspan(1)).message()),
               HasSubstr("expected 7872"));
+  // A malformed step that would need room reserves none.
+  const std::vector<uint64_t> past_room(batch.size(), 448);
+  EXPECT_THAT(std::string(client.WriteStep(batch, past_room, absl::MakeSpan(entries).subspan(1)).message()),
+              HasSubstr("expected 7872"));
+  info = client.Info(batch[0]);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->tokens, 448u) << "a refused step reserved room";
+  const std::vector<uint64_t> too_far = {400, uint64_t{1} << 31, 400};
+  EXPECT_THAT(std::string(client.WriteStep(batch, too_far, entries).message()),
+              HasSubstr(absl::StrCat("position 2147483648 of sequence ", batch[1], " (batch row 1) is past the limit")));
+  // Room another client made first is used, not asked for again.
+  ASSERT_TRUE(client_->ExtendSequence(batch[0], 1000).ok());
+  for (size_t row = 0; row < batch.size(); ++row) {
+    for (uint32_t layer = 0; layer < layers; ++layer) {
+      FillEntry(kSeed, batch[row], layer, 448,
+                absl::MakeSpan(entries).subspan((row * layers + layer) * kEntryBytes, kEntryBytes));
+    }
+  }
+  ASSERT_TRUE(client.WriteStep(batch, past_room, entries).ok());
+  EXPECT_EQ(client.Info(batch[0])->tokens, 1000u) << "the other client's room was grown again";
+  EXPECT_EQ(client.Info(batch[1])->tokens, 640u) << "449 + 128 rounded up to pages";
+  std::vector<std::byte> got(kEntryBytes), expected(kEntryBytes);
+  const std::vector<int32_t> token_448 = {448};
+  ASSERT_TRUE(client.FetchTopK(1, {batch[0]}, token_448, absl::MakeSpan(got)).ok());
+  FillEntry(kSeed, batch[0], 1, 448, absl::MakeSpan(expected));
+  EXPECT_EQ(got, expected);
+}
+
+// An engine's own Client (here a wrapper that forwards every call) works through the
+// public interface; the internal calls the GPU path and the C ABI make refuse it by name
+// instead of casting it blindly.
+class ForwardingClient final : public Client {
+ public:
+  explicit ForwardingClient(Client& inner) : inner_(inner) {}
+  const std::string& client_id() const override { return inner_.client_id(); }
+  absl::StatusOr<SequenceId> CreateSequence(const SequenceSpec& spec) override { return inner_.CreateSequence(spec); }
+  void CreateSequenceAsync(const SequenceSpec& spec, std::function<void(absl::StatusOr<SequenceId>)> done) override {
+    inner_.CreateSequenceAsync(spec, std::move(done));
+  }
+  void ReleaseSequenceAsync(SequenceId id, std::function<void(absl::Status)> done) override {
+    inner_.ReleaseSequenceAsync(id, std::move(done));
+  }
+  absl::Status ExtendSequence(SequenceId id, uint64_t total_tokens) override {
+    return inner_.ExtendSequence(id, total_tokens);
+  }
+  absl::Status ReleaseSequence(SequenceId id) override { return inner_.ReleaseSequence(id); }
+  absl::Status AdoptSequence(SequenceId id) override { return inner_.AdoptSequence(id); }
+  absl::StatusOr<SequenceInfo> Info(SequenceId id) override { return inner_.Info(id); }
+  absl::Status WriteEntries(SequenceId id, uint32_t layer, uint64_t first_token,
+                            absl::Span<const std::byte> entries) override {
+    return inner_.WriteEntries(id, layer, first_token, entries);
+  }
+  absl::Status WriteStep(absl::Span<const SequenceId> batch, absl::Span<const uint64_t> positions,
+                         absl::Span<const std::byte> entries) override {
+    return inner_.WriteStep(batch, positions, entries);
+  }
+  absl::Status FetchTopK(uint32_t layer, absl::Span<const SequenceId> batch, absl::Span<const int32_t> indices,
+                         absl::Span<std::byte> out) override {
+    return inner_.FetchTopK(layer, batch, indices, out);
+  }
+
+ private:
+  Client& inner_;
+};
+
+TEST_F(IntegrationTest, AnotherClientImplementationIsRefusedByTheInternalCallsNotCast) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
+  ForwardingClient wrapper(*client_);
+  auto id = wrapper.CreateSequence(Spec(2, 64));
+  ASSERT_TRUE(id.ok());
+  ASSERT_NO_FATAL_FAILURE(WriteTokens(wrapper, *id, 2, kEntryBytes, 0, 64));
+  ASSERT_NO_FATAL_FAILURE(FetchAndCheck(wrapper, {*id}, {64}, 1, 50, kEntryBytes, rng_));
+  for (absl::Status s : {internal::CachedLayout(wrapper, *id).status(), internal::Layout(wrapper, *id).status(),
+                         internal::Fence(wrapper).status()}) {
+    EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
+    EXPECT_THAT(std::string(s.message()), HasSubstr("need a client made by Client::Connect"));
+  }
+  EXPECT_TRUE(internal::CachedLayout(*client_, *id).ok());
+}
+
+// When the pool cannot give the room ahead, WriteStep takes only the page it needs.
+TEST_F(IntegrationTest, WriteStepFallsBackToThePageItNeedsWhenThePoolCannotReserveAhead) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
+  ClientOptions options;
+  options.address = daemon_->address();
+  options.reserve_tokens = 10'000'000;  // 26 GB of entries ahead: more than the 256 MiB region
+  auto connected = Client::Connect(options);
+  ASSERT_TRUE(connected.ok());
+  Client& client = **connected;
+  const uint32_t layers = 4;
+  auto id = client.CreateSequence(Spec(layers, 64));
+  ASSERT_TRUE(id.ok());
+  ASSERT_NO_FATAL_FAILURE(WriteTokens(client, *id, layers, kEntryBytes, 0, 64));
+  std::vector<std::byte> entries(layers * kEntryBytes);
+  for (uint32_t layer = 0; layer < layers; ++layer) {
+    FillEntry(kSeed, *id, layer, 64, absl::MakeSpan(entries).subspan(layer * kEntryBytes, kEntryBytes));
+  }
+  const std::vector<SequenceId> batch = {*id};
+  const std::vector<uint64_t> positions = {64};
+  absl::Status written = client.WriteStep(batch, positions, entries);
+  ASSERT_TRUE(written.ok()) << written;
+  auto info = client.Info(*id);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->tokens, 128u) << "only the page position 64 needs";
+  ASSERT_NO_FATAL_FAILURE(FetchAndCheck(client, batch, {65}, 2, 100, kEntryBytes, rng_));
 }
 
 TEST_F(IntegrationTest, SequencesGrowAcrossPageBoundaries) {

@@ -6,8 +6,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "client/client_internal.h"
 #include "bench/entry_pattern.h"
+#include "client/client_internal.h"
 #include "client/sparsepool_client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

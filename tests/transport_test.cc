@@ -11,8 +11,8 @@
 #include <thread>
 
 #include "absl/time/clock.h"
-#include "client/client_internal.h"
 #include "bench/entry_pattern.h"
+#include "client/client_internal.h"
 #include "client/sparsepool_client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

@@ -13,7 +13,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/types/span.h"
-#include "client/client_internal.h"
 #include "client/decode_session.h"
 #include "client/gpu_regions.h"
 #include "client/sparsepool_client.h"
