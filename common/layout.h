@@ -5,6 +5,7 @@
 #define SPARSEPOOL_COMMON_LAYOUT_H_
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -18,6 +19,8 @@ using SequenceId = uint64_t;
 // A sequence holds at most this many tokens: token indices are int32 everywhere (the
 // indexer's top-k, the kernels, the client's FetchTopK).
 inline constexpr uint64_t kMaxSequenceTokens = (uint64_t{1} << 31) - 1;
+// Tenant names and client ids, as the region's records store them.
+inline constexpr size_t kMaxNameBytes = 63;
 
 struct RegionRef {
   uint32_t index = 0;

@@ -62,7 +62,6 @@ inline constexpr uint32_t kMaxEntryBytes = 1 << 20;
 inline constexpr uint32_t kMaxEntryAlignment = 4096;
 inline constexpr uint32_t kMaxPageTokens = 1 << 16;
 inline constexpr uint64_t kMaxTokens = kMaxSequenceTokens;
-inline constexpr size_t kMaxNameBytes = 63;
 
 struct CreateParams {
   std::string client_id;  // empty: no lease

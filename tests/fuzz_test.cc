@@ -15,6 +15,7 @@
 #include "service/daemon_config.h"
 #include "service/metrics_http.h"
 #include "service/pool.h"
+#include "service/tenants.h"
 #include "tests/child_process.h"
 #include "tests/fake_clock.h"
 #include "transport/cxl/region_spec.h"
@@ -61,6 +62,28 @@ TEST(FuzzTest, ConfigTextAndRegionSpecs) {
     if (spec.ok() && spec->kind != RegionKind::kDevdax) {
       ASSERT_GT(spec->size_bytes, 0u);
     }
+  }
+}
+
+// The tenants file: an error or a directory whose every entry has a name, and whose
+// tokens authenticate as themselves only.
+TEST(FuzzTest, TenantsText) {
+  const std::string seed = "tenant acme token_sha256=" + TokenHashHex("a") +
+                           " max_bytes=1GiB max_sequences=10\n# c\noperator ops token_sha256=" +
+                           TokenHashHex("o") + "\n";
+  std::mt19937_64 rng(23);
+  for (int i = 0; i < 20000; ++i) {
+    auto directory = TenantDirectory::Parse(Mutate(seed, rng), "fuzz");
+    if (!directory.ok()) {
+      ASSERT_TRUE(absl::IsInvalidArgument(directory.status())) << directory.status();
+      continue;
+    }
+    for (const Tenant& entry : directory->entries()) {
+      ASSERT_FALSE(entry.name.empty());
+      ASSERT_LE(entry.name.size(), kMaxNameBytes);
+    }
+    ASSERT_FALSE(directory->Authenticate("").ok());
+    if (auto a = directory->Authenticate("a"); a.ok()) ASSERT_EQ((*a)->token_sha256, HashToken("a"));
   }
 }
 

@@ -7,6 +7,7 @@ packages=(
   bazel-bootstrap bazel-platforms bazel-rules-java bazel-rules-proto bazel-skylib
   g++ protobuf-compiler protobuf-compiler-grpc libgrpc++-dev libprotobuf-dev
   libabsl-dev libgtest-dev libgmock-dev
+  libssl-dev openssl
   libnuma-dev numactl
   libucx-dev ucx-utils libibverbs-dev rdma-core ibverbs-providers librdmacm-dev
   gnuplot-nox
