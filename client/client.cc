@@ -12,6 +12,7 @@
 #include "client/lease_keeper.h"
 #include "client/remote_data_planes.h"
 #include "client/sparsepool_client.h"
+#include "common/channel_security.h"
 #include "common/grpc_status.h"
 #include "common/layout_proto.h"
 #include "grpcpp/create_channel.h"
@@ -55,7 +56,7 @@ class ClientImpl final : public Client {
   // grace keeps a write racing a release out of reused pages.
   absl::Status StartKeepAlive() {
     if (options_.keepalive_interval <= absl::ZeroDuration()) return absl::OkStatus();
-    auto keeper = LeaseKeeper::Start(stub_.get(), client_id_, options_.address, &fence_,
+    auto keeper = LeaseKeeper::Start(stub_.get(), client_id_, options_.address, options_.token, &fence_,
                                      options_.keepalive_interval, options_.rpc_timeout);
     if (!keeper.ok()) return keeper.status();
     keepalive_ = *std::move(keeper);
@@ -314,6 +315,7 @@ class ClientImpl final : public Client {
                   const char* name, std::function<void(absl::Status)> finish) {
     call->context.set_deadline(absl::ToChronoTime(absl::Now() + options_.rpc_timeout));
     call->context.set_wait_for_ready(true);  // as CallWithDeadline: ride out a restart
+    AddToken(call->context, options_.token);
     {
       absl::MutexLock lock(&async_mu_);
       ++async_in_flight_;
@@ -340,7 +342,7 @@ class ClientImpl final : public Client {
   template <typename Request, typename Response>
   absl::Status Call(const char* name, Method<Request, Response> method, const Request& request,
                     Response* response) {
-    return CallWithDeadline(*stub_, method, name, options_.address, options_.rpc_timeout, request,
+    return CallWithDeadline(*stub_, method, name, options_.address, options_.rpc_timeout, options_.token, request,
                             response);
   }
 
@@ -437,7 +439,13 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& opt
   std::string client_id = options.client_id.empty() ? MakeClientId() : options.client_id;
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(256 << 20);
-  auto channel = grpc::CreateCustomChannel(options.address, grpc::InsecureChannelCredentials(), args);
+  ChannelSecurity security;
+  security.tls_root_certs = options.tls_root_certs;
+  security.tls_cert = options.tls_cert;
+  security.tls_key = options.tls_key;
+  auto credentials = ChannelCredentialsFor(security);
+  if (!credentials.ok()) return credentials.status();
+  auto channel = grpc::CreateCustomChannel(options.address, *credentials, args);
   auto data_plane = MakeDataPlane(options, client_id, channel);
   if (!data_plane.ok()) return data_plane.status();
   auto stub = v1::PoolService::NewStub(channel);

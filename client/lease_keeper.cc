@@ -7,16 +7,18 @@
 
 namespace sparsepool {
 
-LeaseKeeper::LeaseKeeper(v1::PoolService::Stub* stub, std::string client_id, std::string address,
+LeaseKeeper::LeaseKeeper(v1::PoolService::Stub* stub, std::string client_id, std::string address, std::string token,
                          ReleaseFence* fence, absl::Duration interval, absl::Duration rpc_timeout)
-    : stub_(stub), client_id_(std::move(client_id)), address_(std::move(address)), fence_(fence),
+    : stub_(stub), client_id_(std::move(client_id)), address_(std::move(address)), token_(std::move(token)),
+      fence_(fence),
       interval_(interval), rpc_timeout_(rpc_timeout) {}
 
 absl::StatusOr<std::unique_ptr<LeaseKeeper>> LeaseKeeper::Start(v1::PoolService::Stub* stub, std::string client_id,
-                                                                std::string address, ReleaseFence* fence,
-                                                                absl::Duration interval, absl::Duration rpc_timeout) {
-  std::unique_ptr<LeaseKeeper> keeper(
-      new LeaseKeeper(stub, std::move(client_id), std::move(address), fence, interval, rpc_timeout));
+                                                                std::string address, std::string token,
+                                                                ReleaseFence* fence, absl::Duration interval,
+                                                                absl::Duration rpc_timeout) {
+  std::unique_ptr<LeaseKeeper> keeper(new LeaseKeeper(stub, std::move(client_id), std::move(address),
+                                                      std::move(token), fence, interval, rpc_timeout));
   if (absl::Status registered = keeper->KeepAlive(absl::ZeroDuration()); !registered.ok()) return registered;
   keeper->thread_ = std::thread([k = keeper.get()] { k->Run(); });
   return keeper;
@@ -43,6 +45,7 @@ absl::Status LeaseKeeper::KeepAlive(absl::Duration wait) {
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + wait + rpc_timeout_));
   context.set_wait_for_ready(true);
+  AddToken(context, token_);
   {
     absl::MutexLock lock(&mu_);
     if (stopping_) return absl::CancelledError("the client is closing");

@@ -26,8 +26,9 @@ class LeaseKeeper {
   // Registers the client as fenced with one KeepAlive answered at once (before the
   // client can write anything), then starts the loop. `stub` and `fence` must outlive
   // the keeper.
+  // `token` goes with every KeepAlive (a daemon that serves tenants needs it).
   static absl::StatusOr<std::unique_ptr<LeaseKeeper>> Start(v1::PoolService::Stub* stub, std::string client_id,
-                                                            std::string address, ReleaseFence* fence,
+                                                            std::string address, std::string token, ReleaseFence* fence,
                                                             absl::Duration interval, absl::Duration rpc_timeout);
   // Cancels the call in flight and joins the loop.
   ~LeaseKeeper();
@@ -35,7 +36,8 @@ class LeaseKeeper {
   LeaseKeeper& operator=(const LeaseKeeper&) = delete;
 
  private:
-  LeaseKeeper(v1::PoolService::Stub* stub, std::string client_id, std::string address, ReleaseFence* fence,
+  LeaseKeeper(v1::PoolService::Stub* stub, std::string client_id, std::string address, std::string token,
+              ReleaseFence* fence,
               absl::Duration interval, absl::Duration rpc_timeout);
   // One KeepAlive acknowledging what the fence allows; feeds the answer to the fence.
   absl::Status KeepAlive(absl::Duration wait);
@@ -44,6 +46,7 @@ class LeaseKeeper {
   v1::PoolService::Stub* const stub_;
   const std::string client_id_;
   const std::string address_;
+  const std::string token_;
   ReleaseFence* const fence_;
   const absl::Duration interval_;
   const absl::Duration rpc_timeout_;

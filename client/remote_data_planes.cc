@@ -15,14 +15,14 @@ namespace {
 VerbsConnector MakeVerbsConnector(const ClientOptions& options, const std::string& client_id,
                                   std::shared_ptr<grpc::Channel> channel) {
   std::shared_ptr<v1::PoolService::Stub> stub = v1::PoolService::NewStub(channel);
-  return [stub, client_id, address = options.address,
+  return [stub, client_id, address = options.address, token = options.token,
           timeout = options.rpc_timeout](const VerbsPeerInfo& local) -> absl::StatusOr<VerbsPeerInfo> {
     v1::ConnectVerbsRequest request;
     request.set_client_id(client_id);
     EndpointToProto(local, request.mutable_endpoint());
     v1::ConnectVerbsResponse response;
     if (absl::Status s = CallWithDeadline(*stub, &v1::PoolService::Stub::ConnectVerbs, "ConnectVerbs", address,
-                                          timeout, request, &response);
+                                          timeout, token, request, &response);
         !s.ok()) {
       return s;
     }

@@ -82,6 +82,14 @@ struct ClientOptions {
     uint8_t gid_index = 0;   // source GID on RoCE (v2 deployments often use 3)
     uint32_t queue_depth = 256;
   } verbs;
+  // A daemon that serves tenants (sparsepoold --tenants) takes every call with the
+  // tenant's token; it acts within that tenant. Empty: a daemon without tenants.
+  std::string token;
+  // TLS: the PEM file of the CA that signed the daemon's certificate (empty:
+  // plaintext), and a client certificate chain and key for daemons that require one.
+  std::string tls_root_certs;
+  std::string tls_cert;
+  std::string tls_key;
   // WriteStep reserves room this many tokens past what it writes, rounded up to whole
   // pages, whenever it needs more: most decode steps then make no RPC.
   uint64_t reserve_tokens = 256;

@@ -19,18 +19,26 @@ grpc::Status ToGrpcStatus(const absl::Status& status);
 // deadline exceeded), whose gRPC messages do not.
 absl::Status FromGrpcStatus(const grpc::Status& status, absl::string_view what);
 
-// One unary call on a generated stub with a deadline, its failure an absl::Status that
-// names the call (`name`) and the daemon (`address`). The call waits for the channel
+// Adds `token` to a call as "authorization: Bearer TOKEN" (how a daemon that serves
+// tenants knows the caller); nothing when it is empty.
+inline void AddToken(grpc::ClientContext& context, absl::string_view token) {
+  if (!token.empty()) context.AddMetadata("authorization", absl::StrCat("Bearer ", token));
+}
+
+// One unary call on a generated stub with a deadline, carrying `token` (when not empty:
+// "authorization: Bearer TOKEN", for a daemon that serves tenants), its failure an
+// absl::Status that names the call (`name`) and the daemon (`address`). The call waits for the channel
 // to be ready within its deadline rather than failing at once while gRPC backs off
 // between reconnections: a daemon restarting (seconds) is ridden out.
 template <typename Stub, typename Request, typename Response>
 absl::Status CallWithDeadline(Stub& stub,
                               grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
                               const char* name, absl::string_view address, absl::Duration timeout,
-                              const Request& request, Response* response) {
+                              absl::string_view token, const Request& request, Response* response) {
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
   context.set_wait_for_ready(true);
+  AddToken(context, token);
   return FromGrpcStatus((stub.*method)(&context, request, response), absl::StrCat(name, " to ", address));
 }
 

@@ -1,13 +1,14 @@
 #include "service/daemon_config.h"
 
-#include <fstream>
-#include <sstream>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "common/file_text.h"
 #include "common/key_value_text.h"
 #include "service/pool.h"
 
@@ -82,14 +83,25 @@ absl::Status Apply(absl::string_view key, absl::string_view value, bool& regions
   }
   if (key == "verbs_gid_index") return ParseUint32(key, value, 0, 255, config.verbs_gid_index);
   if (key == "metrics_listen") return ParseHostPort(key, value, config.metrics_listen);
-  if (key == "port_file") {
-    config.port_file = std::string(value);
+  for (auto [name, field] : {std::pair{"port_file", &config.port_file}, std::pair{"tenants", &config.tenants},
+                              std::pair{"tls_cert", &config.tls_cert}, std::pair{"tls_key", &config.tls_key},
+                              std::pair{"tls_client_ca", &config.tls_client_ca}}) {
+    if (key != name) continue;
+    if (value.empty()) return absl::InvalidArgumentError(absl::StrCat(key, " needs a path"));
+    *field = std::string(value);
     return absl::OkStatus();
   }
   return absl::InvalidArgumentError(absl::StrCat("unknown setting \"", key, "\""));
 }
 
 }  // namespace
+
+bool IsLoopbackAddress(absl::string_view host_port) {
+  const size_t colon = host_port.rfind(':');
+  absl::string_view host = colon == absl::string_view::npos ? host_port : host_port.substr(0, colon);
+  if (absl::ConsumePrefix(&host, "[")) absl::ConsumeSuffix(&host, "]");
+  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
+}
 
 std::string DaemonUsage() {
   return "usage: sparsepoold [--config=FILE] [--listen=HOST:PORT] [--region=SPEC]...\n"
@@ -98,6 +110,7 @@ std::string DaemonUsage() {
          "                   [--port_file=PATH] [--metrics_listen=HOST:PORT]\n"
          "                   [--ucx=true] [--verbs=true]\n"
          "                   [--verbs_device=NAME] [--verbs_gid_index=N]\n"
+         "                   [--tenants=PATH] [--tls_cert=PATH --tls_key=PATH [--tls_client_ca=PATH]]\n"
          "region SPEC: shm:NAME:SIZE | hugetlbfs:/PATH:SIZE | devdax:/dev/daxX.Y[:SIZE] |\n"
          "             numa:NODE:NAME:SIZE        (default: " +
          std::string(kDefaultRegion) + ")\n";
@@ -125,11 +138,9 @@ absl::StatusOr<DaemonConfig> ParseDaemonArgs(const std::vector<std::string>& arg
   }
   for (const auto& [key, value] : flags) {
     if (key != "config") continue;
-    std::ifstream in(value);
-    if (!in) return absl::NotFoundError(absl::StrCat("cannot read config file ", value));
-    std::stringstream text;
-    text << in.rdbuf();
-    absl::Status applied = ApplyConfigText(text.str(), value, config);
+    auto text = ReadFileText(value, "config file");
+    if (!text.ok()) return text.status();
+    absl::Status applied = ApplyConfigText(*text, value, config);
     if (!applied.ok()) return applied;
   }
   bool regions_replaced = false;
@@ -139,6 +150,17 @@ absl::StatusOr<DaemonConfig> ParseDaemonArgs(const std::vector<std::string>& arg
     if (!applied.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("--", key, ": ", applied.message()));
     }
+  }
+  if (config.tls_cert.empty() != config.tls_key.empty()) {
+    return absl::InvalidArgumentError("--tls_cert and --tls_key go together: the certificate chain and its key");
+  }
+  if (!config.tls_client_ca.empty() && config.tls_cert.empty()) {
+    return absl::InvalidArgumentError("--tls_client_ca needs TLS: give --tls_cert and --tls_key too");
+  }
+  if (!config.tenants.empty() && config.tls_cert.empty() && !IsLoopbackAddress(config.listen)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--tenants without TLS would send tokens in plaintext across the network: give --tls_cert and "
+        "--tls_key, or listen on loopback only (--listen=", config.listen, " is not)"));
   }
   if (config.regions.empty()) {
     auto spec = ParseRegionSpec(kDefaultRegion);

@@ -15,6 +15,13 @@
 //   --verbs=true|false        serve RDMA READ/WRITE through libibverbs (false)
 //   --verbs_device=NAME       the RDMA device (default: the first listed)
 //   --verbs_gid_index=N       source GID index on RoCE (0)
+//   --tenants=PATH            tenants and operators with their tokens' hashes and
+//                             quotas (service/tenants.h); every call then needs a
+//                             token, and acts within its tenant
+//   --tls_cert=PATH --tls_key=PATH  serve gRPC over TLS with this certificate chain
+//                             and key (PEM); with --tenants, required unless the
+//                             daemon listens on loopback only
+//   --tls_client_ca=PATH      also require client certificates signed by this CA
 //   --config=PATH             read KEY = VALUE lines first ('#' starts a comment);
 //                             flags given on the command line win
 #ifndef SPARSEPOOL_SERVICE_DAEMON_CONFIG_H_
@@ -44,7 +51,14 @@ struct DaemonConfig {
   bool verbs = false;
   std::string verbs_device;
   uint32_t verbs_gid_index = 0;
+  std::string tenants;        // empty: a daemon without tenants (one trusted host)
+  std::string tls_cert;       // empty: plaintext gRPC
+  std::string tls_key;
+  std::string tls_client_ca;  // empty: no client certificates asked for
 };
+
+// Whether HOST:PORT names a loopback address (127.0.0.0/8, ::1, localhost).
+bool IsLoopbackAddress(absl::string_view host_port);
 
 // The region used when none is configured: 1 GiB of shared memory.
 inline constexpr char kDefaultRegion[] = "shm:sparsepool0:1GiB";

@@ -5,12 +5,23 @@
 
 namespace sparsepool {
 
-void LeaseTable::Renew(absl::string_view client, absl::Time now) {
-  leases_[client].renewed = now;
+LeaseTable::Lease& LeaseTable::Touch(absl::string_view client, absl::string_view tenant) {
+  auto [it, started] = leases_.try_emplace(client);
+  if (started) it->second.tenant = std::string(tenant);
+  return it->second;
 }
 
-void LeaseTable::AddSequence(absl::string_view client, SequenceId id, absl::Time now) {
-  Lease& lease = leases_[client];
+void LeaseTable::Renew(absl::string_view client, absl::Time now, absl::string_view tenant) {
+  Touch(client, tenant).renewed = now;
+}
+
+const std::string* LeaseTable::TenantOf(absl::string_view client) const {
+  auto it = leases_.find(client);
+  return it == leases_.end() ? nullptr : &it->second.tenant;
+}
+
+void LeaseTable::AddSequence(absl::string_view client, SequenceId id, absl::Time now, absl::string_view tenant) {
+  Lease& lease = Touch(client, tenant);
   lease.renewed = std::max(lease.renewed, now);
   lease.sequences.insert(id);
 }
@@ -25,9 +36,10 @@ size_t LeaseTable::SequenceCount(absl::string_view client) const {
   return it == leases_.end() ? 0 : it->second.sequences.size();
 }
 
-bool LeaseTable::Acknowledge(absl::string_view client, uint64_t acknowledged, absl::Time now) {
+bool LeaseTable::Acknowledge(absl::string_view client, uint64_t acknowledged, absl::Time now,
+                             absl::string_view tenant) {
   const uint64_t lowest_before = LowestAcknowledged();
-  Lease& lease = leases_[client];
+  Lease& lease = Touch(client, tenant);
   lease.renewed = std::max(lease.renewed, now);
   if (lease.fenced) {
     if (acknowledged <= lease.acknowledged) return false;

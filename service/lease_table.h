@@ -31,17 +31,21 @@ class LeaseTable {
 
   absl::Duration timeout() const { return timeout_; }
 
-  // Starts or renews `client`'s lease.
-  void Renew(absl::string_view client, absl::Time now);
+  // Starts or renews `client`'s lease. A lease started here belongs to `tenant` (empty:
+  // a daemon without tenants) for as long as it lives: another tenant's calls cannot
+  // use its client id (Pool checks TenantOf).
+  void Renew(absl::string_view client, absl::Time now, absl::string_view tenant);
   bool Contains(absl::string_view client) const { return leases_.contains(client); }
-  void AddSequence(absl::string_view client, SequenceId id, absl::Time now);
+  // The tenant of `client`'s lease; null when it holds none.
+  const std::string* TenantOf(absl::string_view client) const;
+  void AddSequence(absl::string_view client, SequenceId id, absl::Time now, absl::string_view tenant);
   void RemoveSequence(absl::string_view client, SequenceId id);
   size_t SequenceCount(absl::string_view client) const;
 
   // Makes `client`'s lease fenced (starting it if needed) and raises its acknowledged
   // epoch to `acknowledged`. Returns whether the lowest acknowledgement over all fenced
   // leases rose (memory waiting for it may have become reusable).
-  bool Acknowledge(absl::string_view client, uint64_t acknowledged, absl::Time now);
+  bool Acknowledge(absl::string_view client, uint64_t acknowledged, absl::Time now, absl::string_view tenant);
   // The epoch every fenced lease has acknowledged; UINT64_MAX when none is fenced.
   uint64_t LowestAcknowledged() const;
   // A fenced lease whose acknowledgement is the lowest, for messages; empty when none.
@@ -61,12 +65,16 @@ class LeaseTable {
 
  private:
   struct Lease {
+    std::string tenant;
     absl::Time renewed;
     absl::flat_hash_set<SequenceId> sequences;
     bool fenced = false;
     uint64_t acknowledged = 0;
   };
   absl::Duration timeout_;
+  // The lease of `client`, started for `tenant` when it holds none.
+  Lease& Touch(absl::string_view client, absl::string_view tenant);
+
   absl::flat_hash_map<std::string, Lease> leases_;
   // The acknowledged epoch of every fenced lease, with the lease's client.
   std::set<std::pair<uint64_t, std::string>> acknowledged_;

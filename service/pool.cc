@@ -112,7 +112,7 @@ Pool::Pool(std::vector<std::unique_ptr<RegionStore>> regions, PoolOptions option
       ++recovered_;
       if (record.state == RecordState::kLive) {
         const std::string owner = region_format::GetName(record.owner);
-        if (!owner.empty()) leases_.AddSequence(owner, record.sequence_id, now);
+        if (!owner.empty()) leases_.AddSequence(owner, record.sequence_id, now, region_format::GetName(record.tenant));
       } else {
         reclaimable.emplace_back(record.state_changed_unix_ns, record.sequence_id);
         reclaimable_bytes_[r] += regions_[r]->SequenceBytes(slot);
@@ -137,11 +137,17 @@ absl::StatusOr<SequenceId> Pool::NextId() {
 
 uint64_t Pool::NowNs() const { return static_cast<uint64_t>(absl::ToUnixNanos(clock_->Now())); }
 
-absl::Status Pool::AdmitClient(absl::string_view client_id) {
+absl::Status Pool::AdmitClient(const Caller& caller) {
+  const absl::string_view client_id = caller.client_id;
   if (client_id.empty()) return absl::OkStatus();
   if (absl::Status s = ValidateName("client_id", client_id); !s.ok()) return s;
-  if (leases_.Contains(client_id)) {
-    leases_.Renew(client_id, clock_->Now());
+  if (const std::string* tenant = leases_.TenantOf(client_id); tenant != nullptr) {
+    if (caller.scoped && *tenant != caller.tenant) {
+      return absl::PermissionDeniedError(absl::StrCat("client id \"", client_id,
+                                                      "\" holds a lease of another tenant; tenant ", caller.tenant,
+                                                      " must name clients of its own"));
+    }
+    leases_.Renew(client_id, clock_->Now(), caller.tenant);
     return absl::OkStatus();
   }
   if (leases_.size() >= options_.max_leases) {
@@ -152,8 +158,18 @@ absl::Status Pool::AdmitClient(absl::string_view client_id) {
   return absl::OkStatus();
 }
 
-void Pool::RenewIfNamed(absl::string_view client_id) {
-  if (!client_id.empty()) leases_.Renew(client_id, clock_->Now());
+void Pool::RenewIfNamed(const Caller& caller) {
+  if (!caller.client_id.empty()) leases_.Renew(caller.client_id, clock_->Now(), caller.tenant);
+}
+
+absl::Status Pool::CheckTenant(const Caller& caller, SequenceId id) const {
+  if (!caller.scoped) return absl::OkStatus();
+  auto it = sequences_.find(id);
+  if (it == sequences_.end()) return absl::OkStatus();  // FindLive names it unknown
+  const std::string tenant = region_format::GetName(regions_[it->second.region]->record(it->second.slot).tenant);
+  if (tenant == caller.tenant) return absl::OkStatus();
+  return absl::PermissionDeniedError(absl::StrCat("sequence ", id, " belongs to another tenant; tenant ",
+                                                  caller.tenant, " may act only on its own sequences"));
 }
 
 absl::StatusOr<Pool::Location> Pool::FindLive(SequenceId id) const {
@@ -254,7 +270,8 @@ absl::StatusOr<SequenceLayout> Pool::Create(const CreateParams& p, absl::Time* r
   // Reserve under the lock, zero reused pages outside it (other clients' requests go
   // on meanwhile; nothing else can reach the reserved memory), commit under it.
   absl::MutexLock lock(&mu_);
-  if (absl::Status admitted = AdmitClient(p.client_id); !admitted.ok()) return admitted;
+  const Caller caller(p.client_id, p.tenant, p.tenant_scoped);
+  if (absl::Status admitted = AdmitClient(caller); !admitted.ok()) return admitted;
   auto id = NextId();
   if (!id.ok()) return id.status();
   NewSequence seq;
@@ -284,7 +301,7 @@ absl::StatusOr<SequenceLayout> Pool::Create(const CreateParams& p, absl::Time* r
         const SlotIndex slot = regions_[r]->CommitCreate(*pending);
         ++created_;
         sequences_[seq.id] = Location{r, slot};
-        if (!p.client_id.empty()) leases_.AddSequence(p.client_id, seq.id, clock_->Now());
+        if (!p.client_id.empty()) leases_.AddSequence(p.client_id, seq.id, clock_->Now(), p.tenant);
         return regions_[r]->Layout(slot);
       }
       if (!absl::IsResourceExhausted(pending.status())) return pending.status();
@@ -303,12 +320,13 @@ absl::StatusOr<SequenceLayout> Pool::Create(const CreateParams& p, absl::Time* r
   return PoolFull(need, eviction, reusable_at, retry_at);
 }
 
-absl::StatusOr<SequenceLayout> Pool::Extend(absl::string_view client_id, SequenceId id,
-                                            uint64_t tokens, absl::Time* retry_at) {
+absl::StatusOr<SequenceLayout> Pool::Extend(const Caller& caller, SequenceId id, uint64_t tokens,
+                                            absl::Time* retry_at) {
   // Like Create: reserve under the lock, zero reused pages outside it, commit under it.
   // One growth of a sequence at a time; a release meanwhile undoes it (CommitExtend).
   absl::MutexLock lock(&mu_);
-  if (absl::Status admitted = AdmitClient(client_id); !admitted.ok()) return admitted;
+  if (absl::Status admitted = AdmitClient(caller); !admitted.ok()) return admitted;
+  if (absl::Status mine = CheckTenant(caller, id); !mine.ok()) return mine;
   const auto not_growing = [this, id]() {
     mu_.AssertReaderHeld();
     return !growing_.contains(id);
@@ -338,7 +356,7 @@ absl::StatusOr<SequenceLayout> Pool::Extend(absl::string_view client_id, Sequenc
       // NotFound when the sequence was released or reclaimed meanwhile (the growth is
       // undone then).
       if (absl::Status committed = region.CommitExtend(*pending); !committed.ok()) return committed;
-      RenewIfNamed(client_id);
+      RenewIfNamed(caller);
       return region.Layout(where->slot);
     }
     if (!absl::IsResourceExhausted(pending.status())) return pending.status();
@@ -355,21 +373,23 @@ absl::StatusOr<SequenceLayout> Pool::Extend(absl::string_view client_id, Sequenc
   return PoolFull(need, eviction, reusable_at, retry_at);
 }
 
-absl::StatusOr<SequenceLayout> Pool::GetLayout(absl::string_view client_id, SequenceId id) {
+absl::StatusOr<SequenceLayout> Pool::GetLayout(const Caller& caller, SequenceId id) {
   absl::MutexLock lock(&mu_);
-  if (absl::Status admitted = AdmitClient(client_id); !admitted.ok()) return admitted;
+  if (absl::Status admitted = AdmitClient(caller); !admitted.ok()) return admitted;
+  if (absl::Status mine = CheckTenant(caller, id); !mine.ok()) return mine;
   auto where = FindLive(id);
   if (!where.ok()) return where.status();
-  RenewIfNamed(client_id);
+  RenewIfNamed(caller);
   return regions_[where->region]->Layout(where->slot);
 }
 
-absl::Status Pool::Release(absl::string_view client_id, SequenceId id) {
+absl::Status Pool::Release(const Caller& caller, SequenceId id) {
   absl::MutexLock lock(&mu_);
-  if (absl::Status admitted = AdmitClient(client_id); !admitted.ok()) return admitted;
+  if (absl::Status admitted = AdmitClient(caller); !admitted.ok()) return admitted;
+  if (absl::Status mine = CheckTenant(caller, id); !mine.ok()) return mine;
   auto it = sequences_.find(id);
   if (it == sequences_.end()) return absl::NotFoundError(Unknown(id));
-  RenewIfNamed(client_id);
+  RenewIfNamed(caller);
   const auto& record = regions_[it->second.region]->record(it->second.slot);
   if (record.state != RecordState::kLive) return absl::OkStatus();
   leases_.RemoveSequence(region_format::GetName(record.owner), id);
@@ -377,20 +397,22 @@ absl::Status Pool::Release(absl::string_view client_id, SequenceId id) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<SequenceLayout> Pool::Adopt(absl::string_view client_id, SequenceId id) {
+absl::StatusOr<SequenceLayout> Pool::Adopt(const Caller& caller, SequenceId id) {
+  const absl::string_view client_id = caller.client_id;
   if (client_id.empty()) return absl::InvalidArgumentError("AdoptSequence needs a client_id: the new owner");
   if (absl::Status s = ValidateName("client_id", client_id); !s.ok()) return s;
   absl::MutexLock lock(&mu_);
-  if (absl::Status admitted = AdmitClient(client_id); !admitted.ok()) return admitted;
+  if (absl::Status admitted = AdmitClient(caller); !admitted.ok()) return admitted;
+  if (absl::Status mine = CheckTenant(caller, id); !mine.ok()) return mine;
   auto where = FindLive(id);
   if (!where.ok()) return where.status();
-  RenewIfNamed(client_id);
+  RenewIfNamed(caller);
   RegionStore& region = *regions_[where->region];
   const std::string previous = region_format::GetName(region.record(where->slot).owner);
   if (previous != client_id) {
     if (!previous.empty()) leases_.RemoveSequence(previous, id);
     region.SetOwner(where->slot, client_id);
-    leases_.AddSequence(client_id, id, clock_->Now());
+    leases_.AddSequence(client_id, id, clock_->Now(), caller.tenant);
   }
   return region.Layout(where->slot);
 }
@@ -419,13 +441,14 @@ std::vector<SequenceSummary> Pool::List(absl::string_view tenant) {
   return out;
 }
 
-absl::StatusOr<Pool::KeepAliveResult> Pool::KeepAlive(absl::string_view client_id, const FenceReport* fence) {
+absl::StatusOr<Pool::KeepAliveResult> Pool::KeepAlive(const Caller& caller, const FenceReport* fence) {
+  const absl::string_view client_id = caller.client_id;
   if (client_id.empty()) return absl::InvalidArgumentError("KeepAlive needs a client_id");
   if (absl::Status s = ValidateName("client_id", client_id); !s.ok()) return s;
   absl::MutexLock lock(&mu_);
-  if (absl::Status admitted = AdmitClient(client_id); !admitted.ok()) return admitted;
+  if (absl::Status admitted = AdmitClient(caller); !admitted.ok()) return admitted;
   const absl::Time now = clock_->Now();
-  leases_.Renew(client_id, now);
+  leases_.Renew(client_id, now, caller.tenant);
   KeepAliveResult result;
   if (fence != nullptr) {
     const ReleaseEpoch& reported = fence->acknowledged;
@@ -436,7 +459,7 @@ absl::StatusOr<Pool::KeepAliveResult> Pool::KeepAlive(absl::string_view client_i
       // A client that has not written yet has nothing in flight: it owes no epoch so far.
       acknowledged = release_epoch_;
     }
-    result.reuse_unblocked = leases_.Acknowledge(client_id, acknowledged, now);
+    result.reuse_unblocked = leases_.Acknowledge(client_id, acknowledged, now, caller.tenant);
   }
   result.sequences = leases_.SequenceCount(client_id);
   result.current = ReleaseEpoch{incarnation_, release_epoch_};

@@ -29,6 +29,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -36,6 +37,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/layout.h"
@@ -63,9 +65,26 @@ inline constexpr uint32_t kMaxEntryAlignment = 4096;
 inline constexpr uint32_t kMaxPageTokens = 1 << 16;
 inline constexpr uint64_t kMaxTokens = kMaxSequenceTokens;
 
+// Who makes a request: the client id it names (its lease), and the tenant it was
+// authenticated as. A caller that is not `scoped` (a daemon without tenants, or an
+// operator) may act on every tenant's sequences; a scoped one only on its tenant's,
+// and only with client ids whose leases are its tenant's. A bare client id converts
+// to an unscoped caller: the daemon without tenants, as tests and tools use it.
+struct Caller {
+  template <typename Id, typename = std::enable_if_t<std::is_convertible_v<const Id&, absl::string_view>>>
+  Caller(const Id& client_id) : client_id(client_id) {}  // NOLINT: a bare id is an unscoped caller
+  Caller(absl::string_view client_id, absl::string_view tenant, bool scoped)
+      : client_id(client_id), tenant(tenant), scoped(scoped) {}
+
+  absl::string_view client_id;  // empty: no lease
+  absl::string_view tenant;
+  bool scoped = false;
+};
+
 struct CreateParams {
   std::string client_id;  // empty: no lease
   std::string tenant;
+  bool tenant_scoped = false;  // the tenant was authenticated: the client id must be its
   uint32_t layers = 0;
   uint32_t entry_bytes = 0;
   uint32_t entry_alignment = 0;  // 0 or 1: packed
@@ -131,15 +150,18 @@ class Pool {
   absl::StatusOr<SequenceLayout> Create(const CreateParams& params, absl::Time* retry_at = nullptr);
   // Grows sequence `id` to `tokens` tokens in total. The same total again is a no-op;
   // a smaller one is InvalidArgument. `retry_at` as for Create.
-  absl::StatusOr<SequenceLayout> Extend(absl::string_view client_id, SequenceId id,
-                                        uint64_t tokens, absl::Time* retry_at = nullptr);
-  absl::StatusOr<SequenceLayout> GetLayout(absl::string_view client_id, SequenceId id);
+  //
+  // The calls on one sequence answer PermissionDenied, naming the sequence, when a
+  // scoped caller's tenant is not the sequence's.
+  absl::StatusOr<SequenceLayout> Extend(const Caller& caller, SequenceId id, uint64_t tokens,
+                                        absl::Time* retry_at = nullptr);
+  absl::StatusOr<SequenceLayout> GetLayout(const Caller& caller, SequenceId id);
   // Idempotent: releasing a sequence that is already released or expired succeeds.
-  absl::Status Release(absl::string_view client_id, SequenceId id);
-  // Moves a live sequence to `client_id`'s lease (recorded in the region, so it survives
-  // a restart). InvalidArgument for an empty or malformed client id; NotFound as for
-  // GetLayout.
-  absl::StatusOr<SequenceLayout> Adopt(absl::string_view client_id, SequenceId id);
+  absl::Status Release(const Caller& caller, SequenceId id);
+  // Moves a live sequence to the caller's lease (recorded in the region, so it survives
+  // a restart): the hand-off from a prefill worker to a decode worker, within a tenant.
+  // InvalidArgument for an empty or malformed client id; NotFound as for GetLayout.
+  absl::StatusOr<SequenceLayout> Adopt(const Caller& caller, SequenceId id);
   std::vector<SequenceSummary> List(absl::string_view tenant);
   // What a fenced client reports in KeepAlive: the release epoch it has acknowledged,
   // of the daemon incarnation it names (0: a client that has written nothing yet).
@@ -154,7 +176,7 @@ class Pool {
   // Renews the client's lease; with `fence`, makes it fenced and records its
   // acknowledgement (an acknowledgement of another incarnation counts for nothing,
   // except 0 from a client that has not written yet).
-  absl::StatusOr<KeepAliveResult> KeepAlive(absl::string_view client_id, const FenceReport* fence = nullptr);
+  absl::StatusOr<KeepAliveResult> KeepAlive(const Caller& caller, const FenceReport* fence = nullptr);
   ReleaseEpoch release_epoch() const;
   PoolStats Stats();
 
@@ -179,12 +201,16 @@ class Pool {
 
   // A live sequence; a clear error for one that is unknown, released or expired.
   absl::StatusOr<Location> FindLive(SequenceId id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // PermissionDenied when a scoped caller's tenant is not that of sequence `id` (its
+  // records keep their tenant, and ids are never reissued, so the answer never changes).
+  absl::Status CheckTenant(const Caller& caller, SequenceId id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Every request naming a client starts here: InvalidArgument for a malformed id,
   // ResourceExhausted for a client without a lease when max_leases are held; renews the
   // lease of a client that has one. A new client gets its lease only when its request
   // succeeds (RenewIfNamed, or the sequence it takes), so failed requests leave nothing.
-  absl::Status AdmitClient(absl::string_view client_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void RenewIfNamed(absl::string_view client_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // PermissionDenied when the client id's lease belongs to another tenant.
+  absl::Status AdmitClient(const Caller& caller) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RenewIfNamed(const Caller& caller) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MakeReclaimable(Location where, region_format::RecordState state)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Frees the oldest reclaimable sequence, of `region` only if given, whose grace has

@@ -1,14 +1,51 @@
 #include "service/pool_service.h"
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "common/grpc_status.h"
 #include "common/layout_proto.h"
 #include "transport/rdma/verbs_endpoint_proto.h"
 
 namespace sparsepool {
+namespace {
+
+// The pool's view of a request from `who` naming `client_id`.
+Caller CallerOf(const Tenant* who, absl::string_view client_id) {
+  if (who == nullptr) return Caller(client_id);
+  return Caller(client_id, who->name, /*scoped=*/!who->is_operator);
+}
+
+// Operators inspect and release; creating, growing, adopting and holding leases is
+// tenants' work.
+grpc::Status TenantsOnly(const Tenant* who, absl::string_view call) {
+  if (who == nullptr || !who->is_operator) return grpc::Status::OK;
+  return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                      absl::StrCat("operator ", who->name, " may not call ", call,
+                                   ": operators list, inspect and release; tenants create and hold sequences"));
+}
+
+}  // namespace
 
 PoolServiceImpl::PoolServiceImpl(Pool* pool, const Clock* clock, DelayedCalls* delayed,
-                                 const UcxPublisher* ucx, VerbsAcceptor* verbs)
-    : pool_(pool), clock_(clock), delayed_(delayed), ucx_(ucx), verbs_(verbs), started_(clock->Now()) {}
+                                 const UcxPublisher* ucx, VerbsAcceptor* verbs, const TenantDirectory* tenants)
+    : pool_(pool), clock_(clock), delayed_(delayed), ucx_(ucx), verbs_(verbs), tenants_(tenants),
+      started_(clock->Now()) {}
+
+absl::StatusOr<const Tenant*> PoolServiceImpl::Authenticate(const grpc::CallbackServerContext& context) const {
+  if (tenants_ == nullptr) return nullptr;
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find("authorization");
+  if (it == metadata.end()) {
+    return absl::UnauthenticatedError(
+        "this daemon serves tenants: every call needs a token (authorization: Bearer TOKEN)");
+  }
+  absl::string_view value(it->second.data(), it->second.size());
+  if (!absl::ConsumePrefix(&value, "Bearer ")) {
+    return absl::UnauthenticatedError("the authorization metadata must read \"Bearer TOKEN\"");
+  }
+  return tenants_->Authenticate(value);
+}
 
 void PoolServiceImpl::AnswerOrWait(grpc::CallbackServerContext* context,
                                    grpc::ServerUnaryReactor* reactor, Attempt attempt) {
@@ -47,8 +84,9 @@ grpc::Status PoolServiceImpl::Reply(absl::StatusOr<SequenceLayout> layout, v1::S
   return grpc::Status::OK;
 }
 
-grpc::Status PoolServiceImpl::HandleConnectVerbs(const v1::ConnectVerbsRequest& request,
+grpc::Status PoolServiceImpl::HandleConnectVerbs(const Tenant* who, const v1::ConnectVerbsRequest& request,
                                                  v1::ConnectVerbsResponse* response) {
+  if (grpc::Status allowed = TenantsOnly(who, "ConnectVerbs"); !allowed.ok()) return allowed;
   if (verbs_ == nullptr) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         "this daemon does not serve libibverbs: start sparsepoold with --verbs=true on a host "
@@ -59,7 +97,10 @@ grpc::Status PoolServiceImpl::HandleConnectVerbs(const v1::ConnectVerbsRequest& 
   }
   // A queue pair belongs to a lease (and goes when it expires): the id is checked and
   // the lease table's bound bounds the queue pairs too.
-  if (auto lease = pool_->KeepAlive(request.client_id()); !lease.ok()) return ToGrpcStatus(lease.status());
+  // (and the lease must be the caller's tenant's).
+  if (auto lease = pool_->KeepAlive(CallerOf(who, request.client_id())); !lease.ok()) {
+    return ToGrpcStatus(lease.status());
+  }
   auto client = EndpointFromProto(request.endpoint());
   if (!client.ok()) return ToGrpcStatus(client.status());
   auto ours = verbs_->Accept(request.client_id(), *client);
@@ -68,12 +109,22 @@ grpc::Status PoolServiceImpl::HandleConnectVerbs(const v1::ConnectVerbsRequest& 
   return grpc::Status::OK;
 }
 
-grpc::Status PoolServiceImpl::HandleCreateSequence(const v1::CreateSequenceRequest& request,
+grpc::Status PoolServiceImpl::HandleCreateSequence(const Tenant* who, const v1::CreateSequenceRequest& request,
                                                    v1::CreateSequenceResponse* response,
                                                    absl::Time* retry_at) {
+  if (grpc::Status allowed = TenantsOnly(who, "CreateSequence"); !allowed.ok()) return allowed;
   CreateParams params;
   params.client_id = request.client_id();
   params.tenant = request.tenant();
+  if (who != nullptr) {
+    // The tenant is the caller's; a request may name it, never another.
+    if (!request.tenant().empty() && request.tenant() != who->name) {
+      return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                          absl::StrCat("tenant ", who->name, " may not create sequences of tenant ", request.tenant()));
+    }
+    params.tenant = who->name;
+    params.tenant_scoped = true;
+  }
   params.layers = request.layers();
   params.entry_bytes = request.entry_bytes();
   params.entry_alignment = request.entry_alignment();
@@ -82,21 +133,23 @@ grpc::Status PoolServiceImpl::HandleCreateSequence(const v1::CreateSequenceReque
   return Reply(pool_->Create(params, retry_at), response->mutable_layout());
 }
 
-grpc::Status PoolServiceImpl::HandleExtendSequence(const v1::ExtendSequenceRequest& request,
+grpc::Status PoolServiceImpl::HandleExtendSequence(const Tenant* who, const v1::ExtendSequenceRequest& request,
                                                    v1::ExtendSequenceResponse* response,
                                                    absl::Time* retry_at) {
-  return Reply(pool_->Extend(request.client_id(), request.sequence_id(), request.tokens(), retry_at),
+  if (grpc::Status allowed = TenantsOnly(who, "ExtendSequence"); !allowed.ok()) return allowed;
+  return Reply(pool_->Extend(CallerOf(who, request.client_id()), request.sequence_id(), request.tokens(), retry_at),
                response->mutable_layout());
 }
 
-grpc::Status PoolServiceImpl::HandleGetLayout(const v1::GetLayoutRequest& request,
-                                   v1::GetLayoutResponse* response) {
-  return Reply(pool_->GetLayout(request.client_id(), request.sequence_id()), response->mutable_layout());
+grpc::Status PoolServiceImpl::HandleGetLayout(const Tenant* who, const v1::GetLayoutRequest& request,
+                                              v1::GetLayoutResponse* response) {
+  return Reply(pool_->GetLayout(CallerOf(who, request.client_id()), request.sequence_id()),
+               response->mutable_layout());
 }
 
-grpc::Status PoolServiceImpl::HandleReleaseSequence(const v1::ReleaseSequenceRequest& request,
-                                         v1::ReleaseSequenceResponse* response) {
-  absl::Status released = pool_->Release(request.client_id(), request.sequence_id());
+grpc::Status PoolServiceImpl::HandleReleaseSequence(const Tenant* who, const v1::ReleaseSequenceRequest& request,
+                                                    v1::ReleaseSequenceResponse* response) {
+  absl::Status released = pool_->Release(CallerOf(who, request.client_id()), request.sequence_id());
   if (released.ok()) watch_.Notify(pool_->release_epoch().epoch);
   return ToGrpcStatus(released);
 }
@@ -106,14 +159,24 @@ void PoolServiceImpl::ReleasesChanged() {
   if (delayed_ != nullptr) delayed_->RunWaitingNow();
 }
 
-grpc::Status PoolServiceImpl::HandleAdoptSequence(const v1::AdoptSequenceRequest& request,
+grpc::Status PoolServiceImpl::HandleAdoptSequence(const Tenant* who, const v1::AdoptSequenceRequest& request,
                                                   v1::AdoptSequenceResponse* response) {
-  return Reply(pool_->Adopt(request.client_id(), request.sequence_id()), response->mutable_layout());
+  if (grpc::Status allowed = TenantsOnly(who, "AdoptSequence"); !allowed.ok()) return allowed;
+  return Reply(pool_->Adopt(CallerOf(who, request.client_id()), request.sequence_id()), response->mutable_layout());
 }
 
-grpc::Status PoolServiceImpl::HandleListSequences(const v1::ListSequencesRequest& request,
-                                       v1::ListSequencesResponse* response) {
-  for (const SequenceSummary& s : pool_->List(request.tenant())) {
+grpc::Status PoolServiceImpl::HandleListSequences(const Tenant* who, const v1::ListSequencesRequest& request,
+                                                  v1::ListSequencesResponse* response) {
+  absl::string_view tenant = request.tenant();
+  if (who != nullptr && !who->is_operator) {
+    // A tenant sees its own sequences only.
+    if (!tenant.empty() && tenant != who->name) {
+      return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                          absl::StrCat("tenant ", who->name, " may not list the sequences of tenant ", tenant));
+    }
+    tenant = who->name;
+  }
+  for (const SequenceSummary& s : pool_->List(tenant)) {
     v1::SequenceSummary* out = response->add_sequences();
     out->set_sequence_id(s.id);
     out->set_tenant(s.tenant);
@@ -127,11 +190,12 @@ grpc::Status PoolServiceImpl::HandleListSequences(const v1::ListSequencesRequest
   return grpc::Status::OK;
 }
 
-grpc::Status PoolServiceImpl::HandleKeepAlive(const v1::KeepAliveRequest& request,
-                                   v1::KeepAliveResponse* response, bool* reuse_unblocked) {
+grpc::Status PoolServiceImpl::HandleKeepAlive(const Tenant* who, const v1::KeepAliveRequest& request,
+                                              v1::KeepAliveResponse* response, bool* reuse_unblocked) {
+  if (grpc::Status allowed = TenantsOnly(who, "KeepAlive"); !allowed.ok()) return allowed;
   Pool::FenceReport fence;
   fence.acknowledged = ReleaseEpoch{request.incarnation(), request.acknowledged_epoch()};
-  auto result = pool_->KeepAlive(request.client_id(), request.fence() ? &fence : nullptr);
+  auto result = pool_->KeepAlive(CallerOf(who, request.client_id()), request.fence() ? &fence : nullptr);
   if (!result.ok()) return ToGrpcStatus(result.status());
   response->set_lease_timeout_ms(absl::ToInt64Milliseconds(pool_->lease_timeout()));
   response->set_sequences(static_cast<uint32_t>(result->sequences));
@@ -141,10 +205,11 @@ grpc::Status PoolServiceImpl::HandleKeepAlive(const v1::KeepAliveRequest& reques
   return grpc::Status::OK;
 }
 
-void PoolServiceImpl::AnswerKeepAlive(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
-                                      const v1::KeepAliveRequest& request, v1::KeepAliveResponse* response) {
+void PoolServiceImpl::AnswerKeepAlive(const Tenant* who, grpc::CallbackServerContext* context,
+                                      grpc::ServerUnaryReactor* reactor, const v1::KeepAliveRequest& request,
+                                      v1::KeepAliveResponse* response) {
   bool reuse_unblocked = false;
-  grpc::Status status = HandleKeepAlive(request, response, &reuse_unblocked);
+  grpc::Status status = HandleKeepAlive(who, request, response, &reuse_unblocked);
   // Requests waiting for memory this acknowledgement freed are asked again now.
   if (reuse_unblocked && delayed_ != nullptr) delayed_->RunWaitingNow();
   const bool nothing_newer = response->incarnation() == request.incarnation() &&
@@ -166,7 +231,12 @@ void PoolServiceImpl::AnswerKeepAlive(grpc::CallbackServerContext* context, grpc
   });
 }
 
-grpc::Status PoolServiceImpl::HandleStats(const v1::StatsRequest&, v1::StatsResponse* response) {
+grpc::Status PoolServiceImpl::HandleStats(const Tenant* who, const v1::StatsRequest&, v1::StatsResponse* response) {
+  if (who != nullptr && !who->is_operator) {
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                        absl::StrCat("tenant ", who->name, " may not call Stats: it shows every tenant's usage; ",
+                                     "an operator may"));
+  }
   const PoolStats stats = pool_->Stats();
   for (const RegionUsage& usage : stats.regions) {
     v1::RegionStats* out = response->add_regions();

@@ -3,11 +3,14 @@
 #ifndef SPARSEPOOL_SERVICE_POOL_SERVICE_H_
 #define SPARSEPOOL_SERVICE_POOL_SERVICE_H_
 
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/grpc_status.h"
 #include "proto/sparsepool.grpc.pb.h"
 #include "service/delayed_calls.h"
 #include "service/pool.h"
 #include "service/release_watch.h"
+#include "service/tenants.h"
 #include "service/ucx_publisher.h"
 #include "service/verbs_acceptor.h"
 
@@ -26,61 +29,71 @@ inline constexpr size_t kMaxWaitingCalls = 4096;
 // ResourceExhausted when the call's deadline comes first.
 class PoolServiceImpl final : public v1::PoolService::CallbackService {
  public:
-  // `pool`, `clock`, `delayed`, `ucx` and `verbs` must outlive the service; `delayed`
-  // (null: requests never wait), `ucx` and `verbs` (null: no RDMA publishing of that
-  // kind) may be null.
+  // `pool`, `clock`, `delayed`, `ucx`, `verbs` and `tenants` must outlive the service;
+  // `delayed` (null: requests never wait), `ucx` and `verbs` (null: no RDMA publishing
+  // of that kind) and `tenants` may be null. With `tenants`, every call but Health must
+  // carry a token of the file ("authorization: Bearer TOKEN"; UNAUTHENTICATED
+  // otherwise) and acts as its tenant or operator (PERMISSION_DENIED beyond that);
+  // without, the daemon serves whoever reaches it, as one trusted host's would.
   PoolServiceImpl(Pool* pool, const Clock* clock, DelayedCalls* delayed,
-                  const UcxPublisher* ucx = nullptr, VerbsAcceptor* verbs = nullptr);
+                  const UcxPublisher* ucx = nullptr, VerbsAcceptor* verbs = nullptr,
+                  const TenantDirectory* tenants = nullptr);
 
   grpc::ServerUnaryReactor* CreateSequence(grpc::CallbackServerContext* context,
                                       const v1::CreateSequenceRequest* request,
                                       v1::CreateSequenceResponse* response) override {
+    auto who = Authenticate(*context);
+    if (!who.ok()) return Finish(context, ToGrpcStatus(who.status()));
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    AnswerOrWait(context, reactor, [this, request, response](absl::Time* retry_at) {
-      return HandleCreateSequence(*request, response, retry_at);
+    AnswerOrWait(context, reactor, [this, who = *who, request, response](absl::Time* retry_at) {
+      return HandleCreateSequence(who, *request, response, retry_at);
     });
     return reactor;
   }
   grpc::ServerUnaryReactor* ExtendSequence(grpc::CallbackServerContext* context,
                                       const v1::ExtendSequenceRequest* request,
                                       v1::ExtendSequenceResponse* response) override {
+    auto who = Authenticate(*context);
+    if (!who.ok()) return Finish(context, ToGrpcStatus(who.status()));
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    AnswerOrWait(context, reactor, [this, request, response](absl::Time* retry_at) {
-      return HandleExtendSequence(*request, response, retry_at);
+    AnswerOrWait(context, reactor, [this, who = *who, request, response](absl::Time* retry_at) {
+      return HandleExtendSequence(who, *request, response, retry_at);
     });
     return reactor;
   }
   grpc::ServerUnaryReactor* GetLayout(grpc::CallbackServerContext* context,
                                       const v1::GetLayoutRequest* request,
                                       v1::GetLayoutResponse* response) override {
-    return Finish(context, HandleGetLayout(*request, response));
+    return Finish(context, Authenticated(*context, [&](const Tenant* who) { return HandleGetLayout(who, *request, response); }));
   }
   grpc::ServerUnaryReactor* ReleaseSequence(grpc::CallbackServerContext* context,
                                       const v1::ReleaseSequenceRequest* request,
                                       v1::ReleaseSequenceResponse* response) override {
-    return Finish(context, HandleReleaseSequence(*request, response));
+    return Finish(context, Authenticated(*context, [&](const Tenant* who) { return HandleReleaseSequence(who, *request, response); }));
   }
   grpc::ServerUnaryReactor* AdoptSequence(grpc::CallbackServerContext* context,
                                       const v1::AdoptSequenceRequest* request,
                                       v1::AdoptSequenceResponse* response) override {
-    return Finish(context, HandleAdoptSequence(*request, response));
+    return Finish(context, Authenticated(*context, [&](const Tenant* who) { return HandleAdoptSequence(who, *request, response); }));
   }
   grpc::ServerUnaryReactor* ListSequences(grpc::CallbackServerContext* context,
                                       const v1::ListSequencesRequest* request,
                                       v1::ListSequencesResponse* response) override {
-    return Finish(context, HandleListSequences(*request, response));
+    return Finish(context, Authenticated(*context, [&](const Tenant* who) { return HandleListSequences(who, *request, response); }));
   }
   grpc::ServerUnaryReactor* KeepAlive(grpc::CallbackServerContext* context,
                                       const v1::KeepAliveRequest* request,
                                       v1::KeepAliveResponse* response) override {
+    auto who = Authenticate(*context);
+    if (!who.ok()) return Finish(context, ToGrpcStatus(who.status()));
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    AnswerKeepAlive(context, reactor, *request, response);
+    AnswerKeepAlive(*who, context, reactor, *request, response);
     return reactor;
   }
   grpc::ServerUnaryReactor* Stats(grpc::CallbackServerContext* context,
                                       const v1::StatsRequest* request,
                                       v1::StatsResponse* response) override {
-    return Finish(context, HandleStats(*request, response));
+    return Finish(context, Authenticated(*context, [&](const Tenant* who) { return HandleStats(who, *request, response); }));
   }
   grpc::ServerUnaryReactor* Health(grpc::CallbackServerContext* context,
                                       const v1::HealthRequest* request,
@@ -90,7 +103,7 @@ class PoolServiceImpl final : public v1::PoolService::CallbackService {
   grpc::ServerUnaryReactor* ConnectVerbs(grpc::CallbackServerContext* context,
                                       const v1::ConnectVerbsRequest* request,
                                       v1::ConnectVerbsResponse* response) override {
-    return Finish(context, HandleConnectVerbs(*request, response));
+    return Finish(context, Authenticated(*context, [&](const Tenant* who) { return HandleConnectVerbs(who, *request, response); }));
   }
 
  public:
@@ -108,6 +121,16 @@ class PoolServiceImpl final : public v1::PoolService::CallbackService {
     reactor->Finish(status);
     return reactor;
   }
+  // The tenants-file entry whose token the call carries; null on a daemon without
+  // tenants. UNAUTHENTICATED for a call without a token the file knows.
+  absl::StatusOr<const Tenant*> Authenticate(const grpc::CallbackServerContext& context) const;
+  // `handle(who)` for an authenticated call; the authentication's error otherwise.
+  template <typename Handle>
+  grpc::Status Authenticated(const grpc::CallbackServerContext& context, Handle handle) const {
+    auto who = Authenticate(context);
+    if (!who.ok()) return ToGrpcStatus(who.status());
+    return handle(*who);
+  }
   // Runs `attempt`; answers with its status, unless it set retry_at (the pool will
   // have room then) before the call's deadline: then asks again at that time, from
   // delayed_. The request and response stay valid until the reactor finishes.
@@ -115,24 +138,30 @@ class PoolServiceImpl final : public v1::PoolService::CallbackService {
   void AnswerOrWait(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
                     Attempt attempt);
 
-  grpc::Status HandleCreateSequence(const v1::CreateSequenceRequest& request,
+  // Each handler acts as `who` (null: a daemon without tenants).
+  grpc::Status HandleCreateSequence(const Tenant* who, const v1::CreateSequenceRequest& request,
                                     v1::CreateSequenceResponse* response, absl::Time* retry_at);
-  grpc::Status HandleExtendSequence(const v1::ExtendSequenceRequest& request,
+  grpc::Status HandleExtendSequence(const Tenant* who, const v1::ExtendSequenceRequest& request,
                                     v1::ExtendSequenceResponse* response, absl::Time* retry_at);
-  grpc::Status HandleGetLayout(const v1::GetLayoutRequest& request, v1::GetLayoutResponse* response);
-  grpc::Status HandleReleaseSequence(const v1::ReleaseSequenceRequest& request, v1::ReleaseSequenceResponse* response);
-  grpc::Status HandleAdoptSequence(const v1::AdoptSequenceRequest& request, v1::AdoptSequenceResponse* response);
-  grpc::Status HandleListSequences(const v1::ListSequencesRequest& request, v1::ListSequencesResponse* response);
+  grpc::Status HandleGetLayout(const Tenant* who, const v1::GetLayoutRequest& request,
+                               v1::GetLayoutResponse* response);
+  grpc::Status HandleReleaseSequence(const Tenant* who, const v1::ReleaseSequenceRequest& request,
+                                     v1::ReleaseSequenceResponse* response);
+  grpc::Status HandleAdoptSequence(const Tenant* who, const v1::AdoptSequenceRequest& request,
+                                   v1::AdoptSequenceResponse* response);
+  grpc::Status HandleListSequences(const Tenant* who, const v1::ListSequencesRequest& request,
+                                   v1::ListSequencesResponse* response);
   // `reuse_unblocked` is set when the acknowledgement let waiting memory be reused.
-  grpc::Status HandleKeepAlive(const v1::KeepAliveRequest& request, v1::KeepAliveResponse* response,
-                               bool* reuse_unblocked);
+  grpc::Status HandleKeepAlive(const Tenant* who, const v1::KeepAliveRequest& request,
+                               v1::KeepAliveResponse* response, bool* reuse_unblocked);
   // Answers at once, or, for a long poll with no newer epoch than the client has
   // acknowledged, when there is one (watch_) or its wait ends.
-  void AnswerKeepAlive(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
+  void AnswerKeepAlive(const Tenant* who, grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
                        const v1::KeepAliveRequest& request, v1::KeepAliveResponse* response);
-  grpc::Status HandleStats(const v1::StatsRequest& request, v1::StatsResponse* response);
+  grpc::Status HandleStats(const Tenant* who, const v1::StatsRequest& request, v1::StatsResponse* response);
   grpc::Status HandleHealth(const v1::HealthRequest& request, v1::HealthResponse* response);
-  grpc::Status HandleConnectVerbs(const v1::ConnectVerbsRequest& request, v1::ConnectVerbsResponse* response);
+  grpc::Status HandleConnectVerbs(const Tenant* who, const v1::ConnectVerbsRequest& request,
+                                  v1::ConnectVerbsResponse* response);
 
   // A pool call's layout as the reply (with the RDMA access fields added when the
   // daemon publishes over UCX or serves libibverbs), or its error.
@@ -143,6 +172,7 @@ class PoolServiceImpl final : public v1::PoolService::CallbackService {
   DelayedCalls* const delayed_;
   const UcxPublisher* const ucx_;
   VerbsAcceptor* const verbs_;
+  const TenantDirectory* const tenants_;
   const absl::Time started_;
   ReleaseWatch watch_;
 };

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include "absl/time/clock.h"
 #include "grpcpp/server_builder.h"
 #include "grpcpp/security/server_credentials.h"
+#include "common/file_text.h"
 #include "common/periodic_thread.h"
 #include "common/units.h"
 #include "service/delayed_calls.h"
@@ -26,11 +28,32 @@
 #include "service/pool.h"
 #include "service/pool_service.h"
 #include "service/region_store.h"
+#include "service/tenants.h"
 #include "service/ucx_publisher.h"
 #include "service/verbs_acceptor.h"
 
 namespace sparsepool {
 namespace {
+
+// gRPC's server credentials: TLS with the configured certificate (and client CA), or
+// plaintext when none is given.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentialsFor(const DaemonConfig& config) {
+  if (config.tls_cert.empty()) return grpc::InsecureServerCredentials();
+  grpc::SslServerCredentialsOptions options(config.tls_client_ca.empty()
+                                                ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                                : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  auto cert = ReadFileText(config.tls_cert, "the TLS certificate chain");
+  if (!cert.ok()) return cert.status();
+  auto key = ReadFileText(config.tls_key, "the TLS private key");
+  if (!key.ok()) return key.status();
+  options.pem_key_cert_pairs.push_back({*key, *cert});
+  if (!config.tls_client_ca.empty()) {
+    auto ca = ReadFileText(config.tls_client_ca, "the client CA");
+    if (!ca.ok()) return ca.status();
+    options.pem_root_certs = *ca;
+  }
+  return grpc::SslServerCredentials(options);
+}
 
 void Log(absl::string_view message) {
   const std::string line =
@@ -133,11 +156,25 @@ int Run(int argc, char** argv) {
   }
   Pool& pool = **opened;
   DelayedCalls delayed;  // requests waiting for memory in its reuse grace
-  PoolServiceImpl service(&pool, &clock, &delayed, ucx.get(), verbs.get());
+  std::optional<TenantDirectory> tenants;
+  if (!config->tenants.empty()) {
+    auto loaded = TenantDirectory::Load(config->tenants);
+    if (!loaded.ok()) {
+      Log(absl::StrCat("cannot load the tenants: ", loaded.status().ToString()));
+      return 1;
+    }
+    tenants = *std::move(loaded);
+  }
+  auto credentials = ServerCredentialsFor(*config);
+  if (!credentials.ok()) {
+    Log(absl::StrCat("cannot set up TLS: ", credentials.status().ToString()));
+    return 1;
+  }
+  PoolServiceImpl service(&pool, &clock, &delayed, ucx.get(), verbs.get(), tenants ? &*tenants : nullptr);
 
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(config->listen, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(config->listen, *credentials, &port);
   builder.RegisterService(&service);
   // Layouts of long sequences carry [layers x pages] offsets: 128K tokens of 61
   // layers is about 1 MB; leave room for far longer contexts.
@@ -152,7 +189,9 @@ int Run(int argc, char** argv) {
   Log(absl::StrCat("serving on ", host, ":", port, ", ", config->regions.size(),
                    " region(s), page_tokens ", config->page_tokens, ", lease timeout ",
                    absl::FormatDuration(config->lease_timeout), ", reuse grace ",
-                   absl::FormatDuration(config->reuse_grace)));
+                   absl::FormatDuration(config->reuse_grace), config->tls_cert.empty() ? ", plaintext" : ", TLS",
+                   config->tls_client_ca.empty() ? "" : " with client certificates",
+                   tenants ? absl::StrCat(", ", tenants->entries().size(), " tenants and operators") : ", no tenants"));
   if (!config->port_file.empty()) {
     absl::Status written = WritePortFile(config->port_file, port);
     if (!written.ok()) {

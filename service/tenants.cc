@@ -3,14 +3,12 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/file_text.h"
 #include "common/layout.h"
 #include "common/units.h"
 
@@ -125,11 +123,9 @@ absl::StatusOr<TenantDirectory> TenantDirectory::Parse(absl::string_view text, a
 }
 
 absl::StatusOr<TenantDirectory> TenantDirectory::Load(const std::string& path) {
-  std::ifstream file(path);
-  if (!file) return absl::NotFoundError(absl::StrCat("cannot read the tenants file ", path));
-  std::stringstream text;
-  text << file.rdbuf();
-  return Parse(text.str(), path);
+  auto text = ReadFileText(path, "the tenants file");
+  if (!text.ok()) return text.status();
+  return Parse(*text, path);
 }
 
 absl::StatusOr<const Tenant*> TenantDirectory::Authenticate(absl::string_view token) const {

@@ -4,6 +4,13 @@
 //   sparsepoolctl [--address=HOST:PORT] stats
 //   sparsepoolctl [--address=HOST:PORT] list [--tenant=NAME]
 //   sparsepoolctl [--address=HOST:PORT] release SEQUENCE_ID
+//   sparsepoolctl hash-token < TOKEN_FILE
+//
+// A daemon that serves tenants takes an operator's token (--token_file; an operator
+// lists and releases every tenant's sequences, a tenant's token sees its own); over
+// TLS, --tls_root_certs names the daemon's CA (and --tls_cert/--tls_key a client
+// certificate where the daemon asks for one). hash-token prints the SHA-256 a
+// tenants file line takes for the token on standard input.
 //
 // Exit code: 0 on success, 1 when the daemon answers with an error or is unreachable,
 // 2 for a malformed command line.
@@ -12,32 +19,41 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "common/channel_security.h"
+#include "common/file_text.h"
 #include "common/grpc_status.h"
 #include "common/units.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "proto/sparsepool.grpc.pb.h"
+#include "service/tenants.h"
 
 namespace sparsepool {
 namespace {
 
 constexpr char kUsage[] =
-    "usage: sparsepoolctl [--address=HOST:PORT] [--timeout=5s] COMMAND\n"
+    "usage: sparsepoolctl [--address=HOST:PORT] [--timeout=5s] [--token_file=PATH]\n"
+    "                     [--tls_root_certs=PATH [--tls_cert=PATH --tls_key=PATH]] COMMAND\n"
     "commands:\n"
     "  health              is the daemon serving\n"
     "  stats               capacity, used, reclaimable, sequences, leases\n"
     "  list [--tenant=T]   live sequences\n"
-    "  release ID          release a sequence\n";
+    "  release ID          release a sequence\n"
+    "  hash-token          the token_sha256 of the token on standard input\n";
 
 struct Command {
   std::string address = "127.0.0.1:7070";
   absl::Duration timeout = absl::Seconds(5);
   std::string tenant;
+  std::string token;
+  ChannelSecurity security;
   std::vector<std::string> words;
 };
 
@@ -53,6 +69,17 @@ absl::StatusOr<Command> ParseCommand(int argc, char** argv) {
       }
     } else if (absl::StartsWith(arg, "--tenant=")) {
       command.tenant = std::string(arg.substr(9));
+    } else if (absl::StartsWith(arg, "--token_file=")) {
+      // A file, not the token itself: command lines are visible to every user.
+      auto token = ReadFileText(std::string(arg.substr(13)), "the token file");
+      if (!token.ok()) return token.status();
+      command.token = std::string(absl::StripAsciiWhitespace(*token));
+    } else if (absl::StartsWith(arg, "--tls_root_certs=")) {
+      command.security.tls_root_certs = std::string(arg.substr(17));
+    } else if (absl::StartsWith(arg, "--tls_cert=")) {
+      command.security.tls_cert = std::string(arg.substr(11));
+    } else if (absl::StartsWith(arg, "--tls_key=")) {
+      command.security.tls_key = std::string(arg.substr(10));
     } else if (absl::StartsWith(arg, "-")) {
       return absl::InvalidArgumentError(absl::StrCat("unknown option ", arg));
     } else {
@@ -65,10 +92,8 @@ absl::StatusOr<Command> ParseCommand(int argc, char** argv) {
 
 class Ctl {
  public:
-  explicit Ctl(const Command& command)
-      : command_(command),
-        stub_(v1::PoolService::NewStub(
-            grpc::CreateChannel(command.address, grpc::InsecureChannelCredentials()))) {}
+  Ctl(const Command& command, std::shared_ptr<grpc::ChannelCredentials> credentials)
+      : command_(command), stub_(v1::PoolService::NewStub(grpc::CreateChannel(command.address, credentials))) {}
 
   absl::Status Health() {
     v1::HealthResponse response;
@@ -144,7 +169,7 @@ class Ctl {
                     grpc::Status (v1::PoolService::Stub::*method)(grpc::ClientContext*,
                                                                   const Request&, Response*),
                     const Request& request, Response* response) {
-    return CallWithDeadline(*stub_, method, name, command_.address, command_.timeout, request,
+    return CallWithDeadline(*stub_, method, name, command_.address, command_.timeout, command_.token, request,
                             response);
   }
 
@@ -159,8 +184,24 @@ int Run(int argc, char** argv) {
                  kUsage);
     return 2;
   }
-  Ctl ctl(*command);
   const std::vector<std::string>& words = command->words;
+  if (words[0] == "hash-token" && words.size() == 1) {
+    std::string token;
+    for (int c = std::getchar(); c != EOF; c = std::getchar()) token.push_back(static_cast<char>(c));
+    const absl::string_view trimmed = absl::StripAsciiWhitespace(token);
+    if (trimmed.empty()) {
+      std::fprintf(stderr, "sparsepoolctl: hash-token reads the token on standard input, and it was empty\n");
+      return 2;
+    }
+    std::printf("%s\n", TokenHashHex(trimmed).c_str());
+    return 0;
+  }
+  auto credentials = ChannelCredentialsFor(command->security);
+  if (!credentials.ok()) {
+    std::fprintf(stderr, "sparsepoolctl: %s\n", std::string(credentials.status().message()).c_str());
+    return 2;
+  }
+  Ctl ctl(*command, *credentials);
   absl::Status status;
   if (words[0] == "health" && words.size() == 1) {
     status = ctl.Health();

@@ -1,0 +1,17 @@
+// A whole small file (a config, a tenants file, a PEM certificate) as text.
+#ifndef SPARSEPOOL_COMMON_FILE_TEXT_H_
+#define SPARSEPOOL_COMMON_FILE_TEXT_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace sparsepool {
+
+// NotFound naming `what` and the path when the file cannot be read.
+absl::StatusOr<std::string> ReadFileText(const std::string& path, absl::string_view what);
+
+}  // namespace sparsepool
+
+#endif  // SPARSEPOOL_COMMON_FILE_TEXT_H_
