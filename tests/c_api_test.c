@@ -110,6 +110,7 @@ int main(void) {
   sp_sequence_info info;
   CHECK_OK(sp_sequence_info_get(client, seq, &info));
   CHECK(info.layers == 2 && info.entry_bytes == 656 && info.tokens == 100 && info.page_tokens == 64);
+  CHECK(strcmp(info.tenant, "c") == 0);
 
   static unsigned char entries[100 * 656];
   for (uint64_t t = 0; t < 100; ++t) fill(entries + t * 656, 656, t);

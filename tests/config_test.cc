@@ -110,6 +110,28 @@ TEST(DaemonConfigTest, TheDeployedExampleConfigParses) {
   EXPECT_EQ(config.reuse_grace, absl::Seconds(1));
 }
 
+TEST(DaemonConfigTest, TenantsAndTlsGoTogetherOffLoopback) {
+  auto loopback = ParseDaemonArgs({"--tenants=/etc/sparsepool/tenants.conf"});
+  ASSERT_TRUE(loopback.ok()) << loopback.status();
+  EXPECT_EQ(loopback->tenants, "/etc/sparsepool/tenants.conf");
+  auto network = ParseDaemonArgs({"--tenants=/t", "--listen=0.0.0.0:7070"});
+  ASSERT_FALSE(network.ok());
+  EXPECT_THAT(std::string(network.status().message()), HasSubstr("tokens in plaintext across the network"));
+  auto tls = ParseDaemonArgs({"--tenants=/t", "--listen=10.0.0.7:7070", "--tls_cert=/c.pem", "--tls_key=/k.pem",
+                              "--tls_client_ca=/ca.pem"});
+  ASSERT_TRUE(tls.ok()) << tls.status();
+  EXPECT_EQ(tls->tls_client_ca, "/ca.pem");
+  EXPECT_THAT(std::string(ParseDaemonArgs({"--tls_cert=/c.pem"}).status().message()), HasSubstr("go together"));
+  EXPECT_THAT(std::string(ParseDaemonArgs({"--tls_client_ca=/ca.pem"}).status().message()), HasSubstr("needs TLS"));
+  EXPECT_THAT(std::string(ParseDaemonArgs({"--tenants="}).status().message()), HasSubstr("tenants needs a path"));
+  for (const char* address : {"127.0.0.1:7070", "127.8.9.10:1", "localhost:7070", "[::1]:7070", "::1:7070"}) {
+    EXPECT_TRUE(IsLoopbackAddress(address)) << address;
+  }
+  for (const char* address : {"0.0.0.0:7070", "10.0.0.7:7070", "[::]:7070", "128.0.0.1:7070", "localhost.evil:1"}) {
+    EXPECT_FALSE(IsLoopbackAddress(address)) << address;
+  }
+}
+
 TEST(DaemonConfigTest, ErrorsNameTheLineAndTheSetting) {
   DaemonConfig config;
   absl::Status s = ApplyConfigText("listen = 127.0.0.1:1\nbogus = 3\n", "node.conf", config);

@@ -61,6 +61,10 @@ typedef struct {
   int copy_threads;        /* CPU copies' threads; default 1 */
   uint32_t keepalive_interval_ms;  /* the lease loop; 0 turns it off; default 5000 */
   uint32_t rpc_timeout_ms;         /* each control-plane call; default 10000 */
+  const char* token;           /* the tenant's token for a daemon with tenants; NULL: none */
+  const char* tls_root_certs;  /* PEM file of the daemon's CA; NULL: plaintext */
+  const char* tls_cert;        /* PEM files of a client certificate and its key, for */
+  const char* tls_key;         /* daemons that require one; NULL: none */
 } sp_client_options;
 
 void sp_client_options_init(sp_client_options* options);
@@ -91,6 +95,7 @@ typedef struct {
   uint32_t entry_bytes;
   uint32_t page_tokens;
   uint64_t tokens;
+  char tenant[64];  /* NUL-terminated; names are at most 63 bytes */
 } sp_sequence_info;
 
 /* Asks the daemon (and refreshes the client's cached layout). */

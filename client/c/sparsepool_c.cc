@@ -84,6 +84,10 @@ int sp_client_connect(const sp_client_options* options, sp_client** client) {
     o.copy_threads = options->copy_threads;
     o.keepalive_interval = absl::Milliseconds(options->keepalive_interval_ms);
     o.rpc_timeout = absl::Milliseconds(options->rpc_timeout_ms);
+    if (options->token != nullptr) o.token = options->token;
+    if (options->tls_root_certs != nullptr) o.tls_root_certs = options->tls_root_certs;
+    if (options->tls_cert != nullptr) o.tls_cert = options->tls_cert;
+    if (options->tls_key != nullptr) o.tls_key = options->tls_key;
     auto connected = sparsepool::Client::Connect(o);
     if (!connected.ok()) return connected.status();
     *client = new sp_client{*std::move(connected)};
@@ -145,6 +149,9 @@ int sp_sequence_info_get(sp_client* client, uint64_t sequence, sp_sequence_info*
     info->entry_bytes = got->entry_bytes;
     info->page_tokens = got->page_tokens;
     info->tokens = got->tokens;
+    const size_t n = std::min(got->tenant.size(), sizeof(info->tenant) - 1);
+    std::memcpy(info->tenant, got->tenant.data(), n);
+    info->tenant[n] = '\0';
     return absl::OkStatus();
   });
 }

@@ -19,6 +19,7 @@ from .errors import (
     PermissionDeniedError,
     ResourceExhaustedError,
     SparsepoolError,
+    UnauthenticatedError,
     UnavailableError,
 )
 from .gpu import DecodeSession, GpuRegions, RowFailure, RowState
@@ -37,6 +38,7 @@ __all__ = [
     "RowState",
     "SequenceInfoTuple",
     "SparsepoolError",
+    "UnauthenticatedError",
     "UnavailableError",
 ]
 __version__ = "0.2.0"

@@ -44,6 +44,10 @@ class ClientOptions(ctypes.Structure):
         ("copy_threads", c_int),
         ("keepalive_interval_ms", c_uint32),
         ("rpc_timeout_ms", c_uint32),
+        ("token", c_char_p),
+        ("tls_root_certs", c_char_p),
+        ("tls_cert", c_char_p),
+        ("tls_key", c_char_p),
     ]
 
 
@@ -64,6 +68,7 @@ class SequenceInfo(ctypes.Structure):
         ("entry_bytes", c_uint32),
         ("page_tokens", c_uint32),
         ("tokens", c_uint64),
+        ("tenant", ctypes.c_char * 64),
     ]
 
 

@@ -12,6 +12,7 @@ class SequenceInfoTuple(NamedTuple):
     entry_bytes: int
     page_tokens: int
     tokens: int
+    tenant: str
 
 
 class Client:
@@ -32,12 +33,31 @@ class Client:
         copy_threads: int = 1,
         keepalive_interval: float = 5.0,
         rpc_timeout: float = 10.0,
+        token: Optional[str] = None,
+        tls_root_certs: Optional[str] = None,
+        tls_cert: Optional[str] = None,
+        tls_key: Optional[str] = None,
     ) -> None:
+        """Connects; `token` is the tenant's for a daemon that serves tenants (the daemon
+        then acts within that tenant), `tls_root_certs` the PEM file of the CA that signed
+        the daemon's certificate (TLS; plaintext without), `tls_cert`/`tls_key` a client
+        certificate for daemons that require one."""
         native = lib()
         options = ClientOptions()
         native.sp_client_options_init(ctypes.byref(options))
-        self._strings = [address.encode(), (client_id or "").encode(), transport.encode()]
-        options.address, options.client_id, options.transport = self._strings
+        self._strings = [
+            (text or "").encode()
+            for text in (address, client_id, transport, token, tls_root_certs, tls_cert, tls_key)
+        ]
+        (
+            options.address,
+            options.client_id,
+            options.transport,
+            options.token,
+            options.tls_root_certs,
+            options.tls_cert,
+            options.tls_key,
+        ) = self._strings
         options.copy_threads = copy_threads
         options.keepalive_interval_ms = int(keepalive_interval * 1000)
         options.rpc_timeout_ms = int(rpc_timeout * 1000)
@@ -109,7 +129,9 @@ class Client:
         """The sequence's shape and tokens, asked of the daemon."""
         info = SequenceInfo()
         check(lib().sp_sequence_info_get(self.handle, sequence, ctypes.byref(info)))
-        return SequenceInfoTuple(info.layers, info.entry_bytes, info.page_tokens, info.tokens)
+        return SequenceInfoTuple(
+            info.layers, info.entry_bytes, info.page_tokens, info.tokens, info.tenant.decode()
+        )
 
     def write(self, sequence: int, layer: int, first_token: int, entries: Any) -> None:
         """Stores the entries of tokens [first_token, first_token + n) of `layer`: `entries`

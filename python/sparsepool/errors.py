@@ -62,7 +62,11 @@ class DeadlineExceededError(SparsepoolError, TimeoutError):
 
 
 class PermissionDeniedError(SparsepoolError, PermissionError):
-    """The call acts outside the caller's rights."""
+    """The call acts outside the caller's rights (another tenant's sequence or client id)."""
+
+
+class UnauthenticatedError(SparsepoolError, PermissionError):
+    """The daemon serves tenants and the call carried no token it knows."""
 
 
 _BY_CODE: Dict[int, Type[SparsepoolError]] = {
@@ -74,6 +78,7 @@ _BY_CODE: Dict[int, Type[SparsepoolError]] = {
     UNAVAILABLE: UnavailableError,
     DEADLINE_EXCEEDED: DeadlineExceededError,
     PERMISSION_DENIED: PermissionDeniedError,
+    UNAUTHENTICATED: UnauthenticatedError,
 }
 
 

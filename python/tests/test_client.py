@@ -26,7 +26,7 @@ def test_sequences_round_trip_through_numpy(daemon):
         assert client.client_id
         seq = client.create_sequence(layers=3, entry_bytes=ENTRY, tokens=500, tenant="py")
         info = client.info(seq)
-        assert info == sparsepool.SequenceInfoTuple(layers=3, entry_bytes=ENTRY, page_tokens=64, tokens=500)
+        assert info == sparsepool.SequenceInfoTuple(layers=3, entry_bytes=ENTRY, page_tokens=64, tokens=500, tenant="py")
         for layer in range(3):
             client.write(seq, layer, 0, pattern(seq, layer, 0, 500))
         indices = np.array([[5, -1, 499, 0, 64, 63]], dtype=np.int32)
@@ -198,3 +198,32 @@ def test_the_package_loads_the_library_it_was_built_with():
 
     assert _native.lib().sp_abi_version() == _native.ABI_VERSION
     assert ctypes.sizeof(_native.RowFailure) == 4 + 4 + 8 + 4 + 256 + 4  # C layout with padding
+
+
+def test_tenants_tokens_and_each_tenants_own_sequences(tmp_path):
+    """A daemon with tenants: a token is needed, and a tenant reaches its own sequences only."""
+    import hashlib
+
+    tokens = {"acme": "acme-token-0123", "globex": "globex-token-4567"}
+    lines = [f"tenant {name} token_sha256={hashlib.sha256(t.encode()).hexdigest()}" for name, t in tokens.items()]
+    (tmp_path / "tenants.conf").write_text("\n".join(lines) + "\n")
+    from daemon import Daemon
+
+    d = Daemon("tenants", extra=[f"--tenants={tmp_path / 'tenants.conf'}"])
+    d.start()
+    try:
+        with pytest.raises(sparsepool.UnauthenticatedError, match="token"):
+            sparsepool.Client(d.address, rpc_timeout=3.0)
+        with sparsepool.Client(d.address, token=tokens["acme"]) as acme, sparsepool.Client(
+            d.address, token=tokens["globex"]
+        ) as globex:
+            seq = acme.create_sequence(layers=1, entry_bytes=ENTRY, tokens=64)
+            acme.write(seq, 0, 0, pattern(seq, 0, 0, 64))
+            assert acme.info(seq).tenant == "acme"
+            with pytest.raises(sparsepool.PermissionDeniedError, match=f"sequence {seq} belongs to another tenant"):
+                globex.info(seq)
+            with pytest.raises(sparsepool.PermissionDeniedError):
+                globex.release(seq)
+            assert acme.info(seq).tokens == 64
+    finally:
+        d.stop()
