@@ -111,6 +111,9 @@ Pool::Pool(std::vector<std::unique_ptr<RegionStore>> regions, PoolOptions option
       next_id_ = std::max(next_id_, record.sequence_id + 1);
       ++recovered_;
       if (record.state == RecordState::kLive) {
+        TenantUsage& usage = usage_[region_format::GetName(record.tenant)];
+        usage.bytes += regions_[r]->SequenceBytes(slot);
+        ++usage.sequences;
         const std::string owner = region_format::GetName(record.owner);
         if (!owner.empty()) leases_.AddSequence(owner, record.sequence_id, now, region_format::GetName(record.tenant));
       } else {
@@ -162,6 +165,23 @@ void Pool::RenewIfNamed(const Caller& caller) {
   if (!caller.client_id.empty()) leases_.Renew(caller.client_id, clock_->Now(), caller.tenant);
 }
 
+absl::Status Pool::CheckQuota(const Caller& caller, uint64_t more_bytes, uint64_t more_sequences) const {
+  if (caller.max_bytes == 0 && caller.max_sequences == 0) return absl::OkStatus();
+  const auto it = usage_.find(caller.tenant);
+  const TenantUsage usage = it == usage_.end() ? TenantUsage{} : it->second;
+  if (caller.max_sequences != 0 && usage.sequences + more_sequences > caller.max_sequences) {
+    return absl::ResourceExhaustedError(absl::StrCat("tenant ", caller.tenant, " holds ", usage.sequences,
+                                                     " live sequences, its quota (max_sequences ",
+                                                     caller.max_sequences, "): release one first"));
+  }
+  if (caller.max_bytes != 0 && usage.bytes + more_bytes > caller.max_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "tenant ", caller.tenant, " holds ", FormatBytes(usage.bytes), " and this needs ", FormatBytes(more_bytes),
+        " more, past its quota of ", FormatBytes(caller.max_bytes), " (max_bytes ", caller.max_bytes, ")"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Pool::CheckTenant(const Caller& caller, SequenceId id) const {
   if (!caller.scoped) return absl::OkStatus();
   auto it = sequences_.find(id);
@@ -198,6 +218,9 @@ void Pool::MakeReclaimable(Location where, RecordState state) {
   region.SetState(where.slot, state, now);
   reclaim_order_.emplace(++release_epoch_, region.record(where.slot).sequence_id);
   reclaimable_bytes_[where.region] += region.SequenceBytes(where.slot);
+  TenantUsage& usage = usage_[region_format::GetName(region.record(where.slot).tenant)];
+  usage.bytes -= std::min(usage.bytes, region.SequenceBytes(where.slot));
+  usage.sequences -= std::min<uint64_t>(usage.sequences, 1);
 }
 
 Pool::Eviction Pool::EvictOldest(std::optional<uint32_t> region, absl::Time* reusable_at) {
@@ -270,8 +293,12 @@ absl::StatusOr<SequenceLayout> Pool::Create(const CreateParams& p, absl::Time* r
   // Reserve under the lock, zero reused pages outside it (other clients' requests go
   // on meanwhile; nothing else can reach the reserved memory), commit under it.
   absl::MutexLock lock(&mu_);
-  const Caller caller(p.client_id, p.tenant, p.tenant_scoped);
+  Caller caller(p.client_id, p.tenant, p.tenant_scoped);
+  caller.max_bytes = p.max_bytes;
+  caller.max_sequences = p.max_sequences;
   if (absl::Status admitted = AdmitClient(caller); !admitted.ok()) return admitted;
+  const uint64_t asked = RegionStore::DataBytes(p.layers, page_tokens, stride, PagesFor(p.tokens, page_tokens));
+  if (absl::Status within = CheckQuota(caller, asked, 1); !within.ok()) return within;
   auto id = NextId();
   if (!id.ok()) return id.status();
   NewSequence seq;
@@ -301,6 +328,9 @@ absl::StatusOr<SequenceLayout> Pool::Create(const CreateParams& p, absl::Time* r
         const SlotIndex slot = regions_[r]->CommitCreate(*pending);
         ++created_;
         sequences_[seq.id] = Location{r, slot};
+        TenantUsage& usage = usage_[p.tenant];
+        usage.bytes += regions_[r]->SequenceBytes(slot);
+        ++usage.sequences;
         if (!p.client_id.empty()) leases_.AddSequence(p.client_id, seq.id, clock_->Now(), p.tenant);
         return regions_[r]->Layout(slot);
       }
@@ -311,8 +341,6 @@ absl::StatusOr<SequenceLayout> Pool::Create(const CreateParams& p, absl::Time* r
   }
   uint64_t free = 0;
   for (const auto& region : regions_) free += region->free_bytes();
-  const uint64_t asked = RegionStore::DataBytes(p.layers, page_tokens, stride,
-                                                PagesFor(p.tokens, page_tokens));
   const std::string need = absl::StrCat(
       "sequence of ", p.layers, " layers x ", p.tokens, " tokens x ", stride, " bytes needs ",
       FormatBytes(asked), " (", asked, " bytes) in one region; ", FormatBytes(free), " (", free,
@@ -345,6 +373,10 @@ absl::StatusOr<SequenceLayout> Pool::Extend(const Caller& caller, SequenceId id,
                                                    kMaxTokens, " (token indices are int32)"));
   }
   const uint64_t old_tokens = record.tokens;
+  const uint64_t asked = RegionStore::DataBytes(record.layers, record.page_tokens, record.entry_stride,
+                                                PagesFor(tokens, record.page_tokens) - record.pages_per_layer);
+  if (absl::Status within = CheckQuota(caller, asked, 0); !within.ok()) return within;
+  const uint64_t old_bytes = region.SequenceBytes(where->slot);
   absl::Time reusable_at;
   Eviction eviction = Eviction::kNone;
   while (true) {
@@ -356,6 +388,7 @@ absl::StatusOr<SequenceLayout> Pool::Extend(const Caller& caller, SequenceId id,
       // NotFound when the sequence was released or reclaimed meanwhile (the growth is
       // undone then).
       if (absl::Status committed = region.CommitExtend(*pending); !committed.ok()) return committed;
+      usage_[region_format::GetName(record.tenant)].bytes += region.SequenceBytes(where->slot) - old_bytes;
       RenewIfNamed(caller);
       return region.Layout(where->slot);
     }
@@ -363,9 +396,6 @@ absl::StatusOr<SequenceLayout> Pool::Extend(const Caller& caller, SequenceId id,
     eviction = EvictOldest(where->region, &reusable_at);
     if (eviction != Eviction::kEvicted) break;
   }
-  const uint64_t asked = RegionStore::DataBytes(
-      record.layers, record.page_tokens, record.entry_stride,
-      PagesFor(tokens, record.page_tokens) - record.pages_per_layer);
   const std::string need = absl::StrCat(
       "growing sequence ", id, " from ", old_tokens, " to ", tokens, " tokens needs ",
       FormatBytes(asked), " (", asked, " bytes) in region ", region.ref().path, ", which has ",

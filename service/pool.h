@@ -79,12 +79,17 @@ struct Caller {
   absl::string_view client_id;  // empty: no lease
   absl::string_view tenant;
   bool scoped = false;
+  // The tenant's quotas (service/tenants.h), over its live sequences; 0: none.
+  uint64_t max_bytes = 0;
+  uint64_t max_sequences = 0;
 };
 
 struct CreateParams {
   std::string client_id;  // empty: no lease
   std::string tenant;
   bool tenant_scoped = false;  // the tenant was authenticated: the client id must be its
+  uint64_t max_bytes = 0;      // the tenant's quotas over its live sequences; 0: none
+  uint64_t max_sequences = 0;
   uint32_t layers = 0;
   uint32_t entry_bytes = 0;
   uint32_t entry_alignment = 0;  // 0 or 1: packed
@@ -208,6 +213,10 @@ class Pool {
   // ResourceExhausted for a client without a lease when max_leases are held; renews the
   // lease of a client that has one. A new client gets its lease only when its request
   // succeeds (RenewIfNamed, or the sequence it takes), so failed requests leave nothing.
+  // ResourceExhausted, naming the tenant and its quota, when `more_bytes` and
+  // `more_sequences` would take the caller's tenant past a quota.
+  absl::Status CheckQuota(const Caller& caller, uint64_t more_bytes, uint64_t more_sequences) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // PermissionDenied when the client id's lease belongs to another tenant.
   absl::Status AdmitClient(const Caller& caller) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RenewIfNamed(const Caller& caller) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -249,6 +258,12 @@ class Pool {
   absl::flat_hash_set<SequenceId> growing_ ABSL_GUARDED_BY(mu_);
   const size_t region_count_;
   LeaseTable leases_ ABSL_GUARDED_BY(mu_);
+  // What each tenant's live sequences hold, for its quotas.
+  struct TenantUsage {
+    uint64_t bytes = 0;
+    uint64_t sequences = 0;
+  };
+  absl::flat_hash_map<std::string, TenantUsage> usage_ ABSL_GUARDED_BY(mu_);
   SequenceId next_id_ ABSL_GUARDED_BY(mu_) = 1;
   SequenceId id_limit_ ABSL_GUARDED_BY(mu_) = 1;  // persisted in every region; next_id_ <= it
   uint64_t created_ ABSL_GUARDED_BY(mu_) = 0;

@@ -13,7 +13,10 @@ namespace {
 // The pool's view of a request from `who` naming `client_id`.
 Caller CallerOf(const Tenant* who, absl::string_view client_id) {
   if (who == nullptr) return Caller(client_id);
-  return Caller(client_id, who->name, /*scoped=*/!who->is_operator);
+  Caller caller(client_id, who->name, /*scoped=*/!who->is_operator);
+  caller.max_bytes = who->max_bytes;
+  caller.max_sequences = who->max_sequences;
+  return caller;
 }
 
 // Operators inspect and release; creating, growing, adopting and holding leases is
@@ -124,6 +127,8 @@ grpc::Status PoolServiceImpl::HandleCreateSequence(const Tenant* who, const v1::
     }
     params.tenant = who->name;
     params.tenant_scoped = true;
+    params.max_bytes = who->max_bytes;
+    params.max_sequences = who->max_sequences;
   }
   params.layers = request.layers();
   params.entry_bytes = request.entry_bytes();

@@ -270,6 +270,58 @@ TEST_F(PoolTest, RestartKeepsSequencesIdsAndOwnersLeases) {
   EXPECT_TRUE(absl::IsNotFound(pool_->GetLayout("", a).status()));
 }
 
+// Quotas count a tenant's live sequences: growth and creation past them are refused by
+// name, a release gives room back, and a restart counts what the regions hold.
+TEST_F(PoolTest, TenantQuotasBoundLiveSequencesAndBytesAcrossReleasesAndRestarts) {
+  CreateParams p = Params(64, "acme-1");
+  p.tenant = "acme";
+  p.tenant_scoped = true;
+  p.max_sequences = 2;
+  p.max_bytes = 3 * RegionStore::DataBytes(4, 64, 656, 1) + (64 << 10);  // three one-page sequences
+  const SequenceId first = pool_->Create(p)->sequence_id;
+  const SequenceId second = pool_->Create(p)->sequence_id;
+  auto third = pool_->Create(p);
+  EXPECT_TRUE(absl::IsResourceExhausted(third.status())) << third.status();
+  EXPECT_THAT(std::string(third.status().message()), HasSubstr("tenant acme holds 2 live sequences"));
+  CreateParams other = Params(64, "globex-1");
+  other.tenant = "globex";
+  other.tenant_scoped = true;
+  other.max_sequences = 2;
+  EXPECT_TRUE(pool_->Create(other).ok()) << "one tenant's quota is its own";
+
+  Caller acme("acme-1", "acme", true);
+  acme.max_bytes = p.max_bytes;
+  auto grown = pool_->Extend(acme, first, 64 * 5);
+  EXPECT_TRUE(absl::IsResourceExhausted(grown.status())) << grown.status();
+  EXPECT_THAT(std::string(grown.status().message()), HasSubstr("past its quota"));
+  EXPECT_EQ(pool_->GetLayout(acme, first)->tokens, 64u) << "a refused growth changed nothing";
+  EXPECT_TRUE(pool_->Extend(acme, first, 128).ok()) << "growth within the quota";
+
+  ASSERT_TRUE(pool_->Release(acme, second).ok());
+  EXPECT_TRUE(pool_->Create(p).ok()) << "a release gives its room back";
+  Reopen();
+  auto after_restart = pool_->Create(p);
+  EXPECT_TRUE(absl::IsResourceExhausted(after_restart.status()))
+      << "a restart forgot what the tenant holds: " << after_restart.status();
+}
+
+// A scoped caller acts on its tenant's sequences and client ids only.
+TEST_F(PoolTest, ScopedCallersStayInTheirTenant) {
+  CreateParams p = Params(64, "acme-1");
+  p.tenant = "acme";
+  p.tenant_scoped = true;
+  const SequenceId id = pool_->Create(p)->sequence_id;
+  const Caller globex("globex-1", "globex", true);
+  for (absl::Status s : {pool_->GetLayout(globex, id).status(), pool_->Extend(globex, id, 100).status(),
+                         pool_->Release(globex, id), pool_->Adopt(globex, id).status()}) {
+    EXPECT_TRUE(absl::IsPermissionDenied(s)) << s;
+  }
+  const Caller thief("acme-1", "globex", true);
+  EXPECT_TRUE(absl::IsPermissionDenied(pool_->KeepAlive(thief).status()));
+  EXPECT_TRUE(pool_->GetLayout(Caller("acme-2", "acme", true), id).ok());
+  EXPECT_TRUE(pool_->GetLayout("", id).ok()) << "unscoped callers (no tenants, operators) reach everything";
+}
+
 TEST_F(PoolTest, AdoptionMovesASequenceToTheAdoptersLeaseAndSurvivesARestart) {
   const SequenceId handed = pool_->Create(Params(100, "prefill"))->sequence_id;
   const SequenceId kept = pool_->Create(Params(100, "prefill"))->sequence_id;
