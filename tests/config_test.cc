@@ -108,6 +108,8 @@ TEST(DaemonConfigTest, TheDeployedExampleConfigParses) {
   EXPECT_EQ(config.listen, "0.0.0.0:7070");
   EXPECT_EQ(config.metrics_listen, "0.0.0.0:9464");
   EXPECT_EQ(config.reuse_grace, absl::Seconds(1));
+  EXPECT_EQ(config.tenants, "/etc/sparsepool/tenants.conf") << "the deployed daemon serves tenants";
+  EXPECT_FALSE(config.tls_cert.empty()) << "over TLS";
 }
 
 TEST(DaemonConfigTest, TenantsAndTlsGoTogetherOffLoopback) {
