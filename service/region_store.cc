@@ -534,6 +534,7 @@ SequenceLayout RegionStore::Layout(SlotIndex slot) const {
   layout.region = ref_;
   layout.record_offset = header().record_table_offset + uint64_t{slot} * 2 * sizeof(SequenceRecord);
   layout.page_offsets.resize(size_t{r.layers} * r.pages_per_layer);
+  if (layout.page_offsets.empty()) return layout;  // no pages yet: nothing to copy (memcpy takes no null)
   const uint64_t* table = PageTable(r);
   for (uint32_t layer = 0; layer < r.layers; ++layer) {
     std::memcpy(layout.page_offsets.data() + size_t{layer} * r.pages_per_layer,

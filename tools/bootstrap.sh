@@ -8,6 +8,8 @@ packages=(
   g++ protobuf-compiler protobuf-compiler-grpc libgrpc++-dev libprotobuf-dev
   libabsl-dev libgtest-dev libgmock-dev
   libssl-dev openssl
+  # libFuzzer (tools/fuzz.sh); gcc's AddressSanitizer comes with g++.
+  clang libclang-rt-14-dev
   libnuma-dev numactl
   libucx-dev ucx-utils libibverbs-dev rdma-core ibverbs-providers librdmacm-dev
   gnuplot-nox

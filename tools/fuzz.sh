@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# libFuzzer runs of the parsers and request handlers that take untrusted text: the
+# tenants file, the daemon's config and region specs, the metrics port's requests.
+# Each target is built with clang (-fsanitize=fuzzer,address,undefined) against
+# Debian's Abseil and run for FUZZ_SECONDS (default 20) from the seeds in
+# tests/fuzz/corpus/<target>. A crash, a sanitizer report or a broken invariant fails
+# the run and leaves the input under the work directory it prints.
+#
+#   bash tools/fuzz.sh [TARGET...]      (default: every target)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+seconds=${FUZZ_SECONDS:-20}
+work=$(mktemp -d /tmp/sparsepool-fuzz.XXXXXX)
+absl_libs=$(grep -o '"-labsl_[a-z0-9_]*"' third_party/system/BUILD | tr -d '"' | tr '\n' ' ')
+
+declare -A sources=(
+  [tenants]="service/tenants.cc common/units.cc common/file_text.cc"
+  [daemon_config]="service/daemon_config.cc transport/cxl/region_spec.cc common/units.cc common/key_value_text.cc common/file_text.cc"
+  [metrics_request]="service/metrics_http.cc"
+)
+declare -A libs=([tenants]="-lcrypto")
+
+targets=("$@")
+((${#targets[@]})) || targets=(tenants daemon_config metrics_request)
+
+failed=0
+for t in "${targets[@]}"; do
+  [[ -n "${sources[$t]:-}" ]] || { echo "fuzz: unknown target $t" >&2; exit 2; }
+  binary="$work/${t}_fuzzer"
+  # shellcheck disable=SC2086
+  clang++ -std=c++17 -O1 -g -I. -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+    "tests/fuzz/${t}_fuzzer.cc" ${sources[$t]} -o "$binary" ${libs[$t]:-} $absl_libs -lpthread
+  mkdir -p "$work/$t"
+  cp tests/fuzz/corpus/"$t"/* "$work/$t"/
+  if (cd "$work" && "$binary" -max_total_time="$seconds" -print_final_stats=1 -artifact_prefix="$work/$t-" \
+        "$work/$t" > "$work/$t.log" 2>&1); then
+    echo "fuzz $t: $(grep -o 'stat::number_of_executed_units: [0-9]*' "$work/$t.log" | grep -o '[0-9]*$') inputs in ${seconds}s, no finding"
+  else
+    echo "fuzz $t: FAILED (input and log in $work)"
+    tail -30 "$work/$t.log"
+    failed=1
+  fi
+done
+((failed)) || rm -rf "$work"
+exit "$failed"
