@@ -104,7 +104,7 @@ if ((asan_status == 0 && asan_failed == 0 && asan_passed > 0)); then
   passed=$((passed + 1))
 else
   grep -E '^//\S+\s+.*(FAILED|TIMEOUT|NO STATUS|INCOMPLETE)|ERROR' "$asan_log" | head -20
-  echo "asan+ubsan: FAILED (bazel test --config=asan; logs under bazel-out/k8-fastbuild-asan/testlogs)"
+  echo "asan+ubsan: FAILED (bazel test --config=asan; logs under bazel-out/k8-fastbuildasan/testlogs)"
   failed=$((failed + 1))
 fi
 rm -f "$asan_log"
