@@ -7,12 +7,20 @@ namespace sparsepool {
 
 LeaseTable::Lease& LeaseTable::Touch(absl::string_view client, absl::string_view tenant) {
   auto [it, started] = leases_.try_emplace(client);
-  if (started) it->second.tenant = std::string(tenant);
+  if (started) {
+    it->second.tenant = std::string(tenant);
+    ++per_tenant_[tenant];
+  }
   return it->second;
 }
 
 void LeaseTable::Renew(absl::string_view client, absl::Time now, absl::string_view tenant) {
   Touch(client, tenant).renewed = now;
+}
+
+size_t LeaseTable::CountOf(absl::string_view tenant) const {
+  auto it = per_tenant_.find(tenant);
+  return it == per_tenant_.end() ? 0 : it->second;
 }
 
 const std::string* LeaseTable::TenantOf(absl::string_view client) const {
@@ -73,6 +81,9 @@ std::vector<LeaseTable::Expired> LeaseTable::TakeExpired(absl::Time now) {
       Expired e{it->first, {it->second.sequences.begin(), it->second.sequences.end()}};
       std::sort(e.sequences.begin(), e.sequences.end());
       expired.push_back(std::move(e));
+      if (auto count = per_tenant_.find(it->second.tenant); count != per_tenant_.end() && --count->second == 0) {
+        per_tenant_.erase(count);
+      }
       leases_.erase(it++);
     } else {
       ++it;

@@ -38,6 +38,8 @@ class LeaseTable {
   bool Contains(absl::string_view client) const { return leases_.contains(client); }
   // The tenant of `client`'s lease; null when it holds none.
   const std::string* TenantOf(absl::string_view client) const;
+  // Leases `tenant` holds.
+  size_t CountOf(absl::string_view tenant) const;
   void AddSequence(absl::string_view client, SequenceId id, absl::Time now, absl::string_view tenant);
   void RemoveSequence(absl::string_view client, SequenceId id);
   size_t SequenceCount(absl::string_view client) const;
@@ -76,6 +78,7 @@ class LeaseTable {
   Lease& Touch(absl::string_view client, absl::string_view tenant);
 
   absl::flat_hash_map<std::string, Lease> leases_;
+  absl::flat_hash_map<std::string, size_t> per_tenant_;  // leases by tenant
   // The acknowledged epoch of every fenced lease, with the lease's client.
   std::set<std::pair<uint64_t, std::string>> acknowledged_;
 };

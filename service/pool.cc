@@ -153,6 +153,15 @@ absl::Status Pool::AdmitClient(const Caller& caller) {
     leases_.Renew(client_id, clock_->Now(), caller.tenant);
     return absl::OkStatus();
   }
+  if (caller.scoped) {
+    // One tenant cannot take the whole lease table from the others.
+    const uint64_t limit = caller.max_clients != 0 ? caller.max_clients : options_.max_leases / 2;
+    if (leases_.CountOf(caller.tenant) >= limit) {
+      return absl::ResourceExhaustedError(absl::StrCat("tenant ", caller.tenant, " holds ", leases_.CountOf(caller.tenant),
+                                                       " client leases, its limit (max_clients ", limit,
+                                                       "); client \"", client_id, "\" gets none until one expires"));
+    }
+  }
   if (leases_.size() >= options_.max_leases) {
     return absl::ResourceExhaustedError(absl::StrCat("the lease table is full: ", leases_.size(),
                                                      " clients hold leases (the daemon's limit); client \"",
@@ -296,6 +305,7 @@ absl::StatusOr<SequenceLayout> Pool::Create(const CreateParams& p, absl::Time* r
   Caller caller(p.client_id, p.tenant, p.tenant_scoped);
   caller.max_bytes = p.max_bytes;
   caller.max_sequences = p.max_sequences;
+  caller.max_clients = p.max_clients;
   if (absl::Status admitted = AdmitClient(caller); !admitted.ok()) return admitted;
   const uint64_t asked = RegionStore::DataBytes(p.layers, page_tokens, stride, PagesFor(p.tokens, page_tokens));
   if (absl::Status within = CheckQuota(caller, asked, 1); !within.ok()) return within;

@@ -82,6 +82,7 @@ struct Caller {
   // The tenant's quotas (service/tenants.h), over its live sequences; 0: none.
   uint64_t max_bytes = 0;
   uint64_t max_sequences = 0;
+  uint64_t max_clients = 0;  // leases at once; 0 for a scoped caller: half of max_leases
 };
 
 struct CreateParams {
@@ -90,6 +91,7 @@ struct CreateParams {
   bool tenant_scoped = false;  // the tenant was authenticated: the client id must be its
   uint64_t max_bytes = 0;      // the tenant's quotas over its live sequences; 0: none
   uint64_t max_sequences = 0;
+  uint64_t max_clients = 0;    // as Caller::max_clients
   uint32_t layers = 0;
   uint32_t entry_bytes = 0;
   uint32_t entry_alignment = 0;  // 0 or 1: packed

@@ -16,6 +16,7 @@ Caller CallerOf(const Tenant* who, absl::string_view client_id) {
   Caller caller(client_id, who->name, /*scoped=*/!who->is_operator);
   caller.max_bytes = who->max_bytes;
   caller.max_sequences = who->max_sequences;
+  caller.max_clients = who->max_clients;
   return caller;
 }
 
@@ -50,19 +51,36 @@ absl::StatusOr<const Tenant*> PoolServiceImpl::Authenticate(const grpc::Callback
   return tenants_->Authenticate(value);
 }
 
-void PoolServiceImpl::AnswerOrWait(grpc::CallbackServerContext* context,
+bool PoolServiceImpl::TakeWaitingSlot(const Tenant* who) {
+  if (who == nullptr) return true;
+  absl::MutexLock lock(&waiting_mu_);
+  size_t& waiting = waiting_by_tenant_[who];
+  if (waiting >= kMaxWaitingCallsPerTenant) return false;
+  ++waiting;
+  return true;
+}
+
+void PoolServiceImpl::ReturnWaitingSlot(const Tenant* who) {
+  if (who == nullptr) return;
+  absl::MutexLock lock(&waiting_mu_);
+  --waiting_by_tenant_[who];
+}
+
+void PoolServiceImpl::AnswerOrWait(const Tenant* who, grpc::CallbackServerContext* context,
                                    grpc::ServerUnaryReactor* reactor, Attempt attempt) {
   absl::Time retry_at = absl::InfinitePast();
   grpc::Status status = attempt(&retry_at);
   const absl::Time deadline = absl::FromChrono(context->deadline());
-  // Past kMaxWaitingCalls the pool's answer goes back at once: waiting requests are
-  // bounded like everything else a client can make the daemon hold.
+  // Past kMaxWaitingCalls (or the tenant's share of them) the pool's answer goes back at
+  // once: waiting requests are bounded like everything else a client can make the
+  // daemon hold.
   if (status.ok() || delayed_ == nullptr || retry_at == absl::InfinitePast() ||
-      retry_at >= deadline || delayed_->waiting() >= kMaxWaitingCalls) {
+      retry_at >= deadline || delayed_->waiting() >= kMaxWaitingCalls || !TakeWaitingSlot(who)) {
     reactor->Finish(status);
     return;
   }
-  delayed_->RunAt(retry_at, [this, context, reactor, attempt = std::move(attempt)](bool stopping) {
+  delayed_->RunAt(retry_at, [this, who, context, reactor, attempt = std::move(attempt)](bool stopping) {
+    ReturnWaitingSlot(who);
     if (stopping) {
       reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
                                    "the daemon is shutting down; this request was waiting for memory "
@@ -74,7 +92,7 @@ void PoolServiceImpl::AnswerOrWait(grpc::CallbackServerContext* context,
       reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the call was cancelled while it waited"));
       return;
     }
-    AnswerOrWait(context, reactor, attempt);
+    AnswerOrWait(who, context, reactor, attempt);
   });
 }
 
@@ -129,6 +147,7 @@ grpc::Status PoolServiceImpl::HandleCreateSequence(const Tenant* who, const v1::
     params.tenant_scoped = true;
     params.max_bytes = who->max_bytes;
     params.max_sequences = who->max_sequences;
+    params.max_clients = who->max_clients;
   }
   params.layers = request.layers();
   params.entry_bytes = request.entry_bytes();

@@ -3,7 +3,9 @@
 #ifndef SPARSEPOOL_SERVICE_POOL_SERVICE_H_
 #define SPARSEPOOL_SERVICE_POOL_SERVICE_H_
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/grpc_status.h"
 #include "proto/sparsepool.grpc.pb.h"
@@ -18,8 +20,10 @@ namespace sparsepool {
 
 inline constexpr char kVersion[] = "0.2.0";
 
-// Requests waiting for memory at once, at most; beyond, they are answered at once.
+// Requests waiting for memory at once, at most; beyond, they are answered at once. One
+// tenant's requests take at most a quarter of them.
 inline constexpr size_t kMaxWaitingCalls = 4096;
+inline constexpr size_t kMaxWaitingCallsPerTenant = kMaxWaitingCalls / 4;
 
 // Handlers run inline on gRPC's own threads (the callback API): every one is a short
 // critical section in the pool, and skipping the sync server's thread hand-offs
@@ -45,7 +49,7 @@ class PoolServiceImpl final : public v1::PoolService::CallbackService {
     auto who = Authenticate(*context);
     if (!who.ok()) return Finish(context, ToGrpcStatus(who.status()));
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    AnswerOrWait(context, reactor, [this, who = *who, request, response](absl::Time* retry_at) {
+    AnswerOrWait(*who, context, reactor, [this, who = *who, request, response](absl::Time* retry_at) {
       return HandleCreateSequence(who, *request, response, retry_at);
     });
     return reactor;
@@ -56,7 +60,7 @@ class PoolServiceImpl final : public v1::PoolService::CallbackService {
     auto who = Authenticate(*context);
     if (!who.ok()) return Finish(context, ToGrpcStatus(who.status()));
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    AnswerOrWait(context, reactor, [this, who = *who, request, response](absl::Time* retry_at) {
+    AnswerOrWait(*who, context, reactor, [this, who = *who, request, response](absl::Time* retry_at) {
       return HandleExtendSequence(who, *request, response, retry_at);
     });
     return reactor;
@@ -133,10 +137,14 @@ class PoolServiceImpl final : public v1::PoolService::CallbackService {
   }
   // Runs `attempt`; answers with its status, unless it set retry_at (the pool will
   // have room then) before the call's deadline: then asks again at that time, from
-  // delayed_. The request and response stay valid until the reactor finishes.
+  // delayed_. The request and response stay valid until the reactor finishes. `who`'s
+  // waiting calls count against its tenant's share.
   using Attempt = std::function<grpc::Status(absl::Time* retry_at)>;
-  void AnswerOrWait(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
+  void AnswerOrWait(const Tenant* who, grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
                     Attempt attempt);
+  // Takes a waiting slot of `who`'s tenant; false when its share is used up.
+  bool TakeWaitingSlot(const Tenant* who);
+  void ReturnWaitingSlot(const Tenant* who);
 
   // Each handler acts as `who` (null: a daemon without tenants).
   grpc::Status HandleCreateSequence(const Tenant* who, const v1::CreateSequenceRequest& request,
@@ -174,6 +182,8 @@ class PoolServiceImpl final : public v1::PoolService::CallbackService {
   VerbsAcceptor* const verbs_;
   const TenantDirectory* const tenants_;
   const absl::Time started_;
+  absl::Mutex waiting_mu_;
+  absl::flat_hash_map<const Tenant*, size_t> waiting_by_tenant_ ABSL_GUARDED_BY(waiting_mu_);
   ReleaseWatch watch_;
 };
 

@@ -64,10 +64,10 @@ absl::StatusOr<Tenant> ParseEntry(const std::vector<absl::string_view>& words) {
       auto bytes = ParseByteSize(value);
       if (!bytes.ok()) return bytes.status();
       entry.max_bytes = *bytes;
-    } else if (key == "max_sequences" && !entry.is_operator) {
+    } else if ((key == "max_sequences" || key == "max_clients") && !entry.is_operator) {
       auto count = ParseCount(value);
       if (!count.ok()) return count.status();
-      entry.max_sequences = *count;
+      (key == "max_sequences" ? entry.max_sequences : entry.max_clients) = *count;
     } else {
       return absl::InvalidArgumentError(absl::StrCat("unknown key \"", key, "\" for ", words[0], " ", entry.name,
                                                      entry.is_operator ? " (operators have no quotas)" : ""));

@@ -3,7 +3,7 @@
 // SHA-256 of each token, never the token, so reading it does not let anyone in:
 //
 //   # kind    name      token                      quotas (optional; 0 or absent: none)
-//   tenant    acme      token_sha256=9f86d08...    max_bytes=64GiB max_sequences=100000
+//   tenant    acme      token_sha256=9f86d08...    max_bytes=64GiB max_sequences=100000 max_clients=512
 //   tenant    globex    token_sha256=60303ae...
 //   operator  ops       token_sha256=fd61a03...
 //
@@ -35,6 +35,7 @@ struct Tenant {
   TokenHash token_sha256{};
   uint64_t max_bytes = 0;      // 0: no quota
   uint64_t max_sequences = 0;  // 0: no quota
+  uint64_t max_clients = 0;    // client leases at once; 0: half the daemon's lease table
 };
 
 class TenantDirectory {

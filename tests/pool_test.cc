@@ -305,6 +305,29 @@ TEST_F(PoolTest, TenantQuotasBoundLiveSequencesAndBytesAcrossReleasesAndRestarts
       << "a restart forgot what the tenant holds: " << after_restart.status();
 }
 
+// One tenant cannot take the lease table: its own limit, or half the table by default.
+TEST_F(PoolTest, ATenantsClientLeasesAreBounded) {
+  Caller acme("", "acme", true);
+  acme.max_clients = 3;
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(absl::StrCat("acme-", i));
+  for (int i = 0; i < 3; ++i) {
+    acme.client_id = ids[i];
+    ASSERT_TRUE(pool_->KeepAlive(acme).ok()) << i;
+  }
+  acme.client_id = ids[3];
+  auto refused = pool_->KeepAlive(acme);
+  EXPECT_TRUE(absl::IsResourceExhausted(refused.status())) << refused.status();
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("tenant acme holds 3 client leases"));
+  acme.client_id = ids[0];
+  EXPECT_TRUE(pool_->KeepAlive(acme).ok()) << "a client with a lease keeps renewing it";
+  EXPECT_TRUE(pool_->KeepAlive(Caller("globex-0", "globex", true)).ok()) << "other tenants are not held back";
+  clock_.Advance(absl::Seconds(11));
+  pool_->ExpireLeases();
+  acme.client_id = ids[3];
+  EXPECT_TRUE(pool_->KeepAlive(acme).ok()) << "expired leases give their places back";
+}
+
 // A scoped caller acts on its tenant's sequences and client ids only.
 TEST_F(PoolTest, ScopedCallersStayInTheirTenant) {
   CreateParams p = Params(64, "acme-1");

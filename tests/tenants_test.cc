@@ -22,7 +22,7 @@ TEST(TenantsTest, HashesAreSha256) {
 }
 
 TEST(TenantsTest, ParsesTenantsQuotasAndOperatorsAndAuthenticatesByToken) {
-  const std::string text = "# who may call\n" + Line("tenant", "acme", "acme-secret", "max_bytes=64GiB max_sequences=100") +
+  const std::string text = "# who may call\n" + Line("tenant", "acme", "acme-secret", "max_bytes=64GiB max_sequences=100 max_clients=7") +
                            "\n   \t\n" + Line("tenant", "globex", "globex-secret") +
                            Line("operator", "ops", "ops-secret") + "  # trailing comment\n";
   auto directory = TenantDirectory::Parse(text, "tenants.conf");
@@ -35,6 +35,7 @@ TEST(TenantsTest, ParsesTenantsQuotasAndOperatorsAndAuthenticatesByToken) {
   EXPECT_FALSE((*acme)->is_operator);
   EXPECT_EQ((*acme)->max_bytes, uint64_t{64} << 30);
   EXPECT_EQ((*acme)->max_sequences, 100u);
+  EXPECT_EQ((*acme)->max_clients, 7u);
   auto globex = directory->Authenticate("globex-secret");
   ASSERT_TRUE(globex.ok());
   EXPECT_EQ((*globex)->max_bytes, 0u) << "no quota";
