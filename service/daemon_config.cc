@@ -113,7 +113,8 @@ std::string DaemonUsage() {
          "                   [--tenants=PATH] [--tls_cert=PATH --tls_key=PATH [--tls_client_ca=PATH]]\n"
          "region SPEC: shm:NAME:SIZE | hugetlbfs:/PATH:SIZE | devdax:/dev/daxX.Y[:SIZE] |\n"
          "             numa:NODE:NAME:SIZE        (default: " +
-         std::string(kDefaultRegion) + ")\n";
+         std::string(kDefaultRegion) + ")\n" +
+         "             then options ,tenant=NAME (repeatable) ,owner=USER ,group=GROUP ,mode=0600\n";
 }
 
 absl::Status ApplyConfigText(absl::string_view text, absl::string_view source,
@@ -161,6 +162,13 @@ absl::StatusOr<DaemonConfig> ParseDaemonArgs(const std::vector<std::string>& arg
     return absl::InvalidArgumentError(absl::StrCat(
         "--tenants without TLS would send tokens in plaintext across the network: give --tls_cert and "
         "--tls_key, or listen on loopback only (--listen=", config.listen, " is not)"));
+  }
+  for (const RegionSpec& region : config.regions) {
+    if (!region.tenants.empty() && config.tenants.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "region ", region.path, " is dedicated to tenant ", region.tenants[0],
+          " but the daemon has no --tenants: without them no caller is that tenant"));
+    }
   }
   if (config.regions.empty()) {
     auto spec = ParseRegionSpec(kDefaultRegion);

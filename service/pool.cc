@@ -5,6 +5,7 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/units.h"
 
 namespace sparsepool {
@@ -69,14 +70,35 @@ std::string Unknown(SequenceId id) {
   return absl::StrCat("unknown sequence ", id, " (never created, or released and evicted)");
 }
 
+// The tenants of each region, one entry per region.
+std::vector<std::vector<std::string>> RegionTenants(const PoolOptions& options, size_t regions) {
+  std::vector<std::vector<std::string>> tenants = options.region_tenants;
+  tenants.resize(regions);
+  return tenants;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Pool>> Pool::Open(std::vector<std::unique_ptr<RegionStore>> regions,
                                                  PoolOptions options, const Clock* clock) {
+  if (options.region_tenants.size() > regions.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("tenants given for ", options.region_tenants.size(),
+                                                   " regions, but the pool has ", regions.size()));
+  }
+  const RegionAccess access(RegionTenants(options, regions.size()));
   absl::flat_hash_map<SequenceId, std::pair<uint32_t, SlotIndex>> seen;
   for (uint32_t r = 0; r < regions.size(); ++r) {
     for (SlotIndex slot : regions[r]->OccupiedSlots()) {
       const SequenceId id = regions[r]->record(slot).sequence_id;
+      const std::string tenant = region_format::GetName(regions[r]->record(slot).tenant);
+      if (!access.Serves(r, tenant)) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "region ", r, " (", regions[r]->ref().path, ") holds sequence ", id, " of tenant \"", tenant,
+            "\", but the region is ",
+            access.TenantsOf(r).empty() ? "shared" : absl::StrCat("dedicated to ", absl::StrJoin(access.TenantsOf(r), ",")),
+            " and that tenant's sequences live elsewhere: whoever may map the region could read them. Put the "
+            "region's tenant= options back as they were, or release the sequence under the old options first"));
+      }
       auto [it, fresh] = seen.try_emplace(id, r, slot);
       if (fresh) continue;
       const auto [first_region, first_slot] = it->second;
@@ -92,7 +114,8 @@ absl::StatusOr<std::unique_ptr<Pool>> Pool::Open(std::vector<std::unique_ptr<Reg
 
 Pool::Pool(std::vector<std::unique_ptr<RegionStore>> regions, PoolOptions options,
            const Clock* clock)
-    : options_(options), clock_(clock), regions_(std::move(regions)), incarnation_(RandomIncarnation()),
+    : options_(options), clock_(clock), access_(RegionTenants(options, regions.size())),
+      regions_(std::move(regions)), incarnation_(RandomIncarnation()),
       region_count_(regions_.size()), leases_(options.lease_timeout) {
   absl::MutexLock lock(&mu_);
   reclaimable_bytes_.assign(regions_.size(), 0);
@@ -232,12 +255,12 @@ void Pool::MakeReclaimable(Location where, RecordState state) {
   usage.sequences -= std::min<uint64_t>(usage.sequences, 1);
 }
 
-Pool::Eviction Pool::EvictOldest(std::optional<uint32_t> region, absl::Time* reusable_at) {
+Pool::Eviction Pool::EvictOldest(const std::vector<uint32_t>& regions, absl::Time* reusable_at) {
   const uint64_t grace_ns = static_cast<uint64_t>(absl::ToInt64Nanoseconds(options_.reuse_grace));
   const uint64_t acknowledged = leases_.LowestAcknowledged();
   for (auto it = reclaim_order_.begin(); it != reclaim_order_.end(); ++it) {
     const Location where = sequences_.at(it->second);
-    if (region && where.region != *region) continue;
+    if (!std::binary_search(regions.begin(), regions.end(), where.region)) continue;
     // Released after some fenced client's last acknowledgement: a write it began before
     // it learned of the release may still be landing in these pages (and in those of
     // every younger candidate).
@@ -321,12 +344,18 @@ absl::StatusOr<SequenceLayout> Pool::Create(const CreateParams& p, absl::Time* r
   seq.tenant = p.tenant;
   seq.owner = p.client_id;
   seq.now_unix_ns = NowNs();
+  // Only the regions that serve the tenant (its own, or the shared ones).
+  const std::vector<uint32_t>& eligible = access_.RegionsOf(p.tenant);
+  if (eligible.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "no region serves tenant \"", p.tenant, "\": every region of this daemon is dedicated to other tenants "
+        "(give it a region with tenant=", p.tenant, ", or a shared region without tenant= options)"));
+  }
   absl::Time reusable_at;
   Eviction eviction = Eviction::kNone;
   while (true) {
     // Most free space first: spreads sequences over regions.
-    std::vector<uint32_t> order(regions_.size());
-    std::iota(order.begin(), order.end(), 0);
+    std::vector<uint32_t> order = eligible;
     std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
       return regions_[a]->free_bytes() > regions_[b]->free_bytes();
     });
@@ -346,15 +375,16 @@ absl::StatusOr<SequenceLayout> Pool::Create(const CreateParams& p, absl::Time* r
       }
       if (!absl::IsResourceExhausted(pending.status())) return pending.status();
     }
-    eviction = EvictOldest(std::nullopt, &reusable_at);
+    eviction = EvictOldest(eligible, &reusable_at);
     if (eviction != Eviction::kEvicted) break;
   }
   uint64_t free = 0;
-  for (const auto& region : regions_) free += region->free_bytes();
+  for (uint32_t r : eligible) free += regions_[r]->free_bytes();
   const std::string need = absl::StrCat(
       "sequence of ", p.layers, " layers x ", p.tokens, " tokens x ", stride, " bytes needs ",
       FormatBytes(asked), " (", asked, " bytes) in one region; ", FormatBytes(free), " (", free,
-      " bytes) free across ", regions_.size(), " region(s)");
+      " bytes) free across ", eligible.size(), " region(s)",
+      access_.HasDedicated() ? absl::StrCat(" serving tenant \"", p.tenant, "\"") : "");
   return PoolFull(need, eviction, reusable_at, retry_at);
 }
 
@@ -403,7 +433,7 @@ absl::StatusOr<SequenceLayout> Pool::Extend(const Caller& caller, SequenceId id,
       return region.Layout(where->slot);
     }
     if (!absl::IsResourceExhausted(pending.status())) return pending.status();
-    eviction = EvictOldest(where->region, &reusable_at);
+    eviction = EvictOldest({where->region}, &reusable_at);
     if (eviction != Eviction::kEvicted) break;
   }
   const std::string need = absl::StrCat(

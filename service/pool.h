@@ -44,6 +44,7 @@
 #include "common/release_fence.h"
 #include "service/clock.h"
 #include "service/lease_table.h"
+#include "service/region_access.h"
 #include "service/region_store.h"
 
 namespace sparsepool {
@@ -56,6 +57,9 @@ struct PoolOptions {
   // Clients holding leases at once; a request from a client beyond them is refused
   // (ResourceExhausted), so that made-up client ids cannot grow the daemon without end.
   size_t max_leases = 65536;
+  // The tenants each region is dedicated to, by region index (service/region_access.h);
+  // missing or empty: shared.
+  std::vector<std::vector<std::string>> region_tenants;
 };
 
 // Limits on what one sequence may ask for; each bounds a product the daemon computes.
@@ -148,7 +152,9 @@ class Pool {
   // come back after a daemon restart. Ids resume above every id any of the regions may
   // have issued. FailedPrecondition, naming both places, when two recovered records
   // carry one id (regions of two pools put together, or a forged record): which one a
-  // layout meant cannot be known, so the daemon does not start.
+  // layout meant cannot be known, so the daemon does not start. Likewise, naming region,
+  // sequence and tenant, when a region holds a sequence of a tenant it is not dedicated
+  // to (options.region_tenants changed): other tenants could map its pages.
   static absl::StatusOr<std::unique_ptr<Pool>> Open(std::vector<std::unique_ptr<RegionStore>> regions,
                                                     PoolOptions options, const Clock* clock);
 
@@ -193,6 +199,8 @@ class Pool {
 
   absl::Duration lease_timeout() const { return options_.lease_timeout; }
   size_t region_count() const { return region_count_; }
+  // Which regions serve which tenants, and the data plane's domains.
+  const RegionAccess& access() const { return access_; }
 
  private:
   struct Location {
@@ -224,12 +232,12 @@ class Pool {
   void RenewIfNamed(const Caller& caller) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MakeReclaimable(Location where, region_format::RecordState state)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Frees the oldest reclaimable sequence, of `region` only if given, whose grace has
+  // Frees the oldest reclaimable sequence, in one of `regions` (ascending), whose grace has
   // passed: kEvicted. Otherwise kInGrace when the oldest is still in its grace (its end
   // in *reusable_at), or kNone when none is reclaimable.
   // kAwaitingAcks when it waits for a fenced client's acknowledgement.
   enum class Eviction { kEvicted, kInGrace, kAwaitingAcks, kNone };
-  Eviction EvictOldest(std::optional<uint32_t> region, absl::Time* reusable_at)
+  Eviction EvictOldest(const std::vector<uint32_t>& regions, absl::Time* reusable_at)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The ResourceExhausted of a request that found no room: `what` it needed, and either
   // when the memory in its grace becomes reusable (also set in *retry_at, if given;
@@ -245,6 +253,7 @@ class Pool {
 
   const PoolOptions options_;
   const Clock* const clock_;
+  const RegionAccess access_;
 
   mutable absl::Mutex mu_;
   std::vector<std::unique_ptr<RegionStore>> regions_ ABSL_GUARDED_BY(mu_);

@@ -59,6 +59,44 @@ TEST(RegionSpecTest, RejectsMalformedSpecsWithTheReason) {
   EXPECT_FALSE(ParseRegionSpec("").ok());
 }
 
+TEST(RegionSpecTest, ParsesAccessOptions) {
+  auto dedicated = ParseRegionSpec("shm:acme-kv:4GiB,tenant=acme,tenant=initech,owner=0,group=root");
+  ASSERT_TRUE(dedicated.ok()) << dedicated.status();
+  EXPECT_EQ(dedicated->path, "/dev/shm/acme-kv");
+  EXPECT_EQ(dedicated->tenants, (std::vector<std::string>{"acme", "initech"}));
+  EXPECT_EQ(dedicated->owner_uid, std::optional<uint32_t>(0));
+  EXPECT_EQ(dedicated->group_gid, std::optional<uint32_t>(0));
+  EXPECT_EQ(dedicated->mode, std::optional<uint32_t>(0660)) << "a dedicated region with a group: owner and group";
+  EXPECT_EQ(ParseRegionSpec("shm:x:1GiB,tenant=acme")->mode, std::optional<uint32_t>(0600));
+  EXPECT_EQ(ParseRegionSpec("shm:x:1GiB,mode=0640")->mode, std::optional<uint32_t>(0640));
+  auto shared = ParseRegionSpec("shm:x:1GiB");
+  EXPECT_TRUE(shared->tenants.empty());
+  EXPECT_FALSE(shared->mode.has_value()) << "a shared region's file is left as it is";
+  auto devdax = ParseRegionSpec("devdax:/dev/dax0.0,tenant=acme,owner=12");
+  ASSERT_TRUE(devdax.ok());
+  EXPECT_EQ(devdax->path, "/dev/dax0.0");
+}
+
+TEST(RegionSpecTest, RejectsBadAccessOptions) {
+  EXPECT_THAT(std::string(ParseRegionSpec("shm:x:1G,mode=0999").status().message()), HasSubstr("octal"));
+  EXPECT_THAT(std::string(ParseRegionSpec("shm:x:1G,mode=01777").status().message()), HasSubstr("at most 0777"));
+  EXPECT_THAT(std::string(ParseRegionSpec("shm:x:1G,colour=red").status().message()),
+              HasSubstr("unknown option \"colour\""));
+  EXPECT_THAT(std::string(ParseRegionSpec("shm:x:1G,tenant").status().message()), HasSubstr("KEY=VALUE"));
+  EXPECT_THAT(std::string(ParseRegionSpec("shm:x:1G,tenant=").status().message()), HasSubstr("KEY=VALUE"));
+  EXPECT_THAT(std::string(ParseRegionSpec("shm:x:1G,owner=no-such-user-here").status().message()),
+              HasSubstr("no user \"no-such-user-here\""));
+  EXPECT_THAT(std::string(ParseRegionSpec("shm:x:1G,group=no-such-group-here").status().message()),
+              HasSubstr("no group"));
+}
+
+TEST(DaemonConfigTest, DedicatedRegionsNeedTenants) {
+  auto refused = ParseDaemonArgs({"--region=shm:x:1GiB,tenant=acme"});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("no --tenants"));
+  EXPECT_TRUE(ParseDaemonArgs({"--region=shm:x:1GiB,tenant=acme", "--tenants=/etc/t"}).ok());
+}
+
 TEST(DaemonConfigTest, DefaultsGiveOneShmRegionOnLoopback) {
   auto config = ParseDaemonArgs({});
   ASSERT_TRUE(config.ok());

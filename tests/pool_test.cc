@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 #include <thread>
@@ -39,20 +40,24 @@ class PoolTest : public ::testing::Test {
   }
 
   void Reopen() {
+    auto pool = OpenPool();
+    ASSERT_TRUE(pool.ok()) << pool.status();
+    pool_ = *std::move(pool);
+  }
+  absl::StatusOr<std::unique_ptr<Pool>> OpenPool() {
     pool_.reset();
     std::vector<std::unique_ptr<RegionStore>> regions;
     for (const auto& spec : specs_) {
       RecoveryReport report;
       auto store = RegionStore::Open(static_cast<uint32_t>(regions.size()),
                                      *MappedRegion::OpenOrCreate(spec), 64, 0, &report);
-      ASSERT_TRUE(store.ok()) << store.status();
+      if (!store.ok()) return store.status();
       regions.push_back(*std::move(store));
     }
     PoolOptions options;
     options.lease_timeout = absl::Seconds(10);
-    auto pool = Pool::Open(std::move(regions), options, &clock_);
-    ASSERT_TRUE(pool.ok()) << pool.status();
-    pool_ = *std::move(pool);
+    options.region_tenants = region_tenants_;
+    return Pool::Open(std::move(regions), options, &clock_);
   }
 
   static CreateParams Params(uint64_t tokens, std::string client = "client-a") {
@@ -66,6 +71,7 @@ class PoolTest : public ::testing::Test {
   }
 
   std::vector<RegionSpec> specs_;
+  std::vector<std::vector<std::string>> region_tenants_;  // by region; empty: shared
   testing::FakeClock clock_;
   std::unique_ptr<Pool> pool_;
 };
@@ -326,6 +332,87 @@ TEST_F(PoolTest, ATenantsClientLeasesAreBounded) {
   pool_->ExpireLeases();
   acme.client_id = ids[3];
   EXPECT_TRUE(pool_->KeepAlive(acme).ok()) << "expired leases give their places back";
+}
+
+// A region dedicated to a tenant holds only that tenant's sequences, and that tenant's
+// sequences live only in its regions, even when a shared region has room.
+TEST_F(PoolTest, DedicatedRegionsHoldOnlyTheirTenantsSequences) {
+  region_tenants_ = {{"acme"}, {}};
+  Reopen();
+  CreateParams acme = Params(64, "acme-1");
+  acme.tenant = "acme";
+  acme.tenant_scoped = true;
+  CreateParams globex = Params(64, "globex-1");
+  globex.tenant = "globex";
+  globex.tenant_scoped = true;
+  for (int i = 0; i < 3; ++i) {
+    auto a = pool_->Create(acme);
+    ASSERT_TRUE(a.ok()) << a.status();
+    EXPECT_EQ(a->region.index, 0u) << "acme's sequences live in its own region";
+    auto g = pool_->Create(globex);
+    ASSERT_TRUE(g.ok()) << g.status();
+    EXPECT_EQ(g->region.index, 1u) << "other tenants live in the shared region";
+  }
+  // Fill acme's region: the shared region's room is not acme's.
+  CreateParams big = acme;
+  big.tokens = 4096;
+  absl::Status refused;
+  for (int i = 0; i < 1000 && refused.ok(); ++i) {
+    auto a = pool_->Create(big);
+    if (a.ok()) {
+      EXPECT_EQ(a->region.index, 0u);
+    } else {
+      refused = a.status();
+    }
+  }
+  ASSERT_TRUE(absl::IsResourceExhausted(refused)) << refused;
+  EXPECT_THAT(std::string(refused.message()), HasSubstr("1 region(s) serving tenant \"acme\""));
+  CreateParams big_globex = big;
+  big_globex.client_id = "globex-1";
+  big_globex.tenant = "globex";
+  auto g = pool_->Create(big_globex);
+  ASSERT_TRUE(g.ok()) << "the shared region had room all along: " << g.status();
+  EXPECT_EQ(g->region.index, 1u);
+  EXPECT_EQ(pool_->access().DomainOf("acme"), std::optional<size_t>(1));
+  EXPECT_EQ(pool_->access().DomainOf("globex"), std::optional<size_t>(0));
+  EXPECT_EQ(pool_->access().DomainFor("globex", 0), std::optional<size_t>(1))
+      << "an operator looking at acme's sequence gets acme's domain";
+}
+
+// A restart with a region's tenants changed under sequences it holds refuses to start,
+// naming the region, the sequence and its tenant: other tenants could map their pages.
+TEST_F(PoolTest, RefusesRegionsHoldingOtherTenantsSequences) {
+  CreateParams globex = Params(64, "globex-1");
+  globex.tenant = "globex";
+  auto layout = pool_->Create(globex);
+  ASSERT_TRUE(layout.ok()) << layout.status();
+  region_tenants_ = {{"acme"}, {"acme"}};
+  auto refused = OpenPool();
+  ASSERT_TRUE(absl::IsFailedPrecondition(refused.status())) << refused.status();
+  EXPECT_THAT(std::string(refused.status().message()),
+              HasSubstr(absl::StrCat("holds sequence ", layout->sequence_id, " of tenant \"globex\"")));
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("dedicated to acme"));
+  region_tenants_ = {};
+  Reopen();
+  EXPECT_TRUE(pool_->GetLayout("globex-1", layout->sequence_id).ok()) << "nothing was lost";
+}
+
+TEST_F(PoolTest, ATenantWithoutARegionIsToldSo) {
+  region_tenants_ = {{"acme"}, {"acme", "initech"}};
+  Reopen();
+  CreateParams globex = Params(64, "globex-1");
+  globex.tenant = "globex";
+  globex.tenant_scoped = true;
+  auto refused = pool_->Create(globex);
+  ASSERT_TRUE(absl::IsFailedPrecondition(refused.status())) << refused.status();
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("no region serves tenant \"globex\""));
+  CreateParams initech = Params(64, "initech-1");
+  initech.tenant = "initech";
+  auto placed = pool_->Create(initech);
+  ASSERT_TRUE(placed.ok()) << placed.status();
+  EXPECT_EQ(placed->region.index, 1u);
+  // Domains: acme reaches {0,1}, initech {1}: two sets, two domains.
+  EXPECT_EQ(pool_->access().domains().size(), 2u);
 }
 
 // A scoped caller acts on its tenant's sequences and client ids only.

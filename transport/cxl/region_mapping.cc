@@ -64,6 +64,27 @@ absl::Status BindToNumaNode(std::byte* base, uint64_t size, int node, const std:
   return absl::OkStatus();
 }
 
+// Gives the backing the owner, group and mode the spec names (a region dedicated to a
+// tenant is mappable only by that tenant's workers). Applied at every start, so a file
+// whose mode was loosened by hand is tightened again.
+absl::Status SetAccess(int fd, const RegionSpec& spec) {
+  if (spec.owner_uid || spec.group_gid) {
+    const uid_t uid = spec.owner_uid ? static_cast<uid_t>(*spec.owner_uid) : static_cast<uid_t>(-1);
+    const gid_t gid = spec.group_gid ? static_cast<gid_t>(*spec.group_gid) : static_cast<gid_t>(-1);
+    if (fchown(fd, uid, gid) != 0) {
+      return ErrnoError(absl::StrCat("giving region ", spec.path, " owner ",
+                                     spec.owner_uid ? absl::StrCat(*spec.owner_uid) : "unchanged", " and group ",
+                                     spec.group_gid ? absl::StrCat(*spec.group_gid) : "unchanged",
+                                     " (the daemon needs to run as root, or as that owner, for owner=/group=)"),
+                        errno);
+    }
+  }
+  if (spec.mode && fchmod(fd, static_cast<mode_t>(*spec.mode)) != 0) {
+    return ErrnoError(absl::StrCat("setting mode 0", absl::Hex(*spec.mode), " on region ", spec.path), errno);
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<MappedRegion> MappedRegion::OpenOrCreate(const RegionSpec& spec) {
@@ -71,6 +92,7 @@ absl::StatusOr<MappedRegion> MappedRegion::OpenOrCreate(const RegionSpec& spec) 
   if (spec.kind == RegionKind::kDevdax) {
     ScopedFd fd(open(path.c_str(), O_RDWR | O_CLOEXEC));
     if (fd.get() < 0) return ErrnoError(absl::StrCat("open ", path), errno);
+    if (absl::Status access = SetAccess(fd.get(), spec); !access.ok()) return access;
     uint64_t size = spec.size_bytes;
     if (size == 0) {
       auto device_size = DevdaxSize(path);
@@ -85,11 +107,16 @@ absl::StatusOr<MappedRegion> MappedRegion::OpenOrCreate(const RegionSpec& spec) 
   bool created = false;
   int raw_fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
   if (raw_fd < 0 && errno == ENOENT) {
-    raw_fd = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0660);
+    // Made with its final mode, so that no one can open it in between.
+    raw_fd = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, static_cast<mode_t>(spec.mode.value_or(0660)));
     created = raw_fd >= 0;
   }
   if (raw_fd < 0) return ErrnoError(absl::StrCat("open ", path), errno);
   ScopedFd fd(raw_fd);
+  if (absl::Status access = SetAccess(fd.get(), spec); !access.ok()) {
+    if (created) unlink(path.c_str());
+    return access;
+  }
 
   if (spec.kind == RegionKind::kHugetlbfs) {
     struct statfs fs;

@@ -1,5 +1,8 @@
 #include "transport/cxl/region_spec.h"
 
+#include <grp.h>
+#include <pwd.h>
+
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -31,6 +34,70 @@ absl::StatusOr<uint64_t> RegionSize(absl::string_view text, absl::string_view sp
   return *size;
 }
 
+// A user or group by name or number, through the system's databases (NSS).
+absl::StatusOr<uint32_t> UserId(absl::string_view text, absl::string_view spec) {
+  uint32_t id = 0;
+  if (absl::SimpleAtoi(text, &id)) return id;
+  std::vector<char> buffer(16384);
+  passwd entry{};
+  passwd* found = nullptr;
+  const std::string name(text);
+  if (getpwnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 || found == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("region \"", spec, "\": no user \"", text, "\" on this host"));
+  }
+  return static_cast<uint32_t>(found->pw_uid);
+}
+
+absl::StatusOr<uint32_t> GroupId(absl::string_view text, absl::string_view spec) {
+  uint32_t id = 0;
+  if (absl::SimpleAtoi(text, &id)) return id;
+  std::vector<char> buffer(16384);
+  group entry{};
+  group* found = nullptr;
+  const std::string name(text);
+  if (getgrnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 || found == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("region \"", spec, "\": no group \"", text, "\" on this host"));
+  }
+  return static_cast<uint32_t>(found->gr_gid);
+}
+
+absl::Status ParseOption(absl::string_view option, absl::string_view text, RegionSpec& spec) {
+  const size_t eq = option.find('=');
+  const absl::string_view key = option.substr(0, eq);
+  const absl::string_view value = eq == absl::string_view::npos ? "" : option.substr(eq + 1);
+  if (eq == absl::string_view::npos || value.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("region \"", text, "\": option \"", option, "\" should look like KEY=VALUE"));
+  }
+  if (key == "tenant") {
+    spec.tenants.emplace_back(value);
+  } else if (key == "owner") {
+    auto uid = UserId(value, text);
+    if (!uid.ok()) return uid.status();
+    spec.owner_uid = *uid;
+  } else if (key == "group") {
+    auto gid = GroupId(value, text);
+    if (!gid.ok()) return gid.status();
+    spec.group_gid = *gid;
+  } else if (key == "mode") {
+    uint32_t mode = 0;
+    bool octal = value.size() <= 4;
+    for (char c : value) {
+      octal = octal && c >= '0' && c <= '7';
+      mode = mode * 8 + static_cast<uint32_t>(c - '0');
+    }
+    if (!octal || mode > 0777) {
+      return absl::InvalidArgumentError(absl::StrCat("region \"", text, "\": mode \"", value,
+                                                     "\" is not octal permission bits (at most 0777)"));
+    }
+    spec.mode = mode;
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("region \"", text, "\": unknown option \"", key,
+                                                   "\" (expected tenant, owner, group or mode)"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 const char* RegionKindName(RegionKind kind) {
@@ -57,7 +124,8 @@ absl::StatusOr<RegionKind> ParseRegionKind(absl::string_view name) {
 }
 
 absl::StatusOr<RegionSpec> ParseRegionSpec(absl::string_view text) {
-  const std::vector<absl::string_view> parts = absl::StrSplit(text, ':');
+  const std::vector<absl::string_view> options = absl::StrSplit(text, ',');
+  const std::vector<absl::string_view> parts = absl::StrSplit(options[0], ':');
   auto kind = ParseRegionKind(parts[0]);
   if (!kind.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("region \"", text, "\": ", kind.status().message()));
@@ -115,6 +183,10 @@ absl::StatusOr<RegionSpec> ParseRegionSpec(absl::string_view text) {
       break;
     }
   }
+  for (size_t i = 1; i < options.size(); ++i) {
+    if (absl::Status parsed = ParseOption(options[i], text, spec); !parsed.ok()) return parsed;
+  }
+  if (!spec.tenants.empty() && !spec.mode) spec.mode = spec.group_gid ? 0660 : 0600;
   return spec;
 }
 
