@@ -1,5 +1,7 @@
 #include "service/pool_service.h"
 
+#include <optional>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -98,9 +100,12 @@ void PoolServiceImpl::AnswerOrWait(const Tenant* who, grpc::CallbackServerContex
 
 grpc::Status PoolServiceImpl::Reply(absl::StatusOr<SequenceLayout> layout, v1::SequenceLayout* out) const {
   if (!layout.ok()) return ToGrpcStatus(layout.status());
-  // The RDMA access fields, when the daemon publishes over UCX or serves libibverbs.
-  if (ucx_ != nullptr) ucx_->Annotate(layout->region);
-  if (verbs_ != nullptr) verbs_->Annotate(layout->region);
+  // The RDMA access fields, when the daemon publishes over UCX or serves libibverbs: the
+  // registrations of the domain of the sequence's tenant (the caller's own, unless an
+  // operator asks), which reach only that tenant's regions.
+  const std::optional<size_t> domain = pool_->access().DomainFor(layout->tenant, layout->region.index);
+  if (domain && ucx_ != nullptr) ucx_->Annotate(layout->region, *domain);
+  if (domain && verbs_ != nullptr) verbs_->Annotate(layout->region, *domain);
   LayoutToProto(*layout, out);
   return grpc::Status::OK;
 }
@@ -124,7 +129,13 @@ grpc::Status PoolServiceImpl::HandleConnectVerbs(const Tenant* who, const v1::Co
   }
   auto client = EndpointFromProto(request.endpoint());
   if (!client.ok()) return ToGrpcStatus(client.status());
-  auto ours = verbs_->Accept(request.client_id(), *client);
+  // The queue pair joins the protection domain of the caller's regions.
+  const std::optional<size_t> domain = pool_->access().DomainOf(who != nullptr ? who->name : "");
+  if (!domain) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        "no region of this daemon serves the caller's tenant, so there is nothing to connect to");
+  }
+  auto ours = verbs_->Accept(request.client_id(), *domain, *client);
   if (!ours.ok()) return ToGrpcStatus(ours.status());
   EndpointToProto(*ours, response->mutable_endpoint());
   return grpc::Status::OK;

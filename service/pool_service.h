@@ -111,6 +111,29 @@ class PoolServiceImpl final : public v1::PoolService::CallbackService {
   }
 
  public:
+  // The handlers: each RPC's whole work, without gRPC's reactor (the waiting and long
+  // polls stay above them). Public so that tests and the libFuzzer target call them as
+  // gRPC would. Each acts as `who` (null: a daemon without tenants).
+  grpc::Status HandleCreateSequence(const Tenant* who, const v1::CreateSequenceRequest& request,
+                                    v1::CreateSequenceResponse* response, absl::Time* retry_at);
+  grpc::Status HandleExtendSequence(const Tenant* who, const v1::ExtendSequenceRequest& request,
+                                    v1::ExtendSequenceResponse* response, absl::Time* retry_at);
+  grpc::Status HandleGetLayout(const Tenant* who, const v1::GetLayoutRequest& request,
+                               v1::GetLayoutResponse* response);
+  grpc::Status HandleReleaseSequence(const Tenant* who, const v1::ReleaseSequenceRequest& request,
+                                     v1::ReleaseSequenceResponse* response);
+  grpc::Status HandleAdoptSequence(const Tenant* who, const v1::AdoptSequenceRequest& request,
+                                   v1::AdoptSequenceResponse* response);
+  grpc::Status HandleListSequences(const Tenant* who, const v1::ListSequencesRequest& request,
+                                   v1::ListSequencesResponse* response);
+  // `reuse_unblocked` is set when the acknowledgement let waiting memory be reused.
+  grpc::Status HandleKeepAlive(const Tenant* who, const v1::KeepAliveRequest& request,
+                               v1::KeepAliveResponse* response, bool* reuse_unblocked);
+  grpc::Status HandleStats(const Tenant* who, const v1::StatsRequest& request, v1::StatsResponse* response);
+  grpc::Status HandleHealth(const v1::HealthRequest& request, v1::HealthResponse* response);
+  grpc::Status HandleConnectVerbs(const Tenant* who, const v1::ConnectVerbsRequest& request,
+                                  v1::ConnectVerbsResponse* response);
+
   // Called after releases the service did not see (lease expiries): answers the
   // KeepAlives waiting for a new release epoch, and asks the pool again for the
   // requests waiting for memory (an expired fenced lease no longer holds it back).
@@ -146,31 +169,10 @@ class PoolServiceImpl final : public v1::PoolService::CallbackService {
   bool TakeWaitingSlot(const Tenant* who);
   void ReturnWaitingSlot(const Tenant* who);
 
-  // Each handler acts as `who` (null: a daemon without tenants).
-  grpc::Status HandleCreateSequence(const Tenant* who, const v1::CreateSequenceRequest& request,
-                                    v1::CreateSequenceResponse* response, absl::Time* retry_at);
-  grpc::Status HandleExtendSequence(const Tenant* who, const v1::ExtendSequenceRequest& request,
-                                    v1::ExtendSequenceResponse* response, absl::Time* retry_at);
-  grpc::Status HandleGetLayout(const Tenant* who, const v1::GetLayoutRequest& request,
-                               v1::GetLayoutResponse* response);
-  grpc::Status HandleReleaseSequence(const Tenant* who, const v1::ReleaseSequenceRequest& request,
-                                     v1::ReleaseSequenceResponse* response);
-  grpc::Status HandleAdoptSequence(const Tenant* who, const v1::AdoptSequenceRequest& request,
-                                   v1::AdoptSequenceResponse* response);
-  grpc::Status HandleListSequences(const Tenant* who, const v1::ListSequencesRequest& request,
-                                   v1::ListSequencesResponse* response);
-  // `reuse_unblocked` is set when the acknowledgement let waiting memory be reused.
-  grpc::Status HandleKeepAlive(const Tenant* who, const v1::KeepAliveRequest& request,
-                               v1::KeepAliveResponse* response, bool* reuse_unblocked);
   // Answers at once, or, for a long poll with no newer epoch than the client has
   // acknowledged, when there is one (watch_) or its wait ends.
   void AnswerKeepAlive(const Tenant* who, grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
                        const v1::KeepAliveRequest& request, v1::KeepAliveResponse* response);
-  grpc::Status HandleStats(const Tenant* who, const v1::StatsRequest& request, v1::StatsResponse* response);
-  grpc::Status HandleHealth(const v1::HealthRequest& request, v1::HealthResponse* response);
-  grpc::Status HandleConnectVerbs(const Tenant* who, const v1::ConnectVerbsRequest& request,
-                                  v1::ConnectVerbsResponse* response);
-
   // A pool call's layout as the reply (with the RDMA access fields added when the
   // daemon publishes over UCX or serves libibverbs), or its error.
   grpc::Status Reply(absl::StatusOr<SequenceLayout> layout, v1::SequenceLayout* out) const;

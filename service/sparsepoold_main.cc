@@ -29,6 +29,7 @@
 #include "service/pool_service.h"
 #include "service/region_store.h"
 #include "service/tenants.h"
+#include "service/ucx_domain_server.h"
 #include "service/ucx_publisher.h"
 #include "service/verbs_acceptor.h"
 
@@ -116,46 +117,6 @@ int Run(int argc, char** argv) {
     std::fprintf(stderr, "sparsepoold: %s\n", std::string(config.status().message()).c_str());
     return 2;
   }
-  SystemClock clock;
-  auto regions = OpenRegions(*config, clock);
-  if (!regions.ok()) {
-    Log(absl::StrCat("cannot open regions: ", regions.status().ToString()));
-    return 1;
-  }
-  // The regions' memory, for the RDMA publishers (in region-index order).
-  std::vector<PublishedRegion> published;
-  for (const auto& region : *regions) published.push_back({region->base(), region->ref().size_bytes});
-  std::unique_ptr<UcxPublisher> ucx;
-  if (config->ucx) {
-    auto created = UcxPublisher::Create(published);
-    if (!created.ok()) {
-      Log(absl::StrCat("cannot publish regions over UCX: ", created.status().ToString()));
-      return 1;
-    }
-    ucx = *std::move(created);
-    Log("regions published over UCX (UCX_TLS chooses the wire)");
-  }
-  std::unique_ptr<VerbsAcceptor> verbs;
-  if (config->verbs) {
-    VerbsOptions verbs_options;
-    verbs_options.device = config->verbs_device;
-    verbs_options.gid_index = static_cast<uint8_t>(config->verbs_gid_index);
-    auto created = VerbsAcceptor::Create(verbs_options, published);
-    if (!created.ok()) {
-      Log(absl::StrCat("cannot serve regions over libibverbs: ", created.status().ToString()));
-      return 1;
-    }
-    verbs = *std::move(created);
-    Log("regions registered for RDMA READ/WRITE (libibverbs)");
-  }
-  auto opened = Pool::Open(*std::move(regions),
-                           PoolOptions{config->page_tokens, config->lease_timeout, config->reuse_grace}, &clock);
-  if (!opened.ok()) {
-    Log(absl::StrCat("cannot open the pool: ", opened.status().ToString()));
-    return 1;
-  }
-  Pool& pool = **opened;
-  DelayedCalls delayed;  // requests waiting for memory in its reuse grace
   std::optional<TenantDirectory> tenants;
   if (!config->tenants.empty()) {
     auto loaded = TenantDirectory::Load(config->tenants);
@@ -165,6 +126,77 @@ int Run(int argc, char** argv) {
     }
     tenants = *std::move(loaded);
   }
+  PoolOptions pool_options{config->page_tokens, config->lease_timeout, config->reuse_grace};
+  for (const RegionSpec& spec : config->regions) {
+    for (const std::string& tenant : spec.tenants) {
+      if (!tenants || tenants->FindTenant(tenant) == nullptr) {
+        Log(absl::StrCat("region ", spec.path, " is dedicated to \"", tenant, "\", which is no tenant of ",
+                         config->tenants));
+        return 1;
+      }
+    }
+    pool_options.region_tenants.push_back(spec.tenants);
+  }
+  SystemClock clock;
+  auto regions = OpenRegions(*config, clock);
+  if (!regions.ok()) {
+    Log(absl::StrCat("cannot open regions: ", regions.status().ToString()));
+    return 1;
+  }
+  // The regions' memory, for the RDMA publishers (in region-index order), and what a
+  // process of its own needs to map each again.
+  std::vector<PublishedRegion> published;
+  std::vector<UcxDomainRegion> mappable;
+  for (uint32_t r = 0; r < regions->size(); ++r) {
+    const RegionStore& region = *(*regions)[r];
+    published.push_back({region.base(), region.ref().size_bytes});
+    mappable.push_back({r, config->regions[r].kind, region.ref().path, region.ref().size_bytes});
+  }
+  auto opened = Pool::Open(*std::move(regions), pool_options, &clock);
+  if (!opened.ok()) {
+    Log(absl::StrCat("cannot open the pool: ", opened.status().ToString()));
+    return 1;
+  }
+  Pool& pool = **opened;
+  const std::vector<std::vector<uint32_t>>& domains = pool.access().domains();
+  for (size_t d = 0; d < domains.size(); ++d) {
+    Log(absl::StrCat("data-plane domain ", d, ": region(s) ", absl::StrJoin(domains[d], ","),
+                     pool.access().TenantsOf(domains[d][0]).empty()
+                         ? " (shared)"
+                         : absl::StrCat(" (dedicated to ", absl::StrJoin(pool.access().TenantsOf(domains[d][0]), ","), ")")));
+  }
+  std::unique_ptr<UcxPublisher> ucx;
+  if (config->ucx) {
+    // One worker per domain, each in a process that maps only the domain's regions:
+    // UCX's software RMA (tcp, sm) reads and writes wherever a peer says, without keys.
+    std::vector<std::vector<UcxDomainRegion>> ucx_domains;
+    for (const std::vector<uint32_t>& domain : domains) {
+      ucx_domains.emplace_back();
+      for (uint32_t r : domain) ucx_domains.back().push_back(mappable[r]);
+    }
+    auto created = UcxPublisher::Create(ucx_domains, "/proc/self/exe");
+    if (!created.ok()) {
+      Log(absl::StrCat("cannot publish regions over UCX: ", created.status().ToString()));
+      return 1;
+    }
+    ucx = *std::move(created);
+    Log(absl::StrCat("regions published over UCX by ", domains.size(),
+                     " worker process(es), one per domain (UCX_TLS chooses the wire)"));
+  }
+  std::unique_ptr<VerbsAcceptor> verbs;
+  if (config->verbs) {
+    VerbsOptions verbs_options;
+    verbs_options.device = config->verbs_device;
+    verbs_options.gid_index = static_cast<uint8_t>(config->verbs_gid_index);
+    auto created = VerbsAcceptor::Create(verbs_options, published, domains);
+    if (!created.ok()) {
+      Log(absl::StrCat("cannot serve regions over libibverbs: ", created.status().ToString()));
+      return 1;
+    }
+    verbs = *std::move(created);
+    Log("regions registered for RDMA READ/WRITE (libibverbs), one protection domain per domain");
+  }
+  DelayedCalls delayed;  // requests waiting for memory in its reuse grace
   auto credentials = ServerCredentialsFor(*config);
   if (!credentials.ok()) {
     Log(absl::StrCat("cannot set up TLS: ", credentials.status().ToString()));
@@ -249,4 +281,10 @@ int Run(int argc, char** argv) {
 }  // namespace
 }  // namespace sparsepool
 
-int main(int argc, char** argv) { return sparsepool::Run(argc, argv); }
+int main(int argc, char** argv) {
+  // The daemon starts itself again as the UCX worker of each data-plane domain.
+  if (argc > 1 && std::string(argv[1]) == sparsepool::kUcxDomainServerFlag) {
+    return sparsepool::RunUcxDomainServer(argc, argv);
+  }
+  return sparsepool::Run(argc, argv);
+}
