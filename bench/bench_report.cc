@@ -39,25 +39,30 @@ absl::Status WriteFile(const std::string& path, const std::string& text) {
 std::string ResultsCsv(const std::vector<CellResult>& results) {
   std::string out =
       "context,batch,strategy,fetch_p50_ms,fetch_p99_ms,append_p50_ms,link_mib_per_step,entries_per_s,"
-      "steps_per_s,layers_fetched,scale\n";
+      "steps_per_s,layers_fetched,scale,admission_ms,admission_mib,ttft_ms,local_mib\n";
   for (const CellResult& r : results) {
-    absl::StrAppendFormat(&out, "%d,%d,%s,%.4f,%.4f,%.4f,%.3f,%.0f,%.4f,%d,%.4f\n", r.context, r.batch, r.strategy,
-                          r.fetch_p50_s * 1e3, r.fetch_p99_s * 1e3, r.append_p50_s * 1e3,
+    absl::StrAppendFormat(&out, "%d,%d,%s,%.4f,%.4f,%.4f,%.3f,%.0f,%.4f,%d,%.4f,%.4f,%.3f,%.4f,%.3f\n", r.context,
+                          r.batch, r.strategy, r.fetch_p50_s * 1e3, r.fetch_p99_s * 1e3, r.append_p50_s * 1e3,
                           r.link_bytes_per_step / (1 << 20), r.entries_per_s, r.steps_per_s, r.layers_fetched,
-                          r.scale);
+                          r.scale, r.admission_s * 1e3, r.admission_bytes / (1 << 20), r.ttft_s * 1e3,
+                          r.local_bytes / (1 << 20));
   }
   return out;
 }
 
 std::string ResultsMarkdown(const std::vector<CellResult>& results) {
   std::string out =
-      "| context | batch | strategy | fetch per step p50 | p99 | moved per step | entries/s | steps/s | vs first |\n"
-      "|---|---|---|---|---|---|---|---|---|\n";
+      "| context | batch | strategy | TTFT (admission + first fetch) | moved at admission | local copy | fetch per "
+      "step p50 | p99 | moved per step | entries/s | steps/s | vs first |\n"
+      "|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   const CellResult* baseline = nullptr;
   for (const CellResult& r : results) {
     if (baseline == nullptr || baseline->context != r.context || baseline->batch != r.batch) baseline = &r;
-    absl::StrAppendFormat(&out, "| %s | %d | %s | %s | %s | %s | %.1f M | %.2f | %.2fx |\n", ContextLabel(r.context),
-                          r.batch, r.strategy, FormatSeconds(r.fetch_p50_s), FormatSeconds(r.fetch_p99_s),
+    absl::StrAppendFormat(&out, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %.1f M | %.2f | %.2fx |\n",
+                          ContextLabel(r.context), r.batch, r.strategy, FormatSeconds(r.ttft_s),
+                          r.admission_bytes > 0 ? FormatBytes(static_cast<uint64_t>(r.admission_bytes)) : "-",
+                          r.local_bytes > 0 ? FormatBytes(static_cast<uint64_t>(r.local_bytes)) : "-",
+                          FormatSeconds(r.fetch_p50_s), FormatSeconds(r.fetch_p99_s),
                           FormatBytes(static_cast<uint64_t>(r.link_bytes_per_step)), r.entries_per_s / 1e6,
                           r.steps_per_s, r.steps_per_s / baseline->steps_per_s);
   }

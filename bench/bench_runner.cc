@@ -78,7 +78,12 @@ class CellRun {
     shape.entry_bytes = model_.entry_bytes;
     shape.fetched_layers = static_cast<uint32_t>(layers_.size());
     shape.max_tokens = traces_[0]->context[total_steps_ - 1];
+    shape.prefix_tokens = written_;
+    shape.stored_layers = stored_;
+    progress_("admitting the batch");
+    auto start = std::chrono::steady_clock::now();
     if (absl::Status s = strategy_.Begin(shape); !s.ok()) return s;
+    admission_s_ = Seconds(start);
 
     step_indices_.assign(layers_.size(), std::vector<int32_t>(uint64_t{plan_.batch} * k_));
     std::vector<double> fetch_seconds, append_seconds;
@@ -88,13 +93,14 @@ class CellRun {
       progress_(absl::StrCat(warmup ? "warm-up step " : "step ", warmup ? step + 1 : step - plan_.warmup_steps + 1,
                              "/", warmup ? plan_.warmup_steps : plan_.steps));
       const uint64_t tokens = traces_[0]->context[step];
-      auto start = std::chrono::steady_clock::now();
+      start = std::chrono::steady_clock::now();
       if (absl::Status s = Append(tokens); !s.ok()) return s;
       const double append = Seconds(start);
       SelectionsOf(step);
       start = std::chrono::steady_clock::now();
       if (absl::Status s = FetchEveryLayer(step, tokens); !s.ok()) return s;
       const double fetch = Seconds(start);
+      if (step == 0) first_fetch_s_ = fetch;
       if (absl::Status s = CheckLastLayer(step); !s.ok()) return s;
       if (step + 1 == plan_.warmup_steps) link_bytes_after_warmup = strategy_.LinkBytes();
       if (!warmup) {
@@ -163,7 +169,7 @@ class CellRun {
       }
     }
     written_ = tokens;
-    return absl::OkStatus();
+    return strategy_.Appended(tokens);
   }
 
   // The step's [rows][k] selections of every fetched layer, laid out for Fetch.
@@ -233,6 +239,11 @@ class CellRun {
     result.entries_per_s = selected / Percentile(fetch_seconds, 0.5);
     result.steps_per_s = 1.0 / (result.fetch_p50_s + result.append_p50_s);
     result.entries_checked = checked_;
+    const double stored_scale = double(model_.layers) / stored_;
+    result.admission_s = admission_s_ * stored_scale;
+    result.admission_bytes = double(strategy_.AdmissionBytes()) * stored_scale;
+    result.local_bytes = double(strategy_.LocalBytes()) * stored_scale;
+    result.ttft_s = result.admission_s + first_fetch_s_ * result.scale;
     return result;
   }
 
@@ -253,6 +264,8 @@ class CellRun {
   std::vector<std::byte> buffer_;
   uint64_t written_ = 0;  // tokens written to every request
   uint64_t checked_ = 0;
+  double admission_s_ = 0;
+  double first_fetch_s_ = 0;
 };
 
 }  // namespace

@@ -53,6 +53,14 @@ struct CellResult {
   double entries_per_s = 0;     // selected entries landed per second of fetch
   double steps_per_s = 0;       // 1 / (append + fetch), medians
   uint64_t entries_checked = 0;
+  // Admission (the strategy's Begin) and time to first token: admission and the first
+  // step's fetch (prefill itself excluded; it is the same for every strategy). Scaled
+  // to every layer of the model: admission by layers / stored layers, the fetch by
+  // layers / fetched layers.
+  double admission_s = 0;
+  double admission_bytes = 0;
+  double ttft_s = 0;
+  double local_bytes = 0;  // the strategy's copy of the batch's caches (scaled like admission)
 };
 
 // Progress: called with a short description at each step.

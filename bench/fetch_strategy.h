@@ -24,6 +24,8 @@ struct BatchShape {
   uint32_t entry_bytes = 0;
   uint32_t fetched_layers = 0;  // layers fetched per step (instances of a cache per row)
   uint64_t max_tokens = 0;      // the longest context the batch reaches
+  uint64_t prefix_tokens = 0;   // every row's context when the batch is admitted (Begin)
+  uint32_t stored_layers = 0;   // layers each sequence holds in the pool
 };
 
 // One layer of one decode step.
@@ -49,11 +51,20 @@ class FetchStrategy {
   virtual std::string name() const = 0;
   // The client whose transport this strategy uses; decode steps append through it.
   virtual Client& client() = 0;
+  // Admits the batch: whatever must happen before its first step (the bench times it).
   virtual absl::Status Begin(const BatchShape& shape) = 0;
+  // Every row now has `tokens` tokens: the step's appended entries are in the pool
+  // (timed with the append). A strategy keeping a local copy takes them in here.
+  virtual absl::Status Appended(uint64_t tokens) { return absl::OkStatus(); }
   // Returns once the entries are where the attention reads them.
   virtual absl::Status Fetch(const LayerFetch& fetch) = 0;
-  // Bytes that crossed the strategy's link since Begin.
+  // Bytes that crossed the strategy's link since Begin returned.
   virtual uint64_t LinkBytes() = 0;
+  // Bytes that crossed it in Begin: what admission moved before the first step.
+  virtual uint64_t AdmissionBytes() { return 0; }
+  // Bytes of the batch's caches the strategy copied into the decode worker's memory
+  // (a pulled prefix), besides where a step's entries land.
+  virtual uint64_t LocalBytes() { return 0; }
   // The entry the attention would read for (row, position) of the last Fetch: the
   // bench checks these against what was written.
   virtual absl::Status ReadEntry(uint32_t row, uint32_t position, absl::Span<std::byte> out) = 0;

@@ -30,22 +30,38 @@ struct NodeParams {
   double cache_slots_per_layer = 4096;  // residency cache capacity per request and layer
   double cache_miss_fraction = 0.13;    // of the top-k, measured on 80%-overlap traces
   uint32_t max_batch = 1024;            // scheduler limit
+  // The decode host's memory for pulled prefixes, per GPU (kRdmaPrefixPull).
+  double host_memory_bytes = 200e9;
+  // Requests arriving per second per GPU, for the queueing of prefix pulls.
+  double arrivals_per_s = 1.0;
 };
 
 enum class Placement {
   kAllOnGpu,           // latent cache and indexer keys in HBM
   kResidencyCache,     // indexer keys in HBM; latent cache in the pool, hot entries cached
   kPoolTopK,           // indexer keys in HBM; top-k fetched from the pool every step
-  kRdmaFullPrefix,     // whole prefix fetched over RDMA every step (dense-attention pools)
+  kRdmaFullPrefix,     // whole prefix fetched over RDMA every step (a degenerate case)
+  kRdmaPrefixPull,     // whole prefix pulled over RDMA once, at admission, into the decode
+                       // host's pinned memory; each step's top-k gathered from there
+                       // (Mooncake- and LMCache-style pools serving sparse attention)
 };
 
 struct Throughput {
   uint32_t batch = 0;           // largest batch that fits (0: not even one request)
-  double step_seconds = 0;      // one decode step of that batch
+  double step_seconds = 0;      // one decode step of that batch: the time between tokens
   double tokens_per_second = 0;
   double link_bytes_per_step = 0;
-  std::string limit;            // what capped the batch: "memory", "scheduler"
+  std::string limit;            // what capped the batch: "memory", "host memory", "scheduler"
+  // Time to first token beyond prefill: what must move before the first decode step
+  // (the prefix pull, and its wait behind other arrivals' pulls), plus that step.
+  // Infinite when pulls arrive faster than the wire carries them.
+  double admission_seconds = 0;  // the transfer and its queueing alone
+  double ttft_seconds = 0;
 };
+
+// Mean wait of an M/D/1 queue (Poisson arrivals at `rate`, each served in `service`
+// seconds): rho * service / (2 (1 - rho)), rho = rate * service; infinite at rho >= 1.
+double QueueWaitSeconds(double rate, double service);
 
 // Per-request GPU bytes the placement keeps at `context` tokens.
 double GpuBytesPerRequest(const ModelShape& shape, const NodeParams& node, Placement placement,

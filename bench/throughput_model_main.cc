@@ -3,10 +3,17 @@
 //
 //   sparsepool_throughput_model [--gpu_gb=141] [--weights_gb=84] [--link_gbs=48.6]
 //       [--rdma_gbs=25] [--hbm_tbs=4.8] [--miss=0.124] [--compute_us_per_token=20]
-//       [--compute_fixed_ms=10]
+//       [--compute_fixed_ms=10] [--host_gb=200] [--arrivals_per_s=1]
+//
+// TTFT here is what comes after prefill: the prefix pull (with its M/D/1 wait behind
+// other arrivals' pulls, at --arrivals_per_s per GPU) and the first decode step; TBT is
+// the step time.
+#include <cmath>
 #include <cstdio>
+#include <string>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
 #include "bench/flag.h"
 #include "bench/throughput_model.h"
 
@@ -38,20 +45,28 @@ int Run(int argc, char** argv) {
     else if (key == "--miss") node.cache_miss_fraction = v;
     else if (key == "--compute_us_per_token") node.compute_s_per_token = v * 1e-6;
     else if (key == "--compute_fixed_ms") node.compute_fixed_s = v * 1e-3;
+    else if (key == "--host_gb") node.host_memory_bytes = v * 1e9;
+    else if (key == "--arrivals_per_s") node.arrivals_per_s = v;
     else {
       std::fprintf(stderr, "unknown argument %s\n", argv[i]);
       return 2;
     }
   }
-  std::printf("| context | placement | batch per GPU | limit | step | tokens/s per GPU | link bytes per step |\n");
-  std::printf("|---|---|---|---|---|---|---|\n");
+  std::printf("Modelled, not measured: RDMA at %.0f GB/s per GPU, %.2f arrivals/s per GPU, %.0f GB of host memory "
+              "per GPU for pulled prefixes.\n\n",
+              node.rdma_bytes_per_s / 1e9, node.arrivals_per_s, node.host_memory_bytes / 1e9);
+  std::printf("| context | placement | batch per GPU | limit | TTFT after prefill | TBT (step) | tokens/s per GPU | "
+              "link bytes per step |\n");
+  std::printf("|---|---|---|---|---|---|---|---|\n");
   for (uint64_t context : {8192, 16384, 32768, 65536, 131072}) {
-    for (Placement p : {Placement::kAllOnGpu, Placement::kResidencyCache, Placement::kPoolTopK,
-                        Placement::kRdmaFullPrefix}) {
+    for (Placement p : {Placement::kAllOnGpu, Placement::kRdmaPrefixPull, Placement::kResidencyCache,
+                        Placement::kPoolTopK, Placement::kRdmaFullPrefix}) {
       const Throughput t = Evaluate(shape, node, p, context);
-      std::printf("| %lluK | %s | %u | %s | %.1f ms | %.0f | %.2f GB |\n",
-                  static_cast<unsigned long long>(context / 1024), PlacementName(p), t.batch,
-                  t.limit.c_str(), t.step_seconds * 1e3, t.tokens_per_second, t.link_bytes_per_step / 1e9);
+      const std::string ttft = std::isinf(t.ttft_seconds) ? std::string("unbounded (pulls outrun the wire)")
+                                                          : absl::StrFormat("%.1f ms", t.ttft_seconds * 1e3);
+      std::printf("| %lluK | %s | %u | %s | %s | %.1f ms | %.0f | %.2f GB |\n",
+                  static_cast<unsigned long long>(context / 1024), PlacementName(p), t.batch, t.limit.c_str(),
+                  ttft.c_str(), t.step_seconds * 1e3, t.tokens_per_second, t.link_bytes_per_step / 1e9);
     }
   }
   return 0;

@@ -10,6 +10,7 @@
 #include "bench/model_geometry.h"
 #include "bench/entry_pattern.h"
 #include "bench/prefix_fetch.h"
+#include "bench/prefix_pull.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/daemon_process.h"
@@ -131,6 +132,31 @@ TEST_F(BenchCellTest, EveryHostStrategyDeliversWhatWasWrittenAndCountsItsBytes) 
   }
 }
 
+// The RDMA baseline as the field runs it: the whole prefix crosses once, at admission
+// (every stored layer of every row, scaled to the model's layers), and the steps
+// gather from the local copy, moving nothing; every checked entry is what was written.
+TEST_F(BenchCellTest, ThePrefixPullMovesThePrefixOnceAndNothingPerStep) {
+  auto prefill = Connect("cxl");
+  const CellPlan plan = Plan();
+  auto strategy = MakePrefixPullFetch("rdma-prefix-pull", Connect("ucx"));
+  auto result = RunCell(plan, *prefill, *strategy, [](const std::string&) {});
+  ASSERT_TRUE(result.ok()) << result.status();
+  // rows x prefix tokens x entry x stored layers, scaled by layers / stored (6 / 2).
+  EXPECT_DOUBLE_EQ(result->admission_bytes, 3.0 * 1000 * 656 * 2 * 3);
+  EXPECT_DOUBLE_EQ(result->link_bytes_per_step, 0);
+  // The local copy has room for the longest context (1000 + 5 steps - 1 = 1004 tokens).
+  EXPECT_DOUBLE_EQ(result->local_bytes, 3.0 * 1004 * 656 * 2 * 3);
+  EXPECT_GT(result->admission_s, 0);
+  EXPECT_GT(result->ttft_s, result->admission_s);
+  EXPECT_GT(result->entries_checked, 4u * 3 * 50);
+  // The top-k strategies admit nothing: their TTFT is the first fetch.
+  auto topk = MakeClientFetch("rdma-topk", Connect("ucx"), false);
+  auto topk_result = RunCell(plan, *prefill, *topk, [](const std::string&) {});
+  ASSERT_TRUE(topk_result.ok()) << topk_result.status();
+  EXPECT_DOUBLE_EQ(topk_result->admission_bytes, 0);
+  EXPECT_DOUBLE_EQ(topk_result->local_bytes, 0);
+}
+
 // The dense-attention baseline, now in bench/: the same entries as the top-k fetch, and
 // the same refusal of a bad index.
 TEST_F(BenchCellTest, TheFullPrefixBaselineDeliversWhatTheTopKFetchDelivers) {
@@ -214,31 +240,41 @@ TEST(GpuStrategyTest, WithoutADeviceTheGpuStrategiesSaySo) {
 TEST(BenchReportTest, CsvMarkdownAndPlotScriptCarryEveryCell) {
   std::vector<CellResult> results;
   for (uint64_t context : {8192, 32768}) {
-    for (const char* strategy : {"rdma-full-prefix", "cxl-cpu-topk"}) {
+    for (const char* strategy : {"rdma-prefix-pull", "cxl-cpu-topk"}) {
+      const bool pull = std::string(strategy) == "rdma-prefix-pull";
       CellResult r;
       r.context = context;
       r.batch = 4;
       r.strategy = strategy;
       r.layers_fetched = 4;
       r.scale = 15.25;
-      r.fetch_p50_s = std::string(strategy) == "cxl-cpu-topk" ? 0.05 : 2.0;
+      r.fetch_p50_s = pull ? 2.0 : 0.05;
       r.fetch_p99_s = r.fetch_p50_s * 1.1;
       r.link_bytes_per_step = 100.0 * (1 << 20);
       r.steps_per_s = 1 / r.fetch_p50_s;
+      r.admission_s = pull ? 3.0 : 0;
+      r.admission_bytes = pull ? 2048.0 * (1 << 20) : 0;
+      r.local_bytes = r.admission_bytes;
+      r.ttft_s = r.admission_s + r.fetch_p50_s;
       results.push_back(r);
     }
   }
   const std::string csv = ResultsCsv(results);
   EXPECT_THAT(csv, HasSubstr("context,batch,strategy,fetch_p50_ms"));
-  EXPECT_THAT(csv, HasSubstr("32768,4,cxl-cpu-topk,50.0000,55.0000,0.0000,100.000,0,20.0000,4,15.2500"));
+  EXPECT_THAT(csv, HasSubstr("32768,4,cxl-cpu-topk,50.0000,55.0000,0.0000,100.000,0,20.0000,4,15.2500,0.0000,0.000,"
+                             "50.0000,0.000"));
+  EXPECT_THAT(csv, HasSubstr("8192,4,rdma-prefix-pull,2000.0000,2200.0000,0.0000,100.000,0,0.5000,4,15.2500,"
+                             "3000.0000,2048.000,5000.0000,2048.000"));
   const std::string md = ResultsMarkdown(results);
   // Relative to the cell's first strategy: 20 steps/s against 0.5.
-  EXPECT_THAT(md, HasSubstr("| 32K | 4 | cxl-cpu-topk | 50.00 ms | 55.00 ms | 100.00 MiB | 0.0 M | 20.00 | 40.00x |"));
-  EXPECT_THAT(md, HasSubstr("| 8K | 4 | rdma-full-prefix | 2.00 s | 2.20 s | 100.00 MiB | 0.0 M | 0.50 | 1.00x |"));
+  EXPECT_THAT(md, HasSubstr("| 32K | 4 | cxl-cpu-topk | 50.00 ms | - | - | 50.00 ms | 55.00 ms | 100.00 MiB | 0.0 M | "
+                            "20.00 | 40.00x |"));
+  EXPECT_THAT(md, HasSubstr("| 8K | 4 | rdma-prefix-pull | 5.00 s | 2.00 GiB | 2.00 GiB | 2.00 s | 2.20 s | 100.00 MiB | "
+                            "0.0 M | 0.50 | 1.00x |"));
   const std::string gp = GnuplotScript(results);
   EXPECT_THAT(gp, HasSubstr("set output 'steps_per_second.png'"));
   EXPECT_THAT(gp, HasSubstr("8192 50.0000 100.000 20.0000"));
-  EXPECT_THAT(gp, HasSubstr("title 'rdma-full-prefix'"));
+  EXPECT_THAT(gp, HasSubstr("title 'rdma-prefix-pull'"));
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // The throughput model against hand-computed cases.
 #include "bench/throughput_model.h"
 
+#include <cmath>
+
 #include "gtest/gtest.h"
 
 namespace sparsepool::bench {
@@ -67,6 +69,44 @@ TEST(ThroughputModelTest, FullPrefixOverRdmaIsLinkBoundAtLongContexts) {
   const Throughput topk = Evaluate(s, Toy(), Placement::kPoolTopK, 131072);
   EXPECT_DOUBLE_EQ(t.link_bytes_per_step / t.batch, 64 * topk.link_bytes_per_step / topk.batch);
   EXPECT_GT(topk.tokens_per_second, 10 * t.tokens_per_second);
+}
+
+TEST(ThroughputModelTest, QueueWaitIsMD1) {
+  EXPECT_DOUBLE_EQ(QueueWaitSeconds(0, 2.0), 0);
+  // rho = 0.5: 0.5 x 1 / (2 x 0.5) = 0.5 s.
+  EXPECT_DOUBLE_EQ(QueueWaitSeconds(0.5, 1.0), 0.5);
+  // rho = 0.9: 0.9 x 0.3 / 0.2 = 1.35 s.
+  EXPECT_NEAR(QueueWaitSeconds(3.0, 0.3), 1.35, 1e-12);
+  EXPECT_TRUE(std::isinf(QueueWaitSeconds(2.0, 0.5))) << "pulls arriving as fast as the wire carries them";
+}
+
+// The baseline the field runs: the prefix crosses once, at admission; steps gather the
+// top-k from the decode host's copy; host memory caps the batch.
+TEST(ThroughputModelTest, PrefixPullPaysAtAdmissionAndInHostMemory) {
+  ModelShape s;
+  NodeParams n = Toy();
+  n.host_memory_bytes = 100e9;
+  n.arrivals_per_s = 2.0;
+  // 32768 x 61 x 656 = 1,311,244,288 B per request: 100e9 / that = 76.3 -> 76 (HBM
+  // would hold 187, as for the pool's top-k).
+  const Throughput t = Evaluate(s, n, Placement::kRdmaPrefixPull, 32768);
+  EXPECT_EQ(t.batch, 76u);
+  EXPECT_EQ(t.limit, "host memory");
+  // Steps move each request's top-k over the host link, as from a pool.
+  EXPECT_DOUBLE_EQ(t.link_bytes_per_step, 76.0 * 2048 * 61 * 656);
+  // The pull: 1,311,244,288 / 25e9 = 52.45 ms; rho = 2 x 0.05245 = 0.1049; wait =
+  // rho x pull / (2 (1 - rho)).
+  const double pull = 1311244288.0 / 25e9;
+  const double rho = 2 * pull;
+  EXPECT_NEAR(t.admission_seconds, pull + rho * pull / (2 * (1 - rho)), 1e-12);
+  EXPECT_NEAR(t.ttft_seconds, t.admission_seconds + t.step_seconds, 1e-12);
+  // The pool's top-k admits nothing: its TTFT is one step.
+  const Throughput topk = Evaluate(s, n, Placement::kPoolTopK, 32768);
+  EXPECT_DOUBLE_EQ(topk.admission_seconds, 0);
+  EXPECT_DOUBLE_EQ(topk.ttft_seconds, topk.step_seconds);
+  // At 128K and 8 arrivals a second the pulls outrun the wire: TTFT without bound.
+  n.arrivals_per_s = 8.0;
+  EXPECT_TRUE(std::isinf(Evaluate(s, n, Placement::kRdmaPrefixPull, 131072).ttft_seconds));
 }
 
 TEST(ThroughputModelTest, NothingFitsAndSchedulerCap) {
