@@ -31,6 +31,16 @@ LeaseKeeper::~LeaseKeeper() {
     if (in_flight_ != nullptr) in_flight_->TryCancel();
   }
   if (thread_.joinable()) thread_.join();
+  if (fence_->in_flight() != 0) return;  // a write still landing: let the lease run out instead
+  v1::KeepAliveRequest request;
+  request.set_client_id(client_id_);
+  request.set_fence(true);
+  request.set_closing(true);
+  v1::KeepAliveResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + std::min(rpc_timeout_, absl::Seconds(1))));
+  AddToken(context, token_);
+  (void)stub_->KeepAlive(&context, request, &response);  // best effort: the lease times out otherwise
 }
 
 absl::Status LeaseKeeper::KeepAlive(absl::Duration wait) {

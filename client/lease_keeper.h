@@ -30,7 +30,9 @@ class LeaseKeeper {
   static absl::StatusOr<std::unique_ptr<LeaseKeeper>> Start(v1::PoolService::Stub* stub, std::string client_id,
                                                             std::string address, std::string token, ReleaseFence* fence,
                                                             absl::Duration interval, absl::Duration rpc_timeout);
-  // Cancels the call in flight and joins the loop.
+  // Cancels the call in flight, joins the loop, and tells the daemon the client is
+  // closing (when none of its writes is in flight), so that releases stop waiting for
+  // its acknowledgements at once instead of until its lease runs out.
   ~LeaseKeeper();
   LeaseKeeper(const LeaseKeeper&) = delete;
   LeaseKeeper& operator=(const LeaseKeeper&) = delete;

@@ -59,6 +59,15 @@ bool LeaseTable::Acknowledge(absl::string_view client, uint64_t acknowledged, ab
   return LowestAcknowledged() > lowest_before;
 }
 
+bool LeaseTable::Unfence(absl::string_view client) {
+  auto it = leases_.find(client);
+  if (it == leases_.end() || !it->second.fenced) return false;
+  const uint64_t lowest_before = LowestAcknowledged();
+  acknowledged_.erase({it->second.acknowledged, it->first});
+  it->second.fenced = false;
+  return LowestAcknowledged() > lowest_before;
+}
+
 uint64_t LeaseTable::LowestAcknowledged() const {
   return acknowledged_.empty() ? std::numeric_limits<uint64_t>::max() : acknowledged_.begin()->first;
 }

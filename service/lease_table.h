@@ -48,6 +48,9 @@ class LeaseTable {
   // epoch to `acknowledged`. Returns whether the lowest acknowledgement over all fenced
   // leases rose (memory waiting for it may have become reusable).
   bool Acknowledge(absl::string_view client, uint64_t acknowledged, absl::Time now, absl::string_view tenant);
+  // The client is fenced no longer (it closed); returns whether that raised the lowest
+  // acknowledged epoch.
+  bool Unfence(absl::string_view client);
   // The epoch every fenced lease has acknowledged; UINT64_MAX when none is fenced.
   uint64_t LowestAcknowledged() const;
   // A fenced lease whose acknowledgement is the lowest, for messages; empty when none.

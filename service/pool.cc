@@ -520,7 +520,10 @@ absl::StatusOr<Pool::KeepAliveResult> Pool::KeepAlive(const Caller& caller, cons
   const absl::Time now = clock_->Now();
   leases_.Renew(client_id, now, caller.tenant);
   KeepAliveResult result;
-  if (fence != nullptr) {
+  if (fence != nullptr && fence->closing) {
+    // Nothing of the client's is in flight, and nothing will be: no release waits for it.
+    result.reuse_unblocked = leases_.Unfence(client_id);
+  } else if (fence != nullptr) {
     const ReleaseEpoch& reported = fence->acknowledged;
     uint64_t acknowledged = leases_.AcknowledgedBy(client_id).value_or(0);
     if (reported.incarnation == incarnation_) {

@@ -180,6 +180,7 @@ class Pool {
   // of the daemon incarnation it names (0: a client that has written nothing yet).
   struct FenceReport {
     ReleaseEpoch acknowledged;
+    bool closing = false;  // the client writes nothing more: it is fenced no longer
   };
   struct KeepAliveResult {
     size_t sequences = 0;     // the client owns

@@ -230,6 +230,7 @@ grpc::Status PoolServiceImpl::HandleKeepAlive(const Tenant* who, const v1::KeepA
   if (grpc::Status allowed = TenantsOnly(who, "KeepAlive"); !allowed.ok()) return allowed;
   Pool::FenceReport fence;
   fence.acknowledged = ReleaseEpoch{request.incarnation(), request.acknowledged_epoch()};
+  fence.closing = request.closing();
   auto result = pool_->KeepAlive(CallerOf(who, request.client_id()), request.fence() ? &fence : nullptr);
   if (!result.ok()) return ToGrpcStatus(result.status());
   response->set_lease_timeout_ms(absl::ToInt64Milliseconds(pool_->lease_timeout()));

@@ -685,6 +685,33 @@ TEST_F(PoolTest, ReleasedMemoryWaitsForEveryFencedClientsAcknowledgement) {
   EXPECT_TRUE(pool_->Create(Params(2368, "other")).ok());
 }
 
+// A client that closes (nothing in flight) stops holding released memory at once; its
+// lease, and the sequences it owns, stay until the lease runs out (a hand-off).
+TEST_F(PoolTest, AClosingClientNoLongerHoldsReleasedMemory) {
+  Pool::FenceReport fresh;
+  ASSERT_TRUE(pool_->KeepAlive("writer", &fresh).ok());
+  ASSERT_TRUE(pool_->KeepAlive("prefill", &fresh).ok());
+  std::vector<SequenceId> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(pool_->Create(Params(2368, "writer"))->sequence_id);
+  const SequenceId handed_off = pool_->Create(Params(64, "prefill"))->sequence_id;
+  ASSERT_TRUE(pool_->Release("writer", ids[1]).ok());
+  clock_.Advance(absl::Seconds(2));
+  Pool::FenceReport writer_ack{pool_->release_epoch()};
+  ASSERT_TRUE(pool_->KeepAlive("writer", &writer_ack).ok());
+  auto waiting = pool_->Create(Params(2368, "other"));
+  ASSERT_TRUE(absl::IsResourceExhausted(waiting.status())) << waiting.status();
+  EXPECT_THAT(std::string(waiting.status().message()), HasSubstr("\"prefill\""));
+
+  Pool::FenceReport closing;
+  closing.closing = true;
+  auto closed = pool_->KeepAlive("prefill", &closing);
+  ASSERT_TRUE(closed.ok());
+  EXPECT_TRUE(closed->reuse_unblocked) << "the waiting create is asked again at once";
+  EXPECT_TRUE(pool_->Create(Params(2368, "other")).ok());
+  EXPECT_TRUE(pool_->GetLayout("decode", handed_off).ok()) << "its sequence waits for a hand-off";
+  EXPECT_TRUE(pool_->Adopt("decode", handed_off).ok());
+}
+
 // After a restart, sequences released before it wait for the acknowledgement of every
 // client that comes back fenced: a write it began under the old daemon may still land.
 TEST_F(PoolTest, MemoryReleasedBeforeARestartWaitsForReturningClients) {
