@@ -240,7 +240,8 @@ class CellRun {
     result.steps_per_s = 1.0 / (result.fetch_p50_s + result.append_p50_s);
     result.entries_checked = checked_;
     const double stored_scale = double(model_.layers) / stored_;
-    result.admission_s = admission_s_ * stored_scale;
+    // A pull's time grows with the layers it pulls; other admissions move nothing.
+    result.admission_s = strategy_.AdmissionBytes() > 0 ? admission_s_ * stored_scale : admission_s_;
     result.admission_bytes = double(strategy_.AdmissionBytes()) * stored_scale;
     result.local_bytes = double(strategy_.LocalBytes()) * stored_scale;
     result.ttft_s = result.admission_s + first_fetch_s_ * result.scale;

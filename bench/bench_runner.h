@@ -55,8 +55,8 @@ struct CellResult {
   uint64_t entries_checked = 0;
   // Admission (the strategy's Begin) and time to first token: admission and the first
   // step's fetch (prefill itself excluded; it is the same for every strategy). Scaled
-  // to every layer of the model: admission by layers / stored layers, the fetch by
-  // layers / fetched layers.
+  // to every layer of the model: an admission that moves bytes by layers / stored
+  // layers, the fetch by layers / fetched layers.
   double admission_s = 0;
   double admission_bytes = 0;
   double ttft_s = 0;
