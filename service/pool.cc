@@ -202,9 +202,13 @@ absl::Status Pool::CheckQuota(const Caller& caller, uint64_t more_bytes, uint64_
   const auto it = usage_.find(caller.tenant);
   const TenantUsage usage = it == usage_.end() ? TenantUsage{} : it->second;
   if (caller.max_sequences != 0 && usage.sequences + more_sequences > caller.max_sequences) {
-    return absl::ResourceExhaustedError(absl::StrCat("tenant ", caller.tenant, " holds ", usage.sequences,
-                                                     " live sequences, its quota (max_sequences ",
-                                                     caller.max_sequences, "): release one first"));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "tenant ", caller.tenant, " holds ", usage.sequences, " live sequences, its quota (max_sequences ",
+        caller.max_sequences,
+        caller.max_sequences_by_default ? ", half the record slots of the regions it shares, as the tenants file "
+                                          "sets none"
+                                        : "",
+        "): release one first"));
   }
   if (caller.max_bytes != 0 && usage.bytes + more_bytes > caller.max_bytes) {
     return absl::ResourceExhaustedError(absl::StrCat(
@@ -329,6 +333,14 @@ absl::StatusOr<SequenceLayout> Pool::Create(const CreateParams& p, absl::Time* r
   caller.max_bytes = p.max_bytes;
   caller.max_sequences = p.max_sequences;
   caller.max_clients = p.max_clients;
+  if (caller.scoped && caller.max_sequences == 0 && !access_.HasOwnRegions(p.tenant)) {
+    // A tenant without a sequence quota, in regions it shares, may take at most half
+    // of their record slots: it cannot leave the others without a record to hold one.
+    uint64_t slots = 0;
+    for (uint32_t r : access_.RegionsOf(p.tenant)) slots += regions_[r]->record_slots();
+    caller.max_sequences = std::max<uint64_t>(1, slots / 2);
+    caller.max_sequences_by_default = true;
+  }
   if (absl::Status admitted = AdmitClient(caller); !admitted.ok()) return admitted;
   const uint64_t asked = RegionStore::DataBytes(p.layers, page_tokens, stride, PagesFor(p.tokens, page_tokens));
   if (absl::Status within = CheckQuota(caller, asked, 1); !within.ok()) return within;

@@ -87,6 +87,7 @@ struct Caller {
   uint64_t max_bytes = 0;
   uint64_t max_sequences = 0;
   uint64_t max_clients = 0;  // leases at once; 0 for a scoped caller: half of max_leases
+  bool max_sequences_by_default = false;  // set by the pool: half of the shared record slots
 };
 
 struct CreateParams {

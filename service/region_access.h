@@ -32,6 +32,8 @@ class RegionAccess {
   bool Serves(uint32_t region, absl::string_view tenant) const;
   // The regions `tenant`'s sequences live in, in index order (empty: none serves it).
   const std::vector<uint32_t>& RegionsOf(absl::string_view tenant) const;
+  // Whether `tenant` has regions of its own (else it shares the shared ones).
+  bool HasOwnRegions(absl::string_view tenant) const { return dedicated_.contains(tenant); }
   // Whether any region is dedicated.
   bool HasDedicated() const { return !dedicated_.empty(); }
   const std::vector<std::string>& TenantsOf(uint32_t region) const { return region_tenants_[region]; }

@@ -119,6 +119,8 @@ class RegionStore {
 
   const region_format::SequenceRecord& record(SlotIndex slot) const { return records_[slot]; }
   std::vector<SlotIndex> OccupiedSlots() const;
+  // The record table's size: sequences this region can hold at once.
+  uint32_t record_slots() const { return static_cast<uint32_t>(records_.size()); }
   SequenceLayout Layout(SlotIndex slot) const;
   // Heap bytes the sequence holds: data pages and page table.
   uint64_t SequenceBytes(SlotIndex slot) const;

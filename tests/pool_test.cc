@@ -334,6 +334,24 @@ TEST_F(PoolTest, ATenantsClientLeasesAreBounded) {
   EXPECT_TRUE(pool_->KeepAlive(acme).ok()) << "expired leases give their places back";
 }
 
+// A tenant without a sequence quota takes at most half the record slots of the regions
+// it shares; the others can still create.
+TEST_F(PoolTest, ATenantTakesAtMostHalfTheSharedRecordSlots) {
+  CreateParams acme = Params(1, "acme-1");
+  acme.tenant = "acme";
+  acme.tenant_scoped = true;
+  for (int i = 0; i < 64; ++i) ASSERT_TRUE(pool_->Create(acme).ok()) << i;  // 2 regions x 64 slots / 2
+  auto refused = pool_->Create(acme);
+  ASSERT_TRUE(absl::IsResourceExhausted(refused.status())) << refused.status();
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("half the record slots of the regions it shares"));
+  CreateParams globex = Params(1, "globex-1");
+  globex.tenant = "globex";
+  globex.tenant_scoped = true;
+  EXPECT_TRUE(pool_->Create(globex).ok()) << "another tenant still finds a record";
+  acme.max_sequences = 100;  // a quota of its own replaces the default
+  EXPECT_TRUE(pool_->Create(acme).ok());
+}
+
 // A region dedicated to a tenant holds only that tenant's sequences, and that tenant's
 // sequences live only in its regions, even when a shared region has room.
 TEST_F(PoolTest, DedicatedRegionsHoldOnlyTheirTenantsSequences) {
