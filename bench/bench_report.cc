@@ -16,11 +16,6 @@
 #include "common/units.h"
 
 namespace sparsepool::bench {
-namespace {
-
-std::string ContextLabel(uint64_t tokens) {
-  return tokens % 1024 == 0 ? absl::StrCat(tokens / 1024, "K") : absl::StrCat(tokens);
-}
 
 std::string FormatSeconds(double s) {
   return s >= 1 ? absl::StrFormat("%.2f s", s) : absl::StrFormat("%.2f ms", s * 1e3);
@@ -33,6 +28,13 @@ absl::Status WriteFile(const std::string& path, const std::string& text) {
   if (!out) return absl::InternalError(absl::StrCat("cannot write ", path));
   return absl::OkStatus();
 }
+
+namespace {
+
+std::string ContextLabel(uint64_t tokens) {
+  return tokens % 1024 == 0 ? absl::StrCat(tokens / 1024, "K") : absl::StrCat(tokens);
+}
+
 
 }  // namespace
 

@@ -12,6 +12,11 @@
 
 namespace sparsepool::bench {
 
+// "12.34 ms" below a second, "1.23 s" above.
+std::string FormatSeconds(double s);
+// Writes `text` to `path`, replacing it.
+absl::Status WriteFile(const std::string& path, const std::string& text);
+
 std::string ResultsCsv(const std::vector<CellResult>& results);
 // One row per cell, with each strategy's decode steps/s relative to the first strategy
 // measured in the same (context, batch) cell, the baseline.

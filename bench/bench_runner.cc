@@ -13,7 +13,6 @@
 namespace sparsepool::bench {
 namespace {
 
-constexpr uint64_t kPatternSeed = 0x5EED;
 constexpr uint64_t kWriteChunkTokens = 1024;
 
 double Seconds(std::chrono::steady_clock::time_point since) {
@@ -34,15 +33,6 @@ class SequenceGuard {
   Client& client_;
   std::vector<SequenceId> ids_;
 };
-
-absl::Status WriteTokens(Client& client, SequenceId id, uint32_t layer, uint64_t first, uint64_t count,
-                         uint32_t entry_bytes, std::vector<std::byte>& buffer) {
-  buffer.resize(count * entry_bytes);
-  for (uint64_t t = 0; t < count; ++t) {
-    FillEntry(kPatternSeed, id, layer, first + t, absl::MakeSpan(buffer).subspan(t * entry_bytes, entry_bytes));
-  }
-  return client.WriteEntries(id, layer, first, buffer);
-}
 
 // The model layers a step fetches: all, or `sampled` spread evenly.
 std::vector<uint32_t> FetchedLayers(uint32_t layers, uint32_t sampled) {
@@ -145,7 +135,7 @@ class CellRun {
       for (uint32_t layer = 0; layer < stored_; ++layer) {
         for (uint64_t first = 0; first < written_; first += kWriteChunkTokens) {
           const uint64_t count = std::min(kWriteChunkTokens, written_ - first);
-          if (absl::Status s = WriteTokens(prefill_, *id, layer, first, count, model_.entry_bytes, buffer_); !s.ok()) {
+          if (absl::Status s = WritePatternTokens(prefill_, *id, layer, first, count, model_.entry_bytes, buffer_); !s.ok()) {
             return s;
           }
         }
@@ -162,7 +152,7 @@ class CellRun {
     for (SequenceId id : sequences_.ids()) {
       if (absl::Status s = decode.ExtendSequence(id, tokens); !s.ok()) return s;
       for (uint32_t layer = 0; layer < stored_; ++layer) {
-        if (absl::Status s = WriteTokens(decode, id, layer, written_, tokens - written_, model_.entry_bytes, buffer_);
+        if (absl::Status s = WritePatternTokens(decode, id, layer, written_, tokens - written_, model_.entry_bytes, buffer_);
             !s.ok()) {
           return s;
         }
@@ -270,6 +260,15 @@ class CellRun {
 };
 
 }  // namespace
+
+absl::Status WritePatternTokens(Client& client, SequenceId id, uint32_t layer, uint64_t first, uint64_t count,
+                                uint32_t entry_bytes, std::vector<std::byte>& buffer) {
+  buffer.resize(count * entry_bytes);
+  for (uint64_t t = 0; t < count; ++t) {
+    FillEntry(kPatternSeed, id, layer, first + t, absl::MakeSpan(buffer).subspan(t * entry_bytes, entry_bytes));
+  }
+  return client.WriteEntries(id, layer, first, buffer);
+}
 
 absl::StatusOr<CellResult> RunCell(const CellPlan& plan, Client& prefill, FetchStrategy& strategy,
                                    const Progress& progress) {

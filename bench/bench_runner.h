@@ -66,6 +66,15 @@ struct CellResult {
 // Progress: called with a short description at each step.
 using Progress = std::function<void(const std::string&)>;
 
+// The seed of the entries the benchmarks write (bench/entry_pattern.h): a fetched entry
+// is checked against FillEntry(kPatternSeed, sequence, layer, token).
+inline constexpr uint64_t kPatternSeed = 0x5EED;
+
+// Writes tokens [first, first + count) of `layer` of sequence `id` with the pattern,
+// through `client`; `buffer` is scratch.
+absl::Status WritePatternTokens(Client& client, SequenceId id, uint32_t layer, uint64_t first, uint64_t count,
+                                uint32_t entry_bytes, std::vector<std::byte>& buffer);
+
 // Creates the batch's sequences through `prefill` (the prefill worker's client),
 // writes their prefix, runs the steps through `strategy`, and releases them.
 absl::StatusOr<CellResult> RunCell(const CellPlan& plan, Client& prefill, FetchStrategy& strategy,

@@ -36,6 +36,7 @@
 #include "bench/host_strategies.h"
 #include "bench/model_geometry.h"
 #include "bench/prefix_pull.h"
+#include "bench/progress_line.h"
 #include "bench/trace_file.h"
 #include "common/units.h"
 
@@ -120,27 +121,6 @@ absl::StatusOr<std::unique_ptr<FetchStrategy>> MakeStrategy(const std::string& n
   return absl::InvalidArgumentError(absl::StrCat("unknown strategy \"", name, "\""));
 }
 
-// One status line, rewritten in place on a terminal; plain lines per cell elsewhere.
-class ProgressLine {
- public:
-  ProgressLine() : tty_(isatty(STDERR_FILENO) != 0), start_(std::chrono::steady_clock::now()) {}
-  void Show(const std::string& cell, const std::string& what) {
-    if (!tty_) return;
-    std::fprintf(stderr, "\r\033[K[%3.0fs] %s: %s", Elapsed(), cell.c_str(), what.c_str());
-    std::fflush(stderr);
-  }
-  void Done(const std::string& cell, const std::string& outcome) {
-    std::fprintf(stderr, tty_ ? "\r\033[K[%3.0fs] %s: %s\n" : "[%3.0fs] %s: %s\n", Elapsed(), cell.c_str(),
-                 outcome.c_str());
-  }
-
- private:
-  double Elapsed() const {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  }
-  bool tty_;
-  std::chrono::steady_clock::time_point start_;
-};
 
 int Run(int argc, char** argv) {
   Options o;

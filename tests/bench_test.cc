@@ -11,6 +11,7 @@
 #include "bench/entry_pattern.h"
 #include "bench/prefix_fetch.h"
 #include "bench/prefix_pull.h"
+#include "bench/request_run.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/daemon_process.h"
@@ -155,6 +156,61 @@ TEST_F(BenchCellTest, ThePrefixPullMovesThePrefixOnceAndNothingPerStep) {
   ASSERT_TRUE(topk_result.ok()) << topk_result.status();
   EXPECT_DOUBLE_EQ(topk_result->admission_bytes, 0);
   EXPECT_DOUBLE_EQ(topk_result->local_bytes, 0);
+}
+
+// The request-level run: every request arrives, is admitted, decodes its whole output
+// and leaves; entries are checked every step; the prefix pull moves each prompt once
+// (every stored layer) and holds at most `concurrency` copies.
+TEST_F(BenchCellTest, RequestsArriveDecodeAndLeaveWithEveryStrategy) {
+  auto prefill = Connect("cxl");
+  RequestRunPlan plan;
+  plan.model.top_k = 128;
+  plan.arrivals.requests = 6;
+  plan.arrivals.rate_per_s = 50;
+  plan.arrivals.min_context = 512;
+  plan.arrivals.max_context = 2048;
+  plan.arrivals.output_tokens = 5;
+  plan.concurrency = 2;
+  plan.fetched_layers = 3;
+  plan.stored_layers = 2;
+  auto arrivals = GenerateArrivals(plan.arrivals);
+  ASSERT_TRUE(arrivals.ok());
+  uint64_t prompt_tokens = 0, largest = 0, second = 0;
+  for (const Arrival& a : *arrivals) {
+    prompt_tokens += a.context;
+    if (a.context > largest) {
+      second = largest;
+      largest = a.context;
+    } else {
+      second = std::max(second, a.context);
+    }
+  }
+  std::vector<std::unique_ptr<RequestStrategy>> strategies;
+  strategies.push_back(MakePrefixPullRequests("rdma-prefix-pull", Connect("ucx"), 2, 656));
+  strategies.push_back(MakeTopKRequests("rdma-topk", Connect("ucx")));
+  strategies.push_back(MakeTopKRequests("cxl-cpu-topk", Connect("cxl")));
+  for (auto& strategy : strategies) {
+    SCOPED_TRACE(strategy->name());
+    auto result = RunRequests(plan, *prefill, *strategy, [](const std::string&) {});
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(result->completed, 6u);
+    EXPECT_EQ(result->tokens, 6u * 5);
+    EXPECT_GT(result->entries_checked, 6u * 5 * 4);
+    EXPECT_GT(result->ttft_p50_s, 0);
+    EXPECT_GE(result->ttft_p99_s, result->ttft_p50_s);
+    EXPECT_GT(result->tbt_p50_s, 0);
+    EXPECT_GT(result->tokens_per_s, 0);
+    if (strategy->name() == "rdma-prefix-pull") {
+      EXPECT_EQ(result->admission_bytes, prompt_tokens * 2 * 656);
+      // At most two requests decode at once: the two longest copies bound the peak.
+      EXPECT_LE(result->peak_local_bytes, (largest + second + 2 * 5) * 2 * 656);
+      EXPECT_GE(result->peak_local_bytes, (largest + 5) * 2 * 656);
+      EXPECT_EQ(strategy->LocalBytes(), 0u) << "every copy went with its request";
+    } else {
+      EXPECT_EQ(result->admission_bytes, 0u);
+      EXPECT_EQ(result->peak_local_bytes, 0u);
+    }
+  }
 }
 
 // The dense-attention baseline, now in bench/: the same entries as the top-k fetch, and
