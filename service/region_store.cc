@@ -78,6 +78,7 @@ absl::Status RegionStore::Format(uint32_t record_slots, uint64_t now_unix_ns) {
   ref_.uuid = header->uuid;
   heap_ = std::make_unique<GranuleAllocator>(header->heap_granules);
   records_.assign(record_slots, SequenceRecord{});
+  pages_.assign(record_slots, {});
   current_copy_.assign(record_slots, 0);
   free_slots_.clear();
   for (SlotIndex slot = record_slots; slot > 0; --slot) free_slots_.push_back(slot - 1);
@@ -117,6 +118,7 @@ absl::Status RegionStore::Recover(RecoveryReport* report) {
   }
   uint64_t highest_id = 0;
   records_.assign(h.record_slots, SequenceRecord{});
+  pages_.assign(h.record_slots, {});
   current_copy_.assign(h.record_slots, 0);
   free_slots_.clear();
 
@@ -153,6 +155,15 @@ absl::Status RegionStore::Recover(RecoveryReport* report) {
                                               ": ", adopted.message()));
       records_[slot].state = RecordState::kEmpty;
       continue;
+    }
+    // From here on the daemon reads its own copy of the table, never the region's.
+    const SequenceRecord& r = records_[slot];
+    const uint64_t* table = PageTable(r);
+    pages_[slot].resize(size_t{r.layers} * r.pages_per_layer);
+    for (uint32_t layer = 0; layer < r.layers; ++layer) {
+      std::copy(table + size_t{layer} * r.page_table_capacity,
+                table + size_t{layer} * r.page_table_capacity + r.pages_per_layer,
+                pages_[slot].begin() + size_t{layer} * r.pages_per_layer);
     }
     ++report->sequences;
     highest_id = std::max(highest_id, id);
@@ -309,6 +320,7 @@ void RegionStore::ZeroReusedPages(const ReusedPages& pages) const {
 
 SlotIndex RegionStore::CommitCreate(const PendingCreate& pending) {
   Commit(pending.slot, pending.record);
+  pages_[pending.slot] = pending.pages;
   return pending.slot;
 }
 
@@ -342,7 +354,7 @@ absl::StatusOr<RegionStore::PendingCreate> RegionStore::PrepareCreate(const NewS
   r.created_unix_ns = seq.now_unix_ns;
   region_format::SetName(seq.tenant, r.tenant);
   region_format::SetName(seq.owner, r.owner);
-  auto grown = Grow(r, seq.tokens, seq.now_unix_ns);
+  auto grown = Grow(r, {}, seq.tokens, seq.now_unix_ns);
   if (!grown.ok()) {
     FreeBytes(r.page_table_offset, TableBytes(r));
     return grown.status();
@@ -351,12 +363,13 @@ absl::StatusOr<RegionStore::PendingCreate> RegionStore::PrepareCreate(const NewS
   pending.slot = free_slots_.back();
   free_slots_.pop_back();
   pending.record = grown->grown;
+  pending.pages = std::move(grown->pages);
   pending.reused = std::move(grown->reused);
   return pending;
 }
 
-absl::StatusOr<RegionStore::PendingExtend> RegionStore::Grow(SequenceRecord r, uint64_t tokens,
-                                                             uint64_t now_unix_ns) {
+absl::StatusOr<RegionStore::PendingExtend> RegionStore::Grow(SequenceRecord r, const std::vector<uint64_t>& old_pages,
+                                                             uint64_t tokens, uint64_t now_unix_ns) {
   PendingExtend growth;
   growth.base = r;
   const uint64_t pages = PagesFor(tokens, r.page_tokens);
@@ -364,6 +377,7 @@ absl::StatusOr<RegionStore::PendingExtend> RegionStore::Grow(SequenceRecord r, u
   r.state_changed_unix_ns = now_unix_ns;
   if (pages <= r.pages_per_layer) {
     growth.grown = r;
+    growth.pages = old_pages;
     return growth;
   }
   SequenceRecord grown = r;
@@ -412,16 +426,20 @@ absl::StatusOr<RegionStore::PendingExtend> RegionStore::Grow(SequenceRecord r, u
 
   // Entries past the committed pages_per_layer are not covered by the committed
   // record's checksum, so writing them in place is safe before the commit.
-  uint64_t* table = PageTable(grown);
-  const uint64_t* old_table = PageTable(r);
+  // The daemon's own table first (old rows from its copy, never from the region), then
+  // the region's, written from it whole.
+  growth.pages.resize(size_t{r.layers} * pages);
   size_t next = 0;
   for (uint32_t layer = 0; layer < r.layers; ++layer) {
-    uint64_t* row = table + size_t{layer} * grown.page_table_capacity;
-    if (grown.page_table_offset != r.page_table_offset) {
-      std::memcpy(row, old_table + size_t{layer} * r.page_table_capacity,
-                  r.pages_per_layer * sizeof(uint64_t));
-    }
+    uint64_t* row = growth.pages.data() + size_t{layer} * pages;
+    std::copy(old_pages.begin() + size_t{layer} * r.pages_per_layer,
+              old_pages.begin() + size_t{layer + 1} * r.pages_per_layer, row);
     for (uint64_t p = r.pages_per_layer; p < pages; ++p) row[p] = fresh[next++];
+  }
+  uint64_t* table = PageTable(grown);
+  for (uint32_t layer = 0; layer < r.layers; ++layer) {
+    std::memcpy(table + size_t{layer} * grown.page_table_capacity, growth.pages.data() + size_t{layer} * pages,
+                pages * sizeof(uint64_t));
   }
   grown.pages_per_layer = static_cast<uint32_t>(pages);
   grown.page_table_checksum = PageTableChecksum(grown);
@@ -447,7 +465,7 @@ absl::Status RegionStore::Extend(SlotIndex slot, uint64_t tokens, uint64_t now_u
 
 absl::StatusOr<RegionStore::PendingExtend> RegionStore::PrepareExtend(SlotIndex slot, uint64_t tokens,
                                                                       uint64_t now_unix_ns) {
-  auto pending = Grow(records_[slot], tokens, now_unix_ns);
+  auto pending = Grow(records_[slot], pages_[slot], tokens, now_unix_ns);
   if (!pending.ok()) return pending.status();
   pending->slot = slot;
   return pending;
@@ -476,6 +494,7 @@ absl::Status RegionStore::CommitExtend(const PendingExtend& pending) {
   merged.page_table_capacity = pending.grown.page_table_capacity;
   merged.page_table_checksum = pending.grown.page_table_checksum;
   Commit(pending.slot, merged);
+  pages_[pending.slot] = pending.pages;
   if (pending.replaced_table_bytes > 0) FreeBytes(pending.replaced_table_offset, pending.replaced_table_bytes);
   return absl::OkStatus();
 }
@@ -502,12 +521,9 @@ void RegionStore::Free(SlotIndex slot) {
   empty.state = RecordState::kEmpty;
   Commit(slot, empty);
   const uint64_t page_bytes = PageGranules(r) * region_format::kGranuleBytes;
-  const uint64_t* table = PageTable(r);
-  for (uint32_t layer = 0; layer < r.layers; ++layer) {
-    for (uint32_t page = 0; page < r.pages_per_layer; ++page) {
-      FreeBytes(table[size_t{layer} * r.page_table_capacity + page], page_bytes);
-    }
-  }
+  for (uint64_t offset : pages_[slot]) FreeBytes(offset, page_bytes);
+  pages_[slot].clear();
+  pages_[slot].shrink_to_fit();
   FreeBytes(r.page_table_offset, TableBytes(r));
   free_slots_.push_back(slot);
 }
@@ -535,11 +551,7 @@ SequenceLayout RegionStore::Layout(SlotIndex slot) const {
   layout.record_offset = header().record_table_offset + uint64_t{slot} * 2 * sizeof(SequenceRecord);
   layout.page_offsets.resize(size_t{r.layers} * r.pages_per_layer);
   if (layout.page_offsets.empty()) return layout;  // no pages yet: nothing to copy (memcpy takes no null)
-  const uint64_t* table = PageTable(r);
-  for (uint32_t layer = 0; layer < r.layers; ++layer) {
-    std::memcpy(layout.page_offsets.data() + size_t{layer} * r.pages_per_layer,
-                table + size_t{layer} * r.page_table_capacity, r.pages_per_layer * sizeof(uint64_t));
-  }
+  std::copy(pages_[slot].begin(), pages_[slot].end(), layout.page_offsets.begin());
   return layout;
 }
 

@@ -94,6 +94,7 @@ class RegionStore {
   struct PendingCreate {
     SlotIndex slot = 0;
     region_format::SequenceRecord record;
+    std::vector<uint64_t> pages;  // [layers][pages_per_layer]: the daemon's own table
     ReusedPages reused;
   };
   struct PendingExtend {
@@ -104,6 +105,7 @@ class RegionStore {
     uint64_t new_table_offset = 0;        // a larger page table, or 0 (grown in place)
     uint64_t replaced_table_offset = 0;   // the page table to free once committed
     uint64_t replaced_table_bytes = 0;
+    std::vector<uint64_t> pages;          // [layers][pages_per_layer] after
     ReusedPages reused;
   };
   absl::StatusOr<PendingCreate> PrepareCreate(const NewSequence& seq);
@@ -137,7 +139,9 @@ class RegionStore {
   // Allocates the pages `r` needs to hold `tokens` and fills its page table. Nothing is
   // committed and nothing zeroed; on failure nothing stays allocated. (The slot of the
   // result is the caller's to set.)
-  absl::StatusOr<PendingExtend> Grow(region_format::SequenceRecord r, uint64_t tokens,
+  // `old_pages`: r's page offsets, [layers][pages_per_layer], from the daemon's copy.
+  absl::StatusOr<PendingExtend> Grow(region_format::SequenceRecord r, const std::vector<uint64_t>& old_pages,
+                                     uint64_t tokens,
                                      uint64_t now_unix_ns);
   // Frees what a pending extend allocated.
   void Undo(const PendingExtend& pending);
@@ -176,6 +180,10 @@ class RegionStore {
   std::vector<region_format::SequenceRecord> records_;  // the current copy of each slot
   std::vector<int> current_copy_;                      // 0 or 1; which copy records_ mirrors
   std::vector<SlotIndex> free_slots_;
+  // Every sequence's page offsets, [layers][pages_per_layer], by slot: the daemon's own
+  // copy, which it reads at run time. The table in the region (which clients of its
+  // tenants can write) is read only at recovery, checksum checked.
+  std::vector<std::vector<uint64_t>> pages_;
   uint64_t id_limit_ = 1;
   int id_counter_copy_ = 0;  // which IdCounter copy is current
   uint64_t id_counter_generation_ = 0;

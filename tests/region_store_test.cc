@@ -85,6 +85,45 @@ TEST_F(RegionStoreTest, SequencesGetDisjointPagesInsideTheHeap) {
   }
 }
 
+// A tenant's workers can write their whole region, page tables included. The daemon
+// reads its own copy of every table at run time: forged offsets change no layout it
+// serves, and freeing the sequence frees exactly its pages (before, the offsets were
+// read from the region, and a forged one cleared bits outside the heap's bitmap).
+TEST_F(RegionStoreTest, ForgedPageTablesInTheRegionChangeNothingTheDaemonDoes) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  const uint64_t initially_free = store->free_bytes();
+  auto slot = store->Create(Seq(1, 1000));
+  ASSERT_TRUE(slot.ok());
+  ASSERT_TRUE(store->Extend(*slot, 5000, 6).ok());  // the table moves once
+  const SequenceLayout before = store->Layout(*slot);
+  {
+    auto mapping = MappedRegion::Attach(RegionKind::kShm, spec_.path, spec_.size_bytes);
+    ASSERT_TRUE(mapping.ok());
+    region_format::RegionHeader header;
+    std::memcpy(&header, mapping->base(), sizeof(header));
+    for (int copy = 0; copy < 2; ++copy) {
+      SequenceRecord record;
+      std::memcpy(&record, mapping->base() + header.record_table_offset + (*slot * 2 + copy) * sizeof(SequenceRecord),
+                  sizeof(record));
+      if (record.page_table_offset == 0) continue;
+      auto* table = reinterpret_cast<uint64_t*>(mapping->base() + record.page_table_offset);
+      for (uint32_t i = 0; i < record.layers * record.page_table_capacity; ++i) table[i] = ~uint64_t{0} - i;
+    }
+  }
+  const SequenceLayout after = store->Layout(*slot);
+  EXPECT_EQ(after.page_offsets, before.page_offsets) << "layouts come from the daemon's table";
+  ASSERT_TRUE(store->Extend(*slot, 9000, 7).ok()) << "growth copies the daemon's table, not the region's";
+  const SequenceLayout grown = store->Layout(*slot);
+  EXPECT_TRUE(std::equal(before.page_offsets.begin(), before.page_offsets.begin() + before.pages_per_layer,
+                         grown.page_offsets.begin()));
+  store->Free(*slot);
+  EXPECT_EQ(store->free_bytes(), initially_free) << "its own pages came back, no others";
+  // Everything it held is free again: a sequence of the whole heap fits.
+  auto again = store->Create(Seq(2, 9000));
+  ASSERT_TRUE(again.ok()) << again.status();
+}
+
 TEST_F(RegionStoreTest, ReopeningRecoversEverySequenceExactly) {
   std::vector<SequenceLayout> before;
   uint64_t free_before = 0;

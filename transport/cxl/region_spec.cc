@@ -3,6 +3,8 @@
 #include <grp.h>
 #include <pwd.h>
 
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -34,31 +36,33 @@ absl::StatusOr<uint64_t> RegionSize(absl::string_view text, absl::string_view sp
   return *size;
 }
 
-// A user or group by name or number, through the system's databases (NSS).
-absl::StatusOr<uint32_t> UserId(absl::string_view text, absl::string_view spec) {
+// A user or group by number, or by name through the system's databases (NSS):
+// `lookup(name, buffer)` returns the id, or nullopt when there is no such entry.
+template <typename Lookup>
+absl::StatusOr<uint32_t> AccountId(absl::string_view text, absl::string_view spec, const char* what, Lookup lookup) {
   uint32_t id = 0;
   if (absl::SimpleAtoi(text, &id)) return id;
   std::vector<char> buffer(16384);
-  passwd entry{};
-  passwd* found = nullptr;
-  const std::string name(text);
-  if (getpwnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 || found == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("region \"", spec, "\": no user \"", text, "\" on this host"));
-  }
-  return static_cast<uint32_t>(found->pw_uid);
+  if (std::optional<uint32_t> found = lookup(std::string(text), buffer)) return *found;
+  return absl::InvalidArgumentError(absl::StrCat("region \"", spec, "\": no ", what, " \"", text, "\" on this host"));
+}
+
+absl::StatusOr<uint32_t> UserId(absl::string_view text, absl::string_view spec) {
+  return AccountId(text, spec, "user", [](const std::string& name, std::vector<char>& buffer) -> std::optional<uint32_t> {
+    passwd entry{};
+    passwd* found = nullptr;
+    if (getpwnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 || found == nullptr) return {};
+    return static_cast<uint32_t>(found->pw_uid);
+  });
 }
 
 absl::StatusOr<uint32_t> GroupId(absl::string_view text, absl::string_view spec) {
-  uint32_t id = 0;
-  if (absl::SimpleAtoi(text, &id)) return id;
-  std::vector<char> buffer(16384);
-  group entry{};
-  group* found = nullptr;
-  const std::string name(text);
-  if (getgrnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 || found == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("region \"", spec, "\": no group \"", text, "\" on this host"));
-  }
-  return static_cast<uint32_t>(found->gr_gid);
+  return AccountId(text, spec, "group", [](const std::string& name, std::vector<char>& buffer) -> std::optional<uint32_t> {
+    group entry{};
+    group* found = nullptr;
+    if (getgrnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 || found == nullptr) return {};
+    return static_cast<uint32_t>(found->gr_gid);
+  });
 }
 
 absl::Status ParseOption(absl::string_view option, absl::string_view text, RegionSpec& spec) {
