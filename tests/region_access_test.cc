@@ -100,6 +100,45 @@ TEST(RegionFileAccessTest, OwnerAndModeKeepOtherUsersOut) {
   unlink(path.c_str());
 }
 
+// A file someone else made first (who may hold it open) is not taken over as a
+// dedicated region, nor is a symbolic link followed or a hard-linked file used.
+TEST(RegionFileAccessTest, ADedicatedRegionIsNotTakenOverFromSomeoneElse) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root: makes a file as another user";
+  const std::string path = absl::StrCat("/dev/shm/sparsepool-test-squatted-", getpid());
+  unlink(path.c_str());
+  {
+    const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL, 0666);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(fchown(fd, 65533, 65533), 0);  // made by another user, who keeps it open
+    close(fd);
+  }
+  auto spec = ParseRegionSpec(absl::StrCat("shm:", path, ":1MiB,tenant=acme,owner=65534"));
+  ASSERT_TRUE(spec.ok());
+  auto refused = MappedRegion::OpenOrCreate(*spec);
+  ASSERT_TRUE(absl::IsFailedPrecondition(refused.status())) << refused.status();
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("belongs to uid 65533"));
+  struct stat st;
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 65533u) << "nothing was changed";
+  EXPECT_EQ(st.st_size, 0) << "nothing was written";
+  unlink(path.c_str());
+
+  const std::string target = path + "-target";
+  ASSERT_EQ(symlink(target.c_str(), path.c_str()), 0);
+  EXPECT_FALSE(MappedRegion::OpenOrCreate(*spec).ok()) << "a symbolic link is not followed";
+  EXPECT_NE(access(target.c_str(), F_OK), 0);
+  unlink(path.c_str());
+
+  const std::string other = path + "-other";
+  auto shared = ParseRegionSpec(absl::StrCat("shm:", path, ":1MiB"));
+  ASSERT_TRUE(MappedRegion::OpenOrCreate(*shared).ok());
+  ASSERT_EQ(link(path.c_str(), other.c_str()), 0);
+  auto linked = MappedRegion::OpenOrCreate(*shared);
+  EXPECT_THAT(std::string(linked.status().message()), HasSubstr("hard links"));
+  unlink(other.c_str());
+  unlink(path.c_str());
+}
+
 TEST(RegionFileAccessTest, AnOwnerTheDaemonCannotSetIsAClearError) {
   if (geteuid() == 0) GTEST_SKIP() << "root may give a file to anyone";
   const std::string path = absl::StrCat(testing::TestTempDir(), "/not-mine");

@@ -85,13 +85,42 @@ absl::Status SetAccess(int fd, const RegionSpec& spec) {
   return absl::OkStatus();
 }
 
+// Refuses a backing the daemon must not take over: a symbolic link (opened with
+// O_NOFOLLOW), something other than a file (a character device for devdax), a file
+// with other names (hard links), and, for a region whose access the daemon sets, a file
+// it did not create that belongs to neither the daemon's user nor the configured owner:
+// whoever made it may hold it open, and would keep reading what the region's tenant
+// stores there whatever mode the daemon sets afterwards.
+absl::Status CheckBacking(int fd, const RegionSpec& spec, bool created) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return ErrnoError(absl::StrCat("stat ", spec.path), errno);
+  const bool devdax = spec.kind == RegionKind::kDevdax;
+  if (devdax ? !S_ISCHR(st.st_mode) : !S_ISREG(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat("region ", spec.path, " is not ",
+                                                      devdax ? "a character device" : "a regular file"));
+  }
+  if (!devdax && st.st_nlink != 1) {
+    return absl::FailedPreconditionError(absl::StrCat("region ", spec.path, " has ", st.st_nlink,
+                                                      " names (hard links); a region file must have one"));
+  }
+  const bool access_set = spec.owner_uid || spec.group_gid || spec.mode || !spec.tenants.empty();
+  if (access_set && !created && st.st_uid != geteuid() && (!spec.owner_uid || st.st_uid != *spec.owner_uid)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "region ", spec.path, " exists and belongs to uid ", st.st_uid,
+        ", neither the daemon's user nor the configured owner: whoever made it may hold it open. Remove it (the "
+        "daemon then creates it) or give it to the configured owner"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<MappedRegion> MappedRegion::OpenOrCreate(const RegionSpec& spec) {
   const std::string& path = spec.path;
   if (spec.kind == RegionKind::kDevdax) {
-    ScopedFd fd(open(path.c_str(), O_RDWR | O_CLOEXEC));
+    ScopedFd fd(open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
     if (fd.get() < 0) return ErrnoError(absl::StrCat("open ", path), errno);
+    if (absl::Status backing = CheckBacking(fd.get(), spec, /*created=*/false); !backing.ok()) return backing;
     if (absl::Status access = SetAccess(fd.get(), spec); !access.ok()) return access;
     uint64_t size = spec.size_bytes;
     if (size == 0) {
@@ -105,7 +134,7 @@ absl::StatusOr<MappedRegion> MappedRegion::OpenOrCreate(const RegionSpec& spec) 
   }
 
   bool created = false;
-  int raw_fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
+  int raw_fd = open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
   if (raw_fd < 0 && errno == ENOENT) {
     // Made with its final mode, so that no one can open it in between.
     raw_fd = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, static_cast<mode_t>(spec.mode.value_or(0660)));
@@ -113,6 +142,7 @@ absl::StatusOr<MappedRegion> MappedRegion::OpenOrCreate(const RegionSpec& spec) 
   }
   if (raw_fd < 0) return ErrnoError(absl::StrCat("open ", path), errno);
   ScopedFd fd(raw_fd);
+  if (absl::Status backing = CheckBacking(fd.get(), spec, created); !backing.ok()) return backing;
   if (absl::Status access = SetAccess(fd.get(), spec); !access.ok()) {
     if (created) unlink(path.c_str());
     return access;
