@@ -91,13 +91,20 @@ absl::StatusOr<std::unique_ptr<Pool>> Pool::Open(std::vector<std::unique_ptr<Reg
     for (SlotIndex slot : regions[r]->OccupiedSlots()) {
       const SequenceId id = regions[r]->record(slot).sequence_id;
       const std::string tenant = region_format::GetName(regions[r]->record(slot).tenant);
+      if (!access.Serves(r, tenant) && regions[r]->record(slot).state != region_format::RecordState::kLive) {
+        // Released already: nobody will ask for it, and its bytes must not stay
+        // readable by the tenants the region now serves.
+        regions[r]->Erase(slot);
+        continue;
+      }
       if (!access.Serves(r, tenant)) {
         return absl::FailedPreconditionError(absl::StrCat(
             "region ", r, " (", regions[r]->ref().path, ") holds sequence ", id, " of tenant \"", tenant,
             "\", but the region is ",
             access.TenantsOf(r).empty() ? "shared" : absl::StrCat("dedicated to ", absl::StrJoin(access.TenantsOf(r), ",")),
             " and that tenant's sequences live elsewhere: whoever may map the region could read them. Put the "
-            "region's tenant= options back as they were, or release the sequence under the old options first"));
+            "region's tenant= options back as they were, or release the sequence under the old options first "
+            "(released sequences are erased at start-up)"));
       }
       auto [it, fresh] = seen.try_emplace(id, r, slot);
       if (fresh) continue;

@@ -154,8 +154,9 @@ class Pool {
   // have issued. FailedPrecondition, naming both places, when two recovered records
   // carry one id (regions of two pools put together, or a forged record): which one a
   // layout meant cannot be known, so the daemon does not start. Likewise, naming region,
-  // sequence and tenant, when a region holds a sequence of a tenant it is not dedicated
-  // to (options.region_tenants changed): other tenants could map its pages.
+  // sequence and tenant, when a region holds a live sequence of a tenant it is not
+  // dedicated to (options.region_tenants changed): other tenants could map its pages.
+  // Released ones there are erased (zeroed and freed).
   static absl::StatusOr<std::unique_ptr<Pool>> Open(std::vector<std::unique_ptr<RegionStore>> regions,
                                                     PoolOptions options, const Clock* clock);
 

@@ -528,6 +528,15 @@ void RegionStore::Free(SlotIndex slot) {
   free_slots_.push_back(slot);
 }
 
+void RegionStore::Erase(SlotIndex slot) {
+  const SequenceRecord& r = records_[slot];
+  ReusedPages pages;
+  pages.offsets = pages_[slot];
+  pages.page_bytes = PageGranules(r) * region_format::kGranuleBytes;
+  ZeroReusedPages(pages);
+  Free(slot);
+}
+
 std::vector<SlotIndex> RegionStore::OccupiedSlots() const {
   std::vector<SlotIndex> slots;
   for (SlotIndex slot = 0; slot < records_.size(); ++slot) {

@@ -118,6 +118,9 @@ class RegionStore {
   void SetOwner(SlotIndex slot, absl::string_view owner);
   // Frees the sequence's memory and empties its record.
   void Free(SlotIndex slot);
+  // Zeroes every page of the sequence in `slot`, then frees it: for released data that
+  // must not stay readable where it is (a region given to other tenants).
+  void Erase(SlotIndex slot);
 
   const region_format::SequenceRecord& record(SlotIndex slot) const { return records_[slot]; }
   std::vector<SlotIndex> OccupiedSlots() const;

@@ -413,6 +413,12 @@ TEST_F(PoolTest, RefusesRegionsHoldingOtherTenantsSequences) {
   region_tenants_ = {};
   Reopen();
   EXPECT_TRUE(pool_->GetLayout("globex-1", layout->sequence_id).ok()) << "nothing was lost";
+  // Released, it is no obstacle: erased at the start, its bytes gone with it.
+  ASSERT_TRUE(pool_->Release("globex-1", layout->sequence_id).ok());
+  region_tenants_ = {{"acme"}, {"acme"}};
+  Reopen();
+  EXPECT_EQ(pool_->Stats().reclaimable_sequences, 0u);
+  EXPECT_EQ(pool_->Stats().used_bytes + pool_->Stats().reclaimable_bytes, 0u);
 }
 
 TEST_F(PoolTest, ATenantWithoutARegionIsToldSo) {
