@@ -7,7 +7,9 @@
 //
 // Whatever the bytes: every answer is a status a client can act on (never INTERNAL,
 // UNKNOWN or DATA_LOSS); a tenant's replies name only its own sequences, in regions
-// that serve it; and the pool's books balance after every input.
+// that serve it; and the pool's books balance after every input. The pool lives across
+// inputs (as a daemon does): a finding may need the inputs before it to reproduce, so
+// libFuzzer's crash file is a start, the run's log the rest.
 #include <unistd.h>
 
 #include <cstddef>
@@ -45,9 +47,14 @@ struct Daemon {
 
 Daemon* Start() {
   auto* daemon = new Daemon;
-  char dir_template[] = "/tmp/sparsepool-fuzz-pool-XXXXXX";
+  static char dir_template[] = "/tmp/sparsepool-fuzz-pool-XXXXXX";
   const char* dir = mkdtemp(dir_template);
   FUZZ_CHECK(dir != nullptr);
+  // The region files go when the fuzzer exits (they stay mapped until then).
+  std::atexit([] {
+    for (int r = 0; r < 2; ++r) unlink(absl::StrCat(dir_template, "/region-", r).c_str());
+    rmdir(dir_template);
+  });
   std::vector<std::unique_ptr<RegionStore>> regions;
   for (uint32_t r = 0; r < 2; ++r) {
     RegionSpec spec;
@@ -226,11 +233,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     data += 4 + length;
     size -= 4 + length;
   }
-  // The books balance, and every sequence lives in a region that serves its tenant.
+  // The books balance: what the live sequences hold is what the pool counts as used,
+  // and every sequence lives in a region that serves its tenant.
   const PoolStats stats = daemon->pool->Stats();
-  FUZZ_CHECK(stats.capacity_bytes == stats.used_bytes + stats.reclaimable_bytes + stats.free_bytes);
+  uint64_t live_bytes = 0;
   for (const SequenceSummary& sequence : daemon->pool->List("")) {
     FUZZ_CHECK(daemon->pool->access().Serves(sequence.region, sequence.tenant));
+    live_bytes += sequence.bytes;
   }
+  FUZZ_CHECK(live_bytes == stats.used_bytes);
+  FUZZ_CHECK(stats.capacity_bytes == stats.used_bytes + stats.reclaimable_bytes + stats.free_bytes);
   return 0;
 }
