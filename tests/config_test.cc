@@ -88,6 +88,7 @@ TEST(RegionSpecTest, RejectsBadAccessOptions) {
               HasSubstr("no user \"no-such-user-here\""));
   EXPECT_THAT(std::string(ParseRegionSpec("shm:x:1G,group=no-such-group-here").status().message()),
               HasSubstr("no group"));
+  EXPECT_THAT(std::string(ParseRegionSpec("shm:x:1G,owner=4294967295").status().message()), HasSubstr("no user id"));
 }
 
 TEST(DaemonConfigTest, DedicatedRegionsNeedTenants) {

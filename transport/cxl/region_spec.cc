@@ -41,7 +41,13 @@ absl::StatusOr<uint64_t> RegionSize(absl::string_view text, absl::string_view sp
 template <typename Lookup>
 absl::StatusOr<uint32_t> AccountId(absl::string_view text, absl::string_view spec, const char* what, Lookup lookup) {
   uint32_t id = 0;
-  if (absl::SimpleAtoi(text, &id)) return id;
+  if (absl::SimpleAtoi(text, &id)) {
+    // (uid_t)-1 tells fchown "leave it": it names nobody.
+    if (id == UINT32_MAX) {
+      return absl::InvalidArgumentError(absl::StrCat("region \"", spec, "\": ", text, " is no ", what, " id"));
+    }
+    return id;
+  }
   std::vector<char> buffer(16384);
   if (std::optional<uint32_t> found = lookup(std::string(text), buffer)) return *found;
   return absl::InvalidArgumentError(absl::StrCat("region \"", spec, "\": no ", what, " \"", text, "\" on this host"));

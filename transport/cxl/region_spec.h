@@ -11,6 +11,7 @@
 //   mode=OCTAL      the file's permission bits, set by the daemon (a dedicated region
 //                   defaults to 0600 with only owner=, 0660 with group=)
 // e.g. shm:acme-kv:64GiB,tenant=acme,owner=acme-workers,mode=0600
+// (so a region's path cannot contain a comma).
 #ifndef SPARSEPOOL_TRANSPORT_CXL_REGION_SPEC_H_
 #define SPARSEPOOL_TRANSPORT_CXL_REGION_SPEC_H_
 
