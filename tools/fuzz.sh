@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # libFuzzer runs of the parsers and request handlers that take untrusted input: the
-# tenants file, the daemon's config and region specs, the metrics port's requests, and
-# the gRPC request handlers (protobuf messages from the wire, against a real pool).
+# tenants file, the daemon's config and region specs, the metrics port's requests, the
+# gRPC request handlers (protobuf messages from the wire, against a real pool), and what
+# a client parses from the daemon's answers (layouts, verbs endpoints).
 # Each target is built with clang (-fsanitize=fuzzer,address,undefined) against
 # Debian's Abseil and run for FUZZ_SECONDS (default 20) from the seeds in
 # tests/fuzz/corpus/<target>. A crash, a sanitizer report or a broken invariant fails
@@ -29,12 +30,16 @@ declare -A sources=(
     common/units.cc common/release_fence.cc common/region_format.cc common/layout_proto.cc common/layout.cc
     common/grpc_status.cc common/file_text.cc common/crc32c.cc
     $work/gen/proto/sparsepool.pb.cc $work/gen/proto/sparsepool.grpc.pb.cc"
+  [wire_messages]="common/layout_proto.cc common/layout.cc transport/rdma/verbs_endpoint_proto.cc
+    transport/rdma/verbs_plan.cc transport/rdma/verbs_work_requests.cc transport/rdma/read_plan.cc
+    $work/gen/proto/sparsepool.pb.cc"
 )
 declare -A libs=([tenants]="-lcrypto"
-  [pool_service]="-lcrypto -lgrpc++ -lgrpc -lgpr -lprotobuf -lucp -luct -lucs -lucm -libverbs -lnuma")
+  [pool_service]="-lcrypto -lgrpc++ -lgrpc -lgpr -lprotobuf -lucp -luct -lucs -lucm -libverbs -lnuma"
+  [wire_messages]="-lprotobuf -libverbs")
 
 targets=("$@")
-((${#targets[@]})) || targets=(tenants daemon_config metrics_request pool_service)
+((${#targets[@]})) || targets=(tenants daemon_config metrics_request pool_service wire_messages)
 
 # The request handlers need the control plane's generated C++, as Bazel makes it.
 mkdir -p "$work/gen"
