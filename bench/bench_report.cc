@@ -71,6 +71,34 @@ std::string ResultsMarkdown(const std::vector<CellResult>& results) {
   return out;
 }
 
+std::string ModelledNicMarkdown(const std::vector<CellResult>& results, const ModelGeometry& model,
+                                const NicParams& nic) {
+  const double page_bytes = double(model.page_tokens) * model.entry_bytes;
+  auto transfer = [&](double bytes, double reads, double round_trips) {
+    return round_trips * nic.latency_s + bytes / nic.bytes_per_s + reads / nic.messages_per_s;
+  };
+  std::string out;
+  for (const CellResult& r : results) {
+    if (r.strategy.rfind("rdma-", 0) != 0) continue;
+    if (out.empty()) {
+      out = absl::StrFormat(
+          "Modelled, not measured: the rdma-* rows on a NIC of %.0f GB/s, %.0f M reads/s, %.1f us round trip\n\n"
+          "| context | batch | strategy | transfer before the first step (admission) | transfer per step |\n"
+          "|---|---|---|---|---|\n",
+          nic.bytes_per_s / 1e9, nic.messages_per_s / 1e6, nic.latency_s * 1e6);
+    }
+    const bool per_entry = r.strategy == "rdma-topk";
+    const double step_reads = per_entry ? r.link_bytes_per_step / model.entry_bytes : r.link_bytes_per_step / page_bytes;
+    const double step = r.link_bytes_per_step > 0 ? transfer(r.link_bytes_per_step, step_reads, model.layers) : 0;
+    const double admission =
+        r.admission_bytes > 0 ? transfer(r.admission_bytes, r.admission_bytes / page_bytes, 1) : 0;
+    absl::StrAppendFormat(&out, "| %s | %d | %s | %s | %s |\n", ContextLabel(r.context), r.batch, r.strategy,
+                          admission > 0 ? FormatSeconds(admission) : "-",
+                          step > 0 ? FormatSeconds(step) : "none (local gather, measured above)");
+  }
+  return out;
+}
+
 std::string GnuplotScript(const std::vector<CellResult>& results) {
   std::vector<std::string> strategies;
   uint32_t largest_batch = 0;
@@ -136,11 +164,13 @@ std::string GnuplotScript(const std::vector<CellResult>& results) {
   return out;
 }
 
-absl::Status WriteReport(const std::vector<CellResult>& results, const std::string& header, const std::string& dir) {
+absl::Status WriteReport(const std::vector<CellResult>& results, const std::string& header, const std::string& dir,
+                         const std::string& appendix) {
   if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
     return absl::InternalError(absl::StrCat("cannot create ", dir, ": ", std::strerror(errno)));
   }
-  const std::string markdown = absl::StrCat(header, "\n\n", ResultsMarkdown(results));
+  const std::string markdown =
+      absl::StrCat(header, "\n\n", ResultsMarkdown(results), appendix.empty() ? "" : "\n", appendix);
   for (const auto& [name, text] : {std::pair<std::string, std::string>{"results.csv", ResultsCsv(results)},
                                    {"results.md", markdown},
                                    {"plots.gp", GnuplotScript(results)}}) {

@@ -9,6 +9,8 @@
 //       [--warmup=N] [--sampled_layers=N] [--stored_layers=N] [--overlap=0.8]
 //       [--cache_capacity=4096] [--trace=FILE] [--seed=N] [--out=DIR] [--rdma_transport=ucx|verbs]
 //       [--copy_threads=N (the cxl-cpu strategies' ClientOptions::copy_threads)]
+//       [--nic_gbs=25 --nic_mreads=50 --nic_latency_us=3 (the NIC the rdma-* rows are
+//        also modelled on, printed after the measured table and labelled as modelled)]
 //
 // The RDMA strategies need the daemon started with --ucx=true (UCX_TLS picks the
 // wire), or --verbs=true with --rdma_transport=verbs; the GPU strategies need a CUDA
@@ -65,6 +67,7 @@ struct Options {
   uint32_t cache_capacity = 4096;
   std::string rdma_transport = "ucx";  // or "verbs", for the rdma-* strategies
   int copy_threads = 1;              // for the CPU gather of the cxl-* strategies
+  NicParams nic;                     // the NIC the rdma-* rows are also modelled on
 };
 
 // quick: the README's one-minute comparison; full: the whole sweep.
@@ -169,6 +172,15 @@ int Run(int argc, char** argv) {
            o.copy_threads <= kMaxCopyThreads;
     } else if (flag.key == "--seed") {
       ok = absl::SimpleAtoi(v, &o.plan.seed);
+    } else if (flag.key == "--nic_gbs") {
+      ok = absl::SimpleAtod(v, &o.nic.bytes_per_s) && o.nic.bytes_per_s > 0;
+      o.nic.bytes_per_s *= 1e9;
+    } else if (flag.key == "--nic_mreads") {
+      ok = absl::SimpleAtod(v, &o.nic.messages_per_s) && o.nic.messages_per_s > 0;
+      o.nic.messages_per_s *= 1e6;
+    } else if (flag.key == "--nic_latency_us") {
+      ok = absl::SimpleAtod(v, &o.nic.latency_s) && o.nic.latency_s >= 0;
+      o.nic.latency_s *= 1e-6;
     } else {
       ok = false;
     }
@@ -284,7 +296,9 @@ int Run(int argc, char** argv) {
     return 1;
   }
   std::printf("\n%s\n", ResultsMarkdown(results).c_str());
-  const absl::Status report = WriteReport(results, header, o.out);
+  const std::string modelled = ModelledNicMarkdown(results, m, o.nic);
+  if (!modelled.empty()) std::printf("%s\n", modelled.c_str());
+  const absl::Status report = WriteReport(results, header, o.out, modelled);
   if (!report.ok()) std::fprintf(stderr, "sparsepool_bench: %s\n", std::string(report.message()).c_str());
   std::printf("CSV, markdown and plots in %s/\n", o.out.c_str());
   return 0;

@@ -3,6 +3,8 @@
 // against hand-computed counts, and the report outputs.
 #include <cstdlib>
 
+#include "absl/strings/str_format.h"
+
 #include "bench/bench_report.h"
 #include "bench/bench_runner.h"
 #include "bench/gpu_strategies.h"
@@ -306,7 +308,7 @@ TEST(BenchReportTest, CsvMarkdownAndPlotScriptCarryEveryCell) {
       r.scale = 15.25;
       r.fetch_p50_s = pull ? 2.0 : 0.05;
       r.fetch_p99_s = r.fetch_p50_s * 1.1;
-      r.link_bytes_per_step = 100.0 * (1 << 20);
+      r.link_bytes_per_step = pull ? 0 : 100.0 * (1 << 20);
       r.steps_per_s = 1 / r.fetch_p50_s;
       r.admission_s = pull ? 3.0 : 0;
       r.admission_bytes = pull ? 2048.0 * (1 << 20) : 0;
@@ -319,14 +321,22 @@ TEST(BenchReportTest, CsvMarkdownAndPlotScriptCarryEveryCell) {
   EXPECT_THAT(csv, HasSubstr("context,batch,strategy,fetch_p50_ms"));
   EXPECT_THAT(csv, HasSubstr("32768,4,cxl-cpu-topk,50.0000,55.0000,0.0000,100.000,0,20.0000,4,15.2500,0.0000,0.000,"
                              "50.0000,0.000"));
-  EXPECT_THAT(csv, HasSubstr("8192,4,rdma-prefix-pull,2000.0000,2200.0000,0.0000,100.000,0,0.5000,4,15.2500,"
+  EXPECT_THAT(csv, HasSubstr("8192,4,rdma-prefix-pull,2000.0000,2200.0000,0.0000,0.000,0,0.5000,4,15.2500,"
                              "3000.0000,2048.000,5000.0000,2048.000"));
   const std::string md = ResultsMarkdown(results);
   // Relative to the cell's first strategy: 20 steps/s against 0.5.
   EXPECT_THAT(md, HasSubstr("| 32K | 4 | cxl-cpu-topk | 50.00 ms | - | - | 50.00 ms | 55.00 ms | 100.00 MiB | 0.0 M | "
                             "20.00 | 40.00x |"));
-  EXPECT_THAT(md, HasSubstr("| 8K | 4 | rdma-prefix-pull | 5.00 s | 2.00 GiB | 2.00 GiB | 2.00 s | 2.20 s | 100.00 MiB | "
+  EXPECT_THAT(md, HasSubstr("| 8K | 4 | rdma-prefix-pull | 5.00 s | 2.00 GiB | 2.00 GiB | 2.00 s | 2.20 s | 0 B | "
                             "0.0 M | 0.50 | 1.00x |"));
+  // The rdma-* rows modelled on a NIC: the pull's 2 GiB at 25 GB/s in pages of 64 x 656 B
+  // read at 50 M/s plus one round trip; its steps move nothing.
+  ModelGeometry model;
+  const std::string nic = ModelledNicMarkdown(results, model, NicParams{});
+  EXPECT_THAT(nic, HasSubstr("Modelled, not measured"));
+  const double pull = 3e-6 + 2048.0 * (1 << 20) / 25e9 + 2048.0 * (1 << 20) / (64 * 656) / 50e6;
+  EXPECT_THAT(nic, HasSubstr(absl::StrFormat("| 8K | 4 | rdma-prefix-pull | %.2f ms | none", pull * 1e3)));
+  EXPECT_THAT(nic, ::testing::Not(HasSubstr("cxl-cpu-topk"))) << "only the RDMA rows are modelled";
   const std::string gp = GnuplotScript(results);
   EXPECT_THAT(gp, HasSubstr("set output 'steps_per_second.png'"));
   EXPECT_THAT(gp, HasSubstr("8192 50.0000 100.000 20.0000"));
