@@ -70,6 +70,7 @@ class CellRun {
     shape.max_tokens = traces_[0]->context[total_steps_ - 1];
     shape.prefix_tokens = written_;
     shape.stored_layers = stored_;
+    if (absl::Status s = strategy_.Prefill(shape); !s.ok()) return s;
     progress_("admitting the batch");
     auto start = std::chrono::steady_clock::now();
     if (absl::Status s = strategy_.Begin(shape); !s.ok()) return s;

@@ -51,6 +51,9 @@ class FetchStrategy {
   virtual std::string name() const = 0;
   // The client whose transport this strategy uses; decode steps append through it.
   virtual Client& client() = 0;
+  // What prefill leaves where this strategy keeps the batch's cache, before admission
+  // and untimed (hbm-only: the whole cache in HBM); the pool strategies need nothing.
+  virtual absl::Status Prefill(const BatchShape& shape) { return absl::OkStatus(); }
   // Admits the batch: whatever must happen before its first step (the bench times it).
   virtual absl::Status Begin(const BatchShape& shape) = 0;
   // Every row now has `tokens` tokens: the step's appended entries are in the pool

@@ -20,6 +20,10 @@ namespace sparsepool::bench {
 absl::StatusOr<std::unique_ptr<FetchStrategy>> MakeGpuFetch(std::string name, std::unique_ptr<Client> client);
 absl::StatusOr<std::unique_ptr<FetchStrategy>> MakeGpuCacheFetch(std::string name, std::unique_ptr<Client> client,
                                                                  uint32_t cache_capacity);
+// hbm-only (bench/hbm_strategy.cc): no pool on the decode path; the batch's whole cache
+// laid down in HBM by prefill (untimed), each layer's top-k gathered from it by the
+// same kernel. ResourceExhausted when the batch's cache does not fit in HBM.
+absl::StatusOr<std::unique_ptr<FetchStrategy>> MakeHbmOnlyFetch(std::string name, std::unique_ptr<Client> client);
 
 }  // namespace sparsepool::bench
 

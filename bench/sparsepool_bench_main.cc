@@ -51,9 +51,10 @@ namespace {
 // asked for.
 constexpr const char* kAllStrategies[] = {"rdma-prefix-pull", "rdma-topk",    "cxl-cpu-topk",
                                           "cxl-cpu-topk-cache", "cxl-gpu-topk", "cxl-gpu-topk-cache",
-                                          "rdma-full-prefix"};
-constexpr const char* kDefaultStrategies[] = {"rdma-prefix-pull", "rdma-topk", "cxl-cpu-topk",
-                                              "cxl-cpu-topk-cache", "cxl-gpu-topk", "cxl-gpu-topk-cache"};
+                                          "hbm-only",         "rdma-full-prefix"};
+constexpr const char* kDefaultStrategies[] = {"rdma-prefix-pull", "rdma-topk",          "cxl-cpu-topk",
+                                              "cxl-cpu-topk-cache", "cxl-gpu-topk",       "cxl-gpu-topk-cache",
+                                              "hbm-only"};
 
 struct Options {
   std::string address = "127.0.0.1:7070";
@@ -121,6 +122,7 @@ absl::StatusOr<std::unique_ptr<FetchStrategy>> MakeStrategy(const std::string& n
   if (name == "cxl-cpu-topk-cache") return MakeHostCacheFetch(name, *std::move(client), o.cache_capacity);
   if (name == "cxl-gpu-topk") return MakeGpuFetch(name, *std::move(client));
   if (name == "cxl-gpu-topk-cache") return MakeGpuCacheFetch(name, *std::move(client), o.cache_capacity);
+  if (name == "hbm-only") return MakeHbmOnlyFetch(name, *std::move(client));
   return absl::InvalidArgumentError(absl::StrCat("unknown strategy \"", name, "\""));
 }
 
