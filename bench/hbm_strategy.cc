@@ -6,11 +6,11 @@
 
 #include <algorithm>
 #include <cstring>
-#include <numeric>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "bench/gpu_strategies.h"
+#include "bench/prefix_fetch.h"
 #include "kernels/cuda_buffer.h"
 #include "kernels/topk_gather.h"
 
@@ -158,13 +158,11 @@ class HbmOnlyFetch final : public FetchStrategy {
     }
     while (present_ < tokens) {
       const uint64_t count = std::min(kUploadChunkTokens, tokens - present_);
-      std::vector<int32_t> indices(rows * count);
-      for (size_t row = 0; row < rows; ++row) {
-        std::iota(indices.begin() + row * count, indices.begin() + (row + 1) * count, static_cast<int32_t>(present_));
-      }
       staging_.resize(rows * count * entry);
       for (uint32_t layer = 0; layer < shape_.stored_layers; ++layer) {
-        if (absl::Status s = client_->FetchTopK(layer, shape_.sequences, indices, absl::MakeSpan(staging_)); !s.ok()) {
+        if (absl::Status s =
+                FetchTokenRange(*client_, layer, shape_.sequences, present_, count, absl::MakeSpan(staging_));
+            !s.ok()) {
           return s;
         }
         for (size_t row = 0; row < rows; ++row) {

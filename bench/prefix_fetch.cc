@@ -67,4 +67,13 @@ absl::Status FetchThroughPrefix(Client& client, uint32_t layer, absl::Span<const
   return absl::OkStatus();
 }
 
+absl::Status FetchTokenRange(Client& client, uint32_t layer, absl::Span<const SequenceId> batch, uint64_t first,
+                             uint64_t count, absl::Span<std::byte> out) {
+  std::vector<int32_t> indices(batch.size() * count);
+  for (size_t row = 0; row < batch.size(); ++row) {
+    std::iota(indices.begin() + row * count, indices.begin() + (row + 1) * count, static_cast<int32_t>(first));
+  }
+  return client.FetchTopK(layer, batch, indices, out);
+}
+
 }  // namespace sparsepool::bench

@@ -17,6 +17,12 @@ namespace sparsepool::bench {
 absl::Status FetchThroughPrefix(Client& client, uint32_t layer, absl::Span<const SequenceId> batch,
                                 absl::Span<const int32_t> indices, absl::Span<std::byte> out);
 
+// Tokens [first, first + count) of `layer` of every row of `batch`, into `out`
+// ([rows][count][entry bytes]): a contiguous range, which the client reads in page-sized
+// pieces. What the pulls of whole prefixes are made of.
+absl::Status FetchTokenRange(Client& client, uint32_t layer, absl::Span<const SequenceId> batch, uint64_t first,
+                             uint64_t count, absl::Span<std::byte> out);
+
 }  // namespace sparsepool::bench
 
 #endif  // SPARSEPOOL_BENCH_PREFIX_FETCH_H_

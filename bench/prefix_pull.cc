@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <cstring>
-#include <numeric>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "bench/prefix_fetch.h"
 
 namespace sparsepool::bench {
 namespace {
@@ -102,12 +102,9 @@ class PrefixPullFetch final : public FetchStrategy {
     while (pulled_[layer] < tokens) {
       const uint64_t first = pulled_[layer];
       const uint64_t count = std::min(kPullChunkTokens, tokens - first);
-      indices_.resize(rows * count);
-      for (size_t row = 0; row < rows; ++row) {
-        std::iota(indices_.begin() + row * count, indices_.begin() + (row + 1) * count, static_cast<int32_t>(first));
-      }
       staging_.resize(rows * count * entry);
-      if (absl::Status s = client_->FetchTopK(layer, shape_.sequences, indices_, absl::MakeSpan(staging_)); !s.ok()) {
+      if (absl::Status s = FetchTokenRange(*client_, layer, shape_.sequences, first, count, absl::MakeSpan(staging_));
+          !s.ok()) {
         return s;
       }
       for (size_t row = 0; row < rows; ++row) {
@@ -125,7 +122,6 @@ class PrefixPullFetch final : public FetchStrategy {
   std::vector<std::byte> out_;        // [rows][k][entry]: where the attention reads
   std::vector<std::byte> local_;      // [stored layers][rows][max_tokens][entry]
   std::vector<uint64_t> pulled_;      // tokens of each layer in the local copy
-  std::vector<int32_t> indices_;
   std::vector<std::byte> staging_;
   uint64_t link_bytes_ = 0;
   uint64_t admission_bytes_ = 0;

@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <cstring>
-#include <numeric>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "bench/prefix_fetch.h"
 
 namespace sparsepool::bench {
 namespace {
@@ -114,11 +114,9 @@ class PrefixPullRequests final : public RequestStrategy {
     while (copy.pulled[layer] < tokens) {
       const uint64_t first = copy.pulled[layer];
       const uint64_t count = std::min(kPullChunkTokens, tokens - first);
-      indices_.resize(count);
-      std::iota(indices_.begin(), indices_.end(), static_cast<int32_t>(first));
       const SequenceId row[] = {id};
-      if (absl::Status s = client_->FetchTopK(
-              layer, row, indices_,
+      if (absl::Status s = FetchTokenRange(
+              *client_, layer, row, first, count,
               absl::MakeSpan(copy.data).subspan((uint64_t{layer} * copy.max_tokens + first) * entry_, count * entry_));
           !s.ok()) {
         return s;
@@ -133,7 +131,6 @@ class PrefixPullRequests final : public RequestStrategy {
   const uint32_t stored_layers_;
   const uint32_t entry_;
   absl::flat_hash_map<SequenceId, Copy> copies_;
-  std::vector<int32_t> indices_;
   uint64_t admission_bytes_ = 0;
   uint64_t local_bytes_ = 0;
 };
