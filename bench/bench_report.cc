@@ -176,6 +176,10 @@ absl::Status WriteReport(const std::vector<CellResult>& results, const std::stri
                                    {"plots.gp", GnuplotScript(results)}}) {
     if (absl::Status s = WriteFile(dir + "/" + name, text); !s.ok()) return s;
   }
+  return RunGnuplot(dir);
+}
+
+absl::Status RunGnuplot(const std::string& dir) {
   const std::string command = absl::StrCat("cd '", dir, "' && gnuplot plots.gp 2>gnuplot.log");
   const int rc = std::system(command.c_str());
   if (rc != 0) {

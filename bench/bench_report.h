@@ -45,6 +45,9 @@ std::string GnuplotScript(const std::vector<CellResult>& results);
 // `appendix` goes at the end of results.md.
 absl::Status WriteReport(const std::vector<CellResult>& results, const std::string& header, const std::string& dir,
                          const std::string& appendix = "");
+// Runs gnuplot on dir/plots.gp (its errors in dir/gnuplot.log). FailedPrecondition when
+// gnuplot is missing or fails.
+absl::Status RunGnuplot(const std::string& dir);
 
 }  // namespace sparsepool::bench
 

@@ -5,11 +5,18 @@
 // arrival: the wait for a place, admission, the first step), time between tokens (p50,
 // p99), decoded tokens per second, bytes moved at admission and the largest local copy.
 //
-// A step appends one token to every active request (ExtendSequence and its entry in
-// every stored layer, through the decode client) and fetches `fetched_layers` layers of
-// top-k for the whole batch; fetched layer l reads pool layer l % stored_layers.
-// Selections come from the seeded trace generator, one trace per request. Entries are
-// checked against what was written, `checked_per_row` per row and step.
+// Admissions run on their own thread, one at a time in the order places were given, as
+// an engine's transfer engine runs beside its decode loop: a prefix pull never stalls
+// the batch, but the pulls of requests that arrive together queue behind each other on
+// the one wire, and they contend with the steps' own traffic. A place in the batch is
+// taken from the start of a request's admission (its memory is reserved then); it joins
+// the batch at the first step boundary after its admission ends.
+//
+// A step appends one token to every active request (its entry in every stored layer,
+// through the strategy) and fetches `fetched_layers` layers of top-k for the whole
+// batch; fetched layer l reads pool layer l % stored_layers. Selections come from the
+// seeded trace generator, one trace per request. Entries are checked against what was
+// written, `checked_per_row` per row and step.
 //
 // Prompts are written by the prefill client before the run starts (prefill is the same
 // for every strategy and not timed). The step runs every fetched layer: figures are for
@@ -19,6 +26,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "bench/arrivals.h"
@@ -33,7 +41,7 @@ struct RequestRunPlan {
   ArrivalParams arrivals;
   uint32_t concurrency = 8;     // requests decoding at once, at most
   uint32_t fetched_layers = 4;  // per step
-  uint32_t stored_layers = 2;   // per request in the pool
+  uint32_t stored_layers = 4;   // per request in the pool: every layer a step reads
   double overlap = 0.8;         // of a layer's top-k kept from the previous step
   uint32_t checked_per_row = 8;
 };
@@ -44,13 +52,22 @@ struct RequestRunResult {
   uint64_t tokens = 0;          // decoded, all requests
   double wall_s = 0;            // first arrival to last token
   double ttft_p50_s = 0, ttft_p99_s = 0;
-  double wait_p99_s = 0;        // arrival to admission: waiting for a place
-  double admission_p50_s = 0;
+  double wait_p99_s = 0;        // arrival to a place in the batch
+  // A place to the end of admission: the hand-off, and for a pull the wire, queueing
+  // behind earlier pulls included.
+  double admission_p50_s = 0, admission_p99_s = 0;
   double tbt_p50_s = 0, tbt_p99_s = 0;
   double tokens_per_s = 0;
   uint64_t admission_bytes = 0;
   uint64_t peak_local_bytes = 0;
   uint64_t entries_checked = 0;
+  // Per request, in arrival order: for plots (tools/plot_serve.py).
+  struct PerRequest {
+    double arrival_s = 0, placed_s = 0, admitted_s = 0, first_token_s = 0, done_s = 0;
+    uint64_t context = 0;
+    uint32_t output_tokens = 0;
+  };
+  std::vector<PerRequest> requests;
 };
 
 absl::StatusOr<RequestRunResult> RunRequests(const RequestRunPlan& plan, Client& prefill, RequestStrategy& strategy,
@@ -58,6 +75,11 @@ absl::StatusOr<RequestRunResult> RunRequests(const RequestRunPlan& plan, Client&
 
 std::string RequestResultsMarkdown(const std::vector<RequestRunResult>& results);
 std::string RequestResultsCsv(const std::vector<RequestRunResult>& results);
+// One line per request and strategy: arrival, place, admission, first and last token.
+std::string RequestTimelineCsv(const std::vector<RequestRunResult>& results);
+// The gnuplot script that draws TTFT by arrival, the TTFT distribution and each
+// request's mean TBT by prompt length from timeline.csv in the same directory.
+std::string RequestGnuplotScript(const std::vector<RequestRunResult>& results);
 
 }  // namespace sparsepool::bench
 

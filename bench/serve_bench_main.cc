@@ -1,17 +1,21 @@
 // sparsepool-serve-bench: the request-level RDMA-versus-CXL comparison (issue 17).
 // Requests arrive (Poisson), wait for a place in the decode batch, are admitted by each
-// strategy in turn (the RDMA prefix pull, top-k over RDMA, top-k over CXL on the CPU),
-// decode their output and leave; per strategy it reports time to first token, time
-// between tokens, tokens/s, bytes moved at admission and the largest local copy, as a
-// markdown table on stdout and results.md, results.csv in --out.
+// strategy in turn (bench/request_strategies.h: the RDMA prefix pull on the CPU or the
+// GPU, top-k over RDMA, top-k over CXL on the CPU, the GPU decode session with and
+// without the residency cache), decode their output and leave; per strategy it reports
+// time to first token, time between tokens, tokens/s, bytes moved at admission and the
+// largest local copy, as a markdown table on stdout and results.md, results.csv and
+// timeline.csv (one line per request, for tools/plot_serve.py) in --out.
 //
 //   sparsepool_serve_bench --address=HOST:PORT [--preset=quick|full] [--requests=N]
 //       [--rate=PER_S] [--min_context=N] [--max_context=N] [--output_tokens=N]
 //       [--concurrency=N] [--fetched_layers=N] [--stored_layers=N] [--overlap=0.8]
-//       [--strategies=a,b] [--seed=N] [--rdma_transport=ucx|verbs] [--out=DIR]
+//       [--cache_slots=N] [--strategies=a,b] [--seed=N] [--rdma_transport=ucx|verbs]
+//       [--out=DIR]
 //
 // The RDMA strategies need the daemon started with --ucx=true (or --verbs=true and
-// --rdma_transport=verbs); without it they are skipped, saying why.
+// --rdma_transport=verbs), the GPU strategies a CUDA device; without them they are
+// skipped, saying why.
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -35,13 +39,16 @@
 namespace sparsepool::bench {
 namespace {
 
-constexpr const char* kStrategies[] = {"rdma-prefix-pull", "rdma-topk", "cxl-cpu-topk"};
+constexpr const char* kStrategies[] = {"rdma-prefix-pull",   "rdma-prefix-pull-gpu", "rdma-prefix-pull-pinned",
+                                       "rdma-topk",          "cxl-cpu-topk",         "cxl-gpu-topk",
+                                       "cxl-gpu-topk-cache"};
 
 struct Options {
   std::string address = "127.0.0.1:7070";
   std::string out = "sparsepool-serve-bench-out";
   std::vector<std::string> strategies{std::begin(kStrategies), std::end(kStrategies)};
   std::string rdma_transport = "ucx";
+  uint32_t cache_slots = 4096;  // per (request, layer), for cxl-gpu-topk-cache
   RequestRunPlan plan;
 };
 
@@ -76,8 +83,8 @@ int Usage(const std::string& arg) {
                "[--rate=PER_S]\n"
                "    [--min_context=N] [--max_context=N] [--output_tokens=N] [--concurrency=N] "
                "[--fetched_layers=N]\n"
-               "    [--stored_layers=N] [--overlap=F] [--strategies=%s] [--seed=N] [--rdma_transport=ucx|verbs] "
-               "[--out=DIR]\n",
+               "    [--stored_layers=N] [--overlap=F] [--cache_slots=N] [--strategies=%s] [--seed=N]\n"
+               "    [--rdma_transport=ucx|verbs] [--out=DIR]\n",
                arg.c_str(), absl::StrJoin(kStrategies, ",").c_str());
   return 2;
 }
@@ -97,10 +104,24 @@ absl::StatusOr<std::unique_ptr<RequestStrategy>> MakeStrategy(const std::string&
   options.transport = absl::StartsWith(name, "rdma-") ? o.rdma_transport : "cxl";
   auto client = Client::Connect(options);
   if (!client.ok()) return client.status();
-  if (name == "rdma-prefix-pull") {
-    return MakePrefixPullRequests(name, *std::move(client), o.plan.stored_layers, o.plan.model.entry_bytes);
+  RequestShape shape;
+  shape.max_batch = o.plan.concurrency;
+  shape.stored_layers = o.plan.stored_layers;
+  shape.fetched_layers = o.plan.fetched_layers;
+  shape.entry_bytes = o.plan.model.entry_bytes;
+  shape.k = o.plan.model.top_k;
+  shape.page_tokens = o.plan.model.page_tokens;
+  shape.max_tokens = o.plan.arrivals.max_context + o.plan.arrivals.output_tokens;
+  if (absl::StartsWith(name, "rdma-prefix-pull")) {
+    auto pull_client = Client::Connect(options);  // the pulls' own endpoint
+    if (!pull_client.ok()) return pull_client.status();
+    if (name == "rdma-prefix-pull") return MakePrefixPullRequests(name, *std::move(client), *std::move(pull_client), shape);
+    return MakeGpuPrefixPullRequests(name, *std::move(client), *std::move(pull_client), shape,
+                                     name == "rdma-prefix-pull-gpu");
   }
-  return MakeTopKRequests(name, *std::move(client));
+  if (name == "cxl-gpu-topk") return MakeSessionRequests(name, *std::move(client), shape, 0);
+  if (name == "cxl-gpu-topk-cache") return MakeSessionRequests(name, *std::move(client), shape, o.cache_slots);
+  return MakeTopKRequests(name, *std::move(client), shape);
 }
 
 int Run(int argc, char** argv) {
@@ -128,6 +149,7 @@ int Run(int argc, char** argv) {
     else if (flag.key == "--concurrency") ok = Number(v, o.plan.concurrency);
     else if (flag.key == "--fetched_layers") ok = Number(v, o.plan.fetched_layers);
     else if (flag.key == "--stored_layers") ok = Number(v, o.plan.stored_layers);
+    else if (flag.key == "--cache_slots") ok = Number(v, o.cache_slots);
     else if (flag.key == "--overlap") ok = absl::SimpleAtod(v, &o.plan.overlap) && o.plan.overlap >= 0 && o.plan.overlap <= 1;
     else if (flag.key == "--strategies") {
       o.strategies = absl::StrSplit(v, ',');
@@ -192,13 +214,19 @@ int Run(int argc, char** argv) {
     return 1;
   }
   for (const auto& [file, text] : {std::pair<std::string, std::string>{"results.md", header + "\n\n" + markdown},
-                                   {"results.csv", RequestResultsCsv(results)}}) {
+                                   {"results.csv", RequestResultsCsv(results)},
+                                   {"timeline.csv", RequestTimelineCsv(results)},
+                                   {"plots.gp", RequestGnuplotScript(results)}}) {
     if (absl::Status s = WriteFile(o.out + "/" + file, text); !s.ok()) {
       std::fprintf(stderr, "sparsepool_serve_bench: %s\n", std::string(s.message()).c_str());
       return 1;
     }
   }
-  std::printf("CSV and markdown in %s/\n", o.out.c_str());
+  if (absl::Status s = RunGnuplot(o.out); !s.ok()) {
+    std::printf("CSV and markdown in %s/ (no plots: %s)\n", o.out.c_str(), std::string(s.message()).c_str());
+  } else {
+    std::printf("CSV, markdown and plots in %s/\n", o.out.c_str());
+  }
   return 0;
 }
 

@@ -162,9 +162,10 @@ TEST_F(BenchCellTest, ThePrefixPullMovesThePrefixOnceAndNothingPerStep) {
 
 // The request-level run: every request arrives, is admitted, decodes its whole output
 // and leaves; entries are checked every step; the prefix pull moves each prompt once
-// (every stored layer) and holds at most `concurrency` copies.
-TEST_F(BenchCellTest, RequestsArriveDecodeAndLeaveWithEveryStrategy) {
-  auto prefill = Connect("cxl");
+// (every stored layer) and holds at most `concurrency` copies. With a CUDA device the
+// GPU strategies run too (on the device machine: tools/gpu_check.sh); here they say
+// they need one.
+RequestRunPlan SmallRequestPlan() {
   RequestRunPlan plan;
   plan.model.top_k = 128;
   plan.arrivals.requests = 6;
@@ -175,6 +176,24 @@ TEST_F(BenchCellTest, RequestsArriveDecodeAndLeaveWithEveryStrategy) {
   plan.concurrency = 2;
   plan.fetched_layers = 3;
   plan.stored_layers = 2;
+  return plan;
+}
+
+RequestShape ShapeOf(const RequestRunPlan& plan) {
+  RequestShape shape;
+  shape.max_batch = plan.concurrency;
+  shape.stored_layers = plan.stored_layers;
+  shape.fetched_layers = plan.fetched_layers;
+  shape.entry_bytes = plan.model.entry_bytes;
+  shape.k = plan.model.top_k;
+  shape.max_tokens = plan.arrivals.max_context + plan.arrivals.output_tokens;
+  return shape;
+}
+
+TEST_F(BenchCellTest, RequestsArriveDecodeAndLeaveWithEveryStrategy) {
+  auto prefill = Connect("cxl");
+  const RequestRunPlan plan = SmallRequestPlan();
+  const RequestShape shape = ShapeOf(plan);
   auto arrivals = GenerateArrivals(plan.arrivals);
   ASSERT_TRUE(arrivals.ok());
   uint64_t prompt_tokens = 0, largest = 0, second = 0;
@@ -188,9 +207,28 @@ TEST_F(BenchCellTest, RequestsArriveDecodeAndLeaveWithEveryStrategy) {
     }
   }
   std::vector<std::unique_ptr<RequestStrategy>> strategies;
-  strategies.push_back(MakePrefixPullRequests("rdma-prefix-pull", Connect("ucx"), 2, 656));
-  strategies.push_back(MakeTopKRequests("rdma-topk", Connect("ucx")));
-  strategies.push_back(MakeTopKRequests("cxl-cpu-topk", Connect("cxl")));
+  strategies.push_back(MakePrefixPullRequests("rdma-prefix-pull", Connect("ucx"), Connect("ucx"), shape));
+  strategies.push_back(MakeTopKRequests("rdma-topk", Connect("ucx"), shape));
+  strategies.push_back(MakeTopKRequests("cxl-cpu-topk", Connect("cxl"), shape));
+  for (const bool hbm : {true, false}) {
+    auto pull = MakeGpuPrefixPullRequests(hbm ? "rdma-prefix-pull-gpu" : "rdma-prefix-pull-pinned", Connect("ucx"),
+                                          Connect("ucx"), shape, hbm);
+    if (!pull.ok()) {
+      EXPECT_TRUE(absl::IsFailedPrecondition(pull.status())) << pull.status();
+      continue;
+    }
+    strategies.push_back(*std::move(pull));
+  }
+  for (const uint32_t slots : {0u, 256u}) {
+    auto session = MakeSessionRequests(slots == 0 ? "cxl-gpu-topk" : "cxl-gpu-topk-cache", Connect("cxl"), shape, slots);
+    if (!session.ok()) {
+      EXPECT_TRUE(absl::IsFailedPrecondition(session.status())) << session.status();
+      EXPECT_THAT(std::string(session.status().message()), HasSubstr("no CUDA device"));
+      continue;
+    }
+    strategies.push_back(*std::move(session));
+  }
+  if (strategies.size() == 3) std::printf("[ SKIPPED  ] the GPU request strategies: no CUDA device here\n");
   for (auto& strategy : strategies) {
     SCOPED_TRACE(strategy->name());
     auto result = RunRequests(plan, *prefill, *strategy, [](const std::string&) {});
@@ -202,9 +240,17 @@ TEST_F(BenchCellTest, RequestsArriveDecodeAndLeaveWithEveryStrategy) {
     EXPECT_GE(result->ttft_p99_s, result->ttft_p50_s);
     EXPECT_GT(result->tbt_p50_s, 0);
     EXPECT_GT(result->tokens_per_s, 0);
-    if (strategy->name() == "rdma-prefix-pull") {
+    ASSERT_EQ(result->requests.size(), 6u);
+    for (const auto& r : result->requests) {
+      EXPECT_LE(r.arrival_s, r.placed_s);
+      EXPECT_LE(r.placed_s, r.admitted_s);
+      EXPECT_LT(r.admitted_s, r.first_token_s);
+      EXPECT_LT(r.first_token_s, r.done_s);
+    }
+    const bool pulls = strategy->name().find("prefix-pull") != std::string::npos;
+    if (pulls) {
       EXPECT_EQ(result->admission_bytes, prompt_tokens * 2 * 656);
-      // At most two requests decode at once: the two longest copies bound the peak.
+      // At most two requests hold a copy at once: the two longest copies bound the peak.
       EXPECT_LE(result->peak_local_bytes, (largest + second + 2 * 5) * 2 * 656);
       EXPECT_GE(result->peak_local_bytes, (largest + 5) * 2 * 656);
       EXPECT_EQ(strategy->LocalBytes(), 0u) << "every copy went with its request";
@@ -213,6 +259,23 @@ TEST_F(BenchCellTest, RequestsArriveDecodeAndLeaveWithEveryStrategy) {
       EXPECT_EQ(result->peak_local_bytes, 0u);
     }
   }
+}
+
+// A step whose shape disagrees with the strategy's, or names a request that never
+// joined, is refused with what was wrong; nothing is written.
+TEST_F(BenchCellTest, RequestStrategiesRefuseBadSteps) {
+  const RequestShape shape = ShapeOf(SmallRequestPlan());
+  auto strategy = MakeTopKRequests("cxl-cpu-topk", Connect("cxl"), shape);
+  const StepRow rows[] = {{1, 10}};
+  std::vector<std::byte> entries(2 * 656);
+  std::vector<int32_t> indices(3 * 128, -1);
+  absl::Status short_entries = strategy->Step(rows, absl::MakeSpan(entries).subspan(1), indices);
+  EXPECT_TRUE(absl::IsInvalidArgument(short_entries)) << short_entries;
+  EXPECT_THAT(std::string(short_entries.message()), HasSubstr("1 rows"));
+  auto pull = MakePrefixPullRequests("rdma-prefix-pull", Connect("cxl"), Connect("cxl"), shape);
+  absl::Status unknown = pull->Step(rows, entries, indices);
+  EXPECT_FALSE(unknown.ok());
+  EXPECT_TRUE(absl::IsNotFound(pull->Join(12345, 10)));
 }
 
 // The dense-attention baseline, now in bench/: the same entries as the top-k fetch, and
