@@ -40,8 +40,6 @@
 #ifndef SPARSEPOOL_CLIENT_DECODE_SESSION_H_
 #define SPARSEPOOL_CLIENT_DECODE_SESSION_H_
 
-#include <cuda_runtime_api.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -51,6 +49,11 @@
 #include "absl/status/statusor.h"
 #include "client/gpu_regions.h"
 #include "client/sparsepool_client.h"
+
+// The CUDA runtime's handles, declared as cuda_runtime_api.h declares them, so that this
+// header needs no toolkit: a build without one links a stand-in whose Create says so.
+typedef struct CUstream_st* cudaStream_t;
+typedef struct CUevent_st* cudaEvent_t;
 
 namespace sparsepool {
 

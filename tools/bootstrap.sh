@@ -32,8 +32,12 @@ if ((${#missing[@]} > 0)); then
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-# The CUDA toolkit is not a Debian package here: machines of this kind carry it.
-if [[ ! -x /usr/local/cuda/bin/nvcc ]]; then
-  echo "bootstrap: /usr/local/cuda/bin/nvcc is missing; the kernels (//kernels) need the CUDA toolkit there" >&2
-  exit 1
+# The CUDA toolkit is not a Debian package: GPU hosts carry it at /usr/local/cuda.
+# Memory nodes have none, and need none: the build then leaves the GPU parts out
+# (third_party/cuda/cuda_configure.bzl) and says so.
+cuda_path="${SPARSEPOOL_CUDA_PATH:-/usr/local/cuda}"
+if [[ ! -x "$cuda_path/bin/nvcc" ]]; then
+  echo "bootstrap: no CUDA toolkit at $cuda_path (no bin/nvcc): the GPU parts (kernels, decode session," \
+       "GPU tests and benchmarks) will be skipped; everything else builds. To build them, install the" \
+       "toolkit there or set SPARSEPOOL_CUDA_PATH (docs/building.md)."
 fi

@@ -4,9 +4,9 @@
 # benchmark, the gather benchmark and overlap example, and the gather over extent
 # layouts or after allocator churn. Build and pack here first:
 #   bash tools/gpu_pack.sh          (static binaries into .device/bin.tar.xz)
-#   device run: bash tools/gpu_check.sh [tests|sanitize|bench|gather|extents|churn ...]   carry: [".device"]
-# (no part named: tests). Knobs in the environment: BENCH_FLAGS, REGION_SIZE, BIG_GIB,
-# EXTENTS, CHURN_OPS, SANITIZE_TIMEOUT.
+#   device run: bash tools/gpu_check.sh [tests|sanitize|bench|serve|gather|extents|churn ...]   carry: [".device"]
+# (no part named: tests). Knobs in the environment: BENCH_FLAGS, SERVE_FLAGS, REGION_SIZE,
+# BIG_GIB, EXTENTS, CHURN_OPS, SANITIZE_TIMEOUT.
 # Logs go to $OUT (or /tmp) and a summary to stdout.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -21,8 +21,11 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 for part in "${parts[@]}"; do
   case "$part" in
     tests)
-      for t in gpu_gather_test gpu_residency_test gpu_fetcher_test decode_session_test; do
-        (cd "$run_dir" && TEST_TMPDIR=/tmp timeout 300 "bin/$t") >"$logs/$t.log" 2>&1
+      # bench_test: its request-level runs, where the GPU strategies join the CPU ones.
+      for t in gpu_gather_test gpu_residency_test gpu_fetcher_test decode_session_test bench_test; do
+        filter='*'
+        [[ $t == bench_test ]] && filter='*Request*'
+        (cd "$run_dir" && TEST_TMPDIR=/tmp timeout 300 "bin/$t" --gtest_filter="$filter") >"$logs/$t.log" 2>&1
         rc=$?
         echo "$t: exit $rc; $(grep -E '^\[  (PASSED|FAILED) ' "$logs/$t.log" | tr '\n' ' ')"
         ((rc == 0)) || { status=1; grep -B2 -A12 'Failure' "$logs/$t.log" | head -60; }
@@ -48,6 +51,17 @@ for part in "${parts[@]}"; do
       start_local_daemon sparsepool-session-bench "${REGION_SIZE:-24GiB}"
       echo "sparsepoold on $address (${REGION_SIZE:-24GiB} shm region)"
       "$run_dir/bin/sparsepool_decode_step_bench" --address="$address" ${BENCH_FLAGS:-} 2>&1 | tee "$logs/decode_step_bench.log"
+      ((PIPESTATUS[0] == 0)) || status=1
+      stop_local_daemon
+      ;;
+    serve)
+      # The request-level comparison, every strategy, on a daemon published over UCX (tcp).
+      export SPARSEPOOLD="$run_dir/bin/sparsepoold" UCX_TLS=tcp
+      source tools/local_daemon.sh
+      start_local_daemon sparsepool-serve-bench "${REGION_SIZE:-24GiB}" --ucx=true
+      echo "sparsepoold on $address (${REGION_SIZE:-24GiB} shm region, UCX over tcp)"
+      "$run_dir/bin/sparsepool_serve_bench" --address="$address" --out="$logs/serve" ${SERVE_FLAGS:-} 2>&1 |
+        tee "$logs/serve_bench.log"
       ((PIPESTATUS[0] == 0)) || status=1
       stop_local_daemon
       ;;

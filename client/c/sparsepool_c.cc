@@ -3,8 +3,6 @@
 // exception or a null handle through.
 #include "client/c/sparsepool.h"
 
-#include <cuda_runtime_api.h>
-
 #include <algorithm>
 #include <cstring>
 #include <memory>
