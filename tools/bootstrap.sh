@@ -15,6 +15,9 @@ packages=(
   gnuplot-nox
   # The Python package's tests and example (Debian's Python 3, pytest, numpy, CPU torch).
   python3 python3-pip python3-setuptools python3-pytest python3-numpy python3-torch
+  # The Debian packages (deploy/debian): dpkg-deb, dpkg-shlibdeps, a soname for the
+  # client library; pkg-config for the test that links against the installed client.
+  dpkg-dev patchelf pkg-config
 )
 
 missing=()
