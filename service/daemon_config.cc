@@ -1,5 +1,6 @@
 #include "service/daemon_config.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -10,6 +11,7 @@
 #include "absl/strings/strip.h"
 #include "common/file_text.h"
 #include "common/key_value_text.h"
+#include "common/node_ids.h"
 #include "service/pool.h"
 
 namespace sparsepool {
@@ -83,6 +85,35 @@ absl::Status Apply(absl::string_view key, absl::string_view value, bool& regions
   }
   if (key == "verbs_gid_index") return ParseUint32(key, value, 0, 255, config.verbs_gid_index);
   if (key == "metrics_listen") return ParseHostPort(key, value, config.metrics_listen);
+  if (key == "advertise") return ParseHostPort(key, value, config.advertise);
+  if (key == "node_id") return ParseUint32(key, value, 1, kMaxNodeId, config.node_id);
+  if (key == "etcd_ttl") {
+    absl::Duration d;
+    if (!absl::ParseDuration(value, &d) || d < absl::Seconds(1) || d > absl::Minutes(10)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("etcd_ttl = \"", value, "\" is not a duration from 1s to 10m like 10s"));
+    }
+    config.etcd_ttl = d;
+    return absl::OkStatus();
+  }
+  if (key == "node_name") {
+    // It becomes an etcd key: keep it to what reads well there.
+    if (value.empty() || value.size() > 63 ||
+        !std::all_of(value.begin(), value.end(), [](char c) { return absl::ascii_isalnum(c) || c == '-' || c == '_' || c == '.'; })) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("node_name = \"", value, "\" is not 1-63 letters, digits, '-', '_' or '.'"));
+    }
+    config.node_name = std::string(value);
+    return absl::OkStatus();
+  }
+  if (key == "etcd" || key == "etcd_prefix") {
+    if (value.empty()) return absl::InvalidArgumentError(absl::StrCat(key, " is empty"));
+    if (key == "etcd_prefix" && value[0] != '/') {
+      return absl::InvalidArgumentError(absl::StrCat("etcd_prefix = \"", value, "\" does not start with /"));
+    }
+    (key == "etcd" ? config.etcd : config.etcd_prefix) = std::string(value);
+    return absl::OkStatus();
+  }
   for (auto [name, field] : {std::pair{"port_file", &config.port_file}, std::pair{"tenants", &config.tenants},
                               std::pair{"tls_cert", &config.tls_cert}, std::pair{"tls_key", &config.tls_key},
                               std::pair{"tls_client_ca", &config.tls_client_ca}}) {
@@ -111,6 +142,8 @@ std::string DaemonUsage() {
          "                   [--ucx=true] [--verbs=true]\n"
          "                   [--verbs_device=NAME] [--verbs_gid_index=N]\n"
          "                   [--tenants=PATH] [--tls_cert=PATH --tls_key=PATH [--tls_client_ca=PATH]]\n"
+         "                   [--etcd=HOST:PORT[,...] --node_name=NAME --node_id=N [--advertise=HOST:PORT]\n"
+         "                    [--etcd_prefix=/sparsepool] [--etcd_ttl=10s]]   (a node of a pool cluster)\n"
          "region SPEC: shm:NAME:SIZE | hugetlbfs:/PATH:SIZE | devdax:/dev/daxX.Y[:SIZE] |\n"
          "             numa:NODE:NAME:SIZE        (default: " +
          std::string(kDefaultRegion) + ")\n" +
@@ -169,6 +202,12 @@ absl::StatusOr<DaemonConfig> ParseDaemonArgs(const std::vector<std::string>& arg
           "region ", region.path, " is dedicated to tenant ", region.tenants[0],
           " but the daemon has no --tenants: without them no caller is that tenant"));
     }
+  }
+  if (!config.etcd.empty() && (config.node_name.empty() || config.node_id == 0)) {
+    return absl::InvalidArgumentError("--etcd makes the daemon a node of a cluster: give it --node_name and --node_id");
+  }
+  if (config.etcd.empty() && (!config.node_name.empty() || config.node_id != 0)) {
+    return absl::InvalidArgumentError("--node_name and --node_id name a node of a cluster: give --etcd too");
   }
   if (config.regions.empty()) {
     auto spec = ParseRegionSpec(kDefaultRegion);

@@ -55,6 +55,15 @@ struct DaemonConfig {
   std::string tls_cert;       // empty: plaintext gRPC
   std::string tls_key;
   std::string tls_client_ca;  // empty: no client certificates asked for
+  // A node of a pool cluster (issue 13; cluster/node_registration.h): registered in etcd
+  // under a lease as `node_name`, its sequence ids in the range of `node_id` (1..16383),
+  // reached by clients at `advertise` (default: the address it listens on).
+  std::string etcd;  // "HOST:PORT[,HOST:PORT...]"; empty: a daemon on its own
+  std::string etcd_prefix = "/sparsepool";
+  absl::Duration etcd_ttl = absl::Seconds(10);
+  std::string node_name;
+  uint32_t node_id = 0;
+  std::string advertise;
 };
 
 // Whether HOST:PORT names a loopback address (127.0.0.0/8, ::1, localhost).

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/node_ids.h"
 #include "common/units.h"
 
 namespace sparsepool {
@@ -106,6 +107,12 @@ absl::StatusOr<std::unique_ptr<Pool>> Pool::Open(std::vector<std::unique_ptr<Reg
             "region's tenant= options back as they were, or release the sequence under the old options first "
             "(released sequences are erased at start-up)"));
       }
+      if (id < FirstIdOfNode(options.node_id) || id >= EndIdOfNode(options.node_id)) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "region ", r, " (", regions[r]->ref().path, ") holds sequence ", id, ", which belongs to node ",
+            NodeOfSequence(id), ", but this daemon is node ", options.node_id,
+            ": start it with the node id it had when it issued that sequence"));
+      }
       auto [it, fresh] = seen.try_emplace(id, r, slot);
       if (fresh) continue;
       const auto [first_region, first_slot] = it->second;
@@ -154,12 +161,15 @@ Pool::Pool(std::vector<std::unique_ptr<RegionStore>> regions, PoolOptions option
   }
   std::sort(reclaimable.begin(), reclaimable.end());
   for (const auto& [released_ns, id] : reclaimable) reclaim_order_.emplace(++release_epoch_, id);
+  // A node of a cluster issues ids in its own range only (regions formatted before it
+  // had a node id persisted ids below it).
+  next_id_ = std::max(next_id_, FirstIdOfNode(options_.node_id));
   id_limit_ = next_id_;  // the first Create persists a block above everything issued
 }
 
 absl::StatusOr<SequenceId> Pool::NextId() {
   if (next_id_ < id_limit_) return next_id_;
-  if (id_limit_ > region_format::kMaxSequenceId - kIdBlock) {
+  if (id_limit_ > EndIdOfNode(options_.node_id) - kIdBlock) {
     return absl::ResourceExhaustedError(
         absl::StrCat("sequence ids are used up (", id_limit_, " issued); ids are never reissued"));
   }

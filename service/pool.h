@@ -60,6 +60,9 @@ struct PoolOptions {
   // The tenants each region is dedicated to, by region index (service/region_access.h);
   // missing or empty: shared.
   std::vector<std::vector<std::string>> region_tenants;
+  // The node of a pool cluster this pool is (common/node_ids.h): its ids are in the
+  // node's range. 0: a pool on its own.
+  uint32_t node_id = 0;
 };
 
 // Limits on what one sequence may ask for; each bounds a product the daemon computes.
@@ -201,6 +204,8 @@ class Pool {
   std::vector<LeaseTable::Expired> ExpireLeases();
 
   absl::Duration lease_timeout() const { return options_.lease_timeout; }
+  // Random per start, never 0.
+  uint64_t incarnation() const { return incarnation_; }
   size_t region_count() const { return region_count_; }
   // Which regions serve which tenants, and the data plane's domains.
   const RegionAccess& access() const { return access_; }

@@ -301,6 +301,7 @@ grpc::Status PoolServiceImpl::HandleHealth(const v1::HealthRequest&, v1::HealthR
   response->set_version(kVersion);
   response->set_uptime_ms(absl::ToInt64Milliseconds(clock_->Now() - started_));
   response->set_regions(static_cast<uint32_t>(pool_->region_count()));
+  response->set_incarnation(pool_->incarnation());
   return grpc::Status::OK;
 }
 

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -24,6 +25,7 @@
 #include "service/metrics_http.h"
 #include "service/metrics_text.h"
 #include "service/clock.h"
+#include "service/cluster_node.h"
 #include "service/daemon_config.h"
 #include "service/pool.h"
 #include "service/pool_service.h"
@@ -127,6 +129,7 @@ int Run(int argc, char** argv) {
     tenants = *std::move(loaded);
   }
   PoolOptions pool_options{config->page_tokens, config->lease_timeout, config->reuse_grace};
+  pool_options.node_id = config->node_id;
   for (const RegionSpec& spec : config->regions) {
     for (const std::string& tenant : spec.tenants) {
       if (!tenants || tenants->FindTenant(tenant) == nullptr) {
@@ -250,6 +253,28 @@ int Run(int argc, char** argv) {
                      metrics->port(), "/metrics"));
   }
 
+  // A node of a cluster: registered in etcd only once it serves, and gone from it (its
+  // lease revoked) before it stops serving.
+  std::unique_ptr<cluster::NodeRegistration> registration;
+  std::atomic<bool> registration_lost{false};
+  if (!config->etcd.empty()) {
+    auto joined = JoinCluster(*config, pool, port, [](const std::string& line) { Log(line); },
+                              [&registration_lost](const absl::Status& lost) {
+                                Log(absl::StrCat("cluster registration lost: ", lost.ToString(),
+                                                 "; stopping, since another node now manages this memory"));
+                                registration_lost = true;
+                                kill(getpid(), SIGTERM);
+                              });
+    if (!joined.ok()) {
+      Log(absl::StrCat("cannot join the cluster: ", joined.status().ToString()));
+      server->Shutdown();
+      return 1;
+    }
+    registration = *std::move(joined);
+    Log(absl::StrCat("node \"", config->node_name, "\" (id ", config->node_id, ") registered in etcd at ",
+                     config->etcd, " under ", config->etcd_prefix, ", lease ", registration->lease()));
+  }
+
   {
     PeriodicThread lease_reaper(std::min(config->lease_timeout / 4, absl::Seconds(1)), [&pool, &verbs, &service] {
       const std::vector<LeaseTable::Expired> expired_leases = pool.ExpireLeases();
@@ -264,6 +289,7 @@ int Run(int argc, char** argv) {
     int signal_number = 0;
     sigwait(&stop_signals, &signal_number);
     Log(absl::StrCat("received ", strsignal(signal_number), "; shutting down"));
+    registration.reset();  // leave the cluster first: no new placements come here
     // Requests waiting for memory are answered (Unavailable) now: the server's
     // shutdown waits for every request it started.
     delayed.Stop();
@@ -275,7 +301,7 @@ int Run(int argc, char** argv) {
   server->Wait();
   // Region memory needs no flush: every committed record is already in it.
   Log("stopped");
-  return 0;
+  return registration_lost ? 1 : 0;
 }
 
 }  // namespace
