@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/client_internal.h"
+#include "client/cluster_client.h"
 #include "client/layout_cache.h"
 #include "client/lease_keeper.h"
 #include "client/remote_data_planes.h"
@@ -437,6 +438,11 @@ absl::StatusOr<ReleaseFence*> Fence(Client& client) {
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
   std::string client_id = options.client_id.empty() ? MakeClientId() : options.client_id;
+  if (!options.etcd.empty()) {
+    ClientOptions cluster = options;
+    cluster.client_id = client_id;
+    return internal::ConnectCluster(cluster);
+  }
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(256 << 20);
   ChannelSecurity security;

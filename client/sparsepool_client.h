@@ -53,6 +53,15 @@ inline constexpr int kMaxCopyThreads = 64;
 struct ClientOptions {
   // The daemon's gRPC address.
   std::string address = "127.0.0.1:7070";
+  // A pool cluster instead of one daemon (docs/cluster.md): etcd's endpoints,
+  // "HOST:PORT[,HOST:PORT...]", where the nodes register under `etcd_prefix`. New
+  // sequences are placed on a node (those whose regions this host maps first, then the
+  // most free bytes); every call on a sequence goes to its node. Empty: `address`.
+  std::string etcd;
+  std::string etcd_prefix = "/sparsepool";
+  // In a cluster, how nodes whose regions this host cannot map are reached: "ucx" or
+  // "verbs" (`transport` is not used there: nodes this host maps are reached by "cxl").
+  std::string remote_transport = "ucx";
   // Names this client's lease; empty makes a unique one (host, pid, random).
   std::string client_id;
   // The background lease loop: it renews the lease at least this often, and fences

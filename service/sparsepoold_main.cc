@@ -227,6 +227,28 @@ int Run(int argc, char** argv) {
                    absl::FormatDuration(config->reuse_grace), config->tls_cert.empty() ? ", plaintext" : ", TLS",
                    config->tls_client_ca.empty() ? "" : " with client certificates",
                    tenants ? absl::StrCat(", ", tenants->entries().size(), " tenants and operators") : ", no tenants"));
+  // A node of a cluster: registered in etcd once it serves (and before its port file says
+  // it is ready), and gone from it (its lease revoked) before it stops serving.
+  std::unique_ptr<cluster::NodeRegistration> registration;
+  std::atomic<bool> registration_lost{false};
+  if (!config->etcd.empty()) {
+    auto joined = JoinCluster(*config, pool, port, [](const std::string& line) { Log(line); },
+                              [&registration_lost](const absl::Status& lost) {
+                                Log(absl::StrCat("cluster registration lost: ", lost.ToString(),
+                                                 "; stopping, since another node now manages this memory"));
+                                registration_lost = true;
+                                kill(getpid(), SIGTERM);
+                              });
+    if (!joined.ok()) {
+      Log(absl::StrCat("cannot join the cluster: ", joined.status().ToString()));
+      server->Shutdown();
+      return 1;
+    }
+    registration = *std::move(joined);
+    Log(absl::StrCat("node \"", config->node_name, "\" (id ", config->node_id, ") registered in etcd at ",
+                     config->etcd, " under ", config->etcd_prefix, ", lease ", registration->lease()));
+  }
+
   if (!config->port_file.empty()) {
     absl::Status written = WritePortFile(config->port_file, port);
     if (!written.ok()) {
@@ -251,28 +273,6 @@ int Run(int argc, char** argv) {
     Log(absl::StrCat("metrics on http://",
                      config->metrics_listen.substr(0, config->metrics_listen.rfind(':')), ":",
                      metrics->port(), "/metrics"));
-  }
-
-  // A node of a cluster: registered in etcd only once it serves, and gone from it (its
-  // lease revoked) before it stops serving.
-  std::unique_ptr<cluster::NodeRegistration> registration;
-  std::atomic<bool> registration_lost{false};
-  if (!config->etcd.empty()) {
-    auto joined = JoinCluster(*config, pool, port, [](const std::string& line) { Log(line); },
-                              [&registration_lost](const absl::Status& lost) {
-                                Log(absl::StrCat("cluster registration lost: ", lost.ToString(),
-                                                 "; stopping, since another node now manages this memory"));
-                                registration_lost = true;
-                                kill(getpid(), SIGTERM);
-                              });
-    if (!joined.ok()) {
-      Log(absl::StrCat("cannot join the cluster: ", joined.status().ToString()));
-      server->Shutdown();
-      return 1;
-    }
-    registration = *std::move(joined);
-    Log(absl::StrCat("node \"", config->node_name, "\" (id ", config->node_id, ") registered in etcd at ",
-                     config->etcd, " under ", config->etcd_prefix, ", lease ", registration->lease()));
   }
 
   {

@@ -1,0 +1,361 @@
+#include "client/cluster_client.h"
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "client/region_probe.h"
+#include "cluster/cluster_records.h"
+#include "cluster/etcd_client.h"
+#include "common/node_ids.h"
+
+namespace sparsepool::internal {
+namespace {
+
+using cluster::NodeRecord;
+
+struct Node {
+  NodeRecord record;               // as last registered
+  bool registered = false;         // in etcd at the last read (placement takes only these)
+  bool mappable = false;          // every region maps here: load and store
+  std::shared_ptr<Client> client;  // made on first use; shared with calls in flight
+};
+
+// Rows of a batch grouped by node, in first-seen order.
+std::vector<std::pair<uint32_t, std::vector<size_t>>> GroupByNode(absl::Span<const SequenceId> batch) {
+  std::vector<std::pair<uint32_t, std::vector<size_t>>> groups;
+  for (size_t row = 0; row < batch.size(); ++row) {
+    const uint32_t node = NodeOfSequence(batch[row]);
+    auto it = std::find_if(groups.begin(), groups.end(), [node](const auto& g) { return g.first == node; });
+    if (it == groups.end()) {
+      groups.emplace_back(node, std::vector<size_t>{});
+      it = groups.end() - 1;
+    }
+    it->second.push_back(row);
+  }
+  return groups;
+}
+
+class ClusterClient final : public Client {
+ public:
+  ClusterClient(ClientOptions options, std::unique_ptr<cluster::EtcdClient> etcd)
+      : options_(std::move(options)), etcd_(std::move(etcd)) {}
+
+  ~ClusterClient() override {
+    absl::MutexLock lock(&mu_);
+    for (std::thread& t : answer_threads_) t.join();
+  }
+
+  // Reads the membership from etcd; nodes that came back as another incarnation (or at
+  // another address) get a fresh connection on their next call.
+  absl::Status Refresh() {
+    auto nodes = cluster::ReadNodes(*etcd_, options_.etcd_prefix);
+    if (!nodes.ok()) return nodes.status();
+    absl::flat_hash_map<uint32_t, Node> fresh;
+    absl::MutexLock lock(&mu_);
+    for (NodeRecord& record : *nodes) {
+      Node node;
+      node.registered = true;
+      auto old = nodes_.find(record.node_id());
+      if (old != nodes_.end() && old->second.record.incarnation() == record.incarnation() &&
+          old->second.record.address() == record.address()) {
+        node.client = old->second.client;
+        node.mappable = old->second.mappable;
+      } else {
+        node.mappable = !record.regions().empty();
+        for (const cluster::RegionRecord& region : record.regions()) {
+          node.mappable = node.mappable && CanMapRegion(region.path(), region.uuid());
+        }
+      }
+      node.record = std::move(record);
+      fresh[node.record.node_id()] = std::move(node);
+    }
+    // Nodes gone from etcd are remembered (their names for errors, their connections for
+    // what still works without them, such as loads from memory this host maps), but no
+    // longer placed on.
+    for (auto& [id, node] : nodes_) {
+      if (fresh.contains(id)) continue;
+      node.registered = false;
+      fresh[id] = std::move(node);
+    }
+    nodes_ = std::move(fresh);
+    return absl::OkStatus();
+  }
+
+  const std::string& client_id() const override { return options_.client_id; }
+
+  absl::StatusOr<SequenceId> CreateSequence(const SequenceSpec& spec) override {
+    if (absl::Status s = Refresh(); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("cannot place a new sequence: ", s.message()));
+    }
+    const std::vector<uint32_t> candidates = Placement(spec);
+    if (candidates.empty()) return NoRoom(spec);
+    absl::Status last;
+    for (uint32_t node : candidates) {
+      auto client = NodeClient(node);
+      if (!client.ok()) {
+        last = client.status();
+        continue;
+      }
+      auto id = (*client)->CreateSequence(spec);
+      if (id.ok()) return id;
+      last = Named(node, id.status());
+      if (!absl::IsResourceExhausted(id.status()) && !absl::IsUnavailable(id.status())) return last;
+    }
+    return last;
+  }
+
+  void CreateSequenceAsync(const SequenceSpec& spec, std::function<void(absl::StatusOr<SequenceId>)> done) override {
+    // No etcd read here (the call returns at once): the membership last read.
+    const std::vector<uint32_t> candidates = Placement(spec);
+    auto client = candidates.empty() ? absl::StatusOr<std::shared_ptr<Client>>(NoRoom(spec)) : NodeClient(candidates[0]);
+    if (!client.ok()) return AnswerLater([done = std::move(done), s = client.status()] { done(s); });
+    (*client)->CreateSequenceAsync(spec, std::move(done));
+  }
+
+  void ReleaseSequenceAsync(SequenceId id, std::function<void(absl::Status)> done) override {
+    auto client = NodeClient(NodeOfSequence(id));
+    if (!client.ok()) return AnswerLater([done = std::move(done), s = client.status()] { done(s); });
+    (*client)->ReleaseSequenceAsync(id, std::move(done));
+  }
+
+  absl::Status ExtendSequence(SequenceId id, uint64_t total_tokens) override {
+    return OnNode(id, [&](Client& c) { return c.ExtendSequence(id, total_tokens); });
+  }
+  absl::Status ReleaseSequence(SequenceId id) override {
+    return OnNode(id, [&](Client& c) { return c.ReleaseSequence(id); });
+  }
+  absl::Status AdoptSequence(SequenceId id) override {
+    return OnNode(id, [&](Client& c) { return c.AdoptSequence(id); });
+  }
+  absl::StatusOr<SequenceInfo> Info(SequenceId id) override {
+    absl::StatusOr<SequenceInfo> info = absl::UnknownError("unset");
+    absl::Status s = OnNode(id, [&](Client& c) {
+      info = c.Info(id);
+      return info.status();
+    });
+    if (!s.ok()) return s;
+    return info;
+  }
+  absl::Status WriteEntries(SequenceId id, uint32_t layer, uint64_t first_token,
+                            absl::Span<const std::byte> entries) override {
+    return OnNode(id, [&](Client& c) { return c.WriteEntries(id, layer, first_token, entries); });
+  }
+
+  absl::Status WriteStep(absl::Span<const SequenceId> batch, absl::Span<const uint64_t> positions,
+                         absl::Span<const std::byte> entries) override {
+    if (batch.empty() || positions.size() != batch.size() || entries.size() % batch.size() != 0) {
+      return absl::InvalidArgumentError(absl::StrCat("a step of ", batch.size(), " sequences came with ",
+                                                     positions.size(), " positions and ", entries.size(),
+                                                     " bytes of entries"));
+    }
+    const auto groups = GroupByNode(batch);
+    if (groups.size() == 1) {
+      return OnNode(batch[0], [&](Client& c) { return c.WriteStep(batch, positions, entries); });
+    }
+    const size_t per_row = entries.size() / batch.size();
+    for (const auto& [node, rows] : groups) {
+      std::vector<SequenceId> ids;
+      std::vector<uint64_t> at;
+      std::vector<std::byte> bytes;
+      for (size_t row : rows) {
+        ids.push_back(batch[row]);
+        at.push_back(positions[row]);
+        bytes.insert(bytes.end(), entries.begin() + row * per_row, entries.begin() + (row + 1) * per_row);
+      }
+      if (absl::Status s = OnNode(ids[0], [&](Client& c) { return c.WriteStep(ids, at, bytes); }); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status FetchTopK(uint32_t layer, absl::Span<const SequenceId> batch, absl::Span<const int32_t> indices,
+                         absl::Span<std::byte> out) override {
+    if (batch.empty() || indices.size() % batch.size() != 0 || indices.empty() ||
+        out.size() % indices.size() != 0) {
+      return absl::InvalidArgumentError(absl::StrCat("a fetch of ", batch.size(), " sequences came with ",
+                                                     indices.size(), " indices and ", out.size(), " output bytes"));
+    }
+    const auto groups = GroupByNode(batch);
+    if (groups.size() == 1) {
+      return OnNode(batch[0], [&](Client& c) { return c.FetchTopK(layer, batch, indices, out); });
+    }
+    // Rows on several nodes: each node's rows as a batch of their own, then back in place.
+    const size_t k = indices.size() / batch.size();
+    const size_t row_bytes = out.size() / batch.size();
+    for (const auto& [node, rows] : groups) {
+      std::vector<SequenceId> ids;
+      std::vector<int32_t> selected;
+      std::vector<std::byte> part;
+      for (size_t row : rows) {
+        ids.push_back(batch[row]);
+        selected.insert(selected.end(), indices.begin() + row * k, indices.begin() + (row + 1) * k);
+        part.insert(part.end(), out.begin() + row * row_bytes, out.begin() + (row + 1) * row_bytes);
+      }
+      if (absl::Status s = OnNode(ids[0], [&](Client& c) { return c.FetchTopK(layer, ids, selected, absl::MakeSpan(part)); });
+          !s.ok()) {
+        return s;
+      }
+      for (size_t i = 0; i < rows.size(); ++i) {
+        std::memcpy(out.data() + rows[i] * row_bytes, part.data() + i * row_bytes, row_bytes);
+      }
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  // The documented policy (cluster_client.h), over the membership last read.
+  std::vector<uint32_t> Placement(const SequenceSpec& spec) {
+    const uint64_t page = spec.page_tokens == 0 ? 64 : spec.page_tokens;
+    const uint64_t needed = uint64_t{spec.layers} * ((spec.tokens + page - 1) / page * page) * spec.entry_bytes;
+    struct Candidate {
+      bool mappable;
+      uint64_t free;
+      std::string name;
+      uint32_t node;
+    };
+    std::vector<Candidate> candidates;
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, node] : nodes_) {
+      if (!node.registered) continue;
+      uint64_t free = 0;
+      for (const cluster::RegionRecord& region : node.record.regions()) {
+        const bool serves = region.tenants().empty() ||
+                            std::find(region.tenants().begin(), region.tenants().end(), spec.tenant) !=
+                                region.tenants().end();
+        if (serves) free = std::max<uint64_t>(free, region.free_bytes());  // a sequence lives in one region
+      }
+      if (free >= needed) candidates.push_back({node.mappable, free, node.record.name(), id});
+    }
+    std::sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
+      if (a.mappable != b.mappable) return a.mappable;
+      if (a.free != b.free) return a.free > b.free;
+      return a.name < b.name;
+    });
+    std::vector<uint32_t> order;
+    for (const Candidate& c : candidates) order.push_back(c.node);
+    return order;
+  }
+
+  absl::Status NoRoom(const SequenceSpec& spec) {
+    absl::MutexLock lock(&mu_);
+    const size_t registered =
+        std::count_if(nodes_.begin(), nodes_.end(), [](const auto& n) { return n.second.registered; });
+    if (registered == 0) {
+      return absl::UnavailableError(absl::StrCat("no node is registered in the cluster at etcd ", etcd_->endpoints(),
+                                                 " under ", options_.etcd_prefix));
+    }
+    return absl::ResourceExhaustedError(absl::StrCat("no node of the cluster (", registered,
+                                                     " registered) has a region with room for a sequence of ",
+                                                     spec.layers, " layers x ", spec.tokens, " tokens x ",
+                                                     spec.entry_bytes, " bytes for tenant \"", spec.tenant, "\""));
+  }
+
+  // The client of node `node`, connected on first use (the membership read again when
+  // the node is unknown).
+  absl::StatusOr<std::shared_ptr<Client>> NodeClient(uint32_t node) {
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      NodeRecord record;
+      bool mappable = false;
+      {
+        absl::MutexLock lock(&mu_);
+        auto it = nodes_.find(node);
+        if (it != nodes_.end()) {
+          if (it->second.client != nullptr) return it->second.client;
+          if (it->second.registered) {
+            record = it->second.record;
+            mappable = it->second.mappable;
+          }
+        }
+      }
+      if (record.name().empty()) {
+        if (attempt == 0 && Refresh().ok()) continue;
+        return Named(node, absl::UnavailableError(absl::StrCat("not registered in the cluster at etcd ",
+                                                               etcd_->endpoints(), " (down, or its lease expired)")));
+      }
+      ClientOptions options = options_;
+      options.address = record.address();
+      options.etcd.clear();
+      options.transport = mappable ? "cxl" : options_.remote_transport;
+      auto connected = Client::Connect(options);
+      if (!connected.ok()) return Named(record, connected.status());
+      std::shared_ptr<Client> client = *std::move(connected);
+      absl::MutexLock lock(&mu_);
+      auto it = nodes_.find(node);
+      if (it == nodes_.end()) return client;  // gone meanwhile: serve this call anyway
+      if (it->second.client == nullptr) it->second.client = client;
+      return it->second.client;
+    }
+    return absl::InternalError("unreachable");
+  }
+
+  // Runs `call` on the sequence's node; a node that does not answer is looked up again
+  // (it may have come back elsewhere) and tried once more.
+  absl::Status OnNode(SequenceId id, const std::function<absl::Status(Client&)>& call) {
+    const uint32_t node = NodeOfSequence(id);
+    for (int attempt = 0;; ++attempt) {
+      auto client = NodeClient(node);
+      if (!client.ok()) return client.status();
+      absl::Status s = call(**client);
+      if ((!absl::IsUnavailable(s) && !absl::IsDeadlineExceeded(s)) || attempt > 0) return Named(node, s);
+      const uint64_t before = Incarnation(node);
+      if (!Refresh().ok() || Incarnation(node) == before || Incarnation(node) == 0) return Named(node, s);
+    }
+  }
+
+  uint64_t Incarnation(uint32_t node) {
+    absl::MutexLock lock(&mu_);
+    auto it = nodes_.find(node);
+    return it == nodes_.end() ? 0 : it->second.record.incarnation();
+  }
+
+  absl::Status Named(uint32_t node, const absl::Status& s) {
+    if (s.ok()) return s;
+    NodeRecord record;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = nodes_.find(node);
+      if (it != nodes_.end()) record = it->second.record;
+    }
+    if (record.name().empty()) record.set_node_id(node);
+    return Named(record, s);
+  }
+  static absl::Status Named(const NodeRecord& record, const absl::Status& s) {
+    if (s.ok() || (!absl::IsUnavailable(s) && !absl::IsDeadlineExceeded(s))) return s;
+    // A node that does not answer within the deadline is unavailable to the caller, like
+    // one that refuses the connection.
+    if (record.name().empty()) return absl::UnavailableError(absl::StrCat("node id ", record.node_id(), ": ", s.message()));
+    return absl::UnavailableError(absl::StrCat("node \"", record.name(), "\" (id ", record.node_id(), ", ",
+                                               record.address(), "): ", s.message()));
+  }
+
+  // An async call that fails before reaching a node still answers on another thread.
+  void AnswerLater(std::function<void()> answer) {
+    absl::MutexLock lock(&mu_);
+    answer_threads_.emplace_back(std::move(answer));
+  }
+
+  const ClientOptions options_;
+  const std::unique_ptr<cluster::EtcdClient> etcd_;
+  absl::Mutex mu_;
+  absl::flat_hash_map<uint32_t, Node> nodes_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::thread> answer_threads_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Client>> ConnectCluster(const ClientOptions& options) {
+  auto etcd = cluster::EtcdClient::Connect(options.etcd, options.rpc_timeout);
+  if (!etcd.ok()) return etcd.status();
+  auto client = std::make_unique<ClusterClient>(options, *std::move(etcd));
+  if (absl::Status s = client->Refresh(); !s.ok()) return s;
+  return client;
+}
+
+}  // namespace sparsepool::internal

@@ -1,0 +1,254 @@
+// A pool cluster of real processes: etcd (Debian's etcd-server) and three sparsepoold
+// nodes registered in it, clients given only etcd's endpoint. Registration and refusals,
+// placement by the documented policy, routing by id, batches across nodes, hand-off to
+// another client, a node killed and restarted, etcd killed and restarted.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "bench/entry_pattern.h"
+#include "client/sparsepool_client.h"
+#include "cluster/cluster_records.h"
+#include "cluster/etcd_client.h"
+#include "common/node_ids.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/daemon_process.h"
+#include "tests/etcd_process.h"
+
+namespace sparsepool {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::DaemonOptions;
+using testing::DaemonProcess;
+using testing::EtcdProcess;
+
+constexpr uint32_t kEntry = 656;
+constexpr char kPrefix[] = "/sparsepool-test";
+
+class ClusterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    etcd_ = std::make_unique<EtcdProcess>(::testing::UnitTest::GetInstance()->current_test_info()->name());
+    absl::Status started = etcd_->Start();
+    if (absl::IsFailedPrecondition(started)) GTEST_SKIP() << started;
+    ASSERT_TRUE(started.ok()) << started;
+    // Node n2 has the most room, then n3, then n1: placement goes to n2 first.
+    for (auto [id, size] : {std::pair{1, "64MiB"}, std::pair{2, "160MiB"}, std::pair{3, "96MiB"}}) {
+      nodes_.push_back(StartNode(id, size));
+      ASSERT_TRUE(nodes_.back()->Start().ok()) << nodes_.back()->Log();
+    }
+  }
+
+  std::unique_ptr<DaemonProcess> StartNode(int id, const std::string& size, std::vector<std::string> extra = {}) {
+    DaemonOptions options;
+    options.region_size = size;
+    options.extra_args = {absl::StrCat("--etcd=", etcd_->endpoint()), absl::StrCat("--etcd_prefix=", kPrefix),
+                          absl::StrCat("--node_name=n", id), absl::StrCat("--node_id=", id), "--etcd_ttl=2s",
+                          "--reuse_grace=0s"};
+    options.extra_args.insert(options.extra_args.end(), extra.begin(), extra.end());
+    return std::make_unique<DaemonProcess>(absl::StrCat("cluster-n", id), options);
+  }
+
+  std::unique_ptr<Client> Connect(const std::string& client_id = "") {
+    ClientOptions options;
+    options.etcd = etcd_->endpoint();
+    options.etcd_prefix = kPrefix;
+    options.client_id = client_id;
+    options.rpc_timeout = absl::Seconds(3);
+    auto client = Client::Connect(options);
+    EXPECT_TRUE(client.ok()) << client.status();
+    return client.ok() ? *std::move(client) : nullptr;
+  }
+
+  // A sequence of `tokens` tokens on one layer, written with the test pattern.
+  SequenceId CreateWritten(Client& client, uint64_t tokens) {
+    SequenceSpec spec;
+    spec.layers = 1;
+    spec.entry_bytes = kEntry;
+    spec.tokens = tokens;
+    auto id = client.CreateSequence(spec);
+    EXPECT_TRUE(id.ok()) << id.status();
+    if (!id.ok()) return 0;
+    std::vector<std::byte> entries(tokens * kEntry);
+    for (uint64_t t = 0; t < tokens; ++t) {
+      bench::FillEntry(9, *id, 0, t, absl::MakeSpan(entries).subspan(t * kEntry, kEntry));
+    }
+    EXPECT_TRUE(client.WriteEntries(*id, 0, 0, entries).ok());
+    return *id;
+  }
+
+  // Fetches tokens 0 and `last` of every sequence in one batch and checks the bytes.
+  absl::Status FetchAndCheck(Client& client, const std::vector<SequenceId>& batch, int32_t last) {
+    std::vector<int32_t> indices;
+    for (size_t i = 0; i < batch.size(); ++i) indices.insert(indices.end(), {0, last});
+    std::vector<std::byte> out(indices.size() * kEntry), expected(kEntry);
+    if (absl::Status s = client.FetchTopK(0, batch, indices, absl::MakeSpan(out)); !s.ok()) return s;
+    for (size_t i = 0; i < indices.size(); ++i) {
+      bench::FillEntry(9, batch[i / 2], 0, indices[i], absl::MakeSpan(expected));
+      if (std::memcmp(out.data() + i * kEntry, expected.data(), kEntry) != 0) {
+        return absl::DataLossError(absl::StrCat("sequence ", batch[i / 2], " token ", indices[i], " differs"));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  std::vector<cluster::NodeRecord> Nodes() {
+    auto etcd = cluster::EtcdClient::Connect(etcd_->endpoint(), absl::Seconds(2));
+    EXPECT_TRUE(etcd.ok()) << etcd.status();
+    if (!etcd.ok()) return {};
+    auto nodes = cluster::ReadNodes(**etcd, kPrefix);
+    EXPECT_TRUE(nodes.ok()) << nodes.status();
+    return nodes.ok() ? *nodes : std::vector<cluster::NodeRecord>{};
+  }
+
+  std::unique_ptr<EtcdProcess> etcd_;
+  std::vector<std::unique_ptr<DaemonProcess>> nodes_;
+};
+
+TEST_F(ClusterTest, NodesRegisterWithTheirRegionsAndLeaveWhenStopped) {
+  std::vector<cluster::NodeRecord> nodes = Nodes();
+  ASSERT_EQ(nodes.size(), 3u);
+  for (const cluster::NodeRecord& node : nodes) {
+    SCOPED_TRACE(node.name());
+    EXPECT_EQ(node.name(), absl::StrCat("n", node.node_id()));
+    EXPECT_EQ(node.address(), nodes_[node.node_id() - 1]->address());
+    ASSERT_EQ(node.regions_size(), 1);
+    EXPECT_EQ(node.regions(0).path(), nodes_[node.node_id() - 1]->region_path());
+    EXPECT_EQ(node.regions(0).kind(), "shm");
+    EXPECT_GT(node.regions(0).capacity_bytes(), 0u);
+    EXPECT_EQ(node.regions(0).free_bytes(), node.regions(0).capacity_bytes());
+    EXPECT_THAT(node.transports(), ::testing::ElementsAre("cxl"));
+    EXPECT_NE(node.incarnation(), 0u);
+  }
+  // A clean stop revokes the lease: the node is gone at once, not after the TTL.
+  EXPECT_EQ(nodes_[0]->Stop(), 0);
+  EXPECT_EQ(Nodes().size(), 2u);
+}
+
+TEST_F(ClusterTest, ClaimsTakenByAnotherNodeAreRefused) {
+  // n1's region, named again by a node "n9": two daemons would manage the same memory.
+  auto thief = StartNode(9, "64MiB", {absl::StrCat("--region=shm:", nodes_[0]->region_path(), ":64MiB")});
+  EXPECT_FALSE(thief->Start().ok());
+  EXPECT_THAT(thief->Log(), HasSubstr("is claimed in etcd by node \"n1\": two nodes cannot manage it"));
+  // n1's node id under another name.
+  DaemonOptions same_id;
+  same_id.extra_args = {absl::StrCat("--etcd=", etcd_->endpoint()), absl::StrCat("--etcd_prefix=", kPrefix),
+                        "--node_name=n8", "--node_id=1"};
+  DaemonProcess duplicate_id("cluster-dup-id", same_id);
+  EXPECT_FALSE(duplicate_id.Start().ok());
+  EXPECT_THAT(duplicate_id.Log(), HasSubstr("node id 1 is claimed in etcd by node \"n1\""));
+  // n2's name while n2 is alive and answering.
+  DaemonOptions same_name = same_id;
+  same_name.extra_args[2] = "--node_name=n2";
+  same_name.extra_args[3] = "--node_id=7";
+  DaemonProcess duplicate_name("cluster-dup-name", same_name);
+  EXPECT_FALSE(duplicate_name.Start().ok());
+  EXPECT_THAT(duplicate_name.Log(), HasSubstr("node \"n2\" is registered in etcd by a live daemon"));
+  EXPECT_EQ(Nodes().size(), 3u) << "no refused daemon left a claim behind";
+}
+
+TEST_F(ClusterTest, SequencesArePlacedByFreeBytesAndRoutedByTheirIds) {
+  auto client = Connect();
+  ASSERT_NE(client, nullptr);
+  // Every node maps here (one host): the most free bytes wins, and the figures move.
+  const SequenceId first = CreateWritten(*client, 300);
+  EXPECT_EQ(NodeOfSequence(first), 2u);
+  // 140 MiB more on n2 leaves it less room than n3 (96 MiB): the next goes to n3.
+  SequenceSpec big;
+  big.layers = 10;
+  big.entry_bytes = kEntry;
+  big.tokens = 22000;
+  auto filler = client->CreateSequence(big);
+  ASSERT_TRUE(filler.ok()) << filler.status();
+  EXPECT_EQ(NodeOfSequence(*filler), 2u);
+  absl::SleepFor(absl::Seconds(1));  // the nodes refresh their free bytes every TTL/3
+  const SequenceId second = CreateWritten(*client, 200);
+  EXPECT_EQ(NodeOfSequence(second), 3u);
+  // One batch across two nodes: each node's rows go to it, back in the batch's order.
+  EXPECT_TRUE(FetchAndCheck(*client, {first, second}, 199).ok());
+  // Growth, info and release go to the owning node.
+  EXPECT_TRUE(client->ExtendSequence(second, 400).ok());
+  auto info = client->Info(second);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->tokens, 400u);
+  EXPECT_TRUE(client->ReleaseSequence(*filler).ok());
+  // A sequence too big for any node: refused, saying so.
+  big.tokens = 1 << 20;
+  auto refused = client->CreateSequence(big);
+  EXPECT_TRUE(absl::IsResourceExhausted(refused.status())) << refused.status();
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("no node of the cluster"));
+}
+
+TEST_F(ClusterTest, ADecodeWorkerAdoptsAPrefillWorkersSequenceByItsId) {
+  auto prefill = Connect("prefill-worker");
+  auto decode = Connect("decode-worker");
+  ASSERT_NE(prefill, nullptr);
+  ASSERT_NE(decode, nullptr);
+  const SequenceId id = CreateWritten(*prefill, 128);
+  ASSERT_TRUE(decode->AdoptSequence(id).ok());
+  prefill.reset();
+  EXPECT_TRUE(FetchAndCheck(*decode, {id}, 127).ok());
+  EXPECT_TRUE(decode->ReleaseSequence(id).ok());
+}
+
+TEST_F(ClusterTest, ADeadNodeFailsOnlyItsOwnSequencesAndServesThemAgainWhenBack) {
+  auto client = Connect();
+  ASSERT_NE(client, nullptr);
+  const SequenceId on_n2 = CreateWritten(*client, 100);
+  ASSERT_EQ(NodeOfSequence(on_n2), 2u);
+  nodes_[1]->Kill();
+  // Calls that need the node fail fast, naming it.
+  const absl::Time begin = absl::Now();
+  auto failed = client->Info(on_n2);
+  EXPECT_TRUE(absl::IsUnavailable(failed.status())) << failed.status();
+  EXPECT_THAT(std::string(failed.status().message()), HasSubstr("node \"n2\""));
+  EXPECT_LT(absl::Now() - begin, absl::Seconds(5)) << "a dead node fails its calls fast";
+  // Its memory still maps here, unchanged, and nobody reuses it while the node is down:
+  // reads by load and store of a layout already known go on.
+  EXPECT_TRUE(FetchAndCheck(*client, {on_n2}, 99).ok());
+  // The others serve on; new sequences avoid the dead node once its lease is gone.
+  absl::SleepFor(absl::Seconds(3));
+  const SequenceId elsewhere = CreateWritten(*client, 100);
+  EXPECT_NE(NodeOfSequence(elsewhere), 2u);
+  EXPECT_TRUE(FetchAndCheck(*client, {elsewhere}, 99).ok());
+  // Back (on another port): the client finds it again at its new address.
+  ASSERT_TRUE(nodes_[1]->Start().ok()) << nodes_[1]->Log();
+  auto info = client->Info(on_n2);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->tokens, 100u);
+  EXPECT_TRUE(client->ExtendSequence(on_n2, 200).ok());
+  absl::Status back = FetchAndCheck(*client, {on_n2, elsewhere}, 99);
+  EXPECT_TRUE(back.ok()) << back;
+}
+
+TEST_F(ClusterTest, WithEtcdDownSequencesWorkAndNewPlacementsFailClearly) {
+  auto client = Connect();
+  ASSERT_NE(client, nullptr);
+  const SequenceId id = CreateWritten(*client, 64);
+  etcd_->Kill();
+  EXPECT_TRUE(FetchAndCheck(*client, {id}, 63).ok());
+  EXPECT_TRUE(client->ExtendSequence(id, 128).ok());
+  SequenceSpec spec;
+  spec.layers = 1;
+  spec.entry_bytes = kEntry;
+  spec.tokens = 64;
+  auto refused = client->CreateSequence(spec);
+  EXPECT_TRUE(absl::IsUnavailable(refused.status())) << refused.status();
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("cannot place a new sequence: etcd at"));
+  // etcd back on its data: the nodes' registrations are there again, placement works.
+  ASSERT_TRUE(etcd_->Start().ok());
+  absl::Status placed;
+  for (int i = 0; i < 50; ++i) {
+    placed = client->CreateSequence(spec).status();
+    if (placed.ok()) break;
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  EXPECT_TRUE(placed.ok()) << placed;
+}
+
+}  // namespace
+}  // namespace sparsepool
