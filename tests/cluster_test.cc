@@ -225,6 +225,28 @@ TEST_F(ClusterTest, ADeadNodeFailsOnlyItsOwnSequencesAndServesThemAgainWhenBack)
   EXPECT_TRUE(back.ok()) << back;
 }
 
+TEST_F(ClusterTest, SparsepoolctlShowsEveryNodeItsHealthAndFigures) {
+  auto client = Connect();
+  ASSERT_NE(client, nullptr);
+  CreateWritten(*client, 64);
+  nodes_[2]->Kill();  // n3: still registered until its lease runs out, but silent
+  const std::vector<std::string> argv = {"tools/sparsepoolctl", absl::StrCat("--etcd=", etcd_->endpoint()),
+                                         absl::StrCat("--etcd_prefix=", kPrefix), "--timeout=1s", "cluster"};
+  testing::CommandResult view = testing::RunCommand(argv);
+  EXPECT_EQ(view.exit_code, 0) << view.output;
+  EXPECT_THAT(view.output, HasSubstr(absl::StrCat("n1 ", "")));
+  EXPECT_THAT(view.output, ::testing::ContainsRegex("n2 +2 +127\\.0\\.0\\.1:[0-9]+ +serving, up"));
+  EXPECT_THAT(view.output, ::testing::ContainsRegex("n3 +3 .*UNREACHABLE"));
+  EXPECT_THAT(view.output, HasSubstr("3 node(s) registered at etcd"));
+  EXPECT_THAT(view.output, HasSubstr("2 serving"));
+  EXPECT_THAT(view.output, HasSubstr("1 live sequences"));
+  // etcd gone: said plainly, exit 1.
+  etcd_->Kill();
+  testing::CommandResult down = testing::RunCommand(argv);
+  EXPECT_EQ(down.exit_code, 1);
+  EXPECT_THAT(down.output, HasSubstr("is etcd running and reachable?"));
+}
+
 TEST_F(ClusterTest, WithEtcdDownSequencesWorkAndNewPlacementsFailClearly) {
   auto client = Connect();
   ASSERT_NE(client, nullptr);

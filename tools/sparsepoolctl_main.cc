@@ -34,22 +34,27 @@
 #include "grpcpp/security/credentials.h"
 #include "proto/sparsepool.grpc.pb.h"
 #include "service/tenants.h"
+#include "tools/cluster_view.h"
 
 namespace sparsepool {
 namespace {
 
 constexpr char kUsage[] =
-    "usage: sparsepoolctl [--address=HOST:PORT] [--timeout=5s] [--token_file=PATH]\n"
+    "usage: sparsepoolctl [--address=HOST:PORT | --etcd=HOST:PORT] [--timeout=5s] [--token_file=PATH]\n"
     "                     [--tls_root_certs=PATH [--tls_cert=PATH --tls_key=PATH]] COMMAND\n"
     "commands:\n"
     "  health              is the daemon serving\n"
     "  stats               capacity, used, reclaimable, sequences, leases\n"
     "  list [--tenant=T]   live sequences\n"
     "  release ID          release a sequence\n"
+    "  cluster             with --etcd=HOST:PORT[,...] [--etcd_prefix=/sparsepool]: every node of\n"
+    "                      a pool cluster, its health, capacity, free bytes and sequences\n"
     "  hash-token          the token_sha256 of the token on standard input\n";
 
 struct Command {
   std::string address = "127.0.0.1:7070";
+  std::string etcd;
+  std::string etcd_prefix = "/sparsepool";
   absl::Duration timeout = absl::Seconds(5);
   std::string tenant;
   std::string token;
@@ -67,6 +72,10 @@ absl::StatusOr<Command> ParseCommand(int argc, char** argv) {
       if (!absl::ParseDuration(arg.substr(10), &command.timeout)) {
         return absl::InvalidArgumentError(absl::StrCat("bad duration in ", arg));
       }
+    } else if (absl::StartsWith(arg, "--etcd=")) {
+      command.etcd = std::string(arg.substr(7));
+    } else if (absl::StartsWith(arg, "--etcd_prefix=")) {
+      command.etcd_prefix = std::string(arg.substr(14));
     } else if (absl::StartsWith(arg, "--tenant=")) {
       command.tenant = std::string(arg.substr(9));
     } else if (absl::StartsWith(arg, "--token_file=")) {
@@ -200,6 +209,19 @@ int Run(int argc, char** argv) {
   if (!credentials.ok()) {
     std::fprintf(stderr, "sparsepoolctl: %s\n", std::string(credentials.status().message()).c_str());
     return 2;
+  }
+  if (words[0] == "cluster" && words.size() == 1) {
+    if (command->etcd.empty()) {
+      std::fprintf(stderr, "sparsepoolctl: cluster needs --etcd=HOST:PORT\n%s", kUsage);
+      return 2;
+    }
+    auto view = ClusterView(command->etcd, command->etcd_prefix, command->timeout, command->token, *credentials);
+    if (!view.ok()) {
+      std::fprintf(stderr, "sparsepoolctl: %s\n", view.status().ToString().c_str());
+      return 1;
+    }
+    std::fputs(view->c_str(), stdout);
+    return 0;
   }
   Ctl ctl(*command, *credentials);
   absl::Status status;
