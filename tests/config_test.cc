@@ -151,6 +151,38 @@ TEST(DaemonConfigTest, TheDeployedExampleConfigParses) {
   EXPECT_FALSE(config.tls_cert.empty()) << "over TLS";
 }
 
+// The three-node example (deploy/cluster): each node's config parses through the same
+// path as the command line (the cluster settings' checks included).
+TEST(DaemonConfigTest, TheThreeNodeClusterExampleParses) {
+  for (int node = 1; node <= 3; ++node) {
+    const std::string path = absl::StrCat("deploy/cluster/sparsepoold-mem", node, ".conf");
+    SCOPED_TRACE(path);
+    auto config = ParseDaemonArgs({absl::StrCat("--config=", path)});
+    ASSERT_TRUE(config.ok()) << config.status();
+    EXPECT_EQ(config->node_name, absl::StrCat("mem", node));
+    EXPECT_EQ(config->node_id, static_cast<uint32_t>(node));
+    EXPECT_EQ(config->advertise, absl::StrCat("10.0.0.1", node, ":7070"));
+    EXPECT_EQ(config->etcd, "10.0.0.11:2379,10.0.0.12:2379,10.0.0.13:2379");
+    EXPECT_EQ(config->etcd_ttl, absl::Seconds(10));
+    EXPECT_EQ(config->regions.size(), 2u);
+  }
+}
+
+TEST(DaemonConfigTest, ClusterSettingsAreCheckedTogether) {
+  for (const auto& [args, fragment] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"--etcd=127.0.0.1:2379"}, "give it --node_name and --node_id"},
+           {{"--node_name=a", "--node_id=1"}, "give --etcd too"},
+           {{"--etcd=e:1", "--node_name=a b", "--node_id=1"}, "is not 1-63 letters"},
+           {{"--etcd=e:1", "--node_name=a", "--node_id=0"}, "node_id = \"0\" is not a whole number in [1, 16383]"},
+           {{"--etcd=e:1", "--node_name=a", "--node_id=16384"}, "[1, 16383]"},
+           {{"--etcd_prefix=sparsepool"}, "does not start with /"},
+           {{"--etcd_ttl=0s"}, "from 1s to 10m"}}) {
+    auto config = ParseDaemonArgs(args);
+    ASSERT_FALSE(config.ok()) << args[0];
+    EXPECT_THAT(std::string(config.status().message()), HasSubstr(fragment));
+  }
+}
+
 TEST(DaemonConfigTest, TenantsAndTlsGoTogetherOffLoopback) {
   auto loopback = ParseDaemonArgs({"--tenants=/etc/sparsepool/tenants.conf"});
   ASSERT_TRUE(loopback.ok()) << loopback.status();
