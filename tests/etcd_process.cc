@@ -29,8 +29,8 @@ int FreeLoopbackPort() {
   return port;
 }
 
-EtcdProcess::EtcdProcess(absl::string_view name)
-    : name_(name), data_dir_(absl::StrCat(TestTempDir(), "/etcd-", name, "-", getpid())) {
+EtcdProcess::EtcdProcess(absl::string_view name, bool listen_all)
+    : name_(name), data_dir_(absl::StrCat(TestTempDir(), "/etcd-", name, "-", getpid())), listen_all_(listen_all) {
   std::filesystem::remove_all(data_dir_);
   endpoint_ = absl::StrCat("127.0.0.1:", FreeLoopbackPort());
   peer_port_ = FreeLoopbackPort();
@@ -49,7 +49,9 @@ absl::Status EtcdProcess::Start() {
   const std::string peer_url = absl::StrCat("http://127.0.0.1:", peer_port_);
   if (absl::Status s = process_.Start({"/usr/bin/etcd", absl::StrCat("--name=", name_),
                                        absl::StrCat("--data-dir=", data_dir_),
-                                       absl::StrCat("--listen-client-urls=", client_url),
+                                       absl::StrCat("--listen-client-urls=",
+                                                    listen_all_ ? absl::StrCat("http://0.0.0.0:", endpoint_.substr(endpoint_.rfind(':') + 1))
+                                                                : client_url),
                                        absl::StrCat("--advertise-client-urls=", client_url),
                                        absl::StrCat("--listen-peer-urls=", peer_url),
                                        absl::StrCat("--initial-advertise-peer-urls=", peer_url),

@@ -15,7 +15,9 @@ namespace sparsepool::testing {
 
 class EtcdProcess {
  public:
-  explicit EtcdProcess(absl::string_view name);
+  // `listen_all`: serve clients on every address (test hosts in network namespaces reach
+  // it through their gateways), not on loopback only.
+  explicit EtcdProcess(absl::string_view name, bool listen_all = false);
   ~EtcdProcess();
   EtcdProcess(const EtcdProcess&) = delete;
   EtcdProcess& operator=(const EtcdProcess&) = delete;
@@ -33,6 +35,7 @@ class EtcdProcess {
   std::string data_dir_;
   std::string endpoint_;
   int peer_port_ = 0;
+  bool listen_all_ = false;
   ChildProcess process_;
 };
 
