@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <map>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -11,6 +10,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "client/region_probe.h"
 #include "cluster/cluster_records.h"
 #include "cluster/etcd_client.h"
@@ -28,19 +28,23 @@ struct Node {
   std::shared_ptr<Client> client;  // made on first use; shared with calls in flight
 };
 
-// Rows of a batch grouped by node, in first-seen order.
-std::vector<std::pair<uint32_t, std::vector<size_t>>> GroupByNode(absl::Span<const SequenceId> batch) {
-  std::vector<std::pair<uint32_t, std::vector<size_t>>> groups;
+// Bytes a sequence takes in a region, pages rounded up (alignment aside).
+uint64_t NeededBytes(const SequenceSpec& spec) {
+  const uint64_t page = spec.page_tokens == 0 ? 64 : spec.page_tokens;
+  return uint64_t{spec.layers} * ((spec.tokens + page - 1) / page * page) * spec.entry_bytes;
+}
+
+// Runs of consecutive rows of a batch on one node, as [first, end) row ranges: each run
+// is one call to its node, on spans of the caller's own buffers (no copies).
+std::vector<std::pair<size_t, size_t>> RunsByNode(absl::Span<const SequenceId> batch) {
+  std::vector<std::pair<size_t, size_t>> runs;
   for (size_t row = 0; row < batch.size(); ++row) {
-    const uint32_t node = NodeOfSequence(batch[row]);
-    auto it = std::find_if(groups.begin(), groups.end(), [node](const auto& g) { return g.first == node; });
-    if (it == groups.end()) {
-      groups.emplace_back(node, std::vector<size_t>{});
-      it = groups.end() - 1;
+    if (runs.empty() || NodeOfSequence(batch[row]) != NodeOfSequence(batch[runs.back().first])) {
+      runs.emplace_back(row, row);
     }
-    it->second.push_back(row);
+    runs.back().second = row + 1;
   }
-  return groups;
+  return runs;
 }
 
 class ClusterClient final : public Client {
@@ -105,7 +109,13 @@ class ClusterClient final : public Client {
         continue;
       }
       auto id = (*client)->CreateSequence(spec);
-      if (id.ok()) return id;
+      if (id.ok()) {
+        // Until the node's record shows it, this placement counts against its free bytes
+        // here, so that a burst of creates spreads instead of piling onto one node.
+        absl::MutexLock lock(&mu_);
+        placed_[node].push_back(Placed{absl::ToUnixMillis(absl::Now()), NeededBytes(spec), *id});
+        return id;
+      }
       last = Named(node, id.status());
       if (!absl::IsResourceExhausted(id.status()) && !absl::IsUnavailable(id.status())) return last;
     }
@@ -130,7 +140,9 @@ class ClusterClient final : public Client {
     return OnNode(id, [&](Client& c) { return c.ExtendSequence(id, total_tokens); });
   }
   absl::Status ReleaseSequence(SequenceId id) override {
-    return OnNode(id, [&](Client& c) { return c.ReleaseSequence(id); });
+    absl::Status s = OnNode(id, [&](Client& c) { return c.ReleaseSequence(id); });
+    if (s.ok()) Forget(id);
+    return s;
   }
   absl::Status AdoptSequence(SequenceId id) override {
     return OnNode(id, [&](Client& c) { return c.AdoptSequence(id); });
@@ -156,21 +168,16 @@ class ClusterClient final : public Client {
                                                      positions.size(), " positions and ", entries.size(),
                                                      " bytes of entries"));
     }
-    const auto groups = GroupByNode(batch);
-    if (groups.size() == 1) {
-      return OnNode(batch[0], [&](Client& c) { return c.WriteStep(batch, positions, entries); });
-    }
     const size_t per_row = entries.size() / batch.size();
-    for (const auto& [node, rows] : groups) {
-      std::vector<SequenceId> ids;
-      std::vector<uint64_t> at;
-      std::vector<std::byte> bytes;
-      for (size_t row : rows) {
-        ids.push_back(batch[row]);
-        at.push_back(positions[row]);
-        bytes.insert(bytes.end(), entries.begin() + row * per_row, entries.begin() + (row + 1) * per_row);
+    for (const auto& [first, end] : RunsByNode(batch)) {
+      const size_t rows = end - first;
+      if (absl::Status s = OnNode(batch[first], [&](Client& c) {
+            return c.WriteStep(batch.subspan(first, rows), positions.subspan(first, rows),
+                               entries.subspan(first * per_row, rows * per_row));
+          });
+          !s.ok()) {
+        return s;
       }
-      if (absl::Status s = OnNode(ids[0], [&](Client& c) { return c.WriteStep(ids, at, bytes); }); !s.ok()) return s;
     }
     return absl::OkStatus();
   }
@@ -182,28 +189,18 @@ class ClusterClient final : public Client {
       return absl::InvalidArgumentError(absl::StrCat("a fetch of ", batch.size(), " sequences came with ",
                                                      indices.size(), " indices and ", out.size(), " output bytes"));
     }
-    const auto groups = GroupByNode(batch);
-    if (groups.size() == 1) {
-      return OnNode(batch[0], [&](Client& c) { return c.FetchTopK(layer, batch, indices, out); });
-    }
-    // Rows on several nodes: each node's rows as a batch of their own, then back in place.
+    // Rows on several nodes: each run of one node's rows is one call, straight into its
+    // part of `out`.
     const size_t k = indices.size() / batch.size();
     const size_t row_bytes = out.size() / batch.size();
-    for (const auto& [node, rows] : groups) {
-      std::vector<SequenceId> ids;
-      std::vector<int32_t> selected;
-      std::vector<std::byte> part;
-      for (size_t row : rows) {
-        ids.push_back(batch[row]);
-        selected.insert(selected.end(), indices.begin() + row * k, indices.begin() + (row + 1) * k);
-        part.insert(part.end(), out.begin() + row * row_bytes, out.begin() + (row + 1) * row_bytes);
-      }
-      if (absl::Status s = OnNode(ids[0], [&](Client& c) { return c.FetchTopK(layer, ids, selected, absl::MakeSpan(part)); });
+    for (const auto& [first, end] : RunsByNode(batch)) {
+      const size_t rows = end - first;
+      if (absl::Status s = OnNode(batch[first], [&](Client& c) {
+            return c.FetchTopK(layer, batch.subspan(first, rows), indices.subspan(first * k, rows * k),
+                               out.subspan(first * row_bytes, rows * row_bytes));
+          });
           !s.ok()) {
         return s;
-      }
-      for (size_t i = 0; i < rows.size(); ++i) {
-        std::memcpy(out.data() + rows[i] * row_bytes, part.data() + i * row_bytes, row_bytes);
       }
     }
     return absl::OkStatus();
@@ -212,8 +209,7 @@ class ClusterClient final : public Client {
  private:
   // The documented policy (cluster_client.h), over the membership last read.
   std::vector<uint32_t> Placement(const SequenceSpec& spec) {
-    const uint64_t page = spec.page_tokens == 0 ? 64 : spec.page_tokens;
-    const uint64_t needed = uint64_t{spec.layers} * ((spec.tokens + page - 1) / page * page) * spec.entry_bytes;
+    const uint64_t needed = NeededBytes(spec);
     struct Candidate {
       bool mappable;
       uint64_t free;
@@ -231,7 +227,16 @@ class ClusterClient final : public Client {
                                 region.tenants().end();
         if (serves) free = std::max<uint64_t>(free, region.free_bytes());  // a sequence lives in one region
       }
-      if (free >= needed) candidates.push_back({node.mappable, free, node.record.name(), id});
+      if (free < needed) continue;
+      // Ranked by what is left once this client's placements since the record was
+      // written are counted too (a node refuses what does not fit, and the next is tried).
+      auto& placed = placed_[id];
+      placed.erase(std::remove_if(placed.begin(), placed.end(),
+                                  [&](const Placed& p) { return p.at_ms < node.record.updated_unix_ms(); }),
+                   placed.end());
+      uint64_t left = free;
+      for (const Placed& p : placed) left -= std::min(left, p.bytes);
+      candidates.push_back({node.mappable, left, node.record.name(), id});
     }
     std::sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
       if (a.mappable != b.mappable) return a.mappable;
@@ -335,6 +340,16 @@ class ClusterClient final : public Client {
                                                record.address(), "): ", s.message()));
   }
 
+  // A released sequence no longer counts against its node's free bytes here.
+  void Forget(SequenceId id) {
+    absl::MutexLock lock(&mu_);
+    auto it = placed_.find(NodeOfSequence(id));
+    if (it == placed_.end()) return;
+    auto& placed = it->second;
+    placed.erase(std::remove_if(placed.begin(), placed.end(), [id](const Placed& p) { return p.id == id; }),
+                 placed.end());
+  }
+
   // An async call that fails before reaching a node still answers on another thread.
   void AnswerLater(std::function<void()> answer) {
     absl::MutexLock lock(&mu_);
@@ -346,6 +361,13 @@ class ClusterClient final : public Client {
   absl::Mutex mu_;
   absl::flat_hash_map<uint32_t, Node> nodes_ ABSL_GUARDED_BY(mu_);
   std::vector<std::thread> answer_threads_ ABSL_GUARDED_BY(mu_);
+  // Per node: the sequences this client placed there since its record was last written.
+  struct Placed {
+    int64_t at_ms;
+    uint64_t bytes;
+    SequenceId id;
+  };
+  absl::flat_hash_map<uint32_t, std::vector<Placed>> placed_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace
