@@ -18,6 +18,10 @@ packages=(
   # The Debian packages (deploy/debian): dpkg-deb, dpkg-shlibdeps, a soname for the
   # client library; pkg-config for the test that links against the installed client.
   dpkg-dev patchelf pkg-config
+  # The pool cluster (cluster/): etcd itself and etcdctl, etcd's API definitions (the
+  # .proto files the C++ client is generated from), iproute2 for the test hosts made of
+  # network namespaces.
+  etcd-server etcd-client golang-etcd-server-dev iproute2
 )
 
 missing=()
