@@ -36,8 +36,10 @@ check_field "$daemon_deb" Depends "libucx0"
 check_field "$daemon_deb" Depends "libnuma1"
 check_field "$client_deb" Package sparsepool-client
 check_field "$client_deb" Depends "libgrpc++1.51"
-dpkg-deb --ctrl-tarfile "$daemon_deb" | tar -xO ./conffiles | grep -qx /etc/sparsepool/sparsepoold.conf ||
-  fail "the daemon's config is not a conffile"
+# (Whole outputs into variables, then matched: grep -q in a pipe closes it early, and
+# under pipefail the writer's SIGPIPE would read as a failure.)
+conffiles="$(dpkg-deb --ctrl-tarfile "$daemon_deb" | tar -xO ./conffiles)"
+[[ "$conffiles" == */etc/sparsepool/sparsepoold.conf* ]] || fail "the daemon's config is not a conffile"
 
 echo "== apt resolves both on this host (simulated: nothing installed)"
 apt-get install --simulate --no-install-recommends "$daemon_deb" "$client_deb" >"$work/apt.log" 2>&1 ||
@@ -57,8 +59,8 @@ for f in usr/bin/sparsepoold usr/bin/sparsepoolctl etc/sparsepool/sparsepoold.co
 done
 [[ "$(readlink "$root/usr/lib/x86_64-linux-gnu/libsparsepool.so")" == libsparsepool.so.1 ]] ||
   fail "libsparsepool.so does not point at libsparsepool.so.1"
-readelf -d "$root/usr/lib/x86_64-linux-gnu/libsparsepool.so.1" | grep -q 'SONAME.*\[libsparsepool.so.1\]' ||
-  fail "libsparsepool.so.1 has no soname libsparsepool.so.1"
+dynamic="$(readelf -d "$root/usr/lib/x86_64-linux-gnu/libsparsepool.so.1")"
+[[ "$dynamic" == *"Library soname: [libsparsepool.so.1]"* ]] || fail "libsparsepool.so.1 has no soname libsparsepool.so.1"
 [[ "$(stat -c %a "$root/etc/sparsepool/sparsepoold.conf")" == 640 ]] || fail "the config is not mode 0640"
 grep -q '^User=sparsepool$' "$root/lib/systemd/system/sparsepoold.service" || fail "the unit does not run as sparsepool"
 grep -q '^ExecStart=/usr/bin/sparsepoold --config=/etc/sparsepool/sparsepoold.conf$' \
@@ -79,8 +81,8 @@ daemon_pid=$!
 for _ in $(seq 300); do [[ -s "$port_file" ]] && break; sleep 0.1; done
 [[ -s "$port_file" ]] || { cat "$work/daemon.log"; fail "the installed daemon did not start"; }
 address="127.0.0.1:$(cat "$port_file")"
-"$root/usr/bin/sparsepoolctl" --address="$address" health | grep -qi serving ||
-  fail "sparsepoolctl health did not report a serving daemon"
+health="$("$root/usr/bin/sparsepoolctl" --address="$address" health)" || fail "sparsepoolctl health failed"
+[[ "$health" == *serving* ]] || fail "sparsepoolctl health did not report a serving daemon: $health"
 
 echo "== a C program built against the installed client, without Bazel"
 cat >"$work/app.c" <<'C'
