@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "absl/synchronization/mutex.h"
@@ -411,7 +412,8 @@ std::string RequestGnuplotScript(const std::vector<RequestRunResult>& results) {
       const std::string& name = results[i].strategy;
       absl::StrAppend(&out, i == 0 ? "" : ", \\\n     ", "'timeline.csv' skip 1 using ",
                       absl::StrReplaceAll(using_expr, {{"KEEP", absl::StrCat("(strcol(1) eq '", name, "')")}}),
-                      " ", style, " pt ", 5 + i, " title '", name, "'");
+                      " ", style, absl::StrContains(style, "points") ? absl::StrCat(" pt ", 5 + i) : "",
+                      " title '", name, "'");
     }
     absl::StrAppend(&out, "\nunset logscale\n");
   };

@@ -18,9 +18,9 @@ set xlabel 'TTFT (s)'
 set ylabel 'share of requests'
 set logscale x
 set yrange [0:1]
-plot 'timeline.csv' skip 1 using ((strcol(1) eq 'rdma-prefix-pull') ? $8 - $3 : NaN):(1.0) smooth cnormal with steps lw 2 pt 5 title 'rdma-prefix-pull', \
-     'timeline.csv' skip 1 using ((strcol(1) eq 'rdma-topk') ? $8 - $3 : NaN):(1.0) smooth cnormal with steps lw 2 pt 6 title 'rdma-topk', \
-     'timeline.csv' skip 1 using ((strcol(1) eq 'cxl-cpu-topk') ? $8 - $3 : NaN):(1.0) smooth cnormal with steps lw 2 pt 7 title 'cxl-cpu-topk'
+plot 'timeline.csv' skip 1 using ((strcol(1) eq 'rdma-prefix-pull') ? $8 - $3 : NaN):(1.0) smooth cnormal with steps lw 2 title 'rdma-prefix-pull', \
+     'timeline.csv' skip 1 using ((strcol(1) eq 'rdma-topk') ? $8 - $3 : NaN):(1.0) smooth cnormal with steps lw 2 title 'rdma-topk', \
+     'timeline.csv' skip 1 using ((strcol(1) eq 'cxl-cpu-topk') ? $8 - $3 : NaN):(1.0) smooth cnormal with steps lw 2 title 'cxl-cpu-topk'
 unset logscale
 set yrange [*:*]
 set output 'tbt_by_context.png'
