@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "bench/dense_pages.h"
 #include "bench/gpu_strategies.h"
 #include "bench/prefix_fetch.h"
 #include "kernels/cuda_buffer.h"
@@ -50,18 +51,12 @@ class HbmOnlyFetch final : public FetchStrategy {
                                                        cache.status().message()));
     }
     cache_ = *std::move(cache);
-    std::vector<uint64_t> offsets(uint64_t{shape.stored_layers} * rows);
-    for (size_t i = 0; i < offsets.size(); ++i) offsets[i] = i * shape.max_tokens * shape.entry_bytes;
-    auto pages = CudaBuffer<uint64_t>::Allocate(offsets.size(), CudaMemory::kDevice);
+    const uint64_t copies = uint64_t{shape.stored_layers} * rows;
+    auto pages = DensePageOffsets(copies, shape.max_tokens * shape.entry_bytes);
     if (!pages.ok()) return pages.status();
     pages_ = *std::move(pages);
-    if (absl::Status s = CudaToStatus(cudaMemcpy(pages_.data(), offsets.data(), pages_.bytes(), cudaMemcpyHostToDevice),
-                                      "page offsets");
-        !s.ok()) {
-      return s;
-    }
-    rows_host_.assign(offsets.size(), kernels::RowPages{});
-    for (size_t i = 0; i < offsets.size(); ++i) {
+    rows_host_.assign(copies, kernels::RowPages{});
+    for (size_t i = 0; i < copies; ++i) {
       rows_host_[i].page_offsets = pages_.data() + i;
       rows_host_[i].page_tokens = static_cast<uint32_t>(shape.max_tokens);
       rows_host_[i].entry_stride = shape.entry_bytes;

@@ -12,6 +12,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "bench/dense_pages.h"
 #include "bench/prefix_fetch.h"
 #include "bench/request_step.h"
 #include "bench/request_strategies.h"
@@ -271,16 +272,10 @@ class GpuPrefixPullRequests final : public RequestStrategy {
                                                        ": ", arena.status().message()));
     }
     arena_ = *std::move(arena);
-    std::vector<uint64_t> offsets(uint64_t{shape_.max_batch} * shape_.stored_layers);
-    for (uint64_t i = 0; i < offsets.size(); ++i) offsets[i] = i * shape_.max_tokens * shape_.entry_bytes;
-    auto pages = CudaBuffer<uint64_t>::Allocate(offsets.size(), CudaMemory::kDevice);
+    auto pages = DensePageOffsets(uint64_t{shape_.max_batch} * shape_.stored_layers,
+                                  shape_.max_tokens * shape_.entry_bytes);
     if (!pages.ok()) return pages.status();
     pages_ = *std::move(pages);
-    if (absl::Status s = CudaToStatus(cudaMemcpy(pages_.data(), offsets.data(), pages_.bytes(), cudaMemcpyHostToDevice),
-                                      "page offsets");
-        !s.ok()) {
-      return s;
-    }
     const uint64_t cells = uint64_t{shape_.fetched_layers} * shape_.max_batch * shape_.k;
     const uint64_t tables = uint64_t{shape_.fetched_layers} * shape_.max_batch;
     auto host_indices = CudaBuffer<int32_t>::Allocate(cells, CudaMemory::kPinnedHost);

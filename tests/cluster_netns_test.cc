@@ -23,6 +23,7 @@
 #include "gtest/gtest.h"
 #include "tests/child_process.h"
 #include "tests/etcd_process.h"
+#include "tests/pattern_sequences.h"
 
 namespace sparsepool {
 namespace {
@@ -32,7 +33,6 @@ using testing::ChildProcess;
 using testing::EtcdProcess;
 using testing::RunCommand;
 
-constexpr uint32_t kEntry = 656;
 
 // One test host: a network namespace with a veth pair to this one, 10.S.N.2 there and
 // 10.S.N.1 here, S picked by the test process so that runs side by side do not collide.
@@ -146,35 +146,14 @@ class ClusterAcrossHostsTest : public ::testing::Test {
     return client.ok() ? *std::move(client) : nullptr;
   }
 
-  SequenceId CreateWritten(Client& client, uint32_t layers, uint64_t tokens) {
-    SequenceSpec spec;
-    spec.layers = layers;
-    spec.entry_bytes = kEntry;
-    spec.tokens = tokens;
-    auto id = client.CreateSequence(spec);
+  SequenceId CreateWritten(Client& client, uint64_t tokens) {
+    auto id = testing::CreatePatterned(client, 5, tokens);
     EXPECT_TRUE(id.ok()) << id.status();
-    if (!id.ok()) return 0;
-    std::vector<std::byte> entries(tokens * kEntry);
-    for (uint64_t t = 0; t < tokens; ++t) {
-      bench::FillEntry(5, *id, 0, t, absl::MakeSpan(entries).subspan(t * kEntry, kEntry));
-    }
-    absl::Status written = client.WriteEntries(*id, 0, 0, entries);
-    EXPECT_TRUE(written.ok()) << written;
-    return *id;
+    return id.ok() ? *id : 0;
   }
 
   absl::Status FetchAndCheck(Client& client, const std::vector<SequenceId>& batch, int32_t last) {
-    std::vector<int32_t> indices;
-    for (size_t i = 0; i < batch.size(); ++i) indices.insert(indices.end(), {0, last / 2, last});
-    std::vector<std::byte> out(indices.size() * kEntry), expected(kEntry);
-    if (absl::Status s = client.FetchTopK(0, batch, indices, absl::MakeSpan(out)); !s.ok()) return s;
-    for (size_t i = 0; i < indices.size(); ++i) {
-      bench::FillEntry(5, batch[i / 3], 0, indices[i], absl::MakeSpan(expected));
-      if (std::memcmp(out.data() + i * kEntry, expected.data(), kEntry) != 0) {
-        return absl::DataLossError(absl::StrCat("sequence ", batch[i / 3], " token ", indices[i], " differs"));
-      }
-    }
-    return absl::OkStatus();
+    return testing::FetchPatterned(client, 5, batch, {0, last / 2, last});
   }
 
   std::unique_ptr<EtcdProcess> etcd_;
@@ -187,12 +166,12 @@ TEST_F(ClusterAcrossHostsTest, NearNodesByLoadAndStoreFarNodesOverUcxAcrossTheVe
   auto client = Connect();
   ASSERT_NE(client, nullptr);
   // "far" has twice the room, but "near" maps here: placement takes "near" first.
-  const SequenceId near = CreateWritten(*client, 1, 300);
+  const SequenceId near = CreateWritten(*client, 300);
   EXPECT_EQ(NodeOfSequence(near), 1u);
   // Too big for "near": it goes to "far", written and read over UCX across the veth (its
   // region is nowhere in this host's file system, so there is no other way).
   ASSERT_NE(access("/mnt/sparsepool-far/region", F_OK), 0);
-  const SequenceId far = CreateWritten(*client, 1, 120000);
+  const SequenceId far = CreateWritten(*client, 120000);
   EXPECT_EQ(NodeOfSequence(far), 2u);
   absl::Status fetched = FetchAndCheck(*client, {far}, 119999);
   EXPECT_TRUE(fetched.ok()) << fetched << "\n" << Log(1);
@@ -204,8 +183,8 @@ TEST_F(ClusterAcrossHostsTest, NearNodesByLoadAndStoreFarNodesOverUcxAcrossTheVe
 TEST_F(ClusterAcrossHostsTest, APartitionedNodeFailsOnlyItsSequencesAndHeals) {
   auto client = Connect();
   ASSERT_NE(client, nullptr);
-  const SequenceId near = CreateWritten(*client, 1, 200);
-  const SequenceId far = CreateWritten(*client, 1, 120000);
+  const SequenceId near = CreateWritten(*client, 200);
+  const SequenceId far = CreateWritten(*client, 120000);
   ASSERT_EQ(NodeOfSequence(far), 2u);
   hosts_[1]->SetLink(false);  // "far" cut off
   const absl::Time begin = absl::Now();

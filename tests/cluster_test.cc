@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "tests/daemon_process.h"
 #include "tests/etcd_process.h"
+#include "tests/pattern_sequences.h"
 
 namespace sparsepool {
 namespace {
@@ -66,34 +67,14 @@ class ClusterTest : public ::testing::Test {
 
   // A sequence of `tokens` tokens on one layer, written with the test pattern.
   SequenceId CreateWritten(Client& client, uint64_t tokens) {
-    SequenceSpec spec;
-    spec.layers = 1;
-    spec.entry_bytes = kEntry;
-    spec.tokens = tokens;
-    auto id = client.CreateSequence(spec);
+    auto id = testing::CreatePatterned(client, 9, tokens);
     EXPECT_TRUE(id.ok()) << id.status();
-    if (!id.ok()) return 0;
-    std::vector<std::byte> entries(tokens * kEntry);
-    for (uint64_t t = 0; t < tokens; ++t) {
-      bench::FillEntry(9, *id, 0, t, absl::MakeSpan(entries).subspan(t * kEntry, kEntry));
-    }
-    EXPECT_TRUE(client.WriteEntries(*id, 0, 0, entries).ok());
-    return *id;
+    return id.ok() ? *id : 0;
   }
 
   // Fetches tokens 0 and `last` of every sequence in one batch and checks the bytes.
   absl::Status FetchAndCheck(Client& client, const std::vector<SequenceId>& batch, int32_t last) {
-    std::vector<int32_t> indices;
-    for (size_t i = 0; i < batch.size(); ++i) indices.insert(indices.end(), {0, last});
-    std::vector<std::byte> out(indices.size() * kEntry), expected(kEntry);
-    if (absl::Status s = client.FetchTopK(0, batch, indices, absl::MakeSpan(out)); !s.ok()) return s;
-    for (size_t i = 0; i < indices.size(); ++i) {
-      bench::FillEntry(9, batch[i / 2], 0, indices[i], absl::MakeSpan(expected));
-      if (std::memcmp(out.data() + i * kEntry, expected.data(), kEntry) != 0) {
-        return absl::DataLossError(absl::StrCat("sequence ", batch[i / 2], " token ", indices[i], " differs"));
-      }
-    }
-    return absl::OkStatus();
+    return testing::FetchPatterned(client, 9, batch, {0, last});
   }
 
   std::vector<cluster::NodeRecord> Nodes() {
