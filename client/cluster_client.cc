@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <deque>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -53,8 +54,19 @@ class ClusterClient final : public Client {
       : options_(std::move(options)), etcd_(std::move(etcd)) {}
 
   ~ClusterClient() override {
-    absl::MutexLock lock(&mu_);
-    for (std::thread& t : answer_threads_) t.join();
+    // The async worker first (its calls may still reach nodes), then the node clients,
+    // each outside the lock: their destructors wait for calls in flight, whose callbacks
+    // may call back into this client.
+    {
+      absl::MutexLock lock(&async_mu_);
+      async_stopping_ = true;
+    }
+    if (async_worker_.joinable()) async_worker_.join();
+    absl::flat_hash_map<uint32_t, Node> nodes;
+    {
+      absl::MutexLock lock(&mu_);
+      nodes.swap(nodes_);
+    }
   }
 
   // Reads the membership from etcd; nodes that came back as another incarnation (or at
@@ -62,34 +74,48 @@ class ClusterClient final : public Client {
   absl::Status Refresh() {
     auto nodes = cluster::ReadNodes(*etcd_, options_.etcd_prefix);
     if (!nodes.ok()) return nodes.status();
-    absl::flat_hash_map<uint32_t, Node> fresh;
-    absl::MutexLock lock(&mu_);
-    for (NodeRecord& record : *nodes) {
-      Node node;
-      node.registered = true;
-      auto old = nodes_.find(record.node_id());
-      if (old != nodes_.end() && old->second.record.incarnation() == record.incarnation() &&
-          old->second.record.address() == record.address()) {
-        node.client = old->second.client;
-        node.mappable = old->second.mappable;
-      } else {
-        node.mappable = !record.regions().empty();
-        for (const cluster::RegionRecord& region : record.regions()) {
-          node.mappable = node.mappable && CanMapRegion(region.path(), region.uuid());
-        }
+    // Probed outside the lock: it maps files.
+    std::vector<bool> mappable;
+    for (const NodeRecord& record : *nodes) {
+      bool all = !record.regions().empty();
+      for (const cluster::RegionRecord& region : record.regions()) {
+        all = all && CanMapRegion(region.path(), region.uuid());
       }
-      node.record = std::move(record);
-      fresh[node.record.node_id()] = std::move(node);
+      mappable.push_back(all);
     }
-    // Nodes gone from etcd are remembered (their names for errors, their connections for
-    // what still works without them, such as loads from memory this host maps), but no
-    // longer placed on.
-    for (auto& [id, node] : nodes_) {
-      if (fresh.contains(id)) continue;
-      node.registered = false;
-      fresh[id] = std::move(node);
+    absl::flat_hash_map<uint32_t, Node> fresh;
+    absl::flat_hash_map<uint32_t, Node> replaced;  // destroyed after the lock is let go
+    {
+      absl::MutexLock lock(&mu_);
+      for (size_t i = 0; i < nodes->size(); ++i) {
+        NodeRecord& record = (*nodes)[i];
+        Node node;
+        node.registered = true;
+        node.mappable = mappable[i];
+        auto old = nodes_.find(record.node_id());
+        if (old != nodes_.end() && old->second.record.incarnation() == record.incarnation() &&
+            old->second.record.address() == record.address()) {
+          node.client = old->second.client;
+        }
+        node.record = std::move(record);
+        fresh[node.record.node_id()] = std::move(node);
+      }
+      // Nodes gone from etcd are remembered (their names for errors, their connections
+      // for what still works without them, such as loads from memory this host maps),
+      // but no longer placed on.
+      for (auto& [id, node] : nodes_) {
+        if (fresh.contains(id)) {
+          replaced[id] = std::move(node);
+          continue;
+        }
+        node.registered = false;
+        fresh[id] = std::move(node);
+      }
+      nodes_ = std::move(fresh);
     }
-    nodes_ = std::move(fresh);
+    // A replaced node's old connection (another incarnation now answers there) ends
+    // here, outside the lock: its destructor waits for its calls in flight.
+    replaced.clear();
     return absl::OkStatus();
   }
 
@@ -122,18 +148,14 @@ class ClusterClient final : public Client {
     return last;
   }
 
+  // The async calls run the blocking ones on a thread of this client's (placement
+  // reads etcd and may connect to a node; the caller's thread may be a gRPC one).
   void CreateSequenceAsync(const SequenceSpec& spec, std::function<void(absl::StatusOr<SequenceId>)> done) override {
-    // No etcd read here (the call returns at once): the membership last read.
-    const std::vector<uint32_t> candidates = Placement(spec);
-    auto client = candidates.empty() ? absl::StatusOr<std::shared_ptr<Client>>(NoRoom(spec)) : NodeClient(candidates[0]);
-    if (!client.ok()) return AnswerLater([done = std::move(done), s = client.status()] { done(s); });
-    (*client)->CreateSequenceAsync(spec, std::move(done));
+    RunLater([this, spec, done = std::move(done)] { done(CreateSequence(spec)); });
   }
 
   void ReleaseSequenceAsync(SequenceId id, std::function<void(absl::Status)> done) override {
-    auto client = NodeClient(NodeOfSequence(id));
-    if (!client.ok()) return AnswerLater([done = std::move(done), s = client.status()] { done(s); });
-    (*client)->ReleaseSequenceAsync(id, std::move(done));
+    RunLater([this, id, done = std::move(done)] { done(ReleaseSequence(id)); });
   }
 
   absl::Status ExtendSequence(SequenceId id, uint64_t total_tokens) override {
@@ -284,6 +306,13 @@ class ClusterClient final : public Client {
         return Named(node, absl::UnavailableError(absl::StrCat("not registered in the cluster at etcd ",
                                                                etcd_->endpoints(), " (down, or its lease expired)")));
       }
+      // One connection per node: whoever connects first installs it; the others use it.
+      absl::MutexLock connecting(&connect_mu_);
+      {
+        absl::MutexLock lock(&mu_);
+        auto it = nodes_.find(node);
+        if (it != nodes_.end() && it->second.client != nullptr) return it->second.client;
+      }
       ClientOptions options = options_;
       options.address = record.address();
       options.etcd.clear();
@@ -350,17 +379,40 @@ class ClusterClient final : public Client {
                  placed.end());
   }
 
-  // An async call that fails before reaching a node still answers on another thread.
-  void AnswerLater(std::function<void()> answer) {
-    absl::MutexLock lock(&mu_);
-    answer_threads_.emplace_back(std::move(answer));
+  // Queues `call` for the async worker (started on first use), which runs calls in order
+  // until the client is destroyed, finishing those queued by then.
+  void RunLater(std::function<void()> call) {
+    absl::MutexLock lock(&async_mu_);
+    async_queue_.push_back(std::move(call));
+    if (!async_worker_.joinable()) async_worker_ = std::thread([this] { AsyncLoop(); });
+  }
+  void AsyncLoop() {
+    while (true) {
+      std::function<void()> call;
+      {
+        absl::MutexLock lock(&async_mu_);
+        async_mu_.Await(absl::Condition(
+            +[](ClusterClient* c) ABSL_NO_THREAD_SAFETY_ANALYSIS { return c->async_stopping_ || !c->async_queue_.empty(); },
+            this));
+        if (async_queue_.empty()) return;  // stopping, nothing left
+        call = std::move(async_queue_.front());
+        async_queue_.pop_front();
+      }
+      call();
+    }
   }
 
   const ClientOptions options_;
   const std::unique_ptr<cluster::EtcdClient> etcd_;
   absl::Mutex mu_;
   absl::flat_hash_map<uint32_t, Node> nodes_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::thread> answer_threads_ ABSL_GUARDED_BY(mu_);
+  // Connecting to a node happens once at a time, so that no two clients of one client
+  // id ever talk to one daemon (a second one's goodbye would end the first's fence).
+  absl::Mutex connect_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  absl::Mutex async_mu_;
+  std::deque<std::function<void()>> async_queue_ ABSL_GUARDED_BY(async_mu_);
+  bool async_stopping_ ABSL_GUARDED_BY(async_mu_) = false;
+  std::thread async_worker_;
   // Per node: the sequences this client placed there since its record was last written.
   struct Placed {
     int64_t at_ms;

@@ -23,7 +23,9 @@ std::string NodeToJson(const NodeRecord& node) {
 
 absl::StatusOr<NodeRecord> NodeFromJson(absl::string_view json, absl::string_view key) {
   NodeRecord node;
-  const auto parsed = google::protobuf::util::JsonStringToMessage(std::string(json), &node);
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = true;  // records of newer daemons still read
+  const auto parsed = google::protobuf::util::JsonStringToMessage(std::string(json), &node, options);
   if (!parsed.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("etcd key ", key, " holds no node record: ", parsed.ToString()));
   }
@@ -35,9 +37,10 @@ absl::StatusOr<std::vector<NodeRecord>> ReadNodes(EtcdClient& etcd, absl::string
   if (!values.ok()) return values.status();
   std::vector<NodeRecord> nodes;
   for (const EtcdKeyValue& kv : *values) {
+    // A record that does not parse names no node anyone can reach: left out, rather
+    // than blinding every client to the others.
     auto node = NodeFromJson(kv.value, kv.key);
-    if (!node.ok()) return node.status();
-    nodes.push_back(*std::move(node));
+    if (node.ok()) nodes.push_back(*std::move(node));
   }
   return nodes;
 }

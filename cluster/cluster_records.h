@@ -22,7 +22,8 @@ std::string NodeToJson(const NodeRecord& node);
 // InvalidArgument naming `key` when the value is not a node record.
 absl::StatusOr<NodeRecord> NodeFromJson(absl::string_view json, absl::string_view key);
 
-// Every registered node (their leases alive), by name.
+// Every registered node (their leases alive), by name; records that do not parse are
+// left out.
 absl::StatusOr<std::vector<NodeRecord>> ReadNodes(EtcdClient& etcd, absl::string_view prefix);
 
 }  // namespace sparsepool::cluster

@@ -48,6 +48,10 @@ absl::StatusOr<std::unique_ptr<EtcdClient>> EtcdClient::Connect(const std::strin
   // Several endpoints: one channel over all of them, tried in turn.
   grpc::ChannelArguments args;
   args.SetLoadBalancingPolicyName("pick_first");
+  // Calls fail fast while etcd is away; reconnect soon after it is back, well within a
+  // lease (gRPC's default backoff grows to two minutes).
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
   stubs->channel = grpc::CreateCustomChannel(absl::StrCat("ipv4:", endpoints), grpc::InsecureChannelCredentials(),
                                              args);
   stubs->kv = etcdserverpb::KV::NewStub(stubs->channel);

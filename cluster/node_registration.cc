@@ -70,6 +70,12 @@ absl::Status NodeRegistration::Claim() {
   }
   for (const auto& [key, what] : claims) {
     auto held = etcd_->PutIfAbsent(key, node.name(), *lease);
+    if (held.ok() && held->has_value() && (*held)->value == node.name() && (*held)->lease != *lease) {
+      // Left by an earlier claim of this very node (an attempt whose lease could not be
+      // revoked, or an incarnation before): the name is this daemon's now (checked above).
+      (void)etcd_->RevokeLease((*held)->lease);
+      held = etcd_->PutIfAbsent(key, node.name(), *lease);
+    }
     absl::Status refused;
     if (!held.ok()) {
       refused = held.status();

@@ -22,6 +22,15 @@ std::shared_ptr<grpc::ChannelCredentials> PeerCredentials(const DaemonConfig& co
   grpc::SslCredentialsOptions options;
   auto roots = ReadFileText(config.tls_client_ca.empty() ? config.tls_cert : config.tls_client_ca, "the cluster CA");
   if (roots.ok()) options.pem_root_certs = *roots;
+  if (!config.tls_client_ca.empty()) {
+    // Daemons that require client certificates: this one presents its own.
+    auto cert = ReadFileText(config.tls_cert, "the TLS certificate chain");
+    auto key = ReadFileText(config.tls_key, "the TLS private key");
+    if (cert.ok() && key.ok()) {
+      options.pem_cert_chain = *cert;
+      options.pem_private_key = *key;
+    }
+  }
   return grpc::SslCredentials(options);
 }
 

@@ -3,10 +3,12 @@
 // placement by the documented policy, routing by id, batches across nodes, hand-off to
 // another client, a node killed and restarted, etcd killed and restarted.
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "bench/entry_pattern.h"
 #include "client/sparsepool_client.h"
@@ -162,6 +164,46 @@ TEST_F(ClusterTest, SequencesArePlacedByFreeBytesAndRoutedByTheirIds) {
   auto refused = client->CreateSequence(big);
   EXPECT_TRUE(absl::IsResourceExhausted(refused.status())) << refused.status();
   EXPECT_THAT(std::string(refused.status().message()), HasSubstr("no node of the cluster"));
+}
+
+// The async calls answer later, on another thread, with what the blocking ones would:
+// a scheduler admitting many requests at once spreads them over the nodes.
+TEST_F(ClusterTest, AsyncCreatesArePlacedAndReleasedLikeBlockingOnes) {
+  auto client = Connect();
+  ASSERT_NE(client, nullptr);
+  SequenceSpec spec;
+  spec.layers = 10;
+  spec.entry_bytes = kEntry;
+  spec.tokens = 4096;  // 26 MiB each: six of them cannot all fit on one node by free bytes
+  absl::Mutex mu;
+  std::vector<absl::StatusOr<SequenceId>> created;
+  for (int i = 0; i < 6; ++i) {
+    client->CreateSequenceAsync(spec, [&](absl::StatusOr<SequenceId> id) {
+      absl::MutexLock lock(&mu);
+      created.push_back(id);
+    });
+  }
+  {
+    absl::MutexLock lock(&mu);
+    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(+[](std::vector<absl::StatusOr<SequenceId>>* c) { return c->size() == 6; }, &created),
+                                    absl::Seconds(20)));
+  }
+  std::set<uint32_t> nodes;
+  for (const auto& id : created) {
+    ASSERT_TRUE(id.ok()) << id.status();
+    nodes.insert(NodeOfSequence(*id));
+  }
+  EXPECT_GE(nodes.size(), 2u) << "a burst spreads over the nodes";
+  int released = 0;
+  for (const auto& id : created) {
+    client->ReleaseSequenceAsync(*id, [&](absl::Status s) {
+      EXPECT_TRUE(s.ok()) << s;
+      absl::MutexLock lock(&mu);
+      ++released;
+    });
+  }
+  absl::MutexLock lock(&mu);
+  EXPECT_TRUE(mu.AwaitWithTimeout(absl::Condition(+[](int* n) { return *n == 6; }, &released), absl::Seconds(20)));
 }
 
 TEST_F(ClusterTest, ADecodeWorkerAdoptsAPrefillWorkersSequenceByItsId) {

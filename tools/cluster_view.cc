@@ -51,7 +51,7 @@ absl::StatusOr<std::string> ClusterView(const std::string& etcd, const std::stri
     // the lease old) for the others.
     uint64_t node_sequences = node.live_sequences();
     v1::StatsResponse stats;
-    if (answered.ok() && CallWithDeadline(*stub, &v1::PoolService::Stub::Stats, "Stats", node.address(), timeout,
+    if (answered.ok() && health.incarnation() == node.incarnation() && CallWithDeadline(*stub, &v1::PoolService::Stub::Stats, "Stats", node.address(), timeout,
                                           token, v1::StatsRequest(), &stats)
                              .ok()) {
       node_capacity = stats.capacity_bytes();
