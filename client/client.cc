@@ -105,14 +105,7 @@ class ClientImpl final : public Client {
   }
 
   absl::Status ExtendSequence(SequenceId id, uint64_t total_tokens) override {
-    v1::ExtendSequenceRequest request;
-    request.set_client_id(client_id_);
-    request.set_sequence_id(id);
-    request.set_tokens(total_tokens);
-    v1::ExtendSequenceResponse response;
-    absl::Status status = Call("ExtendSequence", &v1::PoolService::Stub::ExtendSequence, request, &response);
-    if (!status.ok()) return Forget(id, status);
-    return CacheLayout(response.layout()).status();
+    return ExtendBy(id, total_tokens, absl::InfiniteFuture());
   }
 
   absl::Status ReleaseSequence(SequenceId id) override {
@@ -165,7 +158,9 @@ class ClientImpl final : public Client {
       if (entries.empty()) return absl::OkStatus();
       return absl::InvalidArgumentError(absl::StrCat(entries.size(), " bytes of entries for an empty batch"));
     }
-    // Everything is checked before any room is reserved or any entry written.
+    // Everything is checked before any room is reserved or any entry written. The RPCs
+    // this call may make (layouts, growth) share one deadline.
+    const absl::Time deadline = absl::Now() + options_.rpc_timeout;
     std::vector<LayoutCache::Entry> layouts(batch.size());
     for (size_t row = 0; row < batch.size(); ++row) {
       if (positions[row] >= kMaxSequenceTokens) {
@@ -173,7 +168,7 @@ class ClientImpl final : public Client {
                                                        " (batch row ", row, ") is past the limit of ",
                                                        kMaxSequenceTokens, " tokens (token indices are int32)"));
       }
-      auto layout = Cached(batch[row]);
+      auto layout = Cached(batch[row], deadline);
       if (!layout.ok()) return layout.status();
       layouts[row] = *std::move(layout);
     }
@@ -194,7 +189,7 @@ class ClientImpl final : public Client {
     }
     for (size_t row = 0; row < batch.size(); ++row) {
       if (positions[row] < layouts[row]->tokens) continue;
-      auto grown = MakeRoom(batch[row], row, positions[row]);
+      auto grown = MakeRoom(batch[row], row, positions[row], deadline);
       if (!grown.ok()) return grown.status();
       layouts[row] = *std::move(grown);
     }
@@ -262,12 +257,7 @@ class ClientImpl final : public Client {
     gather.indices = indices;
     gather.out = out;
     absl::Status fetched = data_plane_->Gather(gather);
-    if (absl::IsUnavailable(fetched) || absl::IsNotFound(fetched)) {
-      // Unavailable: the daemon behind these layouts is gone (an RDMA peer); a restarted
-      // one has other addresses and keys. NotFound: a sequence was released under a
-      // cached layout. Either way the next call must ask for fresh layouts.
-      for (SequenceId id : batch) layouts_.Erase(id);
-    }
+    for (SequenceId id : batch) fetched = Forget(id, fetched);
     return fetched;
   }
 
@@ -340,24 +330,43 @@ class ClientImpl final : public Client {
   using Method = grpc::Status (v1::PoolService::Stub::*)(grpc::ClientContext*, const Request&,
                                                          Response*);
 
+  // One RPC within rpc_timeout, and within `deadline` when a call of ours makes several
+  // (WriteStep making room): the caller's call as a whole keeps to rpc_timeout.
   template <typename Request, typename Response>
   absl::Status Call(const char* name, Method<Request, Response> method, const Request& request,
-                    Response* response) {
-    return CallWithDeadline(*stub_, method, name, options_.address, options_.rpc_timeout, options_.token, request,
-                            response);
+                    Response* response, absl::Time deadline = absl::InfiniteFuture()) {
+    const absl::Duration timeout = std::min(options_.rpc_timeout, deadline - absl::Now());
+    if (timeout <= absl::ZeroDuration()) {
+      return absl::DeadlineExceededError(absl::StrCat(name, " to ", options_.address, " not sent: the call's ",
+                                                      absl::FormatDuration(options_.rpc_timeout),
+                                                      " deadline (rpc_timeout) has passed"));
+    }
+    return CallWithDeadline(*stub_, method, name, options_.address, timeout, options_.token, request, response);
   }
 
-  absl::StatusOr<LayoutCache::Entry> Cached(SequenceId id) {
+  absl::Status ExtendBy(SequenceId id, uint64_t total_tokens, absl::Time deadline) {
+    v1::ExtendSequenceRequest request;
+    request.set_client_id(client_id_);
+    request.set_sequence_id(id);
+    request.set_tokens(total_tokens);
+    v1::ExtendSequenceResponse response;
+    absl::Status status =
+        Call("ExtendSequence", &v1::PoolService::Stub::ExtendSequence, request, &response, deadline);
+    if (!status.ok()) return Forget(id, status);
+    return CacheLayout(response.layout()).status();
+  }
+
+  absl::StatusOr<LayoutCache::Entry> Cached(SequenceId id, absl::Time deadline = absl::InfiniteFuture()) {
     if (LayoutCache::Entry entry = layouts_.Find(id)) return entry;
-    return Refresh(id);
+    return Refresh(id, deadline);
   }
 
-  absl::StatusOr<LayoutCache::Entry> Refresh(SequenceId id) {
+  absl::StatusOr<LayoutCache::Entry> Refresh(SequenceId id, absl::Time deadline = absl::InfiniteFuture()) {
     v1::GetLayoutRequest request;
     request.set_client_id(client_id_);
     request.set_sequence_id(id);
     v1::GetLayoutResponse response;
-    absl::Status status = Call("GetLayout", &v1::PoolService::Stub::GetLayout, request, &response);
+    absl::Status status = Call("GetLayout", &v1::PoolService::Stub::GetLayout, request, &response, deadline);
     if (!status.ok()) return Forget(id, status);
     return CacheLayout(response.layout());
   }
@@ -365,8 +374,8 @@ class ClientImpl final : public Client {
   // Room for token `position` of `id` (batch row `row` of a WriteStep), reserved ahead
   // in whole pages: reserve_tokens past it, or only the page it needs when the pool
   // cannot give that much; nothing when another client grew the sequence first.
-  absl::StatusOr<LayoutCache::Entry> MakeRoom(SequenceId id, size_t row, uint64_t position) {
-    auto layout = Refresh(id);
+  absl::StatusOr<LayoutCache::Entry> MakeRoom(SequenceId id, size_t row, uint64_t position, absl::Time deadline) {
+    auto layout = Refresh(id, deadline);
     if (!layout.ok()) return layout.status();
     if (position < (*layout)->tokens) return layout;
     const uint64_t page = (*layout)->page_tokens;
@@ -375,18 +384,21 @@ class ClientImpl final : public Client {
     };
     const uint64_t ahead = in_pages(position + 1 + options_.reserve_tokens);
     const uint64_t needed = in_pages(position + 1);
-    absl::Status extended = ExtendSequence(id, ahead);
-    if (absl::IsResourceExhausted(extended) && needed < ahead) extended = ExtendSequence(id, needed);
+    absl::Status extended = ExtendBy(id, ahead, deadline);
+    if (absl::IsResourceExhausted(extended) && needed < ahead) extended = ExtendBy(id, needed, deadline);
     if (extended.ok()) return Cached(id);
     // The daemon refuses to shrink: another client may have grown it past `ahead`.
-    if (auto now = Refresh(id); now.ok() && position < (*now)->tokens) return now;
+    if (auto now = Refresh(id, deadline); now.ok() && position < (*now)->tokens) return now;
     return absl::Status(extended.code(), absl::StrCat("making room for position ", position, " of sequence ", id,
                                                       " (batch row ", row, "): ", extended.message()));
   }
 
   // A sequence the daemon no longer knows must not be served from a stale layout.
+  // After a data-plane call on `id`'s cached layout: NotFound (released under it) or
+  // Unavailable (the RDMA peer it names is gone; a restarted daemon has other addresses
+  // and keys) make the next call ask for a fresh one.
   absl::Status Forget(SequenceId id, absl::Status status) {
-    if (absl::IsNotFound(status)) layouts_.Erase(id);
+    if (absl::IsNotFound(status) || absl::IsUnavailable(status)) layouts_.Erase(id);
     return status;
   }
 

@@ -71,7 +71,8 @@ struct ClientOptions {
   // requests renew its lease, and its writes are kept out of reused memory only by the
   // daemon's reuse grace (time).
   absl::Duration keepalive_interval = absl::Seconds(5);
-  // Deadline of each control-plane call.
+  // Deadline of each control-plane call; a call that makes several RPCs (WriteStep
+  // making room for a batch) keeps to it as a whole.
   absl::Duration rpc_timeout = absl::Seconds(10);
   // Data plane: "cxl" (load/store on mapped regions; shared memory on one host),
   // "ucx" (RDMA gets and puts; the daemon runs with --ucx=true; UCX_TLS picks the wire)

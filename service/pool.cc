@@ -305,10 +305,21 @@ Pool::Eviction Pool::EvictOldest(const std::vector<uint32_t>& regions, absl::Tim
   return Eviction::kNone;
 }
 
-absl::Status Pool::PoolFull(absl::string_view what, Eviction eviction, absl::Time reusable_at,
-                            absl::Time* retry_at) const {
+absl::Status Pool::PoolFull(absl::string_view what, uint64_t asked, const std::vector<uint32_t>& regions,
+                            Eviction eviction, absl::Time reusable_at, absl::Time* retry_at) const {
   if (eviction == Eviction::kNone || eviction == Eviction::kEvicted) {
     return absl::ResourceExhaustedError(absl::StrCat("pool full: ", what, ", nothing reclaimable"));
+  }
+  uint64_t most_reclaimable = 0;
+  bool could_fit = false;
+  for (uint32_t r : regions) {
+    most_reclaimable = std::max(most_reclaimable, reclaimable_bytes_[r]);
+    could_fit |= regions_[r]->free_bytes() + reclaimable_bytes_[r] >= asked;
+  }
+  if (!could_fit) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "pool full: ", what, ", and what is being reclaimed (", FormatBytes(most_reclaimable),
+        " in one region at most) would not make room either"));
   }
   if (eviction == Eviction::kAwaitingAcks) {
     // Acknowledgements come within a round trip from healthy clients, and the service
@@ -414,7 +425,7 @@ absl::StatusOr<SequenceLayout> Pool::Create(const CreateParams& p, absl::Time* r
       FormatBytes(asked), " (", asked, " bytes) in one region; ", FormatBytes(free), " (", free,
       " bytes) free across ", eligible.size(), " region(s)",
       access_.HasDedicated() ? absl::StrCat(" serving tenant \"", p.tenant, "\"") : "");
-  return PoolFull(need, eviction, reusable_at, retry_at);
+  return PoolFull(need, asked, eligible, eviction, reusable_at, retry_at);
 }
 
 absl::StatusOr<SequenceLayout> Pool::Extend(const Caller& caller, SequenceId id, uint64_t tokens,
@@ -469,7 +480,7 @@ absl::StatusOr<SequenceLayout> Pool::Extend(const Caller& caller, SequenceId id,
       "growing sequence ", id, " from ", old_tokens, " to ", tokens, " tokens needs ",
       FormatBytes(asked), " (", asked, " bytes) in region ", region.ref().path, ", which has ",
       FormatBytes(region.free_bytes()), " (", region.free_bytes(), " bytes) free");
-  return PoolFull(need, eviction, reusable_at, retry_at);
+  return PoolFull(need, asked, {where->region}, eviction, reusable_at, retry_at);
 }
 
 absl::StatusOr<SequenceLayout> Pool::GetLayout(const Caller& caller, SequenceId id) {

@@ -250,8 +250,13 @@ class Pool {
   // The ResourceExhausted of a request that found no room: `what` it needed, and either
   // when the memory in its grace becomes reusable (also set in *retry_at, if given;
   // eviction kInGrace) or that nothing is reclaimable (kNone).
-  absl::Status PoolFull(absl::string_view what, Eviction eviction, absl::Time reusable_at,
-                        absl::Time* retry_at) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A wait is offered only when one of `regions` could make room for `asked` bytes once
+  // everything reclaimable in it is reused: otherwise the request would wait for its
+  // deadline while other clients' releases came and went (each too small for it), and
+  // is refused at once.
+  absl::Status PoolFull(absl::string_view what, uint64_t asked, const std::vector<uint32_t>& regions,
+                        Eviction eviction, absl::Time reusable_at, absl::Time* retry_at) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   uint64_t NowNs() const;
   // The id the next created sequence gets, persisting a new block in every region
   // first when the current one is used up. ResourceExhausted once ids run out.

@@ -72,7 +72,10 @@ void PoolServiceImpl::AnswerOrWait(const Tenant* who, grpc::CallbackServerContex
                                    grpc::ServerUnaryReactor* reactor, Attempt attempt) {
   absl::Time retry_at = absl::InfinitePast();
   grpc::Status status = attempt(&retry_at);
-  const absl::Time deadline = absl::FromChrono(context->deadline());
+  // The pool's answer must reach the client before its deadline: a retry that would
+  // run in the last moments of the call is not made, the refusal goes back now (else
+  // the client would see DeadlineExceeded, not why the pool refused).
+  const absl::Time deadline = absl::FromChrono(context->deadline()) - kWaitingAnswerMargin;
   // Past kMaxWaitingCalls (or the tenant's share of them) the pool's answer goes back at
   // once: waiting requests are bounded like everything else a client can make the
   // daemon hold.

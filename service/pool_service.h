@@ -24,6 +24,8 @@ inline constexpr char kVersion[] = "0.2.0";
 // tenant's requests take at most a quarter of them.
 inline constexpr size_t kMaxWaitingCalls = 4096;
 inline constexpr size_t kMaxWaitingCallsPerTenant = kMaxWaitingCalls / 4;
+// A waiting request is answered at least this long before its deadline.
+inline constexpr absl::Duration kWaitingAnswerMargin = absl::Milliseconds(100);
 
 // Handlers run inline on gRPC's own threads (the callback API): every one is a short
 // critical section in the pool, and skipping the sync server's thread hand-offs

@@ -1,7 +1,11 @@
 // sparsepool-load against a real daemon: every worker process runs its decode stream,
 // checks what it fetched, and the summary has a row per worker and one over all; a
 // worker that cannot reach the daemon fails the run, saying why.
+#include <unistd.h>
+
+#include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -42,6 +46,51 @@ TEST(LoadTest, EveryWorkerRunsItsStreamAndTheSummaryCountsThemAll) {
   EXPECT_THAT(list.output, ::testing::ContainsRegex("sequences +0 live"));
 }
 
+// The fault table's rows: every fault injected, and each check clean with sequences
+// compared byte for byte.
+void ExpectEveryFaultChecked(const std::string& output, const std::vector<std::string>& faults) {
+  for (const std::string& fault : faults) {
+    bool found = false;
+    for (absl::string_view line : absl::StrSplit(output, '\n')) {
+      if (!absl::StartsWith(line, absl::StrCat("| ", fault, " |"))) continue;
+      found = true;
+      EXPECT_THAT(line, HasSubstr("| ok: ")) << line;
+      EXPECT_THAT(line, ::testing::Not(HasSubstr(" 0 sequences byte-exact"))) << line;
+    }
+    EXPECT_TRUE(found) << fault << " has no row in:\n" << output;
+  }
+}
+
+std::vector<std::string> FaultRun(const std::string& out, const std::string& transport, const std::string& faults) {
+  return {"bench/sparsepool_load",
+          absl::StrCat("--daemon=service/sparsepoold --region=shm:/dev/shm/sparsepool-test-load-faults-", getpid(),
+                       ":128MiB --lease_timeout=2s", transport == "ucx" ? " --ucx=true" : ""),
+          absl::StrCat("--transport=", transport), "--workers=3", "--seconds=120", "--requests=2",
+          "--context=1024", "--layers=2", "--k=128", "--churn=4", absl::StrCat("--faults=", faults),
+          "--fault_interval=2s", "--outage=1s", "--rpc_timeout=2s", absl::StrCat("--out=", out)};
+}
+
+TEST(LoadTest, FaultsMidLoadLoseNothingAndEveryWorkerRidesThemOut) {
+  const std::string out = absl::StrCat(testing::TestTempDir(), "/load-faults");
+  testing::CommandResult run = testing::RunCommand(FaultRun(out, "cxl", "daemon-kill,worker-kill,fill"));
+  unlink(absl::StrCat("/dev/shm/sparsepool-test-load-faults-", getpid()).c_str());
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  ExpectEveryFaultChecked(run.output, {"daemon-kill", "worker-kill", "fill"});
+  EXPECT_THAT(run.output, HasSubstr("| 2 | killed by the worker-kill fault"));
+  EXPECT_THAT(run.output, ::testing::ContainsRegex("\\| fill \\| [0-9.]+ \\| filled with [1-9][0-9]* sequences"));
+}
+
+// Over UCX the workers' cached layouts name the dead daemon's worker and keys: they
+// must reach the restarted one afresh.
+TEST(LoadTest, UcxWorkersReachARestartedDaemonAfresh) {
+  const std::string out = absl::StrCat(testing::TestTempDir(), "/load-faults-ucx");
+  setenv("UCX_TLS", "tcp", 1);
+  testing::CommandResult run = testing::RunCommand(FaultRun(out, "ucx", "daemon-kill,daemon-kill"));
+  unlink(absl::StrCat("/dev/shm/sparsepool-test-load-faults-", getpid()).c_str());
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  ExpectEveryFaultChecked(run.output, {"daemon-kill"});
+}
+
 TEST(LoadTest, WorkersThatCannotReachTheDaemonFailTheRun) {
   testing::CommandResult run = testing::RunCommand(
       {"bench/sparsepool_load", "--address=127.0.0.1:1", "--workers=2", "--seconds=1",
@@ -52,6 +101,18 @@ TEST(LoadTest, WorkersThatCannotReachTheDaemonFailTheRun) {
   testing::CommandResult bad = testing::RunCommand({"bench/sparsepool_load", "--workers=0"});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_THAT(bad.output, HasSubstr("bad argument --workers=0"));
+  testing::CommandResult unknown = testing::RunCommand({"bench/sparsepool_load", "--faults=daemon-kill,flood"});
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_THAT(unknown.output, HasSubstr("unknown fault \"flood\""));
+  // daemon-kill needs a daemon the tool owns: said, and the run fails.
+  testing::DaemonProcess daemon("load-test-not-owned");
+  ASSERT_TRUE(daemon.Start().ok()) << daemon.Log();
+  testing::CommandResult not_owned = testing::RunCommand(
+      {"bench/sparsepool_load", absl::StrCat("--address=", daemon.address()), "--workers=2", "--seconds=30",
+       "--context=256", "--layers=1", "--k=16", "--faults=daemon-kill", "--fault_interval=1s",
+       absl::StrCat("--out=", testing::TestTempDir(), "/load-not-owned")});
+  EXPECT_EQ(not_owned.exit_code, 1) << not_owned.output;
+  EXPECT_THAT(not_owned.output, HasSubstr("daemon-kill needs a daemon the load tool owns (--daemon)"));
 }
 
 }  // namespace

@@ -42,7 +42,9 @@ absl::StatusOr<UcxDataPlane::Peer> UcxDataPlane::PeerFor(const RegionRef& region
     }
     endpoint = *std::move(connected);
   }
-  const std::string key(reinterpret_cast<const char*>(region.uuid.data()), region.uuid.size());
+  // A key is unpacked on one endpoint and names one registration: a restarted daemon
+  // (a new worker address, a new packed key for the same region) needs a key of its own.
+  const std::string key = absl::StrCat(region.ucx_worker_address, "/", region.ucx_rkey);
   auto& rkey = rkeys_[key];
   if (rkey == nullptr) {
     auto unpacked = UcxRkey::Unpack(endpoint->ep(), region.ucx_rkey);

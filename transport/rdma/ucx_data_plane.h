@@ -53,7 +53,7 @@ class UcxDataPlane final : public DataPlane {
   const absl::Duration timeout_;
   mutable absl::Mutex mu_;
   std::unique_ptr<UcxContext> ucx_ ABSL_GUARDED_BY(mu_);
-  // Endpoints by daemon worker address; keys by region uuid.
+  // Endpoints by daemon worker address; keys by worker address and packed key.
   absl::flat_hash_map<std::string, std::unique_ptr<UcxEndpoint>> endpoints_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::unique_ptr<UcxRkey>> rkeys_ ABSL_GUARDED_BY(mu_);
   uint64_t gets_ ABSL_GUARDED_BY(mu_) = 0;

@@ -1,0 +1,99 @@
+#include "bench/load_processes.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/file_text.h"
+
+extern char** environ;
+
+namespace sparsepool::bench {
+
+absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, const std::string& log_path) {
+  std::vector<std::string> args = argv;
+  std::vector<char*> raw;
+  for (std::string& a : args) raw.push_back(a.data());
+  raw.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  if (!log_path.empty()) {
+    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  }
+  pid_t pid = 0;
+  const int error = posix_spawn(&pid, raw[0], &actions, nullptr, raw.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (error != 0) return absl::InternalError(absl::StrCat("cannot start ", argv[0], ": ", std::strerror(error)));
+  return pid;
+}
+
+LoadDaemon::LoadDaemon(std::vector<std::string> argv, std::string dir)
+    : argv_(std::move(argv)), port_file_(dir + "/daemon.port"), log_path_(dir + "/daemon.log") {}
+
+LoadDaemon::~LoadDaemon() { Kill(); }
+
+absl::Status LoadDaemon::Start(absl::Duration timeout) {
+  unlink(port_file_.c_str());
+  std::vector<std::string> argv = argv_;
+  argv.push_back(address_.empty() ? "--listen=127.0.0.1:0" : absl::StrCat("--listen=", address_));
+  argv.push_back(absl::StrCat("--port_file=", port_file_));
+  absl::StatusOr<pid_t> pid = Spawn(argv, log_path_);
+  if (!pid.ok()) return pid.status();
+  pid_ = *pid;
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    std::ifstream in(port_file_);
+    int port = 0;
+    if (std::string text; in >> text && absl::SimpleAtoi(text, &port) && port > 0) {
+      address_ = absl::StrCat("127.0.0.1:", port);
+      return absl::OkStatus();
+    }
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return absl::FailedPreconditionError(absl::StrCat("sparsepoold exited at start: ", LogTail()));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  Kill();
+  return absl::DeadlineExceededError(absl::StrCat("sparsepoold did not serve within ", absl::FormatDuration(timeout),
+                                                  ": ", LogTail()));
+}
+
+void LoadDaemon::Kill() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  Wait();
+}
+
+void LoadDaemon::Stop() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGTERM);
+  Wait();
+}
+
+void LoadDaemon::Wait() {
+  int status = 0;
+  while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  }
+  pid_ = -1;
+}
+
+std::string LoadDaemon::LogTail() const {
+  absl::StatusOr<std::string> log = ReadFileText(log_path_, "the daemon's log");
+  if (!log.ok()) return std::string(log.status().message());
+  constexpr size_t kTail = 2000;
+  return log->size() > kTail ? log->substr(log->size() - kTail) : *log;
+}
+
+}  // namespace sparsepool::bench

@@ -1,0 +1,54 @@
+// The processes sparsepool-load starts: its decode workers, and for fault runs the
+// daemon itself, so that it can kill and restart it.
+#ifndef SPARSEPOOL_BENCH_LOAD_PROCESSES_H_
+#define SPARSEPOOL_BENCH_LOAD_PROCESSES_H_
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace sparsepool::bench {
+
+// Starts argv[0] (a path) with argv; its stdout and stderr go to `log_path` (appended)
+// when it is not empty, else to ours.
+absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, const std::string& log_path = "");
+
+// A sparsepoold the load tool owns: started with the given command line plus a listen
+// address and a port file, killed with SIGKILL (no chance to clean up) and started
+// again on the address of its first start, as a supervisor restarts a production
+// daemon, so that the workers' clients reconnect to it.
+class LoadDaemon {
+ public:
+  // `argv`: the daemon and its flags (region, lease timeout...), without --listen or
+  // --port_file. `dir` holds its port file and log.
+  LoadDaemon(std::vector<std::string> argv, std::string dir);
+  ~LoadDaemon();
+  LoadDaemon(const LoadDaemon&) = delete;
+  LoadDaemon& operator=(const LoadDaemon&) = delete;
+
+  // Starts it and waits (up to `timeout`) until it serves: it writes its port file only
+  // then. FailedPrecondition with its log's tail when it exits first.
+  absl::Status Start(absl::Duration timeout = absl::Seconds(30));
+  void Kill();
+  // Stops it (SIGTERM) and waits for it.
+  void Stop();
+  const std::string& address() const { return address_; }
+  std::string LogTail() const;
+
+ private:
+  void Wait();
+
+  std::vector<std::string> argv_;
+  std::string port_file_;
+  std::string log_path_;
+  std::string address_;
+  pid_t pid_ = -1;
+};
+
+}  // namespace sparsepool::bench
+
+#endif  // SPARSEPOOL_BENCH_LOAD_PROCESSES_H_

@@ -1,0 +1,266 @@
+#include "bench/load_worker.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <random>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "bench/entry_pattern.h"
+#include "bench/load_ledger.h"
+#include "client/sparsepool_client.h"
+#include "common/file_text.h"
+
+namespace sparsepool::bench {
+namespace {
+
+constexpr uint32_t kEntry = 656;
+constexpr uint64_t kSeed = 0x10ad;
+using Clock = std::chrono::steady_clock;
+
+double MillisSince(Clock::time_point begin) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - begin).count();
+}
+
+// Failures a worker rides out: the daemon gone or restarting, the pool full.
+bool Transient(const absl::Status& s) {
+  return absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s) || absl::IsResourceExhausted(s);
+}
+
+void WriteTextAtomically(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  std::ofstream(tmp, std::ios::trunc) << text;
+  std::rename(tmp.c_str(), path.c_str());
+}
+
+class Worker {
+ public:
+  explicit Worker(const LoadWorkerOptions& o) : o_(o), rng_(kSeed + o.index) {}
+
+  int Run() {
+    const auto start = Clock::now();
+    ClientOptions options;
+    options.address = o_.address;
+    options.transport = o_.transport;
+    options.token = o_.token;
+    options.rpc_timeout = o_.rpc_timeout;
+    options.client_id = absl::StrCat("load-worker-", o_.index, "-", getpid());
+    // A daemon that does not answer at the start is a mistake of the run, not a fault.
+    auto client = Client::Connect(options);
+    if (!client.ok()) return Fail(client.status());
+    client_ = *std::move(client);
+    ledger_ = LoadLedger(client_->client_id());
+    if (absl::Status s = SaveLedger(); !s.ok()) return Fail(s);
+    for (int r = 0; r < o_.requests; ++r) {
+      if (absl::Status s = Join(); !s.ok()) return Fail(s);
+    }
+    const auto deadline = start + std::chrono::duration<double>(o_.seconds);
+    std::vector<double> step_us;
+    uint64_t entries = 0, checked = 0;
+    while (Clock::now() < deadline && !StopRequested()) {
+      const auto begin = Clock::now();
+      if (absl::Status s = Step(entries, checked); !s.ok()) return Fail(s);
+      step_us.push_back(MillisSince(begin) * 1000);
+      if (absl::Status s = SaveLedger(); !s.ok()) return Fail(s);
+      if (++progress_.steps % o_.churn == 0) {
+        if (absl::Status s = Leave(); !s.ok()) return Fail(s);
+        if (absl::Status s = Join(); !s.ok()) return Fail(s);
+      }
+      if (progress_.steps % 16 == 0) WriteProgress();
+    }
+    while (!batch_.empty()) {
+      if (absl::Status s = Leave(); !s.ok()) return Fail(s);
+    }
+    WriteProgress();
+    std::string lines = absl::StrFormat("%d %d %.3f %d %.1f\n", entries, checked, MillisSince(start) / 1000,
+                                        progress_.errors, progress_.longest_error_ms);
+    for (double us : step_us) absl::StrAppendFormat(&lines, "%.1f\n", us);
+    WriteTextAtomically(LoadWorkerFile(o_.dir, o_.index, "result"), lines);
+    return 0;
+  }
+
+ private:
+  struct Row {
+    SequenceId id;
+    uint64_t tokens;
+  };
+
+  // Runs `attempt` until it succeeds, riding out transient failures for up to
+  // recover_seconds; each failed attempt is counted with how long it took to fail.
+  absl::Status Retrying(const std::function<absl::Status()>& attempt) {
+    std::optional<Clock::time_point> failing_since;
+    while (true) {
+      const auto begin = Clock::now();
+      absl::Status s = attempt();
+      if (s.ok() || !Transient(s)) return s;
+      ++progress_.errors;
+      progress_.longest_error_ms = std::max(progress_.longest_error_ms, MillisSince(begin));
+      WriteProgress();
+      if (!failing_since) failing_since = begin;
+      if (MillisSince(*failing_since) > o_.recover_seconds * 1000) {
+        return absl::Status(s.code(), absl::StrCat(s.message(), " (still failing after ", o_.recover_seconds, " s)"));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+
+  // A request joins: created, its prompt written (the prefill worker's part, not timed).
+  absl::Status Join() {
+    SequenceSpec spec;
+    spec.layers = o_.layers;
+    spec.entry_bytes = kEntry;
+    spec.tokens = o_.context;
+    SequenceId id = 0;
+    absl::Status created = Retrying([&]() -> absl::Status {
+      ledger_.BeginCreate();
+      if (absl::Status s = SaveLedger(); !s.ok()) return s;
+      absl::StatusOr<SequenceId> made = client_->CreateSequence(spec);
+      ledger_.EndCreate(made.ok()                                   ? LoadLedger::CreateOutcome::kCreated
+                        : absl::IsResourceExhausted(made.status()) ? LoadLedger::CreateOutcome::kRefused
+                                                                    : LoadLedger::CreateOutcome::kAnswerLost);
+      if (made.ok()) {
+        id = *made;
+        ledger_.Created(id, o_.layers, kEntry);
+      }
+      if (absl::Status s = SaveLedger(); !s.ok()) return s;
+      return made.status();
+    });
+    if (!created.ok()) return created;
+    prompt_.resize(o_.layers * o_.context * kEntry);
+    const uint64_t layer_bytes = o_.context * kEntry;
+    for (uint32_t layer = 0; layer < o_.layers; ++layer) {
+      auto entries = absl::MakeSpan(prompt_).subspan(layer * layer_bytes, layer_bytes);
+      for (uint64_t t = 0; t < o_.context; ++t) {
+        FillEntry(kSeed, id, layer, t, entries.subspan(t * kEntry, kEntry));
+      }
+      if (absl::Status s = Retrying([&] { return client_->WriteEntries(id, layer, 0, entries); }); !s.ok()) return s;
+    }
+    if (absl::Status s = ledger_.Committed(id, o_.context, prompt_); !s.ok()) return s;
+    batch_.push_back(Row{id, o_.context});
+    return SaveLedger();
+  }
+
+  // The oldest request leaves.
+  absl::Status Leave() {
+    const SequenceId id = batch_.front().id;
+    ledger_.Releasing(id);
+    if (absl::Status s = SaveLedger(); !s.ok()) return s;
+    if (absl::Status s = Retrying([&] { return client_->ReleaseSequence(id); }); !s.ok()) return s;
+    ledger_.Released(id);
+    batch_.pop_front();
+    return SaveLedger();
+  }
+
+  // One decode step: every request's new token (every layer), then every layer's top-k.
+  absl::Status Step(uint64_t& entries, uint64_t& checked) {
+    ids_.clear();
+    positions_.clear();
+    const uint64_t row_bytes = uint64_t{o_.layers} * kEntry;
+    new_entries_.resize(batch_.size() * row_bytes);
+    for (size_t i = 0; i < batch_.size(); ++i) {
+      ids_.push_back(batch_[i].id);
+      positions_.push_back(batch_[i].tokens);
+      for (uint32_t layer = 0; layer < o_.layers; ++layer) {
+        FillEntry(kSeed, batch_[i].id, layer, batch_[i].tokens,
+                  absl::MakeSpan(new_entries_).subspan(i * row_bytes + layer * kEntry, kEntry));
+      }
+    }
+    if (absl::Status s = Retrying([&] { return client_->WriteStep(ids_, positions_, new_entries_); }); !s.ok()) {
+      return s;
+    }
+    for (size_t i = 0; i < batch_.size(); ++i) {
+      ++batch_[i].tokens;
+      auto row = absl::MakeConstSpan(new_entries_).subspan(i * row_bytes, row_bytes);
+      if (absl::Status s = ledger_.Committed(batch_[i].id, 1, row); !s.ok()) return s;
+    }
+    indices_.resize(batch_.size() * o_.k);
+    out_.resize(indices_.size() * kEntry);
+    for (uint32_t layer = 0; layer < o_.layers; ++layer) {
+      for (size_t i = 0; i < batch_.size(); ++i) {
+        for (uint32_t p = 0; p < o_.k; ++p) indices_[i * o_.k + p] = static_cast<int32_t>(rng_() % batch_[i].tokens);
+      }
+      if (absl::Status s = Retrying([&] { return client_->FetchTopK(layer, ids_, indices_, absl::MakeSpan(out_)); });
+          !s.ok()) {
+        return s;
+      }
+      entries += indices_.size();
+    }
+    // The last layer's delivery, two entries a row, against the pattern.
+    std::vector<std::byte> expected(kEntry);
+    for (size_t i = 0; i < batch_.size(); ++i) {
+      for (int c = 0; c < 2; ++c) {
+        const size_t at = i * o_.k + rng_() % o_.k;
+        FillEntry(kSeed, batch_[i].id, o_.layers - 1, indices_[at], absl::MakeSpan(expected));
+        if (std::memcmp(out_.data() + at * kEntry, expected.data(), kEntry) != 0) {
+          return absl::DataLossError(absl::StrCat("worker ", o_.index, ": sequence ", batch_[i].id, " token ",
+                                                  indices_[at], " differs from what was written"));
+        }
+        ++checked;
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status SaveLedger() { return ledger_.Save(LoadWorkerFile(o_.dir, o_.index, "ledger")); }
+  void WriteProgress() {
+    WriteTextAtomically(LoadWorkerFile(o_.dir, o_.index, "progress"),
+                        absl::StrFormat("%d %d %.1f\n", progress_.steps, progress_.errors, progress_.longest_error_ms));
+  }
+  bool StopRequested() const { return access(LoadStopFile(o_.dir).c_str(), F_OK) == 0; }
+  int Fail(const absl::Status& s) {
+    std::fprintf(stderr, "sparsepool_load worker %d: %s\n", o_.index, s.ToString().c_str());
+    return 1;
+  }
+
+  const LoadWorkerOptions o_;
+  std::mt19937_64 rng_;
+  std::unique_ptr<Client> client_;
+  LoadLedger ledger_;
+  LoadWorkerProgress progress_;
+  std::deque<Row> batch_;
+  std::vector<SequenceId> ids_;
+  std::vector<uint64_t> positions_;
+  std::vector<std::byte> prompt_;
+  std::vector<std::byte> new_entries_;
+  std::vector<int32_t> indices_;
+  std::vector<std::byte> out_;
+};
+
+}  // namespace
+
+std::string LoadWorkerFile(const std::string& dir, int worker, const char* kind) {
+  return absl::StrCat(dir, "/worker-", worker, ".", kind);
+}
+
+std::string LoadStopFile(const std::string& dir) { return dir + "/stop"; }
+
+int RunLoadWorker(const LoadWorkerOptions& options) { return Worker(options).Run(); }
+
+bool ReadLoadWorkerProgress(const std::string& path, LoadWorkerProgress* out) {
+  std::ifstream in(path);
+  return static_cast<bool>(in >> out->steps >> out->errors >> out->longest_error_ms);
+}
+
+absl::StatusOr<LoadWorkerResult> ReadLoadWorkerResult(const std::string& path) {
+  std::ifstream in(path);
+  LoadWorkerResult r;
+  if (!(in >> r.entries >> r.checked >> r.elapsed_s >> r.progress.errors >> r.progress.longest_error_ms)) {
+    return absl::DataLossError(absl::StrCat("no worker result in ", path));
+  }
+  for (double us; in >> us;) r.step_us.push_back(us);
+  r.progress.steps = r.step_us.size();
+  return r;
+}
+
+}  // namespace sparsepool::bench

@@ -1,0 +1,70 @@
+// One sparsepool-load decode worker (a process of its own): a client, its lease and
+// `requests` requests, stepping as an engine does (append every request's new token
+// in every layer with one WriteStep, then fetch every layer's top-k for the batch) and
+// replacing its oldest request every `churn` steps.
+//
+// It rides out faults: a step, join or release that fails with Unavailable,
+// DeadlineExceeded (the daemon gone or restarting) or ResourceExhausted (the pool full)
+// is counted, with how long the failing call took, and retried until it succeeds or
+// `recover_seconds` pass; any other error, or a fetched entry unlike what was written,
+// ends the worker with that error. Everything acknowledged is kept in its ledger
+// (bench/load_ledger.h) for the parent's checks.
+#ifndef SPARSEPOOL_BENCH_LOAD_WORKER_H_
+#define SPARSEPOOL_BENCH_LOAD_WORKER_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace sparsepool::bench {
+
+struct LoadWorkerOptions {
+  int index = 0;
+  std::string address;
+  std::string transport = "cxl";
+  std::string token;  // the tenant's, for a daemon that serves tenants
+  double seconds = 10;
+  int requests = 4;
+  uint64_t context = 8192;
+  uint32_t layers = 4;
+  uint32_t k = 2048;
+  int churn = 16;
+  absl::Duration rpc_timeout = absl::Seconds(10);
+  double recover_seconds = 30;
+  // Where the worker writes its progress, ledger and result, and where it looks for
+  // the parent's stop file.
+  std::string dir;
+};
+
+// Files a worker shares with its parent.
+std::string LoadWorkerFile(const std::string& dir, int worker, const char* kind);
+std::string LoadStopFile(const std::string& dir);
+
+// The worker's exit code: 0 when it ran its time (or was told to stop), 1 on an error.
+int RunLoadWorker(const LoadWorkerOptions& options);
+
+// What a worker reports while it runs (its progress file) and at its end (its result
+// file).
+struct LoadWorkerProgress {
+  uint64_t steps = 0;
+  uint64_t errors = 0;         // failed attempts ridden out
+  double longest_error_ms = 0;  // the longest a failing call took to fail
+};
+struct LoadWorkerResult {
+  LoadWorkerProgress progress;
+  uint64_t entries = 0;  // fetched
+  uint64_t checked = 0;  // compared with what was written
+  double elapsed_s = 0;
+  std::vector<double> step_us;  // every completed step's time
+};
+
+// False when the worker has not written one yet (or it cannot be read).
+bool ReadLoadWorkerProgress(const std::string& path, LoadWorkerProgress* out);
+absl::StatusOr<LoadWorkerResult> ReadLoadWorkerResult(const std::string& path);
+
+}  // namespace sparsepool::bench
+
+#endif  // SPARSEPOOL_BENCH_LOAD_WORKER_H_
