@@ -16,7 +16,11 @@
 //   sparsepool_load (--address=HOST:PORT | --daemon="sparsepoold --region=...") [--workers=8]
 //       [--seconds=10] [--requests=4] [--context=8192] [--layers=4] [--k=2048]
 //       [--churn=16] [--transport=cxl|ucx] [--out=DIR] [--faults=daemon-kill,worker-kill,fill]
-//       [--fault_interval=3s] [--outage=1s] [--rpc_timeout=10s] [--recover_seconds=30]
+//       [--fault_interval=3s] [--outage=1s] [--rpc_timeout=10s] [--recover_seconds=30] [--soak]
+//
+// --soak (with --daemon) samples the daemon's anonymous memory and open descriptors
+// every second and fails the run when they grow from a quarter of the way in to the
+// end (bench/load_soak.h): the leak check of a long run.
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -40,6 +44,7 @@
 #include "bench/flag.h"
 #include "bench/load_faults.h"
 #include "bench/load_processes.h"
+#include "bench/load_soak.h"
 #include "bench/load_worker.h"
 #include "bench/median.h"
 #include "bench/progress_line.h"
@@ -58,6 +63,7 @@ struct Options {
   std::vector<LoadFault> faults;
   absl::Duration fault_interval = absl::Seconds(3);
   absl::Duration outage = absl::Seconds(1);
+  bool soak = false;  // sample the owned daemon's footprint and fail if it grows
 };
 
 double Max(const std::vector<double>& v) { return v.empty() ? 0 : *std::max_element(v.begin(), v.end()); }
@@ -87,6 +93,7 @@ class Parent {
     if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return Fail(absl::StrCat("cannot make ", dir));
     std::remove(LoadStopFile(dir).c_str());
     std::string address = o_.worker.address;
+    if (o_.soak && o_.daemon.empty()) return Fail("--soak watches a daemon the load tool owns: give --daemon");
     if (!o_.daemon.empty()) {
       daemon_ = std::make_unique<LoadDaemon>(absl::StrSplit(o_.daemon, ' ', absl::SkipEmpty()), dir);
       if (absl::Status s = daemon_->Start(); !s.ok()) return Fail(s.ToString());
@@ -138,6 +145,8 @@ class Parent {
     ProgressLine progress;
     int running = o_.workers, failed = 0;
     std::vector<bool> done(o_.workers, false);
+    const absl::Time start = absl::Now();
+    absl::Time next_sample = start;
     while (running > 0) {
       for (int w = 0; w < o_.workers; ++w) {
         int status = 0;
@@ -153,6 +162,13 @@ class Parent {
         if (ReadLoadWorkerProgress(LoadWorkerFile(o_.worker.dir, w, "progress"), &p)) steps += p.steps;
       }
       progress.Show("load", absl::StrCat(o_.workers - running, "/", o_.workers, " workers done, ", steps, " steps"));
+      if (o_.soak && running == o_.workers && absl::Now() >= next_sample && daemon_->pid() > 0) {
+        // Only while every worker runs: the end, when they release everything, is not load.
+        if (absl::StatusOr<ProcessFootprint> f = FootprintOf(daemon_->pid()); f.ok()) {
+          soak_.Add(absl::ToDoubleSeconds(absl::Now() - start), steps, *f);
+        }
+        next_sample += absl::Seconds(1);
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
     if (failed > 0) progress.Done("load", absl::StrCat(failed, " worker(s) FAILED"));
@@ -198,13 +214,20 @@ class Parent {
     std::string text = absl::StrCat(header, "\n\n", table);
     if (!faults.empty()) absl::StrAppend(&text, "\nFaults, each followed by a check of every live sequence:\n\n",
                                          FaultTable(faults));
+    if (o_.soak) absl::StrAppend(&text, "\n", soak_.Markdown());
     std::printf("%s", text.c_str());
     for (const auto& [file, content] :
-         {std::pair<std::string, std::string>{"results.md", text}, {"results.csv", csv}}) {
+         {std::pair<std::string, std::string>{"results.md", text}, {"results.csv", csv},
+          {"soak.csv", o_.soak ? soak_.Csv() : std::string()}}) {
+      if (content.empty()) continue;
       if (absl::Status s = WriteFile(wo.dir + "/" + file, content); !s.ok()) return Fail(s.ToString());
     }
     if (faults_failed) {
       std::fprintf(stderr, "sparsepool_load: a fault's check FAILED\n");
+      return 1;
+    }
+    if (absl::Status leak = soak_.Verdict(); o_.soak && !leak.ok()) {
+      std::fprintf(stderr, "sparsepool_load: soak FAILED: %s\n", std::string(leak.message()).c_str());
       return 1;
     }
     return 0;
@@ -221,6 +244,7 @@ class Parent {
   std::vector<pid_t> pids_;
   std::vector<bool> killed_;
   ProgressLine progress_;
+  SoakMonitor soak_;
 };
 
 bool ParseDurationFlag(const std::string& value, absl::Duration* out) {
@@ -252,6 +276,7 @@ int Run(int argc, char** argv) {
     else if (f.key == "--recover_seconds") ok = absl::SimpleAtod(f.value, &w.recover_seconds) && w.recover_seconds > 0;
     else if (f.key == "--fault_interval") ok = ParseDurationFlag(f.value, &o.fault_interval);
     else if (f.key == "--outage") ok = ParseDurationFlag(f.value, &o.outage);
+    else if (f.key == "--soak") ok = (o.soak = f.value.empty() || f.value == "true") || f.value == "false";
     else if (f.key == "--worker_index") ok = absl::SimpleAtoi(f.value, &o.worker_index) && o.worker_index >= 0;
     else ok = false;
     if (!ok) {
@@ -260,7 +285,7 @@ int Run(int argc, char** argv) {
                    "--daemon=\"sparsepoold --region=...\") [--workers=8] [--seconds=10] [--requests=4] "
                    "[--context=8192] [--layers=4] [--k=2048] [--churn=16] [--transport=cxl|ucx] [--out=DIR] "
                    "[--faults=daemon-kill,worker-kill,fill] [--fault_interval=3s] [--outage=1s] "
-                   "[--rpc_timeout=10s] [--recover_seconds=30]\n",
+                   "[--rpc_timeout=10s] [--recover_seconds=30] [--soak]\n",
                    argv[i]);
       return 2;
     }

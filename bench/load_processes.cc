@@ -1,5 +1,6 @@
 #include "bench/load_processes.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -11,7 +12,10 @@
 #include <fstream>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/file_text.h"
 
@@ -94,6 +98,28 @@ std::string LoadDaemon::LogTail() const {
   if (!log.ok()) return std::string(log.status().message());
   constexpr size_t kTail = 2000;
   return log->size() > kTail ? log->substr(log->size() - kTail) : *log;
+}
+
+absl::StatusOr<ProcessFootprint> FootprintOf(pid_t pid) {
+  ProcessFootprint footprint;
+  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
+  bool found = false;
+  for (std::string line; std::getline(status, line);) {
+    uint64_t kib = 0;
+    if (absl::StartsWith(line, "RssAnon:") &&
+        absl::SimpleAtoi(absl::StripSuffix(absl::StripAsciiWhitespace(line.substr(8)), " kB"), &kib)) {
+      footprint.rss_anon_bytes = kib * 1024;
+      found = true;
+    }
+  }
+  if (!found) return absl::NotFoundError(absl::StrCat("no RssAnon in /proc/", pid, "/status (is it running?)"));
+  DIR* fds = opendir(absl::StrCat("/proc/", pid, "/fd").c_str());
+  if (fds == nullptr) return absl::NotFoundError(absl::StrCat("cannot list /proc/", pid, "/fd"));
+  while (const dirent* entry = readdir(fds)) {
+    if (entry->d_name[0] != '.') ++footprint.open_fds;
+  }
+  closedir(fds);
+  return footprint;
 }
 
 }  // namespace sparsepool::bench

@@ -37,6 +37,8 @@ class LoadDaemon {
   // Stops it (SIGTERM) and waits for it.
   void Stop();
   const std::string& address() const { return address_; }
+  // The running daemon's process id; -1 while it is not running.
+  pid_t pid() const { return pid_; }
   std::string LogTail() const;
 
  private:
@@ -48,6 +50,15 @@ class LoadDaemon {
   std::string address_;
   pid_t pid_ = -1;
 };
+
+// What a process holds that a leak would grow: anonymous resident memory (the
+// daemon's own heap, not the region pages it has touched, which are shared file
+// memory) and open file descriptors.
+struct ProcessFootprint {
+  uint64_t rss_anon_bytes = 0;
+  uint64_t open_fds = 0;
+};
+absl::StatusOr<ProcessFootprint> FootprintOf(pid_t pid);
 
 }  // namespace sparsepool::bench
 
