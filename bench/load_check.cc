@@ -47,11 +47,12 @@ std::string LoadCheckReport::Summary() const {
 
 absl::StatusOr<LoadCheckReport> CheckPoolAgainstLedgers(const std::string& address, absl::Duration timeout,
                                                         Client& reader,
-                                                        absl::Span<const LoadWorkerLedger> workers) {
+                                                        absl::Span<const LoadWorkerLedger> workers,
+                                                        const std::string& operator_token) {
   auto stub = v1::PoolService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
   v1::ListSequencesResponse listed;
   if (absl::Status s = CallWithDeadline(*stub, &v1::PoolService::Stub::ListSequences, "ListSequences", address,
-                                        timeout, "", v1::ListSequencesRequest(), &listed);
+                                        timeout, operator_token, v1::ListSequencesRequest(), &listed);
       !s.ok()) {
     return s;
   }

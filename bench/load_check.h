@@ -41,9 +41,12 @@ struct LoadCheckReport {
 // against the ledgers, reading every acknowledged entry through `reader` (any client of
 // that daemon). An error only when the pool cannot be asked; what the check finds is
 // in the report.
+// `operator_token`: for a daemon that serves tenants, an operator's (who may list every
+// tenant's sequences); `reader` then carries it too.
 absl::StatusOr<LoadCheckReport> CheckPoolAgainstLedgers(const std::string& address, absl::Duration timeout,
                                                         Client& reader,
-                                                        absl::Span<const LoadWorkerLedger> workers);
+                                                        absl::Span<const LoadWorkerLedger> workers,
+                                                        const std::string& operator_token = "");
 
 }  // namespace sparsepool::bench
 

@@ -40,9 +40,10 @@ void WaitStopped(pid_t pid) {
 // `give_up_after`.
 class PoolFiller {
  public:
-  absl::Status Fill(const std::string& address, absl::Duration give_up_after) {
+  absl::Status Fill(const std::string& address, const std::string& token, absl::Duration give_up_after) {
     ClientOptions options;
     options.address = address;
+    options.token = token;
     options.client_id = absl::StrCat("load-filler-", getpid());
     options.rpc_timeout = absl::Seconds(1);
     auto client = Client::Connect(options);
@@ -150,7 +151,7 @@ class FaultRunner {
       }
       case LoadFault::kFill: {
         PoolFiller filler;
-        if (absl::Status s = filler.Fill(o_.address, o_.interval); !s.ok()) return s;
+        if (absl::Status s = filler.Fill(o_.address, o_.filler_token, o_.interval); !s.ok()) return s;
         const std::string what = filler.What();
         Sleep(o_.outage);
         if (absl::Status s = filler.ReleaseAll(); !s.ok()) return s;
@@ -185,9 +186,12 @@ class FaultRunner {
     ClientOptions options;
     options.address = o_.address;
     options.client_id = absl::StrCat("load-checker-", getpid());
+    options.token = o_.operator_token;
+    // An operator holds no lease (it may not call KeepAlive): it only reads.
+    if (!o_.operator_token.empty()) options.keepalive_interval = absl::ZeroDuration();
     auto reader = Client::Connect(options);
     if (!reader.ok()) return reader.status();
-    return CheckPoolAgainstLedgers(o_.address, o_.call_deadline, **reader, ledgers);
+    return CheckPoolAgainstLedgers(o_.address, o_.call_deadline, **reader, ledgers, o_.operator_token);
   }
 
   LoadWorkerProgress TotalProgress() const {

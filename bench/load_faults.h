@@ -40,6 +40,10 @@ struct FaultRunOptions {
   absl::Duration outage = absl::Seconds(1);
   // Every failing call must end within this (the workers' rpc_timeout) plus a second.
   absl::Duration call_deadline = absl::Seconds(10);
+  // For a daemon that serves tenants: an operator's token (the checks) and a tenant's
+  // of its own for the filler.
+  std::string operator_token;
+  std::string filler_token;
 };
 
 struct FaultRecord {

@@ -13,6 +13,11 @@
 // starts the daemon itself (that command line plus --listen and --port_file), kills it
 // and starts it again.
 //
+// --tenants=NAME:WORKERS,... (with --daemon) makes the daemon serve those tenants (the
+// tool writes its tenants file and a token per tenant, the checks' operator and the
+// filler) and runs that many workers for each, in order; the summary gains a row per
+// tenant.
+//
 //   sparsepool_load (--address=HOST:PORT | --daemon="sparsepoold --region=...") [--workers=8]
 //       [--seconds=10] [--requests=4] [--context=8192] [--layers=4] [--k=2048]
 //       [--churn=16] [--transport=cxl|ucx] [--out=DIR] [--faults=daemon-kill,worker-kill,fill]
@@ -30,6 +35,8 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -49,6 +56,7 @@
 #include "bench/median.h"
 #include "bench/progress_line.h"
 #include "common/units.h"
+#include "service/tenants.h"
 
 namespace sparsepool::bench {
 namespace {
@@ -64,7 +72,34 @@ struct Options {
   absl::Duration fault_interval = absl::Seconds(3);
   absl::Duration outage = absl::Seconds(1);
   bool soak = false;  // sample the owned daemon's footprint and fail if it grows
+  // Tenants and how many workers each runs, in worker order (--tenants); the daemon
+  // then serves them (the tool writes its tenants file and every token).
+  std::vector<std::pair<std::string, int>> tenants;
 };
+
+// "NAME:WORKERS,NAME:WORKERS": false when malformed.
+bool ParseTenants(const std::string& value, std::vector<std::pair<std::string, int>>& out) {
+  out.clear();
+  for (absl::string_view part : absl::StrSplit(value, ',')) {
+    std::vector<std::string> name_count = absl::StrSplit(part, ':');
+    int n = 0;
+    if (name_count.size() != 2 || name_count[0].empty() || !absl::SimpleAtoi(name_count[1], &n) || n <= 0) {
+      return false;
+    }
+    out.emplace_back(name_count[0], n);
+  }
+  return !out.empty();
+}
+
+// 32 random hex digits from the kernel.
+absl::StatusOr<std::string> RandomToken() {
+  std::ifstream urandom("/dev/urandom", std::ios::binary);
+  unsigned char bytes[16];
+  if (!urandom.read(reinterpret_cast<char*>(bytes), sizeof bytes)) return absl::InternalError("cannot read /dev/urandom");
+  std::string hex;
+  for (unsigned char b : bytes) absl::StrAppendFormat(&hex, "%02x", b);
+  return hex;
+}
 
 double Max(const std::vector<double>& v) { return v.empty() ? 0 : *std::max_element(v.begin(), v.end()); }
 
@@ -94,8 +129,13 @@ class Parent {
     std::remove(LoadStopFile(dir).c_str());
     std::string address = o_.worker.address;
     if (o_.soak && o_.daemon.empty()) return Fail("--soak watches a daemon the load tool owns: give --daemon");
+    std::vector<std::string> daemon_argv = absl::StrSplit(o_.daemon, ' ', absl::SkipEmpty());
+    if (!o_.tenants.empty()) {
+      if (o_.daemon.empty()) return Fail("--tenants makes the daemon serve them: give --daemon");
+      if (absl::Status s = WriteTenants(daemon_argv); !s.ok()) return Fail(s.ToString());
+    }
     if (!o_.daemon.empty()) {
-      daemon_ = std::make_unique<LoadDaemon>(absl::StrSplit(o_.daemon, ' ', absl::SkipEmpty()), dir);
+      daemon_ = std::make_unique<LoadDaemon>(daemon_argv, dir);
       if (absl::Status s = daemon_->Start(); !s.ok()) return Fail(s.ToString());
       address = daemon_->address();
     }
@@ -105,6 +145,10 @@ class Parent {
       args[0] = "/proc/self/exe";
       args.push_back(absl::StrCat("--address=", address));  // the owned daemon's, when there is one
       args.push_back(absl::StrCat("--worker_index=", w));
+      if (!o_.tenants.empty()) {
+        args.push_back(absl::StrCat("--tenant=", TenantOf(w)));
+        args.push_back(absl::StrCat("--token_file=", TokenFile(TenantOf(w))));
+      }
       absl::StatusOr<pid_t> pid = Spawn(args);
       if (!pid.ok()) {
         for (pid_t p : pids_) kill(p, SIGKILL);
@@ -123,6 +167,10 @@ class Parent {
       fo.interval = o_.fault_interval;
       fo.outage = o_.outage;
       fo.call_deadline = o_.worker.rpc_timeout;
+      if (!o_.tenants.empty()) {
+        fo.operator_token = tokens_.at(kCheckerTenant);
+        fo.filler_token = tokens_.at(kFillerTenant);
+      }
       absl::StatusOr<std::vector<FaultRecord>> records = RunLoadFaults(fo, o_.faults, daemon_.get(), pids_, killed_);
       if (!records.ok()) {
         std::fprintf(stderr, "sparsepool_load: faults: %s\n", records.status().ToString().c_str());
@@ -175,30 +223,74 @@ class Parent {
     return failed;
   }
 
+  static constexpr char kCheckerTenant[] = "load-checker";  // an operator
+  static constexpr char kFillerTenant[] = "load-filler";
+
+  const std::string& TenantOf(int worker) const {
+    for (const auto& [name, count] : o_.tenants) {
+      if ((worker -= count) < 0) return name;
+    }
+    return o_.tenants.back().first;
+  }
+  std::string TokenFile(const std::string& tenant) const { return absl::StrCat(o_.worker.dir, "/token-", tenant); }
+
+  // A token for every tenant, the filler and an operator (the checks), each in a file of
+  // its own (mode 0600), their hashes in the daemon's tenants file.
+  absl::Status WriteTenants(std::vector<std::string>& daemon_argv) {
+    std::string file = "# written by sparsepool_load\n";
+    std::vector<std::string> names = {kCheckerTenant, kFillerTenant};
+    for (const auto& [name, count] : o_.tenants) names.push_back(name);
+    for (const std::string& name : names) {
+      absl::StatusOr<std::string> token = RandomToken();
+      if (!token.ok()) return token.status();
+      tokens_[name] = *token;
+      const std::string path = TokenFile(name);
+      if (absl::Status s = WriteFile(path, *token + "\n"); !s.ok()) return s;
+      chmod(path.c_str(), 0600);
+      absl::StrAppend(&file, name == kCheckerTenant ? "operator " : "tenant ", name,
+                      " token_sha256=", TokenHashHex(*token), "\n");
+    }
+    const std::string path = absl::StrCat(o_.worker.dir, "/tenants");
+    if (absl::Status s = WriteFile(path, file); !s.ok()) return s;
+    daemon_argv.push_back(absl::StrCat("--tenants=", path));
+    return absl::OkStatus();
+  }
+
+  static void Merge(const LoadWorkerResult& r, LoadWorkerResult& into) {
+    into.entries += r.entries;
+    into.checked += r.checked;
+    into.progress.errors += r.progress.errors;
+    into.elapsed_s = std::max(into.elapsed_s, r.elapsed_s);
+    into.step_us.insert(into.step_us.end(), r.step_us.begin(), r.step_us.end());
+  }
+
   int Summarize(const std::vector<FaultRecord>& faults, int failed, bool faults_failed) {
     if (failed > 0) return 1;
     LoadWorkerResult all;
+    std::map<std::string, LoadWorkerResult> by_tenant;
     std::vector<std::string> names;
     std::vector<LoadWorkerResult> results;
     for (int w = 0; w < o_.workers; ++w) {
       if (killed_[w]) continue;
       absl::StatusOr<LoadWorkerResult> r = ReadLoadWorkerResult(LoadWorkerFile(o_.worker.dir, w, "result"));
       if (!r.ok()) return Fail(r.status().ToString());
-      all.entries += r->entries;
-      all.checked += r->checked;
-      all.progress.errors += r->progress.errors;
-      all.elapsed_s = std::max(all.elapsed_s, r->elapsed_s);
-      all.step_us.insert(all.step_us.end(), r->step_us.begin(), r->step_us.end());
-      names.push_back(absl::StrCat(w));
+      Merge(*r, all);
+      if (!o_.tenants.empty()) Merge(*r, by_tenant[TenantOf(w)]);
+      names.push_back(o_.tenants.empty() ? absl::StrCat(w) : absl::StrCat(w, " (", TenantOf(w), ")"));
       results.push_back(*std::move(r));
     }
     names.push_back("all");
     results.push_back(all);
+    for (const auto& [name, count] : o_.tenants) {
+      names.push_back(absl::StrCat("tenant ", name));
+      results.push_back(by_tenant[name]);
+    }
     const LoadWorkerOptions& wo = o_.worker;
     std::string header = absl::StrFormat(
         "sparsepool-load: %d workers, each a client with %d requests of %d tokens (%d layers, top-%d of %d-byte "
         "entries, one request replaced every %d steps), %s transport, %.1f s",
         o_.workers, wo.requests, wo.context, wo.layers, wo.k, kEntry, wo.churn, wo.transport, all.elapsed_s);
+    for (const auto& [name, count] : o_.tenants) absl::StrAppend(&header, "; tenant ", name, ": ", count, " worker(s)");
     std::string table =
         "| worker | steps | step p50 (us) | p99 | p99.9 | max | steps/s | entries/s | fetched | entries checked | "
         "failed calls ridden out |\n|---|---|---|---|---|---|---|---|---|---|---|\n";
@@ -240,6 +332,7 @@ class Parent {
 
   const Options& o_;
   const std::vector<std::string> argv_;
+  std::map<std::string, std::string> tokens_;  // by tenant
   std::unique_ptr<LoadDaemon> daemon_;
   std::vector<pid_t> pids_;
   std::vector<bool> killed_;
@@ -276,6 +369,9 @@ int Run(int argc, char** argv) {
     else if (f.key == "--recover_seconds") ok = absl::SimpleAtod(f.value, &w.recover_seconds) && w.recover_seconds > 0;
     else if (f.key == "--fault_interval") ok = ParseDurationFlag(f.value, &o.fault_interval);
     else if (f.key == "--outage") ok = ParseDurationFlag(f.value, &o.outage);
+    else if (f.key == "--tenants") ok = ParseTenants(f.value, o.tenants);
+    else if (f.key == "--tenant") w.tenant = f.value;
+    else if (f.key == "--token_file") ok = !(w.token_file = f.value).empty();
     else if (f.key == "--soak") ok = (o.soak = f.value.empty() || f.value == "true") || f.value == "false";
     else if (f.key == "--worker_index") ok = absl::SimpleAtoi(f.value, &o.worker_index) && o.worker_index >= 0;
     else ok = false;
@@ -285,7 +381,7 @@ int Run(int argc, char** argv) {
                    "--daemon=\"sparsepoold --region=...\") [--workers=8] [--seconds=10] [--requests=4] "
                    "[--context=8192] [--layers=4] [--k=2048] [--churn=16] [--transport=cxl|ucx] [--out=DIR] "
                    "[--faults=daemon-kill,worker-kill,fill] [--fault_interval=3s] [--outage=1s] "
-                   "[--rpc_timeout=10s] [--recover_seconds=30] [--soak]\n",
+                   "[--rpc_timeout=10s] [--recover_seconds=30] [--soak] [--tenants=NAME:WORKERS,...]\n",
                    argv[i]);
       return 2;
     }
@@ -301,6 +397,10 @@ int Run(int argc, char** argv) {
       return 2;
     }
     o.faults = *std::move(parsed);
+  }
+  if (!o.tenants.empty()) {
+    o.workers = 0;
+    for (const auto& [name, count] : o.tenants) o.workers += count;
   }
   return Parent(o, argc, argv).Run();
 }

@@ -14,6 +14,7 @@
 #include <random>
 #include <thread>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -53,7 +54,11 @@ class Worker {
     ClientOptions options;
     options.address = o_.address;
     options.transport = o_.transport;
-    options.token = o_.token;
+    if (!o_.token_file.empty()) {
+      absl::StatusOr<std::string> token = ReadFileText(o_.token_file, "the tenant's token file");
+      if (!token.ok()) return Fail(token.status());
+      options.token = std::string(absl::StripAsciiWhitespace(*token));
+    }
     options.rpc_timeout = o_.rpc_timeout;
     options.client_id = absl::StrCat("load-worker-", o_.index, "-", getpid());
     // A daemon that does not answer at the start is a mistake of the run, not a fault.

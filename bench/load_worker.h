@@ -25,7 +25,10 @@ struct LoadWorkerOptions {
   int index = 0;
   std::string address;
   std::string transport = "cxl";
-  std::string token;  // the tenant's, for a daemon that serves tenants
+  // For a daemon that serves tenants: the tenant's name (for the report) and the file
+  // that holds its token (a file, not the token: command lines are visible to all).
+  std::string tenant;
+  std::string token_file;
   double seconds = 10;
   int requests = 4;
   uint64_t context = 8192;

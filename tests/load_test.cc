@@ -70,22 +70,32 @@ std::string DaemonLog(const std::string& out) {
   return text.str();
 }
 
-std::vector<std::string> FaultRun(const std::string& out, const std::string& transport, const std::string& faults) {
+// Three workers; with `tenants`, of two tenants the daemon serves (tokens, an operator
+// for the checks).
+std::vector<std::string> FaultRun(const std::string& out, const std::string& transport, const std::string& faults,
+                                  bool tenants = false) {
   return {"bench/sparsepool_load",
           absl::StrCat("--daemon=service/sparsepoold --region=shm:/dev/shm/sparsepool-test-load-faults-", getpid(),
                        ":128MiB --lease_timeout=2s", transport == "ucx" ? " --ucx=true" : ""),
-          absl::StrCat("--transport=", transport), "--workers=3", "--seconds=120", "--requests=2",
+          absl::StrCat("--transport=", transport), tenants ? "--tenants=acme:1,globex:2" : "--workers=3",
+          "--seconds=120", "--requests=2",
           "--context=1024", "--layers=2", "--k=128", "--churn=4", absl::StrCat("--faults=", faults),
           "--fault_interval=2s", "--outage=1s", "--rpc_timeout=2s", absl::StrCat("--out=", out)};
 }
 
 TEST(LoadTest, FaultsMidLoadLoseNothingAndEveryWorkerRidesThemOut) {
   const std::string out = absl::StrCat(testing::TestTempDir(), "/load-faults");
-  testing::CommandResult run = testing::RunCommand(FaultRun(out, "cxl", "daemon-kill,worker-kill,fill"));
+  testing::CommandResult run = testing::RunCommand(FaultRun(out, "cxl", "daemon-kill,worker-kill,fill", true));
   unlink(absl::StrCat("/dev/shm/sparsepool-test-load-faults-", getpid()).c_str());
   ASSERT_EQ(run.exit_code, 0) << run.output << "\nthe daemon's log:\n" << DaemonLog(out);
   ExpectEveryFaultChecked(run.output, {"daemon-kill", "worker-kill", "fill"});
   EXPECT_THAT(run.output, HasSubstr("| 2 | killed by the worker-kill fault"));
+  // Two tenants, a row each: acme's one worker, globex's that survived.
+  EXPECT_THAT(run.output, HasSubstr("| 0 (acme) | "));
+  EXPECT_THAT(run.output, HasSubstr("| 1 (globex) | "));
+  EXPECT_THAT(run.output, HasSubstr("| tenant acme | "));
+  EXPECT_THAT(run.output, HasSubstr("| tenant globex | "));
+  EXPECT_THAT(DaemonLog(out), HasSubstr("tenants"));
   EXPECT_THAT(run.output, ::testing::ContainsRegex("\\| fill \\| [0-9.]+ \\| filled with [1-9][0-9]* sequences"));
 }
 
