@@ -42,6 +42,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -50,6 +51,7 @@
 #include "bench/bench_report.h"
 #include "bench/flag.h"
 #include "bench/load_faults.h"
+#include "bench/load_plots.h"
 #include "bench/load_processes.h"
 #include "bench/load_soak.h"
 #include "bench/load_worker.h"
@@ -308,11 +310,23 @@ class Parent {
                                          FaultTable(faults));
     if (o_.soak) absl::StrAppend(&text, "\n", soak_.Markdown());
     std::printf("%s", text.c_str());
+    // Plotted: the whole run, each tenant, the first eight workers.
+    std::vector<StepGroup> groups;
+    for (size_t i = 0, workers = 0; i < results.size(); ++i) {
+      const bool worker = names[i] != "all" && !absl::StartsWith(names[i], "tenant ");
+      if (!worker || workers++ < 8) {
+        groups.push_back(StepGroup{worker ? absl::StrCat("worker ", names[i]) : names[i], results[i].step_us});
+      }
+    }
     for (const auto& [file, content] :
          {std::pair<std::string, std::string>{"results.md", text}, {"results.csv", csv},
-          {"soak.csv", o_.soak ? soak_.Csv() : std::string()}}) {
+          {"soak.csv", o_.soak ? soak_.Csv() : std::string()}, {"quantiles.csv", StepQuantilesCsv(groups)},
+          {"plots.gp", LoadGnuplotScript(groups, o_.soak)}}) {
       if (content.empty()) continue;
       if (absl::Status s = WriteFile(wo.dir + "/" + file, content); !s.ok()) return Fail(s.ToString());
+    }
+    if (absl::Status drawn = RunGnuplot(wo.dir); !drawn.ok()) {
+      std::fprintf(stderr, "sparsepool_load: %s\n", std::string(drawn.message()).c_str());
     }
     if (faults_failed) {
       std::fprintf(stderr, "sparsepool_load: a fault's check FAILED\n");

@@ -43,6 +43,13 @@ TEST(LoadTest, EveryWorkerRunsItsStreamAndTheSummaryCountsThemAll) {
   }
   EXPECT_EQ(worker_rows, 3);
   EXPECT_THAT(run.output, HasSubstr("| all |"));
+  // The plot: quantiles of every worker and of the whole run, drawn by gnuplot.
+  std::ifstream quantiles(out + "/quantiles.csv");
+  std::stringstream csv;
+  csv << quantiles.rdbuf();
+  EXPECT_THAT(csv.str(), HasSubstr("\nall,0.500000,"));
+  EXPECT_THAT(csv.str(), HasSubstr("\nworker 2,1.000000,"));
+  EXPECT_TRUE(std::ifstream(out + "/step_cdf.png").good()) << "gnuplot did not draw step_cdf.png";
   // Nothing stays behind: every worker released its requests.
   testing::CommandResult list = testing::RunCommand({"tools/sparsepoolctl", absl::StrCat("--address=", daemon.address()), "stats"});
   EXPECT_THAT(list.output, ::testing::ContainsRegex("sequences +0 live"));
