@@ -88,8 +88,9 @@ absl::StatusOr<LoadCheckReport> CheckPoolAgainstLedgers(const std::string& addre
       continue;
     }
     absl::StatusOr<std::vector<uint32_t>> crcs = LayerChecksums(reader, s.sequence_id(), want);
-    if (!crcs.ok() && !w.alive && absl::IsNotFound(crcs.status())) {
-      ++report.reclaimed;  // its lease ran out while it was being read
+    if (!crcs.ok() && absl::IsNotFound(crcs.status()) && (!w.alive || want.releasing)) {
+      // Its lease ran out while it was being read, or the release it asked for landed.
+      if (!w.alive) ++report.reclaimed;
       continue;
     }
     if (!crcs.ok()) {

@@ -193,7 +193,7 @@ class Parent {
   // Returns how many workers failed (killed ones do not count).
   int WaitForWorkers() {
     ProgressLine progress;
-    int running = o_.workers, failed = 0;
+    int running = o_.workers, failed = 0, finished = 0;
     std::vector<bool> done(o_.workers, false);
     const absl::Time start = absl::Now();
     absl::Time next_sample = start;
@@ -204,6 +204,7 @@ class Parent {
         done[w] = true;
         --running;
         const bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        if (!killed_[w]) ++finished;
         if (!clean && !(killed_[w] && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)) ++failed;
       }
       uint64_t steps = 0;
@@ -212,8 +213,9 @@ class Parent {
         if (ReadLoadWorkerProgress(LoadWorkerFile(o_.worker.dir, w, "progress"), &p)) steps += p.steps;
       }
       progress.Show("load", absl::StrCat(o_.workers - running, "/", o_.workers, " workers done, ", steps, " steps"));
-      if (o_.soak && running == o_.workers && absl::Now() >= next_sample && daemon_->pid() > 0) {
-        // Only while every worker runs: the end, when they release everything, is not load.
+      if (o_.soak && finished == 0 && absl::Now() >= next_sample && daemon_->pid() > 0) {
+        // Only until a worker ends its run: the end, when they release everything, is
+        // not load (a killed worker does not end the sampling).
         if (absl::StatusOr<ProcessFootprint> f = FootprintOf(daemon_->pid()); f.ok()) {
           soak_.Add(absl::ToDoubleSeconds(absl::Now() - start), steps, *f);
         }

@@ -107,10 +107,13 @@ class Worker {
     std::optional<Clock::time_point> failing_since;
     while (true) {
       const auto begin = Clock::now();
+      const uint64_t pauses = Pauses();
       absl::Status s = attempt();
       if (s.ok() || !Transient(s)) return s;
       ++progress_.errors;
-      progress_.longest_error_ms = std::max(progress_.longest_error_ms, MillisSince(begin));
+      // A call the parent's check stopped us in the middle of took longer by the stop:
+      // its time says nothing of its deadline.
+      if (Pauses() == pauses) progress_.longest_error_ms = std::max(progress_.longest_error_ms, MillisSince(begin));
       WriteProgress();
       if (!failing_since) failing_since = begin;
       if (MillisSince(*failing_since) > o_.recover_seconds * 1000) {
@@ -161,7 +164,11 @@ class Worker {
     const SequenceId id = batch_.front().id;
     ledger_.Releasing(id);
     if (absl::Status s = SaveLedger(); !s.ok()) return s;
-    if (absl::Status s = Retrying([&] { return client_->ReleaseSequence(id); }); !s.ok()) return s;
+    // NotFound: an earlier try's answer was lost after the release, and the memory has
+    // been reclaimed since; the request is gone either way.
+    if (absl::Status s = Retrying([&] { return client_->ReleaseSequence(id); }); !s.ok() && !absl::IsNotFound(s)) {
+      return s;
+    }
     ledger_.Released(id);
     batch_.pop_front();
     return SaveLedger();
@@ -223,6 +230,12 @@ class Worker {
                         absl::StrFormat("%d %d %.1f\n", progress_.steps, progress_.errors, progress_.longest_error_ms));
   }
   bool StopRequested() const { return access(LoadStopFile(o_.dir).c_str(), F_OK) == 0; }
+  uint64_t Pauses() const {
+    std::ifstream in(LoadPauseFile(o_.dir));
+    uint64_t n = 0;
+    in >> n;
+    return n;
+  }
   int Fail(const absl::Status& s) {
     std::fprintf(stderr, "sparsepool_load worker %d: %s\n", o_.index, s.ToString().c_str());
     return 1;
@@ -249,6 +262,7 @@ std::string LoadWorkerFile(const std::string& dir, int worker, const char* kind)
 }
 
 std::string LoadStopFile(const std::string& dir) { return dir + "/stop"; }
+std::string LoadPauseFile(const std::string& dir) { return dir + "/pauses"; }
 
 int RunLoadWorker(const LoadWorkerOptions& options) { return Worker(options).Run(); }
 

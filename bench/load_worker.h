@@ -45,6 +45,9 @@ struct LoadWorkerOptions {
 // Files a worker shares with its parent.
 std::string LoadWorkerFile(const std::string& dir, int worker, const char* kind);
 std::string LoadStopFile(const std::string& dir);
+// How many times the parent has stopped the workers (SIGSTOP) for a check, written
+// before each stop.
+std::string LoadPauseFile(const std::string& dir);
 
 // The worker's exit code: 0 when it ran its time (or was told to stop), 1 on an error.
 int RunLoadWorker(const LoadWorkerOptions& options);

@@ -384,8 +384,13 @@ class ClientImpl final : public Client {
     };
     const uint64_t ahead = in_pages(position + 1 + options_.reserve_tokens);
     const uint64_t needed = in_pages(position + 1);
-    absl::Status extended = ExtendBy(id, ahead, deadline);
-    if (absl::IsResourceExhausted(extended) && needed < ahead) extended = ExtendBy(id, needed, deadline);
+    // Reserving ahead is worth half the time left: the page it needs must still get the
+    // other half when the pool cannot give that much.
+    const absl::Time ahead_deadline = absl::Now() + (deadline - absl::Now()) / 2;
+    absl::Status extended = ExtendBy(id, ahead, needed < ahead ? ahead_deadline : deadline);
+    if ((absl::IsResourceExhausted(extended) || absl::IsDeadlineExceeded(extended)) && needed < ahead) {
+      extended = ExtendBy(id, needed, deadline);
+    }
     if (extended.ok()) return Cached(id);
     // The daemon refuses to shrink: another client may have grown it past `ahead`.
     if (auto now = Refresh(id, deadline); now.ok() && position < (*now)->tokens) return now;

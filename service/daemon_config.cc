@@ -72,6 +72,12 @@ absl::Status Apply(absl::string_view key, absl::string_view value, bool& regions
     config.reuse_grace = d;
     return absl::OkStatus();
   }
+  if (key == "log_level") {
+    absl::StatusOr<LogLevel> level = ParseLogLevel(value);
+    if (!level.ok()) return level.status();
+    config.log_level = *level;
+    return absl::OkStatus();
+  }
   if (key == "ucx" || key == "verbs") {
     if (value != "true" && value != "false") {
       return absl::InvalidArgumentError(absl::StrCat(key, " = \"", value, "\" is not true or false"));
@@ -137,7 +143,7 @@ bool IsLoopbackAddress(absl::string_view host_port) {
 std::string DaemonUsage() {
   return "usage: sparsepoold [--config=FILE] [--listen=HOST:PORT] [--region=SPEC]...\n"
          "                   [--page_tokens=N] [--lease_timeout=30s] [--reuse_grace=1s]\n"
-         "                   [--record_slots=N]\n"
+         "                   [--record_slots=N] [--log_level=info|warning|error]\n"
          "                   [--port_file=PATH] [--metrics_listen=HOST:PORT]\n"
          "                   [--ucx=true] [--verbs=true]\n"
          "                   [--verbs_device=NAME] [--verbs_gid_index=N]\n"

@@ -22,6 +22,7 @@
 //                             and key (PEM); with --tenants, required unless the
 //                             daemon listens on loopback only
 //   --tls_client_ca=PATH      also require client certificates signed by this CA
+//   --log_level=LEVEL         info (default), warning or error: the least the log shows
 //   --config=PATH             read KEY = VALUE lines first ('#' starts a comment);
 //                             flags given on the command line win
 #ifndef SPARSEPOOL_SERVICE_DAEMON_CONFIG_H_
@@ -34,6 +35,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/log.h"
 #include "transport/cxl/region_spec.h"
 
 namespace sparsepool {
@@ -44,6 +46,7 @@ struct DaemonConfig {
   uint32_t page_tokens = 64;
   absl::Duration lease_timeout = absl::Seconds(30);
   absl::Duration reuse_grace = absl::Seconds(1);
+  LogLevel log_level = LogLevel::kInfo;
   uint32_t record_slots = 16384;
   std::string port_file;
   std::string metrics_listen;  // empty: no metrics endpoint

@@ -87,7 +87,7 @@ std::vector<LeaseTable::Expired> LeaseTable::TakeExpired(absl::Time now) {
   for (auto it = leases_.begin(); it != leases_.end();) {
     if (now - it->second.renewed > timeout_) {
       if (it->second.fenced) acknowledged_.erase({it->second.acknowledged, it->first});
-      Expired e{it->first, {it->second.sequences.begin(), it->second.sequences.end()}, it->second.fenced};
+      Expired e{it->first, {it->second.sequences.begin(), it->second.sequences.end()}};
       std::sort(e.sequences.begin(), e.sequences.end());
       expired.push_back(std::move(e));
       if (auto count = per_tenant_.find(it->second.tenant); count != per_tenant_.end() && --count->second == 0) {

@@ -56,15 +56,12 @@ class LeaseTable {
   // A fenced lease whose acknowledgement is the lowest, for messages; empty when none.
   std::string SlowestFenced() const;
   size_t fenced() const { return acknowledged_.size(); }
-  // Leases of clients that do not take part in fencing (yet).
-  size_t unfenced() const { return leases_.size() - acknowledged_.size(); }
   // The epoch `client` acknowledged, if its lease is fenced.
   std::optional<uint64_t> AcknowledgedBy(absl::string_view client) const;
 
   struct Expired {
     std::string client;
     std::vector<SequenceId> sequences;
-    bool fenced = false;
   };
   // Removes and returns every lease not renewed since now - timeout.
   std::vector<Expired> TakeExpired(absl::Time now);

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <numeric>
-#include <optional>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -212,15 +211,7 @@ absl::Status Pool::AdmitClient(const Caller& caller) {
 }
 
 void Pool::RenewIfNamed(const Caller& caller) {
-  if (!caller.client_id.empty()) {
-    leases_.Renew(caller.client_id, clock_->Now(), caller.tenant);
-  } else {
-    last_anonymous_call_ = clock_->Now();  // a caller without a lease, so never fenced
-  }
-}
-
-bool Pool::UnfencedWriterPossible() const {
-  return leases_.unfenced() > 0 || clock_->Now() - last_anonymous_call_ < options_.lease_timeout;
+  if (!caller.client_id.empty()) leases_.Renew(caller.client_id, clock_->Now(), caller.tenant);
 }
 
 absl::Status Pool::CheckQuota(const Caller& caller, uint64_t more_bytes, uint64_t more_sequences) const {
@@ -272,17 +263,13 @@ absl::StatusOr<Pool::Location> Pool::FindLive(SequenceId id) const {
   return absl::NotFoundError(Unknown(id));
 }
 
-void Pool::MakeReclaimable(Location where, RecordState state, bool unfenced_writer_possible) {
+void Pool::MakeReclaimable(Location where, RecordState state) {
   RegionStore& region = *regions_[where.region];
   const uint64_t now = NowNs();
   // The release is in the record before its epoch exists: a fenced client that learns
   // of the epoch and then checks the record sees it.
   region.SetState(where.slot, state, now);
   reclaim_order_.emplace(++release_epoch_, region.record(where.slot).sequence_id);
-  // The reuse grace keeps out writers the fence does not cover: clients that hold a
-  // lease without taking part in fencing. With none about, the acknowledgements alone
-  // make the memory safe to reuse.
-  if (!unfenced_writer_possible) graceless_epochs_.insert(release_epoch_);
   reclaimable_bytes_[where.region] += region.SequenceBytes(where.slot);
   TenantUsage& usage = usage_[region_format::GetName(region.record(where.slot).tenant)];
   usage.bytes -= std::min(usage.bytes, region.SequenceBytes(where.slot));
@@ -292,41 +279,28 @@ void Pool::MakeReclaimable(Location where, RecordState state, bool unfenced_writ
 Pool::Eviction Pool::EvictOldest(const std::vector<uint32_t>& regions, absl::Time* reusable_at) {
   const uint64_t grace_ns = static_cast<uint64_t>(absl::ToInt64Nanoseconds(options_.reuse_grace));
   const uint64_t acknowledged = leases_.LowestAcknowledged();
-  std::optional<absl::Time> first_reusable;  // of the oldest candidate still in its grace
   for (auto it = reclaim_order_.begin(); it != reclaim_order_.end(); ++it) {
     const Location where = sequences_.at(it->second);
     if (!std::binary_search(regions.begin(), regions.end(), where.region)) continue;
     // Released after some fenced client's last acknowledgement: a write it began before
     // it learned of the release may still be landing in these pages (and in those of
     // every younger candidate).
-    if (it->first > acknowledged) break;
+    if (it->first > acknowledged) return Eviction::kAwaitingAcks;
     const uint64_t released_ns = regions_[where.region]->record(where.slot).state_changed_unix_ns;
     const uint64_t reusable_ns = released_ns + grace_ns;
     // A time further ahead than the grace means the clock was set back (or the record
     // came from a daemon whose clock ran ahead): waiting for it could take hours.
-    const uint64_t now = NowNs();
-    const bool in_grace = now < reusable_ns && reusable_ns - now <= grace_ns;
-    if (in_grace && !graceless_epochs_.contains(it->first)) {
-      // Younger candidates released with no unfenced client about need no grace.
-      if (!first_reusable) first_reusable = absl::FromUnixNanos(static_cast<int64_t>(reusable_ns));
-      continue;
+    if (const uint64_t now = NowNs(); now < reusable_ns && reusable_ns - now <= grace_ns) {
+      // The oldest candidate is still in its grace, and so are the younger ones.
+      *reusable_at = absl::FromUnixNanos(static_cast<int64_t>(reusable_ns));
+      return Eviction::kInGrace;
     }
     reclaimable_bytes_[where.region] -= regions_[where.region]->SequenceBytes(where.slot);
     regions_[where.region]->Free(where.slot);
     sequences_.erase(it->second);
-    graceless_epochs_.erase(it->first);
     reclaim_order_.erase(it);
     ++evicted_;
     return Eviction::kEvicted;
-  }
-  if (first_reusable) {
-    *reusable_at = *first_reusable;
-    return Eviction::kInGrace;
-  }
-  for (const auto& [epoch, id] : reclaim_order_) {
-    if (epoch > acknowledged && std::binary_search(regions.begin(), regions.end(), sequences_.at(id).region)) {
-      return Eviction::kAwaitingAcks;
-    }
   }
   return Eviction::kNone;
 }
@@ -436,11 +410,7 @@ absl::StatusOr<SequenceLayout> Pool::Create(const CreateParams& p, absl::Time* r
         TenantUsage& usage = usage_[p.tenant];
         usage.bytes += regions_[r]->SequenceBytes(slot);
         ++usage.sequences;
-        if (!p.client_id.empty()) {
-          leases_.AddSequence(p.client_id, seq.id, clock_->Now(), p.tenant);
-        } else {
-          last_anonymous_call_ = clock_->Now();
-        }
+        if (!p.client_id.empty()) leases_.AddSequence(p.client_id, seq.id, clock_->Now(), p.tenant);
         return regions_[r]->Layout(slot);
       }
       if (!absl::IsResourceExhausted(pending.status())) return pending.status();
@@ -533,7 +503,7 @@ absl::Status Pool::Release(const Caller& caller, SequenceId id) {
   const auto& record = regions_[it->second.region]->record(it->second.slot);
   if (record.state != RecordState::kLive) return absl::OkStatus();
   leases_.RemoveSequence(region_format::GetName(record.owner), id);
-  MakeReclaimable(it->second, RecordState::kReleased, UnfencedWriterPossible());
+  MakeReclaimable(it->second, RecordState::kReleased);
   return absl::OkStatus();
 }
 
@@ -647,8 +617,7 @@ std::vector<LeaseTable::Expired> Pool::ExpireLeases() {
     ++leases_expired_;
     for (SequenceId id : lease.sequences) {
       auto where = FindLive(id);
-      // A client whose lease ran out without fencing may still be writing.
-      if (where.ok()) MakeReclaimable(*where, RecordState::kExpired, !lease.fenced || UnfencedWriterPossible());
+      if (where.ok()) MakeReclaimable(*where, RecordState::kExpired);
     }
   }
   return expired;

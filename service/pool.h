@@ -15,9 +15,8 @@
 // takes part through KeepAlive, as the client library does) has acknowledged e, which
 // it does only after every write it began before learning of e has finished
 // (common/release_fence.h), or once its lease has run out. Writers that are not fenced
-// (no lease loop) are kept out by time alone: memory released while any unfenced client
-// held a lease (or by the expiry of an unfenced lease, or found released at start) is
-// also reused only `reuse_grace` after its release. A request that needs memory still waiting for either fails with
+// (no lease loop) are kept out by time alone: memory is also reused only `reuse_grace`
+// after its release. A request that needs memory still waiting for either fails with
 // ResourceExhausted saying what it waits for, and sets `retry_at`: the gRPC service
 // answers it then, or earlier when an acknowledgement arrives, without holding a
 // thread meanwhile (service/delayed_calls.h).
@@ -239,12 +238,7 @@ class Pool {
   // PermissionDenied when the client id's lease belongs to another tenant.
   absl::Status AdmitClient(const Caller& caller) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RenewIfNamed(const Caller& caller) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Whether a client the release fence does not cover may hold a layout: a lease that
-  // is not fenced, or a call without a client id within the last lease timeout.
-  bool UnfencedWriterPossible() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // `unfenced_writer_possible`: a client that does not take part in fencing may still
-  // write through a layout of it (then the reuse grace applies as well).
-  void MakeReclaimable(Location where, region_format::RecordState state, bool unfenced_writer_possible)
+  void MakeReclaimable(Location where, region_format::RecordState state)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Frees the oldest reclaimable sequence, in one of `regions` (ascending), whose grace has
   // passed: kEvicted. Otherwise kInGrace when the oldest is still in its grace (its end
@@ -279,10 +273,6 @@ class Pool {
   absl::flat_hash_map<SequenceId, Location> sequences_ ABSL_GUARDED_BY(mu_);
   // Reclaimable sequences by the release epoch at which they became so: eviction order.
   std::map<uint64_t, SequenceId> reclaim_order_ ABSL_GUARDED_BY(mu_);
-  // Epochs of reclaimable sequences released while every lease was fenced: reused as
-  // soon as acknowledged, without the reuse grace.
-  absl::flat_hash_set<uint64_t> graceless_epochs_ ABSL_GUARDED_BY(mu_);
-  absl::Time last_anonymous_call_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   const uint64_t incarnation_;  // random, never 0: names this pool's epochs
   uint64_t release_epoch_ ABSL_GUARDED_BY(mu_) = 0;
   // Bytes held by reclaimable sequences, per region: kept up to date so that Stats

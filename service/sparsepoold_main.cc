@@ -19,6 +19,7 @@
 #include "grpcpp/server_builder.h"
 #include "grpcpp/security/server_credentials.h"
 #include "common/file_text.h"
+#include "common/log.h"
 #include "common/periodic_thread.h"
 #include "common/units.h"
 #include "service/delayed_calls.h"
@@ -58,15 +59,8 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentialsFor(co
   return grpc::SslServerCredentials(options);
 }
 
-void Log(absl::string_view message) {
-  const std::string line =
-      absl::StrCat(absl::FormatTime("%Y-%m-%dT%H:%M:%E3S", absl::Now(), absl::LocalTimeZone()),
-                   " sparsepoold[", getpid(), "] ", message, "\n");
-  std::fputs(line.c_str(), stderr);
-}
-
 absl::StatusOr<std::vector<std::unique_ptr<RegionStore>>> OpenRegions(const DaemonConfig& config,
-                                                                      const Clock& clock) {
+                                                                      const Clock& clock, Logger& log) {
   std::vector<std::unique_ptr<RegionStore>> regions;
   for (const RegionSpec& spec : config.regions) {
     auto mapping = MappedRegion::OpenOrCreate(spec);
@@ -77,13 +71,13 @@ absl::StatusOr<std::vector<std::unique_ptr<RegionStore>>> OpenRegions(const Daem
                                    static_cast<uint64_t>(absl::ToUnixNanos(clock.Now())), &report);
     if (!store.ok()) return store.status();
     const RegionStore& s = **store;
-    Log(absl::StrCat("region ", s.ref().index, ": ", s.ref().kind, " ", s.ref().path, ", ",
+    log.Info(absl::StrCat("region ", s.ref().index, ": ", s.ref().kind, " ", s.ref().path, ", ",
                      FormatBytes(s.ref().size_bytes), ", ",
                      s.formatted_now() ? "formatted" : "recovered ", 
                      s.formatted_now() ? "" : absl::StrCat(report.sequences, " sequences"),
                      ", heap ", FormatBytes(s.capacity_bytes()), " (",
                      FormatBytes(s.free_bytes()), " free)"));
-    for (const std::string& problem : report.problems) Log(absl::StrCat("recovery: ", problem));
+    for (const std::string& problem : report.problems) log.Info(absl::StrCat("recovery: ", problem));
     regions.push_back(*std::move(store));
   }
   return regions;
@@ -119,11 +113,12 @@ int Run(int argc, char** argv) {
     std::fprintf(stderr, "sparsepoold: %s\n", std::string(config.status().message()).c_str());
     return 2;
   }
+  Logger log(LogOptions{.min_level = config->log_level});
   std::optional<TenantDirectory> tenants;
   if (!config->tenants.empty()) {
     auto loaded = TenantDirectory::Load(config->tenants);
     if (!loaded.ok()) {
-      Log(absl::StrCat("cannot load the tenants: ", loaded.status().ToString()));
+      log.Error(absl::StrCat("cannot load the tenants: ", loaded.status().ToString()));
       return 1;
     }
     tenants = *std::move(loaded);
@@ -133,17 +128,17 @@ int Run(int argc, char** argv) {
   for (const RegionSpec& spec : config->regions) {
     for (const std::string& tenant : spec.tenants) {
       if (!tenants || tenants->FindTenant(tenant) == nullptr) {
-        Log(absl::StrCat("region ", spec.path, " is dedicated to \"", tenant, "\", which is no tenant of ",
-                         config->tenants));
+        log.Error(absl::StrCat("region ", spec.path, " is dedicated to \"", tenant, "\", which is no tenant of ",
+                               config->tenants));
         return 1;
       }
     }
     pool_options.region_tenants.push_back(spec.tenants);
   }
   SystemClock clock;
-  auto regions = OpenRegions(*config, clock);
+  auto regions = OpenRegions(*config, clock, log);
   if (!regions.ok()) {
-    Log(absl::StrCat("cannot open regions: ", regions.status().ToString()));
+    log.Error(absl::StrCat("cannot open regions: ", regions.status().ToString()));
     return 1;
   }
   // The regions' memory, for the RDMA publishers (in region-index order), and what a
@@ -157,13 +152,13 @@ int Run(int argc, char** argv) {
   }
   auto opened = Pool::Open(*std::move(regions), pool_options, &clock);
   if (!opened.ok()) {
-    Log(absl::StrCat("cannot open the pool: ", opened.status().ToString()));
+    log.Error(absl::StrCat("cannot open the pool: ", opened.status().ToString()));
     return 1;
   }
   Pool& pool = **opened;
   const std::vector<std::vector<uint32_t>>& domains = pool.access().domains();
   for (size_t d = 0; d < domains.size(); ++d) {
-    Log(absl::StrCat("data-plane domain ", d, ": region(s) ", absl::StrJoin(domains[d], ","),
+    log.Info(absl::StrCat("data-plane domain ", d, ": region(s) ", absl::StrJoin(domains[d], ","),
                      pool.access().TenantsOf(domains[d][0]).empty()
                          ? " (shared)"
                          : absl::StrCat(" (dedicated to ", absl::StrJoin(pool.access().TenantsOf(domains[d][0]), ","), ")")));
@@ -179,11 +174,11 @@ int Run(int argc, char** argv) {
     }
     auto created = UcxPublisher::Create(ucx_domains, "/proc/self/exe");
     if (!created.ok()) {
-      Log(absl::StrCat("cannot publish regions over UCX: ", created.status().ToString()));
+      log.Error(absl::StrCat("cannot publish regions over UCX: ", created.status().ToString()));
       return 1;
     }
     ucx = *std::move(created);
-    Log(absl::StrCat("regions published over UCX by ", domains.size(),
+    log.Info(absl::StrCat("regions published over UCX by ", domains.size(),
                      " worker process(es), one per domain (UCX_TLS chooses the wire)"));
   }
   std::unique_ptr<VerbsAcceptor> verbs;
@@ -193,16 +188,16 @@ int Run(int argc, char** argv) {
     verbs_options.gid_index = static_cast<uint8_t>(config->verbs_gid_index);
     auto created = VerbsAcceptor::Create(verbs_options, published, domains);
     if (!created.ok()) {
-      Log(absl::StrCat("cannot serve regions over libibverbs: ", created.status().ToString()));
+      log.Error(absl::StrCat("cannot serve regions over libibverbs: ", created.status().ToString()));
       return 1;
     }
     verbs = *std::move(created);
-    Log("regions registered for RDMA READ/WRITE (libibverbs), one protection domain per domain");
+    log.Info("regions registered for RDMA READ/WRITE (libibverbs), one protection domain per domain");
   }
   DelayedCalls delayed;  // requests waiting for memory in its reuse grace
   auto credentials = ServerCredentialsFor(*config);
   if (!credentials.ok()) {
-    Log(absl::StrCat("cannot set up TLS: ", credentials.status().ToString()));
+    log.Error(absl::StrCat("cannot set up TLS: ", credentials.status().ToString()));
     return 1;
   }
   PoolServiceImpl service(&pool, &clock, &delayed, ucx.get(), verbs.get(), tenants ? &*tenants : nullptr);
@@ -217,11 +212,11 @@ int Run(int argc, char** argv) {
   builder.SetMaxSendMessageSize(256 << 20);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
-    Log(absl::StrCat("cannot listen on ", config->listen));
+    log.Error(absl::StrCat("cannot listen on ", config->listen));
     return 1;
   }
   const std::string host = config->listen.substr(0, config->listen.rfind(':'));
-  Log(absl::StrCat("serving on ", host, ":", port, ", ", config->regions.size(),
+  log.Info(absl::StrCat("serving on ", host, ":", port, ", ", config->regions.size(),
                    " region(s), page_tokens ", config->page_tokens, ", lease timeout ",
                    absl::FormatDuration(config->lease_timeout), ", reuse grace ",
                    absl::FormatDuration(config->reuse_grace), config->tls_cert.empty() ? ", plaintext" : ", TLS",
@@ -232,27 +227,27 @@ int Run(int argc, char** argv) {
   std::unique_ptr<cluster::NodeRegistration> registration;
   std::atomic<bool> registration_lost{false};
   if (!config->etcd.empty()) {
-    auto joined = JoinCluster(*config, pool, port, [](const std::string& line) { Log(line); },
-                              [&registration_lost](const absl::Status& lost) {
-                                Log(absl::StrCat("cluster registration lost: ", lost.ToString(),
-                                                 "; stopping, since another node now manages this memory"));
+    auto joined = JoinCluster(*config, pool, port, [&log](const std::string& line) { log.Info(line); },
+                              [&registration_lost, &log](const absl::Status& lost) {
+                                log.Error(absl::StrCat("cluster registration lost: ", lost.ToString(),
+                                                       "; stopping, since another node now manages this memory"));
                                 registration_lost = true;
                                 kill(getpid(), SIGTERM);
                               });
     if (!joined.ok()) {
-      Log(absl::StrCat("cannot join the cluster: ", joined.status().ToString()));
+      log.Error(absl::StrCat("cannot join the cluster: ", joined.status().ToString()));
       server->Shutdown();
       return 1;
     }
     registration = *std::move(joined);
-    Log(absl::StrCat("node \"", config->node_name, "\" (id ", config->node_id, ") registered in etcd at ",
+    log.Info(absl::StrCat("node \"", config->node_name, "\" (id ", config->node_id, ") registered in etcd at ",
                      config->etcd, " under ", config->etcd_prefix, ", lease ", registration->lease()));
   }
 
   if (!config->port_file.empty()) {
     absl::Status written = WritePortFile(config->port_file, port);
     if (!written.ok()) {
-      Log(written.ToString());
+      log.Info(written.ToString());
       server->Shutdown();
       return 1;
     }
@@ -265,30 +260,38 @@ int Run(int argc, char** argv) {
       return MetricsText(DaemonFigures{pool.Stats(), delayed.waiting(), clock.Now() - started});
     });
     if (!serving.ok()) {
-      Log(serving.status().ToString());
+      log.Info(serving.status().ToString());
       server->Shutdown();
       return 1;
     }
     metrics = *std::move(serving);
-    Log(absl::StrCat("metrics on http://",
+    log.Info(absl::StrCat("metrics on http://",
                      config->metrics_listen.substr(0, config->metrics_listen.rfind(':')), ":",
                      metrics->port(), "/metrics"));
   }
 
   {
-    PeriodicThread lease_reaper(std::min(config->lease_timeout / 4, absl::Seconds(1)), [&pool, &verbs, &service] {
+    PeriodicThread lease_reaper(std::min(config->lease_timeout / 4, absl::Seconds(1)), [&pool, &verbs, &service, &log] {
       const std::vector<LeaseTable::Expired> expired_leases = pool.ExpireLeases();
       if (!expired_leases.empty()) service.ReleasesChanged();
       for (const LeaseTable::Expired& expired : expired_leases) {
-        Log(absl::StrCat("lease of client \"", expired.client, "\" expired; ",
-                         expired.sequences.size(), " sequence(s) reclaimable: ",
-                         absl::StrJoin(expired.sequences, ",")));
+        // Clients choose their ids and how many leases expire at once: a few lines a
+        // window, each bounded, and a count of the rest.
+        constexpr size_t kIdsShown = 16;
+        const std::vector<SequenceId> shown(expired.sequences.begin(),
+                                            expired.sequences.begin() +
+                                                std::min(kIdsShown, expired.sequences.size()));
+        log.Limited(LogLevel::kInfo, "leases expired",
+                    absl::StrCat("lease of client \"", Quoted(expired.client), "\" expired; ",
+                                 expired.sequences.size(), " sequence(s) reclaimable: ", absl::StrJoin(shown, ","),
+                                 expired.sequences.size() > kIdsShown ? ",..." : ""));
         if (verbs != nullptr) verbs->Forget(expired.client);  // its queue pair too
       }
+      log.Flush();
     });
     int signal_number = 0;
     sigwait(&stop_signals, &signal_number);
-    Log(absl::StrCat("received ", strsignal(signal_number), "; shutting down"));
+    log.Info(absl::StrCat("received ", strsignal(signal_number), "; shutting down"));
     registration.reset();  // leave the cluster first: no new placements come here
     // Requests waiting for memory are answered (Unavailable) now: the server's
     // shutdown waits for every request it started.
@@ -300,7 +303,7 @@ int Run(int argc, char** argv) {
   }
   server->Wait();
   // Region memory needs no flush: every committed record is already in it.
-  Log("stopped");
+  log.Info("stopped");
   return registration_lost ? 1 : 0;
 }
 

@@ -11,12 +11,9 @@
 
 namespace sparsepool::testing {
 
-// `fenced` false: no lease loop, so the daemon's reuse grace, not the release fence,
-// keeps this client's writes out of reused memory.
-inline std::unique_ptr<Client> ConnectTo(const std::string& address, bool fenced = true) {
+inline std::unique_ptr<Client> ConnectTo(const std::string& address) {
   ClientOptions options;
   options.address = address;
-  if (!fenced) options.keepalive_interval = absl::ZeroDuration();
   options.rpc_timeout = absl::Seconds(5);
   auto client = Client::Connect(options);
   EXPECT_TRUE(client.ok()) << client.status();

@@ -643,12 +643,10 @@ TEST_F(IntegrationTest, AStaleLayoutIsCaughtBeforeItsBytesAreUsedOrOverwritten) 
 
 // A released sequence's pages stay as they were for the reuse grace, so that a write
 // still in flight through an old layout lands in memory no new sequence holds yet; a
-// Create that needs them waits for the grace to end rather than failing. The grace is
-// for writers the release fence does not cover: here a client without a lease loop.
+// Create that needs them waits for the grace to end rather than failing.
 TEST_F(IntegrationTest, ReleasedMemoryIsUntouchedForTheReuseGrace) {
   // 24 MiB holds one 3,000-token sequence of 8 layers (15 MiB), not two.
   ASSERT_NO_FATAL_FAILURE(StartDaemon(DaemonOptions{.region_size = "24MiB", .extra_args = {"--reuse_grace=3s"}}));
-  client_ = testing::ConnectTo(daemon_->address(), /*fenced=*/false);
   const SequenceId first = *client_->CreateSequence(Spec(8, 3000));
   WriteTokens(*client_, first, 8, kEntryBytes, 0, 3000);
   auto layout = internal::Layout(*client_, first);
@@ -694,12 +692,11 @@ TEST_F(IntegrationTest, RequestsWaitingForMemoryHoldUpNothingAndAreAnsweredAtShu
   ASSERT_NO_FATAL_FAILURE(StartDaemon(DaemonOptions{.region_size = "24MiB", .extra_args = {"--reuse_grace=30s"}}));
   const SequenceId small = *client_->CreateSequence(Spec(1, 64));
   const SequenceId big = *client_->CreateSequence(Spec(8, 2900));
+  ASSERT_TRUE(client_->ReleaseSequence(big).ok());
   ClientOptions patient;  // a deadline past the grace: the daemon keeps them waiting
   patient.address = daemon_->address();
   patient.rpc_timeout = absl::Seconds(60);
-  patient.keepalive_interval = absl::ZeroDuration();  // not fenced: the grace applies
   auto waiter = *Client::Connect(patient);
-  ASSERT_TRUE(waiter->ReleaseSequence(big).ok());
   constexpr int kWaiting = 32;
   absl::Mutex mu;
   std::vector<absl::Status> answers;

@@ -709,55 +709,6 @@ TEST_F(PoolTest, ReleasedMemoryWaitsForEveryFencedClientsAcknowledgement) {
   EXPECT_TRUE(pool_->Create(Params(2368, "other")).ok());
 }
 
-// The reuse grace keeps out writers the fence does not cover. While every client is
-// fenced, memory every one of them acknowledged is reused at once; a client outside
-// fencing (a lease that never fenced, or calls without a client id) brings the grace
-// back for what is released while it may hold a layout.
-TEST_F(PoolTest, WithEveryClientFencedReleasedMemoryWaitsOnlyForAcknowledgements) {
-  Pool::FenceReport fresh;
-  ASSERT_TRUE(pool_->KeepAlive("writer", &fresh).ok());
-  ASSERT_TRUE(pool_->KeepAlive("reader", &fresh).ok());
-  std::vector<SequenceId> ids;
-  for (int i = 0; i < 4; ++i) ids.push_back(pool_->Create(Params(2368, "writer"))->sequence_id);
-  const auto acknowledge_all = [&] {
-    Pool::FenceReport ack{pool_->release_epoch()};
-    ASSERT_TRUE(pool_->KeepAlive("writer", &ack).ok());
-    ASSERT_TRUE(pool_->KeepAlive("reader", &ack).ok());
-  };
-  ASSERT_TRUE(pool_->Release("writer", ids[1]).ok());
-  acknowledge_all();
-  auto reused = pool_->Create(Params(2368, "reader"));  // no time has passed
-  ASSERT_TRUE(reused.ok()) << reused.status();
-
-  // A lease that never fenced: the next release keeps its grace.
-  ASSERT_TRUE(pool_->Create(Params(64, "loose")).ok());
-  ASSERT_TRUE(pool_->Release("writer", ids[2]).ok());
-  acknowledge_all();
-  absl::Time retry_at;
-  auto waiting = pool_->Create(Params(2368, "reader"), &retry_at);
-  ASSERT_TRUE(absl::IsResourceExhausted(waiting.status())) << waiting.status();
-  EXPECT_THAT(std::string(waiting.status().message()), HasSubstr("the reuse grace"));
-  EXPECT_EQ(retry_at, clock_.Now() + absl::Seconds(1));
-  clock_.Advance(absl::Seconds(1));
-  const auto second = pool_->Create(Params(2368, "reader"));
-  ASSERT_TRUE(second.ok()) << second.status();
-
-  // The loose lease runs out (the fenced ones renew); a call without a client id then
-  // brings the grace back for a lease timeout.
-  clock_.Advance(absl::Seconds(11));
-  ASSERT_TRUE(pool_->KeepAlive("writer").ok());
-  ASSERT_TRUE(pool_->KeepAlive("reader").ok());
-  ASSERT_EQ(pool_->ExpireLeases().size(), 1u);  // "loose"
-  ASSERT_TRUE(pool_->Release("writer", ids[3]).ok());
-  acknowledge_all();
-  ASSERT_TRUE(pool_->Create(Params(2368, "reader")).ok()) << "fenced clients only again: no grace";
-  ASSERT_TRUE(pool_->GetLayout("", reused->sequence_id).ok());
-  ASSERT_TRUE(pool_->Release("writer", ids[0]).ok());
-  acknowledge_all();
-  waiting = pool_->Create(Params(2368, "reader"));
-  EXPECT_THAT(std::string(waiting.status().message()), HasSubstr("the reuse grace")) << waiting.status();
-}
-
 // A client that closes (nothing in flight) stops holding released memory at once; its
 // lease, and the sequences it owns, stay until the lease runs out (a hand-off).
 TEST_F(PoolTest, AClosingClientNoLongerHoldsReleasedMemory) {
