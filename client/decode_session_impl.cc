@@ -438,7 +438,11 @@ absl::Status DecodeSessionImpl::WriteLayer(uint32_t layer, const std::byte* devi
   launch.batch = options_.max_batch;
   launch.entry_bytes = options_.entry_bytes;
   launch.fault = faults_ + options_.layers + layer;
-  launch.check_record = false;  // the step holds the release fence, and EndStep checks every row
+  // The step's fence ticket does not hold back a release the lease loop learned of
+  // before the ticket was taken (common/release_fence.h): such a write must see the
+  // release in the record, right before writing, and skip the row (reported as
+  // released; EndStep's check then takes the row out of the session).
+  launch.check_record = true;
   return kernels::LaunchWriteBack(launch, stream);
 }
 
