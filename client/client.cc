@@ -200,7 +200,7 @@ class ClientImpl final : public Client {
         range.layer = layer;
         range.first_token = positions[row];
         range.entries = entries.subspan(row * row_bytes + uint64_t{layer} * entry_bytes, entry_bytes);
-        if (absl::Status s = data_plane_->Write(range); !s.ok()) return Forget(batch[row], s);
+        if (absl::Status s = data_plane_->Write(range); !s.ok()) return ForgetAfterDataPlane(batch[row], s);
       }
     }
     return absl::OkStatus();
@@ -222,7 +222,7 @@ class ClientImpl final : public Client {
     range.layer = layer;
     range.first_token = first_token;
     range.entries = entries;
-    return Forget(id, data_plane_->Write(range));  // NotFound: a stale layout, released
+    return ForgetAfterDataPlane(id, data_plane_->Write(range));
   }
 
   absl::Status FetchTopK(uint32_t layer, absl::Span<const SequenceId> batch,
@@ -257,7 +257,7 @@ class ClientImpl final : public Client {
     gather.indices = indices;
     gather.out = out;
     absl::Status fetched = data_plane_->Gather(gather);
-    for (SequenceId id : batch) fetched = Forget(id, fetched);
+    for (SequenceId id : batch) fetched = ForgetAfterDataPlane(id, fetched);
     return fetched;
   }
 
@@ -398,13 +398,19 @@ class ClientImpl final : public Client {
                                                       " (batch row ", row, "): ", extended.message()));
   }
 
-  // A sequence the daemon no longer knows must not be served from a stale layout.
+  // A sequence the daemon no longer knows must not be served from a stale layout. (A
+  // daemon that does not answer says nothing of its layouts: over CXL they go on
+  // serving loads and stores while it is down.)
+  absl::Status Forget(SequenceId id, absl::Status status) {
+    if (absl::IsNotFound(status)) layouts_.Erase(id);
+    return status;
+  }
   // After a data-plane call on `id`'s cached layout: NotFound (released under it) or
   // Unavailable (the RDMA peer it names is gone; a restarted daemon has other addresses
   // and keys) make the next call ask for a fresh one.
-  absl::Status Forget(SequenceId id, absl::Status status) {
-    if (absl::IsNotFound(status) || absl::IsUnavailable(status)) layouts_.Erase(id);
-    return status;
+  absl::Status ForgetAfterDataPlane(SequenceId id, absl::Status status) {
+    if (absl::IsUnavailable(status)) layouts_.Erase(id);
+    return Forget(id, status);
   }
 
   const ClientOptions options_;

@@ -185,6 +185,16 @@ grpc::Status PoolServiceImpl::HandleGetLayout(const Tenant* who, const v1::GetLa
                response->mutable_layout());
 }
 
+grpc::Status PoolServiceImpl::UndoCreate(const Tenant* who, const v1::CreateSequenceRequest& request,
+                                         const v1::CreateSequenceResponse& response) {
+  const uint64_t id = response.layout().sequence_id();
+  const absl::Status released = pool_->Release(CallerOf(who, request.client_id()), id);
+  return grpc::Status(grpc::StatusCode::CANCELLED,
+                      absl::StrCat("the call was cancelled while its sequence was being made; sequence ", id,
+                                   released.ok() ? " was released again" : " could not be released: ",
+                                   released.ok() ? "" : released.ToString()));
+}
+
 grpc::Status PoolServiceImpl::HandleReleaseSequence(const Tenant* who, const v1::ReleaseSequenceRequest& request,
                                                     v1::ReleaseSequenceResponse* response) {
   absl::Status released = pool_->Release(CallerOf(who, request.client_id()), request.sequence_id());

@@ -51,8 +51,12 @@ class PoolServiceImpl final : public v1::PoolService::CallbackService {
     auto who = Authenticate(*context);
     if (!who.ok()) return Finish(context, ToGrpcStatus(who.status()));
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    AnswerOrWait(*who, context, reactor, [this, who = *who, request, response](absl::Time* retry_at) {
-      return HandleCreateSequence(who, *request, response, retry_at);
+    AnswerOrWait(*who, context, reactor, [this, who = *who, context, request, response](absl::Time* retry_at) {
+      grpc::Status created = HandleCreateSequence(who, *request, response, retry_at);
+      // A create that waited for memory may complete after its caller gave up: the
+      // sequence it would never hear of is released again, not left to its lease.
+      if (created.ok() && context->IsCancelled()) return UndoCreate(who, *request, *response);
+      return created;
     });
     return reactor;
   }
@@ -122,6 +126,9 @@ class PoolServiceImpl final : public v1::PoolService::CallbackService {
                                     v1::ExtendSequenceResponse* response, absl::Time* retry_at);
   grpc::Status HandleGetLayout(const Tenant* who, const v1::GetLayoutRequest& request,
                                v1::GetLayoutResponse* response);
+  // Releases the sequence a cancelled CreateSequence made; CANCELLED saying so.
+  grpc::Status UndoCreate(const Tenant* who, const v1::CreateSequenceRequest& request,
+                          const v1::CreateSequenceResponse& response);
   grpc::Status HandleReleaseSequence(const Tenant* who, const v1::ReleaseSequenceRequest& request,
                                      v1::ReleaseSequenceResponse* response);
   grpc::Status HandleAdoptSequence(const Tenant* who, const v1::AdoptSequenceRequest& request,
