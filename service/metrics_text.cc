@@ -71,6 +71,16 @@ std::string MetricsText(const DaemonFigures& f) {
              usage.*figure.field);
     }
   }
+  Family(out, "sparsepool_tenant_used_bytes", "gauge",
+         "Bytes held by a tenant's live sequences (the 64 tenants holding the most).");
+  for (const TenantStats& t : s.tenants) {
+    Sample(out, "sparsepool_tenant_used_bytes", absl::StrCat("{tenant=\"", EscapeLabelValue(t.tenant), "\"}"), t.bytes);
+  }
+  Family(out, "sparsepool_tenant_live_sequences", "gauge", "A tenant's live sequences (the same tenants).");
+  for (const TenantStats& t : s.tenants) {
+    Sample(out, "sparsepool_tenant_live_sequences", absl::StrCat("{tenant=\"", EscapeLabelValue(t.tenant), "\"}"),
+           t.sequences);
+  }
   Single(out, "sparsepool_live_sequences", "gauge", "Sequences that are live.", s.live_sequences);
   Single(out, "sparsepool_reclaimable_sequences", "gauge",
          "Sequences released or lease-expired, not yet evicted.", s.reclaimable_sequences);

@@ -607,6 +607,13 @@ PoolStats Pool::Stats() {
   stats.sequences_evicted = evicted_;
   stats.leases_expired = leases_expired_;
   stats.sequences_recovered = recovered_;
+  for (const auto& [tenant, usage] : usage_) {
+    if (usage.sequences > 0) stats.tenants.push_back(TenantStats{tenant, usage.bytes, usage.sequences});
+  }
+  std::sort(stats.tenants.begin(), stats.tenants.end(), [](const TenantStats& a, const TenantStats& b) {
+    return a.bytes != b.bytes ? a.bytes > b.bytes : a.tenant < b.tenant;
+  });
+  if (stats.tenants.size() > kMaxTenantsReported) stats.tenants.resize(kMaxTenantsReported);
   return stats;
 }
 

@@ -126,8 +126,19 @@ struct RegionUsage {
   uint64_t free_bytes = 0;
 };
 
+// What one tenant holds in live sequences ("" for a daemon without tenants).
+struct TenantStats {
+  std::string tenant;
+  uint64_t bytes = 0;
+  uint64_t sequences = 0;
+};
+// At most this many tenants are listed in PoolStats, those holding the most bytes:
+// without a tenants file clients name tenants freely, and a report must stay bounded.
+inline constexpr size_t kMaxTenantsReported = 64;
+
 struct PoolStats {
   std::vector<RegionUsage> regions;
+  std::vector<TenantStats> tenants;  // by bytes held, most first
   uint64_t capacity_bytes = 0;
   uint64_t used_bytes = 0;
   uint64_t reclaimable_bytes = 0;

@@ -25,6 +25,7 @@
 #include "service/delayed_calls.h"
 #include "service/metrics_http.h"
 #include "service/metrics_text.h"
+#include "service/rpc_metrics.h"
 #include "service/clock.h"
 #include "service/cluster_node.h"
 #include "service/daemon_config.h"
@@ -202,10 +203,14 @@ int Run(int argc, char** argv) {
   }
   PoolServiceImpl service(&pool, &clock, &delayed, ucx.get(), verbs.get(), tenants ? &*tenants : nullptr);
 
+  RpcMetrics rpc_metrics(v1::PoolService::service_full_name());
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(config->listen, *credentials, &port);
   builder.RegisterService(&service);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(rpc_metrics.InterceptorFactory());
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   // Layouts of long sequences carry [layers x pages] offsets: 128K tokens of 61
   // layers is about 1 MB; leave room for far longer contexts.
   builder.SetMaxReceiveMessageSize(64 << 20);
@@ -256,8 +261,8 @@ int Run(int argc, char** argv) {
   std::unique_ptr<MetricsHttpServer> metrics;
   if (!config->metrics_listen.empty()) {
     const absl::Time started = clock.Now();
-    auto serving = MetricsHttpServer::Start(config->metrics_listen, [&pool, &delayed, &clock, started] {
-      return MetricsText(DaemonFigures{pool.Stats(), delayed.waiting(), clock.Now() - started});
+    auto serving = MetricsHttpServer::Start(config->metrics_listen, [&pool, &delayed, &clock, &rpc_metrics, started] {
+      return MetricsText(DaemonFigures{pool.Stats(), delayed.waiting(), clock.Now() - started}) + rpc_metrics.Text();
     });
     if (!serving.ok()) {
       log.Info(serving.status().ToString());

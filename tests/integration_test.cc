@@ -852,6 +852,16 @@ TEST_F(IntegrationTest, MetricsEndpointReportsThePool) {
   }
   EXPECT_THAT(answer, HasSubstr(absl::StrCat("sparsepool_region_capacity_bytes{region=\"0\",kind=\"shm\",path=\"",
                                              daemon_->region_path(), "\"}")));
+  // Every RPC by method and status: the two creates, and a release.
+  EXPECT_THAT(answer, HasSubstr("sparsepool_rpc_duration_seconds_count{method=\"CreateSequence\",code=\"OK\"} 2\n"));
+  EXPECT_THAT(answer, HasSubstr("sparsepool_rpc_duration_seconds_count{method=\"ReleaseSequence\",code=\"OK\"} 1\n"));
+  // A refused call is counted with its code; the histogram moves.
+  EXPECT_TRUE(absl::IsNotFound(client_->Info(*released + 1000).status()));
+  const std::string after = testing::AskLocal(port, "GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n");
+  EXPECT_THAT(after, HasSubstr("sparsepool_rpc_duration_seconds_count{method=\"GetLayout\",code=\"NOT_FOUND\"} 1\n"));
+  // What each tenant holds (the tenant the test's sequences name: one live).
+  EXPECT_THAT(after, HasSubstr("sparsepool_tenant_live_sequences{tenant=\"test\"} 1\n"));
+  EXPECT_THAT(after, HasSubstr("sparsepool_tenant_used_bytes{tenant=\"test\"} "));
 }
 
 TEST_F(IntegrationTest, CtlReportsHealthStatsAndReleases) {
