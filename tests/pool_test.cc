@@ -180,6 +180,26 @@ TEST_F(PoolTest, FullPoolEvictsOldestReclaimableFirstThenRefuses) {
   EXPECT_TRUE(pool_->GetLayout("", ids[3]).ok());
 }
 
+// A request that even all the memory being reclaimed could not make room for is refused
+// at once, not kept waiting for the grace (under churn it would wait to its deadline).
+TEST_F(PoolTest, ARequestNoReclaimCanSatisfyIsRefusedWithoutWaiting) {
+  std::vector<SequenceId> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(pool_->Create(Params(2368))->sequence_id);
+  const SequenceId small = pool_->Create(Params(64))->sequence_id;
+  ASSERT_TRUE(pool_->Release("", small).ok());  // reclaimable, in its grace, and small
+  absl::Time retry_at = absl::InfinitePast();
+  auto big = pool_->Create(Params(2368), &retry_at);
+  ASSERT_TRUE(absl::IsResourceExhausted(big.status())) << big.status();
+  EXPECT_THAT(std::string(big.status().message()), HasSubstr("would not make room either"));
+  EXPECT_EQ(retry_at, absl::InfinitePast()) << "no retry offered";
+  // Room that the reclaimable memory does make is waited for, as before.
+  ASSERT_TRUE(pool_->Release("", ids[0]).ok());
+  auto waits = pool_->Create(Params(2368), &retry_at);
+  ASSERT_TRUE(absl::IsResourceExhausted(waits.status())) << waits.status();
+  EXPECT_THAT(std::string(waits.status().message()), HasSubstr("pool full for now"));
+  EXPECT_NE(retry_at, absl::InfinitePast());
+}
+
 // Released memory is reused only after the grace: a request that needs it before then
 // is refused with ResourceExhausted saying when to come back, and told the time.
 TEST_F(PoolTest, ReleasedMemoryIsReusedOnlyAfterTheGrace) {
