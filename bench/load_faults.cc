@@ -165,9 +165,8 @@ class FaultRunner {
 
   // Stops every running worker, so that ledgers and pool stand still, checks, resumes.
   absl::StatusOr<LoadCheckReport> CheckPaused() {
-    // Counted first: a worker that sees the count change across a call knows the call
-    // was stopped, and leaves its time out of the deadline check.
-    std::ofstream(LoadPauseFile(o_.dir), std::ios::trunc) << ++pauses_ << "\n";
+    // A worker counts each SIGCONT and leaves a call that spanned a stop out of the
+    // deadline check (bench/load_worker.cc).
     for (size_t w = 0; w < pids_.size(); ++w) {
       if (!killed_[w]) kill(pids_[w], SIGSTOP);
     }
@@ -199,24 +198,13 @@ class FaultRunner {
     return CheckPoolAgainstLedgers(o_.address, o_.call_deadline, **reader, ledgers, o_.operator_token);
   }
 
-  LoadWorkerProgress TotalProgress() const {
-    LoadWorkerProgress total;
-    for (size_t w = 0; w < pids_.size(); ++w) {
-      LoadWorkerProgress p;
-      if (!ReadLoadWorkerProgress(LoadWorkerFile(o_.dir, w, "progress"), &p)) continue;
-      total.steps += p.steps;
-      total.errors += p.errors;
-      total.longest_error_ms = std::max(total.longest_error_ms, p.longest_error_ms);
-    }
-    return total;
-  }
+  LoadWorkerProgress TotalProgress() const { return TotalLoadProgress(o_.dir, static_cast<int>(pids_.size())); }
 
   const FaultRunOptions& o_;
   LoadDaemon* daemon_;
   const std::vector<pid_t>& pids_;
   std::vector<bool>& killed_;
   const absl::Time start_;
-  uint64_t pauses_ = 0;
 };
 
 }  // namespace

@@ -1,8 +1,5 @@
 #include "bench/load_ledger.h"
 
-#include <cstdio>
-#include <fstream>
-
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -111,16 +108,7 @@ absl::StatusOr<LoadLedger> LoadLedger::Parse(absl::string_view text) {
 }
 
 absl::Status LoadLedger::Save(const std::string& path) const {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << Serialize();
-    if (!out.flush()) return absl::InternalError(absl::StrCat("cannot write ", tmp));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    return absl::InternalError(absl::StrCat("cannot rename ", tmp, " to ", path));
-  }
-  return absl::OkStatus();
+  return WriteFileTextAtomically(path, Serialize());
 }
 
 absl::StatusOr<LoadLedger> LoadLedger::Load(const std::string& path) {

@@ -63,8 +63,6 @@
 namespace sparsepool::bench {
 namespace {
 
-constexpr uint32_t kEntry = 656;
-
 struct Options {
   LoadWorkerOptions worker;
   int workers = 8;
@@ -103,21 +101,32 @@ absl::StatusOr<std::string> RandomToken() {
   return hex;
 }
 
-double Max(const std::vector<double>& v) { return v.empty() ? 0 : *std::max_element(v.begin(), v.end()); }
+// A group's step times as the tables print them, from one sort (zeros for a group
+// that completed no step).
+struct StepFigures {
+  double p50 = 0, p99 = 0, p999 = 0, max = 0;
+  explicit StepFigures(std::vector<double> step_us) {
+    if (step_us.empty()) return;
+    std::sort(step_us.begin(), step_us.end());
+    p50 = PercentileOfSorted(step_us, 0.5);
+    p99 = PercentileOfSorted(step_us, 0.99);
+    p999 = PercentileOfSorted(step_us, 0.999);
+    max = step_us.back();
+  }
+};
 
-std::string Row(const std::string& name, const LoadWorkerResult& r) {
+std::string Row(const std::string& name, const LoadWorkerResult& r, const StepFigures& f) {
   const double s = r.elapsed_s > 0 ? r.elapsed_s : 1;
   return absl::StrFormat("| %s | %d | %.0f | %.0f | %.0f | %.0f | %.0f | %.2f M | %s/s | %d | %d |\n", name,
-                         r.step_us.size(), Percentile(r.step_us, 0.5), Percentile(r.step_us, 0.99),
-                         Percentile(r.step_us, 0.999), Max(r.step_us), r.step_us.size() / s, r.entries / s / 1e6,
-                         FormatBytes(static_cast<uint64_t>(r.entries * kEntry / s)), r.checked, r.progress.errors);
+                         r.step_us.size(), f.p50, f.p99, f.p999, f.max, r.step_us.size() / s, r.entries / s / 1e6,
+                         FormatBytes(static_cast<uint64_t>(r.entries * kLoadEntryBytes / s)), r.checked,
+                         r.progress.errors);
 }
 
-std::string CsvRow(const std::string& name, const LoadWorkerResult& r) {
+std::string CsvRow(const std::string& name, const LoadWorkerResult& r, const StepFigures& f) {
   const double s = r.elapsed_s > 0 ? r.elapsed_s : 1;
-  return absl::StrFormat("%s,%d,%.1f,%.1f,%.1f,%.1f,%.2f,%.0f,%d,%d\n", name, r.step_us.size(),
-                         Percentile(r.step_us, 0.5), Percentile(r.step_us, 0.99), Percentile(r.step_us, 0.999),
-                         Max(r.step_us), r.step_us.size() / s, r.entries / s, r.checked, r.progress.errors);
+  return absl::StrFormat("%s,%d,%.1f,%.1f,%.1f,%.1f,%.2f,%.0f,%d,%d\n", name, r.step_us.size(), f.p50, f.p99, f.p999,
+                         f.max, r.step_us.size() / s, r.entries / s, r.checked, r.progress.errors);
 }
 
 // Starts the workers, injects the faults, waits for the workers, sums up.
@@ -207,11 +216,7 @@ class Parent {
         if (!killed_[w]) ++finished;
         if (!clean && !(killed_[w] && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)) ++failed;
       }
-      uint64_t steps = 0;
-      for (int w = 0; w < o_.workers; ++w) {
-        LoadWorkerProgress p;
-        if (ReadLoadWorkerProgress(LoadWorkerFile(o_.worker.dir, w, "progress"), &p)) steps += p.steps;
-      }
+      const uint64_t steps = TotalLoadProgress(o_.worker.dir, o_.workers).steps;
       progress.Show("load", absl::StrCat(o_.workers - running, "/", o_.workers, " workers done, ", steps, " steps"));
       if (o_.soak && finished == 0 && absl::Now() >= next_sample && daemon_->pid() > 0) {
         // Only until a worker ends its run: the end, when they release everything, is
@@ -293,15 +298,16 @@ class Parent {
     std::string header = absl::StrFormat(
         "sparsepool-load: %d workers, each a client with %d requests of %d tokens (%d layers, top-%d of %d-byte "
         "entries, one request replaced every %d steps), %s transport, %.1f s",
-        o_.workers, wo.requests, wo.context, wo.layers, wo.k, kEntry, wo.churn, wo.transport, all.elapsed_s);
+        o_.workers, wo.requests, wo.context, wo.layers, wo.k, kLoadEntryBytes, wo.churn, wo.transport, all.elapsed_s);
     for (const auto& [name, count] : o_.tenants) absl::StrAppend(&header, "; tenant ", name, ": ", count, " worker(s)");
     std::string table =
         "| worker | steps | step p50 (us) | p99 | p99.9 | max | steps/s | entries/s | fetched | entries checked | "
         "failed calls ridden out |\n|---|---|---|---|---|---|---|---|---|---|---|\n";
     std::string csv = "worker,steps,p50_us,p99_us,p999_us,max_us,steps_per_s,entries_per_s,checked,failed_calls\n";
     for (size_t i = 0; i < results.size(); ++i) {
-      table += Row(names[i], results[i]);
-      csv += CsvRow(names[i], results[i]);
+      const StepFigures figures(results[i].step_us);
+      table += Row(names[i], results[i], figures);
+      csv += CsvRow(names[i], results[i], figures);
     }
     for (int w = 0; w < o_.workers; ++w) {
       if (killed_[w]) absl::StrAppend(&table, "| ", w, " | killed by the worker-kill fault | | | | | | | | | |\n");

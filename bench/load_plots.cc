@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "bench/median.h"
 
 namespace sparsepool::bench {
 
@@ -17,8 +18,7 @@ std::string StepQuantilesCsv(const std::vector<StepGroup>& groups) {
     // Shares spaced evenly in log(1 - share): the tail gets as many points as the body.
     for (int i = 0; i <= 60; ++i) {
       const double share = 1 - 0.5 * std::pow(10.0, -4.0 * i / 60);
-      const size_t at = std::min(sorted.size() - 1, static_cast<size_t>(share * sorted.size()));
-      absl::StrAppendFormat(&csv, "%s,%.6f,%.1f\n", g.name, share, sorted[at]);
+      absl::StrAppendFormat(&csv, "%s,%.6f,%.1f\n", g.name, share, PercentileOfSorted(sorted, share));
     }
     absl::StrAppendFormat(&csv, "%s,1.000000,%.1f\n", g.name, sorted.back());
   }

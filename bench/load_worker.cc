@@ -1,8 +1,10 @@
 #include "bench/load_worker.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -26,7 +28,6 @@
 namespace sparsepool::bench {
 namespace {
 
-constexpr uint32_t kEntry = 656;
 constexpr uint64_t kSeed = 0x10ad;
 using Clock = std::chrono::steady_clock;
 
@@ -39,11 +40,12 @@ bool Transient(const absl::Status& s) {
   return absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s) || absl::IsResourceExhausted(s);
 }
 
-void WriteTextAtomically(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  std::ofstream(tmp, std::ios::trunc) << text;
-  std::rename(tmp.c_str(), path.c_str());
-}
+// Times this process was continued after a stop (SIGCONT): the parent stops every
+// worker (SIGSTOP) for its checks, and a call that spanned a stop took longer by it.
+// Process-wide because a signal handler can reach nothing else; lock-free, so safe to
+// touch there.
+std::atomic<uint64_t> continued_after_stop{0};
+void CountContinue(int) { continued_after_stop.fetch_add(1, std::memory_order_relaxed); }
 
 class Worker {
  public:
@@ -91,7 +93,8 @@ class Worker {
     std::string lines = absl::StrFormat("%d %d %.3f %d %.1f\n", entries, checked, MillisSince(start) / 1000,
                                         progress_.errors, progress_.longest_error_ms);
     for (double us : step_us) absl::StrAppendFormat(&lines, "%.1f\n", us);
-    WriteTextAtomically(LoadWorkerFile(o_.dir, o_.index, "result"), lines);
+    // The parent reads the result; one it cannot read fails the run there, saying so.
+    (void)WriteFileTextAtomically(LoadWorkerFile(o_.dir, o_.index, "result"), lines);
     return 0;
   }
 
@@ -107,13 +110,15 @@ class Worker {
     std::optional<Clock::time_point> failing_since;
     while (true) {
       const auto begin = Clock::now();
-      const uint64_t pauses = Pauses();
+      const uint64_t stops = continued_after_stop.load(std::memory_order_relaxed);
       absl::Status s = attempt();
       if (s.ok() || !Transient(s)) return s;
       ++progress_.errors;
       // A call the parent's check stopped us in the middle of took longer by the stop:
       // its time says nothing of its deadline.
-      if (Pauses() == pauses) progress_.longest_error_ms = std::max(progress_.longest_error_ms, MillisSince(begin));
+      if (continued_after_stop.load(std::memory_order_relaxed) == stops) {
+        progress_.longest_error_ms = std::max(progress_.longest_error_ms, MillisSince(begin));
+      }
       WriteProgress();
       if (!failing_since) failing_since = begin;
       if (MillisSince(*failing_since) > o_.recover_seconds * 1000) {
@@ -127,7 +132,7 @@ class Worker {
   absl::Status Join() {
     SequenceSpec spec;
     spec.layers = o_.layers;
-    spec.entry_bytes = kEntry;
+    spec.entry_bytes = kLoadEntryBytes;
     spec.tokens = o_.context;
     SequenceId id = 0;
     absl::Status created = Retrying([&]() -> absl::Status {
@@ -139,18 +144,18 @@ class Worker {
                                                                     : LoadLedger::CreateOutcome::kAnswerLost);
       if (made.ok()) {
         id = *made;
-        ledger_.Created(id, o_.layers, kEntry);
+        ledger_.Created(id, o_.layers, kLoadEntryBytes);
       }
       if (absl::Status s = SaveLedger(); !s.ok()) return s;
       return made.status();
     });
     if (!created.ok()) return created;
-    prompt_.resize(o_.layers * o_.context * kEntry);
-    const uint64_t layer_bytes = o_.context * kEntry;
+    prompt_.resize(o_.layers * o_.context * kLoadEntryBytes);
+    const uint64_t layer_bytes = o_.context * kLoadEntryBytes;
     for (uint32_t layer = 0; layer < o_.layers; ++layer) {
       auto entries = absl::MakeSpan(prompt_).subspan(layer * layer_bytes, layer_bytes);
       for (uint64_t t = 0; t < o_.context; ++t) {
-        FillEntry(kSeed, id, layer, t, entries.subspan(t * kEntry, kEntry));
+        FillEntry(kSeed, id, layer, t, entries.subspan(t * kLoadEntryBytes, kLoadEntryBytes));
       }
       if (absl::Status s = Retrying([&] { return client_->WriteEntries(id, layer, 0, entries); }); !s.ok()) return s;
     }
@@ -178,14 +183,14 @@ class Worker {
   absl::Status Step(uint64_t& entries, uint64_t& checked) {
     ids_.clear();
     positions_.clear();
-    const uint64_t row_bytes = uint64_t{o_.layers} * kEntry;
+    const uint64_t row_bytes = uint64_t{o_.layers} * kLoadEntryBytes;
     new_entries_.resize(batch_.size() * row_bytes);
     for (size_t i = 0; i < batch_.size(); ++i) {
       ids_.push_back(batch_[i].id);
       positions_.push_back(batch_[i].tokens);
       for (uint32_t layer = 0; layer < o_.layers; ++layer) {
         FillEntry(kSeed, batch_[i].id, layer, batch_[i].tokens,
-                  absl::MakeSpan(new_entries_).subspan(i * row_bytes + layer * kEntry, kEntry));
+                  absl::MakeSpan(new_entries_).subspan(i * row_bytes + layer * kLoadEntryBytes, kLoadEntryBytes));
       }
     }
     if (absl::Status s = Retrying([&] { return client_->WriteStep(ids_, positions_, new_entries_); }); !s.ok()) {
@@ -197,7 +202,7 @@ class Worker {
       if (absl::Status s = ledger_.Committed(batch_[i].id, 1, row); !s.ok()) return s;
     }
     indices_.resize(batch_.size() * o_.k);
-    out_.resize(indices_.size() * kEntry);
+    out_.resize(indices_.size() * kLoadEntryBytes);
     for (uint32_t layer = 0; layer < o_.layers; ++layer) {
       for (size_t i = 0; i < batch_.size(); ++i) {
         for (uint32_t p = 0; p < o_.k; ++p) indices_[i * o_.k + p] = static_cast<int32_t>(rng_() % batch_[i].tokens);
@@ -209,12 +214,12 @@ class Worker {
       entries += indices_.size();
     }
     // The last layer's delivery, two entries a row, against the pattern.
-    std::vector<std::byte> expected(kEntry);
+    std::vector<std::byte> expected(kLoadEntryBytes);
     for (size_t i = 0; i < batch_.size(); ++i) {
       for (int c = 0; c < 2; ++c) {
         const size_t at = i * o_.k + rng_() % o_.k;
         FillEntry(kSeed, batch_[i].id, o_.layers - 1, indices_[at], absl::MakeSpan(expected));
-        if (std::memcmp(out_.data() + at * kEntry, expected.data(), kEntry) != 0) {
+        if (std::memcmp(out_.data() + at * kLoadEntryBytes, expected.data(), kLoadEntryBytes) != 0) {
           return absl::DataLossError(absl::StrCat("worker ", o_.index, ": sequence ", batch_[i].id, " token ",
                                                   indices_[at], " differs from what was written"));
         }
@@ -226,16 +231,10 @@ class Worker {
 
   absl::Status SaveLedger() { return ledger_.Save(LoadWorkerFile(o_.dir, o_.index, "ledger")); }
   void WriteProgress() {
-    WriteTextAtomically(LoadWorkerFile(o_.dir, o_.index, "progress"),
+    (void)WriteFileTextAtomically(LoadWorkerFile(o_.dir, o_.index, "progress"),
                         absl::StrFormat("%d %d %.1f\n", progress_.steps, progress_.errors, progress_.longest_error_ms));
   }
   bool StopRequested() const { return access(LoadStopFile(o_.dir).c_str(), F_OK) == 0; }
-  uint64_t Pauses() const {
-    std::ifstream in(LoadPauseFile(o_.dir));
-    uint64_t n = 0;
-    in >> n;
-    return n;
-  }
   int Fail(const absl::Status& s) {
     std::fprintf(stderr, "sparsepool_load worker %d: %s\n", o_.index, s.ToString().c_str());
     return 1;
@@ -262,13 +261,31 @@ std::string LoadWorkerFile(const std::string& dir, int worker, const char* kind)
 }
 
 std::string LoadStopFile(const std::string& dir) { return dir + "/stop"; }
-std::string LoadPauseFile(const std::string& dir) { return dir + "/pauses"; }
 
-int RunLoadWorker(const LoadWorkerOptions& options) { return Worker(options).Run(); }
+int RunLoadWorker(const LoadWorkerOptions& options) {
+  struct sigaction on_continue {};
+  on_continue.sa_handler = CountContinue;
+  on_continue.sa_flags = SA_RESTART;
+  sigemptyset(&on_continue.sa_mask);
+  sigaction(SIGCONT, &on_continue, nullptr);
+  return Worker(options).Run();
+}
 
 bool ReadLoadWorkerProgress(const std::string& path, LoadWorkerProgress* out) {
   std::ifstream in(path);
   return static_cast<bool>(in >> out->steps >> out->errors >> out->longest_error_ms);
+}
+
+LoadWorkerProgress TotalLoadProgress(const std::string& dir, int workers) {
+  LoadWorkerProgress total;
+  for (int w = 0; w < workers; ++w) {
+    LoadWorkerProgress p;
+    if (!ReadLoadWorkerProgress(LoadWorkerFile(dir, w, "progress"), &p)) continue;
+    total.steps += p.steps;
+    total.errors += p.errors;
+    total.longest_error_ms = std::max(total.longest_error_ms, p.longest_error_ms);
+  }
+  return total;
 }
 
 absl::StatusOr<LoadWorkerResult> ReadLoadWorkerResult(const std::string& path) {

@@ -21,6 +21,9 @@
 
 namespace sparsepool::bench {
 
+// Every entry a load worker writes and fetches: DeepSeek-V3.2's FP8 latent entry.
+inline constexpr uint32_t kLoadEntryBytes = 656;
+
 struct LoadWorkerOptions {
   int index = 0;
   std::string address;
@@ -45,9 +48,6 @@ struct LoadWorkerOptions {
 // Files a worker shares with its parent.
 std::string LoadWorkerFile(const std::string& dir, int worker, const char* kind);
 std::string LoadStopFile(const std::string& dir);
-// How many times the parent has stopped the workers (SIGSTOP) for a check, written
-// before each stop.
-std::string LoadPauseFile(const std::string& dir);
 
 // The worker's exit code: 0 when it ran its time (or was told to stop), 1 on an error.
 int RunLoadWorker(const LoadWorkerOptions& options);
@@ -69,6 +69,9 @@ struct LoadWorkerResult {
 
 // False when the worker has not written one yet (or it cannot be read).
 bool ReadLoadWorkerProgress(const std::string& path, LoadWorkerProgress* out);
+// Workers 0 .. workers-1 of `dir` together: steps and errors summed, the longest
+// failing call of any (workers that have written no progress yet count nothing).
+LoadWorkerProgress TotalLoadProgress(const std::string& dir, int workers);
 absl::StatusOr<LoadWorkerResult> ReadLoadWorkerResult(const std::string& path);
 
 }  // namespace sparsepool::bench

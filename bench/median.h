@@ -9,12 +9,18 @@
 
 namespace sparsepool::bench {
 
+// Nearest-rank percentile of samples already sorted, q in [0, 1]: for several
+// percentiles of one set, sort once. REQUIRES: !sorted.empty()
+inline double PercentileOfSorted(const std::vector<double>& sorted, double q) {
+  const double rank = std::ceil(q * sorted.size());
+  const size_t index = rank < 1 ? 0 : static_cast<size_t>(rank) - 1;
+  return sorted[std::min(index, sorted.size() - 1)];
+}
+
 // Nearest-rank percentile, q in [0, 1]. REQUIRES: !samples.empty()
 inline double Percentile(std::vector<double> samples, double q) {
   std::sort(samples.begin(), samples.end());
-  const double rank = std::ceil(q * samples.size());
-  const size_t index = rank < 1 ? 0 : static_cast<size_t>(rank) - 1;
-  return samples[std::min(index, samples.size() - 1)];
+  return PercentileOfSorted(samples, q);
 }
 
 // REQUIRES: !samples.empty()

@@ -37,9 +37,11 @@ Logger::Logger(LogOptions options) : options_(std::move(options)) {}
 
 Logger::~Logger() {
   absl::MutexLock lock(&mu_);
-  const absl::Time now = options_.now ? options_.now() : absl::Now();
+  const absl::Time now = Now();
   for (auto& [kind, window] : windows_) Close(kind, window, now);
 }
+
+absl::Time Logger::Now() const { return options_.now ? options_.now() : absl::Now(); }
 
 void Logger::Log(LogLevel level, absl::string_view message) {
   absl::MutexLock lock(&mu_);
@@ -49,7 +51,7 @@ void Logger::Log(LogLevel level, absl::string_view message) {
 void Logger::Limited(LogLevel level, absl::string_view kind, absl::string_view message) {
   if (level < options_.min_level) return;
   absl::MutexLock lock(&mu_);
-  const absl::Time now = options_.now ? options_.now() : absl::Now();
+  const absl::Time now = Now();
   auto [it, fresh] = windows_.try_emplace(std::string(kind));
   Window& window = it->second;
   if (fresh) window.start = now;
@@ -65,7 +67,7 @@ void Logger::Limited(LogLevel level, absl::string_view kind, absl::string_view m
 
 void Logger::Flush() {
   absl::MutexLock lock(&mu_);
-  const absl::Time now = options_.now ? options_.now() : absl::Now();
+  const absl::Time now = Now();
   for (auto& [kind, window] : windows_) {
     if (now - window.start >= options_.window) Close(kind, window, now);
   }
@@ -82,7 +84,7 @@ void Logger::Close(const std::string& kind, Window& window, absl::Time now) {
 
 void Logger::Write(LogLevel level, absl::string_view message) {
   if (level < options_.min_level) return;
-  const absl::Time now = options_.now ? options_.now() : absl::Now();
+  const absl::Time now = Now();
   const std::string line =
       absl::StrCat(absl::FormatTime("%Y-%m-%dT%H:%M:%E3S", now, absl::LocalTimeZone()), " ", options_.program, "[",
                    getpid(), "] ", level == LogLevel::kInfo ? "" : absl::StrCat(LevelName(level), ": "), message, "\n");

@@ -71,6 +71,7 @@ class Logger {
     uint64_t suppressed = 0;
     LogLevel level = LogLevel::kInfo;
   };
+  absl::Time Now() const;
   void Write(LogLevel level, absl::string_view message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Writes the summary of `kind`'s window if it suppressed anything, and resets it.
   void Close(const std::string& kind, Window& window, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
