@@ -1,7 +1,9 @@
 #include "client/lease_keeper.h"
 
 #include <algorithm>
+#include <cstdint>
 
+#include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 
@@ -10,7 +12,7 @@ namespace sparsepool {
 LeaseKeeper::LeaseKeeper(v1::PoolService::Stub* stub, std::string client_id, std::string address, std::string token,
                          ReleaseFence* fence, absl::Duration interval, absl::Duration rpc_timeout)
     : stub_(stub), client_id_(std::move(client_id)), address_(std::move(address)), token_(std::move(token)),
-      fence_(fence),
+      session_(absl::Uniform<uint64_t>(absl::IntervalClosed, absl::BitGen(), 1, UINT64_MAX)), fence_(fence),
       interval_(interval), rpc_timeout_(rpc_timeout) {}
 
 absl::StatusOr<std::unique_ptr<LeaseKeeper>> LeaseKeeper::Start(v1::PoolService::Stub* stub, std::string client_id,
@@ -36,6 +38,7 @@ LeaseKeeper::~LeaseKeeper() {
   request.set_client_id(client_id_);
   request.set_fence(true);
   request.set_closing(true);
+  request.set_fence_session(session_);
   v1::KeepAliveResponse response;
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + std::min(rpc_timeout_, absl::Seconds(1))));
@@ -47,6 +50,7 @@ absl::Status LeaseKeeper::KeepAlive(absl::Duration wait) {
   v1::KeepAliveRequest request;
   request.set_client_id(client_id_);
   request.set_fence(true);
+  request.set_fence_session(session_);
   const ReleaseEpoch acknowledged = fence_->Acknowledgeable();
   request.set_incarnation(acknowledged.incarnation);
   request.set_acknowledged_epoch(acknowledged.epoch);

@@ -3,7 +3,8 @@
 // epoch than the client acknowledged (a long poll of at most `interval`). When one
 // comes, the loop waits for the client's writes begun before it and acknowledges it in
 // the next KeepAlive, so released memory waits a round trip or two, not an interval.
-// Every call renews the lease.
+// Every call renews the lease. Fencing is per connection (each keeper is a fence
+// session of its own; service/lease_table.h).
 #ifndef SPARSEPOOL_CLIENT_LEASE_KEEPER_H_
 #define SPARSEPOOL_CLIENT_LEASE_KEEPER_H_
 
@@ -49,6 +50,10 @@ class LeaseKeeper {
   const std::string client_id_;
   const std::string address_;
   const std::string token_;
+  // This connection's fence session (random, never 0): the daemon fences each
+  // connection apart, so a closing connection of this client id never speaks for
+  // another one's writes in flight.
+  const uint64_t session_;
   ReleaseFence* const fence_;
   const absl::Duration interval_;
   const absl::Duration rpc_timeout_;

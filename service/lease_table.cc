@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <limits>
 
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+
 namespace sparsepool {
 
 LeaseTable::Lease& LeaseTable::Touch(absl::string_view client, absl::string_view tenant) {
@@ -44,49 +47,83 @@ size_t LeaseTable::SequenceCount(absl::string_view client) const {
   return it == leases_.end() ? 0 : it->second.sequences.size();
 }
 
-bool LeaseTable::Acknowledge(absl::string_view client, uint64_t acknowledged, absl::Time now,
-                             absl::string_view tenant) {
+absl::StatusOr<bool> LeaseTable::Acknowledge(absl::string_view client, uint64_t session, uint64_t acknowledged,
+                                              absl::Time now, absl::string_view tenant) {
   const uint64_t lowest_before = LowestAcknowledged();
   Lease& lease = Touch(client, tenant);
   lease.renewed = std::max(lease.renewed, now);
-  if (lease.fenced) {
-    if (acknowledged <= lease.acknowledged) return false;
-    acknowledged_.erase({lease.acknowledged, std::string(client)});
+  auto it = lease.fences.find(session);
+  if (it == lease.fences.end()) {
+    if (lease.fences.size() >= kMaxFenceSessions) {
+      return absl::ResourceExhaustedError(absl::StrCat("client \"", Quoted(client), "\" already has ",
+                                                       kMaxFenceSessions,
+                                                       " fenced connections; close one before opening another"));
+    }
+    it = lease.fences.emplace(session, Fence{acknowledged, now}).first;
+    acknowledged_.emplace(acknowledged, std::string(client), session);
+    return LowestAcknowledged() > lowest_before;
   }
-  lease.fenced = true;
-  lease.acknowledged = std::max(lease.acknowledged, acknowledged);
-  acknowledged_.emplace(lease.acknowledged, std::string(client));
+  Fence& fence = it->second;
+  fence.renewed = std::max(fence.renewed, now);
+  if (acknowledged <= fence.acknowledged) return false;
+  acknowledged_.erase({fence.acknowledged, std::string(client), session});
+  fence.acknowledged = acknowledged;
+  acknowledged_.emplace(fence.acknowledged, std::string(client), session);
   return LowestAcknowledged() > lowest_before;
 }
 
-bool LeaseTable::Unfence(absl::string_view client) {
-  auto it = leases_.find(client);
-  if (it == leases_.end() || !it->second.fenced) return false;
+template <typename Predicate>
+void LeaseTable::DropFences(const std::string& client, Lease& lease, Predicate stale) {
+  for (auto it = lease.fences.begin(); it != lease.fences.end();) {
+    if (stale(it->second)) {
+      acknowledged_.erase({it->second.acknowledged, client, it->first});
+      lease.fences.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+}
+
+bool LeaseTable::Unfence(absl::string_view client, uint64_t session) {
+  auto lease = leases_.find(client);
+  if (lease == leases_.end()) return false;
+  auto fence = lease->second.fences.find(session);
+  if (fence == lease->second.fences.end()) return false;
   const uint64_t lowest_before = LowestAcknowledged();
-  acknowledged_.erase({it->second.acknowledged, it->first});
-  it->second.fenced = false;
+  acknowledged_.erase({fence->second.acknowledged, lease->first, session});
+  lease->second.fences.erase(fence);
+  return LowestAcknowledged() > lowest_before;
+}
+
+bool LeaseTable::DropStaleFences(absl::Time now) {
+  const uint64_t lowest_before = LowestAcknowledged();
+  for (auto& [client, lease] : leases_) {
+    DropFences(client, lease, [&](const Fence& fence) { return now - fence.renewed > timeout_; });
+  }
   return LowestAcknowledged() > lowest_before;
 }
 
 uint64_t LeaseTable::LowestAcknowledged() const {
-  return acknowledged_.empty() ? std::numeric_limits<uint64_t>::max() : acknowledged_.begin()->first;
+  return acknowledged_.empty() ? std::numeric_limits<uint64_t>::max() : std::get<0>(*acknowledged_.begin());
 }
 
 std::string LeaseTable::SlowestFenced() const {
-  return acknowledged_.empty() ? std::string() : acknowledged_.begin()->second;
+  return acknowledged_.empty() ? std::string() : std::get<1>(*acknowledged_.begin());
 }
 
-std::optional<uint64_t> LeaseTable::AcknowledgedBy(absl::string_view client) const {
-  auto it = leases_.find(client);
-  if (it == leases_.end() || !it->second.fenced) return std::nullopt;
-  return it->second.acknowledged;
+std::optional<uint64_t> LeaseTable::AcknowledgedBy(absl::string_view client, uint64_t session) const {
+  auto lease = leases_.find(client);
+  if (lease == leases_.end()) return std::nullopt;
+  auto fence = lease->second.fences.find(session);
+  if (fence == lease->second.fences.end()) return std::nullopt;
+  return fence->second.acknowledged;
 }
 
 std::vector<LeaseTable::Expired> LeaseTable::TakeExpired(absl::Time now) {
   std::vector<Expired> expired;
   for (auto it = leases_.begin(); it != leases_.end();) {
     if (now - it->second.renewed > timeout_) {
-      if (it->second.fenced) acknowledged_.erase({it->second.acknowledged, it->first});
+      DropFences(it->first, it->second, [](const Fence&) { return true; });
       Expired e{it->first, {it->second.sequences.begin(), it->second.sequences.end()}};
       std::sort(e.sequences.begin(), e.sequences.end());
       expired.push_back(std::move(e));

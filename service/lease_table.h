@@ -5,7 +5,10 @@
 //
 // A lease is fenced once its client takes part in release fencing
 // (common/release_fence.h): from then on the pool reuses released memory only after
-// the client has acknowledged the release's epoch, or lost its lease.
+// the client has acknowledged the release's epoch, or lost its lease. Fencing is per
+// connection (a fence session: one client's lease loop), because one client id may
+// write through two connections at once; a session that stops renewing stops holding
+// memory after the lease timeout, like a lease.
 //
 // Not thread-safe: the pool serialises access.
 #ifndef SPARSEPOOL_SERVICE_LEASE_TABLE_H_
@@ -14,11 +17,13 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/layout.h"
@@ -44,20 +49,29 @@ class LeaseTable {
   void RemoveSequence(absl::string_view client, SequenceId id);
   size_t SequenceCount(absl::string_view client) const;
 
-  // Makes `client`'s lease fenced (starting it if needed) and raises its acknowledged
-  // epoch to `acknowledged`. Returns whether the lowest acknowledgement over all fenced
-  // leases rose (memory waiting for it may have become reusable).
-  bool Acknowledge(absl::string_view client, uint64_t acknowledged, absl::Time now, absl::string_view tenant);
-  // The client is fenced no longer (it closed); returns whether that raised the lowest
-  // acknowledged epoch.
-  bool Unfence(absl::string_view client);
-  // The epoch every fenced lease has acknowledged; UINT64_MAX when none is fenced.
+  // Most fence sessions one lease may hold: a client's connections, not a number it
+  // can grow by naming new ones.
+  static constexpr size_t kMaxFenceSessions = 16;
+  // Makes `session` of `client`'s lease fenced (starting the lease if needed) and raises
+  // its acknowledged epoch to `acknowledged`. Returns whether the lowest acknowledgement
+  // over all fence sessions rose (memory waiting for it may have become reusable), or
+  // ResourceExhausted when the lease holds kMaxFenceSessions others.
+  absl::StatusOr<bool> Acknowledge(absl::string_view client, uint64_t session, uint64_t acknowledged,
+                                   absl::Time now, absl::string_view tenant);
+  // The session is fenced no longer (its connection closed); returns whether that raised
+  // the lowest acknowledged epoch. The client's other sessions stay fenced.
+  bool Unfence(absl::string_view client, uint64_t session);
+  // Drops the fence sessions not renewed since now - timeout (of leases still renewed
+  // by another session); returns whether that raised the lowest acknowledged epoch.
+  bool DropStaleFences(absl::Time now);
+  // The epoch every fence session has acknowledged; UINT64_MAX when none is fenced.
   uint64_t LowestAcknowledged() const;
-  // A fenced lease whose acknowledgement is the lowest, for messages; empty when none.
+  // The client of a fence session whose acknowledgement is the lowest, for messages;
+  // empty when none.
   std::string SlowestFenced() const;
   size_t fenced() const { return acknowledged_.size(); }
-  // The epoch `client` acknowledged, if its lease is fenced.
-  std::optional<uint64_t> AcknowledgedBy(absl::string_view client) const;
+  // The epoch `session` of `client` acknowledged, if it is fenced.
+  std::optional<uint64_t> AcknowledgedBy(absl::string_view client, uint64_t session) const;
 
   struct Expired {
     std::string client;
@@ -69,12 +83,15 @@ class LeaseTable {
   size_t size() const { return leases_.size(); }
 
  private:
+  struct Fence {
+    uint64_t acknowledged = 0;
+    absl::Time renewed;
+  };
   struct Lease {
     std::string tenant;
     absl::Time renewed;
     absl::flat_hash_set<SequenceId> sequences;
-    bool fenced = false;
-    uint64_t acknowledged = 0;
+    absl::flat_hash_map<uint64_t, Fence> fences;  // by fence session
   };
   absl::Duration timeout_;
   // The lease of `client`, started for `tenant` when it holds none.
@@ -82,8 +99,12 @@ class LeaseTable {
 
   absl::flat_hash_map<std::string, Lease> leases_;
   absl::flat_hash_map<std::string, size_t> per_tenant_;  // leases by tenant
-  // The acknowledged epoch of every fenced lease, with the lease's client.
-  std::set<std::pair<uint64_t, std::string>> acknowledged_;
+  // Forgets every fence session of `lease` for which `stale` holds.
+  template <typename Predicate>
+  void DropFences(const std::string& client, Lease& lease, Predicate stale);
+
+  // The acknowledged epoch of every fence session, with its client and session.
+  std::set<std::tuple<uint64_t, std::string, uint64_t>> acknowledged_;
 };
 
 }  // namespace sparsepool

@@ -328,7 +328,7 @@ absl::Status Pool::PoolFull(absl::string_view what, uint64_t asked, const std::v
     if (retry_at != nullptr) *retry_at = clock_->Now() + kAcknowledgementPoll;
     return absl::ResourceExhaustedError(absl::StrCat(
         "pool full for now: ", what, "; the reclaimable memory waits until ", leases_.fenced(),
-        " fenced client(s) confirm that no write of theirs begun before its release is still in flight "
+        " fenced connection(s) confirm that no write of theirs begun before its release is still in flight "
         "(the slowest: \"", leases_.SlowestFenced(), "\", at release epoch ", leases_.LowestAcknowledged(),
         " of ", release_epoch_, "); a client that stops answering loses its lease after ",
         absl::FormatDuration(options_.lease_timeout)));
@@ -561,18 +561,22 @@ absl::StatusOr<Pool::KeepAliveResult> Pool::KeepAlive(const Caller& caller, cons
   leases_.Renew(client_id, now, caller.tenant);
   KeepAliveResult result;
   if (fence != nullptr && fence->closing) {
-    // Nothing of the client's is in flight, and nothing will be: no release waits for it.
-    result.reuse_unblocked = leases_.Unfence(client_id);
+    // Nothing of the connection's is in flight, and nothing will be: no release waits
+    // for it. The client's other connections stay fenced.
+    result.reuse_unblocked = leases_.Unfence(client_id, fence->session);
   } else if (fence != nullptr) {
     const ReleaseEpoch& reported = fence->acknowledged;
-    uint64_t acknowledged = leases_.AcknowledgedBy(client_id).value_or(0);
+    const std::optional<uint64_t> before = leases_.AcknowledgedBy(client_id, fence->session);
+    uint64_t acknowledged = before.value_or(0);
     if (reported.incarnation == incarnation_) {
       acknowledged = std::max(acknowledged, std::min(reported.epoch, release_epoch_));
-    } else if (reported.incarnation == 0 && !leases_.AcknowledgedBy(client_id).has_value()) {
-      // A client that has not written yet has nothing in flight: it owes no epoch so far.
+    } else if (reported.incarnation == 0 && !before.has_value()) {
+      // A connection that has not written yet has nothing in flight: it owes no epoch so far.
       acknowledged = release_epoch_;
     }
-    result.reuse_unblocked = leases_.Acknowledge(client_id, acknowledged, now, caller.tenant);
+    auto unblocked = leases_.Acknowledge(client_id, fence->session, acknowledged, now, caller.tenant);
+    if (!unblocked.ok()) return unblocked.status();
+    result.reuse_unblocked = *unblocked;
   }
   result.sequences = leases_.SequenceCount(client_id);
   result.current = ReleaseEpoch{incarnation_, release_epoch_};
@@ -615,6 +619,11 @@ PoolStats Pool::Stats() {
   });
   if (stats.tenants.size() > kMaxTenantsReported) stats.tenants.resize(kMaxTenantsReported);
   return stats;
+}
+
+bool Pool::DropStaleFences() {
+  absl::MutexLock lock(&mu_);
+  return leases_.DropStaleFences(clock_->Now());
 }
 
 std::vector<LeaseTable::Expired> Pool::ExpireLeases() {

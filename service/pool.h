@@ -193,10 +193,12 @@ class Pool {
   absl::StatusOr<SequenceLayout> Adopt(const Caller& caller, SequenceId id);
   std::vector<SequenceSummary> List(absl::string_view tenant);
   // What a fenced client reports in KeepAlive: the release epoch it has acknowledged,
-  // of the daemon incarnation it names (0: a client that has written nothing yet).
+  // of the daemon incarnation it names (0: a client that has written nothing yet), for
+  // one of its connections (`session`; see LeaseTable).
   struct FenceReport {
     ReleaseEpoch acknowledged;
-    bool closing = false;  // the client writes nothing more: it is fenced no longer
+    bool closing = false;  // the connection writes nothing more: it is fenced no longer
+    uint64_t session = 0;
   };
   struct KeepAliveResult {
     size_t sequences = 0;     // the client owns
@@ -213,6 +215,10 @@ class Pool {
   // Marks the sequences of every client whose lease ran out as expired (reclaimable).
   // Returns the clients whose leases expired, for the log.
   std::vector<LeaseTable::Expired> ExpireLeases();
+  // Forgets the fence sessions that stopped renewing while their lease lives on (a
+  // connection that died without closing); returns whether memory waiting for them may
+  // have become reusable.
+  bool DropStaleFences();
 
   absl::Duration lease_timeout() const { return options_.lease_timeout; }
   // Random per start, never 0.

@@ -244,6 +244,7 @@ grpc::Status PoolServiceImpl::HandleKeepAlive(const Tenant* who, const v1::KeepA
   Pool::FenceReport fence;
   fence.acknowledged = ReleaseEpoch{request.incarnation(), request.acknowledged_epoch()};
   fence.closing = request.closing();
+  fence.session = request.fence_session();
   auto result = pool_->KeepAlive(CallerOf(who, request.client_id()), request.fence() ? &fence : nullptr);
   if (!result.ok()) return ToGrpcStatus(result.status());
   response->set_lease_timeout_ms(absl::ToInt64Milliseconds(pool_->lease_timeout()));

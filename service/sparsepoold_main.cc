@@ -268,7 +268,8 @@ int Run(int argc, char** argv) {
   {
     PeriodicThread lease_reaper(std::min(config->lease_timeout / 4, absl::Seconds(1)), [&pool, &verbs, &service, &log] {
       const std::vector<LeaseTable::Expired> expired_leases = pool.ExpireLeases();
-      if (!expired_leases.empty()) service.ReleasesChanged();
+      const bool fences_dropped = pool.DropStaleFences();
+      if (!expired_leases.empty() || fences_dropped) service.ReleasesChanged();
       for (const LeaseTable::Expired& expired : expired_leases) {
         // Clients choose their ids and how many leases expire at once: a few lines a
         // window, each bounded, and a count of the rest.

@@ -698,7 +698,7 @@ TEST_F(PoolTest, ReleasedMemoryWaitsForEveryFencedClientsAcknowledgement) {
   absl::Time retry_at;
   auto waiting = pool_->Create(Params(2368, "other"), &retry_at);
   ASSERT_TRUE(absl::IsResourceExhausted(waiting.status())) << waiting.status();
-  EXPECT_THAT(std::string(waiting.status().message()), HasSubstr("2 fenced client(s) confirm"));
+  EXPECT_THAT(std::string(waiting.status().message()), HasSubstr("2 fenced connection(s) confirm"));
   EXPECT_EQ(retry_at, clock_.Now() + kAcknowledgementPoll);
 
   // An acknowledgement of another daemon incarnation counts for nothing.
@@ -754,6 +754,76 @@ TEST_F(PoolTest, AClosingClientNoLongerHoldsReleasedMemory) {
   EXPECT_TRUE(pool_->Create(Params(2368, "other")).ok());
   EXPECT_TRUE(pool_->GetLayout("decode", handed_off).ok()) << "its sequence waits for a hand-off";
   EXPECT_TRUE(pool_->Adopt("decode", handed_off).ok());
+}
+
+// One client id, two connections (a cluster client replacing its connection to a
+// restarted node): each is fenced apart. The old connection closing, or acknowledging,
+// does not speak for the new one's writes in flight; a connection that dies without
+// closing stops holding memory after the lease timeout though the lease lives on.
+TEST_F(PoolTest, EachConnectionOfAClientIsFencedApart) {
+  Pool::FenceReport old_connection;
+  old_connection.session = 1;
+  Pool::FenceReport new_connection;
+  new_connection.session = 2;
+  ASSERT_TRUE(pool_->KeepAlive("worker", &old_connection).ok());
+  ASSERT_TRUE(pool_->KeepAlive("worker", &new_connection).ok());
+  std::vector<SequenceId> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(pool_->Create(Params(2368, "worker"))->sequence_id);
+  ASSERT_TRUE(pool_->Release("worker", ids[1]).ok());
+  clock_.Advance(absl::Seconds(2));  // past the grace
+
+  Pool::FenceReport old_acknowledges{pool_->release_epoch()};
+  old_acknowledges.session = 1;
+  EXPECT_FALSE(pool_->KeepAlive("worker", &old_acknowledges)->reuse_unblocked);
+  Pool::FenceReport old_closes;
+  old_closes.session = 1;
+  old_closes.closing = true;
+  EXPECT_FALSE(pool_->KeepAlive("worker", &old_closes)->reuse_unblocked);
+  auto waiting = pool_->Create(Params(2368, "other"));
+  ASSERT_TRUE(absl::IsResourceExhausted(waiting.status())) << "the new connection has not acknowledged";
+  EXPECT_THAT(std::string(waiting.status().message()), HasSubstr("1 fenced connection(s)"));
+
+  Pool::FenceReport new_acknowledges{pool_->release_epoch()};
+  new_acknowledges.session = 2;
+  EXPECT_TRUE(pool_->KeepAlive("worker", &new_acknowledges)->reuse_unblocked);
+  EXPECT_TRUE(pool_->Create(Params(2368, "other")).ok());
+
+  // A third connection goes silent; the lease, renewed by the second, lives on.
+  Pool::FenceReport silent;
+  silent.session = 3;
+  ASSERT_TRUE(pool_->KeepAlive("worker", &silent).ok());
+  ASSERT_TRUE(pool_->Release("worker", ids[2]).ok());
+  clock_.Advance(absl::Seconds(2));
+  new_acknowledges.acknowledged = pool_->release_epoch();
+  ASSERT_TRUE(pool_->KeepAlive("worker", &new_acknowledges).ok());
+  ASSERT_TRUE(pool_->KeepAlive("other").ok());
+  EXPECT_TRUE(absl::IsResourceExhausted(pool_->Create(Params(2368, "other")).status()));
+  EXPECT_FALSE(pool_->DropStaleFences()) << "not silent for a lease timeout yet";
+  clock_.Advance(absl::Seconds(9));
+  ASSERT_TRUE(pool_->KeepAlive("worker", &new_acknowledges).ok());
+  ASSERT_TRUE(pool_->KeepAlive("other").ok());
+  EXPECT_TRUE(pool_->ExpireLeases().empty());
+  EXPECT_TRUE(pool_->DropStaleFences());
+  EXPECT_TRUE(pool_->Create(Params(2368, "other")).ok());
+}
+
+// Fence sessions are a client's connections, not a number it can grow by naming new ones.
+TEST_F(PoolTest, AClientsFenceSessionsAreBounded) {
+  for (uint64_t session = 1; session <= LeaseTable::kMaxFenceSessions; ++session) {
+    Pool::FenceReport report;
+    report.session = session;
+    ASSERT_TRUE(pool_->KeepAlive("worker", &report).ok()) << session;
+  }
+  Pool::FenceReport one_more;
+  one_more.session = LeaseTable::kMaxFenceSessions + 1;
+  auto refused = pool_->KeepAlive("worker", &one_more);
+  ASSERT_TRUE(absl::IsResourceExhausted(refused.status())) << refused.status();
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("16 fenced connections"));
+  Pool::FenceReport closing;
+  closing.session = 1;
+  closing.closing = true;
+  ASSERT_TRUE(pool_->KeepAlive("worker", &closing).ok());
+  EXPECT_TRUE(pool_->KeepAlive("worker", &one_more).ok()) << "room again once one closed";
 }
 
 // After a restart, sequences released before it wait for the acknowledgement of every
