@@ -12,46 +12,42 @@
 #include <cstdio>
 #include <string>
 
-#include "absl/strings/numbers.h"
+#include "absl/flags/flag.h"
 #include "absl/strings/str_format.h"
-#include "bench/flag.h"
+#include "common/command_line.h"
 #include "bench/throughput_model.h"
+
+ABSL_FLAG(double, gpu_gb, 141, "GPU memory per GPU, GB (H200)");
+ABSL_FLAG(double, weights_gb, 84, "model weights per GPU, GB (~671 GB of FP8 weights over 8 GPUs)");
+ABSL_FLAG(double, link_gbs, 48.6, "host-to-GPU gather rate, GB/s (our gather, H100, 1 GiB span: docs/gpu.md)");
+ABSL_FLAG(double, rdma_gbs, 25, "RDMA rate per GPU, GB/s (one 200 Gb/s NIC per GPU)");
+ABSL_FLAG(double, hbm_tbs, 4.8, "HBM bandwidth, TB/s (H200 datasheet)");
+ABSL_FLAG(double, miss, 0.124, "residency cache miss fraction (80% step overlap: docs/gpu.md)");
+ABSL_FLAG(double, compute_us_per_token, 20, "decode compute per token of the batch, microseconds");
+ABSL_FLAG(double, compute_fixed_ms, 10, "decode compute per step whatever the batch, milliseconds");
+ABSL_FLAG(double, host_gb, 200, "host memory per GPU for pulled prefixes, GB");
+ABSL_FLAG(double, arrivals_per_s, 1, "request arrivals per second per GPU (the prefix pulls' queueing)");
 
 namespace sparsepool::bench {
 namespace {
 
 int Run(int argc, char** argv) {
+  ParseFlagsOnly(argc, argv,
+                 "prints the decode throughput model's table per context length and cache placement "
+                 "(docs/throughput_model.md)\n\nusage: sparsepool_throughput_model [--flag=value...]");
   ModelShape shape;
   NodeParams node;
-  node.gpu_memory_bytes = 141e9;       // H200
-  node.weights_bytes = 84e9;           // ~671 GB of FP8 weights over 8 GPUs
+  node.gpu_memory_bytes = absl::GetFlag(FLAGS_gpu_gb) * 1e9;
+  node.weights_bytes = absl::GetFlag(FLAGS_weights_gb) * 1e9;
   node.reserved_bytes = 10e9;
-  node.hbm_bytes_per_s = 4.8e12;       // H200 datasheet
-  node.link_bytes_per_s = 48.6e9;      // our gather, H100, 1 GiB span (docs/gpu.md)
-  node.rdma_bytes_per_s = 25e9;        // one 200 Gb/s NIC per GPU
-  node.cache_miss_fraction = 0.124;    // residency cache at 80% step overlap (docs/gpu.md)
-  for (int i = 1; i < argc; ++i) {
-    const auto [key, value] = SplitFlag(argv[i]);
-    double v = 0;
-    if (!absl::SimpleAtod(value, &v)) {
-      std::fprintf(stderr, "bad argument %s\n", argv[i]);
-      return 2;
-    }
-    if (key == "--gpu_gb") node.gpu_memory_bytes = v * 1e9;
-    else if (key == "--weights_gb") node.weights_bytes = v * 1e9;
-    else if (key == "--link_gbs") node.link_bytes_per_s = v * 1e9;
-    else if (key == "--rdma_gbs") node.rdma_bytes_per_s = v * 1e9;
-    else if (key == "--hbm_tbs") node.hbm_bytes_per_s = v * 1e12;
-    else if (key == "--miss") node.cache_miss_fraction = v;
-    else if (key == "--compute_us_per_token") node.compute_s_per_token = v * 1e-6;
-    else if (key == "--compute_fixed_ms") node.compute_fixed_s = v * 1e-3;
-    else if (key == "--host_gb") node.host_memory_bytes = v * 1e9;
-    else if (key == "--arrivals_per_s") node.arrivals_per_s = v;
-    else {
-      std::fprintf(stderr, "unknown argument %s\n", argv[i]);
-      return 2;
-    }
-  }
+  node.hbm_bytes_per_s = absl::GetFlag(FLAGS_hbm_tbs) * 1e12;
+  node.link_bytes_per_s = absl::GetFlag(FLAGS_link_gbs) * 1e9;
+  node.rdma_bytes_per_s = absl::GetFlag(FLAGS_rdma_gbs) * 1e9;
+  node.cache_miss_fraction = absl::GetFlag(FLAGS_miss);
+  node.compute_s_per_token = absl::GetFlag(FLAGS_compute_us_per_token) * 1e-6;
+  node.compute_fixed_s = absl::GetFlag(FLAGS_compute_fixed_ms) * 1e-3;
+  node.host_memory_bytes = absl::GetFlag(FLAGS_host_gb) * 1e9;
+  node.arrivals_per_s = absl::GetFlag(FLAGS_arrivals_per_s);
   std::printf("Modelled, not measured: RDMA at %.0f GB/s per GPU, %.2f arrivals/s per GPU, %.0f GB of host memory "
               "per GPU for pulled prefixes.\n\n",
               node.rdma_bytes_per_s / 1e9, node.arrivals_per_s, node.host_memory_bytes / 1e9);
