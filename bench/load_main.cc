@@ -42,6 +42,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -49,7 +50,6 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "bench/bench_report.h"
-#include "bench/flag.h"
 #include "bench/load_faults.h"
 #include "bench/load_plots.h"
 #include "bench/load_processes.h"
@@ -57,8 +57,38 @@
 #include "bench/load_worker.h"
 #include "bench/median.h"
 #include "bench/progress_line.h"
+#include "common/command_line.h"
 #include "common/units.h"
 #include "service/tenants.h"
+
+ABSL_FLAG(std::string, address, "127.0.0.1:7070", "the daemon's gRPC address (HOST:PORT), unless --daemon");
+ABSL_FLAG(std::string, daemon, "",
+          "a daemon command line the tool runs itself (adding --listen and --port_file), kills and restarts for "
+          "daemon-kill, and watches with --soak; e.g. \"sparsepoold --region=shm:load:4GiB\"");
+ABSL_FLAG(std::string, out, "sparsepool-load-out", "directory for results.md, results.csv, plots and the workers' files");
+ABSL_FLAG(std::string, transport, "cxl", "the workers' data plane: cxl (load/store on the mapped region) or ucx");
+ABSL_FLAG(int, workers, 8, "decode-worker processes, 1 to 1024 (with --tenants: their sum instead)");
+ABSL_FLAG(double, seconds, 10, "how long each worker runs its steps, seconds");
+ABSL_FLAG(int, requests, 4, "requests (sequences) each worker decodes at once");
+ABSL_FLAG(uint64_t, context, 8192, "tokens of each request's context when it joins");
+ABSL_FLAG(uint32_t, layers, 4, "layers per sequence (one top-k fetch per layer and step)");
+ABSL_FLAG(uint32_t, k, 2048, "entries each layer's fetch selects (top-k)");
+ABSL_FLAG(int, churn, 16, "a worker replaces one of its requests every this many steps");
+ABSL_FLAG(absl::Duration, rpc_timeout, absl::Seconds(10), "every call's deadline in the workers");
+ABSL_FLAG(double, recover_seconds, 30, "how long a worker keeps retrying an unavailable daemon, seconds");
+ABSL_FLAG(std::string, faults, "",
+          "faults injected in turn while the workers run, each followed by a check: daemon-kill, worker-kill, fill "
+          "(comma-separated)");
+ABSL_FLAG(absl::Duration, fault_interval, absl::Seconds(3), "time between faults");
+ABSL_FLAG(absl::Duration, outage, absl::Seconds(1), "how long a killed daemon stays down");
+ABSL_FLAG(std::string, tenants, "",
+          "NAME:WORKERS,...: the daemon (--daemon) serves these tenants and each runs that many workers");
+ABSL_FLAG(bool, soak, false,
+          "sample the owned daemon's anonymous memory and descriptors every second; fail when they grow");
+// Set by the tool for its worker processes.
+ABSL_FLAG(int, worker_index, -1, "internal: the worker this process is (set by the tool)");
+ABSL_FLAG(std::string, tenant, "", "internal: the worker's tenant (set by the tool)");
+ABSL_FLAG(std::string, token_file, "", "internal: the file holding the worker's tenant token (set by the tool)");
 
 namespace sparsepool::bench {
 namespace {
@@ -362,52 +392,57 @@ class Parent {
   SoakMonitor soak_;
 };
 
-bool ParseDurationFlag(const std::string& value, absl::Duration* out) {
-  return absl::ParseDuration(value, out) && *out > absl::ZeroDuration();
+// A value the flag's type admits but the tool does not: said, with the flag, and exit 2.
+int BadArgument(const std::string& flag, const std::string& value, absl::string_view why) {
+  std::fprintf(stderr, "sparsepool_load: bad argument --%s=%s: %s (--help lists the flags)\n", flag.c_str(),
+               value.c_str(), std::string(why).c_str());
+  return 2;
 }
 
 int Run(int argc, char** argv) {
+  ParseFlagsOnly(argc, argv,
+                 "many decode-worker processes against one daemon: step latency, faults with checks, tenants, "
+                 "soak (issue 14; docs/reliability.md)\n\n"
+                 "usage: sparsepool_load (--address=HOST:PORT | --daemon=\"sparsepoold --region=...\") "
+                 "[--flag=value...]");
   Options o;
-  o.worker.address = "127.0.0.1:7070";
-  o.worker.dir = "sparsepool-load-out";
-  std::string faults;
-  for (int i = 1; i < argc; ++i) {
-    const Flag f = SplitFlag(argv[i]);
-    LoadWorkerOptions& w = o.worker;
-    bool ok = true;
-    if (f.key == "--address") w.address = f.value;
-    else if (f.key == "--out") w.dir = f.value;
-    else if (f.key == "--daemon") ok = !(o.daemon = f.value).empty();
-    else if (f.key == "--faults") ok = !(faults = f.value).empty();
-    else if (f.key == "--transport") ok = (w.transport = f.value) == "cxl" || w.transport == "ucx";
-    else if (f.key == "--workers") ok = absl::SimpleAtoi(f.value, &o.workers) && o.workers > 0 && o.workers <= 1024;
-    else if (f.key == "--seconds") ok = absl::SimpleAtod(f.value, &w.seconds) && w.seconds > 0;
-    else if (f.key == "--requests") ok = absl::SimpleAtoi(f.value, &w.requests) && w.requests > 0;
-    else if (f.key == "--context") ok = absl::SimpleAtoi(f.value, &w.context) && w.context > 0;
-    else if (f.key == "--layers") ok = absl::SimpleAtoi(f.value, &w.layers) && w.layers > 0;
-    else if (f.key == "--k") ok = absl::SimpleAtoi(f.value, &w.k) && w.k > 0;
-    else if (f.key == "--churn") ok = absl::SimpleAtoi(f.value, &w.churn) && w.churn > 0;
-    else if (f.key == "--rpc_timeout") ok = ParseDurationFlag(f.value, &w.rpc_timeout);
-    else if (f.key == "--recover_seconds") ok = absl::SimpleAtod(f.value, &w.recover_seconds) && w.recover_seconds > 0;
-    else if (f.key == "--fault_interval") ok = ParseDurationFlag(f.value, &o.fault_interval);
-    else if (f.key == "--outage") ok = ParseDurationFlag(f.value, &o.outage);
-    else if (f.key == "--tenants") ok = ParseTenants(f.value, o.tenants);
-    else if (f.key == "--tenant") w.tenant = f.value;
-    else if (f.key == "--token_file") ok = !(w.token_file = f.value).empty();
-    else if (f.key == "--soak") ok = (o.soak = f.value.empty() || f.value == "true") || f.value == "false";
-    else if (f.key == "--worker_index") ok = absl::SimpleAtoi(f.value, &o.worker_index) && o.worker_index >= 0;
-    else ok = false;
-    if (!ok) {
-      std::fprintf(stderr,
-                   "sparsepool_load: bad argument %s\nusage: sparsepool_load (--address=HOST:PORT | "
-                   "--daemon=\"sparsepoold --region=...\") [--workers=8] [--seconds=10] [--requests=4] "
-                   "[--context=8192] [--layers=4] [--k=2048] [--churn=16] [--transport=cxl|ucx] [--out=DIR] "
-                   "[--faults=daemon-kill,worker-kill,fill] [--fault_interval=3s] [--outage=1s] "
-                   "[--rpc_timeout=10s] [--recover_seconds=30] [--soak] [--tenants=NAME:WORKERS,...]\n",
-                   argv[i]);
-      return 2;
-    }
+  LoadWorkerOptions& w = o.worker;
+  w.address = absl::GetFlag(FLAGS_address);
+  w.dir = absl::GetFlag(FLAGS_out);
+  o.daemon = absl::GetFlag(FLAGS_daemon);
+  w.transport = absl::GetFlag(FLAGS_transport);
+  o.workers = absl::GetFlag(FLAGS_workers);
+  w.seconds = absl::GetFlag(FLAGS_seconds);
+  w.requests = absl::GetFlag(FLAGS_requests);
+  w.rpc_timeout = absl::GetFlag(FLAGS_rpc_timeout);
+  w.recover_seconds = absl::GetFlag(FLAGS_recover_seconds);
+  o.fault_interval = absl::GetFlag(FLAGS_fault_interval);
+  o.outage = absl::GetFlag(FLAGS_outage);
+  w.tenant = absl::GetFlag(FLAGS_tenant);
+  w.token_file = absl::GetFlag(FLAGS_token_file);
+  o.soak = absl::GetFlag(FLAGS_soak);
+  o.worker_index = absl::GetFlag(FLAGS_worker_index);
+  if (w.transport != "cxl" && w.transport != "ucx") return BadArgument("transport", w.transport, "cxl or ucx");
+  if (o.workers <= 0 || o.workers > 1024) return BadArgument("workers", absl::StrCat(o.workers), "1 to 1024");
+  if (!(w.seconds > 0)) return BadArgument("seconds", absl::StrCat(w.seconds), "more than 0");
+  if (w.requests <= 0) return BadArgument("requests", absl::StrCat(w.requests), "at least 1");
+  w.context = absl::GetFlag(FLAGS_context);
+  w.layers = absl::GetFlag(FLAGS_layers);
+  w.k = absl::GetFlag(FLAGS_k);
+  if (w.context == 0) return BadArgument("context", "0", "at least 1 token");
+  if (w.layers == 0) return BadArgument("layers", "0", "at least 1 layer");
+  if (w.k == 0) return BadArgument("k", "0", "at least 1 entry");
+  w.churn = absl::GetFlag(FLAGS_churn);
+  if (w.churn <= 0) return BadArgument("churn", absl::StrCat(w.churn), "at least 1 step");
+  for (auto [name, d] : {std::pair{"rpc_timeout", w.rpc_timeout}, std::pair{"fault_interval", o.fault_interval},
+                         std::pair{"outage", o.outage}}) {
+    if (d <= absl::ZeroDuration()) return BadArgument(name, absl::FormatDuration(d), "a positive duration");
   }
+  if (!(w.recover_seconds > 0)) return BadArgument("recover_seconds", absl::StrCat(w.recover_seconds), "more than 0");
+  if (const std::string tenants = absl::GetFlag(FLAGS_tenants); !tenants.empty() && !ParseTenants(tenants, o.tenants)) {
+    return BadArgument("tenants", tenants, "NAME:WORKERS,... with at least one worker each");
+  }
+  const std::string faults = absl::GetFlag(FLAGS_faults);
   if (o.worker_index >= 0) {
     o.worker.index = o.worker_index;
     return RunLoadWorker(o.worker);

@@ -143,7 +143,7 @@ TEST(LoadTest, WorkersThatCannotReachTheDaemonFailTheRun) {
   EXPECT_THAT(run.output, HasSubstr("worker(s) FAILED"));
   testing::CommandResult bad = testing::RunCommand({"bench/sparsepool_load", "--workers=0"});
   EXPECT_EQ(bad.exit_code, 2);
-  EXPECT_THAT(bad.output, HasSubstr("bad argument --workers=0"));
+  EXPECT_THAT(bad.output, HasSubstr("bad argument --workers=0: 1 to 1024"));
   testing::CommandResult unknown = testing::RunCommand({"bench/sparsepool_load", "--faults=daemon-kill,flood"});
   EXPECT_EQ(unknown.exit_code, 2);
   EXPECT_THAT(unknown.output, HasSubstr("unknown fault \"flood\""));

@@ -16,13 +16,23 @@
 #include <thread>
 #include <vector>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/numbers.h"
-#include "bench/flag.h"
 #include "absl/strings/str_cat.h"
 #include "bench/entry_pattern.h"
 #include "bench/topk_selection.h"
 #include "client/sparsepool_client.h"
+#include "common/command_line.h"
 #include "common/units.h"
+
+ABSL_FLAG(std::string, address, "127.0.0.1:7070", "the daemon's gRPC address (HOST:PORT)");
+ABSL_FLAG(std::vector<std::string>, contexts, std::vector<std::string>({"4096", "8192", "16384", "32768"}),
+          "each request's context in tokens, one request per value (comma-separated)");
+ABSL_FLAG(int, steps, 8, "decode steps");
+ABSL_FLAG(uint32_t, layers, 61, "layers per sequence");
+ABSL_FLAG(uint32_t, entry_bytes, 656, "bytes per latent entry (656: FP8 MLA)");
+ABSL_FLAG(uint32_t, topk, 2048, "entries each layer's fetch selects per request");
+ABSL_FLAG(int, copy_threads, 0, "the client's copy threads (0: up to 4, as the machine has cores)");
 
 namespace sparsepool {
 namespace {
@@ -40,30 +50,33 @@ struct DemoOptions {
 };
 
 absl::StatusOr<DemoOptions> ParseOptions(int argc, char** argv) {
+  ParseFlagsOnly(argc, argv,
+                 "writes DeepSeek-V3.2-shaped latent caches to a running daemon, runs decode steps that fetch the "
+                 "top-k of every layer, checks every byte, and compares with fetching whole prefixes\n\n"
+                 "usage: sparsepool_demo --address=HOST:PORT [--flag=value...]");
   DemoOptions o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    const auto [key, value] = bench::SplitFlag(arg);
-    bool ok = true;
-    if (key == "--address") {
-      o.address = value;
-    } else if (key == "--contexts") {
-      ok = bench::ParsePositiveList(value, o.contexts);
-    } else if (key == "--steps") {
-      ok = absl::SimpleAtoi(value, &o.steps) && o.steps > 0;
-    } else if (key == "--layers") {
-      ok = absl::SimpleAtoi(value, &o.layers) && o.layers > 0;
-    } else if (key == "--entry_bytes") {
-      ok = absl::SimpleAtoi(value, &o.entry_bytes) && o.entry_bytes > 0;
-    } else if (key == "--topk") {
-      ok = absl::SimpleAtoi(value, &o.topk) && o.topk > 0;
-    } else if (key == "--copy_threads") {
-      ok = absl::SimpleAtoi(value, &o.copy_threads) && o.copy_threads >= 1 &&
-           o.copy_threads <= kMaxCopyThreads;
-    } else {
-      ok = false;
+  o.address = absl::GetFlag(FLAGS_address);
+  o.contexts.clear();
+  for (const std::string& context : absl::GetFlag(FLAGS_contexts)) {
+    uint64_t tokens = 0;
+    if (!absl::SimpleAtoi(context, &tokens) || tokens == 0) {
+      return absl::InvalidArgumentError(absl::StrCat("--contexts: \"", context, "\" is not a positive number"));
     }
-    if (!ok) return absl::InvalidArgumentError(absl::StrCat("bad argument ", arg));
+    o.contexts.push_back(tokens);
+  }
+  if (o.contexts.empty()) return absl::InvalidArgumentError("--contexts is empty");
+  o.steps = absl::GetFlag(FLAGS_steps);
+  o.layers = absl::GetFlag(FLAGS_layers);
+  o.entry_bytes = absl::GetFlag(FLAGS_entry_bytes);
+  o.topk = absl::GetFlag(FLAGS_topk);
+  if (o.steps <= 0 || o.layers == 0 || o.entry_bytes == 0 || o.topk == 0) {
+    return absl::InvalidArgumentError("--steps, --layers, --entry_bytes and --topk are at least 1");
+  }
+  if (const int threads = absl::GetFlag(FLAGS_copy_threads); threads != 0) {
+    if (threads < 1 || threads > kMaxCopyThreads) {
+      return absl::InvalidArgumentError(absl::StrCat("--copy_threads=", threads, " is not in [1, ", kMaxCopyThreads, "]"));
+    }
+    o.copy_threads = threads;
   }
   return o;
 }

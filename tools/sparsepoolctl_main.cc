@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -27,6 +28,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "common/channel_security.h"
+#include "common/command_line.h"
 #include "common/file_text.h"
 #include "common/grpc_status.h"
 #include "common/units.h"
@@ -36,10 +38,23 @@
 #include "service/tenants.h"
 #include "tools/cluster_view.h"
 
+ABSL_FLAG(std::string, address, "127.0.0.1:7070", "the daemon's gRPC address (HOST:PORT)");
+ABSL_FLAG(absl::Duration, timeout, absl::Seconds(5), "each call's deadline");
+ABSL_FLAG(std::string, etcd, "", "etcd endpoints HOST:PORT[,...] of a pool cluster (for the cluster command)");
+ABSL_FLAG(std::string, etcd_prefix, "/sparsepool", "the cluster's key prefix in etcd");
+ABSL_FLAG(std::string, tenant, "", "list: only this tenant's sequences (an operator's token sees every tenant)");
+ABSL_FLAG(std::string, token_file, "",
+          "a file holding the tenant's or operator's token (a file, not the token: command lines are visible to "
+          "every user)");
+ABSL_FLAG(std::string, tls_root_certs, "", "PEM file of the CA that signed the daemon's certificate (TLS)");
+ABSL_FLAG(std::string, tls_cert, "", "PEM client certificate chain, where the daemon asks for one");
+ABSL_FLAG(std::string, tls_key, "", "PEM key of --tls_cert");
+
 namespace sparsepool {
 namespace {
 
 constexpr char kUsage[] =
+    "the operator's view of a pool daemon or cluster\n\n"
     "usage: sparsepoolctl [--address=HOST:PORT | --etcd=HOST:PORT] [--timeout=5s] [--token_file=PATH]\n"
     "                     [--tls_root_certs=PATH [--tls_cert=PATH --tls_key=PATH]] COMMAND\n"
     "commands:\n"
@@ -64,37 +79,24 @@ struct Command {
 
 absl::StatusOr<Command> ParseCommand(int argc, char** argv) {
   Command command;
-  for (int i = 1; i < argc; ++i) {
-    const absl::string_view arg = argv[i];
-    if (absl::StartsWith(arg, "--address=")) {
-      command.address = std::string(arg.substr(10));
-    } else if (absl::StartsWith(arg, "--timeout=")) {
-      if (!absl::ParseDuration(arg.substr(10), &command.timeout)) {
-        return absl::InvalidArgumentError(absl::StrCat("bad duration in ", arg));
-      }
-    } else if (absl::StartsWith(arg, "--etcd=")) {
-      command.etcd = std::string(arg.substr(7));
-    } else if (absl::StartsWith(arg, "--etcd_prefix=")) {
-      command.etcd_prefix = std::string(arg.substr(14));
-    } else if (absl::StartsWith(arg, "--tenant=")) {
-      command.tenant = std::string(arg.substr(9));
-    } else if (absl::StartsWith(arg, "--token_file=")) {
-      // A file, not the token itself: command lines are visible to every user.
-      auto token = ReadFileText(std::string(arg.substr(13)), "the token file");
-      if (!token.ok()) return token.status();
-      command.token = std::string(absl::StripAsciiWhitespace(*token));
-    } else if (absl::StartsWith(arg, "--tls_root_certs=")) {
-      command.security.tls_root_certs = std::string(arg.substr(17));
-    } else if (absl::StartsWith(arg, "--tls_cert=")) {
-      command.security.tls_cert = std::string(arg.substr(11));
-    } else if (absl::StartsWith(arg, "--tls_key=")) {
-      command.security.tls_key = std::string(arg.substr(10));
-    } else if (absl::StartsWith(arg, "-")) {
-      return absl::InvalidArgumentError(absl::StrCat("unknown option ", arg));
-    } else {
-      command.words.emplace_back(arg);
-    }
+  command.words = ParseCommandLine(argc, argv, kUsage);
+  command.address = absl::GetFlag(FLAGS_address);
+  command.timeout = absl::GetFlag(FLAGS_timeout);
+  if (command.timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--timeout=", absl::FormatDuration(command.timeout), " is not a positive duration"));
   }
+  command.etcd = absl::GetFlag(FLAGS_etcd);
+  command.etcd_prefix = absl::GetFlag(FLAGS_etcd_prefix);
+  command.tenant = absl::GetFlag(FLAGS_tenant);
+  if (const std::string path = absl::GetFlag(FLAGS_token_file); !path.empty()) {
+    auto token = ReadFileText(path, "the token file");
+    if (!token.ok()) return token.status();
+    command.token = std::string(absl::StripAsciiWhitespace(*token));
+  }
+  command.security.tls_root_certs = absl::GetFlag(FLAGS_tls_root_certs);
+  command.security.tls_cert = absl::GetFlag(FLAGS_tls_cert);
+  command.security.tls_key = absl::GetFlag(FLAGS_tls_key);
   if (command.words.empty()) return absl::InvalidArgumentError("no command given");
   return command;
 }
