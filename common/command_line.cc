@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "absl/base/call_once.h"
 #include "absl/flags/internal/parse.h"
 #include "absl/flags/internal/usage.h"
 #include "absl/flags/usage.h"
@@ -26,7 +27,10 @@ std::vector<std::string> ParseCommandLine(int argc, char** argv, absl::string_vi
   config.contains_helpshort_flags = OursNotAbseils;
   config.contains_helppackage_flags = OursNotAbseils;
   absl::SetFlagsUsageConfig(config);
-  absl::SetProgramUsageMessage(usage);
+  // Abseil takes the usage message once per process (a second call is fatal); a test
+  // may parse several command lines.
+  static absl::once_flag usage_set;
+  absl::call_once(usage_set, [usage] { absl::SetProgramUsageMessage(usage); });
   // Abseil's parser reports a bad flag on stderr and exits 1 itself; usage flags are
   // left to us so that --help exits 0.
   std::vector<char*> rest = absl::flags_internal::ParseCommandLineImpl(

@@ -4,131 +4,71 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "common/file_text.h"
-#include "common/key_value_text.h"
+#include "absl/time/time.h"
 #include "common/node_ids.h"
 #include "service/pool.h"
 
 namespace sparsepool {
 namespace {
 
-absl::Status ParseUint32(absl::string_view key, absl::string_view value, uint32_t min,
-                         uint32_t max, uint32_t& out) {
-  uint32_t parsed = 0;
-  if (!absl::SimpleAtoi(value, &parsed) || parsed < min || parsed > max) {
-    return absl::InvalidArgumentError(absl::StrCat(key, " = \"", value,
-                                                   "\" is not a whole number in [", min, ", ",
-                                                   max, "]"));
-  }
-  out = parsed;
-  return absl::OkStatus();
+// `key = "value" is not ...`: the form every refusal takes, naming the setting as the
+// config file and the flag (--key) both spell it.
+absl::Status Refused(absl::string_view key, const std::string& value, absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat(key, " = \"", value, "\" is not ", what));
 }
 
-// An address to listen on: HOST:PORT (the port may be 0).
-absl::Status ParseHostPort(absl::string_view key, absl::string_view value, std::string& out) {
-  if (value.empty() || value.find(':') == absl::string_view::npos) {
-    return absl::InvalidArgumentError(absl::StrCat(key, " = \"", value, "\" is not HOST:PORT"));
-  }
-  out = std::string(value);
-  return absl::OkStatus();
+absl::Status CheckRange(absl::string_view key, uint32_t value, uint32_t min, uint32_t max) {
+  if (value >= min && value <= max) return absl::OkStatus();
+  return Refused(key, absl::StrCat(value), absl::StrCat("a whole number in [", min, ", ", max, "]"));
 }
 
-// One setting. `regions_replaced` starts false for each source (file, command line):
-// the first region a source names replaces those of the sources before it.
-absl::Status Apply(absl::string_view key, absl::string_view value, bool& regions_replaced,
-                   DaemonConfig& config) {
-  if (key == "listen") return ParseHostPort(key, value, config.listen);
-  if (key == "region") {
-    auto spec = ParseRegionSpec(value);
-    if (!spec.ok()) return spec.status();
-    if (!regions_replaced) config.regions.clear();
-    regions_replaced = true;
-    config.regions.push_back(*spec);
-    return absl::OkStatus();
+absl::Status CheckDuration(absl::string_view key, absl::Duration value, absl::Duration min, absl::Duration max,
+                           absl::string_view what) {
+  if (value >= min && value <= max) return absl::OkStatus();
+  return Refused(key, absl::FormatDuration(value), what);
+}
+
+// An address to listen on or advertise: HOST:PORT (the port may be 0). Empty passes:
+// the setting is off (or, for listen, refused before).
+absl::Status CheckHostPort(absl::string_view key, const std::string& value) {
+  if (value.empty() || value.find(':') != std::string::npos) return absl::OkStatus();
+  return Refused(key, value, "HOST:PORT");
+}
+
+absl::Status CheckSettings(const DaemonConfig& c) {
+  if (c.listen.empty()) return Refused("listen", c.listen, "HOST:PORT");
+  for (const auto& [key, value] : {std::pair{"listen", &c.listen}, std::pair{"metrics_listen", &c.metrics_listen},
+                                   std::pair{"advertise", &c.advertise}}) {
+    if (absl::Status s = CheckHostPort(key, *value); !s.ok()) return s;
   }
-  if (key == "page_tokens") return ParseUint32(key, value, 1, kMaxPageTokens, config.page_tokens);
-  if (key == "record_slots") return ParseUint32(key, value, 1, 1 << 24, config.record_slots);
-  if (key == "lease_timeout") {
-    absl::Duration d;
-    if (!absl::ParseDuration(value, &d) || d <= absl::ZeroDuration()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("lease_timeout = \"", value, "\" is not a positive duration like 30s"));
-    }
-    config.lease_timeout = d;
-    return absl::OkStatus();
+  for (absl::Status s : {CheckRange("page_tokens", c.page_tokens, 1, kMaxPageTokens),
+                         CheckRange("record_slots", c.record_slots, 1, 1 << 24),
+                         CheckRange("verbs_gid_index", c.verbs_gid_index, 0, 255),
+                         CheckDuration("lease_timeout", c.lease_timeout, absl::Nanoseconds(1), absl::InfiniteDuration(),
+                                       "a positive duration like 30s"),
+                         // Bounded: a request that needs reclaimable memory may wait this long for it.
+                         CheckDuration("reuse_grace", c.reuse_grace, absl::ZeroDuration(), absl::Minutes(1),
+                                       "a duration from 0s to 1m like 1s"),
+                         CheckDuration("etcd_ttl", c.etcd_ttl, absl::Seconds(1), absl::Minutes(10),
+                                       "a duration from 1s to 10m like 10s")}) {
+    if (!s.ok()) return s;
   }
-  if (key == "reuse_grace") {
-    // Bounded: a request that needs reclaimable memory may wait this long for it.
-    absl::Duration d;
-    if (!absl::ParseDuration(value, &d) || d < absl::ZeroDuration() || d > absl::Minutes(1)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "reuse_grace = \"", value, "\" is not a duration from 0s to 1m like 1s"));
-    }
-    config.reuse_grace = d;
-    return absl::OkStatus();
+  if (c.node_id != 0) {
+    if (absl::Status s = CheckRange("node_id", c.node_id, 1, kMaxNodeId); !s.ok()) return s;
   }
-  if (key == "log_level") {
-    absl::StatusOr<LogLevel> level = ParseLogLevel(value);
-    if (!level.ok()) return level.status();
-    config.log_level = *level;
-    return absl::OkStatus();
+  // It becomes an etcd key: keep it to what reads well there.
+  if (!c.node_name.empty() &&
+      (c.node_name.size() > 63 || !std::all_of(c.node_name.begin(), c.node_name.end(), [](char ch) {
+        return absl::ascii_isalnum(ch) || ch == '-' || ch == '_' || ch == '.';
+      }))) {
+    return Refused("node_name", c.node_name, "1-63 letters, digits, '-', '_' or '.'");
   }
-  if (key == "ucx" || key == "verbs") {
-    if (value != "true" && value != "false") {
-      return absl::InvalidArgumentError(absl::StrCat(key, " = \"", value, "\" is not true or false"));
-    }
-    (key == "ucx" ? config.ucx : config.verbs) = value == "true";
-    return absl::OkStatus();
+  if (c.etcd_prefix.empty() || c.etcd_prefix[0] != '/') {
+    return Refused("etcd_prefix", c.etcd_prefix, "a key prefix starting with /");
   }
-  if (key == "verbs_device") {
-    config.verbs_device = std::string(value);
-    return absl::OkStatus();
-  }
-  if (key == "verbs_gid_index") return ParseUint32(key, value, 0, 255, config.verbs_gid_index);
-  if (key == "metrics_listen") return ParseHostPort(key, value, config.metrics_listen);
-  if (key == "advertise") return ParseHostPort(key, value, config.advertise);
-  if (key == "node_id") return ParseUint32(key, value, 1, kMaxNodeId, config.node_id);
-  if (key == "etcd_ttl") {
-    absl::Duration d;
-    if (!absl::ParseDuration(value, &d) || d < absl::Seconds(1) || d > absl::Minutes(10)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("etcd_ttl = \"", value, "\" is not a duration from 1s to 10m like 10s"));
-    }
-    config.etcd_ttl = d;
-    return absl::OkStatus();
-  }
-  if (key == "node_name") {
-    // It becomes an etcd key: keep it to what reads well there.
-    if (value.empty() || value.size() > 63 ||
-        !std::all_of(value.begin(), value.end(), [](char c) { return absl::ascii_isalnum(c) || c == '-' || c == '_' || c == '.'; })) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("node_name = \"", value, "\" is not 1-63 letters, digits, '-', '_' or '.'"));
-    }
-    config.node_name = std::string(value);
-    return absl::OkStatus();
-  }
-  if (key == "etcd" || key == "etcd_prefix") {
-    if (value.empty()) return absl::InvalidArgumentError(absl::StrCat(key, " is empty"));
-    if (key == "etcd_prefix" && value[0] != '/') {
-      return absl::InvalidArgumentError(absl::StrCat("etcd_prefix = \"", value, "\" does not start with /"));
-    }
-    (key == "etcd" ? config.etcd : config.etcd_prefix) = std::string(value);
-    return absl::OkStatus();
-  }
-  for (auto [name, field] : {std::pair{"port_file", &config.port_file}, std::pair{"tenants", &config.tenants},
-                              std::pair{"tls_cert", &config.tls_cert}, std::pair{"tls_key", &config.tls_key},
-                              std::pair{"tls_client_ca", &config.tls_client_ca}}) {
-    if (key != name) continue;
-    if (value.empty()) return absl::InvalidArgumentError(absl::StrCat(key, " needs a path"));
-    *field = std::string(value);
-    return absl::OkStatus();
-  }
-  return absl::InvalidArgumentError(absl::StrCat("unknown setting \"", key, "\""));
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -140,57 +80,8 @@ bool IsLoopbackAddress(absl::string_view host_port) {
   return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
 }
 
-std::string DaemonUsage() {
-  return "usage: sparsepoold [--config=FILE] [--listen=HOST:PORT] [--region=SPEC]...\n"
-         "                   [--page_tokens=N] [--lease_timeout=30s] [--reuse_grace=1s]\n"
-         "                   [--record_slots=N] [--log_level=info|warning|error]\n"
-         "                   [--port_file=PATH] [--metrics_listen=HOST:PORT]\n"
-         "                   [--ucx=true] [--verbs=true]\n"
-         "                   [--verbs_device=NAME] [--verbs_gid_index=N]\n"
-         "                   [--tenants=PATH] [--tls_cert=PATH --tls_key=PATH [--tls_client_ca=PATH]]\n"
-         "                   [--etcd=HOST:PORT[,...] --node_name=NAME --node_id=N [--advertise=HOST:PORT]\n"
-         "                    [--etcd_prefix=/sparsepool] [--etcd_ttl=10s]]   (a node of a pool cluster)\n"
-         "region SPEC: shm:NAME:SIZE | hugetlbfs:/PATH:SIZE | devdax:/dev/daxX.Y[:SIZE] |\n"
-         "             numa:NODE:NAME:SIZE        (default: " +
-         std::string(kDefaultRegion) + ")\n" +
-         "             then options ,tenant=NAME (repeatable) ,owner=USER ,group=GROUP ,mode=0600\n";
-}
-
-absl::Status ApplyConfigText(absl::string_view text, absl::string_view source,
-                             DaemonConfig& config) {
-  bool regions_replaced = false;
-  return ForEachKeyValueLine(text, source, [&](absl::string_view key, absl::string_view value) {
-    return Apply(key, value, regions_replaced, config);
-  });
-}
-
-absl::StatusOr<DaemonConfig> ParseDaemonArgs(const std::vector<std::string>& args) {
-  DaemonConfig config;
-  std::vector<std::pair<std::string, std::string>> flags;
-  for (const std::string& arg : args) {
-    if (arg == "--help" || arg == "-h") return absl::CancelledError(DaemonUsage());
-    if (!absl::StartsWith(arg, "--") || arg.find('=') == std::string::npos) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("argument \"", arg, "\" is not --KEY=VALUE\n", DaemonUsage()));
-    }
-    const size_t eq = arg.find('=');
-    flags.emplace_back(arg.substr(2, eq - 2), arg.substr(eq + 1));
-  }
-  for (const auto& [key, value] : flags) {
-    if (key != "config") continue;
-    auto text = ReadFileText(value, "config file");
-    if (!text.ok()) return text.status();
-    absl::Status applied = ApplyConfigText(*text, value, config);
-    if (!applied.ok()) return applied;
-  }
-  bool regions_replaced = false;
-  for (const auto& [key, value] : flags) {
-    if (key == "config") continue;
-    absl::Status applied = Apply(key, value, regions_replaced, config);
-    if (!applied.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("--", key, ": ", applied.message()));
-    }
-  }
+absl::Status CheckDaemonConfig(DaemonConfig& config) {
+  if (absl::Status s = CheckSettings(config); !s.ok()) return s;
   if (config.tls_cert.empty() != config.tls_key.empty()) {
     return absl::InvalidArgumentError("--tls_cert and --tls_key go together: the certificate chain and its key");
   }
@@ -220,7 +111,7 @@ absl::StatusOr<DaemonConfig> ParseDaemonArgs(const std::vector<std::string>& arg
     if (!spec.ok()) return spec.status();
     config.regions.push_back(*spec);
   }
-  return config;
+  return absl::OkStatus();
 }
 
 }  // namespace sparsepool

@@ -1,30 +1,5 @@
-// sparsepoold's settings, from command-line flags and an optional config file of the
-// same keys. Read in one place and passed down; nothing reads the environment.
-//
-//   --listen=HOST:PORT        gRPC address (default 127.0.0.1:7070; port 0 picks one)
-//   --region=SPEC             repeatable; see transport/cxl/region_spec.h
-//   --page_tokens=N           default tokens per page (64)
-//   --lease_timeout=DURATION  e.g. 30s, 500ms (30s)
-//   --reuse_grace=DURATION    released memory stays untouched this long (1s; 0 turns
-//                             it off)
-//   --record_slots=N          sequences per region, fixed when a region is formatted
-//   --port_file=PATH          write the bound port here once serving
-//   --metrics_listen=HOST:PORT  serve Prometheus metrics at /metrics (off by default;
-//                             port 0 picks one, logged)
-//   --ucx=true|false          publish regions over UCX for RDMA clients (false)
-//   --verbs=true|false        serve RDMA READ/WRITE through libibverbs (false)
-//   --verbs_device=NAME       the RDMA device (default: the first listed)
-//   --verbs_gid_index=N       source GID index on RoCE (0)
-//   --tenants=PATH            tenants and operators with their tokens' hashes and
-//                             quotas (service/tenants.h); every call then needs a
-//                             token, and acts within its tenant
-//   --tls_cert=PATH --tls_key=PATH  serve gRPC over TLS with this certificate chain
-//                             and key (PEM); with --tenants, required unless the
-//                             daemon listens on loopback only
-//   --tls_client_ca=PATH      also require client certificates signed by this CA
-//   --log_level=LEVEL         info (default), warning or error: the least the log shows
-//   --config=PATH             read KEY = VALUE lines first ('#' starts a comment);
-//                             flags given on the command line win
+// sparsepoold's settings, read in one place (the daemon's flags and config file:
+// service/daemon_flags.h) and passed down; nothing reads the environment.
 #ifndef SPARSEPOOL_SERVICE_DAEMON_CONFIG_H_
 #define SPARSEPOOL_SERVICE_DAEMON_CONFIG_H_
 
@@ -75,15 +50,10 @@ bool IsLoopbackAddress(absl::string_view host_port);
 // The region used when none is configured: 1 GiB of shared memory.
 inline constexpr char kDefaultRegion[] = "shm:sparsepool0:1GiB";
 
-// Parses argv[1..] (without the program name). `--help` yields a Cancelled status
-// whose message is the usage text.
-absl::StatusOr<DaemonConfig> ParseDaemonArgs(const std::vector<std::string>& args);
-
-// Applies config-file text on top of `config`. Exposed for tests and fuzzing.
-absl::Status ApplyConfigText(absl::string_view text, absl::string_view source,
-                             DaemonConfig& config);
-
-std::string DaemonUsage();
+// Checks every setting and how they go together (ranges, addresses, a node's cluster
+// settings, tenants and TLS) and gives a config without regions the default one.
+// InvalidArgument naming the setting (`key = "value" is not ...`) when one is wrong.
+absl::Status CheckDaemonConfig(DaemonConfig& config);
 
 }  // namespace sparsepool
 

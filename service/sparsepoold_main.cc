@@ -28,6 +28,7 @@
 #include "service/clock.h"
 #include "service/cluster_node.h"
 #include "service/daemon_config.h"
+#include "service/daemon_flags.h"
 #include "service/pool.h"
 #include "service/pool_service.h"
 #include "service/region_store.h"
@@ -95,11 +96,7 @@ int Run(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  auto config = ParseDaemonArgs(std::vector<std::string>(argv + 1, argv + argc));
-  if (absl::IsCancelled(config.status())) {
-    std::fputs(std::string(config.status().message()).c_str(), stdout);
-    return 0;
-  }
+  auto config = ParseDaemonCommandLine(argc, argv);
   if (!config.ok()) {
     std::fprintf(stderr, "sparsepoold: %s\n", std::string(config.status().message()).c_str());
     return 2;

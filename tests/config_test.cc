@@ -1,11 +1,14 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <vector>
 
 #include "common/units.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "absl/flags/reflection.h"
 #include "service/daemon_config.h"
+#include "service/daemon_flags.h"
 #include "tests/child_process.h"
 #include "transport/cxl/region_spec.h"
 
@@ -91,15 +94,35 @@ TEST(RegionSpecTest, RejectsBadAccessOptions) {
   EXPECT_THAT(std::string(ParseRegionSpec("shm:x:1G,owner=4294967295").status().message()), HasSubstr("no user id"));
 }
 
-TEST(DaemonConfigTest, DedicatedRegionsNeedTenants) {
-  auto refused = ParseDaemonArgs({"--region=shm:x:1GiB,tenant=acme"});
+// The daemon's command line as sparsepoold reads it (service/daemon_flags.h). Each test
+// starts from the flags' defaults and leaves them so.
+class DaemonConfigTest : public ::testing::Test {
+ protected:
+  static absl::StatusOr<DaemonConfig> Parse(std::vector<std::string> args) {
+    absl::FlagSaver restore_after_parse;
+    args.insert(args.begin(), "sparsepoold");
+    std::vector<char*> argv;
+    for (std::string& arg : args) argv.push_back(arg.data());
+    return ParseDaemonCommandLine(static_cast<int>(argv.size()), argv.data());
+  }
+  static absl::Status ApplyText(absl::string_view text) {
+    absl::FlagSaver restore;
+    return ApplyConfigText(text, "node.conf");
+  }
+
+ private:
+  absl::FlagSaver defaults_;
+};
+
+TEST_F(DaemonConfigTest, DedicatedRegionsNeedTenants) {
+  auto refused = Parse({"--region=shm:x:1GiB,tenant=acme"});
   ASSERT_FALSE(refused.ok());
   EXPECT_THAT(std::string(refused.status().message()), HasSubstr("no --tenants"));
-  EXPECT_TRUE(ParseDaemonArgs({"--region=shm:x:1GiB,tenant=acme", "--tenants=/etc/t"}).ok());
+  EXPECT_TRUE(Parse({"--region=shm:x:1GiB,tenant=acme", "--tenants=/etc/t"}).ok());
 }
 
-TEST(DaemonConfigTest, DefaultsGiveOneShmRegionOnLoopback) {
-  auto config = ParseDaemonArgs({});
+TEST_F(DaemonConfigTest, DefaultsGiveOneShmRegionOnLoopback) {
+  auto config = Parse({});
   ASSERT_TRUE(config.ok());
   EXPECT_EQ(config->listen, "127.0.0.1:7070");
   ASSERT_EQ(config->regions.size(), 1u);
@@ -108,12 +131,12 @@ TEST(DaemonConfigTest, DefaultsGiveOneShmRegionOnLoopback) {
   EXPECT_EQ(config->lease_timeout, absl::Seconds(30));
   EXPECT_EQ(config->reuse_grace, absl::Seconds(1));
   EXPECT_EQ(config->metrics_listen, "");  // no metrics endpoint unless asked
-  EXPECT_EQ(ParseDaemonArgs({"--metrics_listen=0.0.0.0:9464"})->metrics_listen, "0.0.0.0:9464");
-  EXPECT_THAT(std::string(ParseDaemonArgs({"--metrics_listen=9464"}).status().message()),
+  EXPECT_EQ(Parse({"--metrics_listen=0.0.0.0:9464"})->metrics_listen, "0.0.0.0:9464");
+  EXPECT_THAT(std::string(Parse({"--metrics_listen=9464"}).status().message()),
               HasSubstr("metrics_listen = \"9464\" is not HOST:PORT"));
 }
 
-TEST(DaemonConfigTest, FlagsOverrideTheConfigFile) {
+TEST_F(DaemonConfigTest, FlagsOverrideTheConfigFile) {
   const std::string path = testing::TestTempDir() + "/sparsepoold.conf";
   std::ofstream(path) << "# a memory node\n"
                          "listen = 0.0.0.0:7070\n"
@@ -122,42 +145,57 @@ TEST(DaemonConfigTest, FlagsOverrideTheConfigFile) {
                          "page_tokens = 32\n"
                          "lease_timeout = 5s\n"
                          "reuse_grace = 250ms\n";
-  auto config = ParseDaemonArgs({"--config=" + path, "--page_tokens=128"});
+  auto config = Parse({"--config=" + path, "--page_tokens=128"});
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->listen, "0.0.0.0:7070");
   EXPECT_EQ(config->regions.size(), 2u);
   EXPECT_EQ(config->page_tokens, 128u);
   EXPECT_EQ(config->lease_timeout, absl::Seconds(5));
   EXPECT_EQ(config->reuse_grace, absl::Milliseconds(250));
-  EXPECT_EQ(ParseDaemonArgs({"--reuse_grace=0s"})->reuse_grace, absl::ZeroDuration());
-  config = ParseDaemonArgs({"--config=" + path, "--region=shm:c:1GiB"});
+  EXPECT_EQ(Parse({"--reuse_grace=0s"})->reuse_grace, absl::ZeroDuration());
+  // The command line's regions replace the file's; repeated, they add up.
+  config = Parse({"--config=" + path, "--region=shm:c:1GiB"});
   ASSERT_EQ(config->regions.size(), 1u);
   EXPECT_EQ(config->regions[0].path, "/dev/shm/c");
+  config = Parse({"--region=shm:c:1GiB", "--listen=127.0.0.1:0", "--region", "shm:d:1GiB;shm:e:1GiB"});
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_EQ(config->regions.size(), 3u);
+  EXPECT_EQ(config->regions[2].path, "/dev/shm/e");
+  EXPECT_EQ(config->listen, "127.0.0.1:0");
+}
+
+// --flagfile (Abseil's: one --flag=value per line) works beside --config.
+TEST_F(DaemonConfigTest, AFlagfileSetsFlags) {
+  const std::string path = testing::TestTempDir() + "/sparsepoold.flags";
+  std::ofstream(path) << "--listen=0.0.0.0:7171\n--page_tokens=16\n--region=shm:f:1GiB\n";
+  auto config = Parse({"--flagfile=" + path});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->listen, "0.0.0.0:7171");
+  EXPECT_EQ(config->page_tokens, 16u);
+  ASSERT_EQ(config->regions.size(), 1u);
+  std::ofstream(path) << "--config=/etc/sparsepool/sparsepoold.conf\n";
+  EXPECT_THAT(std::string(Parse({"--flagfile=" + path}).status().message()), HasSubstr("not in a --flagfile"));
 }
 
 // The example memory-node config in deploy/ stays valid as settings are added.
-TEST(DaemonConfigTest, TheDeployedExampleConfigParses) {
-  std::ifstream in("deploy/sparsepoold.conf");  // Bazel runs tests from the runfiles root
-  ASSERT_TRUE(in.good());
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  DaemonConfig config;
-  absl::Status parsed = ApplyConfigText(text, "deploy/sparsepoold.conf", config);
-  ASSERT_TRUE(parsed.ok()) << parsed;
-  EXPECT_EQ(config.regions.size(), 3u);
-  EXPECT_EQ(config.listen, "0.0.0.0:7070");
-  EXPECT_EQ(config.metrics_listen, "0.0.0.0:9464");
-  EXPECT_EQ(config.reuse_grace, absl::Seconds(1));
-  EXPECT_EQ(config.tenants, "/etc/sparsepool/tenants.conf") << "the deployed daemon serves tenants";
-  EXPECT_FALSE(config.tls_cert.empty()) << "over TLS";
+TEST_F(DaemonConfigTest, TheDeployedExampleConfigParses) {
+  auto config = Parse({"--config=deploy/sparsepoold.conf"});  // Bazel runs tests from the runfiles root
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->regions.size(), 3u);
+  EXPECT_EQ(config->listen, "0.0.0.0:7070");
+  EXPECT_EQ(config->metrics_listen, "0.0.0.0:9464");
+  EXPECT_EQ(config->reuse_grace, absl::Seconds(1));
+  EXPECT_EQ(config->tenants, "/etc/sparsepool/tenants.conf") << "the deployed daemon serves tenants";
+  EXPECT_FALSE(config->tls_cert.empty()) << "over TLS";
 }
 
 // The three-node example (deploy/cluster): each node's config parses through the same
 // path as the command line (the cluster settings' checks included).
-TEST(DaemonConfigTest, TheThreeNodeClusterExampleParses) {
+TEST_F(DaemonConfigTest, TheThreeNodeClusterExampleParses) {
   for (int node = 1; node <= 3; ++node) {
     const std::string path = absl::StrCat("deploy/cluster/sparsepoold-mem", node, ".conf");
     SCOPED_TRACE(path);
-    auto config = ParseDaemonArgs({absl::StrCat("--config=", path)});
+    auto config = Parse({absl::StrCat("--config=", path)});
     ASSERT_TRUE(config.ok()) << config.status();
     EXPECT_EQ(config->node_name, absl::StrCat("mem", node));
     EXPECT_EQ(config->node_id, static_cast<uint32_t>(node));
@@ -168,35 +206,34 @@ TEST(DaemonConfigTest, TheThreeNodeClusterExampleParses) {
   }
 }
 
-TEST(DaemonConfigTest, ClusterSettingsAreCheckedTogether) {
+TEST_F(DaemonConfigTest, ClusterSettingsAreCheckedTogether) {
   for (const auto& [args, fragment] : std::vector<std::pair<std::vector<std::string>, std::string>>{
            {{"--etcd=127.0.0.1:2379"}, "give it --node_name and --node_id"},
            {{"--node_name=a", "--node_id=1"}, "give --etcd too"},
            {{"--etcd=e:1", "--node_name=a b", "--node_id=1"}, "is not 1-63 letters"},
-           {{"--etcd=e:1", "--node_name=a", "--node_id=0"}, "node_id = \"0\" is not a whole number in [1, 16383]"},
-           {{"--etcd=e:1", "--node_name=a", "--node_id=16384"}, "[1, 16383]"},
-           {{"--etcd_prefix=sparsepool"}, "does not start with /"},
+           {{"--etcd=e:1", "--node_name=a", "--node_id=0"}, "give it --node_name and --node_id"},
+           {{"--etcd=e:1", "--node_name=a", "--node_id=16384"}, "node_id = \"16384\" is not a whole number in [1, 16383]"},
+           {{"--etcd_prefix=sparsepool"}, "starting with /"},
            {{"--etcd_ttl=0s"}, "from 1s to 10m"}}) {
-    auto config = ParseDaemonArgs(args);
+    auto config = Parse(args);
     ASSERT_FALSE(config.ok()) << args[0];
     EXPECT_THAT(std::string(config.status().message()), HasSubstr(fragment));
   }
 }
 
-TEST(DaemonConfigTest, TenantsAndTlsGoTogetherOffLoopback) {
-  auto loopback = ParseDaemonArgs({"--tenants=/etc/sparsepool/tenants.conf"});
+TEST_F(DaemonConfigTest, TenantsAndTlsGoTogetherOffLoopback) {
+  auto loopback = Parse({"--tenants=/etc/sparsepool/tenants.conf"});
   ASSERT_TRUE(loopback.ok()) << loopback.status();
   EXPECT_EQ(loopback->tenants, "/etc/sparsepool/tenants.conf");
-  auto network = ParseDaemonArgs({"--tenants=/t", "--listen=0.0.0.0:7070"});
+  auto network = Parse({"--tenants=/t", "--listen=0.0.0.0:7070"});
   ASSERT_FALSE(network.ok());
   EXPECT_THAT(std::string(network.status().message()), HasSubstr("tokens in plaintext across the network"));
-  auto tls = ParseDaemonArgs({"--tenants=/t", "--listen=10.0.0.7:7070", "--tls_cert=/c.pem", "--tls_key=/k.pem",
-                              "--tls_client_ca=/ca.pem"});
+  auto tls = Parse({"--tenants=/t", "--listen=10.0.0.7:7070", "--tls_cert=/c.pem", "--tls_key=/k.pem",
+                    "--tls_client_ca=/ca.pem"});
   ASSERT_TRUE(tls.ok()) << tls.status();
   EXPECT_EQ(tls->tls_client_ca, "/ca.pem");
-  EXPECT_THAT(std::string(ParseDaemonArgs({"--tls_cert=/c.pem"}).status().message()), HasSubstr("go together"));
-  EXPECT_THAT(std::string(ParseDaemonArgs({"--tls_client_ca=/ca.pem"}).status().message()), HasSubstr("needs TLS"));
-  EXPECT_THAT(std::string(ParseDaemonArgs({"--tenants="}).status().message()), HasSubstr("tenants needs a path"));
+  EXPECT_THAT(std::string(Parse({"--tls_cert=/c.pem"}).status().message()), HasSubstr("go together"));
+  EXPECT_THAT(std::string(Parse({"--tls_client_ca=/ca.pem"}).status().message()), HasSubstr("needs TLS"));
   for (const char* address : {"127.0.0.1:7070", "127.8.9.10:1", "localhost:7070", "[::1]:7070", "::1:7070"}) {
     EXPECT_TRUE(IsLoopbackAddress(address)) << address;
   }
@@ -205,24 +242,37 @@ TEST(DaemonConfigTest, TenantsAndTlsGoTogetherOffLoopback) {
   }
 }
 
-TEST(DaemonConfigTest, ErrorsNameTheLineAndTheSetting) {
-  DaemonConfig config;
-  absl::Status s = ApplyConfigText("listen = 127.0.0.1:1\nbogus = 3\n", "node.conf", config);
+TEST_F(DaemonConfigTest, ErrorsNameTheLineAndTheSetting) {
+  absl::Status s = ApplyText("listen = 127.0.0.1:1\nbogus = 3\n");
   EXPECT_THAT(std::string(s.message()), HasSubstr("node.conf:2: unknown setting \"bogus\""));
-  s = ApplyConfigText("page_tokens = lots\n", "node.conf", config);
+  s = ApplyText("helpfull = true\n");
+  EXPECT_THAT(std::string(s.message()), HasSubstr("unknown setting \"helpfull\"")) << "Abseil's flags are not settings";
+  s = ApplyText("page_tokens = lots\n");
   EXPECT_THAT(std::string(s.message()), HasSubstr("page_tokens = \"lots\""));
-  s = ApplyConfigText("just words\n", "node.conf", config);
+  s = ApplyText("just words\n");
   EXPECT_THAT(std::string(s.message()), HasSubstr("expected KEY = VALUE"));
-  s = ApplyConfigText("lease_timeout = -3s\n", "node.conf", config);
-  EXPECT_FALSE(s.ok());
-  for (const char* bad : {"reuse_grace = -1s\n", "reuse_grace = 2m\n", "reuse_grace = soon\n"}) {
-    s = ApplyConfigText(bad, "node.conf", config);
-    EXPECT_THAT(std::string(s.message()), HasSubstr("is not a duration from 0s to 1m")) << bad;
+  s = ApplyText("region = shm:x\n");
+  EXPECT_THAT(std::string(s.message()), HasSubstr("node.conf:1: "));
+  EXPECT_FALSE(Parse({"--lease_timeout=-3s"}).ok());
+  for (const char* bad : {"--reuse_grace=-1s", "--reuse_grace=2m"}) {
+    EXPECT_THAT(std::string(Parse({bad}).status().message()), HasSubstr("is not a duration from 0s to 1m")) << bad;
   }
-  EXPECT_FALSE(ParseDaemonArgs({"--listen"}).ok());
-  EXPECT_FALSE(ParseDaemonArgs({"positional"}).ok());
-  EXPECT_TRUE(absl::IsNotFound(ParseDaemonArgs({"--config=/nonexistent/file"}).status()));
-  EXPECT_TRUE(absl::IsCancelled(ParseDaemonArgs({"--help"}).status()));
+  EXPECT_THAT(std::string(Parse({"positional"}).status().message()), HasSubstr("unexpected argument"));
+  EXPECT_TRUE(absl::IsNotFound(Parse({"--config=/nonexistent/file"}).status()));
+}
+
+// What Abseil's parser refuses ends the program with its message; --help lists the
+// flags and exits 0.
+TEST_F(DaemonConfigTest, MalformedFlagsExitAndHelpExitsZero) {
+  EXPECT_EXIT(Parse({"--listen"}), ::testing::ExitedWithCode(1), "Missing the value for the flag 'listen'");
+  EXPECT_EXIT(Parse({"--reuse_grace=soon"}), ::testing::ExitedWithCode(1), "Illegal value 'soon'");
+  EXPECT_EXIT(Parse({"--no_such_flag=1"}), ::testing::ExitedWithCode(1), "Unknown command line flag");
+  EXPECT_EXIT(
+      {
+        (void)Parse({"--help"});
+        std::fflush(stdout);
+      },
+      ::testing::ExitedWithCode(0), "");
 }
 
 }  // namespace

@@ -12,7 +12,9 @@
 #include "common/layout_proto.h"
 #include "transport/rdma/verbs_endpoint_proto.h"
 #include "gtest/gtest.h"
+#include "absl/flags/reflection.h"
 #include "service/daemon_config.h"
+#include "service/daemon_flags.h"
 #include "service/metrics_http.h"
 #include "service/pool.h"
 #include "service/tenants.h"
@@ -53,10 +55,17 @@ TEST(FuzzTest, ConfigTextAndRegionSpecs) {
                                                "hugetlbfs:/mnt/h/p:1G"};
   std::mt19937_64 rng(11);
   for (int i = 0; i < 20000; ++i) {
-    DaemonConfig config;
-    const absl::Status s = ApplyConfigText(Mutate(seed_config, rng), "fuzz", config);
+    absl::FlagSaver restore;
+    const absl::Status s = ApplyConfigText(Mutate(seed_config, rng), "fuzz");
     ASSERT_TRUE(s.ok() || absl::IsInvalidArgument(s)) << s;
-    for (const RegionSpec& spec : config.regions) ASSERT_FALSE(spec.path.empty());
+    if (s.ok()) {
+      absl::StatusOr<DaemonConfig> config = DaemonConfigFromFlags();
+      ASSERT_TRUE(config.ok() || absl::IsInvalidArgument(config.status())) << config.status();
+      if (config.ok()) {
+        ASSERT_FALSE(config->regions.empty());
+        for (const RegionSpec& spec : config->regions) ASSERT_FALSE(spec.path.empty());
+      }
+    }
     auto spec = ParseRegionSpec(Mutate(seed_specs[i % seed_specs.size()], rng));
     ASSERT_TRUE(spec.ok() || absl::IsInvalidArgument(spec.status())) << spec.status();
     if (spec.ok() && spec->kind != RegionKind::kDevdax) {

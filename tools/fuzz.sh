@@ -18,7 +18,8 @@ absl_libs=$(grep -o '"-labsl_[a-z0-9_]*"' third_party/system/BUILD | tr -d '"' |
 
 declare -A sources=(
   [tenants]="service/tenants.cc common/units.cc common/file_text.cc"
-  [daemon_config]="service/daemon_config.cc transport/cxl/region_spec.cc common/units.cc common/key_value_text.cc common/file_text.cc common/log.cc"
+  [daemon_config]="service/daemon_config.cc service/daemon_flags.cc common/command_line.cc transport/cxl/region_spec.cc
+    common/units.cc common/key_value_text.cc common/file_text.cc common/log.cc"
   [metrics_request]="service/metrics_http.cc"
   [pool_service]="service/pool_service.cc service/pool.cc service/region_store.cc service/region_access.cc
     service/lease_table.cc service/granule_allocator.cc service/tenants.cc service/delayed_calls.cc

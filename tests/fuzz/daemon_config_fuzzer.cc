@@ -1,4 +1,4 @@
-// libFuzzer: the daemon's config text and region specs (service/daemon_config.h,
+// libFuzzer: the daemon's config text and region specs (service/daemon_flags.h,
 // transport/cxl/region_spec.h). Any text is InvalidArgument or a config whose regions
 // all have a path and, but for device-DAX, a size.
 #include <cstddef>
@@ -6,16 +6,27 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/flags/reflection.h"
 #include "service/daemon_config.h"
+#include "service/daemon_flags.h"
 #include "tests/fuzz/fuzz_check.h"
 #include "transport/cxl/region_spec.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
-  sparsepool::DaemonConfig config;
-  const absl::Status applied = sparsepool::ApplyConfigText(text, "fuzz", config);
-  FUZZ_CHECK(applied.ok() || absl::IsInvalidArgument(applied));
-  for (const sparsepool::RegionSpec& spec : config.regions) FUZZ_CHECK(!spec.path.empty());
+  {
+    absl::FlagSaver restore;  // every input starts from the flags' defaults
+    const absl::Status applied = sparsepool::ApplyConfigText(text, "fuzz");
+    FUZZ_CHECK(applied.ok() || absl::IsInvalidArgument(applied));
+    if (applied.ok()) {
+      absl::StatusOr<sparsepool::DaemonConfig> config = sparsepool::DaemonConfigFromFlags();
+      FUZZ_CHECK(config.ok() || absl::IsInvalidArgument(config.status()));
+      if (config.ok()) {
+        FUZZ_CHECK(!config->regions.empty());
+        for (const sparsepool::RegionSpec& spec : config->regions) FUZZ_CHECK(!spec.path.empty());
+      }
+    }
+  }
   auto spec = sparsepool::ParseRegionSpec(text);
   FUZZ_CHECK(spec.ok() || absl::IsInvalidArgument(spec.status()));
   if (spec.ok()) {
