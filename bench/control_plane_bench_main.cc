@@ -1,8 +1,9 @@
 // Control-plane benchmark: CreateSequence + ReleaseSequence pairs per second from
 // several client threads over loopback gRPC, each thread with a client of its own.
 //
-//   sparsepool_control_plane_bench --address=HOST:PORT [--threads=4] [--seconds=5]
+//   sparsepool_control_plane_bench [--address=127.0.0.1:7070] [--threads=4] [--seconds=5]
 //       [--layers=61] [--tokens=0] [--clients=N (default: one per thread)] [--inflight=8]
+// (--help lists the flags with their defaults.)
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -11,13 +12,22 @@
 #include <thread>
 #include <vector>
 
-#include "absl/strings/numbers.h"
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "bench/flag.h"
 #include "absl/time/clock.h"
 #include "client/sparsepool_client.h"
+#include "common/command_line.h"
 #include "grpcpp/create_channel.h"
 #include "proto/sparsepool.grpc.pb.h"
+
+ABSL_FLAG(std::string, address, "127.0.0.1:7070", "the daemon's gRPC address (HOST:PORT)");
+ABSL_FLAG(int, threads, 4, "client threads making calls at once, positive");
+ABSL_FLAG(double, seconds, 5, "how long each of the three measurements runs, seconds, positive");
+ABSL_FLAG(uint32_t, layers, 61, "layers of each created sequence");
+ABSL_FLAG(uint64_t, tokens, 0, "tokens of each created sequence (0: no pages, the control plane alone)");
+ABSL_FLAG(int, clients, 0, "clients (gRPC channels) the threads share, at most one per thread; 0: one per thread");
+ABSL_FLAG(int, inflight, 8, "create+release pairs in flight per thread in the asynchronous run, positive");
 
 namespace sparsepool {
 namespace {
@@ -99,31 +109,29 @@ double AsyncPairsPerSecond(const std::vector<std::unique_ptr<Client>>& clients, 
   return pairs / elapsed;
 }
 
+// A value the flag's type admits but the benchmark does not: said, with the flag; exit 2.
+int BadArgument(const char* flag, const std::string& value, const char* why) {
+  std::fprintf(stderr, "sparsepool_control_plane_bench: bad argument --%s=%s: %s (--help lists the flags)\n", flag,
+               value.c_str(), why);
+  return 2;
+}
+
 int Run(int argc, char** argv) {
-  std::string address = "127.0.0.1:7070";
-  int threads = 4;
-  double seconds = 5;
-  uint32_t layers = 61;
-  uint64_t tokens = 0;
-  int channels = 0;  // 0: one client (one gRPC channel) per thread
-  int inflight = 8;  // pairs outstanding per thread in the async run
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    const auto [key, value] = bench::SplitFlag(arg);
-    bool ok = true;
-    if (key == "--address") address = value;
-    else if (key == "--threads") ok = absl::SimpleAtoi(value, &threads) && threads > 0;
-    else if (key == "--seconds") ok = absl::SimpleAtod(value, &seconds) && seconds > 0;
-    else if (key == "--layers") ok = absl::SimpleAtoi(value, &layers);
-    else if (key == "--tokens") ok = absl::SimpleAtoi(value, &tokens);
-    else if (key == "--clients") ok = absl::SimpleAtoi(value, &channels) && channels >= 0;
-    else if (key == "--inflight") ok = absl::SimpleAtoi(value, &inflight) && inflight > 0;
-    else ok = false;
-    if (!ok) {
-      std::fprintf(stderr, "bad argument %s\n", arg.c_str());
-      return 2;
-    }
-  }
+  ParseFlagsOnly(argc, argv,
+                 "control-plane benchmark: CreateSequence + ReleaseSequence pairs per second from several client "
+                 "threads over loopback gRPC, on a running daemon\n\n"
+                 "usage: sparsepool_control_plane_bench [--flag=value...]");
+  const std::string address = absl::GetFlag(FLAGS_address);
+  const int threads = absl::GetFlag(FLAGS_threads);
+  const double seconds = absl::GetFlag(FLAGS_seconds);
+  const uint32_t layers = absl::GetFlag(FLAGS_layers);
+  const uint64_t tokens = absl::GetFlag(FLAGS_tokens);
+  int channels = absl::GetFlag(FLAGS_clients);  // 0: one client (one gRPC channel) per thread
+  const int inflight = absl::GetFlag(FLAGS_inflight);  // pairs outstanding per thread in the async run
+  if (threads <= 0) return BadArgument("threads", absl::StrCat(threads), "must be positive");
+  if (!(seconds > 0)) return BadArgument("seconds", absl::StrCat(seconds), "must be positive");
+  if (channels < 0) return BadArgument("clients", absl::StrCat(channels), "0 or more");
+  if (inflight <= 0) return BadArgument("inflight", absl::StrCat(inflight), "must be positive");
   std::vector<std::unique_ptr<Client>> clients;
   if (channels == 0 || channels > threads) channels = threads;
   for (int t = 0; t < channels; ++t) {

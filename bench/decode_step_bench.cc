@@ -3,8 +3,11 @@
 // layer with host work each, Finish every step), against the link: pinned cudaMemcpy of
 // the same bytes, measured in the same run. Runs against a real daemon.
 //
-//   sparsepool_decode_step_bench --address=HOST:PORT [--pool_layers=8] [--step_layers=61]
-//       [--k=2048] [--steps=20] [--warmup=5] [--growth_steps=1000] [--only=NAME,...]
+//   sparsepool_decode_step_bench [--address=127.0.0.1:7070] [--pool_layers=8] [--step_layers=61]
+//       [--k=2048] [--steps=20] [--warmup=5] [--growth_steps=1000] [--overlap=0.8]
+//       [--profile] [--only=N,...]
+// (--help lists the flags with their defaults; --only takes the configurations' numbers,
+// 0 to 5 in the order of the table.)
 //
 // Memory: a 61-layer pool of 16 requests at 128K tokens is 90 GB, more than the device
 // machine holds; so the pool's sequences have --pool_layers layers and the captured step
@@ -22,12 +25,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "bench/entry_pattern.h"
-#include "bench/flag.h"
 #include "bench/gpu_fetcher.h"
 #include "bench/link_rate.h"
 #include "bench/median.h"
@@ -35,7 +37,22 @@
 #include "bench/stand_in_attention.h"
 #include "client/client_internal.h"
 #include "client/decode_session.h"
+#include "common/command_line.h"
 #include "kernels/cuda_check.h"
+
+ABSL_FLAG(std::string, address, "127.0.0.1:7070", "the daemon's gRPC address (HOST:PORT)");
+ABSL_FLAG(uint32_t, pool_layers, 8,
+          "layers per sequence in the pool, positive (step layer l uses pool layer l % pool_layers)");
+ABSL_FLAG(uint32_t, step_layers, 61, "fetches and writes per captured step (the model's layers), positive");
+ABSL_FLAG(uint32_t, k, 2048, "entries selected per row and layer (top-k), positive");
+ABSL_FLAG(int, steps, 20, "timed steps per configuration, positive");
+ABSL_FLAG(int, warmup, 5, "steps replayed before the timed ones, 0 or more");
+ABSL_FLAG(int, growth_steps, 1000,
+          "steps of the growing run (128K x 16, no cache) reported as wall p50/p99, 0 or more (0: none)");
+ABSL_FLAG(double, overlap, 0.8, "share of a row's top-k kept from the previous step, 0 to 1");
+ABSL_FLAG(bool, profile, false, "compare session variants per configuration instead of the table");
+ABSL_FLAG(std::vector<std::string>, only, {},
+          "run only these configurations, by number in the table's order (0 to 5), comma-separated; empty: all");
 
 namespace sparsepool::bench {
 namespace {
@@ -43,15 +60,16 @@ namespace {
 constexpr uint32_t kEntry = 656;
 constexpr uint64_t kSeed = 11;
 
+// The flags' values (their defaults are the flags').
 struct Flags {
-  std::string address = "127.0.0.1:7070";
-  uint32_t pool_layers = 8;
-  uint32_t step_layers = 61;
-  uint32_t k = 2048;
-  int steps = 20;
-  int warmup = 5;
-  int growth_steps = 1000;
-  double overlap = 0.8;
+  std::string address;
+  uint32_t pool_layers = 0;
+  uint32_t step_layers = 0;
+  uint32_t k = 0;
+  int steps = 0;
+  int warmup = 0;
+  int growth_steps = 0;
+  double overlap = 0;
   bool profile = false;  // compare session variants instead of the table
   std::vector<std::string> only;
 };
@@ -451,39 +469,36 @@ class Run {
   int sets_ = 1;
 };
 
+// A value the flag's type admits but the benchmark does not: said, with the flag; exits 2.
+[[noreturn]] void BadArgument(const char* flag, const std::string& value, const char* why) {
+  std::fprintf(stderr, "sparsepool_decode_step_bench: bad argument --%s=%s: %s (--help lists the flags)\n", flag,
+               value.c_str(), why);
+  std::exit(2);
+}
+
 Flags ParseFlags(int argc, char** argv) {
+  ParseFlagsOnly(argc, argv,
+                 "the decode step captured in a CUDA graph by a DecodeSession and replayed, against the old "
+                 "per-layer path and the link, on a running daemon (issue 11; needs a CUDA device)\n\n"
+                 "usage: sparsepool_decode_step_bench [--flag=value...]");
   Flags f;
-  for (int i = 1; i < argc; ++i) {
-    const Flag flag = SplitFlag(argv[i]);
-    bool ok = true;
-    if (flag.key == "--address") {
-      f.address = flag.value;
-    } else if (flag.key == "--pool_layers") {
-      ok = absl::SimpleAtoi(flag.value, &f.pool_layers) && f.pool_layers > 0;
-    } else if (flag.key == "--step_layers") {
-      ok = absl::SimpleAtoi(flag.value, &f.step_layers) && f.step_layers > 0;
-    } else if (flag.key == "--k") {
-      ok = absl::SimpleAtoi(flag.value, &f.k) && f.k > 0;
-    } else if (flag.key == "--steps") {
-      ok = absl::SimpleAtoi(flag.value, &f.steps) && f.steps > 0;
-    } else if (flag.key == "--warmup") {
-      ok = absl::SimpleAtoi(flag.value, &f.warmup) && f.warmup >= 0;
-    } else if (flag.key == "--growth_steps") {
-      ok = absl::SimpleAtoi(flag.value, &f.growth_steps) && f.growth_steps >= 0;
-    } else if (flag.key == "--overlap") {
-      ok = absl::SimpleAtod(flag.value, &f.overlap) && f.overlap >= 0 && f.overlap <= 1;
-    } else if (flag.key == "--profile") {
-      f.profile = true;
-    } else if (flag.key == "--only") {
-      f.only = absl::StrSplit(flag.value, ',');
-    } else {
-      ok = false;
-    }
-    if (!ok) {
-      std::fprintf(stderr, "bad argument %s\n", argv[i]);
-      std::exit(2);
-    }
-  }
+  f.address = absl::GetFlag(FLAGS_address);
+  f.pool_layers = absl::GetFlag(FLAGS_pool_layers);
+  f.step_layers = absl::GetFlag(FLAGS_step_layers);
+  f.k = absl::GetFlag(FLAGS_k);
+  f.steps = absl::GetFlag(FLAGS_steps);
+  f.warmup = absl::GetFlag(FLAGS_warmup);
+  f.growth_steps = absl::GetFlag(FLAGS_growth_steps);
+  f.overlap = absl::GetFlag(FLAGS_overlap);
+  f.profile = absl::GetFlag(FLAGS_profile);
+  f.only = absl::GetFlag(FLAGS_only);
+  if (f.pool_layers == 0) BadArgument("pool_layers", "0", "must be positive");
+  if (f.step_layers == 0) BadArgument("step_layers", "0", "must be positive");
+  if (f.k == 0) BadArgument("k", "0", "must be positive");
+  if (f.steps <= 0) BadArgument("steps", std::to_string(f.steps), "must be positive");
+  if (f.warmup < 0) BadArgument("warmup", std::to_string(f.warmup), "0 or more");
+  if (f.growth_steps < 0) BadArgument("growth_steps", std::to_string(f.growth_steps), "0 or more");
+  if (!(f.overlap >= 0 && f.overlap <= 1)) BadArgument("overlap", absl::StrCat(f.overlap), "0 to 1");
   return f;
 }
 

@@ -1,4 +1,5 @@
-// "--key=value" command-line arguments of the benchmarks and the demo, split once.
+// The benchmarks' list flags (std::vector<std::string>: Abseil splits --flag=a,b,c on
+// commas) read as numbers.
 #ifndef SPARSEPOOL_BENCH_FLAG_H_
 #define SPARSEPOOL_BENCH_FLAG_H_
 
@@ -6,25 +7,14 @@
 #include <vector>
 
 #include "absl/strings/numbers.h"
-#include "absl/strings/str_split.h"
 
 namespace sparsepool::bench {
 
-struct Flag {
-  std::string key;    // "--key"
-  std::string value;  // "" when the argument has no '='
-};
-
-inline Flag SplitFlag(const std::string& arg) {
-  const size_t eq = arg.find('=');
-  return {arg.substr(0, eq), eq == std::string::npos ? "" : arg.substr(eq + 1)};
-}
-
-// Parses "N,N,...": true when every part is a positive number (and there is one).
+// True when every part is a positive number (and there is one); `out` holds them.
 template <typename T>
-bool ParsePositiveList(const std::string& value, std::vector<T>& out) {
+bool PositiveNumbers(const std::vector<std::string>& parts, std::vector<T>& out) {
   out.clear();
-  for (absl::string_view part : absl::StrSplit(value, ',')) {
+  for (const std::string& part : parts) {
     T n = 0;
     if (!absl::SimpleAtoi(part, &n) || n <= 0) return false;
     out.push_back(n);

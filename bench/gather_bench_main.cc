@@ -5,8 +5,9 @@
 // client with that many copy_threads and the memcpy is split the same way over as
 // many threads (same unit size, same worker pool), so both sides use the same cores.
 //
-//   sparsepool_gather_bench --address=HOST:PORT [--threads=1,2] [--requests=8]
+//   sparsepool_gather_bench [--address=127.0.0.1:7070] [--threads=1,2] [--requests=8]
 //       [--tokens=11000] [--layers=61] [--entry_bytes=656] [--topk=2048] [--reps=300]
+// (--help lists the flags with their defaults.)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -15,49 +16,62 @@
 #include <string>
 #include <vector>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "bench/flag.h"
 #include "bench/median.h"
 #include "client/client_internal.h"
 #include "client/sparsepool_client.h"
+#include "common/command_line.h"
 #include "common/units.h"
 #include "common/worker_pool.h"
 #include "transport/cxl/cxl_data_plane.h"
 #include "transport/cxl/region_mapping.h"
 
+ABSL_FLAG(std::string, address, "127.0.0.1:7070", "the daemon's gRPC address (HOST:PORT)");
+ABSL_FLAG(std::vector<std::string>, threads, {"1"},
+          "copy thread counts to measure, comma-separated positive numbers (each a client's copy_threads and "
+          "the memcpy baseline's threads)");
+ABSL_FLAG(uint32_t, requests, 8, "requests (sequences) in the decode batch each fetch reads");
+ABSL_FLAG(uint64_t, tokens, 11000, "tokens per sequence");
+ABSL_FLAG(uint32_t, layers, 61, "layers per sequence");
+ABSL_FLAG(uint32_t, entry_bytes, 656, "bytes per entry (one token of one layer)");
+ABSL_FLAG(uint32_t, topk, 2048, "entries selected per request and fetch (top-k)");
+ABSL_FLAG(int, reps, 300, "repetitions per thread count (medians are reported)");
+
 namespace sparsepool {
 namespace {
 
+// The flags' values (their defaults are the flags').
 struct Options {
-  std::string address = "127.0.0.1:7070";
-  uint32_t requests = 8;
-  uint64_t tokens = 11000;
-  uint32_t layers = 61;
-  uint32_t entry_bytes = 656;
-  uint32_t topk = 2048;
-  int reps = 300;
-  std::vector<int> threads = {1};
+  std::string address;
+  uint32_t requests = 0;
+  uint64_t tokens = 0;
+  uint32_t layers = 0;
+  uint32_t entry_bytes = 0;
+  uint32_t topk = 0;
+  int reps = 0;
+  std::vector<int> threads;
 };
 
-bool ParseOptions(int argc, char** argv, Options& o) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    const auto [key, value] = bench::SplitFlag(arg);
-    bool ok = true;
-    if (key == "--address") o.address = value;
-    else if (key == "--requests") ok = absl::SimpleAtoi(value, &o.requests);
-    else if (key == "--tokens") ok = absl::SimpleAtoi(value, &o.tokens);
-    else if (key == "--layers") ok = absl::SimpleAtoi(value, &o.layers);
-    else if (key == "--entry_bytes") ok = absl::SimpleAtoi(value, &o.entry_bytes);
-    else if (key == "--topk") ok = absl::SimpleAtoi(value, &o.topk);
-    else if (key == "--reps") ok = absl::SimpleAtoi(value, &o.reps);
-    else if (key == "--threads") ok = bench::ParsePositiveList(value, o.threads);
-    else ok = false;
-    if (!ok) {
-      std::fprintf(stderr, "bad argument %s\n", arg.c_str());
-      return false;
-    }
+// Reads the flags into `o`; false (having said why) for a value the benchmark refuses.
+bool ReadOptions(Options& o) {
+  o.address = absl::GetFlag(FLAGS_address);
+  o.requests = absl::GetFlag(FLAGS_requests);
+  o.tokens = absl::GetFlag(FLAGS_tokens);
+  o.layers = absl::GetFlag(FLAGS_layers);
+  o.entry_bytes = absl::GetFlag(FLAGS_entry_bytes);
+  o.topk = absl::GetFlag(FLAGS_topk);
+  o.reps = absl::GetFlag(FLAGS_reps);
+  const std::vector<std::string> threads = absl::GetFlag(FLAGS_threads);
+  if (!bench::PositiveNumbers(threads, o.threads)) {
+    std::fprintf(stderr,
+                 "sparsepool_gather_bench: bad argument --threads=%s: positive numbers, comma-separated "
+                 "(--help lists the flags)\n",
+                 absl::StrJoin(threads, ",").c_str());
+    return false;
   }
   return true;
 }
@@ -68,8 +82,12 @@ int Fail(const absl::Status& status) {
 }
 
 int Run(int argc, char** argv) {
+  ParseFlagsOnly(argc, argv,
+                 "CPU top-k gather through the client's load/store path against memcpy of the same bytes, "
+                 "per copy thread count, on a running daemon\n\n"
+                 "usage: sparsepool_gather_bench [--flag=value...]");
   Options o;
-  if (!ParseOptions(argc, argv, o)) return 2;
+  if (!ReadOptions(o)) return 2;
   ClientOptions client_options;
   client_options.address = o.address;
   auto connected = Client::Connect(client_options);

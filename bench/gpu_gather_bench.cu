@@ -3,7 +3,9 @@
 // indices each repetition, against the plain warp-per-entry kernel, one
 // cudaMemcpyAsync per entry and cudaMemcpyBatchAsync, all in the same run.
 //
-//   sparsepool_gpu_gather_bench [--big_gib=32] [--reps=20]
+//   sparsepool_gpu_gather_bench [--big_gib=32] [--reps=20] [--extents=1,16,64,2048 | --churn=N]
+// (--help lists the flags; they are defined and parsed in bench/gpu_gather_bench_flags.cc,
+// plain C++, and --help needs no GPU.)
 #include <cuda_runtime_api.h>
 #include <sys/mman.h>
 
@@ -23,6 +25,7 @@
 #include "kernels/cuda_check.h"
 #include "kernels/topk_gather.h"
 #include "bench/churn_layout.h"
+#include "bench/gpu_gather_bench_flags.h"
 #include "bench/link_rate.h"
 
 namespace sparsepool::kernels {
@@ -386,22 +389,11 @@ void ResidencyComparison(Scenario& s, int32_t* indices, std::byte* out, GatherFa
 }
 
 int Run(int argc, char** argv) {
-  uint64_t big_gib = 32;
-  int reps = 20;
-  std::vector<uint64_t> extents;  // --extents=1,8,32: only the extent layouts over big_gib
-  int churn_ops = 0;              // --churn=N: only the gather after N allocator operations
-  for (int i = 1; i < argc; ++i) {
-    if (std::strncmp(argv[i], "--big_gib=", 10) == 0) big_gib = std::strtoull(argv[i] + 10, nullptr, 10);
-    if (std::strncmp(argv[i], "--reps=", 7) == 0) reps = std::atoi(argv[i] + 7);
-    if (std::strncmp(argv[i], "--churn=", 8) == 0) churn_ops = std::atoi(argv[i] + 8);
-    if (std::strncmp(argv[i], "--extents=", 10) == 0) {
-      for (const char* p = argv[i] + 10; *p != 0;) {
-        char* end = nullptr;
-        extents.push_back(std::strtoull(p, &end, 10));
-        p = *end == ',' ? end + 1 : end;
-      }
-    }
-  }
+  const bench::GpuGatherBenchOptions options = bench::ParseGpuGatherBenchCommandLine(argc, argv);
+  const uint64_t big_gib = options.big_gib;
+  const int reps = options.reps;
+  const std::vector<uint64_t>& extents = options.extents;  // only the extent layouts over big_gib
+  const int churn_ops = options.churn_ops;                  // only the gather after N allocator operations
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
     std::printf("SKIPPED: no CUDA device; run on the device machine (tools/gpu_check.sh)\n");

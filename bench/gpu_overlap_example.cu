@@ -6,6 +6,7 @@
 // the same work on one stream.
 //
 //   sparsepool_gpu_overlap_example
+// (no flags; --help, parsed in bench/gpu_overlap_example_flags.cc, says so without a GPU.)
 #include <cuda_runtime.h>
 #include <sys/mman.h>
 
@@ -15,6 +16,7 @@
 #include <random>
 #include <vector>
 
+#include "bench/gpu_overlap_example_flags.h"
 #include "kernels/cuda_check.h"
 #include "kernels/topk_gather.h"
 
@@ -209,4 +211,7 @@ int Run() {
 }  // namespace
 }  // namespace sparsepool::kernels
 
-int main() { return sparsepool::kernels::Run(); }
+int main(int argc, char** argv) {
+  sparsepool::bench::ParseGpuOverlapExampleCommandLine(argc, argv);  // before the GPU: --help needs none
+  return sparsepool::kernels::Run();
+}

@@ -7,11 +7,13 @@
 // largest local copy, as a markdown table on stdout and results.md, results.csv and
 // timeline.csv (one line per request, for tools/plot_serve.py) in --out.
 //
-//   sparsepool_serve_bench --address=HOST:PORT [--preset=quick|full] [--requests=N]
+//   sparsepool_serve_bench [--address=127.0.0.1:7070] [--preset=quick|full] [--requests=N]
 //       [--rate=PER_S] [--min_context=N] [--max_context=N] [--output_tokens=N]
 //       [--concurrency=N] [--fetched_layers=N] [--stored_layers=N] [--overlap=0.8]
 //       [--cache_slots=N] [--strategies=a,b] [--seed=N] [--rdma_transport=ucx|verbs]
 //       [--out=DIR]
+// (--help lists the flags with their defaults; --requests, --rate, --min_context,
+// --max_context, --output_tokens and --concurrency default to the preset's.)
 //
 // The RDMA strategies need the daemon started with --ucx=true (or --verbs=true and
 // --rdma_transport=verbs), the GPU strategies a CUDA device; without them they are
@@ -21,9 +23,11 @@
 #include <cerrno>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -31,10 +35,38 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "bench/bench_report.h"
-#include "bench/flag.h"
 #include "bench/progress_line.h"
 #include "bench/request_run.h"
 #include "bench/request_strategies.h"
+#include "common/command_line.h"
+
+ABSL_FLAG(std::string, address, "127.0.0.1:7070", "the daemon's gRPC address (HOST:PORT)");
+ABSL_FLAG(std::string, preset, "quick",
+          "the run: quick (12 requests at 8/s, prompts 4096-16384 tokens, 32 output tokens, 4 decoding at once; "
+          "under a minute on 2 cores) or full (32 requests at 1/s, prompts 16384-131072 tokens, 256 output "
+          "tokens, 8 at once; for a GPU host); the flags below override its parts");
+ABSL_FLAG(std::optional<uint32_t>, requests, std::nullopt, "requests arriving, positive (empty: the preset's)");
+ABSL_FLAG(std::optional<double>, rate, std::nullopt,
+          "mean arrivals per second (Poisson), positive (empty: the preset's)");
+ABSL_FLAG(std::optional<uint64_t>, min_context, std::nullopt,
+          "shortest prompt, tokens, positive; prompts are drawn log-uniformly (empty: the preset's)");
+ABSL_FLAG(std::optional<uint64_t>, max_context, std::nullopt, "longest prompt, tokens, positive (empty: the preset's)");
+ABSL_FLAG(std::optional<uint32_t>, output_tokens, std::nullopt,
+          "tokens decoded per request, positive (empty: the preset's)");
+ABSL_FLAG(std::optional<uint32_t>, concurrency, std::nullopt,
+          "requests decoding at once at most (the decode batch), positive (empty: the preset's)");
+ABSL_FLAG(uint32_t, fetched_layers, 4, "layers of the modelled decode step, each one fetch, positive");
+ABSL_FLAG(uint32_t, stored_layers, 4, "layers per request held in the pool (fetched layers reuse them), positive");
+ABSL_FLAG(double, overlap, 0.8, "share of a layer's top-k kept from the previous step, 0 to 1");
+ABSL_FLAG(uint32_t, cache_slots, 4096, "residency cache slots per (request, layer) for cxl-gpu-topk-cache, positive");
+ABSL_FLAG(std::vector<std::string>, strategies,
+          (std::vector<std::string>{"rdma-prefix-pull", "rdma-prefix-pull-gpu", "rdma-prefix-pull-pinned",
+                                    "rdma-topk", "cxl-cpu-topk", "cxl-gpu-topk", "cxl-gpu-topk-cache"}),
+          "request strategies to run, comma-separated, of the default's names");
+ABSL_FLAG(uint64_t, seed, 1, "seed of the arrivals and selections, positive");
+ABSL_FLAG(std::string, rdma_transport, "ucx", "the rdma-* strategies' transport: ucx or verbs");
+ABSL_FLAG(std::string, out, "sparsepool-serve-bench-out",
+          "directory for results.md, results.csv, timeline.csv and plots.gp");
 
 namespace sparsepool::bench {
 namespace {
@@ -43,12 +75,13 @@ constexpr const char* kStrategies[] = {"rdma-prefix-pull",   "rdma-prefix-pull-g
                                        "rdma-topk",          "cxl-cpu-topk",         "cxl-gpu-topk",
                                        "cxl-gpu-topk-cache"};
 
+// The flags' values (their defaults are the flags' and the preset's).
 struct Options {
-  std::string address = "127.0.0.1:7070";
-  std::string out = "sparsepool-serve-bench-out";
-  std::vector<std::string> strategies{std::begin(kStrategies), std::end(kStrategies)};
-  std::string rdma_transport = "ucx";
-  uint32_t cache_slots = 4096;  // per (request, layer), for cxl-gpu-topk-cache
+  std::string address;
+  std::string out;
+  std::vector<std::string> strategies;
+  std::string rdma_transport;
+  uint32_t cache_slots = 0;  // per (request, layer), for cxl-gpu-topk-cache
   RequestRunPlan plan;
 };
 
@@ -76,26 +109,60 @@ bool ApplyPreset(const std::string& name, Options& o) {
   return false;
 }
 
-int Usage(const std::string& arg) {
-  std::fprintf(stderr,
-               "sparsepool_serve_bench: bad argument %s\n"
-               "usage: sparsepool_serve_bench --address=HOST:PORT [--preset=quick|full] [--requests=N] "
-               "[--rate=PER_S]\n"
-               "    [--min_context=N] [--max_context=N] [--output_tokens=N] [--concurrency=N] "
-               "[--fetched_layers=N]\n"
-               "    [--stored_layers=N] [--overlap=F] [--cache_slots=N] [--strategies=%s] [--seed=N]\n"
-               "    [--rdma_transport=ucx|verbs] [--out=DIR]\n",
-               arg.c_str(), absl::StrJoin(kStrategies, ",").c_str());
+// A value the flag's type admits but the benchmark does not: said, with the flag; exit 2.
+int BadArgument(const std::string& flag, const std::string& value, const std::string& why) {
+  std::fprintf(stderr, "sparsepool_serve_bench: bad argument --%s=%s: %s (--help lists the flags)\n",
+               flag.c_str(), value.c_str(), why.c_str());
   return 2;
 }
 
-template <typename T>
-bool Number(const std::string& value, T& out) {
-  if constexpr (std::is_floating_point_v<T>) {
-    return absl::SimpleAtod(value, &out) && out > 0;
-  } else {
-    return absl::SimpleAtoi(value, &out) && out > 0;
+// Reads the flags into `o`, the preset first so that the other flags override it; the
+// exit status (2) when a value is refused, having said why.
+std::optional<int> ReadOptions(Options& o) {
+  const std::string preset = absl::GetFlag(FLAGS_preset);
+  if (!ApplyPreset(preset, o)) return BadArgument("preset", preset, "quick or full");
+  ArrivalParams& a = o.plan.arrivals;
+  o.address = absl::GetFlag(FLAGS_address);
+  o.out = absl::GetFlag(FLAGS_out);
+  o.rdma_transport = absl::GetFlag(FLAGS_rdma_transport);
+  a.requests = absl::GetFlag(FLAGS_requests).value_or(a.requests);
+  a.rate_per_s = absl::GetFlag(FLAGS_rate).value_or(a.rate_per_s);
+  a.min_context = absl::GetFlag(FLAGS_min_context).value_or(a.min_context);
+  a.max_context = absl::GetFlag(FLAGS_max_context).value_or(a.max_context);
+  a.output_tokens = absl::GetFlag(FLAGS_output_tokens).value_or(a.output_tokens);
+  a.seed = absl::GetFlag(FLAGS_seed);
+  o.plan.concurrency = absl::GetFlag(FLAGS_concurrency).value_or(o.plan.concurrency);
+  o.plan.fetched_layers = absl::GetFlag(FLAGS_fetched_layers);
+  o.plan.stored_layers = absl::GetFlag(FLAGS_stored_layers);
+  o.cache_slots = absl::GetFlag(FLAGS_cache_slots);
+  o.plan.overlap = absl::GetFlag(FLAGS_overlap);
+  const std::pair<const char*, double> positive[] = {
+      {"requests", a.requests},
+      {"rate", a.rate_per_s},
+      {"min_context", double(a.min_context)},
+      {"max_context", double(a.max_context)},
+      {"output_tokens", a.output_tokens},
+      {"seed", double(a.seed)},
+      {"concurrency", o.plan.concurrency},
+      {"fetched_layers", o.plan.fetched_layers},
+      {"stored_layers", o.plan.stored_layers},
+      {"cache_slots", o.cache_slots},
+  };
+  for (const auto& [flag, value] : positive) {
+    if (!(value > 0)) return BadArgument(flag, absl::StrCat(value), "must be positive");
   }
+  if (!(o.plan.overlap >= 0 && o.plan.overlap <= 1)) {
+    return BadArgument("overlap", absl::StrCat(o.plan.overlap), "0 to 1");
+  }
+  o.strategies = absl::GetFlag(FLAGS_strategies);
+  for (const std::string& name : o.strategies) {
+    if (std::find(std::begin(kStrategies), std::end(kStrategies), name) == std::end(kStrategies)) {
+      return BadArgument("strategies", absl::StrJoin(o.strategies, ","),
+                         absl::StrCat("unknown strategy \"", name, "\"; strategies: ",
+                                      absl::StrJoin(kStrategies, ",")));
+    }
+  }
+  return std::nullopt;
 }
 
 absl::StatusOr<std::unique_ptr<RequestStrategy>> MakeStrategy(const std::string& name, const Options& o) {
@@ -125,42 +192,13 @@ absl::StatusOr<std::unique_ptr<RequestStrategy>> MakeStrategy(const std::string&
 }
 
 int Run(int argc, char** argv) {
+  ParseFlagsOnly(argc, argv,
+                 "the request-level RDMA-versus-CXL comparison (issue 17): requests arriving, admitted and "
+                 "decoded by each strategy against a running daemon; TTFT, TBT, tokens/s\n\n"
+                 "usage: sparsepool_serve_bench [--flag=value...]");
   Options o;
-  ApplyPreset("quick", o);
-  for (int i = 1; i < argc; ++i) {  // the preset first, so that other flags override it
-    const Flag flag = SplitFlag(argv[i]);
-    if (flag.key == "--preset" && !ApplyPreset(flag.value, o)) return Usage(argv[i]);
-  }
-  ArrivalParams& a = o.plan.arrivals;
-  for (int i = 1; i < argc; ++i) {
-    const Flag flag = SplitFlag(argv[i]);
-    const std::string& v = flag.value;
-    bool ok = true;
-    if (flag.key == "--preset") continue;
-    if (flag.key == "--address") o.address = v;
-    else if (flag.key == "--out") o.out = v;
-    else if (flag.key == "--rdma_transport") o.rdma_transport = v;
-    else if (flag.key == "--requests") ok = Number(v, a.requests);
-    else if (flag.key == "--rate") ok = Number(v, a.rate_per_s);
-    else if (flag.key == "--min_context") ok = Number(v, a.min_context);
-    else if (flag.key == "--max_context") ok = Number(v, a.max_context);
-    else if (flag.key == "--output_tokens") ok = Number(v, a.output_tokens);
-    else if (flag.key == "--seed") ok = Number(v, a.seed);
-    else if (flag.key == "--concurrency") ok = Number(v, o.plan.concurrency);
-    else if (flag.key == "--fetched_layers") ok = Number(v, o.plan.fetched_layers);
-    else if (flag.key == "--stored_layers") ok = Number(v, o.plan.stored_layers);
-    else if (flag.key == "--cache_slots") ok = Number(v, o.cache_slots);
-    else if (flag.key == "--overlap") ok = absl::SimpleAtod(v, &o.plan.overlap) && o.plan.overlap >= 0 && o.plan.overlap <= 1;
-    else if (flag.key == "--strategies") {
-      o.strategies = absl::StrSplit(v, ',');
-      for (const std::string& name : o.strategies) {
-        ok = ok && std::find(std::begin(kStrategies), std::end(kStrategies), name) != std::end(kStrategies);
-      }
-    } else {
-      ok = false;
-    }
-    if (!ok) return Usage(argv[i]);
-  }
+  if (const std::optional<int> refused = ReadOptions(o); refused.has_value()) return *refused;
+  const ArrivalParams& a = o.plan.arrivals;
 
   ClientOptions prefill_options;
   prefill_options.address = o.address;

@@ -4,13 +4,15 @@
 // bytes crossing the link, entries and decode steps per second, as a markdown table on
 // stdout and results.csv, results.md and PNG plots in --out.
 //
-//   sparsepool_bench --address=HOST:PORT [--preset=quick|full] [--model=FILE]
+//   sparsepool_bench [--address=127.0.0.1:7070] [--preset=quick|full] [--model=FILE]
 //       [--contexts=8192,32768] [--batches=1,4] [--strategies=a,b,...] [--steps=N]
 //       [--warmup=N] [--sampled_layers=N] [--stored_layers=N] [--overlap=0.8]
 //       [--cache_capacity=4096] [--trace=FILE] [--seed=N] [--out=DIR] [--rdma_transport=ucx|verbs]
 //       [--copy_threads=N (the cxl-cpu strategies' ClientOptions::copy_threads)]
 //       [--nic_gbs=25 --nic_mreads=50 --nic_latency_us=3 (the NIC the rdma-* rows are
 //        also modelled on, printed after the measured table and labelled as modelled)]
+// (--help lists the flags with their defaults; --contexts, --batches, --steps, --warmup
+// and --sampled_layers default to the preset's.)
 //
 // The RDMA strategies need the daemon started with --ucx=true (UCX_TLS picks the
 // wire), or --verbs=true with --rdma_transport=verbs; the GPU strategies need a CUDA
@@ -22,25 +24,66 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "bench/flag.h"
 #include "bench/bench_report.h"
 #include "bench/bench_runner.h"
-#include "bench/flag.h"
 #include "bench/gpu_strategies.h"
 #include "bench/host_strategies.h"
 #include "bench/model_geometry.h"
 #include "bench/prefix_pull.h"
 #include "bench/progress_line.h"
 #include "bench/trace_file.h"
+#include "common/command_line.h"
 #include "common/units.h"
+
+ABSL_FLAG(std::string, address, "127.0.0.1:7070", "the daemon's gRPC address (HOST:PORT)");
+ABSL_FLAG(std::string, preset, "quick",
+          "the sweep: quick (contexts 8192,32768, batches 1,4, 2 warm-up + 8 timed steps, 4 sampled layers) or "
+          "full (contexts 8192 to 131072, batches 1,4,16, 2 + 16 steps, 8 sampled layers); the flags below "
+          "override its parts");
+ABSL_FLAG(std::string, model, "", "model geometry file (bench/models/*.conf); empty: DeepSeek-V3.2");
+ABSL_FLAG(std::string, trace, "",
+          "top-k trace file to replay (docs/trace_format.md) instead of generated selections; sets the context "
+          "and the timed steps from the trace");
+ABSL_FLAG(std::string, out, "sparsepool-bench-out", "directory for results.csv, results.md and the PNG plots");
+ABSL_FLAG(std::optional<std::vector<std::string>>, contexts, std::nullopt,
+          "context lengths at the first step, tokens, comma-separated positive numbers (empty: the preset's)");
+ABSL_FLAG(std::optional<std::vector<std::string>>, batches, std::nullopt,
+          "batch sizes (requests decoding together), comma-separated positive numbers (empty: the preset's)");
+ABSL_FLAG(std::vector<std::string>, strategies,
+          (std::vector<std::string>{"rdma-prefix-pull", "rdma-topk", "cxl-cpu-topk", "cxl-cpu-topk-cache",
+                                    "cxl-gpu-topk", "cxl-gpu-topk-cache", "hbm-only"}),
+          "fetch strategies to run, comma-separated, of: rdma-prefix-pull, rdma-topk, cxl-cpu-topk, "
+          "cxl-cpu-topk-cache, cxl-gpu-topk, cxl-gpu-topk-cache, hbm-only, rdma-full-prefix (the whole prefix "
+          "at every step: only when named); the first is the baseline of the \"vs first\" columns");
+ABSL_FLAG(std::optional<uint32_t>, steps, std::nullopt, "timed decode steps per cell, positive (empty: the preset's)");
+ABSL_FLAG(std::optional<uint32_t>, warmup, std::nullopt,
+          "decode steps run and checked but not timed before them (empty: the preset's)");
+ABSL_FLAG(std::optional<uint32_t>, sampled_layers, std::nullopt,
+          "layers fetched per step, spread over the model's, the step's figures scaled up; 0: every layer "
+          "(empty: the preset's)");
+ABSL_FLAG(uint32_t, stored_layers, 4,
+          "layers held in the pool per request, positive (fetched layer l reads pool layer l % stored_layers)");
+ABSL_FLAG(double, overlap, 0.8, "share of a layer's top-k kept from the previous step, 0 to 1 (generated selections)");
+ABSL_FLAG(uint32_t, cache_capacity, 4096, "residency cache slots per request-layer (the *-cache strategies), positive");
+ABSL_FLAG(std::string, rdma_transport, "ucx", "the rdma-* strategies' transport: ucx or verbs");
+ABSL_FLAG(int, copy_threads, 1,
+          "the cxl-cpu strategies' CPU gather threads (ClientOptions::copy_threads), 1 to 64");
+ABSL_FLAG(uint64_t, seed, 1, "seed of the generated selections");
+ABSL_FLAG(double, nic_gbs, 25, "modelled NIC for the rdma-* rows: bandwidth, GB/s, positive");
+ABSL_FLAG(double, nic_mreads, 50, "modelled NIC: RDMA reads per second, millions, positive");
+ABSL_FLAG(double, nic_latency_us, 3, "modelled NIC: one round trip, microseconds, 0 or more");
 
 namespace sparsepool::bench {
 namespace {
@@ -49,26 +92,25 @@ namespace {
 // dense-attention pools run it, the prefix pulled once at admission. rdma-full-prefix
 // (the whole prefix again at every step and layer) is a degenerate case, run only when
 // asked for.
+// (--strategies' default is every one but the last.)
 constexpr const char* kAllStrategies[] = {"rdma-prefix-pull", "rdma-topk",    "cxl-cpu-topk",
                                           "cxl-cpu-topk-cache", "cxl-gpu-topk", "cxl-gpu-topk-cache",
                                           "hbm-only",         "rdma-full-prefix"};
-constexpr const char* kDefaultStrategies[] = {"rdma-prefix-pull", "rdma-topk",          "cxl-cpu-topk",
-                                              "cxl-cpu-topk-cache", "cxl-gpu-topk",       "cxl-gpu-topk-cache",
-                                              "hbm-only"};
 
+// The flags' values (their defaults are the flags' and the preset's).
 struct Options {
-  std::string address = "127.0.0.1:7070";
+  std::string address;
   std::string model_file;
   std::string trace_file;
-  std::string out = "sparsepool-bench-out";
+  std::string out;
   std::vector<uint64_t> contexts;
   std::vector<uint32_t> batches;
-  std::vector<std::string> strategies{std::begin(kDefaultStrategies), std::end(kDefaultStrategies)};
+  std::vector<std::string> strategies;
   CellPlan plan;
-  uint32_t cache_capacity = 4096;
-  std::string rdma_transport = "ucx";  // or "verbs", for the rdma-* strategies
-  int copy_threads = 1;              // for the CPU gather of the cxl-* strategies
-  NicParams nic;                     // the NIC the rdma-* rows are also modelled on
+  uint32_t cache_capacity = 0;
+  std::string rdma_transport;  // "ucx" or "verbs", for the rdma-* strategies
+  int copy_threads = 0;        // for the CPU gather of the cxl-* strategies
+  NicParams nic;               // the NIC the rdma-* rows are also modelled on
 };
 
 // quick: the README's one-minute comparison; full: the whole sweep.
@@ -97,16 +139,72 @@ int Fail(const absl::Status& status, int exit_code) {
   return exit_code;
 }
 
-int Usage(const std::string& arg) {
-  std::fprintf(stderr,
-               "sparsepool_bench: bad argument %s\n"
-               "usage: sparsepool_bench --address=HOST:PORT [--preset=quick|full] [--model=FILE]\n"
-               "  [--contexts=N,...] [--batches=N,...] [--strategies=NAME,...] [--steps=N] [--warmup=N]\n"
-               "  [--sampled_layers=N (0: all)] [--stored_layers=N] [--overlap=F] [--cache_capacity=N]\n"
-               "  [--trace=FILE] [--seed=N] [--out=DIR] [--rdma_transport=ucx|verbs] [--copy_threads=N]\n"
-               "strategies: %s\n",
-               arg.c_str(), absl::StrJoin(kAllStrategies, ", ").c_str());
+// A value the flag's type admits but the benchmark does not: said, with the flag; exit 2.
+int BadArgument(const std::string& flag, const std::string& value, const std::string& why) {
+  std::fprintf(stderr, "sparsepool_bench: bad argument --%s=%s: %s (--help lists the flags)\n", flag.c_str(),
+               value.c_str(), why.c_str());
   return 2;
+}
+
+// Reads the flags into `o`, the preset first so that the other flags override it; the
+// exit status (2) when a value is refused, having said why.
+std::optional<int> ReadOptions(Options& o) {
+  const std::string preset = absl::GetFlag(FLAGS_preset);
+  if (!ApplyPreset(preset, o)) return BadArgument("preset", preset, "quick or full");
+  o.address = absl::GetFlag(FLAGS_address);
+  o.model_file = absl::GetFlag(FLAGS_model);
+  o.trace_file = absl::GetFlag(FLAGS_trace);
+  o.out = absl::GetFlag(FLAGS_out);
+  if (o.out.empty()) return BadArgument("out", o.out, "a directory is needed");
+  if (const auto contexts = absl::GetFlag(FLAGS_contexts); contexts.has_value()) {
+    if (!PositiveNumbers(*contexts, o.contexts)) {
+      return BadArgument("contexts", absl::StrJoin(*contexts, ","), "positive numbers, comma-separated");
+    }
+  }
+  if (const auto batches = absl::GetFlag(FLAGS_batches); batches.has_value()) {
+    if (!PositiveNumbers(*batches, o.batches)) {
+      return BadArgument("batches", absl::StrJoin(*batches, ","), "positive numbers, comma-separated");
+    }
+  }
+  o.strategies = absl::GetFlag(FLAGS_strategies);
+  for (const std::string& name : o.strategies) {
+    if (std::find(std::begin(kAllStrategies), std::end(kAllStrategies), name) == std::end(kAllStrategies)) {
+      return BadArgument("strategies", absl::StrJoin(o.strategies, ","),
+                         absl::StrCat("unknown strategy \"", name, "\"; strategies: ",
+                                      absl::StrJoin(kAllStrategies, ", ")));
+    }
+  }
+  o.plan.steps = absl::GetFlag(FLAGS_steps).value_or(o.plan.steps);
+  if (o.plan.steps == 0) return BadArgument("steps", "0", "must be positive");
+  o.plan.warmup_steps = absl::GetFlag(FLAGS_warmup).value_or(o.plan.warmup_steps);
+  o.plan.sampled_layers = absl::GetFlag(FLAGS_sampled_layers).value_or(o.plan.sampled_layers);
+  o.plan.stored_layers = absl::GetFlag(FLAGS_stored_layers);
+  if (o.plan.stored_layers == 0) return BadArgument("stored_layers", "0", "must be positive");
+  o.plan.overlap = absl::GetFlag(FLAGS_overlap);
+  if (!(o.plan.overlap >= 0 && o.plan.overlap <= 1)) {
+    return BadArgument("overlap", absl::StrCat(o.plan.overlap), "0 to 1");
+  }
+  o.cache_capacity = absl::GetFlag(FLAGS_cache_capacity);
+  if (o.cache_capacity == 0) return BadArgument("cache_capacity", "0", "must be positive");
+  o.rdma_transport = absl::GetFlag(FLAGS_rdma_transport);
+  if (o.rdma_transport != "ucx" && o.rdma_transport != "verbs") {
+    return BadArgument("rdma_transport", o.rdma_transport, "ucx or verbs");
+  }
+  o.copy_threads = absl::GetFlag(FLAGS_copy_threads);
+  if (o.copy_threads < 1 || o.copy_threads > kMaxCopyThreads) {
+    return BadArgument("copy_threads", absl::StrCat(o.copy_threads), absl::StrCat("1 to ", kMaxCopyThreads));
+  }
+  o.plan.seed = absl::GetFlag(FLAGS_seed);
+  const double nic_gbs = absl::GetFlag(FLAGS_nic_gbs);
+  if (!(nic_gbs > 0)) return BadArgument("nic_gbs", absl::StrCat(nic_gbs), "must be positive");
+  o.nic.bytes_per_s = nic_gbs * 1e9;
+  const double nic_mreads = absl::GetFlag(FLAGS_nic_mreads);
+  if (!(nic_mreads > 0)) return BadArgument("nic_mreads", absl::StrCat(nic_mreads), "must be positive");
+  o.nic.messages_per_s = nic_mreads * 1e6;
+  const double nic_latency_us = absl::GetFlag(FLAGS_nic_latency_us);
+  if (!(nic_latency_us >= 0)) return BadArgument("nic_latency_us", absl::StrCat(nic_latency_us), "0 or more");
+  o.nic.latency_s = nic_latency_us * 1e-6;
+  return std::nullopt;
 }
 
 absl::StatusOr<std::unique_ptr<FetchStrategy>> MakeStrategy(const std::string& name, const Options& o) {
@@ -128,71 +226,12 @@ absl::StatusOr<std::unique_ptr<FetchStrategy>> MakeStrategy(const std::string& n
 
 
 int Run(int argc, char** argv) {
+  ParseFlagsOnly(argc, argv,
+                 "the RDMA-versus-CXL comparison (issue 5): decode steps per context, batch and fetch strategy "
+                 "against a running daemon; a markdown table, CSV and plots\n\n"
+                 "usage: sparsepool_bench [--flag=value...]");
   Options o;
-  ApplyPreset("quick", o);
-  for (int i = 1; i < argc; ++i) {  // the preset first, so that other flags override it
-    const Flag flag = SplitFlag(argv[i]);
-    if (flag.key == "--preset" && !ApplyPreset(flag.value, o)) return Usage(argv[i]);
-  }
-  for (int i = 1; i < argc; ++i) {
-    const Flag flag = SplitFlag(argv[i]);
-    const std::string& v = flag.value;
-    bool ok = true;
-    if (flag.key == "--preset") {
-    } else if (flag.key == "--address") {
-      o.address = v;
-    } else if (flag.key == "--model") {
-      o.model_file = v;
-    } else if (flag.key == "--trace") {
-      o.trace_file = v;
-    } else if (flag.key == "--out") {
-      ok = !v.empty();
-      o.out = v;
-    } else if (flag.key == "--contexts") {
-      ok = bench::ParsePositiveList(v, o.contexts);
-    } else if (flag.key == "--batches") {
-      ok = bench::ParsePositiveList(v, o.batches);
-    } else if (flag.key == "--strategies") {
-      o.strategies = absl::StrSplit(v, ',');
-    } else if (flag.key == "--steps") {
-      ok = absl::SimpleAtoi(v, &o.plan.steps) && o.plan.steps > 0;
-    } else if (flag.key == "--warmup") {
-      ok = absl::SimpleAtoi(v, &o.plan.warmup_steps);
-    } else if (flag.key == "--sampled_layers") {
-      ok = absl::SimpleAtoi(v, &o.plan.sampled_layers);
-    } else if (flag.key == "--stored_layers") {
-      ok = absl::SimpleAtoi(v, &o.plan.stored_layers) && o.plan.stored_layers > 0;
-    } else if (flag.key == "--overlap") {
-      ok = absl::SimpleAtod(v, &o.plan.overlap) && o.plan.overlap >= 0 && o.plan.overlap <= 1;
-    } else if (flag.key == "--cache_capacity") {
-      ok = absl::SimpleAtoi(v, &o.cache_capacity) && o.cache_capacity > 0;
-    } else if (flag.key == "--rdma_transport") {
-      ok = v == "ucx" || v == "verbs";
-      o.rdma_transport = v;
-    } else if (flag.key == "--copy_threads") {
-      ok = absl::SimpleAtoi(v, &o.copy_threads) && o.copy_threads >= 1 &&
-           o.copy_threads <= kMaxCopyThreads;
-    } else if (flag.key == "--seed") {
-      ok = absl::SimpleAtoi(v, &o.plan.seed);
-    } else if (flag.key == "--nic_gbs") {
-      ok = absl::SimpleAtod(v, &o.nic.bytes_per_s) && o.nic.bytes_per_s > 0;
-      o.nic.bytes_per_s *= 1e9;
-    } else if (flag.key == "--nic_mreads") {
-      ok = absl::SimpleAtod(v, &o.nic.messages_per_s) && o.nic.messages_per_s > 0;
-      o.nic.messages_per_s *= 1e6;
-    } else if (flag.key == "--nic_latency_us") {
-      ok = absl::SimpleAtod(v, &o.nic.latency_s) && o.nic.latency_s >= 0;
-      o.nic.latency_s *= 1e-6;
-    } else {
-      ok = false;
-    }
-    if (!ok) return Usage(argv[i]);
-  }
-  for (const std::string& name : o.strategies) {
-    if (std::find(std::begin(kAllStrategies), std::end(kAllStrategies), name) == std::end(kAllStrategies)) {
-      return Usage(absl::StrCat("--strategies: unknown strategy \"", name, "\""));
-    }
-  }
+  if (const std::optional<int> refused = ReadOptions(o); refused.has_value()) return *refused;
   if (!o.model_file.empty()) {
     auto model = ReadModelGeometry(o.model_file);
     if (!model.ok()) return Fail(model.status(), 2);

@@ -4,8 +4,9 @@
 // lengths; for UCX also coalesced gets against one get per entry. Needs a daemon
 // started with --ucx=true; UCX_TLS picks UCX's wire.
 //
-//   sparsepool_transport_bench --address=HOST:PORT [--contexts=8192,32768,131072]
+//   sparsepool_transport_bench [--address=127.0.0.1:7070] [--contexts=8192,32768,131072]
 //       [--requests=2] [--reps=5] [--transports=cxl,ucx]
+// (--help lists the flags with their defaults.)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -14,17 +15,27 @@
 #include <string>
 #include <vector>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_split.h"
+#include "absl/strings/str_join.h"
 #include "bench/flag.h"
 #include "bench/median.h"
 #include "bench/topk_selection.h"
 #include "client/client_internal.h"
 #include "client/sparsepool_client.h"
+#include "common/command_line.h"
 #include "common/units.h"
 #include "transport/cxl/cxl_data_plane.h"
 #include "transport/rdma/ucx_data_plane.h"
+
+ABSL_FLAG(std::string, address, "127.0.0.1:7070", "the daemon's gRPC address (HOST:PORT), started with --ucx=true");
+ABSL_FLAG(std::vector<std::string>, contexts, (std::vector<std::string>{"8192", "32768", "131072"}),
+          "context lengths, tokens, comma-separated positive numbers");
+ABSL_FLAG(uint32_t, requests, 2, "requests (sequences) per fetch, positive");
+ABSL_FLAG(int, reps, 5, "timed repetitions per row after two warm-ups (the median is reported), positive");
+ABSL_FLAG(std::vector<std::string>, transports, (std::vector<std::string>{"cxl", "ucx"}),
+          "data planes to measure, comma-separated: cxl and/or ucx");
 
 namespace sparsepool {
 namespace {
@@ -36,33 +47,28 @@ int Fail(const absl::Status& s) {
   return 1;
 }
 
+// A value the flag's type admits but the benchmark does not: said, with the flag; exit 2.
+int BadArgument(const char* flag, const std::string& value, const char* why) {
+  std::fprintf(stderr, "sparsepool_transport_bench: bad argument --%s=%s: %s (--help lists the flags)\n", flag,
+               value.c_str(), why);
+  return 2;
+}
+
 int Run(int argc, char** argv) {
-  std::string address = "127.0.0.1:7070";
-  std::vector<uint64_t> contexts = {8192, 32768, 131072};
-  std::vector<std::string> transports = {"cxl", "ucx"};
-  uint32_t requests = 2;
-  int reps = 5;
-  for (int i = 1; i < argc; ++i) {
-    const auto [key, value] = bench::SplitFlag(argv[i]);
-    bool ok = true;
-    if (key == "--address") {
-      address = value;
-    } else if (key == "--contexts") {
-      ok = bench::ParsePositiveList(value, contexts);
-    } else if (key == "--transports") {
-      transports = absl::StrSplit(value, ',');
-    } else if (key == "--requests") {
-      ok = absl::SimpleAtoi(value, &requests) && requests > 0;
-    } else if (key == "--reps") {
-      ok = absl::SimpleAtoi(value, &reps) && reps > 0;
-    } else {
-      ok = false;
-    }
-    if (!ok) {
-      std::fprintf(stderr, "bad argument %s\n", argv[i]);
-      return 2;
-    }
+  ParseFlagsOnly(argc, argv,
+                 "data-plane benchmark per transport (issue 4): a layer's top-2048 fetch against the whole "
+                 "prefix, per context length, on a running daemon\n\n"
+                 "usage: sparsepool_transport_bench [--flag=value...]");
+  const std::string address = absl::GetFlag(FLAGS_address);
+  const std::vector<std::string> transports = absl::GetFlag(FLAGS_transports);
+  const uint32_t requests = absl::GetFlag(FLAGS_requests);
+  const int reps = absl::GetFlag(FLAGS_reps);
+  std::vector<uint64_t> contexts;
+  if (const std::vector<std::string> given = absl::GetFlag(FLAGS_contexts); !bench::PositiveNumbers(given, contexts)) {
+    return BadArgument("contexts", absl::StrJoin(given, ","), "positive numbers, comma-separated");
   }
+  if (requests == 0) return BadArgument("requests", "0", "must be positive");
+  if (reps <= 0) return BadArgument("reps", std::to_string(reps), "must be positive");
   ClientOptions options;
   options.address = address;
   auto client = Client::Connect(options);

@@ -4,7 +4,7 @@
 // (each 4 KiB page costs the process a page fault), and once more into the same pages.
 // Each round of each thread count writes a fresh sequence; medians over the rounds.
 //
-//   sparsepool_write_bench --address=HOST:PORT [--threads=1,2,4] [--tokens=16384]
+//   sparsepool_write_bench [--address=127.0.0.1:7070] [--threads=1,2,4] [--tokens=16384]
 //       [--layers=61] [--entry_bytes=656] [--rounds=3]
 // The region must hold rounds x (thread counts) sequences without reusing pages (the
 // first write would then find pages the daemon zeroed, not fresh ones): 4 GiB for the
@@ -14,24 +14,43 @@
 #include <string>
 #include <vector>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "bench/flag.h"
 #include "bench/median.h"
 #include "client/sparsepool_client.h"
+#include "common/command_line.h"
 #include "common/units.h"
+
+ABSL_FLAG(std::string, address, "127.0.0.1:7070", "the daemon's gRPC address (HOST:PORT)");
+ABSL_FLAG(std::vector<std::string>, threads, (std::vector<std::string>{"1", "2", "4"}),
+          "copy thread counts to measure (ClientOptions::copy_threads), comma-separated positive numbers");
+ABSL_FLAG(uint64_t, tokens, 16384, "tokens per sequence, positive");
+ABSL_FLAG(uint32_t, layers, 61, "layers per sequence, positive");
+ABSL_FLAG(uint32_t, entry_bytes, 656, "bytes per entry (one token of one layer), positive");
+ABSL_FLAG(int, rounds, 3, "rounds per thread count, each a fresh sequence (medians are reported), positive");
 
 namespace sparsepool {
 namespace {
 
+// The flags' values (their defaults are the flags').
 struct Options {
-  std::string address = "127.0.0.1:7070";
-  std::vector<int> threads = {1, 2, 4};
-  uint64_t tokens = 16384;
-  uint32_t layers = 61;
-  uint32_t entry_bytes = 656;
-  int rounds = 3;
+  std::string address;
+  std::vector<int> threads;
+  uint64_t tokens = 0;
+  uint32_t layers = 0;
+  uint32_t entry_bytes = 0;
+  int rounds = 0;
 };
+
+// A value the flag's type admits but the benchmark does not: said, with the flag; exit 2.
+int BadArgument(const char* flag, const std::string& value, const char* why) {
+  std::fprintf(stderr, "sparsepool_write_bench: bad argument --%s=%s: %s (--help lists the flags)\n", flag,
+               value.c_str(), why);
+  return 2;
+}
 
 int Fail(const absl::Status& status) {
   std::fprintf(stderr, "sparsepool_write_bench: %s\n", status.ToString().c_str());
@@ -49,22 +68,24 @@ absl::StatusOr<double> WriteAllLayers(Client& client, SequenceId id, uint32_t la
 }
 
 int Run(int argc, char** argv) {
+  ParseFlagsOnly(argc, argv,
+                 "CPU writes (WriteEntries over the CXL path) into fresh and already-touched pages, per copy "
+                 "thread count, on a running daemon\n\n"
+                 "usage: sparsepool_write_bench [--flag=value...]");
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const auto [key, value] = bench::SplitFlag(argv[i]);
-    bool ok = true;
-    if (key == "--address") o.address = value;
-    else if (key == "--threads") ok = bench::ParsePositiveList(value, o.threads);
-    else if (key == "--tokens") ok = absl::SimpleAtoi(value, &o.tokens) && o.tokens > 0;
-    else if (key == "--layers") ok = absl::SimpleAtoi(value, &o.layers) && o.layers > 0;
-    else if (key == "--entry_bytes") ok = absl::SimpleAtoi(value, &o.entry_bytes) && o.entry_bytes > 0;
-    else if (key == "--rounds") ok = absl::SimpleAtoi(value, &o.rounds) && o.rounds > 0;
-    else ok = false;
-    if (!ok) {
-      std::fprintf(stderr, "sparsepool_write_bench: bad argument %s\n", argv[i]);
-      return 2;
-    }
+  o.address = absl::GetFlag(FLAGS_address);
+  o.tokens = absl::GetFlag(FLAGS_tokens);
+  o.layers = absl::GetFlag(FLAGS_layers);
+  o.entry_bytes = absl::GetFlag(FLAGS_entry_bytes);
+  o.rounds = absl::GetFlag(FLAGS_rounds);
+  const std::vector<std::string> threads = absl::GetFlag(FLAGS_threads);
+  if (!bench::PositiveNumbers(threads, o.threads)) {
+    return BadArgument("threads", absl::StrJoin(threads, ","), "positive numbers, comma-separated");
   }
+  if (o.tokens == 0) return BadArgument("tokens", "0", "must be positive");
+  if (o.layers == 0) return BadArgument("layers", "0", "must be positive");
+  if (o.entry_bytes == 0) return BadArgument("entry_bytes", "0", "must be positive");
+  if (o.rounds <= 0) return BadArgument("rounds", std::to_string(o.rounds), "must be positive");
   std::vector<std::byte> entries(o.tokens * o.entry_bytes, std::byte{0x3C});
   const double bytes = double(o.layers) * entries.size();
   std::vector<std::vector<double>> fresh(o.threads.size()), again(o.threads.size());
