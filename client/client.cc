@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/client_internal.h"
+#include "client/client_metrics.h"
 #include "client/cluster_client.h"
 #include "client/layout_cache.h"
 #include "client/lease_keeper.h"
@@ -200,7 +201,9 @@ class ClientImpl final : public Client {
         range.layer = layer;
         range.first_token = positions[row];
         range.entries = entries.subspan(row * row_bytes + uint64_t{layer} * entry_bytes, entry_bytes);
-        if (absl::Status s = data_plane_->Write(range); !s.ok()) return ForgetAfterDataPlane(batch[row], s);
+        if (absl::Status s = RecordWrite(data_plane_->Write(range), entry_bytes); !s.ok()) {
+          return ForgetAfterDataPlane(batch[row], s);
+        }
       }
     }
     return absl::OkStatus();
@@ -214,7 +217,7 @@ class ClientImpl final : public Client {
     const uint64_t end = first_token + entries.size() / entry_bytes;
     if (end > (*layout)->tokens) {
       // Another client (a prefill worker) may have grown it since we cached it.
-      layout = Refresh(id);
+      layout = RefreshGrown(id);
       if (!layout.ok()) return layout.status();
     }
     WriteRange range;
@@ -222,7 +225,7 @@ class ClientImpl final : public Client {
     range.layer = layer;
     range.first_token = first_token;
     range.entries = entries;
-    return ForgetAfterDataPlane(id, data_plane_->Write(range));
+    return ForgetAfterDataPlane(id, RecordWrite(data_plane_->Write(range), entries.size()));
   }
 
   absl::Status FetchTopK(uint32_t layer, absl::Span<const SequenceId> batch,
@@ -245,7 +248,7 @@ class ClientImpl final : public Client {
       const auto selected = indices.subspan(row * k, k);
       const int32_t highest = selected.empty() ? -1 : *std::max_element(selected.begin(), selected.end());
       if (highest >= 0 && static_cast<uint64_t>(highest) >= (*layout)->tokens) {
-        layout = Refresh(batch[row]);
+        layout = RefreshGrown(batch[row]);
         if (!layout.ok()) return layout.status();
       }
       held[row] = *layout;
@@ -256,9 +259,16 @@ class ClientImpl final : public Client {
     gather.sequences = rows;
     gather.indices = indices;
     gather.out = out;
+    const absl::Time start = absl::Now();
     absl::Status fetched = data_plane_->Gather(gather);
+    RecordFetch(layer, indices, rows[0]->entry_bytes, absl::Now() - start, fetched);
     for (SequenceId id : batch) fetched = ForgetAfterDataPlane(id, fetched);
     return fetched;
+  }
+
+  ClientMetrics Metrics() const override {
+    absl::MutexLock lock(&metrics_mu_);
+    return metrics_;
   }
 
  private:
@@ -371,6 +381,15 @@ class ClientImpl final : public Client {
     return CacheLayout(response.layout());
   }
 
+  // A call named tokens past the cached layout: the sequence may have grown under it.
+  absl::StatusOr<LayoutCache::Entry> RefreshGrown(SequenceId id) {
+    {
+      absl::MutexLock lock(&metrics_mu_);
+      ++metrics_.layouts_refreshed;
+    }
+    return Refresh(id);
+  }
+
   // Room for token `position` of `id` (batch row `row` of a WriteStep), reserved ahead
   // in whole pages: reserve_tokens past it, or only the page it needs when the pool
   // cannot give that much; nothing when another client grew the sequence first.
@@ -409,8 +428,42 @@ class ClientImpl final : public Client {
   // Unavailable (the RDMA peer it names is gone; a restarted daemon has other addresses
   // and keys) make the next call ask for a fresh one.
   absl::Status ForgetAfterDataPlane(SequenceId id, absl::Status status) {
+    if (absl::IsUnavailable(status) || absl::IsNotFound(status)) {
+      absl::MutexLock lock(&metrics_mu_);
+      ++metrics_.stale_layout_refusals;
+    }
     if (absl::IsUnavailable(status)) layouts_.Erase(id);
     return Forget(id, status);
+  }
+
+  // Counts what the engine exports (client_metrics.h): one lock per call, never per
+  // entry.
+  void RecordFetch(uint32_t layer, absl::Span<const int32_t> indices, uint32_t entry_bytes, absl::Duration took,
+                   const absl::Status& status) {
+    const uint64_t selected = std::count_if(indices.begin(), indices.end(), [](int32_t i) { return i >= 0; });
+    absl::MutexLock lock(&metrics_mu_);
+    TransportCounters& counters = metrics_.transports[options_.transport];
+    ++counters.fetch_calls;
+    if (!status.ok()) {
+      ++counters.fetch_errors;
+      return;
+    }
+    counters.entries_fetched += selected;
+    counters.bytes_fetched += selected * entry_bytes;
+    // `layer` passed the data plane's check against the sequence's layers (at most kMaxLayers).
+    if (metrics_.fetch_seconds_by_layer.size() <= layer) metrics_.fetch_seconds_by_layer.resize(layer + 1);
+    metrics_.fetch_seconds_by_layer[layer].Observe(absl::ToDoubleSeconds(took));
+  }
+  absl::Status RecordWrite(absl::Status status, uint64_t bytes) {
+    absl::MutexLock lock(&metrics_mu_);
+    TransportCounters& counters = metrics_.transports[options_.transport];
+    ++counters.write_calls;
+    if (status.ok()) {
+      counters.bytes_written += bytes;
+    } else {
+      ++counters.write_errors;
+    }
+    return status;
   }
 
   const ClientOptions options_;
@@ -422,6 +475,8 @@ class ClientImpl final : public Client {
   std::unique_ptr<LeaseKeeper> keepalive_;
   absl::Mutex async_mu_;
   int async_in_flight_ ABSL_GUARDED_BY(async_mu_) = 0;
+  mutable absl::Mutex metrics_mu_;
+  ClientMetrics metrics_ ABSL_GUARDED_BY(metrics_mu_);
 };
 
 }  // namespace

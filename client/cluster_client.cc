@@ -112,6 +112,10 @@ class ClusterClient final : public Client {
         fresh[id] = std::move(node);
       }
       nodes_ = std::move(fresh);
+      // Counters only grow: what a replaced connection counted stays in the total.
+      for (const auto& [id, node] : replaced) {
+        if (node.client != nullptr) retired_metrics_.Add(node.client->Metrics());
+      }
     }
     // A replaced node's old connection (another incarnation now answers there) ends
     // here, outside the lock: its destructor waits for its calls in flight.
@@ -226,6 +230,16 @@ class ClusterClient final : public Client {
       }
     }
     return absl::OkStatus();
+  }
+
+  // Every node connection's, summed (transports as each reached its node).
+  ClientMetrics Metrics() const override {
+    absl::MutexLock lock(&mu_);
+    ClientMetrics total = retired_metrics_;
+    for (const auto& [id, node] : nodes_) {
+      if (node.client != nullptr) total.Add(node.client->Metrics());
+    }
+    return total;
   }
 
  private:
@@ -404,8 +418,9 @@ class ClusterClient final : public Client {
 
   const ClientOptions options_;
   const std::unique_ptr<cluster::EtcdClient> etcd_;
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   absl::flat_hash_map<uint32_t, Node> nodes_ ABSL_GUARDED_BY(mu_);
+  ClientMetrics retired_metrics_ ABSL_GUARDED_BY(mu_);  // of replaced node connections
   // Connecting to a node happens once at a time, so that no two clients of one client
   // id ever talk to one daemon (a second one's goodbye would end the first's fence).
   absl::Mutex connect_mu_ ABSL_ACQUIRED_BEFORE(mu_);

@@ -42,6 +42,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "client/client_metrics.h"
 
 namespace sparsepool {
 
@@ -171,6 +172,12 @@ class Client {
   // has the same entry_bytes. Nothing is read when any index is bad.
   virtual absl::Status FetchTopK(uint32_t layer, absl::Span<const SequenceId> batch,
                                  absl::Span<const int32_t> indices, absl::Span<std::byte> out) = 0;
+
+  // What this client has counted since it connected (client_metrics.h): fetches and
+  // writes per transport, each layer's fetch latency, stale layouts. For the engine to
+  // export, e.g. ClientMetricsText(client->Metrics()) appended to its /metrics. A
+  // Client of the engine's own (not made by Connect) counts nothing unless it says so.
+  virtual ClientMetrics Metrics() const { return {}; }
 };
 
 }  // namespace sparsepool

@@ -147,6 +147,27 @@ int main(void) {
   CHECK_OK(sp_sequence_release(decode, seq));
   CHECK_ERROR(sp_fetch_topk(client, 1, &seq, 1, indices, 4, out, sizeof(out)), SP_NOT_FOUND, "released");
 
+  /* What the client counted: four fetches (one delivered 3 entries; the index past the
+   * tokens and the short buffer were refused, and so was the released sequence's), two
+   * writes (one refused), two layouts asked again because a call named tokens past them,
+   * one refused because the sequence was released under it. */
+  sp_client_counters counters;
+  CHECK_OK(sp_client_counters_get(client, &counters));
+  CHECK(counters.fetch_calls == 4 && counters.fetch_errors == 3);
+  CHECK(counters.entries_fetched == 3 && counters.bytes_fetched == 3 * 656);
+  CHECK(counters.write_calls == 2 && counters.write_errors == 1 && counters.bytes_written == 100 * 656);
+  CHECK(counters.layouts_refreshed == 2 && counters.stale_layout_refusals == 1);
+  size_t length = 0;
+  char small[8];
+  CHECK_ERROR(sp_client_metrics_text(client, small, sizeof(small), &length), SP_OUT_OF_RANGE, "the buffer holds 8");
+  CHECK(length > sizeof(small) && small[0] == '\0');
+  char* text = malloc(length + 1);
+  CHECK_OK(sp_client_metrics_text(client, text, length + 1, &length));
+  CHECK(strlen(text) == length);
+  CHECK(strstr(text, "sparsepool_client_fetched_bytes_total{transport=\"cxl\"} 1968\n") != NULL);
+  CHECK(strstr(text, "sparsepool_client_fetch_duration_seconds_count{layer=\"1\"} 1\n") != NULL);
+  free(text);
+
   /* The GPU path: without a CUDA device it says so; with one, a registry is made. */
   sp_gpu_regions* regions = NULL;
   const int gpu = sp_gpu_regions_create(&regions);

@@ -153,6 +153,15 @@ TEST_F(ClusterTest, SequencesArePlacedByFreeBytesAndRoutedByTheirIds) {
   EXPECT_EQ(NodeOfSequence(second), 3u);
   // One batch across two nodes: each node's rows go to it, back in the batch's order.
   EXPECT_TRUE(FetchAndCheck(*client, {first, second}, 199).ok());
+  // The client's counters are its node connections' summed: two calls, one per node.
+  const ClientMetrics metrics = client->Metrics();
+  ASSERT_EQ(metrics.transports.count("cxl"), 1u);
+  EXPECT_EQ(metrics.transports.at("cxl").fetch_calls, 2u);
+  EXPECT_EQ(metrics.transports.at("cxl").entries_fetched, 4u);
+  EXPECT_EQ(metrics.transports.at("cxl").bytes_fetched, 4u * testing::kPatternEntryBytes);
+  EXPECT_GT(metrics.transports.at("cxl").bytes_written, 0u);
+  ASSERT_EQ(metrics.fetch_seconds_by_layer.size(), 1u);
+  EXPECT_EQ(metrics.fetch_seconds_by_layer[0].count, 2u);
   // Growth, info and release go to the owning node.
   EXPECT_TRUE(client->ExtendSequence(second, 400).ok());
   auto info = client->Info(second);

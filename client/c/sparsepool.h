@@ -110,6 +110,27 @@ int sp_write_entries(sp_client* client, uint64_t sequence, uint32_t layer, uint6
 int sp_fetch_topk(sp_client* client, uint32_t layer, const uint64_t* sequences, size_t rows,
                   const int32_t* indices, size_t k, void* out, size_t out_bytes);
 
+/* What the client has counted since it connected, summed over its transports (the
+ * per-transport and per-layer figures are in the text below). */
+typedef struct {
+  uint64_t fetch_calls;
+  uint64_t fetch_errors;
+  uint64_t entries_fetched;  /* selected entries delivered (padding not counted) */
+  uint64_t bytes_fetched;
+  uint64_t write_calls;
+  uint64_t write_errors;
+  uint64_t bytes_written;
+  uint64_t layouts_refreshed;      /* cached layouts asked again: the sequence grew */
+  uint64_t stale_layout_refusals;  /* data-plane calls refused on a layout that no longer held */
+} sp_client_counters;
+
+int sp_client_counters_get(const sp_client* client, sp_client_counters* counters);
+/* The same, with each layer's fetch latency histogram, in Prometheus' text format
+ * (sparsepool_client_*), for an engine's /metrics: writes at most `capacity` bytes
+ * including a terminating NUL, and sets *length to the whole text's length without it;
+ * SP_OUT_OF_RANGE when it did not fit (ask again with *length + 1). */
+int sp_client_metrics_text(const sp_client* client, char* buffer, size_t capacity, size_t* length);
+
 /* ---- GPU: regions registered once per process, and the decode session ----
  * Without a CUDA device these return SP_FAILED_PRECONDITION. */
 

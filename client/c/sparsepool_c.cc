@@ -175,6 +175,38 @@ int sp_fetch_topk(sp_client* client, uint32_t layer, const uint64_t* sequences, 
   });
 }
 
+int sp_client_counters_get(const sp_client* client, sp_client_counters* counters) {
+  if (client == nullptr) return Null("client");
+  if (counters == nullptr) return Null("counters");
+  return Guard([&] {
+    const sparsepool::ClientMetrics metrics = client->client->Metrics();
+    sparsepool::TransportCounters sum;
+    for (const auto& [name, transport] : metrics.transports) sum.Add(transport);
+    *counters = sp_client_counters{sum.fetch_calls,   sum.fetch_errors,  sum.entries_fetched,
+                                   sum.bytes_fetched, sum.write_calls,   sum.write_errors,
+                                   sum.bytes_written, metrics.layouts_refreshed, metrics.stale_layout_refusals};
+    return absl::OkStatus();
+  });
+}
+
+int sp_client_metrics_text(const sp_client* client, char* buffer, size_t capacity, size_t* length) {
+  if (client == nullptr) return Null("client");
+  if (length == nullptr) return Null("length");
+  if (buffer == nullptr && capacity != 0) return Null("buffer");
+  return Guard([&]() -> absl::Status {
+    const std::string text = sparsepool::ClientMetricsText(client->client->Metrics());
+    *length = text.size();
+    if (text.size() >= capacity) {
+      if (capacity != 0) buffer[0] = '\0';
+      return absl::OutOfRangeError(absl::StrCat("the metrics text is ", text.size(), " bytes; the buffer holds ",
+                                                capacity, " with the terminating NUL"));
+    }
+    std::memcpy(buffer, text.data(), text.size());
+    buffer[text.size()] = '\0';
+    return absl::OkStatus();
+  });
+}
+
 int sp_gpu_regions_create(sp_gpu_regions** regions) {
   if (regions == nullptr) return Null("regions");
   *regions = nullptr;

@@ -72,6 +72,20 @@ class SequenceInfo(ctypes.Structure):
     ]
 
 
+class ClientCounters(ctypes.Structure):
+    _fields_ = [
+        ("fetch_calls", c_uint64),
+        ("fetch_errors", c_uint64),
+        ("entries_fetched", c_uint64),
+        ("bytes_fetched", c_uint64),
+        ("write_calls", c_uint64),
+        ("write_errors", c_uint64),
+        ("bytes_written", c_uint64),
+        ("layouts_refreshed", c_uint64),
+        ("stale_layout_refusals", c_uint64),
+    ]
+
+
 class SessionOptions(ctypes.Structure):
     _fields_ = [
         ("max_batch", c_uint32),
@@ -121,6 +135,8 @@ def lib() -> ctypes.CDLL:
         "sp_sequence_info_get": (c_int, [c_void_p, c_uint64, P(SequenceInfo)]),
         "sp_write_entries": (c_int, [c_void_p, c_uint64, c_uint32, c_uint64, c_void_p, c_size_t]),
         "sp_fetch_topk": (c_int, [c_void_p, c_uint32, c_void_p, c_size_t, c_void_p, c_size_t, c_void_p, c_size_t]),
+        "sp_client_counters_get": (c_int, [c_void_p, P(ClientCounters)]),
+        "sp_client_metrics_text": (c_int, [c_void_p, c_char_p, c_size_t, P(c_size_t)]),
         "sp_gpu_regions_create": (c_int, [P(c_void_p)]),
         "sp_gpu_regions_destroy": (None, [c_void_p]),
         "sp_gpu_regions_register": (c_int, [c_void_p, c_void_p, c_uint64]),

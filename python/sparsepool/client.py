@@ -1,10 +1,11 @@
 """The client: sequences in the pool, and the CPU data path."""
 
 import ctypes
-from typing import Any, NamedTuple, Optional, Sequence
+from typing import Any, Dict, NamedTuple, Optional, Sequence
 
 from . import _arrays
-from ._native import ClientOptions, SequenceInfo, SequenceSpec, check, lib
+from . import errors
+from ._native import ClientCounters, ClientOptions, SequenceInfo, SequenceSpec, check, lib
 
 
 class SequenceInfoTuple(NamedTuple):
@@ -161,3 +162,25 @@ class Client:
         check(lib().sp_fetch_topk(self.handle, layer, ids, rows, index_address, k, out_address, out_bytes))
         del keep_indices, keep_out
         return out
+
+    def counters(self) -> Dict[str, int]:
+        """What the client has counted since it connected, summed over its transports:
+        fetch_calls, fetch_errors, entries_fetched, bytes_fetched, write_calls,
+        write_errors, bytes_written, layouts_refreshed, stale_layout_refusals."""
+        counters = ClientCounters()
+        check(lib().sp_client_counters_get(self.handle, ctypes.byref(counters)))
+        return {name: int(getattr(counters, name)) for name, _ in ClientCounters._fields_}
+
+    def metrics_text(self) -> str:
+        """The same per transport, with each layer's fetch latency histogram, in
+        Prometheus' text format (sparsepool_client_*), for the engine's /metrics."""
+        length = ctypes.c_size_t(0)
+        capacity = 16384
+        while True:
+            buffer = ctypes.create_string_buffer(capacity)
+            code = lib().sp_client_metrics_text(self.handle, buffer, capacity, ctypes.byref(length))
+            if code == errors.OUT_OF_RANGE and length.value >= capacity:
+                capacity = length.value + 1  # the text grew (a layer fetched first): ask again
+                continue
+            check(code)
+            return buffer.value.decode("utf-8")

@@ -49,6 +49,25 @@ def test_sequences_round_trip_through_numpy(daemon):
             client.fetch_topk(0, [seq], np.array([[1]], dtype=np.int32))
 
 
+def test_counters_and_metrics_text_for_the_engines_own_metrics(daemon):
+    with sparsepool.Client(daemon.address) as client:
+        assert client.counters()["fetch_calls"] == 0
+        seq = client.create_sequence(layers=2, entry_bytes=ENTRY, tokens=128)
+        client.write(seq, 1, 0, pattern(seq, 1, 0, 128))
+        client.fetch_topk(1, [seq], np.array([[3, -1, 127]], dtype=np.int32))
+        with pytest.raises(sparsepool.InvalidArgumentError):
+            client.fetch_topk(1, [seq], np.array([[128]], dtype=np.int32))
+        counters = client.counters()
+        assert counters["fetch_calls"] == 2 and counters["fetch_errors"] == 1
+        assert counters["entries_fetched"] == 2 and counters["bytes_fetched"] == 2 * ENTRY
+        assert counters["write_calls"] == 1 and counters["bytes_written"] == 128 * ENTRY
+        assert counters["layouts_refreshed"] == 1, "index 128 was past the cached layout"
+        text = client.metrics_text()
+        assert f'sparsepool_client_written_bytes_total{{transport="cxl"}} {128 * ENTRY}\n' in text
+        assert 'sparsepool_client_fetch_duration_seconds_count{layer="1"} 1\n' in text
+        client.release(seq)
+
+
 def test_torch_cpu_tensors_are_read_and_written_in_place(daemon):
     torch = pytest.importorskip("torch")
     with sparsepool.Client(daemon.address) as client:
