@@ -90,4 +90,14 @@ std::string ClientMetricsText(const ClientMetrics& m) {
   return out;
 }
 
+std::string ResidencyCacheText(uint64_t hits, uint64_t misses) {
+  return absl::StrCat(
+      "# HELP sparsepool_client_cache_hits_total Selected entries the GPU residency cache held.\n"
+      "# TYPE sparsepool_client_cache_hits_total counter\nsparsepool_client_cache_hits_total ",
+      hits,
+      "\n# HELP sparsepool_client_cache_misses_total Selected entries the GPU residency cache fetched from the "
+      "pool.\n# TYPE sparsepool_client_cache_misses_total counter\nsparsepool_client_cache_misses_total ",
+      misses, "\n");
+}
+
 }  // namespace sparsepool

@@ -2,7 +2,9 @@
 // (Client::Metrics): fetches and writes per transport (calls, errors, entries, bytes),
 // the latency of each layer's fetch (a histogram per layer), and cached layouts that
 // no longer held (refreshed because the sequence grew under the cache, or refused by
-// the data plane because it was released or its RDMA peer is gone).
+// the data plane because it was released or its RDMA peer is gone). A GPU decode
+// session's residency cache counts its hits and misses on the device
+// (DecodeSession::cache_counters; ResidencyCacheText renders them).
 //
 // ClientMetricsText renders them in Prometheus' text format (names sparsepool_client_*),
 // ready to append to an engine's own /metrics.
@@ -35,6 +37,8 @@ struct LatencyHistogram {
 };
 
 struct TransportCounters {
+  // FetchTopK calls that reached the data plane (one layer of a batch each; a batch
+  // over several cluster nodes counts once per node), and those of them that failed.
   uint64_t fetch_calls = 0;
   uint64_t fetch_errors = 0;
   uint64_t entries_fetched = 0;  // selected entries delivered (padding not counted)
@@ -62,6 +66,9 @@ struct ClientMetrics {
 
 // Prometheus text exposition: counters per transport, a histogram per layer.
 std::string ClientMetricsText(const ClientMetrics& metrics);
+// A GPU decode session's residency cache (DecodeSession::cache_counters), in the same
+// format: sparsepool_client_cache_{hits,misses}_total.
+std::string ResidencyCacheText(uint64_t hits, uint64_t misses);
 
 }  // namespace sparsepool
 

@@ -74,5 +74,11 @@ TEST(ClientMetricsTest, TheTextIsPrometheusExposition) {
   }
 }
 
+TEST(ClientMetricsTest, TheResidencyCacheCountsInTheSameFormat) {
+  const std::string text = ResidencyCacheText(40, 2);
+  EXPECT_THAT(text, HasSubstr("# TYPE sparsepool_client_cache_hits_total counter\nsparsepool_client_cache_hits_total 40\n"));
+  EXPECT_THAT(text, HasSubstr("sparsepool_client_cache_misses_total 2\n"));
+}
+
 }  // namespace
 }  // namespace sparsepool

@@ -29,7 +29,7 @@ declare -A sources=(
     transport/rdma/verbs_work_requests.cc transport/rdma/verbs_queue_pair.cc transport/rdma/verbs_plan.cc
     transport/rdma/verbs_endpoint_proto.cc transport/rdma/verbs_device.cc transport/rdma/verbs_data_plane.cc
     common/units.cc common/release_fence.cc common/region_format.cc common/layout_proto.cc common/layout.cc
-    common/grpc_status.cc common/file_text.cc common/crc32c.cc
+    common/grpc_status.cc common/file_text.cc common/crc32c.cc common/log.cc
     $work/gen/proto/sparsepool.pb.cc $work/gen/proto/sparsepool.grpc.pb.cc"
   [wire_messages]="common/layout_proto.cc common/layout.cc transport/rdma/verbs_endpoint_proto.cc
     transport/rdma/verbs_plan.cc transport/rdma/verbs_work_requests.cc transport/rdma/read_plan.cc

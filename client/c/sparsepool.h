@@ -194,6 +194,10 @@ int sp_session_delivered(const sp_session* session, uint32_t layer, const void**
  * hits are in place, and where its misses are listed. */
 int sp_session_hits_ready(const sp_session* session, uint32_t layer, void** event);
 int sp_session_row(const sp_session* session, uint32_t row, int* active, uint64_t* sequence, uint64_t* tokens);
+/* With the cache: its hits and misses so far over every (row, layer), for the engine's
+ * metrics (waits for the device: call it between steps, not inside one);
+ * SP_FAILED_PRECONDITION for a session without the cache. */
+int sp_session_cache_counters(const sp_session* session, uint64_t* hits, uint64_t* misses);
 
 #ifdef __cplusplus
 }  /* extern "C" */

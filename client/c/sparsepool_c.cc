@@ -378,4 +378,16 @@ int sp_session_row(const sp_session* session, uint32_t row, int* active, uint64_
   return Report(absl::OkStatus());
 }
 
+int sp_session_cache_counters(const sp_session* session, uint64_t* hits, uint64_t* misses) {
+  if (session == nullptr) return Null("session");
+  if (hits == nullptr || misses == nullptr) return Null("an output");
+  return Guard([&]() -> absl::Status {
+    auto counters = session->session->cache_counters();
+    if (!counters.ok()) return counters.status();
+    *hits = counters->hits;
+    *misses = counters->misses;
+    return absl::OkStatus();
+  });
+}
+
 }  // extern "C"

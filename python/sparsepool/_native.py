@@ -155,6 +155,7 @@ def lib() -> ctypes.CDLL:
         "sp_session_delivered": (c_int, [c_void_p, c_uint32, P(c_void_p), P(c_uint64), P(c_void_p)]),
         "sp_session_hits_ready": (c_int, [c_void_p, c_uint32, P(c_void_p)]),
         "sp_session_row": (c_int, [c_void_p, c_uint32, P(c_int), P(c_uint64), P(c_uint64)]),
+        "sp_session_cache_counters": (c_int, [c_void_p, P(c_uint64), P(c_uint64)]),
     }
     for name, (restype, argtypes) in declarations.items():
         function = getattr(library, name)

@@ -180,6 +180,13 @@ class DecodeSession:
             _as_tensor(_arrays.CudaArray(flat.value, (self.max_batch, self.k), "<i4")),
         )
 
+    def cache_counters(self) -> Tuple[int, int]:
+        """With the cache: (hits, misses) so far over every row and layer, for the engine's
+        metrics. Waits for the device: call it between steps."""
+        hits, misses = ctypes.c_uint64(), ctypes.c_uint64()
+        check(lib().sp_session_cache_counters(self.handle, ctypes.byref(hits), ctypes.byref(misses)))
+        return int(hits.value), int(misses.value)
+
     def hits_ready(self, layer: int) -> int:
         """With the cache and record_hits_ready: the cudaEvent_t (as an int) recorded when
         `layer`'s hits are in place, before its misses land."""

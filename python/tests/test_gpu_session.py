@@ -60,6 +60,7 @@ def test_a_step_captured_with_torch_cuda_graph_replays_while_contexts_grow(pool,
             session.fetch_layer(layer, topk[layer])
         session.end_step()
     rng = np.random.default_rng(1)
+    selected = 0
     for step in range(60):
         if step == 30:  # the batch changes under the same graph
             session.leave(1)
@@ -78,6 +79,7 @@ def test_a_step_captured_with_torch_cuda_graph_replays_while_contexts_grow(pool,
                 earlier = rng.choice(state.tokens - 1, size=min(K, state.tokens) - 1, replace=False)
                 picks = np.concatenate([[state.tokens - 1], earlier])
                 host_topk[layer, row, : len(picks)] = picks
+                selected += len(picks)
         topk.copy_(torch.from_numpy(host_topk))
         fresh.copy_(torch.from_numpy(host_fresh))
         graph.replay()
@@ -94,6 +96,13 @@ def test_a_step_captured_with_torch_cuda_graph_replays_while_contexts_grow(pool,
                         continue
                     got = entries[flat[row, i]].cpu().numpy()
                     assert (got == pattern(state.sequence, layer, token, 1)[0]).all(), (step, layer, row, token)
+    # Every selected entry was a hit or a miss of the cache (for the engine's metrics).
+    if cache_slots:
+        hits, misses = session.cache_counters()
+        assert hits + misses == selected and misses > 0
+    else:
+        with pytest.raises(sparsepool.FailedPreconditionError, match="no residency cache"):
+            session.cache_counters()
     session.close()
 
 
