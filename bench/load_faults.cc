@@ -94,9 +94,9 @@ class PoolFiller {
 
 class FaultRunner {
  public:
-  FaultRunner(const FaultRunOptions& o, LoadDaemon* daemon, const std::vector<pid_t>& pids,
+  FaultRunner(const FaultRunOptions& o, LoadDaemon* daemon, DaemonNetwork* network, const std::vector<pid_t>& pids,
               std::vector<bool>& killed)
-      : o_(o), daemon_(daemon), pids_(pids), killed_(killed), start_(absl::Now()) {}
+      : o_(o), daemon_(daemon), network_(network), pids_(pids), killed_(killed), start_(absl::Now()) {}
 
   absl::StatusOr<std::vector<FaultRecord>> Run(const std::vector<LoadFault>& faults) {
     std::vector<FaultRecord> records;
@@ -159,6 +159,16 @@ class FaultRunner {
         if (absl::Status s = filler.ReleaseAll(); !s.ok()) return s;
         return absl::StrCat(what, ", held ", absl::FormatDuration(o_.outage), ", released");
       }
+      case LoadFault::kNetCut: {
+        if (network_ == nullptr) {
+          return absl::FailedPreconditionError(
+              "net-cut needs the daemon on a host of its own: the load tool makes one for --daemon");
+        }
+        if (absl::Status s = network_->SetLink(false); !s.ok()) return s;
+        Sleep(o_.outage);
+        if (absl::Status s = network_->SetLink(true); !s.ok()) return s;
+        return absl::StrCat("link to ", network_->address(), " down ", absl::FormatDuration(o_.outage), ", up");
+      }
     }
     return absl::InvalidArgumentError("unknown fault");
   }
@@ -202,6 +212,7 @@ class FaultRunner {
 
   const FaultRunOptions& o_;
   LoadDaemon* daemon_;
+  DaemonNetwork* network_;
   const std::vector<pid_t>& pids_;
   std::vector<bool>& killed_;
   const absl::Time start_;
@@ -215,7 +226,8 @@ absl::StatusOr<std::vector<LoadFault>> ParseLoadFaults(absl::string_view list) {
     if (name == "daemon-kill") faults.push_back(LoadFault::kDaemonKill);
     else if (name == "worker-kill") faults.push_back(LoadFault::kWorkerKill);
     else if (name == "fill") faults.push_back(LoadFault::kFill);
-    else return absl::InvalidArgumentError(absl::StrCat("unknown fault \"", name, "\" (daemon-kill, worker-kill, fill)"));
+    else if (name == "net-cut") faults.push_back(LoadFault::kNetCut);
+    else return absl::InvalidArgumentError(absl::StrCat("unknown fault \"", name, "\" (daemon-kill, worker-kill, fill, net-cut)"));
   }
   return faults;
 }
@@ -225,14 +237,16 @@ const char* LoadFaultName(LoadFault fault) {
     case LoadFault::kDaemonKill: return "daemon-kill";
     case LoadFault::kWorkerKill: return "worker-kill";
     case LoadFault::kFill: return "fill";
+    case LoadFault::kNetCut: return "net-cut";
   }
   return "?";
 }
 
 absl::StatusOr<std::vector<FaultRecord>> RunLoadFaults(const FaultRunOptions& options,
                                                        const std::vector<LoadFault>& faults, LoadDaemon* daemon,
-                                                       const std::vector<pid_t>& pids, std::vector<bool>& killed) {
-  return FaultRunner(options, daemon, pids, killed).Run(faults);
+                                                       DaemonNetwork* network, const std::vector<pid_t>& pids,
+                                                       std::vector<bool>& killed) {
+  return FaultRunner(options, daemon, network, pids, killed).Run(faults);
 }
 
 std::string FaultTable(const std::vector<FaultRecord>& records) {

@@ -7,6 +7,10 @@
 //                stay byte-exact until its lease runs out and the pool reclaims them
 //   fill         another client fills the pool until it is refused, holds it, lets go:
 //                workers' creates and growth are refused (ResourceExhausted) and retried
+//   net-cut      the link between the workers and the daemon's host goes down and comes
+//                back (needs --daemon, run in a network namespace: bench/load_network.h;
+//                root): over UCX every fetch and write crosses it, over CXL the control
+//                plane only
 #ifndef SPARSEPOOL_BENCH_LOAD_FAULTS_H_
 #define SPARSEPOOL_BENCH_LOAD_FAULTS_H_
 
@@ -19,13 +23,14 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "bench/load_check.h"
+#include "bench/load_network.h"
 #include "bench/load_processes.h"
 
 namespace sparsepool::bench {
 
-enum class LoadFault { kDaemonKill, kWorkerKill, kFill };
+enum class LoadFault { kDaemonKill, kWorkerKill, kFill, kNetCut };
 
-// "daemon-kill,worker-kill,fill" in any order and number; InvalidArgument naming an
+// "daemon-kill,worker-kill,fill,net-cut" in any order and number; InvalidArgument naming an
 // unknown one.
 absl::StatusOr<std::vector<LoadFault>> ParseLoadFaults(absl::string_view list);
 const char* LoadFaultName(LoadFault fault);
@@ -36,7 +41,7 @@ struct FaultRunOptions {
   // Load before the first fault, and between a fault and its check (the workers'
   // time to recover).
   absl::Duration interval = absl::Seconds(3);
-  // How long the daemon stays dead, and how long the pool stays full.
+  // How long the daemon stays dead, the pool full, the link down.
   absl::Duration outage = absl::Seconds(1);
   // Every failing call must end within this (the workers' rpc_timeout) plus a second.
   absl::Duration call_deadline = absl::Seconds(10);
@@ -57,13 +62,15 @@ struct FaultRecord {
 };
 
 // Injects `faults` one after another into a run of workers `pids` (their files in
-// options.dir); `daemon` may be null when no fault needs it. `killed[w]` is set for the
+// options.dir); `daemon` and `network` (the daemon's, for net-cut) may be null when no
+// fault needs them. `killed[w]` is set for the
 // workers it kills. Each record's check holds a problem for every byte lost or mixed
 // and every call that outlived its deadline. An error only when a fault could not be
 // injected or checked at all.
 absl::StatusOr<std::vector<FaultRecord>> RunLoadFaults(const FaultRunOptions& options,
                                                        const std::vector<LoadFault>& faults, LoadDaemon* daemon,
-                                                       const std::vector<pid_t>& pids, std::vector<bool>& killed);
+                                                       DaemonNetwork* network, const std::vector<pid_t>& pids,
+                                                       std::vector<bool>& killed);
 
 // The fault table (markdown), one row per record.
 std::string FaultTable(const std::vector<FaultRecord>& records);

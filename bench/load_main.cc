@@ -11,7 +11,8 @@
 // pool acknowledged; the run fails when a byte was lost or mixed, a worker gave up, or
 // a failing call outlived its deadline. daemon-kill needs --daemon: the load tool then
 // starts the daemon itself (that command line plus --listen and --port_file), kills it
-// and starts it again.
+// and starts it again. net-cut (with --daemon, as root) runs the daemon on a host of its
+// own, a network namespace behind a veth pair, and takes the link down and up.
 //
 // --tenants=NAME:WORKERS,... (with --daemon) makes the daemon serve those tenants (the
 // tool writes its tenants file and a token per tenant, the checks' operator and the
@@ -20,7 +21,7 @@
 //
 //   sparsepool_load (--address=HOST:PORT | --daemon="sparsepoold --region=...") [--workers=8]
 //       [--seconds=10] [--requests=4] [--context=8192] [--layers=4] [--k=2048]
-//       [--churn=16] [--transport=cxl|ucx] [--out=DIR] [--faults=daemon-kill,worker-kill,fill]
+//       [--churn=16] [--transport=cxl|ucx] [--out=DIR] [--faults=daemon-kill,worker-kill,fill,net-cut]
 //       [--fault_interval=3s] [--outage=1s] [--rpc_timeout=10s] [--recover_seconds=30] [--soak]
 //
 // --soak (with --daemon) samples the daemon's anonymous memory and open descriptors
@@ -77,8 +78,8 @@ ABSL_FLAG(int, churn, 16, "a worker replaces one of its requests every this many
 ABSL_FLAG(absl::Duration, rpc_timeout, absl::Seconds(10), "every call's deadline in the workers");
 ABSL_FLAG(double, recover_seconds, 30, "how long a worker keeps retrying an unavailable daemon, seconds");
 ABSL_FLAG(std::string, faults, "",
-          "faults injected in turn while the workers run, each followed by a check: daemon-kill, worker-kill, fill "
-          "(comma-separated)");
+          "faults injected in turn while the workers run, each followed by a check: daemon-kill, worker-kill, fill, "
+          "net-cut (comma-separated; net-cut runs the daemon in a network namespace of its own: root)");
 ABSL_FLAG(absl::Duration, fault_interval, absl::Seconds(3), "time between faults");
 ABSL_FLAG(absl::Duration, outage, absl::Seconds(1), "how long a killed daemon stays down");
 ABSL_FLAG(std::string, tenants, "",
@@ -175,8 +176,16 @@ class Parent {
       if (o_.daemon.empty()) return Fail("--tenants makes the daemon serve them: give --daemon");
       if (absl::Status s = WriteTenants(daemon_argv); !s.ok()) return Fail(s.ToString());
     }
+    const bool cuts_the_network =
+        std::find(o_.faults.begin(), o_.faults.end(), LoadFault::kNetCut) != o_.faults.end();
+    if (cuts_the_network) {
+      if (o_.daemon.empty()) return Fail("net-cut cuts the link to a daemon the load tool owns: give --daemon");
+      absl::StatusOr<std::unique_ptr<DaemonNetwork>> network = DaemonNetwork::Create(dir + "/network.log");
+      if (!network.ok()) return Fail(network.status().ToString());
+      network_ = *std::move(network);
+    }
     if (!o_.daemon.empty()) {
-      daemon_ = std::make_unique<LoadDaemon>(daemon_argv, dir);
+      daemon_ = std::make_unique<LoadDaemon>(daemon_argv, dir, network_.get());
       if (absl::Status s = daemon_->Start(); !s.ok()) return Fail(s.ToString());
       address = daemon_->address();
     }
@@ -212,7 +221,8 @@ class Parent {
         fo.operator_token = tokens_.at(kCheckerTenant);
         fo.filler_token = tokens_.at(kFillerTenant);
       }
-      absl::StatusOr<std::vector<FaultRecord>> records = RunLoadFaults(fo, o_.faults, daemon_.get(), pids_, killed_);
+      absl::StatusOr<std::vector<FaultRecord>> records =
+          RunLoadFaults(fo, o_.faults, daemon_.get(), network_.get(), pids_, killed_);
       if (!records.ok()) {
         std::fprintf(stderr, "sparsepool_load: faults: %s\n", records.status().ToString().c_str());
         faults_failed = true;
@@ -385,6 +395,7 @@ class Parent {
   const Options& o_;
   const std::vector<std::string> argv_;
   std::map<std::string, std::string> tokens_;  // by tenant
+  std::unique_ptr<DaemonNetwork> network_;     // before the daemon: it runs inside
   std::unique_ptr<LoadDaemon> daemon_;
   std::vector<pid_t> pids_;
   std::vector<bool> killed_;

@@ -17,6 +17,7 @@
 #include "absl/strings/strip.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "bench/load_network.h"
 #include "common/file_text.h"
 
 extern char** environ;
@@ -41,17 +42,19 @@ absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, const std::str
   return pid;
 }
 
-LoadDaemon::LoadDaemon(std::vector<std::string> argv, std::string dir)
-    : argv_(std::move(argv)), port_file_(dir + "/daemon.port"), log_path_(dir + "/daemon.log") {}
+LoadDaemon::LoadDaemon(std::vector<std::string> argv, std::string dir, const DaemonNetwork* network)
+    : argv_(std::move(argv)), network_(network), port_file_(dir + "/daemon.port"), log_path_(dir + "/daemon.log") {}
 
 LoadDaemon::~LoadDaemon() { Kill(); }
 
 absl::Status LoadDaemon::Start(absl::Duration timeout) {
   unlink(port_file_.c_str());
+  const std::string host = network_ != nullptr ? network_->address() : "127.0.0.1";
   std::vector<std::string> argv = argv_;
-  argv.push_back(address_.empty() ? "--listen=127.0.0.1:0" : absl::StrCat("--listen=", address_));
+  argv.push_back(absl::StrCat("--listen=", address_.empty() ? absl::StrCat(host, ":0") : address_));
   argv.push_back(absl::StrCat("--port_file=", port_file_));
-  absl::StatusOr<pid_t> pid = Spawn(argv, log_path_);
+  // `ip netns exec` enters the namespace and execs the daemon: the pid is the daemon's.
+  absl::StatusOr<pid_t> pid = Spawn(network_ != nullptr ? network_->Inside(argv) : argv, log_path_);
   if (!pid.ok()) return pid.status();
   pid_ = *pid;
   const absl::Time deadline = absl::Now() + timeout;
@@ -59,7 +62,7 @@ absl::Status LoadDaemon::Start(absl::Duration timeout) {
     std::ifstream in(port_file_);
     int port = 0;
     if (std::string text; in >> text && absl::SimpleAtoi(text, &port) && port > 0) {
-      address_ = absl::StrCat("127.0.0.1:", port);
+      address_ = absl::StrCat(host, ":", port);
       return absl::OkStatus();
     }
     int status = 0;

@@ -13,6 +13,8 @@
 
 namespace sparsepool::bench {
 
+class DaemonNetwork;  // bench/load_network.h
+
 // Starts argv[0] (a path) with argv; its stdout and stderr go to `log_path` (appended)
 // when it is not empty, else to ours.
 absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, const std::string& log_path = "");
@@ -24,8 +26,9 @@ absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, const std::str
 class LoadDaemon {
  public:
   // `argv`: the daemon and its flags (region, lease timeout...), without --listen or
-  // --port_file. `dir` holds its port file and log.
-  LoadDaemon(std::vector<std::string> argv, std::string dir);
+  // --port_file. `dir` holds its port file and log. With `network` (which must outlive
+  // it) the daemon runs inside it and listens on its address.
+  LoadDaemon(std::vector<std::string> argv, std::string dir, const DaemonNetwork* network = nullptr);
   ~LoadDaemon();
   LoadDaemon(const LoadDaemon&) = delete;
   LoadDaemon& operator=(const LoadDaemon&) = delete;
@@ -45,6 +48,7 @@ class LoadDaemon {
   void Wait();
 
   std::vector<std::string> argv_;
+  const DaemonNetwork* network_;
   std::string port_file_;
   std::string log_path_;
   std::string address_;

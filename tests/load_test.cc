@@ -117,6 +117,21 @@ TEST(LoadTest, UcxWorkersReachARestartedDaemonAfresh) {
   ExpectEveryFaultChecked(run.output, {"daemon-kill"});
 }
 
+// A network partition: the link between the workers and the daemon's host (a network
+// namespace behind a veth pair) goes down for a second and comes back, twice. Over UCX
+// every fetch and write crosses it: each worker carries on or fails a call within its
+// deadline, and nothing is lost or mixed.
+TEST(LoadTest, UcxWorkersRideOutACutLinkToTheDaemon) {
+  if (geteuid() != 0) GTEST_SKIP() << "net-cut needs root (a network namespace; the test command runs as root)";
+  const std::string out = absl::StrCat(testing::TestTempDir(), "/load-net-cut");
+  setenv("UCX_TLS", "tcp", 1);
+  testing::CommandResult run = testing::RunCommand(FaultRun(out, "ucx", "net-cut,net-cut"));
+  unlink(absl::StrCat("/dev/shm/sparsepool-test-load-faults-", getpid()).c_str());
+  ASSERT_EQ(run.exit_code, 0) << run.output << "\nthe daemon's log:\n" << DaemonLog(out);
+  ExpectEveryFaultChecked(run.output, {"net-cut"});
+  EXPECT_THAT(run.output, ::testing::ContainsRegex("\\| net-cut \\| [0-9.]+ \\| link to 10\\.[0-9]+\\.1\\.2 down 1s, up"));
+}
+
 // CI's soak: a minute of churning streams, the daemon's memory and descriptors flat.
 TEST(LoadTest, AMinuteOfChurnLeavesTheDaemonFlat) {
 #if defined(__SANITIZE_ADDRESS__)
