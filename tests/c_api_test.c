@@ -173,6 +173,9 @@ int main(void) {
   const int gpu = sp_gpu_regions_create(&regions);
   if (gpu == SP_FAILED_PRECONDITION) {
     CHECK(strstr(sp_last_error(), "no CUDA device") != NULL);
+    static unsigned char not_gpu_memory[4 * 656];
+    CHECK_ERROR(sp_fetch_topk_device(client, 1, &seq, 1, indices, 4, not_gpu_memory, sizeof(not_gpu_memory), NULL),
+                SP_FAILED_PRECONDITION, "no CUDA device");
     printf("no CUDA device: the C ABI's GPU calls were checked for their refusal only\n");
   } else {
     CHECK(gpu == SP_OK);

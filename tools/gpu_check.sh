@@ -22,7 +22,7 @@ for part in "${parts[@]}"; do
   case "$part" in
     tests)
       # bench_test: its request-level runs, where the GPU strategies join the CPU ones.
-      for t in gpu_gather_test gpu_residency_test gpu_fetcher_test decode_session_test bench_test; do
+      for t in gpu_gather_test gpu_residency_test gpu_fetcher_test decode_session_test device_fetch_test bench_test; do
         filter='*'
         [[ $t == bench_test ]] && filter='*Request*'
         (cd "$run_dir" && TEST_TMPDIR=/tmp timeout 300 "bin/$t" --gtest_filter="$filter") >"$logs/$t.log" 2>&1

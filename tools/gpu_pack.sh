@@ -10,6 +10,7 @@ bash tools/static_relink.sh "$staging" //service:sparsepoold //bench:sparsepool_
   //bench:sparsepool_gpu_gather_bench //bench:sparsepool_gpu_overlap_example \
   //bench:sparsepool_serve_bench \
   //tests:decode_session_test //tests:gpu_gather_test //tests:gpu_residency_test //tests:gpu_fetcher_test \
+  //tests:device_fetch_test \
   //tests:bench_test
 strip -s "$staging"/*
 mkdir -p .device

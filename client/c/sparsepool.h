@@ -110,6 +110,14 @@ int sp_write_entries(sp_client* client, uint64_t sequence, uint32_t layer, uint6
 int sp_fetch_topk(sp_client* client, uint32_t layer, const uint64_t* sequences, size_t rows,
                   const int32_t* indices, size_t k, void* out, size_t out_bytes);
 
+/* The same into GPU memory, over any transport: the entries are staged in pinned host
+ * memory and copied onto `stream` (a cudaStream_t; NULL: the legacy default stream);
+ * they are there once the stream reaches the copy. Padding positions receive zeros.
+ * Not capturable in a CUDA graph (a captured step uses the decode session). Calls of
+ * one client take turns here. Without a CUDA device: SP_FAILED_PRECONDITION. */
+int sp_fetch_topk_device(sp_client* client, uint32_t layer, const uint64_t* sequences, size_t rows,
+                         const int32_t* indices, size_t k, void* device_out, size_t out_bytes, void* stream);
+
 /* What the client has counted since it connected, summed over its transports (the
  * per-transport and per-layer figures are in the text below). */
 typedef struct {

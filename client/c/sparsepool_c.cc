@@ -11,12 +11,17 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/types/span.h"
+#include "absl/synchronization/mutex.h"
 #include "client/decode_session.h"
+#include "client/device_fetch.h"
 #include "client/gpu_regions.h"
 #include "client/sparsepool_client.h"
 
 struct sp_client {
   std::unique_ptr<sparsepool::Client> client;
+  // sp_fetch_topk_device's staging, made on its first call; one call at a time.
+  absl::Mutex device_mu;
+  std::unique_ptr<sparsepool::DeviceFetcher> device ABSL_GUARDED_BY(device_mu);
 };
 
 struct sp_gpu_regions {
@@ -172,6 +177,23 @@ int sp_fetch_topk(sp_client* client, uint32_t layer, const uint64_t* sequences, 
   return Guard([&] {
     return client->client->FetchTopK(layer, absl::MakeConstSpan(sequences, rows), absl::MakeConstSpan(indices, rows * k),
                                      absl::MakeSpan(static_cast<std::byte*>(out), out_bytes));
+  });
+}
+
+int sp_fetch_topk_device(sp_client* client, uint32_t layer, const uint64_t* sequences, size_t rows,
+                         const int32_t* indices, size_t k, void* device_out, size_t out_bytes, void* stream) {
+  if (client == nullptr) return Null("client");
+  if (rows != 0 && (sequences == nullptr || (k != 0 && indices == nullptr))) return Null("sequences or indices");
+  return Guard([&]() -> absl::Status {
+    absl::MutexLock lock(&client->device_mu);
+    if (client->device == nullptr) {
+      auto fetcher = sparsepool::DeviceFetcher::Create(client->client.get());
+      if (!fetcher.ok()) return fetcher.status();
+      client->device = *std::move(fetcher);
+    }
+    return client->device->FetchTopK(layer, absl::MakeConstSpan(sequences, rows),
+                                     absl::MakeConstSpan(indices, rows * k), device_out, out_bytes,
+                                     static_cast<cudaStream_t>(stream));
   });
 }
 

@@ -13,6 +13,13 @@ def _torch_dtype_name(tensor: Any) -> str:
     return str(tensor.dtype).replace("torch.", "")
 
 
+def is_cuda(obj: Any) -> bool:
+    """Whether `obj` is in GPU memory: a CUDA tensor, or an object with the CUDA array interface."""
+    if _is_torch(obj):
+        return bool(obj.is_cuda)
+    return hasattr(obj, "__cuda_array_interface__")
+
+
 def host_buffer(obj: Any, what: str, *, writable: bool, dtype: Optional[str] = None) -> Tuple[int, int, Any]:
     """(address, bytes, keepalive) of a contiguous array in host memory. `dtype` ("int32",
     "uint8", ...) is checked when given. Raises TypeError or ValueError naming `what`."""

@@ -135,6 +135,9 @@ def lib() -> ctypes.CDLL:
         "sp_sequence_info_get": (c_int, [c_void_p, c_uint64, P(SequenceInfo)]),
         "sp_write_entries": (c_int, [c_void_p, c_uint64, c_uint32, c_uint64, c_void_p, c_size_t]),
         "sp_fetch_topk": (c_int, [c_void_p, c_uint32, c_void_p, c_size_t, c_void_p, c_size_t, c_void_p, c_size_t]),
+        "sp_fetch_topk_device": (
+            c_int, [c_void_p, c_uint32, c_void_p, c_size_t, c_void_p, c_size_t, c_void_p, c_size_t, c_void_p]
+        ),
         "sp_client_counters_get": (c_int, [c_void_p, P(ClientCounters)]),
         "sp_client_metrics_text": (c_int, [c_void_p, c_char_p, c_size_t, P(c_size_t)]),
         "sp_gpu_regions_create": (c_int, [P(c_void_p)]),

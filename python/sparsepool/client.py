@@ -142,10 +142,20 @@ class Client:
         check(lib().sp_write_entries(self.handle, sequence, layer, first_token, address, nbytes))
         del keep
 
-    def fetch_topk(self, layer: int, sequences: Sequence[int], indices: Any, out: Any = None) -> Any:
-        """One layer's top-k for a batch: `indices` is int32 [rows, k] (-1 = padding, whose
-        output is left as it was), `out` uint8 [rows, k, entry_bytes] (a numpy array is
-        made when None). Returns `out`."""
+    def fetch_topk(
+        self, layer: int, sequences: Sequence[int], indices: Any, out: Any = None, stream: Any = None
+    ) -> Any:
+        """One layer's top-k for a batch: `indices` is int32 [rows, k] in host memory (-1 =
+        padding), `out` uint8 [rows, k, entry_bytes] (a numpy array is made when None).
+        Returns `out`.
+
+        `out` in host memory (numpy, a CPU tensor): padding's output is left as it was.
+        `out` a CUDA tensor: over any transport the entries are staged in pinned host
+        memory and copied onto `stream` (default: torch's current stream), padding
+        zeroed; they are there once the stream reaches the copy. (A CUDA-graph-captured
+        step uses DecodeSession instead.)"""
+        if out is not None and _arrays.is_cuda(out):
+            return self._fetch_topk_device(layer, sequences, indices, out, stream)
         rows = len(sequences)
         ids = (ctypes.c_uint64 * rows)(*sequences)
         index_address, index_bytes, keep_indices = _arrays.host_buffer(indices, "indices", writable=False,
@@ -161,6 +171,26 @@ class Client:
         out_address, out_bytes, keep_out = _arrays.host_buffer(out, "out", writable=True)
         check(lib().sp_fetch_topk(self.handle, layer, ids, rows, index_address, k, out_address, out_bytes))
         del keep_indices, keep_out
+        return out
+
+    def _fetch_topk_device(self, layer: int, sequences: Sequence[int], indices: Any, out: Any, stream: Any) -> Any:
+        rows = len(sequences)
+        ids = (ctypes.c_uint64 * rows)(*sequences)
+        index_address, index_bytes, keep_indices = _arrays.host_buffer(indices, "indices", writable=False,
+                                                                       dtype="int32")
+        if rows and index_bytes % (4 * rows) != 0:
+            raise ValueError(f"indices hold {index_bytes // 4} values, which do not split into {rows} rows of k")
+        k = index_bytes // 4 // rows if rows else 0
+        out_bytes = out.numel() * out.element_size() if hasattr(out, "numel") else None
+        address = _arrays.device_pointer(out, "out", dtype="uint8")
+        if out_bytes is None:
+            shape = out.__cuda_array_interface__["shape"]
+            out_bytes = 1
+            for extent in shape:
+                out_bytes *= extent
+        check(lib().sp_fetch_topk_device(self.handle, layer, ids, rows, index_address, k, address, out_bytes,
+                                         _arrays.stream_handle(stream)))
+        del keep_indices
         return out
 
     def counters(self) -> Dict[str, int]:

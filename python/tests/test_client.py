@@ -202,11 +202,22 @@ def test_blocking_calls_release_the_gil(daemon):
     client.close()
 
 
+class _FakeDeviceArray:
+    """Claims to be GPU memory (the CUDA array interface) without being any."""
+
+    __cuda_array_interface__ = {"shape": (1, 1, ENTRY), "typestr": "|u1", "data": (4096, False), "version": 2,
+                                "strides": None}
+
+
 def test_gpu_calls_say_when_there_is_no_cuda_device(daemon):
     try:
         regions = sparsepool.GpuRegions()
     except sparsepool.FailedPreconditionError as e:
         assert "no CUDA device" in e.message
+        with sparsepool.Client(daemon.address) as client:
+            seq = client.create_sequence(layers=1, entry_bytes=ENTRY, tokens=8)
+            with pytest.raises(sparsepool.FailedPreconditionError, match="no CUDA device"):
+                client.fetch_topk(0, [seq], np.array([[1]], dtype=np.int32), _FakeDeviceArray())
         return
     regions.close()
     pytest.skip("a CUDA device is present: the GPU tests cover it")

@@ -140,3 +140,17 @@ def test_a_sequence_released_under_the_session_is_reported(pool, daemon):
             session.fetch_layer(0, torch.zeros((2, K), dtype=torch.int64, device="cuda"))
         with pytest.raises(sparsepool.InvalidArgumentError, match="layer 9 is out of range"):
             session.fetch_layer(9, topk)
+
+
+def test_fetch_topk_into_a_cuda_tensor_over_the_clients_transport(pool):
+    client, _ = pool
+    seq = prefill(client, 200)
+    indices = np.array([[7, -1, 199, 0, 64]], dtype=np.int32)
+    out = torch.full((1, 5, ENTRY), 0xEE, dtype=torch.uint8, device="cuda")
+    assert client.fetch_topk(2, [seq], indices, out) is out  # on torch's current stream
+    got = out.cpu().numpy()  # waits for the stream
+    for i, token in enumerate(indices[0]):
+        want = np.zeros(ENTRY, dtype=np.uint8) if token < 0 else pattern(seq, 2, int(token), 1)[0]
+        assert (got[0, i] == want).all(), (i, token)
+    with pytest.raises(sparsepool.InvalidArgumentError, match="200"):
+        client.fetch_topk(2, [seq], np.array([[200]], dtype=np.int32), out[:, :1])
