@@ -79,6 +79,18 @@ def device_pointer(obj: Any, what: str, *, dtype: Optional[str] = None, nbytes: 
     return int(interface["data"][0])
 
 
+def device_buffer(obj: Any, what: str, *, dtype: Optional[str] = None) -> Tuple[int, int]:
+    """(address, bytes) of a contiguous CUDA tensor or CUDA-array-interface object."""
+    address = device_pointer(obj, what, dtype=dtype)
+    if _is_torch(obj):
+        return address, obj.numel() * obj.element_size()
+    interface = obj.__cuda_array_interface__
+    nbytes = int(interface["typestr"][2:])  # "|u1", "<i4": the item size in bytes
+    for extent in interface["shape"]:
+        nbytes *= int(extent)
+    return address, nbytes
+
+
 def stream_handle(stream: Any) -> int:
     """A cudaStream_t from None (torch's current stream when torch has CUDA, else the
     default stream), an int handle, or an object with `cuda_stream` (torch.cuda.Stream)."""

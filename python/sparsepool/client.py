@@ -154,42 +154,26 @@ class Client:
         memory and copied onto `stream` (default: torch's current stream), padding
         zeroed; they are there once the stream reaches the copy. (A CUDA-graph-captured
         step uses DecodeSession instead.)"""
+        rows = len(sequences)
+        ids = (ctypes.c_uint64 * rows)(*sequences)
+        index_address, index_bytes, keep_indices = _arrays.host_buffer(indices, "indices", writable=False,
+                                                                       dtype="int32")
+        if rows and index_bytes % (4 * rows) != 0:
+            raise ValueError(f"indices hold {index_bytes // 4} values, which do not split into {rows} rows of k")
+        k = index_bytes // 4 // rows if rows else 0
         if out is not None and _arrays.is_cuda(out):
-            return self._fetch_topk_device(layer, sequences, indices, out, stream)
-        rows = len(sequences)
-        ids = (ctypes.c_uint64 * rows)(*sequences)
-        index_address, index_bytes, keep_indices = _arrays.host_buffer(indices, "indices", writable=False,
-                                                                       dtype="int32")
-        if rows and index_bytes % (4 * rows) != 0:
-            raise ValueError(f"indices hold {index_bytes // 4} values, which do not split into {rows} rows of k")
-        k = index_bytes // 4 // rows if rows else 0
-        if out is None:
-            import numpy
+            out_address, out_bytes = _arrays.device_buffer(out, "out", dtype="uint8")
+            check(lib().sp_fetch_topk_device(self.handle, layer, ids, rows, index_address, k, out_address, out_bytes,
+                                             _arrays.stream_handle(stream)))
+        else:
+            if out is None:
+                import numpy
 
-            entry_bytes = self.info(sequences[0]).entry_bytes if rows else 0
-            out = numpy.zeros((rows, k, entry_bytes), dtype=numpy.uint8)
-        out_address, out_bytes, keep_out = _arrays.host_buffer(out, "out", writable=True)
-        check(lib().sp_fetch_topk(self.handle, layer, ids, rows, index_address, k, out_address, out_bytes))
-        del keep_indices, keep_out
-        return out
-
-    def _fetch_topk_device(self, layer: int, sequences: Sequence[int], indices: Any, out: Any, stream: Any) -> Any:
-        rows = len(sequences)
-        ids = (ctypes.c_uint64 * rows)(*sequences)
-        index_address, index_bytes, keep_indices = _arrays.host_buffer(indices, "indices", writable=False,
-                                                                       dtype="int32")
-        if rows and index_bytes % (4 * rows) != 0:
-            raise ValueError(f"indices hold {index_bytes // 4} values, which do not split into {rows} rows of k")
-        k = index_bytes // 4 // rows if rows else 0
-        out_bytes = out.numel() * out.element_size() if hasattr(out, "numel") else None
-        address = _arrays.device_pointer(out, "out", dtype="uint8")
-        if out_bytes is None:
-            shape = out.__cuda_array_interface__["shape"]
-            out_bytes = 1
-            for extent in shape:
-                out_bytes *= extent
-        check(lib().sp_fetch_topk_device(self.handle, layer, ids, rows, index_address, k, address, out_bytes,
-                                         _arrays.stream_handle(stream)))
+                entry_bytes = self.info(sequences[0]).entry_bytes if rows else 0
+                out = numpy.zeros((rows, k, entry_bytes), dtype=numpy.uint8)
+            out_address, out_bytes, keep_out = _arrays.host_buffer(out, "out", writable=True)
+            check(lib().sp_fetch_topk(self.handle, layer, ids, rows, index_address, k, out_address, out_bytes))
+            del keep_out
         del keep_indices
         return out
 
