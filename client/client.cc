@@ -428,10 +428,6 @@ class ClientImpl final : public Client {
   // Unavailable (the RDMA peer it names is gone; a restarted daemon has other addresses
   // and keys) make the next call ask for a fresh one.
   absl::Status ForgetAfterDataPlane(SequenceId id, absl::Status status) {
-    if (absl::IsUnavailable(status) || absl::IsNotFound(status)) {
-      absl::MutexLock lock(&metrics_mu_);
-      ++metrics_.stale_layout_refusals;
-    }
     if (absl::IsUnavailable(status)) layouts_.Erase(id);
     return Forget(id, status);
   }
@@ -446,6 +442,7 @@ class ClientImpl final : public Client {
     ++counters.fetch_calls;
     if (!status.ok()) {
       ++counters.fetch_errors;
+      CountStaleLayout(status);
       return;
     }
     counters.entries_fetched += selected;
@@ -462,8 +459,14 @@ class ClientImpl final : public Client {
       counters.bytes_written += bytes;
     } else {
       ++counters.write_errors;
+      CountStaleLayout(status);
     }
     return status;
+  }
+  // Once per data-plane call, whatever the batch: NotFound (released under the cached
+  // layout) or Unavailable (its RDMA peer unreachable), after which the layout is dropped.
+  void CountStaleLayout(const absl::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(metrics_mu_) {
+    if (absl::IsNotFound(status) || absl::IsUnavailable(status)) ++metrics_.stale_layout_refusals;
   }
 
   const ClientOptions options_;

@@ -57,8 +57,9 @@ struct ClientMetrics {
   // A cached layout asked for again because a call named tokens past it (another
   // client grew the sequence).
   uint64_t layouts_refreshed = 0;
-  // A data-plane call refused on a cached layout that no longer held (the sequence was
-  // released, or the RDMA peer it names is gone); the layout is dropped.
+  // Data-plane calls refused on a cached layout that no longer held, once per call:
+  // NotFound (the sequence was released) or Unavailable (the RDMA peer it names is
+  // unreachable: gone, restarted, or cut off by the network); the layout is dropped.
   uint64_t stale_layout_refusals = 0;
 
   void Add(const ClientMetrics& other);

@@ -112,9 +112,13 @@ class ClusterClient final : public Client {
         fresh[id] = std::move(node);
       }
       nodes_ = std::move(fresh);
-      // Counters only grow: what a replaced connection counted stays in the total.
+      // Counters only grow: what a replaced connection counted stays in the total (a
+      // connection kept for the node's next record is not replaced).
       for (const auto& [id, node] : replaced) {
-        if (node.client != nullptr) retired_metrics_.Add(node.client->Metrics());
+        const auto now = nodes_.find(id);
+        if (node.client != nullptr && (now == nodes_.end() || now->second.client != node.client)) {
+          retired_metrics_.Add(node.client->Metrics());
+        }
       }
     }
     // A replaced node's old connection (another incarnation now answers there) ends

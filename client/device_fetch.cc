@@ -61,8 +61,11 @@ absl::Status DeviceFetcher::FetchTopK(uint32_t layer, absl::Span<const SequenceI
   if (out_bytes == 0) return client_->FetchTopK(layer, batch, indices, {});  // its checks, nothing to copy
   if (absl::Status s = kernels::CheckGpuPointer(device_out, "device_out"); !s.ok()) return s;
   if (absl::Status s = kernels::CheckStream(stream); !s.ok()) return s;
+  // An error here (the legacy stream while another captures) counts as a capture too.
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-  if (cudaStreamIsCapturing(stream, &capture) == cudaSuccess && capture != cudaStreamCaptureStatusNone) {
+  if (const cudaError_t e = cudaStreamIsCapturing(stream, &capture);
+      e != cudaSuccess || capture != cudaStreamCaptureStatusNone) {
+    cudaGetLastError();
     return absl::FailedPreconditionError(
         "a DeviceFetcher fetches on the host when called, so a CUDA graph cannot capture it: a captured step "
         "fetches with DecodeSession");
@@ -98,6 +101,9 @@ absl::Status DeviceFetcher::FetchTopK(uint32_t layer, absl::Span<const SequenceI
     return s;
   }
   if (absl::Status s = CudaToStatus(cudaEventRecord(staging.copied, stream), "recording a staging copy"); !s.ok()) {
+    // The copy is queued but nothing would say when it is done: wait for it here, so that
+    // the buffer is never refilled or freed under it.
+    cudaStreamSynchronize(stream);
     return s;
   }
   staging.in_flight = true;

@@ -1,5 +1,6 @@
 #include "service/daemon_flags.h"
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <utility>
@@ -51,7 +52,8 @@ ABSL_FLAG(std::string, config, "",
           "command line win. Give it on the command line, not in a --flagfile");
 ABSL_FLAG(std::string, listen, "127.0.0.1:7070", "gRPC address HOST:PORT (port 0 picks one)");
 ABSL_FLAG(sparsepool::RegionList, region, {},
-          "pool memory: SPEC[;SPEC...], repeatable (default shm:sparsepool0:1GiB). SPEC: shm:NAME:SIZE | "
+          "pool memory: SPEC[;SPEC...], repeatable on the command line (in a --flagfile, one --region with "
+          "every SPEC; default shm:sparsepool0:1GiB). SPEC: shm:NAME:SIZE | "
           "hugetlbfs:/PATH:SIZE | devdax:/dev/daxX.Y[:SIZE] | numa:NODE:NAME:SIZE, then options ,tenant=NAME "
           "(repeatable) ,owner=USER ,group=GROUP ,mode=0600");
 ABSL_FLAG(uint32_t, page_tokens, 64, "default tokens per page");
@@ -102,6 +104,14 @@ absl::CommandLineFlag* DaemonFlag(absl::string_view name) {
   return flag;
 }
 
+// A setting given with nothing after its '=': refused rather than read as "off", since an
+// empty substitution in a template (tenants, TLS files) would otherwise start a daemon
+// without them. Leaving the setting out gives its default.
+absl::Status EmptyValue(absl::string_view key) {
+  return absl::InvalidArgumentError(
+      absl::StrCat(key, " is given with an empty value: give one, or leave the setting out for its default"));
+}
+
 // The value of `--name=VALUE` or `--name VALUE` at args[i] (one dash or two, as Abseil
 // takes them); advances i past a separate value. nullopt when args[i] is another flag.
 std::optional<std::string> FlagValue(const std::vector<std::string>& args, size_t& i, absl::string_view name) {
@@ -119,6 +129,7 @@ absl::Status ApplyConfigText(absl::string_view text, absl::string_view source) {
   std::vector<std::string> regions;
   absl::Status applied = ForEachKeyValueLine(text, source, [&](absl::string_view key, absl::string_view value) {
     if (key == "region") {
+      if (value.empty()) return EmptyValue(key);
       RegionList one;
       std::string error;
       if (!AbslParseFlag(value, &one, &error)) return absl::InvalidArgumentError(error);
@@ -127,6 +138,7 @@ absl::Status ApplyConfigText(absl::string_view text, absl::string_view source) {
     }
     absl::CommandLineFlag* flag = key == "config" ? nullptr : DaemonFlag(key);
     if (flag == nullptr) return absl::InvalidArgumentError(absl::StrCat("unknown setting \"", Quoted(key), "\""));
+    if (value.empty()) return EmptyValue(key);
     std::string error;
     if (!flag->ParseFrom(value, &error)) {
       return absl::InvalidArgumentError(absl::StrCat(key, " = \"", Quoted(value), "\": ", error));
@@ -174,12 +186,25 @@ absl::StatusOr<DaemonConfig> DaemonConfigFromFlags() {
 }
 
 absl::StatusOr<DaemonConfig> ParseDaemonCommandLine(int argc, char** argv) {
-  const std::vector<std::string> given(argv, argv + argc);
+  std::vector<std::string> given(argv, argv + argc);
+  if (given.empty()) given.push_back("sparsepoold");
+  // Flags end at "--" (Abseil's rule): what follows is positional, and refused later.
+  const size_t flags_end = std::find(given.begin() + 1, given.end(), "--") - given.begin();
   // The config file first, so that the command line's flags win over it.
   std::string config_path;
-  for (size_t i = 1; i < given.size(); ++i) {
-    if (std::optional<std::string> path = FlagValue(given, i, "config")) config_path = *path;
+  int configs = 0;
+  for (size_t i = 1; i < flags_end; ++i) {
+    absl::string_view name = given[i];
+    if (absl::ConsumePrefix(&name, "-") && (absl::ConsumePrefix(&name, "-"), absl::ConsumeSuffix(&name, "=")) &&
+        name.find('=') == absl::string_view::npos && DaemonFlag(name) != nullptr) {
+      return EmptyValue(absl::StrCat("--", name));
+    }
+    if (std::optional<std::string> path = FlagValue(given, i, "config")) {
+      config_path = *path;
+      ++configs;
+    }
   }
+  if (configs > 1) return absl::InvalidArgumentError("--config is given more than once: give one config file");
   if (!config_path.empty()) {
     absl::StatusOr<std::string> text = ReadFileText(config_path, "config file");
     if (!text.ok()) return text.status();
@@ -191,7 +216,7 @@ absl::StatusOr<DaemonConfig> ParseDaemonCommandLine(int argc, char** argv) {
   std::vector<std::string> regions;
   size_t first_region = 0;
   for (size_t i = 0; i < given.size(); ++i) {
-    if (i > 0) {
+    if (i > 0 && i < flags_end) {
       if (std::optional<std::string> spec = FlagValue(given, i, "region")) {
         if (regions.empty()) first_region = args.size();
         regions.push_back(*spec);

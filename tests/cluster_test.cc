@@ -173,6 +173,9 @@ TEST_F(ClusterTest, SequencesArePlacedByFreeBytesAndRoutedByTheirIds) {
   auto refused = client->CreateSequence(big);
   EXPECT_TRUE(absl::IsResourceExhausted(refused.status())) << refused.status();
   EXPECT_THAT(std::string(refused.status().message()), HasSubstr("no node of the cluster"));
+  // Creates read the membership again; connections kept across it are counted once.
+  EXPECT_EQ(client->Metrics().transports.at("cxl").fetch_calls, 2u);
+  EXPECT_EQ(client->Metrics().fetch_seconds_by_layer[0].count, 2u);
 }
 
 // The async calls answer later, on another thread, with what the blocking ones would:

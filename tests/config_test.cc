@@ -242,6 +242,19 @@ TEST_F(DaemonConfigTest, TenantsAndTlsGoTogetherOffLoopback) {
   }
 }
 
+// An empty value (a template's unset variable) is refused, not read as "off": a daemon
+// must not start without the tenants or TLS files it was meant to have.
+TEST_F(DaemonConfigTest, EmptyValuesAreRefusedNotReadAsOff) {
+  for (const char* line : {"tenants =\n", "tls_client_ca =\n", "region =\n", "listen =\n"}) {
+    absl::Status s = ApplyText(line);
+    EXPECT_THAT(std::string(s.message()), HasSubstr("is given with an empty value")) << line;
+    EXPECT_THAT(std::string(s.message()), HasSubstr("node.conf:1: ")) << line;
+  }
+  for (const char* flag : {"--tenants=", "--tls_cert=", "-port_file="}) {
+    EXPECT_THAT(std::string(Parse({flag}).status().message()), HasSubstr("is given with an empty value")) << flag;
+  }
+}
+
 TEST_F(DaemonConfigTest, ErrorsNameTheLineAndTheSetting) {
   absl::Status s = ApplyText("listen = 127.0.0.1:1\nbogus = 3\n");
   EXPECT_THAT(std::string(s.message()), HasSubstr("node.conf:2: unknown setting \"bogus\""));
@@ -258,6 +271,9 @@ TEST_F(DaemonConfigTest, ErrorsNameTheLineAndTheSetting) {
     EXPECT_THAT(std::string(Parse({bad}).status().message()), HasSubstr("is not a duration from 0s to 1m")) << bad;
   }
   EXPECT_THAT(std::string(Parse({"positional"}).status().message()), HasSubstr("unexpected argument"));
+  EXPECT_THAT(std::string(Parse({"--", "--region=shm:z:1GiB"}).status().message()), HasSubstr("unexpected argument"))
+      << "flags end at --";
+  EXPECT_THAT(std::string(Parse({"--config=a", "--config=b"}).status().message()), HasSubstr("more than once"));
   EXPECT_TRUE(absl::IsNotFound(Parse({"--config=/nonexistent/file"}).status()));
 }
 
