@@ -180,6 +180,10 @@ class Parent {
         std::find(o_.faults.begin(), o_.faults.end(), LoadFault::kNetCut) != o_.faults.end();
     if (cuts_the_network) {
       if (o_.daemon.empty()) return Fail("net-cut cuts the link to a daemon the load tool owns: give --daemon");
+      if (!o_.tenants.empty()) {
+        return Fail("net-cut puts the daemon off loopback, where tenants' tokens would need TLS: run it without "
+                    "--tenants");
+      }
       absl::StatusOr<std::unique_ptr<DaemonNetwork>> network = DaemonNetwork::Create(dir + "/network.log");
       if (!network.ok()) return Fail(network.status().ToString());
       network_ = *std::move(network);

@@ -24,10 +24,13 @@ absl::StatusOr<std::unique_ptr<DaemonNetwork>> DaemonNetwork::Create(const std::
   }
   if (access(kIp, X_OK) != 0) return absl::FailedPreconditionError(absl::StrCat("net-cut needs iproute2 (", kIp, ")"));
   const int id = getpid() % 100000;
+  // 198.18.0.0/15 is set aside for benchmarks (RFC 2544): no real route to shadow. The
+  // subnet is this run's own unless another run on the host holds it, which Create
+  // finds ("ip addr add" of an address a link already has fails).
   std::unique_ptr<DaemonNetwork> network(
-      new DaemonNetwork(absl::StrCat("spload", id), absl::StrCat("spl", id, "h"), 64 + getpid() % 128, log_path));
+      new DaemonNetwork(absl::StrCat("spload", id), absl::StrCat("spl", id, "h"), getpid() % 512, log_path));
   const std::string there = network->link_ + "x";
-  const std::string here_address = absl::StrCat("10.", network->subnet_, ".1.1/24");
+  const std::string here_address = absl::StrCat(network->Prefix(), ".1/24");
   const std::string there_address = absl::StrCat(network->address(), "/24");
   for (const std::vector<std::string>& argv : std::vector<std::vector<std::string>>{
            {kIp, "netns", "add", network->ns_},
@@ -54,7 +57,9 @@ std::vector<std::string> DaemonNetwork::Inside(const std::vector<std::string>& a
   return inside;
 }
 
-std::string DaemonNetwork::address() const { return absl::StrCat("10.", subnet_, ".1.2"); }
+std::string DaemonNetwork::Prefix() const { return absl::StrCat("198.", 18 + subnet_ / 256, ".", subnet_ % 256); }
+
+std::string DaemonNetwork::address() const { return absl::StrCat(Prefix(), ".2"); }
 
 absl::Status DaemonNetwork::SetLink(bool up) { return Run({kIp, "link", "set", link_, up ? "up" : "down"}); }
 
@@ -62,9 +67,11 @@ absl::Status DaemonNetwork::Run(const std::vector<std::string>& argv) const {
   absl::StatusOr<pid_t> pid = Spawn(argv, log_path_);
   if (!pid.ok()) return pid.status();
   int status = 0;
-  while (waitpid(*pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return absl::OkStatus();
+  pid_t waited = -1;
+  do {
+    waited = waitpid(*pid, &status, 0);
+  } while (waited < 0 && errno == EINTR);
+  if (waited == *pid && WIFEXITED(status) && WEXITSTATUS(status) == 0) return absl::OkStatus();
   std::string command;
   for (const std::string& arg : argv) absl::StrAppend(&command, command.empty() ? "" : " ", arg);
   return absl::FailedPreconditionError(

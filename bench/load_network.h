@@ -17,8 +17,8 @@ namespace sparsepool::bench {
 
 class DaemonNetwork {
  public:
-  // Makes the namespace and the link: 10.S.1.2 there, 10.S.1.1 here, S from our pid so
-  // that runs side by side do not collide. Commands' output goes to `log_path`.
+  // Makes the namespace and the link: a /24 of 198.18.0.0/15 (set aside for benchmarks),
+  // .2 there and .1 here, picked by our pid. Commands' output goes to `log_path`.
   // FailedPrecondition saying why when it cannot (not root, no iproute2).
   static absl::StatusOr<std::unique_ptr<DaemonNetwork>> Create(const std::string& log_path);
   // Removes the link and the namespace (a daemon still inside keeps running, cut off).
@@ -36,10 +36,11 @@ class DaemonNetwork {
  private:
   DaemonNetwork(std::string ns, std::string link, int subnet, std::string log_path);
   absl::Status Run(const std::vector<std::string>& argv) const;
+  std::string Prefix() const;  // the /24's first three octets
 
   const std::string ns_;
   const std::string link_;  // this side's end of the veth pair
-  const int subnet_;
+  const int subnet_;  // 0-511 over 198.18.0.0/15
   const std::string log_path_;
 };
 

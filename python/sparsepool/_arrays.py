@@ -91,15 +91,16 @@ def device_buffer(obj: Any, what: str, *, dtype: Optional[str] = None) -> Tuple[
     return address, nbytes
 
 
-def stream_handle(stream: Any) -> int:
-    """A cudaStream_t from None (torch's current stream when torch has CUDA, else the
-    default stream), an int handle, or an object with `cuda_stream` (torch.cuda.Stream)."""
+def stream_handle(stream: Any, device: Any = None) -> int:
+    """A cudaStream_t from None (torch's current stream, on `device` when given, when torch
+    has CUDA; else the default stream), an int handle, or an object with `cuda_stream`
+    (torch.cuda.Stream)."""
     if stream is None:
         try:
             import torch  # noqa: WPS433 (optional)
 
             if torch.cuda.is_available():
-                return int(torch.cuda.current_stream().cuda_stream)
+                return int(torch.cuda.current_stream(device).cuda_stream)
         except ImportError:
             pass
         return 0

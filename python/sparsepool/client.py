@@ -151,7 +151,7 @@ class Client:
 
         `out` in host memory (numpy, a CPU tensor): padding's output is left as it was.
         `out` a CUDA tensor: over any transport the entries are staged in pinned host
-        memory and copied onto `stream` (default: torch's current stream), padding
+        memory and copied onto `stream` (default: torch's current stream on `out`'s device), padding
         zeroed; they are there once the stream reaches the copy. (A CUDA-graph-captured
         step uses DecodeSession instead.)"""
         rows = len(sequences)
@@ -164,7 +164,7 @@ class Client:
         if out is not None and _arrays.is_cuda(out):
             out_address, out_bytes = _arrays.device_buffer(out, "out", dtype="uint8")
             check(lib().sp_fetch_topk_device(self.handle, layer, ids, rows, index_address, k, out_address, out_bytes,
-                                             _arrays.stream_handle(stream)))
+                                             _arrays.stream_handle(stream, device=getattr(out, "device", None))))
         else:
             if out is None:
                 import numpy
