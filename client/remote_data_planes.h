@@ -1,8 +1,8 @@
 // The RDMA data planes a client may be built with. Two implementations of one
 // declaration, so that a client without UCX and libibverbs links and runs:
-// remote_data_planes.cc (UCX and libibverbs, //client:client) and
-// remote_data_planes_absent.cc (neither, //client:client_cxl_only), which says which
-// transports were left out when one is asked for.
+// remote_data_planes.cc (UCX and libibverbs, the plain build) and
+// remote_data_planes_absent.cc (neither: --define=sparsepool_rdma=off, client/BUILD),
+// which says which transports were left out when one is asked for.
 #ifndef SPARSEPOOL_CLIENT_REMOTE_DATA_PLANES_H_
 #define SPARSEPOOL_CLIENT_REMOTE_DATA_PLANES_H_
 

@@ -1,6 +1,6 @@
-// //client:client_cxl_only: a client built without UCX and libibverbs, for hosts that
-// reach the pool only by load and store (CXL or host memory). Asking it for an RDMA
-// transport says that this build left it out and which target has it.
+// The client built with --define=sparsepool_rdma=off: without UCX and libibverbs, for
+// hosts that reach the pool only by load and store (CXL or host memory). Asking it for
+// an RDMA transport says that this build left it out and how to get it.
 #include "absl/strings/str_cat.h"
 #include "client/remote_data_planes.h"
 
@@ -11,8 +11,8 @@ absl::StatusOr<std::unique_ptr<DataPlane>> MakeRemoteDataPlane(const ClientOptio
                                                                std::shared_ptr<grpc::Channel> /*channel*/) {
   if (options.transport == "ucx" || options.transport == "verbs") {
     return absl::FailedPreconditionError(absl::StrCat(
-        "transport \"", options.transport, "\" was left out of this build: the client was linked as ",
-        "//client:client_cxl_only, without UCX and libibverbs (available: cxl); link //client:client for ",
+        "transport \"", options.transport, "\" was left out of this build: the client was built with ",
+        "--define=sparsepool_rdma=off, without UCX and libibverbs (available: cxl); build without that define for ",
         options.transport));
   }
   return absl::InvalidArgumentError(absl::StrCat("unknown transport \"", options.transport,

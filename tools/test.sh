@@ -122,6 +122,21 @@ else
   failed=$((failed + 1))
 fi
 
+# The client for hosts that reach the pool only by load and store, built without UCX and
+# libibverbs (--define=sparsepool_rdma=off): it runs, and neither library is in it.
+rdma_off_log="$(mktemp)"
+if bazel test --define=sparsepool_rdma=off //tests:client_cxl_only_test --test_summary=short "${test_env[@]}" \
+     >"$rdma_off_log" 2>&1 && grep -qE '^//tests:client_cxl_only_test\s+PASSED' "$rdma_off_log" &&
+   ! grep -q "SKIPPED" bazel-testlogs/tests/client_cxl_only_test/test.log; then
+  echo "//tests:client_cxl_only_test (--define=sparsepool_rdma=off) PASSED"
+  passed=$((passed + 1))
+else
+  tail -30 "$rdma_off_log"
+  echo "//tests:client_cxl_only_test (--define=sparsepool_rdma=off) FAILED"
+  failed=$((failed + 1))
+fi
+rm -f "$rdma_off_log"
+
 # The memory node's build: the whole suite again with the CUDA toolkit hidden (issue 16).
 if bash tools/no_cuda_check.sh "${test_env[@]}"; then
   passed=$((passed + 1))
