@@ -54,13 +54,14 @@ class TransportTest : public ::testing::TestWithParam<Transport> {
     ASSERT_NE(client_, nullptr);
   }
 
-  std::unique_ptr<Client> Connect(absl::Duration keepalive_interval = absl::Seconds(5)) {
+  std::unique_ptr<Client> Connect(absl::Duration keepalive_interval = absl::Seconds(5),
+                                  absl::Duration rpc_timeout = absl::Seconds(3)) {
     ClientOptions options;
     options.keepalive_interval = keepalive_interval;
     options.address = daemon_->address();
     options.transport = GetParam().client_transport;
     options.copy_threads = GetParam().copy_threads;
-    options.rpc_timeout = absl::Seconds(3);
+    options.rpc_timeout = rpc_timeout;
     auto client = Client::Connect(options);
     EXPECT_TRUE(client.ok()) << client.status();
     return client.ok() ? *std::move(client) : nullptr;
@@ -209,7 +210,10 @@ TEST_P(TransportTest, WritesRacingAReleaseNeverLandInTheSequenceThatReusesTheMem
   spec.layers = 1;
   spec.entry_bytes = kEntry;
   spec.tokens = 60000;
-  auto writer = Connect();
+  // Each write is a 39 MB piece: over UCX tcp under the sanitizers on two busy cores one
+  // can take seconds, so the writer's deadline is generous (a write that outlived it
+  // would end the race before the release).
+  auto writer = Connect(absl::Seconds(5), absl::Seconds(30));
   std::vector<std::byte> ones(spec.tokens * kEntry, std::byte{0xAB});
   std::vector<int32_t> every_token(spec.tokens);
   std::iota(every_token.begin(), every_token.end(), 0);
@@ -220,18 +224,25 @@ TEST_P(TransportTest, WritesRacingAReleaseNeverLandInTheSequenceThatReusesTheMem
     ASSERT_TRUE(id.ok()) << id.status();
     ASSERT_TRUE(internal::Layout(*writer, *id).ok());
     std::atomic<int> writes{0};
+    std::atomic<bool> finished{false};
     absl::Status stopped;
     std::thread writing([&] {
       while (true) {
         absl::Status s = writer->WriteEntries(*id, 0, 0, ones);
         if (!s.ok()) {
           stopped = s;
+          finished = true;
           return;
         }
         ++writes;
       }
     });
-    while (writes.load() == 0) absl::SleepFor(absl::Microseconds(200));
+    // The release must race writes: wait for the first, unless the writer failed first.
+    while (writes.load() == 0 && !finished.load()) absl::SleepFor(absl::Microseconds(200));
+    if (writes.load() == 0) {
+      writing.join();
+      FAIL() << "round " << round << ": the writer's first write failed: " << stopped;
+    }
     absl::SleepFor(absl::Microseconds(rng() % 3000));
     ASSERT_TRUE(client_->ReleaseSequence(*id).ok());
     auto next = client_->CreateSequence(spec);  // reuses the released pages
