@@ -194,6 +194,7 @@ class ClientImpl final : public Client {
       if (!grown.ok()) return grown.status();
       layouts[row] = *std::move(grown);
     }
+    uint64_t written = 0;  // counted once for the step: a lock per entry would cost the step
     for (size_t row = 0; row < batch.size(); ++row) {
       for (uint32_t layer = 0; layer < layers; ++layer) {
         WriteRange range;
@@ -201,11 +202,14 @@ class ClientImpl final : public Client {
         range.layer = layer;
         range.first_token = positions[row];
         range.entries = entries.subspan(row * row_bytes + uint64_t{layer} * entry_bytes, entry_bytes);
-        if (absl::Status s = RecordWrite(data_plane_->Write(range), entry_bytes); !s.ok()) {
+        if (absl::Status s = data_plane_->Write(range); !s.ok()) {
+          RecordWrites(written + 1, written * entry_bytes, s);
           return ForgetAfterDataPlane(batch[row], s);
         }
+        ++written;
       }
     }
+    RecordWrites(written, written * entry_bytes, absl::OkStatus());
     return absl::OkStatus();
   }
 
@@ -225,7 +229,9 @@ class ClientImpl final : public Client {
     range.layer = layer;
     range.first_token = first_token;
     range.entries = entries;
-    return ForgetAfterDataPlane(id, RecordWrite(data_plane_->Write(range), entries.size()));
+    absl::Status written = data_plane_->Write(range);
+    RecordWrites(1, written.ok() ? entries.size() : 0, written);
+    return ForgetAfterDataPlane(id, written);
   }
 
   absl::Status FetchTopK(uint32_t layer, absl::Span<const SequenceId> batch,
@@ -451,17 +457,16 @@ class ClientImpl final : public Client {
     if (metrics_.fetch_seconds_by_layer.size() <= layer) metrics_.fetch_seconds_by_layer.resize(layer + 1);
     metrics_.fetch_seconds_by_layer[layer].Observe(absl::ToDoubleSeconds(took));
   }
-  absl::Status RecordWrite(absl::Status status, uint64_t bytes) {
+  // `calls` data-plane writes that wrote `bytes`; the last failed unless `last` is OK.
+  void RecordWrites(uint64_t calls, uint64_t bytes, const absl::Status& last) {
     absl::MutexLock lock(&metrics_mu_);
     TransportCounters& counters = metrics_.transports[options_.transport];
-    ++counters.write_calls;
-    if (status.ok()) {
-      counters.bytes_written += bytes;
-    } else {
+    counters.write_calls += calls;
+    counters.bytes_written += bytes;
+    if (!last.ok()) {
       ++counters.write_errors;
-      CountStaleLayout(status);
+      CountStaleLayout(last);
     }
-    return status;
   }
   // Once per data-plane call, whatever the batch: NotFound (released under the cached
   // layout) or Unavailable (its RDMA peer unreachable), after which the layout is dropped.

@@ -237,6 +237,12 @@ TEST_F(IntegrationTest, WriteStepAppendsEveryLayerOfABatchAndReservesAhead) {
       EXPECT_EQ(info->tokens, 256u);
     }
   }
+  // Counted for the engine's metrics: the prompts' 12 WriteEntries, then 300 steps of 3
+  // rows x 4 layers.
+  const TransportCounters counted = client.Metrics().transports.at("cxl");
+  EXPECT_EQ(counted.write_calls, 12u + 300u * 3 * layers);
+  EXPECT_EQ(counted.bytes_written, (3u * layers * 100 + 300u * 3 * layers) * kEntryBytes);
+  EXPECT_EQ(counted.write_errors, 0u);
   auto info = client.Info(batch[2]);
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->tokens, 448u) << "reserved in pages ahead: 256 at position 100, then 257 + 128 rounded up to 448 at 256";
