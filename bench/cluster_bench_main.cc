@@ -46,13 +46,6 @@ struct Options {
   int k = 0;
 };
 
-// A value the flag's type admits but the benchmark does not: said, with the flag; exit 2.
-int BadArgument(const char* flag, const std::string& value, const char* why) {
-  std::fprintf(stderr, "sparsepool_cluster_bench: bad argument --%s=%s: %s (--help lists the flags)\n", flag,
-               value.c_str(), why);
-  return 2;
-}
-
 // Runs `body(thread)` on `threads` threads until `seconds` pass; returns the seconds.
 template <typename Body>
 double RunFor(const Options& o, Body body) {
@@ -79,11 +72,11 @@ int Run(int argc, char** argv) {
   o.rows = absl::GetFlag(FLAGS_rows);
   o.tokens = absl::GetFlag(FLAGS_tokens);
   o.k = absl::GetFlag(FLAGS_k);
-  if (o.threads <= 0) return BadArgument("threads", absl::StrCat(o.threads), "must be positive");
-  if (!(o.seconds > 0)) return BadArgument("seconds", absl::StrCat(o.seconds), "must be positive");
-  if (o.rows <= 0) return BadArgument("rows", absl::StrCat(o.rows), "must be positive");
-  if (o.tokens == 0) return BadArgument("tokens", "0", "must be positive");
-  if (o.k <= 0) return BadArgument("k", absl::StrCat(o.k), "must be positive");
+  if (o.threads <= 0) return RefuseFlagValue("threads", absl::StrCat(o.threads), "must be positive");
+  if (!(o.seconds > 0)) return RefuseFlagValue("seconds", absl::StrCat(o.seconds), "must be positive");
+  if (o.rows <= 0) return RefuseFlagValue("rows", absl::StrCat(o.rows), "must be positive");
+  if (o.tokens == 0) return RefuseFlagValue("tokens", "0", "must be positive");
+  if (o.k <= 0) return RefuseFlagValue("k", absl::StrCat(o.k), "must be positive");
   if (o.client.etcd.empty()) {
     std::fprintf(stderr, "sparsepool_cluster_bench: give --etcd=HOST:PORT\n");
     return 2;

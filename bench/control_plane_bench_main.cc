@@ -109,13 +109,6 @@ double AsyncPairsPerSecond(const std::vector<std::unique_ptr<Client>>& clients, 
   return pairs / elapsed;
 }
 
-// A value the flag's type admits but the benchmark does not: said, with the flag; exit 2.
-int BadArgument(const char* flag, const std::string& value, const char* why) {
-  std::fprintf(stderr, "sparsepool_control_plane_bench: bad argument --%s=%s: %s (--help lists the flags)\n", flag,
-               value.c_str(), why);
-  return 2;
-}
-
 int Run(int argc, char** argv) {
   ParseFlagsOnly(argc, argv,
                  "control-plane benchmark: CreateSequence + ReleaseSequence pairs per second from several client "
@@ -128,10 +121,10 @@ int Run(int argc, char** argv) {
   const uint64_t tokens = absl::GetFlag(FLAGS_tokens);
   int channels = absl::GetFlag(FLAGS_clients);  // 0: one client (one gRPC channel) per thread
   const int inflight = absl::GetFlag(FLAGS_inflight);  // pairs outstanding per thread in the async run
-  if (threads <= 0) return BadArgument("threads", absl::StrCat(threads), "must be positive");
-  if (!(seconds > 0)) return BadArgument("seconds", absl::StrCat(seconds), "must be positive");
-  if (channels < 0) return BadArgument("clients", absl::StrCat(channels), "0 or more");
-  if (inflight <= 0) return BadArgument("inflight", absl::StrCat(inflight), "must be positive");
+  if (threads <= 0) return RefuseFlagValue("threads", absl::StrCat(threads), "must be positive");
+  if (!(seconds > 0)) return RefuseFlagValue("seconds", absl::StrCat(seconds), "must be positive");
+  if (channels < 0) return RefuseFlagValue("clients", absl::StrCat(channels), "0 or more");
+  if (inflight <= 0) return RefuseFlagValue("inflight", absl::StrCat(inflight), "must be positive");
   std::vector<std::unique_ptr<Client>> clients;
   if (channels == 0 || channels > threads) channels = threads;
   for (int t = 0; t < channels; ++t) {

@@ -469,13 +469,6 @@ class Run {
   int sets_ = 1;
 };
 
-// A value the flag's type admits but the benchmark does not: said, with the flag; exits 2.
-[[noreturn]] void BadArgument(const char* flag, const std::string& value, const char* why) {
-  std::fprintf(stderr, "sparsepool_decode_step_bench: bad argument --%s=%s: %s (--help lists the flags)\n", flag,
-               value.c_str(), why);
-  std::exit(2);
-}
-
 Flags ParseFlags(int argc, char** argv) {
   ParseFlagsOnly(argc, argv,
                  "the decode step captured in a CUDA graph by a DecodeSession and replayed, against the old "
@@ -492,13 +485,13 @@ Flags ParseFlags(int argc, char** argv) {
   f.overlap = absl::GetFlag(FLAGS_overlap);
   f.profile = absl::GetFlag(FLAGS_profile);
   f.only = absl::GetFlag(FLAGS_only);
-  if (f.pool_layers == 0) BadArgument("pool_layers", "0", "must be positive");
-  if (f.step_layers == 0) BadArgument("step_layers", "0", "must be positive");
-  if (f.k == 0) BadArgument("k", "0", "must be positive");
-  if (f.steps <= 0) BadArgument("steps", std::to_string(f.steps), "must be positive");
-  if (f.warmup < 0) BadArgument("warmup", std::to_string(f.warmup), "0 or more");
-  if (f.growth_steps < 0) BadArgument("growth_steps", std::to_string(f.growth_steps), "0 or more");
-  if (!(f.overlap >= 0 && f.overlap <= 1)) BadArgument("overlap", absl::StrCat(f.overlap), "0 to 1");
+  if (f.pool_layers == 0) std::exit(RefuseFlagValue("pool_layers", "0", "must be positive"));
+  if (f.step_layers == 0) std::exit(RefuseFlagValue("step_layers", "0", "must be positive"));
+  if (f.k == 0) std::exit(RefuseFlagValue("k", "0", "must be positive"));
+  if (f.steps <= 0) std::exit(RefuseFlagValue("steps", std::to_string(f.steps), "must be positive"));
+  if (f.warmup < 0) std::exit(RefuseFlagValue("warmup", std::to_string(f.warmup), "0 or more"));
+  if (f.growth_steps < 0) std::exit(RefuseFlagValue("growth_steps", std::to_string(f.growth_steps), "0 or more"));
+  if (!(f.overlap >= 0 && f.overlap <= 1)) std::exit(RefuseFlagValue("overlap", absl::StrCat(f.overlap), "0 to 1"));
   return f;
 }
 

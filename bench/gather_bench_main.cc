@@ -67,10 +67,7 @@ bool ReadOptions(Options& o) {
   o.reps = absl::GetFlag(FLAGS_reps);
   const std::vector<std::string> threads = absl::GetFlag(FLAGS_threads);
   if (!bench::PositiveNumbers(threads, o.threads)) {
-    std::fprintf(stderr,
-                 "sparsepool_gather_bench: bad argument --threads=%s: positive numbers, comma-separated "
-                 "(--help lists the flags)\n",
-                 absl::StrJoin(threads, ",").c_str());
+    RefuseFlagValue("threads", absl::StrJoin(threads, ","), "positive numbers, comma-separated");
     return false;
   }
   return true;

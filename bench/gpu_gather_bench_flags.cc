@@ -1,6 +1,5 @@
 #include "bench/gpu_gather_bench_flags.h"
 
-#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -21,16 +20,6 @@ ABSL_FLAG(int, churn, 0,
           "against the same pool compacted; 0: the usual tables");
 
 namespace sparsepool::bench {
-namespace {
-
-// A value the flag's type admits but the benchmark does not: said, with the flag; exits 2.
-[[noreturn]] void BadArgument(const char* flag, const std::string& value, const char* why) {
-  std::fprintf(stderr, "sparsepool_gpu_gather_bench: bad argument --%s=%s: %s (--help lists the flags)\n", flag,
-               value.c_str(), why);
-  std::exit(2);
-}
-
-}  // namespace
 
 GpuGatherBenchOptions ParseGpuGatherBenchCommandLine(int argc, char** argv) {
   ParseFlagsOnly(argc, argv,
@@ -46,12 +35,12 @@ GpuGatherBenchOptions ParseGpuGatherBenchCommandLine(int argc, char** argv) {
   for (const std::string& part : extents) {
     uint64_t pages = 0;
     if (!absl::SimpleAtoi(part, &pages) || pages == 0) {
-      BadArgument("extents", absl::StrJoin(extents, ","), "positive numbers of pages, comma-separated");
+      std::exit(RefuseFlagValue("extents", absl::StrJoin(extents, ","), "positive numbers of pages, comma-separated"));
     }
     o.extents.push_back(pages);
   }
-  if (o.reps <= 0) BadArgument("reps", absl::StrCat(o.reps), "must be positive");
-  if (o.churn_ops < 0) BadArgument("churn", absl::StrCat(o.churn_ops), "0 or more");
+  if (o.reps <= 0) std::exit(RefuseFlagValue("reps", absl::StrCat(o.reps), "must be positive"));
+  if (o.churn_ops < 0) std::exit(RefuseFlagValue("churn", absl::StrCat(o.churn_ops), "0 or more"));
   return o;
 }
 

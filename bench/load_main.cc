@@ -407,13 +407,6 @@ class Parent {
   SoakMonitor soak_;
 };
 
-// A value the flag's type admits but the tool does not: said, with the flag, and exit 2.
-int BadArgument(const std::string& flag, const std::string& value, absl::string_view why) {
-  std::fprintf(stderr, "sparsepool_load: bad argument --%s=%s: %s (--help lists the flags)\n", flag.c_str(),
-               value.c_str(), std::string(why).c_str());
-  return 2;
-}
-
 int Run(int argc, char** argv) {
   ParseFlagsOnly(argc, argv,
                  "many decode-worker processes against one daemon: step latency, faults with checks, tenants, "
@@ -437,25 +430,25 @@ int Run(int argc, char** argv) {
   w.token_file = absl::GetFlag(FLAGS_token_file);
   o.soak = absl::GetFlag(FLAGS_soak);
   o.worker_index = absl::GetFlag(FLAGS_worker_index);
-  if (w.transport != "cxl" && w.transport != "ucx") return BadArgument("transport", w.transport, "cxl or ucx");
-  if (o.workers <= 0 || o.workers > 1024) return BadArgument("workers", absl::StrCat(o.workers), "1 to 1024");
-  if (!(w.seconds > 0)) return BadArgument("seconds", absl::StrCat(w.seconds), "more than 0");
-  if (w.requests <= 0) return BadArgument("requests", absl::StrCat(w.requests), "at least 1");
+  if (w.transport != "cxl" && w.transport != "ucx") return RefuseFlagValue("transport", w.transport, "cxl or ucx");
+  if (o.workers <= 0 || o.workers > 1024) return RefuseFlagValue("workers", absl::StrCat(o.workers), "1 to 1024");
+  if (!(w.seconds > 0)) return RefuseFlagValue("seconds", absl::StrCat(w.seconds), "more than 0");
+  if (w.requests <= 0) return RefuseFlagValue("requests", absl::StrCat(w.requests), "at least 1");
   w.context = absl::GetFlag(FLAGS_context);
   w.layers = absl::GetFlag(FLAGS_layers);
   w.k = absl::GetFlag(FLAGS_k);
-  if (w.context == 0) return BadArgument("context", "0", "at least 1 token");
-  if (w.layers == 0) return BadArgument("layers", "0", "at least 1 layer");
-  if (w.k == 0) return BadArgument("k", "0", "at least 1 entry");
+  if (w.context == 0) return RefuseFlagValue("context", "0", "at least 1 token");
+  if (w.layers == 0) return RefuseFlagValue("layers", "0", "at least 1 layer");
+  if (w.k == 0) return RefuseFlagValue("k", "0", "at least 1 entry");
   w.churn = absl::GetFlag(FLAGS_churn);
-  if (w.churn <= 0) return BadArgument("churn", absl::StrCat(w.churn), "at least 1 step");
+  if (w.churn <= 0) return RefuseFlagValue("churn", absl::StrCat(w.churn), "at least 1 step");
   for (auto [name, d] : {std::pair{"rpc_timeout", w.rpc_timeout}, std::pair{"fault_interval", o.fault_interval},
                          std::pair{"outage", o.outage}}) {
-    if (d <= absl::ZeroDuration()) return BadArgument(name, absl::FormatDuration(d), "a positive duration");
+    if (d <= absl::ZeroDuration()) return RefuseFlagValue(name, absl::FormatDuration(d), "a positive duration");
   }
-  if (!(w.recover_seconds > 0)) return BadArgument("recover_seconds", absl::StrCat(w.recover_seconds), "more than 0");
+  if (!(w.recover_seconds > 0)) return RefuseFlagValue("recover_seconds", absl::StrCat(w.recover_seconds), "more than 0");
   if (const std::string tenants = absl::GetFlag(FLAGS_tenants); !tenants.empty() && !ParseTenants(tenants, o.tenants)) {
-    return BadArgument("tenants", tenants, "NAME:WORKERS,... with at least one worker each");
+    return RefuseFlagValue("tenants", tenants, "NAME:WORKERS,... with at least one worker each");
   }
   const std::string faults = absl::GetFlag(FLAGS_faults);
   if (o.worker_index >= 0) {

@@ -109,18 +109,11 @@ bool ApplyPreset(const std::string& name, Options& o) {
   return false;
 }
 
-// A value the flag's type admits but the benchmark does not: said, with the flag; exit 2.
-int BadArgument(const std::string& flag, const std::string& value, const std::string& why) {
-  std::fprintf(stderr, "sparsepool_serve_bench: bad argument --%s=%s: %s (--help lists the flags)\n",
-               flag.c_str(), value.c_str(), why.c_str());
-  return 2;
-}
-
 // Reads the flags into `o`, the preset first so that the other flags override it; the
 // exit status (2) when a value is refused, having said why.
 std::optional<int> ReadOptions(Options& o) {
   const std::string preset = absl::GetFlag(FLAGS_preset);
-  if (!ApplyPreset(preset, o)) return BadArgument("preset", preset, "quick or full");
+  if (!ApplyPreset(preset, o)) return RefuseFlagValue("preset", preset, "quick or full");
   ArrivalParams& a = o.plan.arrivals;
   o.address = absl::GetFlag(FLAGS_address);
   o.out = absl::GetFlag(FLAGS_out);
@@ -149,15 +142,15 @@ std::optional<int> ReadOptions(Options& o) {
       {"cache_slots", o.cache_slots},
   };
   for (const auto& [flag, value] : positive) {
-    if (!(value > 0)) return BadArgument(flag, absl::StrCat(value), "must be positive");
+    if (!(value > 0)) return RefuseFlagValue(flag, absl::StrCat(value), "must be positive");
   }
   if (!(o.plan.overlap >= 0 && o.plan.overlap <= 1)) {
-    return BadArgument("overlap", absl::StrCat(o.plan.overlap), "0 to 1");
+    return RefuseFlagValue("overlap", absl::StrCat(o.plan.overlap), "0 to 1");
   }
   o.strategies = absl::GetFlag(FLAGS_strategies);
   for (const std::string& name : o.strategies) {
     if (std::find(std::begin(kStrategies), std::end(kStrategies), name) == std::end(kStrategies)) {
-      return BadArgument("strategies", absl::StrJoin(o.strategies, ","),
+      return RefuseFlagValue("strategies", absl::StrJoin(o.strategies, ","),
                          absl::StrCat("unknown strategy \"", name, "\"; strategies: ",
                                       absl::StrJoin(kStrategies, ",")));
     }

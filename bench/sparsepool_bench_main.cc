@@ -139,70 +139,63 @@ int Fail(const absl::Status& status, int exit_code) {
   return exit_code;
 }
 
-// A value the flag's type admits but the benchmark does not: said, with the flag; exit 2.
-int BadArgument(const std::string& flag, const std::string& value, const std::string& why) {
-  std::fprintf(stderr, "sparsepool_bench: bad argument --%s=%s: %s (--help lists the flags)\n", flag.c_str(),
-               value.c_str(), why.c_str());
-  return 2;
-}
-
 // Reads the flags into `o`, the preset first so that the other flags override it; the
 // exit status (2) when a value is refused, having said why.
 std::optional<int> ReadOptions(Options& o) {
   const std::string preset = absl::GetFlag(FLAGS_preset);
-  if (!ApplyPreset(preset, o)) return BadArgument("preset", preset, "quick or full");
+  if (!ApplyPreset(preset, o)) return RefuseFlagValue("preset", preset, "quick or full");
   o.address = absl::GetFlag(FLAGS_address);
   o.model_file = absl::GetFlag(FLAGS_model);
   o.trace_file = absl::GetFlag(FLAGS_trace);
   o.out = absl::GetFlag(FLAGS_out);
-  if (o.out.empty()) return BadArgument("out", o.out, "a directory is needed");
+  if (o.out.empty()) return RefuseFlagValue("out", o.out, "a directory is needed");
   if (const auto contexts = absl::GetFlag(FLAGS_contexts); contexts.has_value()) {
     if (!PositiveNumbers(*contexts, o.contexts)) {
-      return BadArgument("contexts", absl::StrJoin(*contexts, ","), "positive numbers, comma-separated");
+      return RefuseFlagValue("contexts", absl::StrJoin(*contexts, ","), "positive numbers, comma-separated");
     }
   }
   if (const auto batches = absl::GetFlag(FLAGS_batches); batches.has_value()) {
     if (!PositiveNumbers(*batches, o.batches)) {
-      return BadArgument("batches", absl::StrJoin(*batches, ","), "positive numbers, comma-separated");
+      return RefuseFlagValue("batches", absl::StrJoin(*batches, ","), "positive numbers, comma-separated");
     }
   }
   o.strategies = absl::GetFlag(FLAGS_strategies);
   for (const std::string& name : o.strategies) {
     if (std::find(std::begin(kAllStrategies), std::end(kAllStrategies), name) == std::end(kAllStrategies)) {
-      return BadArgument("strategies", absl::StrJoin(o.strategies, ","),
+      return RefuseFlagValue("strategies", absl::StrJoin(o.strategies, ","),
                          absl::StrCat("unknown strategy \"", name, "\"; strategies: ",
                                       absl::StrJoin(kAllStrategies, ", ")));
     }
   }
   o.plan.steps = absl::GetFlag(FLAGS_steps).value_or(o.plan.steps);
-  if (o.plan.steps == 0) return BadArgument("steps", "0", "must be positive");
+  if (o.plan.steps == 0) return RefuseFlagValue("steps", "0", "must be positive");
   o.plan.warmup_steps = absl::GetFlag(FLAGS_warmup).value_or(o.plan.warmup_steps);
   o.plan.sampled_layers = absl::GetFlag(FLAGS_sampled_layers).value_or(o.plan.sampled_layers);
   o.plan.stored_layers = absl::GetFlag(FLAGS_stored_layers);
-  if (o.plan.stored_layers == 0) return BadArgument("stored_layers", "0", "must be positive");
+  if (o.plan.stored_layers == 0) return RefuseFlagValue("stored_layers", "0", "must be positive");
   o.plan.overlap = absl::GetFlag(FLAGS_overlap);
   if (!(o.plan.overlap >= 0 && o.plan.overlap <= 1)) {
-    return BadArgument("overlap", absl::StrCat(o.plan.overlap), "0 to 1");
+    return RefuseFlagValue("overlap", absl::StrCat(o.plan.overlap), "0 to 1");
   }
   o.cache_capacity = absl::GetFlag(FLAGS_cache_capacity);
-  if (o.cache_capacity == 0) return BadArgument("cache_capacity", "0", "must be positive");
+  if (o.cache_capacity == 0) return RefuseFlagValue("cache_capacity", "0", "must be positive");
   o.rdma_transport = absl::GetFlag(FLAGS_rdma_transport);
   if (o.rdma_transport != "ucx" && o.rdma_transport != "verbs") {
-    return BadArgument("rdma_transport", o.rdma_transport, "ucx or verbs");
+    return RefuseFlagValue("rdma_transport", o.rdma_transport, "ucx or verbs");
   }
   o.copy_threads = absl::GetFlag(FLAGS_copy_threads);
   if (o.copy_threads < 1 || o.copy_threads > kMaxCopyThreads) {
-    return BadArgument("copy_threads", absl::StrCat(o.copy_threads), absl::StrCat("1 to ", kMaxCopyThreads));
+    return RefuseFlagValue("copy_threads", absl::StrCat(o.copy_threads), absl::StrCat("1 to ", kMaxCopyThreads));
   }
   o.plan.seed = absl::GetFlag(FLAGS_seed);
   const double nic_gbs = absl::GetFlag(FLAGS_nic_gbs);
-  if (!(nic_gbs > 0)) return BadArgument("nic_gbs", absl::StrCat(nic_gbs), "must be positive");
+  if (!(nic_gbs > 0)) return RefuseFlagValue("nic_gbs", absl::StrCat(nic_gbs), "must be positive");
   o.nic.bytes_per_s = nic_gbs * 1e9;
   const double nic_mreads = absl::GetFlag(FLAGS_nic_mreads);
-  if (!(nic_mreads > 0)) return BadArgument("nic_mreads", absl::StrCat(nic_mreads), "must be positive");
+  if (!(nic_mreads > 0)) return RefuseFlagValue("nic_mreads", absl::StrCat(nic_mreads), "must be positive");
   o.nic.messages_per_s = nic_mreads * 1e6;
   const double nic_latency_us = absl::GetFlag(FLAGS_nic_latency_us);
-  if (!(nic_latency_us >= 0)) return BadArgument("nic_latency_us", absl::StrCat(nic_latency_us), "0 or more");
+  if (!(nic_latency_us >= 0)) return RefuseFlagValue("nic_latency_us", absl::StrCat(nic_latency_us), "0 or more");
   o.nic.latency_s = nic_latency_us * 1e-6;
   return std::nullopt;
 }

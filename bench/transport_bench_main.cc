@@ -47,13 +47,6 @@ int Fail(const absl::Status& s) {
   return 1;
 }
 
-// A value the flag's type admits but the benchmark does not: said, with the flag; exit 2.
-int BadArgument(const char* flag, const std::string& value, const char* why) {
-  std::fprintf(stderr, "sparsepool_transport_bench: bad argument --%s=%s: %s (--help lists the flags)\n", flag,
-               value.c_str(), why);
-  return 2;
-}
-
 int Run(int argc, char** argv) {
   ParseFlagsOnly(argc, argv,
                  "data-plane benchmark per transport (issue 4): a layer's top-2048 fetch against the whole "
@@ -65,10 +58,10 @@ int Run(int argc, char** argv) {
   const int reps = absl::GetFlag(FLAGS_reps);
   std::vector<uint64_t> contexts;
   if (const std::vector<std::string> given = absl::GetFlag(FLAGS_contexts); !bench::PositiveNumbers(given, contexts)) {
-    return BadArgument("contexts", absl::StrJoin(given, ","), "positive numbers, comma-separated");
+    return RefuseFlagValue("contexts", absl::StrJoin(given, ","), "positive numbers, comma-separated");
   }
-  if (requests == 0) return BadArgument("requests", "0", "must be positive");
-  if (reps <= 0) return BadArgument("reps", std::to_string(reps), "must be positive");
+  if (requests == 0) return RefuseFlagValue("requests", "0", "must be positive");
+  if (reps <= 0) return RefuseFlagValue("reps", std::to_string(reps), "must be positive");
   ClientOptions options;
   options.address = address;
   auto client = Client::Connect(options);

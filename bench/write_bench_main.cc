@@ -45,13 +45,6 @@ struct Options {
   int rounds = 0;
 };
 
-// A value the flag's type admits but the benchmark does not: said, with the flag; exit 2.
-int BadArgument(const char* flag, const std::string& value, const char* why) {
-  std::fprintf(stderr, "sparsepool_write_bench: bad argument --%s=%s: %s (--help lists the flags)\n", flag,
-               value.c_str(), why);
-  return 2;
-}
-
 int Fail(const absl::Status& status) {
   std::fprintf(stderr, "sparsepool_write_bench: %s\n", status.ToString().c_str());
   return 1;
@@ -80,12 +73,12 @@ int Run(int argc, char** argv) {
   o.rounds = absl::GetFlag(FLAGS_rounds);
   const std::vector<std::string> threads = absl::GetFlag(FLAGS_threads);
   if (!bench::PositiveNumbers(threads, o.threads)) {
-    return BadArgument("threads", absl::StrJoin(threads, ","), "positive numbers, comma-separated");
+    return RefuseFlagValue("threads", absl::StrJoin(threads, ","), "positive numbers, comma-separated");
   }
-  if (o.tokens == 0) return BadArgument("tokens", "0", "must be positive");
-  if (o.layers == 0) return BadArgument("layers", "0", "must be positive");
-  if (o.entry_bytes == 0) return BadArgument("entry_bytes", "0", "must be positive");
-  if (o.rounds <= 0) return BadArgument("rounds", std::to_string(o.rounds), "must be positive");
+  if (o.tokens == 0) return RefuseFlagValue("tokens", "0", "must be positive");
+  if (o.layers == 0) return RefuseFlagValue("layers", "0", "must be positive");
+  if (o.entry_bytes == 0) return RefuseFlagValue("entry_bytes", "0", "must be positive");
+  if (o.rounds <= 0) return RefuseFlagValue("rounds", std::to_string(o.rounds), "must be positive");
   std::vector<std::byte> entries(o.tokens * o.entry_bytes, std::byte{0x3C});
   const double bytes = double(o.layers) * entries.size();
   std::vector<std::vector<double>> fresh(o.threads.size()), again(o.threads.size());

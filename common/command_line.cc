@@ -3,9 +3,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <string>
 
 #include "absl/base/call_once.h"
 #include "absl/flags/internal/parse.h"
+#include "absl/flags/internal/program_name.h"
 #include "absl/flags/internal/usage.h"
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
@@ -51,6 +53,13 @@ void ParseFlagsOnly(int argc, char** argv, absl::string_view usage) {
   std::fprintf(stderr, "%s: unexpected argument \"%s\" (flags are --name=value; --help lists them)\n",
                argc > 0 ? argv[0] : "sparsepool", positional[0].c_str());
   std::exit(2);
+}
+
+int RefuseFlagValue(absl::string_view flag, absl::string_view value, absl::string_view why) {
+  std::fprintf(stderr, "%s: bad argument --%s=%s: %s (--help lists the flags)\n",
+               absl::flags_internal::ShortProgramInvocationName().c_str(), std::string(flag).c_str(),
+               std::string(value).c_str(), std::string(why).c_str());
+  return 2;
 }
 
 }  // namespace sparsepool

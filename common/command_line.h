@@ -25,6 +25,11 @@ std::vector<std::string> ParseCommandLine(int argc, char** argv, absl::string_vi
 // The same for a program that takes no positional argument: one is refused (exit 2).
 void ParseFlagsOnly(int argc, char** argv, absl::string_view usage);
 
+// A value the flag's type admits but the program does not: prints "PROGRAM: bad argument
+// --FLAG=VALUE: WHY (--help lists the flags)" on stderr and returns 2, the exit status
+// for it (PROGRAM as the parsed command line named it).
+int RefuseFlagValue(absl::string_view flag, absl::string_view value, absl::string_view why);
+
 }  // namespace sparsepool
 
 #endif  // SPARSEPOOL_COMMON_COMMAND_LINE_H_
