@@ -46,6 +46,8 @@ absl::Status CheckSettings(const DaemonConfig& c) {
   for (absl::Status s : {CheckRange("page_tokens", c.page_tokens, 1, kMaxPageTokens),
                          CheckRange("record_slots", c.record_slots, 1, 1 << 24),
                          CheckRange("verbs_gid_index", c.verbs_gid_index, 0, 255),
+                         CheckRange("slow_work_threads", c.slow_work_threads, 0, 64),
+                         CheckRange("slow_work_queue", c.slow_work_queue, 1, 1 << 16),
                          CheckDuration("lease_timeout", c.lease_timeout, absl::Nanoseconds(1), absl::InfiniteDuration(),
                                        "a positive duration like 30s"),
                          // Bounded: a request that needs reclaimable memory may wait this long for it.

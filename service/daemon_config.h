@@ -23,6 +23,11 @@ struct DaemonConfig {
   absl::Duration reuse_grace = absl::Seconds(1);
   LogLevel log_level = LogLevel::kInfo;
   uint32_t record_slots = 16384;
+  // Creates and growths (which may zero reused pages) run on this many threads of
+  // their own, tenants taking turns (service/fair_work_queue.h); 0 runs them on gRPC's
+  // threads as they come, with no turns and no bound.
+  uint32_t slow_work_threads = 2;
+  uint32_t slow_work_queue = 256;  // one tenant's queued creates and growths, at most
   std::string port_file;
   std::string metrics_listen;  // empty: no metrics endpoint
   bool ucx = false;

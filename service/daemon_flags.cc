@@ -62,6 +62,12 @@ ABSL_FLAG(absl::Duration, lease_timeout, absl::Seconds(30),
 ABSL_FLAG(absl::Duration, reuse_grace, absl::Seconds(1),
           "released memory stays untouched this long (0 to 1m; 0 turns it off)");
 ABSL_FLAG(uint32_t, record_slots, 16384, "sequences per region, fixed when a region is formatted");
+ABSL_FLAG(uint32_t, slow_work_threads, 2,
+          "threads for creates and growths (they may zero reused pages), tenants taking turns; 0 runs them on gRPC's "
+          "threads as they come (no turns, no bound)");
+ABSL_FLAG(uint32_t, slow_work_queue, 256,
+          "a tenant's (without tenants: a client's) creates and growths queued at most; more are refused at once "
+          "(ResourceExhausted)");
 ABSL_FLAG(std::string, port_file, "", "write the bound gRPC port here once serving");
 ABSL_FLAG(std::string, metrics_listen, "",
           "serve Prometheus metrics at http://HOST:PORT/metrics (off when empty; port 0 picks one, logged)");
@@ -162,6 +168,8 @@ absl::StatusOr<DaemonConfig> DaemonConfigFromFlags() {
   config.lease_timeout = absl::GetFlag(FLAGS_lease_timeout);
   config.reuse_grace = absl::GetFlag(FLAGS_reuse_grace);
   config.record_slots = absl::GetFlag(FLAGS_record_slots);
+  config.slow_work_threads = absl::GetFlag(FLAGS_slow_work_threads);
+  config.slow_work_queue = absl::GetFlag(FLAGS_slow_work_queue);
   config.port_file = absl::GetFlag(FLAGS_port_file);
   config.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   config.ucx = absl::GetFlag(FLAGS_ucx);

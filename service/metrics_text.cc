@@ -88,6 +88,15 @@ std::string MetricsText(const DaemonFigures& f) {
   Single(out, "sparsepool_requests_waiting_for_memory", "gauge",
          "Create or Extend requests waiting for memory in its reuse grace.",
          f.requests_waiting_for_memory);
+  Single(out, "sparsepool_slow_calls_queued", "gauge",
+         "Create or Extend requests queued for the slow-work threads (tenants take turns).", f.slow_work.queued);
+  Single(out, "sparsepool_slow_calls_running", "gauge", "Create or Extend requests on a slow-work thread now.",
+         f.slow_work.running);
+  Single(out, "sparsepool_slow_calls_total", "counter", "Create or Extend requests the slow-work threads ran.",
+         f.slow_work.done);
+  Single(out, "sparsepool_slow_calls_refused_total", "counter",
+         "Create or Extend requests refused because their tenant's queue (or the whole queue) was full.",
+         f.slow_work.refused);
   Single(out, "sparsepool_sequences_created_total", "counter",
          "Sequences created since the daemon started.", s.sequences_created);
   Single(out, "sparsepool_sequences_evicted_total", "counter",

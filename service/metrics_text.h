@@ -10,6 +10,7 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "service/fair_work_queue.h"
 #include "service/pool.h"
 
 namespace sparsepool {
@@ -17,6 +18,7 @@ namespace sparsepool {
 struct DaemonFigures {
   PoolStats pool;
   size_t requests_waiting_for_memory = 0;
+  FairWorkQueue::Counters slow_work;  // all zero without the queue (--slow_work_threads=0)
   absl::Duration uptime;
 };
 

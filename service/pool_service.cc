@@ -34,9 +34,10 @@ grpc::Status TenantsOnly(const Tenant* who, absl::string_view call) {
 }  // namespace
 
 PoolServiceImpl::PoolServiceImpl(Pool* pool, const Clock* clock, DelayedCalls* delayed,
-                                 const UcxPublisher* ucx, VerbsAcceptor* verbs, const TenantDirectory* tenants)
+                                 const UcxPublisher* ucx, VerbsAcceptor* verbs, const TenantDirectory* tenants,
+                                 FairWorkQueue* slow_work)
     : pool_(pool), clock_(clock), delayed_(delayed), ucx_(ucx), verbs_(verbs), tenants_(tenants),
-      started_(clock->Now()) {}
+      slow_work_(slow_work), started_(clock->Now()) {}
 
 absl::StatusOr<const Tenant*> PoolServiceImpl::Authenticate(const grpc::CallbackServerContext& context) const {
   if (tenants_ == nullptr) return nullptr;
@@ -68,7 +69,32 @@ void PoolServiceImpl::ReturnWaitingSlot(const Tenant* who) {
   --waiting_by_tenant_[who];
 }
 
-void PoolServiceImpl::AnswerOrWait(const Tenant* who, grpc::CallbackServerContext* context,
+void PoolServiceImpl::RunSlow(std::string key, const Tenant* who, grpc::CallbackServerContext* context,
+                              grpc::ServerUnaryReactor* reactor, Attempt attempt) {
+  if (slow_work_ == nullptr) {
+    AnswerOrWait(std::move(key), who, context, reactor, std::move(attempt));
+    return;
+  }
+  const std::string turn = key;
+  absl::Status queued = slow_work_->Submit(
+      turn, [this, key = std::move(key), who, context, reactor, attempt = std::move(attempt)](bool stopping) {
+        if (stopping) {
+          reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                       "the daemon is shutting down; this request was queued and was not carried out"));
+          return;
+        }
+        // A client that gave up while the call was queued must not get a sequence it
+        // will never hear of.
+        if (context->IsCancelled()) {
+          reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the call was cancelled while it was queued"));
+          return;
+        }
+        AnswerOrWait(key, who, context, reactor, attempt);
+      });
+  if (!queued.ok()) reactor->Finish(ToGrpcStatus(queued));
+}
+
+void PoolServiceImpl::AnswerOrWait(std::string key, const Tenant* who, grpc::CallbackServerContext* context,
                                    grpc::ServerUnaryReactor* reactor, Attempt attempt) {
   absl::Time retry_at = absl::InfinitePast();
   grpc::Status status = attempt(&retry_at);
@@ -84,7 +110,8 @@ void PoolServiceImpl::AnswerOrWait(const Tenant* who, grpc::CallbackServerContex
     reactor->Finish(status);
     return;
   }
-  delayed_->RunAt(retry_at, [this, who, context, reactor, attempt = std::move(attempt)](bool stopping) {
+  delayed_->RunAt(retry_at, [this, key = std::move(key), who, context, reactor,
+                             attempt = std::move(attempt)](bool stopping) mutable {
     ReturnWaitingSlot(who);
     if (stopping) {
       reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
@@ -97,7 +124,8 @@ void PoolServiceImpl::AnswerOrWait(const Tenant* who, grpc::CallbackServerContex
       reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the call was cancelled while it waited"));
       return;
     }
-    AnswerOrWait(who, context, reactor, attempt);
+    // Asked again in its tenant's turn, like any other slow call.
+    RunSlow(std::move(key), who, context, reactor, std::move(attempt));
   });
 }
 

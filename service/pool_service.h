@@ -10,6 +10,7 @@
 #include "common/grpc_status.h"
 #include "proto/sparsepool.grpc.pb.h"
 #include "service/delayed_calls.h"
+#include "service/fair_work_queue.h"
 #include "service/pool.h"
 #include "service/release_watch.h"
 #include "service/tenants.h"
@@ -43,7 +44,7 @@ class PoolServiceImpl final : public v1::PoolService::CallbackService {
   // without, the daemon serves whoever reaches it, as one trusted host's would.
   PoolServiceImpl(Pool* pool, const Clock* clock, DelayedCalls* delayed,
                   const UcxPublisher* ucx = nullptr, VerbsAcceptor* verbs = nullptr,
-                  const TenantDirectory* tenants = nullptr);
+                  const TenantDirectory* tenants = nullptr, FairWorkQueue* slow_work = nullptr);
 
   grpc::ServerUnaryReactor* CreateSequence(grpc::CallbackServerContext* context,
                                       const v1::CreateSequenceRequest* request,
@@ -51,7 +52,8 @@ class PoolServiceImpl final : public v1::PoolService::CallbackService {
     auto who = Authenticate(*context);
     if (!who.ok()) return Finish(context, ToGrpcStatus(who.status()));
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    AnswerOrWait(*who, context, reactor, [this, who = *who, context, request, response](absl::Time* retry_at) {
+    RunSlow(FairnessKey(*who, request->client_id()), *who, context, reactor,
+            [this, who = *who, context, request, response](absl::Time* retry_at) {
       grpc::Status created = HandleCreateSequence(who, *request, response, retry_at);
       // A create that waited for memory may complete after its caller gave up: the
       // sequence it would never hear of is released again, not left to its lease.
@@ -66,7 +68,8 @@ class PoolServiceImpl final : public v1::PoolService::CallbackService {
     auto who = Authenticate(*context);
     if (!who.ok()) return Finish(context, ToGrpcStatus(who.status()));
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    AnswerOrWait(*who, context, reactor, [this, who = *who, request, response](absl::Time* retry_at) {
+    RunSlow(FairnessKey(*who, request->client_id()), *who, context, reactor,
+            [this, who = *who, request, response](absl::Time* retry_at) {
       return HandleExtendSequence(who, *request, response, retry_at);
     });
     return reactor;
@@ -169,11 +172,20 @@ class PoolServiceImpl final : public v1::PoolService::CallbackService {
   }
   // Runs `attempt`; answers with its status, unless it set retry_at (the pool will
   // have room then) before the call's deadline: then asks again at that time, from
-  // delayed_. The request and response stay valid until the reactor finishes. `who`'s
+  // delayed_ through RunSlow (`key` is whose turn it takes). The request and response stay valid until the reactor finishes. `who`'s
   // waiting calls count against its tenant's share.
   using Attempt = std::function<grpc::Status(absl::Time* retry_at)>;
-  void AnswerOrWait(const Tenant* who, grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
-                    Attempt attempt);
+  void AnswerOrWait(std::string key, const Tenant* who, grpc::CallbackServerContext* context,
+                    grpc::ServerUnaryReactor* reactor, Attempt attempt);
+  // AnswerOrWait in `key`'s turn on slow_work_'s threads (inline without it); a call
+  // cancelled while it was queued is answered without its attempt, a full queue's
+  // refusal is the answer. Creates and growths come here: they may zero pages.
+  void RunSlow(std::string key, const Tenant* who, grpc::CallbackServerContext* context,
+               grpc::ServerUnaryReactor* reactor, Attempt attempt);
+  // Whose turn a slow call takes: the tenant's, or without tenants the client's.
+  static std::string FairnessKey(const Tenant* who, const std::string& client_id) {
+    return who != nullptr ? who->name : client_id;
+  }
   // Takes a waiting slot of `who`'s tenant; false when its share is used up.
   bool TakeWaitingSlot(const Tenant* who);
   void ReturnWaitingSlot(const Tenant* who);
@@ -192,6 +204,7 @@ class PoolServiceImpl final : public v1::PoolService::CallbackService {
   const UcxPublisher* const ucx_;
   VerbsAcceptor* const verbs_;
   const TenantDirectory* const tenants_;
+  FairWorkQueue* const slow_work_;
   const absl::Time started_;
   absl::Mutex waiting_mu_;
   absl::flat_hash_map<const Tenant*, size_t> waiting_by_tenant_ ABSL_GUARDED_BY(waiting_mu_);

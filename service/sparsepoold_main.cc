@@ -188,7 +188,17 @@ int Run(int argc, char** argv) {
     log.Error(absl::StrCat("cannot set up TLS: ", credentials.status().ToString()));
     return 1;
   }
-  PoolServiceImpl service(&pool, &clock, &delayed, ucx.get(), verbs.get(), tenants ? &*tenants : nullptr);
+  // Declared after `delayed`, so stopped before it (see the shutdown below).
+  std::unique_ptr<FairWorkQueue> slow_work;
+  if (config->slow_work_threads > 0) {
+    FairWorkQueue::Options slow_options;
+    slow_options.threads = static_cast<int>(config->slow_work_threads);
+    slow_options.max_queued_per_tenant = config->slow_work_queue;
+    slow_options.max_queued = std::max<size_t>(config->slow_work_queue, 4096);
+    slow_work = std::make_unique<FairWorkQueue>(slow_options);
+  }
+  PoolServiceImpl service(&pool, &clock, &delayed, ucx.get(), verbs.get(), tenants ? &*tenants : nullptr,
+                          slow_work.get());
 
   RpcMetrics rpc_metrics(v1::PoolService::service_full_name());
   grpc::ServerBuilder builder;
@@ -248,8 +258,12 @@ int Run(int argc, char** argv) {
   std::unique_ptr<MetricsHttpServer> metrics;
   if (!config->metrics_listen.empty()) {
     const absl::Time started = clock.Now();
-    auto serving = MetricsHttpServer::Start(config->metrics_listen, [&pool, &delayed, &clock, &rpc_metrics, started] {
-      return MetricsText(DaemonFigures{pool.Stats(), delayed.waiting(), clock.Now() - started}) + rpc_metrics.Text();
+    auto serving = MetricsHttpServer::Start(config->metrics_listen, [&pool, &delayed, &slow_work, &clock, &rpc_metrics,
+                                                                     started] {
+      return MetricsText(DaemonFigures{pool.Stats(), delayed.waiting(),
+                                       slow_work != nullptr ? slow_work->counters() : FairWorkQueue::Counters{},
+                                       clock.Now() - started}) +
+             rpc_metrics.Text();
     });
     if (!serving.ok()) {
       log.Info(serving.status().ToString());
@@ -286,8 +300,11 @@ int Run(int argc, char** argv) {
     sigwait(&stop_signals, &signal_number);
     log.Info(absl::StrCat("received ", strsignal(signal_number), "; shutting down"));
     registration.reset();  // leave the cluster first: no new placements come here
-    // Requests waiting for memory are answered (Unavailable) now: the server's
-    // shutdown waits for every request it started.
+    // Requests queued or waiting for memory are answered (Unavailable) now: the
+    // server's shutdown waits for every request it started. The queue first: what runs
+    // there may still hand a call to `delayed`, and what `delayed` then runs finds the
+    // queue stopped and answers at once.
+    if (slow_work != nullptr) slow_work->Stop();
     delayed.Stop();
     service.StopWatching();
     // Control-plane calls take milliseconds; an idle client connection can hold a

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <numeric>
 #include <random>
@@ -733,6 +734,76 @@ TEST_F(IntegrationTest, RequestsWaitingForMemoryHoldUpNothingAndAreAnsweredAtShu
     EXPECT_TRUE(absl::IsUnavailable(answer)) << answer;
     EXPECT_THAT(answer.message(), HasSubstr("shutting down"));
   }
+}
+
+// Creates are slow work (they zero reused pages) and go through the daemon's fair
+// queue: one client firing far more than its queue holds is refused at once, saying
+// why, while another client's create, queued behind none of it, goes through; what the
+// flood was granted is whole and zeroed.
+TEST_F(IntegrationTest, AFloodOfCreatesIsRefusedPastItsQueueWhileAnotherClientGetsIn) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon(DaemonOptions{
+      .region_size = "1GiB",
+      .extra_args = {"--reuse_grace=0s", "--slow_work_threads=1", "--slow_work_queue=2",
+                     "--metrics_listen=127.0.0.1:0"}}));
+  // Most of the region handed out once and released: each create below zeroes what it
+  // is given (34 MiB, milliseconds of memset).
+  std::vector<SequenceId> dirty;
+  for (int i = 0; i < 14; ++i) {
+    auto id = client_->CreateSequence(Spec(8, 12800));  // 8 x 12800 x 656 bytes: 69 MiB with its pages
+    ASSERT_TRUE(id.ok()) << id.status();
+    dirty.push_back(*id);
+  }
+  for (SequenceId id : dirty) ASSERT_TRUE(client_->ReleaseSequence(id).ok());
+
+  constexpr int kFlood = 24;
+  absl::Mutex mu;
+  std::vector<absl::StatusOr<SequenceId>> answers;
+  auto flood = ConnectTo(daemon_->address());
+  for (int i = 0; i < kFlood; ++i) {
+    flood->CreateSequenceAsync(Spec(8, 6400), [&](absl::StatusOr<SequenceId> id) {
+      absl::MutexLock lock(&mu);
+      answers.push_back(id);
+    });
+  }
+  auto quiet = client_->CreateSequence(Spec(8, 6400));
+  EXPECT_TRUE(quiet.ok()) << quiet.status();
+  {
+    absl::MutexLock lock(&mu);
+    mu.Await(absl::Condition(
+        +[](std::vector<absl::StatusOr<SequenceId>>* a) { return a->size() == kFlood; }, &answers));
+  }
+  int refused = 0;
+  std::vector<std::byte> head(kEntryBytes);
+  for (const absl::StatusOr<SequenceId>& answer : answers) {
+    if (answer.ok()) {
+      // A granted sequence is whole and zeroed: first and last token of the first
+      // and last layer.
+      for (uint32_t layer : {0u, 7u}) {
+        for (int32_t token : {0, 6399}) {
+          std::vector<int32_t> one = {token};
+          ASSERT_TRUE(flood->FetchTopK(layer, {*answer}, one, absl::MakeSpan(head)).ok());
+          EXPECT_EQ(std::count(head.begin(), head.end(), std::byte{0}), kEntryBytes);
+        }
+      }
+      continue;
+    }
+    ++refused;
+    EXPECT_TRUE(absl::IsResourceExhausted(answer.status())) << answer.status();
+    EXPECT_THAT(answer.status().message(), HasSubstr("the daemon is saturated"));
+    EXPECT_THAT(answer.status().message(), HasSubstr("--slow_work_queue"));
+  }
+  EXPECT_GT(refused, 0) << "all " << kFlood << " creates were admitted: the queue never filled";
+  EXPECT_LT(refused, kFlood);
+  const std::string log = daemon_->Log();
+  const std::string marker = "metrics on http://127.0.0.1:";
+  const size_t at = log.find(marker);
+  ASSERT_NE(at, std::string::npos) << log;
+  int port = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(log.substr(at + marker.size(), log.find('/', at + marker.size()) - at - marker.size()),
+                               &port));
+  const std::string metrics = testing::AskLocal(port, "GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n");
+  EXPECT_THAT(metrics, HasSubstr(absl::StrCat("sparsepool_slow_calls_refused_total ", refused, "\n")));
+  EXPECT_THAT(metrics, HasSubstr("sparsepool_slow_calls_queued 0\n"));
 }
 
 // A region on hugetlbfs (2 MiB pages): tools/test.sh mounts one when it runs as root on

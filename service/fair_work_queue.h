@@ -1,0 +1,86 @@
+// The daemon's slow work, taken in turns by tenant: creates and growths, which may
+// zero reused pages (a 64 MiB sequence is milliseconds of memset, a large one tens).
+//
+// Why not on gRPC's threads, where every other call is handled: those threads serve
+// every call of every tenant, so a tenant creating large sequences in a loop held them
+// all, and a quiet tenant's growth (one page per 64 decode steps), its lease renewals
+// and its layouts waited behind the flood. Here each tenant has a queue of its own and
+// the threads take one call from each tenant that has work, in turn (round robin by
+// call): a tenant's call waits for at most one call of each other tenant per turn,
+// however many the others have queued. And the queues are bounded, one tenant's and
+// all together: past the bound a call is refused at once (ResourceExhausted, saying
+// so) instead of waiting without end behind a queue that only grows (admission
+// control: a saturated daemon sheds work rather than latency).
+#ifndef SPARSEPOOL_SERVICE_FAIR_WORK_QUEUE_H_
+#define SPARSEPOOL_SERVICE_FAIR_WORK_QUEUE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+
+namespace sparsepool {
+
+class FairWorkQueue {
+ public:
+  struct Options {
+    int threads = 2;
+    size_t max_queued_per_tenant = 256;  // calls waiting (not running) of one tenant
+    size_t max_queued = 4096;            // of all tenants together
+  };
+  // `stopping` is true when the work runs because the queue is stopping: it must only
+  // answer its call (Unavailable), not do the work.
+  using Work = std::function<void(bool stopping)>;
+
+  struct Counters {
+    uint64_t queued = 0;   // waiting now
+    uint64_t running = 0;  // on a thread now
+    uint64_t done = 0;     // run to the end (stopping or not)
+    uint64_t refused = 0;  // refused by the bounds
+  };
+
+  // REQUIRES: options.threads >= 1, both bounds >= 1.
+  explicit FairWorkQueue(Options options);
+  // Stops (see Stop) and joins the threads.
+  ~FairWorkQueue();
+  FairWorkQueue(const FairWorkQueue&) = delete;
+  FairWorkQueue& operator=(const FairWorkQueue&) = delete;
+
+  // Queues `work` behind `tenant`'s earlier work; it runs on one of the threads in
+  // `tenant`'s turn. ResourceExhausted, naming the bound, when `tenant`'s queue or the
+  // whole queue is full (`work` is dropped unrun: the caller answers its call with the
+  // error). After Stop, runs `work` at once on the caller's thread with stopping = true.
+  absl::Status Submit(absl::string_view tenant, Work work);
+
+  // Runs every queued call with stopping = true, waits for those running to end and
+  // returns: a server shutting down waits for every request it started to be answered.
+  void Stop();
+
+  Counters counters() const;
+
+ private:
+  void Main();
+
+  const Options options_;
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::deque<Work>> queues_ ABSL_GUARDED_BY(mu_);
+  // Tenants with queued work, in the order their turns come; each at most once.
+  std::deque<std::string> turns_ ABSL_GUARDED_BY(mu_);
+  Counters counters_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  size_t exited_ ABSL_GUARDED_BY(mu_) = 0;  // threads that found nothing left after Stop
+  std::vector<std::thread> threads_;  // last: started once everything above exists
+};
+
+}  // namespace sparsepool
+
+#endif  // SPARSEPOOL_SERVICE_FAIR_WORK_QUEUE_H_

@@ -1,0 +1,189 @@
+#include "service/fair_work_queue.h"
+
+#include <algorithm>
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+
+namespace sparsepool {
+namespace {
+
+// Holds the queue's only thread until released, so that calls pile up behind it.
+class Gate {
+ public:
+  FairWorkQueue::Work Blocker() {
+    return [this](bool) {
+      entered_.Notify();
+      opened_.WaitForNotification();
+    };
+  }
+  void WaitEntered() { entered_.WaitForNotification(); }
+  void Open() { opened_.Notify(); }
+
+ private:
+  absl::Notification entered_;
+  absl::Notification opened_;
+};
+
+FairWorkQueue::Options OneThread(size_t per_tenant = 256, size_t all = 4096) {
+  FairWorkQueue::Options options;
+  options.threads = 1;
+  options.max_queued_per_tenant = per_tenant;
+  options.max_queued = all;
+  return options;
+}
+
+// A flood of one tenant's calls queued before a quiet tenant's one: the quiet call
+// runs second, not after the flood.
+TEST(FairWorkQueueTest, TenantsTakeTurnsWhateverTheyQueued) {
+  FairWorkQueue queue(OneThread());
+  Gate gate;
+  ASSERT_TRUE(queue.Submit("flood", gate.Blocker()).ok());
+  gate.WaitEntered();
+  absl::Mutex mu;
+  std::vector<std::string> order;
+  absl::Notification all_ran;
+  constexpr int kFlood = 20;
+  const auto record = [&](std::string name) {
+    return [&, name](bool stopping) {
+      EXPECT_FALSE(stopping);
+      absl::MutexLock lock(&mu);
+      order.push_back(name);
+      if (order.size() == kFlood + 2) all_ran.Notify();
+    };
+  };
+  for (int i = 0; i < kFlood; ++i) ASSERT_TRUE(queue.Submit("flood", record("flood")).ok());
+  ASSERT_TRUE(queue.Submit("quiet", record("quiet")).ok());
+  ASSERT_TRUE(queue.Submit("third", record("third")).ok());
+  EXPECT_EQ(queue.counters().queued, kFlood + 2u);
+  gate.Open();
+  all_ran.WaitForNotification();
+  // The turns: flood (one), quiet, third, then the rest of the flood.
+  ASSERT_EQ(order.size(), kFlood + 2u);
+  EXPECT_EQ(order[0], "flood");
+  EXPECT_EQ(order[1], "quiet");
+  EXPECT_EQ(order[2], "third");
+  for (size_t i = 3; i < order.size(); ++i) EXPECT_EQ(order[i], "flood") << i;
+}
+
+// Within one tenant, calls run in the order they came.
+TEST(FairWorkQueueTest, ATenantsCallsRunInOrder) {
+  FairWorkQueue queue(OneThread());
+  Gate gate;
+  ASSERT_TRUE(queue.Submit("a", gate.Blocker()).ok());
+  gate.WaitEntered();
+  absl::Mutex mu;
+  std::vector<int> order;
+  absl::Notification done;
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(queue
+                    .Submit("a",
+                            [&, i](bool) {
+                              absl::MutexLock lock(&mu);
+                              order.push_back(i);
+                              if (order.size() == 10) done.Notify();
+                            })
+                    .ok());
+  }
+  gate.Open();
+  done.WaitForNotification();
+  EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
+}
+
+// Past its bound a tenant's call is refused at once, saying why, and the work is not
+// run; another tenant is still admitted; the whole queue has a bound of its own.
+TEST(FairWorkQueueTest, AFullQueueRefusesAtOnceAndOthersStillGetIn) {
+  FairWorkQueue queue(OneThread(/*per_tenant=*/3, /*all=*/5));
+  Gate gate;
+  ASSERT_TRUE(queue.Submit("flood", gate.Blocker()).ok());
+  gate.WaitEntered();  // running, so no longer queued
+  std::atomic<int> ran{0};
+  const auto count = [&](bool) { ++ran; };
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(queue.Submit("flood", count).ok());
+  bool refused_ran = false;
+  absl::Status refused = queue.Submit("flood", [&](bool) { refused_ran = true; });
+  EXPECT_TRUE(absl::IsResourceExhausted(refused)) << refused;
+  EXPECT_TRUE(absl::StrContains(refused.message(), "3 create/grow calls of \"flood\" are queued already"))
+      << refused;
+  ASSERT_TRUE(queue.Submit("quiet", count).ok());
+  ASSERT_TRUE(queue.Submit("other", count).ok());
+  absl::Status all_full = queue.Submit("late", count);
+  EXPECT_TRUE(absl::IsResourceExhausted(all_full)) << all_full;
+  EXPECT_TRUE(absl::StrContains(all_full.message(), "5 create/grow calls are queued already")) << all_full;
+  EXPECT_EQ(queue.counters().refused, 2u);
+  gate.Open();
+  queue.Stop();
+  EXPECT_FALSE(refused_ran);
+  EXPECT_EQ(ran.load(), 5);
+  EXPECT_EQ(queue.counters().done, 6u);
+}
+
+// Stop answers every queued call (stopping = true), waits for the one running, and a
+// call submitted afterwards runs at once, told the queue stops.
+TEST(FairWorkQueueTest, StopAnswersQueuedCallsAndLaterOnesAtOnce) {
+  FairWorkQueue queue(OneThread());
+  Gate gate;
+  std::atomic<bool> blocker_done{false};
+  ASSERT_TRUE(queue
+                  .Submit("a",
+                          [&](bool stopping) {
+                            EXPECT_FALSE(stopping);
+                            gate.Blocker()(stopping);
+                            blocker_done = true;
+                          })
+                  .ok());
+  gate.WaitEntered();
+  std::atomic<int> stopped{0};
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(queue.Submit(i % 2 ? "a" : "b", [&](bool stopping) { stopped += stopping ? 1 : 100; }).ok());
+  }
+  std::thread stopper([&] { queue.Stop(); });
+  absl::SleepFor(absl::Milliseconds(50));
+  gate.Open();
+  stopper.join();
+  EXPECT_TRUE(blocker_done.load());
+  EXPECT_EQ(stopped.load(), 4);
+  bool late_stopping = false;
+  ASSERT_TRUE(queue.Submit("a", [&](bool stopping) { late_stopping = stopping; }).ok());
+  EXPECT_TRUE(late_stopping);
+  EXPECT_EQ(queue.counters().queued, 0u);
+}
+
+// Several threads: a tenant's calls can run side by side when nobody else waits.
+TEST(FairWorkQueueTest, ThreadsServeOneTenantTogetherWhenAlone) {
+  FairWorkQueue::Options options = OneThread();
+  options.threads = 3;
+  FairWorkQueue queue(options);
+  absl::Mutex mu;
+  int inside = 0;
+  int most_inside = 0;
+  absl::Notification done;
+  std::atomic<int> finished{0};
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(queue
+                    .Submit("a",
+                            [&](bool) {
+                              {
+                                absl::MutexLock lock(&mu);
+                                most_inside = std::max(most_inside, ++inside);
+                                const auto three = [&] { return most_inside == 3; };
+                                mu.AwaitWithTimeout(absl::Condition(&three), absl::Seconds(10));
+                                --inside;
+                              }
+                              if (++finished == 3) done.Notify();
+                            })
+                    .ok());
+  }
+  done.WaitForNotification();
+  EXPECT_EQ(most_inside, 3);
+}
+
+}  // namespace
+}  // namespace sparsepool
