@@ -56,6 +56,7 @@
 #include "bench/load_processes.h"
 #include "bench/load_soak.h"
 #include "bench/load_worker.h"
+#include "bench/tenant_cpu_groups.h"
 #include "bench/median.h"
 #include "bench/progress_line.h"
 #include "common/command_line.h"
@@ -84,6 +85,10 @@ ABSL_FLAG(absl::Duration, fault_interval, absl::Seconds(3), "time between faults
 ABSL_FLAG(absl::Duration, outage, absl::Seconds(1), "how long a killed daemon stays down");
 ABSL_FLAG(std::string, tenants, "",
           "NAME:WORKERS,...: the daemon (--daemon) serves these tenants and each runs that many workers");
+ABSL_FLAG(bool, control, true,
+          "contention control: with --tenants, each tenant's workers in a CPU control group of its own with equal "
+          "weight (root; bench/tenant_cpu_groups.h), and the owned daemon's creates and growths in tenants' turns. "
+          "false: neither (the daemon gets --slow_work_threads=0), the run to compare with");
 ABSL_FLAG(bool, soak, false,
           "sample the owned daemon's anonymous memory and descriptors every second; fail when they grow");
 // Set by the tool for its worker processes.
@@ -103,6 +108,7 @@ struct Options {
   absl::Duration fault_interval = absl::Seconds(3);
   absl::Duration outage = absl::Seconds(1);
   bool soak = false;  // sample the owned daemon's footprint and fail if it grows
+  bool control = true;  // --control
   // Tenants and how many workers each runs, in worker order (--tenants); the daemon
   // then serves them (the tool writes its tenants file and every token).
   std::vector<std::pair<std::string, int>> tenants;
@@ -188,6 +194,14 @@ class Parent {
       if (!network.ok()) return Fail(network.status().ToString());
       network_ = *std::move(network);
     }
+    if (!o_.control && !o_.daemon.empty()) daemon_argv.push_back("--slow_work_threads=0");
+    if (o_.control && !o_.tenants.empty()) {
+      std::vector<std::string> names;
+      for (const auto& [name, count] : o_.tenants) names.push_back(name);
+      absl::StatusOr<std::unique_ptr<TenantCpuGroups>> groups = TenantCpuGroups::Create(names);
+      if (!groups.ok()) return Fail(groups.status().ToString());
+      cpu_groups_ = *std::move(groups);
+    }
     if (!o_.daemon.empty()) {
       daemon_ = std::make_unique<LoadDaemon>(daemon_argv, dir, network_.get());
       if (absl::Status s = daemon_->Start(); !s.ok()) return Fail(s.ToString());
@@ -209,6 +223,15 @@ class Parent {
         return Fail(pid.status().ToString());
       }
       pids_.push_back(*pid);
+      if (cpu_groups_ != nullptr) {
+        if (absl::Status s = cpu_groups_->Add(TenantOf(w), *pid); !s.ok()) {
+          for (pid_t p : pids_) {
+            kill(p, SIGKILL);
+            waitpid(p, nullptr, 0);
+          }
+          return Fail(s.ToString());
+        }
+      }
     }
     killed_.assign(o_.workers, false);
 
@@ -344,6 +367,10 @@ class Parent {
         "entries, one request replaced every %d steps), %s transport, %.1f s",
         o_.workers, wo.requests, wo.context, wo.layers, wo.k, kLoadEntryBytes, wo.churn, wo.transport, all.elapsed_s);
     for (const auto& [name, count] : o_.tenants) absl::StrAppend(&header, "; tenant ", name, ": ", count, " worker(s)");
+    absl::StrAppend(&header, "; contention control ",
+                    o_.control ? absl::StrCat("on", cpu_groups_ != nullptr ? ": " + cpu_groups_->description() : "",
+                                              o_.daemon.empty() ? "" : "; the daemon's creates and growths in turns")
+                               : "off");
     std::string table =
         "| worker | steps | step p50 (us) | p99 | p99.9 | max | steps/s | entries/s | fetched | entries checked | "
         "failed calls ridden out |\n|---|---|---|---|---|---|---|---|---|---|---|\n";
@@ -401,6 +428,7 @@ class Parent {
   std::map<std::string, std::string> tokens_;  // by tenant
   std::unique_ptr<DaemonNetwork> network_;     // before the daemon: it runs inside
   std::unique_ptr<LoadDaemon> daemon_;
+  std::unique_ptr<TenantCpuGroups> cpu_groups_;  // --control with --tenants
   std::vector<pid_t> pids_;
   std::vector<bool> killed_;
   ProgressLine progress_;
@@ -429,6 +457,8 @@ int Run(int argc, char** argv) {
   w.tenant = absl::GetFlag(FLAGS_tenant);
   w.token_file = absl::GetFlag(FLAGS_token_file);
   o.soak = absl::GetFlag(FLAGS_soak);
+  o.control = absl::GetFlag(FLAGS_control);
+  o.control = absl::GetFlag(FLAGS_control);
   o.worker_index = absl::GetFlag(FLAGS_worker_index);
   if (w.transport != "cxl" && w.transport != "ucx") return RefuseFlagValue("transport", w.transport, "cxl or ucx");
   if (o.workers <= 0 || o.workers > 1024) return RefuseFlagValue("workers", absl::StrCat(o.workers), "1 to 1024");

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <random>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/client_internal.h"
@@ -210,6 +211,7 @@ class ClientImpl final : public Client {
       }
     }
     RecordWrites(written, written * entry_bytes, absl::OkStatus());
+    for (size_t row = 0; row < batch.size(); ++row) GrowAhead(batch[row], positions[row], *layouts[row]);
     return absl::OkStatus();
   }
 
@@ -423,6 +425,35 @@ class ClientImpl final : public Client {
                                                       " (batch row ", row, "): ", extended.message()));
   }
 
+  // Growth off the step: once a sequence's room past `position` falls to half of
+  // reserve_tokens, one ExtendSequence to reserve_tokens past it goes out in the
+  // background, so that a WriteStep waits for growth (MakeRoom) only when the room is
+  // gone before that lands. A failure here is left to MakeRoom, which will meet it.
+  void GrowAhead(SequenceId id, uint64_t position, const SequenceLayout& layout) {
+    if (options_.reserve_tokens < 2 || layout.tokens > position + 1 + options_.reserve_tokens / 2) return;
+    {
+      absl::MutexLock lock(&growing_mu_);
+      if (!growing_.insert(id).second) return;  // one at a time per sequence
+    }
+    auto call = std::make_shared<AsyncCall<v1::ExtendSequenceRequest, v1::ExtendSequenceResponse>>();
+    call->request.set_client_id(client_id_);
+    call->request.set_sequence_id(id);
+    // Whole pages, as MakeRoom asks: the pages are reserved anyway.
+    const uint64_t page = std::max<uint64_t>(layout.page_tokens, 1);
+    const uint64_t ahead = (position + 1 + options_.reserve_tokens + page - 1) / page * page;
+    call->request.set_tokens(std::min(ahead, kMaxSequenceTokens));
+    StartAsync(call, &v1::PoolService::Stub::async_interface::ExtendSequence, "ExtendSequence",
+               [this, call, id](absl::Status status) {
+                 if (status.ok()) {
+                   if (auto layout = LayoutFromProto(call->response.layout()); layout.ok()) {
+                     layouts_.PutIfCached(*std::move(layout));
+                   }
+                 }
+                 absl::MutexLock lock(&growing_mu_);
+                 growing_.erase(id);
+               });
+  }
+
   // A sequence the daemon no longer knows must not be served from a stale layout. (A
   // daemon that does not answer says nothing of its layouts: over CXL they go on
   // serving loads and stores while it is down.)
@@ -483,6 +514,8 @@ class ClientImpl final : public Client {
   std::unique_ptr<LeaseKeeper> keepalive_;
   absl::Mutex async_mu_;
   int async_in_flight_ ABSL_GUARDED_BY(async_mu_) = 0;
+  absl::Mutex growing_mu_;
+  absl::flat_hash_set<SequenceId> growing_ ABSL_GUARDED_BY(growing_mu_);  // GrowAhead's calls in flight
   mutable absl::Mutex metrics_mu_;
   ClientMetrics metrics_ ABSL_GUARDED_BY(metrics_mu_);
 };

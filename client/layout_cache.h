@@ -31,6 +31,14 @@ class LayoutCache {
     if (slot == nullptr || slot->tokens <= entry->tokens) slot = entry;
     return slot;
   }
+  // Put, only while the sequence is still cached: a growth that lands after its
+  // sequence was released or forgotten must not bring its layout back.
+  void PutIfCached(SequenceLayout layout) {
+    auto entry = std::make_shared<const SequenceLayout>(std::move(layout));
+    absl::MutexLock lock(&mu_);
+    auto it = layouts_.find(entry->sequence_id);
+    if (it != layouts_.end() && it->second->tokens <= entry->tokens) it->second = std::move(entry);
+  }
   void Erase(SequenceId id) {
     absl::MutexLock lock(&mu_);
     layouts_.erase(id);

@@ -102,7 +102,8 @@ struct ClientOptions {
   std::string tls_cert;
   std::string tls_key;
   // WriteStep reserves room this many tokens past what it writes, rounded up to whole
-  // pages, whenever it needs more: most decode steps then make no RPC.
+  // pages, and reserves again in the background once half of that is used: a decode
+  // step makes no RPC of its own unless the pool falls behind.
   uint64_t reserve_tokens = 256;
 };
 
@@ -161,8 +162,9 @@ class Client {
   // One decode step's new tokens, every layer of every sequence of a batch in one call:
   // the token at positions[i] of batch[i] gets entries [i][layer][entry_bytes] (every
   // sequence of the batch has the same layers and entry_bytes). Room is reserved ahead
-  // (ClientOptions::reserve_tokens), so that an ExtendSequence RPC happens only when a
-  // sequence outgrows it, not every step.
+  // (ClientOptions::reserve_tokens) and topped up in the background, so that a step
+  // waits for an ExtendSequence RPC only when a sequence outgrows its room before the
+  // background growth lands.
   virtual absl::Status WriteStep(absl::Span<const SequenceId> batch, absl::Span<const uint64_t> positions,
                                  absl::Span<const std::byte> entries) = 0;
 

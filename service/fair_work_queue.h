@@ -3,14 +3,21 @@
 //
 // Why not on gRPC's threads, where every other call is handled: those threads serve
 // every call of every tenant, so a tenant creating large sequences in a loop held them
-// all, and a quiet tenant's growth (one page per 64 decode steps), its lease renewals
-// and its layouts waited behind the flood. Here each tenant has a queue of its own and
-// the threads take one call from each tenant that has work, in turn (round robin by
-// call): a tenant's call waits for at most one call of each other tenant per turn,
-// however many the others have queued. And the queues are bounded, one tenant's and
-// all together: past the bound a call is refused at once (ResourceExhausted, saying
-// so) instead of waiting without end behind a queue that only grows (admission
-// control: a saturated daemon sheds work rather than latency).
+// all, and a quiet tenant's growth, its lease renewals and its layouts waited behind
+// the flood. Here each tenant has a queue of its own and the threads take one call
+// from each tenant that has work, in turn (round robin by call): a tenant's call waits
+// for at most one call of each other tenant per turn, however many the others have
+// queued.
+//
+// Two classes. Growth is urgent: a decode step waits for it when the client's
+// reservation ran out. A create is a new request's admission, which can wait a turn.
+// Urgent work is taken before any bulk work, and bulk work never takes the last thread
+// (with two or more), so a growth waits for no create, queued or running.
+//
+// The queues are bounded, one tenant's and all together: past the bound a call is
+// refused at once (ResourceExhausted, saying so) instead of waiting without end behind
+// a queue that only grows (admission control: a saturated daemon sheds work rather
+// than latency).
 #ifndef SPARSEPOOL_SERVICE_FAIR_WORK_QUEUE_H_
 #define SPARSEPOOL_SERVICE_FAIR_WORK_QUEUE_H_
 
@@ -40,6 +47,7 @@ class FairWorkQueue {
   // `stopping` is true when the work runs because the queue is stopping: it must only
   // answer its call (Unavailable), not do the work.
   using Work = std::function<void(bool stopping)>;
+  enum class Class { kUrgent, kBulk };
 
   struct Counters {
     uint64_t queued = 0;   // waiting now
@@ -55,11 +63,11 @@ class FairWorkQueue {
   FairWorkQueue(const FairWorkQueue&) = delete;
   FairWorkQueue& operator=(const FairWorkQueue&) = delete;
 
-  // Queues `work` behind `tenant`'s earlier work; it runs on one of the threads in
-  // `tenant`'s turn. ResourceExhausted, naming the bound, when `tenant`'s queue or the
+  // Queues `work` behind `tenant`'s earlier work of its class; it runs on one of the
+  // threads in `tenant`'s turn of that class. ResourceExhausted, naming the bound, when `tenant`'s queue or the
   // whole queue is full (`work` is dropped unrun: the caller answers its call with the
   // error). After Stop, runs `work` at once on the caller's thread with stopping = true.
-  absl::Status Submit(absl::string_view tenant, Work work);
+  absl::Status Submit(absl::string_view tenant, Class work_class, Work work);
 
   // Runs every queued call with stopping = true, waits for those running to end and
   // returns: a server shutting down waits for every request it started to be answered.
@@ -68,13 +76,23 @@ class FairWorkQueue {
   Counters counters() const;
 
  private:
+  // One class's queues: a queue per tenant, and the tenants with queued work in the
+  // order their turns come (each at most once).
+  struct Lanes {
+    absl::flat_hash_map<std::string, std::deque<Work>> queues;
+    std::deque<std::string> turns;
+    Work TakeNext();  // REQUIRES: !turns.empty()
+  };
+
   void Main();
+  // A thread may take bulk work unless that would leave no thread for urgent work.
+  bool MayTakeBulk() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Options options_;
   mutable absl::Mutex mu_;
-  absl::flat_hash_map<std::string, std::deque<Work>> queues_ ABSL_GUARDED_BY(mu_);
-  // Tenants with queued work, in the order their turns come; each at most once.
-  std::deque<std::string> turns_ ABSL_GUARDED_BY(mu_);
+  Lanes urgent_ ABSL_GUARDED_BY(mu_);
+  Lanes bulk_ ABSL_GUARDED_BY(mu_);
+  size_t bulk_running_ ABSL_GUARDED_BY(mu_) = 0;
   Counters counters_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   size_t exited_ ABSL_GUARDED_BY(mu_) = 0;  // threads that found nothing left after Stop

@@ -69,15 +69,17 @@ void PoolServiceImpl::ReturnWaitingSlot(const Tenant* who) {
   --waiting_by_tenant_[who];
 }
 
-void PoolServiceImpl::RunSlow(std::string key, const Tenant* who, grpc::CallbackServerContext* context,
-                              grpc::ServerUnaryReactor* reactor, Attempt attempt) {
+void PoolServiceImpl::RunSlow(std::string key, FairWorkQueue::Class work_class, const Tenant* who,
+                              grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
+                              Attempt attempt) {
   if (slow_work_ == nullptr) {
-    AnswerOrWait(std::move(key), who, context, reactor, std::move(attempt));
+    AnswerOrWait(std::move(key), work_class, who, context, reactor, std::move(attempt));
     return;
   }
   const std::string turn = key;
   absl::Status queued = slow_work_->Submit(
-      turn, [this, key = std::move(key), who, context, reactor, attempt = std::move(attempt)](bool stopping) {
+      turn, work_class,
+      [this, key = std::move(key), work_class, who, context, reactor, attempt = std::move(attempt)](bool stopping) {
         if (stopping) {
           reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
                                        "the daemon is shutting down; this request was queued and was not carried out"));
@@ -89,13 +91,14 @@ void PoolServiceImpl::RunSlow(std::string key, const Tenant* who, grpc::Callback
           reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the call was cancelled while it was queued"));
           return;
         }
-        AnswerOrWait(key, who, context, reactor, attempt);
+        AnswerOrWait(key, work_class, who, context, reactor, attempt);
       });
   if (!queued.ok()) reactor->Finish(ToGrpcStatus(queued));
 }
 
-void PoolServiceImpl::AnswerOrWait(std::string key, const Tenant* who, grpc::CallbackServerContext* context,
-                                   grpc::ServerUnaryReactor* reactor, Attempt attempt) {
+void PoolServiceImpl::AnswerOrWait(std::string key, FairWorkQueue::Class work_class, const Tenant* who,
+                                   grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
+                                   Attempt attempt) {
   absl::Time retry_at = absl::InfinitePast();
   grpc::Status status = attempt(&retry_at);
   // The pool's answer must reach the client before its deadline: a retry that would
@@ -110,7 +113,7 @@ void PoolServiceImpl::AnswerOrWait(std::string key, const Tenant* who, grpc::Cal
     reactor->Finish(status);
     return;
   }
-  delayed_->RunAt(retry_at, [this, key = std::move(key), who, context, reactor,
+  delayed_->RunAt(retry_at, [this, key = std::move(key), work_class, who, context, reactor,
                              attempt = std::move(attempt)](bool stopping) mutable {
     ReturnWaitingSlot(who);
     if (stopping) {
@@ -125,7 +128,7 @@ void PoolServiceImpl::AnswerOrWait(std::string key, const Tenant* who, grpc::Cal
       return;
     }
     // Asked again in its tenant's turn, like any other slow call.
-    RunSlow(std::move(key), who, context, reactor, std::move(attempt));
+    RunSlow(std::move(key), work_class, who, context, reactor, std::move(attempt));
   });
 }
 

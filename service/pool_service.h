@@ -52,7 +52,7 @@ class PoolServiceImpl final : public v1::PoolService::CallbackService {
     auto who = Authenticate(*context);
     if (!who.ok()) return Finish(context, ToGrpcStatus(who.status()));
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    RunSlow(FairnessKey(*who, request->client_id()), *who, context, reactor,
+    RunSlow(FairnessKey(*who, request->client_id()), FairWorkQueue::Class::kBulk, *who, context, reactor,
             [this, who = *who, context, request, response](absl::Time* retry_at) {
       grpc::Status created = HandleCreateSequence(who, *request, response, retry_at);
       // A create that waited for memory may complete after its caller gave up: the
@@ -68,7 +68,7 @@ class PoolServiceImpl final : public v1::PoolService::CallbackService {
     auto who = Authenticate(*context);
     if (!who.ok()) return Finish(context, ToGrpcStatus(who.status()));
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    RunSlow(FairnessKey(*who, request->client_id()), *who, context, reactor,
+    RunSlow(FairnessKey(*who, request->client_id()), FairWorkQueue::Class::kUrgent, *who, context, reactor,
             [this, who = *who, request, response](absl::Time* retry_at) {
       return HandleExtendSequence(who, *request, response, retry_at);
     });
@@ -175,13 +175,14 @@ class PoolServiceImpl final : public v1::PoolService::CallbackService {
   // delayed_ through RunSlow (`key` is whose turn it takes). The request and response stay valid until the reactor finishes. `who`'s
   // waiting calls count against its tenant's share.
   using Attempt = std::function<grpc::Status(absl::Time* retry_at)>;
-  void AnswerOrWait(std::string key, const Tenant* who, grpc::CallbackServerContext* context,
-                    grpc::ServerUnaryReactor* reactor, Attempt attempt);
+  void AnswerOrWait(std::string key, FairWorkQueue::Class work_class, const Tenant* who,
+                    grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor, Attempt attempt);
   // AnswerOrWait in `key`'s turn on slow_work_'s threads (inline without it); a call
   // cancelled while it was queued is answered without its attempt, a full queue's
-  // refusal is the answer. Creates and growths come here: they may zero pages.
-  void RunSlow(std::string key, const Tenant* who, grpc::CallbackServerContext* context,
-               grpc::ServerUnaryReactor* reactor, Attempt attempt);
+  // refusal is the answer. Creates (bulk) and growths (urgent) come here: they may
+  // zero pages.
+  void RunSlow(std::string key, FairWorkQueue::Class work_class, const Tenant* who,
+               grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor, Attempt attempt);
   // Whose turn a slow call takes: the tenant's, or without tenants the client's.
   static std::string FairnessKey(const Tenant* who, const std::string& client_id) {
     return who != nullptr ? who->name : client_id;

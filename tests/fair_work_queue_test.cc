@@ -32,6 +32,9 @@ class Gate {
   absl::Notification opened_;
 };
 
+constexpr FairWorkQueue::Class kBulk = FairWorkQueue::Class::kBulk;
+constexpr FairWorkQueue::Class kUrgent = FairWorkQueue::Class::kUrgent;
+
 FairWorkQueue::Options OneThread(size_t per_tenant = 256, size_t all = 4096) {
   FairWorkQueue::Options options;
   options.threads = 1;
@@ -45,7 +48,7 @@ FairWorkQueue::Options OneThread(size_t per_tenant = 256, size_t all = 4096) {
 TEST(FairWorkQueueTest, TenantsTakeTurnsWhateverTheyQueued) {
   FairWorkQueue queue(OneThread());
   Gate gate;
-  ASSERT_TRUE(queue.Submit("flood", gate.Blocker()).ok());
+  ASSERT_TRUE(queue.Submit("flood", kBulk, gate.Blocker()).ok());
   gate.WaitEntered();
   absl::Mutex mu;
   std::vector<std::string> order;
@@ -59,9 +62,9 @@ TEST(FairWorkQueueTest, TenantsTakeTurnsWhateverTheyQueued) {
       if (order.size() == kFlood + 2) all_ran.Notify();
     };
   };
-  for (int i = 0; i < kFlood; ++i) ASSERT_TRUE(queue.Submit("flood", record("flood")).ok());
-  ASSERT_TRUE(queue.Submit("quiet", record("quiet")).ok());
-  ASSERT_TRUE(queue.Submit("third", record("third")).ok());
+  for (int i = 0; i < kFlood; ++i) ASSERT_TRUE(queue.Submit("flood", kBulk, record("flood")).ok());
+  ASSERT_TRUE(queue.Submit("quiet", kBulk, record("quiet")).ok());
+  ASSERT_TRUE(queue.Submit("third", kBulk, record("third")).ok());
   EXPECT_EQ(queue.counters().queued, kFlood + 2u);
   gate.Open();
   all_ran.WaitForNotification();
@@ -77,14 +80,14 @@ TEST(FairWorkQueueTest, TenantsTakeTurnsWhateverTheyQueued) {
 TEST(FairWorkQueueTest, ATenantsCallsRunInOrder) {
   FairWorkQueue queue(OneThread());
   Gate gate;
-  ASSERT_TRUE(queue.Submit("a", gate.Blocker()).ok());
+  ASSERT_TRUE(queue.Submit("a", kBulk, gate.Blocker()).ok());
   gate.WaitEntered();
   absl::Mutex mu;
   std::vector<int> order;
   absl::Notification done;
   for (int i = 0; i < 10; ++i) {
     ASSERT_TRUE(queue
-                    .Submit("a",
+                    .Submit("a", kBulk,
                             [&, i](bool) {
                               absl::MutexLock lock(&mu);
                               order.push_back(i);
@@ -102,19 +105,19 @@ TEST(FairWorkQueueTest, ATenantsCallsRunInOrder) {
 TEST(FairWorkQueueTest, AFullQueueRefusesAtOnceAndOthersStillGetIn) {
   FairWorkQueue queue(OneThread(/*per_tenant=*/3, /*all=*/5));
   Gate gate;
-  ASSERT_TRUE(queue.Submit("flood", gate.Blocker()).ok());
+  ASSERT_TRUE(queue.Submit("flood", kBulk, gate.Blocker()).ok());
   gate.WaitEntered();  // running, so no longer queued
   std::atomic<int> ran{0};
   const auto count = [&](bool) { ++ran; };
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(queue.Submit("flood", count).ok());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(queue.Submit("flood", kBulk, count).ok());
   bool refused_ran = false;
-  absl::Status refused = queue.Submit("flood", [&](bool) { refused_ran = true; });
+  absl::Status refused = queue.Submit("flood", kBulk, [&](bool) { refused_ran = true; });
   EXPECT_TRUE(absl::IsResourceExhausted(refused)) << refused;
-  EXPECT_TRUE(absl::StrContains(refused.message(), "3 create/grow calls of \"flood\" are queued already"))
+  EXPECT_TRUE(absl::StrContains(refused.message(), "3 create calls of \"flood\" are queued already"))
       << refused;
-  ASSERT_TRUE(queue.Submit("quiet", count).ok());
-  ASSERT_TRUE(queue.Submit("other", count).ok());
-  absl::Status all_full = queue.Submit("late", count);
+  ASSERT_TRUE(queue.Submit("quiet", kBulk, count).ok());
+  ASSERT_TRUE(queue.Submit("other", kBulk, count).ok());
+  absl::Status all_full = queue.Submit("late", kBulk, count);
   EXPECT_TRUE(absl::IsResourceExhausted(all_full)) << all_full;
   EXPECT_TRUE(absl::StrContains(all_full.message(), "5 create/grow calls are queued already")) << all_full;
   EXPECT_EQ(queue.counters().refused, 2u);
@@ -132,7 +135,7 @@ TEST(FairWorkQueueTest, StopAnswersQueuedCallsAndLaterOnesAtOnce) {
   Gate gate;
   std::atomic<bool> blocker_done{false};
   ASSERT_TRUE(queue
-                  .Submit("a",
+                  .Submit("a", kBulk,
                           [&](bool stopping) {
                             EXPECT_FALSE(stopping);
                             gate.Blocker()(stopping);
@@ -142,7 +145,7 @@ TEST(FairWorkQueueTest, StopAnswersQueuedCallsAndLaterOnesAtOnce) {
   gate.WaitEntered();
   std::atomic<int> stopped{0};
   for (int i = 0; i < 4; ++i) {
-    ASSERT_TRUE(queue.Submit(i % 2 ? "a" : "b", [&](bool stopping) { stopped += stopping ? 1 : 100; }).ok());
+    ASSERT_TRUE(queue.Submit(i % 2 ? "a" : "b", kBulk, [&](bool stopping) { stopped += stopping ? 1 : 100; }).ok());
   }
   std::thread stopper([&] { queue.Stop(); });
   absl::SleepFor(absl::Milliseconds(50));
@@ -151,12 +154,12 @@ TEST(FairWorkQueueTest, StopAnswersQueuedCallsAndLaterOnesAtOnce) {
   EXPECT_TRUE(blocker_done.load());
   EXPECT_EQ(stopped.load(), 4);
   bool late_stopping = false;
-  ASSERT_TRUE(queue.Submit("a", [&](bool stopping) { late_stopping = stopping; }).ok());
+  ASSERT_TRUE(queue.Submit("a", kBulk, [&](bool stopping) { late_stopping = stopping; }).ok());
   EXPECT_TRUE(late_stopping);
   EXPECT_EQ(queue.counters().queued, 0u);
 }
 
-// Several threads: a tenant's calls can run side by side when nobody else waits.
+// Several threads: a tenant's urgent calls can run side by side when nobody else waits.
 TEST(FairWorkQueueTest, ThreadsServeOneTenantTogetherWhenAlone) {
   FairWorkQueue::Options options = OneThread();
   options.threads = 3;
@@ -168,7 +171,7 @@ TEST(FairWorkQueueTest, ThreadsServeOneTenantTogetherWhenAlone) {
   std::atomic<int> finished{0};
   for (int i = 0; i < 3; ++i) {
     ASSERT_TRUE(queue
-                    .Submit("a",
+                    .Submit("a", kUrgent,
                             [&](bool) {
                               {
                                 absl::MutexLock lock(&mu);
@@ -183,6 +186,56 @@ TEST(FairWorkQueueTest, ThreadsServeOneTenantTogetherWhenAlone) {
   }
   done.WaitForNotification();
   EXPECT_EQ(most_inside, 3);
+}
+
+// A growth never waits for creates: bulk work leaves the last thread free, and queued
+// urgent work is taken before queued bulk work.
+TEST(FairWorkQueueTest, UrgentWorkPassesBulkWorkQueuedOrRunning) {
+  FairWorkQueue::Options options = OneThread();
+  options.threads = 3;
+  FairWorkQueue queue(options);
+  Gate first, second;
+  ASSERT_TRUE(queue.Submit("flood", kBulk, first.Blocker()).ok());
+  ASSERT_TRUE(queue.Submit("other", kBulk, second.Blocker()).ok());
+  first.WaitEntered();
+  second.WaitEntered();
+  // Two creates hold two of the three threads: a third create waits, a growth runs.
+  std::atomic<bool> third_create_ran{false};
+  ASSERT_TRUE(queue.Submit("flood", kBulk, [&](bool) { third_create_ran = true; }).ok());
+  absl::Notification growth_ran;
+  ASSERT_TRUE(queue.Submit("quiet", kUrgent, [&](bool) { growth_ran.Notify(); }).ok());
+  EXPECT_TRUE(growth_ran.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_FALSE(third_create_ran.load());
+  EXPECT_EQ(queue.counters().running, 2u);
+  EXPECT_EQ(queue.counters().queued, 1u);
+  first.Open();
+  second.Open();
+  queue.Stop();
+  EXPECT_TRUE(third_create_ran.load());
+}
+
+// On one thread the order is urgent first, whatever was queued before it.
+TEST(FairWorkQueueTest, QueuedGrowthsGoBeforeQueuedCreates) {
+  FairWorkQueue queue(OneThread());
+  Gate gate;
+  ASSERT_TRUE(queue.Submit("a", kUrgent, gate.Blocker()).ok());
+  gate.WaitEntered();
+  absl::Mutex mu;
+  std::vector<std::string> order;
+  const auto record = [&](std::string name) {
+    return [&, name](bool) {
+      absl::MutexLock lock(&mu);
+      order.push_back(name);
+    };
+  };
+  ASSERT_TRUE(queue.Submit("a", kBulk, record("create a")).ok());
+  ASSERT_TRUE(queue.Submit("b", kBulk, record("create b")).ok());
+  ASSERT_TRUE(queue.Submit("b", kUrgent, record("growth b")).ok());
+  ASSERT_TRUE(queue.Submit("a", kUrgent, record("growth a")).ok());
+  gate.Open();
+  queue.Stop();
+  EXPECT_EQ(order, (std::vector<std::string>{"growth b", "growth a", "create a", "create b"}));
 }
 
 }  // namespace

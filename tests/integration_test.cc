@@ -83,6 +83,20 @@ void FetchAndCheck(Client& client, const std::vector<SequenceId>& batch,
   }
 }
 
+// A sequence's tokens once the client's background growth has landed: the same in
+// two reads 100 ms apart (at most 10 s).
+uint64_t SettledTokens(Client& client, SequenceId id) {
+  uint64_t last = 0;
+  for (int i = 0; i < 100; ++i) {
+    auto info = client.Info(id);
+    if (!info.ok()) return 0;
+    if (info->tokens == last) return last;
+    last = info->tokens;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  return last;
+}
+
 SequenceSpec Spec(uint32_t layers, uint64_t tokens, uint32_t entry_bytes = kEntryBytes) {
   SequenceSpec spec;
   spec.layers = layers;
@@ -204,7 +218,7 @@ TEST_F(IntegrationTest, ClientsDestroyedWithCallsInFlightShutDownCleanly) {
 }
 
 // A decode step's new tokens, every layer of every sequence of a batch, in one call;
-// room is reserved ahead in pages, so most steps make no ExtendSequence.
+// room is reserved ahead in pages and topped up in the background, so steps make no ExtendSequence of their own.
 TEST_F(IntegrationTest, WriteStepAppendsEveryLayerOfABatchAndReservesAhead) {
   ASSERT_NO_FATAL_FAILURE(StartDaemon());
   ClientOptions options;
@@ -231,7 +245,7 @@ TEST_F(IntegrationTest, WriteStepAppendsEveryLayerOfABatchAndReservesAhead) {
     }
     const std::vector<uint64_t> positions(batch.size(), position);
     ASSERT_TRUE(client.WriteStep(batch, positions, entries).ok()) << position;
-    if (position == 200) {
+    if (position == 100) {
       // The first step past 100 reserved up to 101 + 128, rounded up to pages: 256.
       auto info = client.Info(batch[0]);
       ASSERT_TRUE(info.ok());
@@ -244,9 +258,14 @@ TEST_F(IntegrationTest, WriteStepAppendsEveryLayerOfABatchAndReservesAhead) {
   EXPECT_EQ(counted.write_calls, 12u + 300u * 3 * layers);
   EXPECT_EQ(counted.bytes_written, (3u * layers * 100 + 300u * 3 * layers) * kEntryBytes);
   EXPECT_EQ(counted.write_errors, 0u);
+  // Topped up in the background once half the room was used (from position 191 on):
+  // whole pages, never more than a reservation and a page ahead of the last token.
+  const uint64_t reserved = SettledTokens(client, batch[2]);
+  EXPECT_EQ(reserved % 64, 0u) << reserved;
+  EXPECT_GE(reserved, 400u + 64);
+  EXPECT_LE(reserved, 400u + 128 + 64);
   auto info = client.Info(batch[2]);
   ASSERT_TRUE(info.ok());
-  EXPECT_EQ(info->tokens, 448u) << "reserved in pages ahead: 256 at position 100, then 257 + 128 rounded up to 448 at 256";
   EXPECT_EQ(info->layers, layers);
   EXPECT_EQ(info->tenant, "test");
   for (int round = 0; round < 5; ++round) {
@@ -260,12 +279,11 @@ TEST_F(IntegrationTest, WriteStepAppendsEveryLayerOfABatchAndReservesAhead) {
   EXPECT_THAT(std::string(client.WriteStep(batch, positions, absl::MakeSpan(entries).subspan(1)).message()),
               HasSubstr("expected 7872"));
   // A malformed step that would need room reserves none.
-  const std::vector<uint64_t> past_room(batch.size(), 448);
+  const uint64_t room = SettledTokens(client, batch[0]);
+  const std::vector<uint64_t> past_room(batch.size(), room);
   EXPECT_THAT(std::string(client.WriteStep(batch, past_room, absl::MakeSpan(entries).subspan(1)).message()),
               HasSubstr("expected 7872"));
-  info = client.Info(batch[0]);
-  ASSERT_TRUE(info.ok());
-  EXPECT_EQ(info->tokens, 448u) << "a refused step reserved room";
+  EXPECT_EQ(SettledTokens(client, batch[0]), room) << "a refused step reserved room";
   const std::vector<uint64_t> too_far = {400, uint64_t{1} << 31, 400};
   EXPECT_THAT(std::string(client.WriteStep(batch, too_far, entries).message()),
               HasSubstr(absl::StrCat("position 2147483648 of sequence ", batch[1], " (batch row 1) is past the limit")));
@@ -273,17 +291,17 @@ TEST_F(IntegrationTest, WriteStepAppendsEveryLayerOfABatchAndReservesAhead) {
   ASSERT_TRUE(client_->ExtendSequence(batch[0], 1000).ok());
   for (size_t row = 0; row < batch.size(); ++row) {
     for (uint32_t layer = 0; layer < layers; ++layer) {
-      FillEntry(kSeed, batch[row], layer, 448,
+      FillEntry(kSeed, batch[row], layer, room,
                 absl::MakeSpan(entries).subspan((row * layers + layer) * kEntryBytes, kEntryBytes));
     }
   }
   ASSERT_TRUE(client.WriteStep(batch, past_room, entries).ok());
   EXPECT_EQ(client.Info(batch[0])->tokens, 1000u) << "the other client's room was grown again";
-  EXPECT_EQ(client.Info(batch[1])->tokens, 640u) << "449 + 128 rounded up to pages";
+  EXPECT_EQ(client.Info(batch[1])->tokens, (room + 1 + 128 + 63) / 64 * 64) << "room + 1 + 128 rounded up to pages";
   std::vector<std::byte> got(kEntryBytes), expected(kEntryBytes);
-  const std::vector<int32_t> token_448 = {448};
-  ASSERT_TRUE(client.FetchTopK(1, {batch[0]}, token_448, absl::MakeSpan(got)).ok());
-  FillEntry(kSeed, batch[0], 1, 448, absl::MakeSpan(expected));
+  const std::vector<int32_t> token_room = {static_cast<int32_t>(room)};
+  ASSERT_TRUE(client.FetchTopK(1, {batch[0]}, token_room, absl::MakeSpan(got)).ok());
+  FillEntry(kSeed, batch[0], 1, room, absl::MakeSpan(expected));
   EXPECT_EQ(got, expected);
 }
 

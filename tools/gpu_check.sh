@@ -4,9 +4,9 @@
 # benchmark, the gather benchmark and overlap example, and the gather over extent
 # layouts or after allocator churn. Build and pack here first:
 #   bash tools/gpu_pack.sh          (static binaries into .device/bin.tar.xz)
-#   device run: bash tools/gpu_check.sh [tests|sanitize|bench|serve|gather|extents|churn ...]   carry: [".device"]
+#   device run: bash tools/gpu_check.sh [tests|sanitize|bench|serve|gather|extents|churn|load ...]   carry: [".device"]
 # (no part named: tests). Knobs in the environment: BENCH_FLAGS, SERVE_FLAGS, REGION_SIZE,
-# BIG_GIB, EXTENTS, CHURN_OPS, SANITIZE_TIMEOUT.
+# BIG_GIB, EXTENTS, CHURN_OPS, SANITIZE_TIMEOUT, LOAD_SECONDS, LOAD_FLOOD.
 # Logs go to $OUT (or /tmp) and a summary to stdout.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -80,6 +80,34 @@ for part in "${parts[@]}"; do
       "$run_dir/bin/sparsepool_gpu_gather_bench" --big_gib="${BIG_GIB:-32}" --extents="${EXTENTS:-1,16,64,2048}" \
         2>&1 | tee "$logs/gather_extents.log"
       ((PIPESTATUS[0] == 0)) || status=1
+      ;;
+    load)
+      # Contention control (issue 14): a quiet tenant alone, then beside a flooding one
+      # with the control off and on; 64 streams with it off and on. The host's 16 cores
+      # are the contended resource: the flood runs more workers than there are cores.
+      region="${REGION_SIZE:-16GiB}"
+      load_common=(--seconds="${LOAD_SECONDS:-15}" --context=8192 --layers=4 --k=2048 --churn=16)
+      run_load() {
+        local name=$1
+        shift
+        rm -rf "/tmp/load-$name" "/dev/shm/sp-load-$name"
+        "$run_dir/bin/sparsepool_load" --daemon="$run_dir/bin/sparsepoold --region=shm:/dev/shm/sp-load-$name:$region" \
+          "${load_common[@]}" "$@" --out="/tmp/load-$name" >"$logs/load_$name.log" 2>&1
+        local rc=$?
+        rm -f "/dev/shm/sp-load-$name"
+        cp "/tmp/load-$name/results.md" "$logs/load_$name.md" 2>/dev/null
+        echo "load $name ($*): exit $rc"
+        ((rc == 0)) || { status=1; tail -5 "$logs/load_$name.log"; }
+        grep -E '^sparsepool-load|^\| (all|tenant)' "/tmp/load-$name/results.md" 2>/dev/null | sed 's/^sparsepool-load: .*transport, /  /'
+      }
+      flood="${LOAD_FLOOD:-31}"
+      run_load quiet-alone --tenants=quiet:1 --requests=4
+      run_load flood-off --tenants=quiet:1,flood:"$flood" --requests=4 --control=false
+      run_load flood-on --tenants=quiet:1,flood:"$flood" --requests=4
+      run_load streams64-off --workers=16 --requests=4 --control=false
+      run_load streams64-on --workers=16 --requests=4
+      run_load streams64x1-off --workers=64 --requests=1 --control=false
+      run_load streams64x1-on --workers=64 --requests=1
       ;;
     *) echo "unknown part $part" >&2; status=2 ;;
   esac

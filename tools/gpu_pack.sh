@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the GPU tests, the GPU benchmarks, the overlap example and the daemon as static binaries for
+# Builds the GPU tests, the GPU benchmarks, the overlap example, the load tool and the daemon as static binaries for
 # the device machine (which has none of Debian's libraries) and packs them, stripped and
 # compressed, into .device/bin.tar.xz (the device tool carries at most 64 MiB).
 set -euo pipefail
@@ -8,7 +8,7 @@ staging="$(mktemp -d)"
 trap 'rm -rf "$staging"' EXIT
 bash tools/static_relink.sh "$staging" //service:sparsepoold //bench:sparsepool_decode_step_bench \
   //bench:sparsepool_gpu_gather_bench //bench:sparsepool_gpu_overlap_example \
-  //bench:sparsepool_serve_bench \
+  //bench:sparsepool_serve_bench //bench:sparsepool_load \
   //tests:decode_session_test //tests:gpu_gather_test //tests:gpu_residency_test //tests:gpu_fetcher_test \
   //tests:device_fetch_test \
   //tests:bench_test
