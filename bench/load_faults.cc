@@ -102,6 +102,7 @@ class FaultRunner {
     std::vector<FaultRecord> records;
     Sleep(o_.interval);
     for (LoadFault fault : faults) {
+      if (o_.interrupted()) break;
       FaultRecord record;
       record.fault = fault;
       record.at_s = absl::ToDoubleSeconds(absl::Now() - start_);

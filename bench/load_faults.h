@@ -16,6 +16,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,8 @@ struct FaultRunOptions {
   // of its own for the filler.
   std::string operator_token;
   std::string filler_token;
+  // True once the run is interrupted: no further fault is injected.
+  std::function<bool()> interrupted = [] { return false; };
 };
 
 struct FaultRecord {

@@ -49,6 +49,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "bench/bench_report.h"
 #include "bench/load_faults.h"
@@ -175,6 +176,19 @@ class Parent {
     const std::string& dir = o_.worker.dir;
     if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return Fail(absl::StrCat("cannot make ", dir));
     std::remove(LoadStopFile(dir).c_str());
+    // First interrupt: the workers stop after their step, release their requests and
+    // report; the run ends as usual (partial results, exit status 130). A second: they
+    // are killed. Either way the daemon, the namespace and the control groups go.
+    InterruptWatch interrupts([this, dir](int count) {
+      std::fprintf(stderr, "\nsparsepool_load: interrupted; %s\n",
+                   count == 1 ? "stopping the workers (again to kill them)" : "killing the workers");
+      if (count == 1) {
+        (void)WriteFile(LoadStopFile(dir), "stop\n");
+      } else {
+        absl::MutexLock lock(&pids_mu_);
+        for (pid_t p : pids_) kill(p, SIGKILL);
+      }
+    });
     std::string address = o_.worker.address;
     if (o_.soak && o_.daemon.empty()) return Fail("--soak watches a daemon the load tool owns: give --daemon");
     std::vector<std::string> daemon_argv = absl::StrSplit(o_.daemon, ' ', absl::SkipEmpty());
@@ -222,7 +236,10 @@ class Parent {
         for (pid_t p : pids_) kill(p, SIGKILL);
         return Fail(pid.status().ToString());
       }
-      pids_.push_back(*pid);
+      {
+        absl::MutexLock lock(&pids_mu_);
+        pids_.push_back(*pid);
+      }
       if (cpu_groups_ != nullptr) {
         if (absl::Status s = cpu_groups_->Add(TenantOf(w), *pid); !s.ok()) {
           for (pid_t p : pids_) {
@@ -244,6 +261,7 @@ class Parent {
       fo.interval = o_.fault_interval;
       fo.outage = o_.outage;
       fo.call_deadline = o_.worker.rpc_timeout;
+      fo.interrupted = [&interrupts] { return interrupts.interrupted(); };
       if (!o_.tenants.empty()) {
         fo.operator_token = tokens_.at(kCheckerTenant);
         fo.filler_token = tokens_.at(kFillerTenant);
@@ -262,7 +280,8 @@ class Parent {
     }
     const int failed = WaitForWorkers();
     if (daemon_ != nullptr) daemon_->Stop();
-    return Summarize(faults, failed, faults_failed);
+    const int status = Summarize(faults, failed, faults_failed);
+    return interrupts.interrupted() ? 130 : status;
   }
 
  private:
@@ -429,6 +448,7 @@ class Parent {
   std::unique_ptr<DaemonNetwork> network_;     // before the daemon: it runs inside
   std::unique_ptr<LoadDaemon> daemon_;
   std::unique_ptr<TenantCpuGroups> cpu_groups_;  // --control with --tenants
+  absl::Mutex pids_mu_;  // pushes here against the interrupt thread's kills
   std::vector<pid_t> pids_;
   std::vector<bool> killed_;
   ProgressLine progress_;

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -123,6 +124,35 @@ absl::StatusOr<ProcessFootprint> FootprintOf(pid_t pid) {
   }
   closedir(fds);
   return footprint;
+}
+
+namespace {
+sigset_t InterruptSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  return set;
+}
+}  // namespace
+
+InterruptWatch::InterruptWatch(std::function<void(int count)> on_signal) : on_signal_(std::move(on_signal)) {
+  const sigset_t set = InterruptSignals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  thread_ = std::thread([this, set] {
+    const timespec poll = {0, 200 * 1000 * 1000};  // to notice done_
+    while (!done_.load()) {
+      if (sigtimedwait(&set, nullptr, &poll) > 0) on_signal_(++count_);
+    }
+  });
+}
+
+InterruptWatch::~InterruptWatch() {
+  done_ = true;
+  thread_.join();
+  // The signals stay blocked: one that came during cleanup must not kill the process
+  // halfway through it.
 }
 
 }  // namespace sparsepool::bench

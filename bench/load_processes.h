@@ -5,7 +5,10 @@
 
 #include <sys/types.h>
 
+#include <atomic>
+#include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -53,6 +56,28 @@ class LoadDaemon {
   std::string log_path_;
   std::string address_;
   pid_t pid_ = -1;
+};
+
+// Ctrl-C (SIGINT), SIGTERM and SIGHUP for the load tool's parent: blocked in the
+// constructing thread (construct it before any other thread or child, which inherit
+// the mask: the workers then leave an interrupt to the parent instead of dying without
+// their results) and taken by a thread of its own, which calls `on_signal` with how
+// many have come so far. The tool then stops its workers and cleans up what it made
+// (the daemon, the network namespace, the control groups) the usual way.
+class InterruptWatch {
+ public:
+  explicit InterruptWatch(std::function<void(int count)> on_signal);
+  ~InterruptWatch();
+  InterruptWatch(const InterruptWatch&) = delete;
+  InterruptWatch& operator=(const InterruptWatch&) = delete;
+
+  bool interrupted() const { return count_.load() > 0; }
+
+ private:
+  std::function<void(int)> on_signal_;
+  std::atomic<int> count_{0};
+  std::atomic<bool> done_{false};
+  std::thread thread_;
 };
 
 // What a process holds that a leak would grow: anonymous resident memory (the

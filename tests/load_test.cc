@@ -1,6 +1,7 @@
 // sparsepool-load against a real daemon: every worker process runs its decode stream,
 // checks what it fetched, and the summary has a row per worker and one over all; a
 // worker that cannot reach the daemon fails the run, saying why.
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -11,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/child_process.h"
@@ -147,6 +149,46 @@ TEST(LoadTest, AMinuteOfChurnLeavesTheDaemonFlat) {
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_THAT(run.output, HasSubstr("against the last: flat"));
   EXPECT_THAT(run.output, ::testing::ContainsRegex("sampled every second \\(([5-9][0-9]|6[0-9]) samples\\)"));
+}
+
+// Ctrl-C: the workers stop after their step and report, the run ends with status 130
+// and its partial results, and nothing the tool made is left behind: not the daemon, not
+// the tenants' control groups (made when the test runs as root).
+TEST(LoadTest, AnInterruptStopsTheRunAndLeavesNothingBehind) {
+  const std::string out = absl::StrCat(testing::TestTempDir(), "/load-interrupted");
+  const std::string region = absl::StrCat("/dev/shm/sparsepool-test-load-interrupt-", getpid());
+  testing::ChildProcess run;
+  ASSERT_TRUE(run.Start({"bench/sparsepool_load",
+                         absl::StrCat("--daemon=service/sparsepoold --region=shm:", region, ":128MiB"),
+                         "--tenants=a:1,b:1", geteuid() == 0 ? "--control=true" : "--control=false",
+                         "--seconds=120", "--requests=2", "--context=1024", "--layers=2", "--k=128",
+                         absl::StrCat("--out=", out)})
+                  .ok());
+  // Both workers are stepping once each has written its progress (every 16 steps).
+  const absl::Time give_up = absl::Now() + absl::Seconds(60);
+  while (!(std::ifstream(out + "/worker-0.progress").good() && std::ifstream(out + "/worker-1.progress").good())) {
+    ASSERT_LT(absl::Now(), give_up) << run.Output();
+    ASSERT_FALSE(run.Poll().has_value()) << run.Output();
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  const absl::Time interrupted = absl::Now();
+  EXPECT_EQ(run.Signal(SIGINT), 130) << run.Output();
+  EXPECT_LT(absl::Now() - interrupted, absl::Seconds(30)) << "the run took its time to stop";
+  unlink(region.c_str());
+  const std::string output = run.Output();
+  EXPECT_THAT(output, HasSubstr("interrupted; stopping the workers"));
+  EXPECT_THAT(output, HasSubstr("| tenant a | "));
+  EXPECT_TRUE(std::ifstream(out + "/results.md").good());
+  // The daemon the tool ran is gone (its log says it stopped).
+  EXPECT_THAT(DaemonLog(out), HasSubstr("stopped"));
+  // The control groups: named in the summary's header, gone now.
+  const std::string marker = "groups under ";
+  if (const size_t at = output.find(marker); at != std::string::npos) {
+    const std::string group = output.substr(at + marker.size(), output.find(' ', at + marker.size()) - at - marker.size());
+    EXPECT_NE(access(group.c_str(), F_OK), 0) << group << " is still there";
+  } else {
+    EXPECT_NE(geteuid(), 0u) << "as root the run makes control groups:\n" << output;
+  }
 }
 
 TEST(LoadTest, WorkersThatCannotReachTheDaemonFailTheRun) {
