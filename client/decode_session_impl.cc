@@ -344,14 +344,18 @@ absl::Status DecodeSessionImpl::PrepareStep(cudaStream_t stream, std::vector<Row
       }
       report = kernels::SessionRowReport{};
     }
-    std::vector<uint64_t> ids(options_.max_batch), tokens(options_.max_batch);
-    for (uint32_t row = 0; row < options_.max_batch; ++row) {
-      ids[row] = rows_.sequence(row);
-      tokens[row] = rows_.tokens(row);
-    }
+    std::vector<uint64_t> ids, tokens;  // what FaultToStatus names; made only for a fault
     for (uint32_t i = 0; i < 2 * options_.layers; ++i) {
       kernels::GatherFault& fault = faults_[i];
       if (fault.flag == 0) continue;
+      if (ids.empty()) {
+        ids.resize(options_.max_batch);
+        tokens.resize(options_.max_batch);
+        for (uint32_t row = 0; row < options_.max_batch; ++row) {
+          ids[row] = rows_.sequence(row);
+          tokens[row] = rows_.tokens(row);
+        }
+      }
       const uint32_t row = static_cast<uint32_t>(std::min<int64_t>(std::max(fault.row, 0), options_.max_batch - 1));
       // A row that left just now was reported whole.
       if (rows_.active(row)) ReportRow(row, kernels::FaultToStatus(fault, ids, tokens, i % options_.layers), failures);
