@@ -70,6 +70,10 @@ ABSL_FLAG(std::string, daemon, "",
           "daemon-kill, and watches with --soak; e.g. \"sparsepoold --region=shm:load:4GiB\"");
 ABSL_FLAG(std::string, out, "sparsepool-load-out", "directory for results.md, results.csv, plots and the workers' files");
 ABSL_FLAG(std::string, transport, "cxl", "the workers' data plane: cxl (load/store on the mapped region) or ucx");
+ABSL_FLAG(std::string, path, "cpu",
+          "the workers' step: cpu (WriteStep and FetchTopK, copies on the host) or gpu (a decode session per worker, "
+          "each step one captured CUDA graph gathering into HBM; transport cxl, a CUDA device)");
+ABSL_FLAG(uint32_t, cache_slots, 0, "with --path=gpu: the GPU residency cache's slots per request and layer (0: none)");
 ABSL_FLAG(int, workers, 8, "decode-worker processes, 1 to 1024 (with --tenants: their sum instead)");
 ABSL_FLAG(double, seconds, 10, "how long each worker runs its steps, seconds");
 ABSL_FLAG(int, requests, 4, "requests (sequences) each worker decodes at once");
@@ -383,8 +387,10 @@ class Parent {
     const LoadWorkerOptions& wo = o_.worker;
     std::string header = absl::StrFormat(
         "sparsepool-load: %d workers, each a client with %d requests of %d tokens (%d layers, top-%d of %d-byte "
-        "entries, one request replaced every %d steps), %s transport, %.1f s",
-        o_.workers, wo.requests, wo.context, wo.layers, wo.k, kLoadEntryBytes, wo.churn, wo.transport, all.elapsed_s);
+        "entries, one request replaced every %d steps), %s transport, %s path%s, %.1f s",
+        o_.workers, wo.requests, wo.context, wo.layers, wo.k, kLoadEntryBytes, wo.churn, wo.transport, wo.path,
+        wo.cache_slots > 0 ? absl::StrCat(" with a residency cache of ", wo.cache_slots, " slots") : "",
+        all.elapsed_s);
     for (const auto& [name, count] : o_.tenants) absl::StrAppend(&header, "; tenant ", name, ": ", count, " worker(s)");
     absl::StrAppend(&header, "; contention control ",
                     o_.control ? absl::StrCat("on", cpu_groups_ != nullptr ? ": " + cpu_groups_->description() : "",
@@ -467,6 +473,8 @@ int Run(int argc, char** argv) {
   w.dir = absl::GetFlag(FLAGS_out);
   o.daemon = absl::GetFlag(FLAGS_daemon);
   w.transport = absl::GetFlag(FLAGS_transport);
+  w.path = absl::GetFlag(FLAGS_path);
+  w.cache_slots = absl::GetFlag(FLAGS_cache_slots);
   o.workers = absl::GetFlag(FLAGS_workers);
   w.seconds = absl::GetFlag(FLAGS_seconds);
   w.requests = absl::GetFlag(FLAGS_requests);
@@ -481,6 +489,13 @@ int Run(int argc, char** argv) {
   o.control = absl::GetFlag(FLAGS_control);
   o.worker_index = absl::GetFlag(FLAGS_worker_index);
   if (w.transport != "cxl" && w.transport != "ucx") return RefuseFlagValue("transport", w.transport, "cxl or ucx");
+  if (w.path != "cpu" && w.path != "gpu") return RefuseFlagValue("path", w.path, "cpu or gpu");
+  if (w.path == "gpu" && w.transport != "cxl") {
+    return RefuseFlagValue("path", w.path, "the GPU path gathers from the mapped region: give --transport=cxl");
+  }
+  if (w.cache_slots > 0 && w.path != "gpu") {
+    return RefuseFlagValue("cache_slots", absl::StrCat(w.cache_slots), "the residency cache is the GPU path's: give --path=gpu");
+  }
   if (o.workers <= 0 || o.workers > 1024) return RefuseFlagValue("workers", absl::StrCat(o.workers), "1 to 1024");
   if (!(w.seconds > 0)) return RefuseFlagValue("seconds", absl::StrCat(w.seconds), "more than 0");
   if (w.requests <= 0) return RefuseFlagValue("requests", absl::StrCat(w.requests), "at least 1");

@@ -22,6 +22,7 @@
 #include "absl/strings/str_format.h"
 #include "bench/entry_pattern.h"
 #include "bench/load_ledger.h"
+#include "bench/request_strategies.h"
 #include "client/sparsepool_client.h"
 #include "common/file_text.h"
 
@@ -66,7 +67,24 @@ class Worker {
     // A daemon that does not answer at the start is a mistake of the run, not a fault.
     auto client = Client::Connect(options);
     if (!client.ok()) return Fail(client.status());
-    client_ = *std::move(client);
+    owned_client_ = *std::move(client);
+    client_ = owned_client_.get();
+    if (o_.path == "gpu") {
+      // The decode session, the whole step one captured CUDA graph, takes the client.
+      RequestShape shape;
+      shape.max_batch = static_cast<uint32_t>(o_.requests);
+      shape.stored_layers = shape.fetched_layers = o_.layers;
+      shape.entry_bytes = kLoadEntryBytes;
+      shape.k = o_.k;
+      // A request lives `requests` x `churn` steps; the margin covers steps a retried
+      // join or release adds.
+      shape.max_tokens = std::min<uint64_t>(o_.context + uint64_t(o_.requests) * o_.churn + 4096, 1u << 30);
+      auto session = MakeSessionRequests(o_.cache_slots > 0 ? "cxl-gpu-topk-cache" : "cxl-gpu-topk",
+                                         std::move(owned_client_), shape, o_.cache_slots);
+      if (!session.ok()) return Fail(session.status());
+      gpu_ = *std::move(session);
+      client_ = &gpu_->client();
+    }
     ledger_ = LoadLedger(client_->client_id());
     if (absl::Status s = SaveLedger(); !s.ok()) return Fail(s);
     for (int r = 0; r < o_.requests; ++r) {
@@ -77,8 +95,9 @@ class Worker {
     uint64_t entries = 0, checked = 0;
     while (Clock::now() < deadline && !StopRequested()) {
       const auto begin = Clock::now();
-      if (absl::Status s = Step(entries, checked); !s.ok()) return Fail(s);
+      if (absl::Status s = Step(entries); !s.ok()) return Fail(s);
       step_us.push_back(MillisSince(begin) * 1000);
+      if (absl::Status s = CheckDelivered(checked); !s.ok()) return Fail(s);
       if (absl::Status s = SaveLedger(); !s.ok()) return Fail(s);
       if (++progress_.steps % o_.churn == 0) {
         if (absl::Status s = Leave(); !s.ok()) return Fail(s);
@@ -160,6 +179,13 @@ class Worker {
       if (absl::Status s = Retrying([&] { return client_->WriteEntries(id, layer, 0, entries); }); !s.ok()) return s;
     }
     if (absl::Status s = ledger_.Committed(id, o_.context, prompt_); !s.ok()) return s;
+    if (gpu_ != nullptr) {
+      // Pins the request's region for the GPU (once per region and process), then a
+      // session row: both between steps, as an engine admits a request.
+      const SequenceId joining[] = {id};
+      if (absl::Status s = gpu_->WarmUp(joining); !s.ok()) return s;
+      if (absl::Status s = gpu_->Join(id, o_.context); !s.ok()) return s;
+    }
     batch_.push_back(Row{id, o_.context});
     return SaveLedger();
   }
@@ -167,6 +193,7 @@ class Worker {
   // The oldest request leaves.
   absl::Status Leave() {
     const SequenceId id = batch_.front().id;
+    if (gpu_ != nullptr) gpu_->Leave(id);
     ledger_.Releasing(id);
     if (absl::Status s = SaveLedger(); !s.ok()) return s;
     // NotFound: an earlier try's answer was lost after the release, and the memory has
@@ -179,8 +206,10 @@ class Worker {
     return SaveLedger();
   }
 
-  // One decode step: every request's new token (every layer), then every layer's top-k.
-  absl::Status Step(uint64_t& entries, uint64_t& checked) {
+  // One decode step: every request's new token (every layer), then every layer's top-k,
+  // on the CPU path (WriteStep, then FetchTopK per layer) or the GPU's (the decode
+  // session's captured step). Indices are [layer][request][k].
+  absl::Status Step(uint64_t& entries) {
     ids_.clear();
     positions_.clear();
     const uint64_t row_bytes = uint64_t{o_.layers} * kLoadEntryBytes;
@@ -193,35 +222,66 @@ class Worker {
                   absl::MakeSpan(new_entries_).subspan(i * row_bytes + layer * kLoadEntryBytes, kLoadEntryBytes));
       }
     }
-    if (absl::Status s = Retrying([&] { return client_->WriteStep(ids_, positions_, new_entries_); }); !s.ok()) {
-      return s;
+    const uint64_t layer_cells = batch_.size() * o_.k;
+    indices_.resize(o_.layers * layer_cells);
+    for (uint32_t layer = 0; layer < o_.layers; ++layer) {
+      for (size_t i = 0; i < batch_.size(); ++i) {
+        for (uint32_t p = 0; p < o_.k; ++p) {
+          indices_[layer * layer_cells + i * o_.k + p] = static_cast<int32_t>(rng_() % batch_[i].tokens);
+        }
+      }
+    }
+    if (gpu_ != nullptr) {
+      step_rows_.clear();
+      for (const Row& row : batch_) step_rows_.push_back(StepRow{row.id, row.tokens});
+      if (absl::Status s = gpu_->Step(step_rows_, new_entries_, indices_); !s.ok()) return s;
+    } else {
+      if (absl::Status s = Retrying([&] { return client_->WriteStep(ids_, positions_, new_entries_); }); !s.ok()) {
+        return s;
+      }
+      out_.resize(layer_cells * kLoadEntryBytes);
+      for (uint32_t layer = 0; layer < o_.layers; ++layer) {
+        const auto layer_indices = absl::MakeConstSpan(indices_).subspan(layer * layer_cells, layer_cells);
+        if (absl::Status s = Retrying([&] {
+              return client_->FetchTopK(layer, ids_, layer_indices, absl::MakeSpan(out_));
+            });
+            !s.ok()) {
+          return s;
+        }
+      }
     }
     for (size_t i = 0; i < batch_.size(); ++i) {
       ++batch_[i].tokens;
       auto row = absl::MakeConstSpan(new_entries_).subspan(i * row_bytes, row_bytes);
       if (absl::Status s = ledger_.Committed(batch_[i].id, 1, row); !s.ok()) return s;
     }
-    indices_.resize(batch_.size() * o_.k);
-    out_.resize(indices_.size() * kLoadEntryBytes);
-    for (uint32_t layer = 0; layer < o_.layers; ++layer) {
-      for (size_t i = 0; i < batch_.size(); ++i) {
-        for (uint32_t p = 0; p < o_.k; ++p) indices_[i * o_.k + p] = static_cast<int32_t>(rng_() % batch_[i].tokens);
-      }
-      if (absl::Status s = Retrying([&] { return client_->FetchTopK(layer, ids_, indices_, absl::MakeSpan(out_)); });
-          !s.ok()) {
-        return s;
-      }
-      entries += indices_.size();
-    }
-    // The last layer's delivery, two entries a row, against the pattern.
-    std::vector<std::byte> expected(kLoadEntryBytes);
+    entries += o_.layers * layer_cells;
+    return absl::OkStatus();
+  }
+
+  // The last layer's delivery, two entries a request, against the pattern (after the
+  // step's clock: the GPU path reads them back from HBM).
+  absl::Status CheckDelivered(uint64_t& checked) {
+    const uint64_t layer_cells = batch_.size() * o_.k;
+    const int32_t* last = indices_.data() + (o_.layers - 1) * layer_cells;
+    std::vector<std::byte> expected(kLoadEntryBytes), got(kLoadEntryBytes);
     for (size_t i = 0; i < batch_.size(); ++i) {
       for (int c = 0; c < 2; ++c) {
-        const size_t at = i * o_.k + rng_() % o_.k;
-        FillEntry(kSeed, batch_[i].id, o_.layers - 1, indices_[at], absl::MakeSpan(expected));
-        if (std::memcmp(out_.data() + at * kLoadEntryBytes, expected.data(), kLoadEntryBytes) != 0) {
+        const uint32_t position = static_cast<uint32_t>(rng_() % o_.k);
+        const size_t at = i * o_.k + position;
+        absl::Span<const std::byte> delivered;
+        if (gpu_ != nullptr) {
+          if (absl::Status s = gpu_->ReadEntry(static_cast<uint32_t>(i), position, absl::MakeSpan(got)); !s.ok()) {
+            return s;
+          }
+          delivered = got;
+        } else {
+          delivered = absl::MakeConstSpan(out_).subspan(at * kLoadEntryBytes, kLoadEntryBytes);
+        }
+        FillEntry(kSeed, batch_[i].id, o_.layers - 1, last[at], absl::MakeSpan(expected));
+        if (std::memcmp(delivered.data(), expected.data(), kLoadEntryBytes) != 0) {
           return absl::DataLossError(absl::StrCat("worker ", o_.index, ": sequence ", batch_[i].id, " token ",
-                                                  indices_[at], " differs from what was written"));
+                                                  last[at], " differs from what was written"));
         }
         ++checked;
       }
@@ -242,7 +302,10 @@ class Worker {
 
   const LoadWorkerOptions o_;
   std::mt19937_64 rng_;
-  std::unique_ptr<Client> client_;
+  std::unique_ptr<Client> owned_client_;  // the CPU path's; the GPU path's session owns it
+  Client* client_ = nullptr;
+  std::unique_ptr<RequestStrategy> gpu_;  // --path=gpu: the decode session
+  std::vector<StepRow> step_rows_;
   LoadLedger ledger_;
   LoadWorkerProgress progress_;
   std::deque<Row> batch_;

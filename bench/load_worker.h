@@ -28,6 +28,11 @@ struct LoadWorkerOptions {
   int index = 0;
   std::string address;
   std::string transport = "cxl";
+  // "cpu": WriteStep and FetchTopK, the client's copies; "gpu": a decode session
+  // (client/decode_session.h), every step one captured CUDA graph, entries gathered
+  // into HBM (transport cxl). cache_slots > 0 adds the GPU residency cache.
+  std::string path = "cpu";
+  uint32_t cache_slots = 0;
   // For a daemon that serves tenants: the tenant's name (for the report) and the file
   // that holds its token (a file, not the token: command lines are visible to all).
   std::string tenant;

@@ -201,6 +201,13 @@ TEST(LoadTest, WorkersThatCannotReachTheDaemonFailTheRun) {
   testing::CommandResult bad = testing::RunCommand({"bench/sparsepool_load", "--workers=0"});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_THAT(bad.output, HasSubstr("bad argument --workers=0: 1 to 1024"));
+  testing::CommandResult gpu_over_ucx =
+      testing::RunCommand({"bench/sparsepool_load", "--path=gpu", "--transport=ucx"});
+  EXPECT_EQ(gpu_over_ucx.exit_code, 2);
+  EXPECT_THAT(gpu_over_ucx.output, HasSubstr("bad argument --path=gpu: the GPU path gathers from the mapped region"));
+  testing::CommandResult cache_on_cpu = testing::RunCommand({"bench/sparsepool_load", "--cache_slots=4096"});
+  EXPECT_EQ(cache_on_cpu.exit_code, 2);
+  EXPECT_THAT(cache_on_cpu.output, HasSubstr("the residency cache is the GPU path's"));
   testing::CommandResult unknown = testing::RunCommand({"bench/sparsepool_load", "--faults=daemon-kill,flood"});
   EXPECT_EQ(unknown.exit_code, 2);
   EXPECT_THAT(unknown.output, HasSubstr("unknown fault \"flood\""));

@@ -6,7 +6,8 @@
 #   bash tools/gpu_pack.sh          (static binaries into .device/bin.tar.xz)
 #   device run: bash tools/gpu_check.sh [tests|sanitize|bench|serve|gather|extents|churn|load ...]   carry: [".device"]
 # (no part named: tests). Knobs in the environment: BENCH_FLAGS, SERVE_FLAGS, REGION_SIZE,
-# BIG_GIB, EXTENTS, CHURN_OPS, SANITIZE_TIMEOUT, LOAD_SECONDS, LOAD_FLOOD.
+# BIG_GIB, EXTENTS, CHURN_OPS, SANITIZE_TIMEOUT, LOAD_SECONDS, LOAD_FLOOD, LOAD_ONLY_GPU (the GPU path's
+# 64 streams, plain and cached, beside the CPU path's, instead of the contention runs).
 # Logs go to $OUT (or /tmp) and a summary to stdout.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -101,6 +102,12 @@ for part in "${parts[@]}"; do
         grep -E '^sparsepool-load|^\| (all|tenant)' "/tmp/load-$name/results.md" 2>/dev/null | sed 's/^sparsepool-load: .*transport, /  /'
       }
       flood="${LOAD_FLOOD:-31}"
+      if [[ -n "${LOAD_ONLY_GPU:-}" ]]; then
+        run_load gpu16 --path=gpu --workers=16 --requests=4
+        run_load gpu16-cache --path=gpu --cache_slots=4096 --workers=16 --requests=4
+        run_load cpu16 --workers=16 --requests=4
+        continue
+      fi
       run_load quiet-alone --tenants=quiet:1 --requests=4
       run_load flood-off --tenants=quiet:1,flood:"$flood" --requests=4 --control=false
       run_load flood-on --tenants=quiet:1,flood:"$flood" --requests=4
