@@ -12,6 +12,7 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <numeric>
 #include <optional>
 #include <random>
 #include <thread>
@@ -94,6 +95,7 @@ class Worker {
     std::vector<double> step_us;
     uint64_t entries = 0, checked = 0;
     while (Clock::now() < deadline && !StopRequested()) {
+      SelectTopK();
       const auto begin = Clock::now();
       if (absl::Status s = Step(entries); !s.ok()) return Fail(s);
       step_us.push_back(MillisSince(begin) * 1000);
@@ -206,9 +208,35 @@ class Worker {
     return SaveLedger();
   }
 
-  // One decode step: every request's new token (every layer), then every layer's top-k,
-  // on the CPU path (WriteStep, then FetchTopK per layer) or the GPU's (the decode
-  // session's captured step). Indices are [layer][request][k].
+  // What the indexer hands the step, before its clock starts: every layer's top-k of
+  // every request ([layer][request][k]), distinct tokens as a real top-k's are (the
+  // residency cache refuses a token twice in a row), -1 past a context shorter than k.
+  void SelectTopK() {
+    const uint64_t layer_cells = batch_.size() * o_.k;
+    indices_.resize(o_.layers * layer_cells);
+    for (uint32_t layer = 0; layer < o_.layers; ++layer) {
+      for (size_t i = 0; i < batch_.size(); ++i) {
+        // A partial Fisher-Yates shuffle of the context's tokens: the first k are a
+        // uniform sample without repeats.
+        const uint64_t tokens = batch_[i].tokens;
+        tokens_.resize(tokens);
+        std::iota(tokens_.begin(), tokens_.end(), 0);
+        int32_t* row = indices_.data() + layer * layer_cells + i * o_.k;
+        for (uint32_t p = 0; p < o_.k; ++p) {
+          if (p >= tokens) {
+            row[p] = -1;
+            continue;
+          }
+          std::swap(tokens_[p], tokens_[p + rng_() % (tokens - p)]);
+          row[p] = tokens_[p];
+        }
+      }
+    }
+  }
+
+  // One decode step: every request's new token (every layer), then every layer's top-k
+  // (SelectTopK's), on the CPU path (WriteStep, then FetchTopK per layer) or the GPU's
+  // (the decode session's captured step).
   absl::Status Step(uint64_t& entries) {
     ids_.clear();
     positions_.clear();
@@ -223,14 +251,6 @@ class Worker {
       }
     }
     const uint64_t layer_cells = batch_.size() * o_.k;
-    indices_.resize(o_.layers * layer_cells);
-    for (uint32_t layer = 0; layer < o_.layers; ++layer) {
-      for (size_t i = 0; i < batch_.size(); ++i) {
-        for (uint32_t p = 0; p < o_.k; ++p) {
-          indices_[layer * layer_cells + i * o_.k + p] = static_cast<int32_t>(rng_() % batch_[i].tokens);
-        }
-      }
-    }
     if (gpu_ != nullptr) {
       step_rows_.clear();
       for (const Row& row : batch_) step_rows_.push_back(StepRow{row.id, row.tokens});
@@ -255,7 +275,7 @@ class Worker {
       auto row = absl::MakeConstSpan(new_entries_).subspan(i * row_bytes, row_bytes);
       if (absl::Status s = ledger_.Committed(batch_[i].id, 1, row); !s.ok()) return s;
     }
-    entries += o_.layers * layer_cells;
+    for (const Row& row : batch_) entries += o_.layers * std::min<uint64_t>(o_.k, row.tokens - 1);  // no padding
     return absl::OkStatus();
   }
 
@@ -267,7 +287,7 @@ class Worker {
     std::vector<std::byte> expected(kLoadEntryBytes), got(kLoadEntryBytes);
     for (size_t i = 0; i < batch_.size(); ++i) {
       for (int c = 0; c < 2; ++c) {
-        const uint32_t position = static_cast<uint32_t>(rng_() % o_.k);
+        const uint32_t position = static_cast<uint32_t>(rng_() % std::min<uint64_t>(o_.k, batch_[i].tokens - 1));
         const size_t at = i * o_.k + position;
         absl::Span<const std::byte> delivered;
         if (gpu_ != nullptr) {
@@ -306,6 +326,7 @@ class Worker {
   Client* client_ = nullptr;
   std::unique_ptr<RequestStrategy> gpu_;  // --path=gpu: the decode session
   std::vector<StepRow> step_rows_;
+  std::vector<int32_t> tokens_;  // SelectTopK's scratch
   LoadLedger ledger_;
   LoadWorkerProgress progress_;
   std::deque<Row> batch_;
