@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <optional>
 #include <type_traits>
 
 #include "absl/strings/str_cat.h"
@@ -324,6 +325,14 @@ void DecodeSessionImpl::ReportRow(uint32_t row, absl::Status status, std::vector
 // ---- Between steps ----
 
 absl::Status DecodeSessionImpl::PrepareStep(cudaStream_t stream, std::vector<RowFailure>* failures) {
+  // The step's write-backs are fenced from here until the step has completed; none may
+  // start while the daemon refuses to fence this client's connection.
+  std::optional<ReleaseFence::Ticket> ticket;
+  if (fence_ != nullptr) {
+    absl::StatusOr<ReleaseFence::Ticket> entered = fence_->TryEnter();
+    if (!entered.ok()) return entered.status();
+    ticket = *std::move(entered);
+  }
   // What the completed steps reported. Only when every step prepared so far has ended:
   // then no kernel writes these flags while they are read and cleared.
   const unsigned long long steps_done = *reinterpret_cast<volatile unsigned long long*>(steps_done_);
@@ -391,9 +400,9 @@ absl::Status DecodeSessionImpl::PrepareStep(cudaStream_t stream, std::vector<Row
     }
     rows_.Advance(row);  // what BeginStep does on the device
   }
-  if (fence_ != nullptr) {
+  if (ticket.has_value()) {
     absl::MutexLock lock(&tickets_mu_);
-    tickets_.push_back(fence_->Enter());
+    tickets_.push_back(*std::move(ticket));
   }
   ++steps_prepared_;
   return absl::OkStatus();

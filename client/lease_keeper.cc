@@ -70,7 +70,16 @@ absl::Status LeaseKeeper::KeepAlive(absl::Duration wait) {
     absl::MutexLock lock(&mu_);
     in_flight_ = nullptr;
   }
-  if (!status.ok()) return FromGrpcStatus(status, absl::StrCat("KeepAlive to ", address_));
+  if (!status.ok()) {
+    absl::Status failed = FromGrpcStatus(status, absl::StrCat("KeepAlive to ", address_));
+    // An answer that refuses the call (not a daemon out of reach, which decides nothing):
+    // the daemon does not fence this connection now.
+    if (!absl::IsUnavailable(failed) && !absl::IsDeadlineExceeded(failed) && !absl::IsCancelled(failed)) {
+      fence_->Refuse(failed);
+    }
+    return failed;
+  }
+  fence_->Admit();
   fence_->Observe(ReleaseEpoch{response.incarnation(), response.release_epoch()});
   return absl::OkStatus();
 }

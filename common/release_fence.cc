@@ -1,5 +1,7 @@
 #include "common/release_fence.h"
 
+#include "absl/strings/str_cat.h"
+
 namespace sparsepool {
 
 ReleaseFence::Ticket& ReleaseFence::Ticket::operator=(Ticket&& other) noexcept {
@@ -22,6 +24,27 @@ ReleaseFence::Ticket ReleaseFence::Enter() {
   absl::MutexLock lock(&mu_);
   ++active_[generation_];
   return Ticket(this, generation_);
+}
+
+absl::StatusOr<ReleaseFence::Ticket> ReleaseFence::TryEnter() {
+  absl::MutexLock lock(&mu_);
+  if (!refused_.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "writes are refused: the daemon does not fence this connection's writes against releases now (",
+        refused_.message(), "), so a write could land in memory it has reused; they resume once it does"));
+  }
+  ++active_[generation_];
+  return Ticket(this, generation_);
+}
+
+void ReleaseFence::Refuse(const absl::Status& why) {
+  absl::MutexLock lock(&mu_);
+  refused_ = why.ok() ? absl::UnknownError("refused") : why;
+}
+
+void ReleaseFence::Admit() {
+  absl::MutexLock lock(&mu_);
+  refused_ = absl::OkStatus();
 }
 
 void ReleaseFence::Exit(uint64_t generation) {

@@ -25,6 +25,8 @@
 #include <map>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
@@ -65,6 +67,15 @@ class ReleaseFence {
   ReleaseFence& operator=(const ReleaseFence&) = delete;
 
   Ticket Enter();
+  // Enter, unless the daemon refused to fence this connection (Refuse): then
+  // FailedPrecondition saying so, and no write may start.
+  absl::StatusOr<Ticket> TryEnter();
+  // The lease loop's word on whether the daemon fences this connection: Refuse when it
+  // refused the connection's fence session (a session dropped as stale whose return was
+  // refused, for one): the daemon then reuses released memory without waiting for this
+  // connection's writes, so none may start until Admit (its session accepted again).
+  void Refuse(const absl::Status& why);
+  void Admit();
 
   // The daemon's latest epoch, as it answered. A new incarnation counts as new too: a
   // restarted daemon must not take writes begun under its predecessor as acknowledged.
@@ -85,6 +96,7 @@ class ReleaseFence {
   void Settle() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::Mutex mu_;
+  absl::Status refused_ ABSL_GUARDED_BY(mu_);  // OK while the daemon fences this connection
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<uint64_t, int64_t> active_ ABSL_GUARDED_BY(mu_);  // writes in flight per generation
   // Observations not yet acknowledgeable: each waits for every write of a generation

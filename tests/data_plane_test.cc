@@ -7,6 +7,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "bench/entry_pattern.h"
+#include "common/release_fence.h"
 #include "transport/cxl/cpu_gather.h"
 
 namespace sparsepool {
@@ -99,6 +100,26 @@ TEST(DataPlaneWriteTest, LongWritesGoInPiecesThatTileTheRange) {
   std::vector<std::byte> too_many((tokens + 1) * 656);
   EXPECT_FALSE(plane.Write({&l, 0, 0, too_many}).ok());
   EXPECT_TRUE(plane.pieces.empty());
+}
+
+// While the daemon refuses to fence the connection, a write is refused whole, saying
+// why, and nothing reaches the transport; once the fence is admitted again writes go on.
+TEST(DataPlaneWriteTest, WritesWaitForTheDaemonToFenceTheConnection) {
+  const SequenceLayout l = MakeLayout(1, 1, 656, 656, 64, 100);
+  std::vector<std::byte> entries(10 * 656);
+  PieceRecorder plane;
+  ReleaseFence fence;
+  plane.set_release_fence(&fence);
+  fence.Refuse(absl::ResourceExhaustedError("client \"x\" already has 16 fenced connections"));
+  absl::Status refused = plane.Write({&l, 0, 0, entries});
+  EXPECT_TRUE(absl::IsFailedPrecondition(refused)) << refused;
+  EXPECT_THAT(std::string(refused.message()), HasSubstr("does not fence this connection's writes"));
+  EXPECT_THAT(std::string(refused.message()), HasSubstr("already has 16 fenced connections"));
+  EXPECT_TRUE(plane.pieces.empty());
+  EXPECT_EQ(fence.in_flight(), 0);
+  fence.Admit();
+  ASSERT_TRUE(plane.Write({&l, 0, 0, entries}).ok());
+  EXPECT_EQ(plane.pieces.size(), 1u);
 }
 
 // Scatter then gather over every shape combination, byte-exact against the pattern,

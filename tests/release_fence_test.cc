@@ -104,5 +104,20 @@ TEST(ReleaseFenceTest, ConcurrentWritersNeverSeeAnEpochAcknowledgedUnderThem) {
   EXPECT_EQ(fence.Acknowledgeable(), (ReleaseEpoch{kIncarnation, 2000}));
 }
 
+// Refused, no write may enter (and none is counted); admitted again, they do.
+TEST(ReleaseFenceTest, ARefusedFenceLetsNoWriteEnterUntilAdmitted) {
+  ReleaseFence fence;
+  ASSERT_TRUE(fence.TryEnter().ok());
+  fence.Refuse(absl::ResourceExhaustedError("16 fenced connections"));
+  absl::StatusOr<ReleaseFence::Ticket> refused = fence.TryEnter();
+  EXPECT_TRUE(absl::IsFailedPrecondition(refused.status())) << refused.status();
+  EXPECT_NE(refused.status().message().find("16 fenced connections"), absl::string_view::npos);
+  EXPECT_EQ(fence.in_flight(), 0);
+  fence.Admit();
+  absl::StatusOr<ReleaseFence::Ticket> entered = fence.TryEnter();
+  ASSERT_TRUE(entered.ok());
+  EXPECT_EQ(fence.in_flight(), 1);
+}
+
 }  // namespace
 }  // namespace sparsepool

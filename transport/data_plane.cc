@@ -103,7 +103,12 @@ absl::Status DataPlane::Write(const WriteRange& range) {
     WriteRange piece = range;
     piece.first_token = range.first_token + done;
     piece.entries = range.entries.subspan(done * entry, std::min(tokens_per_chunk, count - done) * entry);
-    ReleaseFence::Ticket in_flight = fence_ != nullptr ? fence_->Enter() : ReleaseFence::Ticket();
+    ReleaseFence::Ticket in_flight;
+    if (fence_ != nullptr) {
+      absl::StatusOr<ReleaseFence::Ticket> entered = fence_->TryEnter();
+      if (!entered.ok()) return entered.status();
+      in_flight = *std::move(entered);
+    }
     if (absl::Status s = WriteValidated(piece); !s.ok()) return s;
   }
   return absl::OkStatus();
