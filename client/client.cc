@@ -289,6 +289,7 @@ class ClientImpl final : public Client {
     request.set_entry_alignment(spec.entry_alignment);
     request.set_page_tokens(spec.page_tokens);
     request.set_tokens(spec.tokens);
+    if (spec.placement_key.has_value()) request.set_placement_key(*spec.placement_key);
     return request;
   }
 

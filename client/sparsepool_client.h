@@ -37,6 +37,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -127,6 +128,10 @@ struct SequenceSpec {
   uint32_t page_tokens = 0;
   // Round each entry's slot up to this many bytes (64: cache-line aligned); 0: packed.
   uint32_t entry_alignment = 0;
+  // Which region the sequence starts in, among those serving the tenant: key modulo
+  // their number, when it has room (GPU rank r passes r: ranks start on different CXL
+  // devices or NUMA nodes). Unset: the one with most free memory.
+  std::optional<uint32_t> placement_key;
 };
 
 class Client {

@@ -394,11 +394,16 @@ absl::StatusOr<SequenceLayout> Pool::Create(const CreateParams& p, absl::Time* r
   absl::Time reusable_at;
   Eviction eviction = Eviction::kNone;
   while (true) {
-    // Most free space first: spreads sequences over regions.
+    // Most free space first: spreads sequences over regions. A placement key puts its
+    // region first (eligible is in region order).
     std::vector<uint32_t> order = eligible;
     std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
       return regions_[a]->free_bytes() > regions_[b]->free_bytes();
     });
+    if (p.placement_key.has_value()) {
+      const uint32_t preferred = eligible[*p.placement_key % eligible.size()];
+      std::stable_partition(order.begin(), order.end(), [preferred](uint32_t r) { return r == preferred; });
+    }
     for (uint32_t r : order) {
       auto pending = regions_[r]->PrepareCreate(seq);
       if (pending.ok()) {

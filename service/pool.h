@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -105,6 +106,9 @@ struct CreateParams {
   uint32_t entry_alignment = 0;  // 0 or 1: packed
   uint32_t page_tokens = 0;      // 0: the pool's default
   uint64_t tokens = 0;
+  // The region to start in: eligible[key % eligible.size()] first when set (the
+  // regions serving the tenant, in index order); most free first otherwise and after.
+  std::optional<uint32_t> placement_key;
 };
 
 struct SequenceSummary {

@@ -199,6 +199,7 @@ grpc::Status PoolServiceImpl::HandleCreateSequence(const Tenant* who, const v1::
   params.entry_alignment = request.entry_alignment();
   params.page_tokens = request.page_tokens();
   params.tokens = request.tokens();
+  if (request.has_placement_key()) params.placement_key = request.placement_key();
   return Reply(pool_->Create(params, retry_at), response->mutable_layout());
 }
 

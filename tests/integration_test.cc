@@ -824,6 +824,27 @@ TEST_F(IntegrationTest, AFloodOfCreatesIsRefusedPastItsQueueWhileAnotherClientGe
   EXPECT_THAT(metrics, HasSubstr("sparsepool_slow_calls_queued 0\n"));
 }
 
+// GPU ranks start on different regions: a placement key picks the region (key modulo
+// the regions), through the client, the gRPC call and the pool.
+TEST_F(IntegrationTest, APlacementKeyPutsEachRanksSequencesInARegionOfItsOwn) {
+  const std::string second = absl::StrCat("/dev/shm/sparsepool-test-placement-", getpid());
+  unlink(second.c_str());
+  ASSERT_NO_FATAL_FAILURE(StartDaemon(DaemonOptions{.extra_args = {absl::StrCat("--region=shm:", second, ":64MiB")}}));
+  for (uint32_t rank : {0u, 1u, 2u, 3u}) {
+    SequenceSpec spec = Spec(2, 256);
+    spec.placement_key = rank;
+    auto id = client_->CreateSequence(spec);
+    ASSERT_TRUE(id.ok()) << id.status();
+    ASSERT_NO_FATAL_FAILURE(WriteTokens(*client_, *id, 2, kEntryBytes, 0, 256));
+    auto layout = internal::Layout(*client_, *id);
+    ASSERT_TRUE(layout.ok());
+    EXPECT_EQ(layout->region.index, rank % 2) << "rank " << rank;
+    ASSERT_NO_FATAL_FAILURE(FetchAndCheck(*client_, {*id}, {256}, 1, 64, kEntryBytes, rng_));
+  }
+  daemon_.reset();
+  unlink(second.c_str());
+}
+
 // A region on hugetlbfs (2 MiB pages): tools/test.sh mounts one when it runs as root on
 // a kernel that can reserve huge pages, and names it in SPARSEPOOL_TEST_HUGETLBFS.
 TEST_F(IntegrationTest, HugetlbfsRegionRoundTripsAndSurvivesAKill) {

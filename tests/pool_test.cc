@@ -154,6 +154,40 @@ TEST_F(PoolTest, AnyRequestNamingTheClientRenewsItsLease) {
   EXPECT_TRUE(pool_->GetLayout("", a).ok());
 }
 
+// A placement key picks the region a sequence starts in (key modulo the regions, in
+// region order), whatever the free space says; a region without room gives way to the
+// other. Without a key, most free first.
+TEST_F(PoolTest, APlacementKeyPicksTheRegionAndFallsBackWhenItIsFull) {
+  for (uint32_t key : {0u, 1u, 2u, 3u, 5u}) {
+    CreateParams p = Params(64);
+    p.placement_key = key;
+    auto layout = pool_->Create(p);
+    ASSERT_TRUE(layout.ok()) << layout.status();
+    EXPECT_EQ(layout->region.index, key % 2) << "key " << key;
+  }
+  // Region 1 nearly full (two sequences of about 40% each), key 1 still lands there
+  // while it has room...
+  for (int i = 0; i < 2; ++i) {
+    CreateParams big = Params(2368);
+    big.placement_key = 1;
+    auto layout = pool_->Create(big);
+    ASSERT_TRUE(layout.ok()) << layout.status();
+    EXPECT_EQ(layout->region.index, 1u);
+  }
+  // ...and then goes to region 0 rather than failing.
+  CreateParams big = Params(2368);
+  big.placement_key = 1;
+  auto fallback = pool_->Create(big);
+  ASSERT_TRUE(fallback.ok()) << fallback.status();
+  EXPECT_EQ(fallback->region.index, 0u);
+  // No key: whichever region has more free memory.
+  const PoolStats stats = pool_->Stats();
+  const uint32_t most_free = stats.regions[0].free_bytes >= stats.regions[1].free_bytes ? 0 : 1;
+  auto unkeyed = pool_->Create(Params(64));
+  ASSERT_TRUE(unkeyed.ok());
+  EXPECT_EQ(unkeyed->region.index, most_free);
+}
+
 TEST_F(PoolTest, FullPoolEvictsOldestReclaimableFirstThenRefuses) {
   // Each takes about 40% of a region: two regions hold four.
   std::vector<SequenceId> ids;
