@@ -35,6 +35,29 @@ class Gate {
 constexpr FairWorkQueue::Class kBulk = FairWorkQueue::Class::kBulk;
 constexpr FairWorkQueue::Class kUrgent = FairWorkQueue::Class::kUrgent;
 
+// The names of the calls that ran, in the order they ran (each told it was not
+// stopping).
+class RunOrder {
+ public:
+  FairWorkQueue::Work Record(std::string name) {
+    return [this, name](bool stopping) {
+      EXPECT_FALSE(stopping) << name;
+      absl::MutexLock lock(&mu_);
+      names_.push_back(name);
+    };
+  }
+  std::vector<std::string> WaitFor(size_t count) {
+    absl::MutexLock lock(&mu_);
+    const auto enough = [this, count]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return names_.size() >= count; };
+    mu_.Await(absl::Condition(&enough));
+    return names_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::string> names_ ABSL_GUARDED_BY(mu_);
+};
+
 FairWorkQueue::Options OneThread(size_t per_tenant = 256, size_t all = 4096) {
   FairWorkQueue::Options options;
   options.threads = 1;
@@ -50,24 +73,14 @@ TEST(FairWorkQueueTest, TenantsTakeTurnsWhateverTheyQueued) {
   Gate gate;
   ASSERT_TRUE(queue.Submit("flood", kBulk, gate.Blocker()).ok());
   gate.WaitEntered();
-  absl::Mutex mu;
-  std::vector<std::string> order;
-  absl::Notification all_ran;
+  RunOrder ran;
   constexpr int kFlood = 20;
-  const auto record = [&](std::string name) {
-    return [&, name](bool stopping) {
-      EXPECT_FALSE(stopping);
-      absl::MutexLock lock(&mu);
-      order.push_back(name);
-      if (order.size() == kFlood + 2) all_ran.Notify();
-    };
-  };
-  for (int i = 0; i < kFlood; ++i) ASSERT_TRUE(queue.Submit("flood", kBulk, record("flood")).ok());
-  ASSERT_TRUE(queue.Submit("quiet", kBulk, record("quiet")).ok());
-  ASSERT_TRUE(queue.Submit("third", kBulk, record("third")).ok());
+  for (int i = 0; i < kFlood; ++i) ASSERT_TRUE(queue.Submit("flood", kBulk, ran.Record("flood")).ok());
+  ASSERT_TRUE(queue.Submit("quiet", kBulk, ran.Record("quiet")).ok());
+  ASSERT_TRUE(queue.Submit("third", kBulk, ran.Record("third")).ok());
   EXPECT_EQ(queue.counters().queued, kFlood + 2u);
   gate.Open();
-  all_ran.WaitForNotification();
+  const std::vector<std::string> order = ran.WaitFor(kFlood + 2);
   // The turns: flood (one), quiet, third, then the rest of the flood.
   ASSERT_EQ(order.size(), kFlood + 2u);
   EXPECT_EQ(order[0], "flood");
@@ -221,20 +234,13 @@ TEST(FairWorkQueueTest, QueuedGrowthsGoBeforeQueuedCreates) {
   Gate gate;
   ASSERT_TRUE(queue.Submit("a", kUrgent, gate.Blocker()).ok());
   gate.WaitEntered();
-  absl::Mutex mu;
-  std::vector<std::string> order;
-  const auto record = [&](std::string name) {
-    return [&, name](bool) {
-      absl::MutexLock lock(&mu);
-      order.push_back(name);
-    };
-  };
-  ASSERT_TRUE(queue.Submit("a", kBulk, record("create a")).ok());
-  ASSERT_TRUE(queue.Submit("b", kBulk, record("create b")).ok());
-  ASSERT_TRUE(queue.Submit("b", kUrgent, record("growth b")).ok());
-  ASSERT_TRUE(queue.Submit("a", kUrgent, record("growth a")).ok());
+  RunOrder ran;
+  ASSERT_TRUE(queue.Submit("a", kBulk, ran.Record("create a")).ok());
+  ASSERT_TRUE(queue.Submit("b", kBulk, ran.Record("create b")).ok());
+  ASSERT_TRUE(queue.Submit("b", kUrgent, ran.Record("growth b")).ok());
+  ASSERT_TRUE(queue.Submit("a", kUrgent, ran.Record("growth a")).ok());
   gate.Open();
-  queue.Stop();
+  const std::vector<std::string> order = ran.WaitFor(4);
   EXPECT_EQ(order, (std::vector<std::string>{"growth b", "growth a", "create a", "create b"}));
 }
 

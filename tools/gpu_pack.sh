@@ -8,7 +8,7 @@ staging="$(mktemp -d)"
 trap 'rm -rf "$staging"' EXIT
 bash tools/static_relink.sh "$staging" //service:sparsepoold //bench:sparsepool_decode_step_bench \
   //bench:sparsepool_gpu_gather_bench //bench:sparsepool_gpu_overlap_example \
-  //bench:sparsepool_serve_bench //bench:sparsepool_load \
+  //bench:sparsepool_serve_bench //bench:sparsepool_load //bench:sparsepool_rank_regions_bench \
   //tests:decode_session_test //tests:gpu_gather_test //tests:gpu_residency_test //tests:gpu_fetcher_test \
   //tests:device_fetch_test \
   //tests:bench_test
