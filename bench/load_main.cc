@@ -189,8 +189,11 @@ class Parent {
       if (count == 1) {
         (void)WriteFile(LoadStopFile(dir), "stop\n");
       } else {
+        // Only workers not reaped yet: a reaped one's pid may be another process's now.
         absl::MutexLock lock(&pids_mu_);
-        for (pid_t p : pids_) kill(p, SIGKILL);
+        for (size_t w = 0; w < pids_.size(); ++w) {
+          if (w >= reaped_.size() || !reaped_[w]) kill(pids_[w], SIGKILL);
+        }
       }
     });
     std::string address = o_.worker.address;
@@ -237,12 +240,16 @@ class Parent {
       }
       absl::StatusOr<pid_t> pid = Spawn(args);
       if (!pid.ok()) {
-        for (pid_t p : pids_) kill(p, SIGKILL);
+        for (pid_t p : pids_) {
+          kill(p, SIGKILL);
+          waitpid(p, nullptr, 0);  // gone before the control groups are removed
+        }
         return Fail(pid.status().ToString());
       }
       {
         absl::MutexLock lock(&pids_mu_);
         pids_.push_back(*pid);
+        reaped_.push_back(false);
       }
       if (cpu_groups_ != nullptr) {
         if (absl::Status s = cpu_groups_->Add(TenantOf(w), *pid); !s.ok()) {
@@ -299,7 +306,12 @@ class Parent {
     while (running > 0) {
       for (int w = 0; w < o_.workers; ++w) {
         int status = 0;
-        if (done[w] || waitpid(pids_[w], &status, WNOHANG) != pids_[w]) continue;
+        if (done[w]) continue;
+        {
+          absl::MutexLock lock(&pids_mu_);  // reaped and marked before an interrupt's kill can see the pid
+          if (waitpid(pids_[w], &status, WNOHANG) != pids_[w]) continue;
+          reaped_[w] = true;
+        }
         done[w] = true;
         --running;
         const bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
@@ -454,8 +466,9 @@ class Parent {
   std::unique_ptr<DaemonNetwork> network_;     // before the daemon: it runs inside
   std::unique_ptr<LoadDaemon> daemon_;
   std::unique_ptr<TenantCpuGroups> cpu_groups_;  // --control with --tenants
-  absl::Mutex pids_mu_;  // pushes here against the interrupt thread's kills
+  absl::Mutex pids_mu_;  // pushes and reaps here against the interrupt thread's kills
   std::vector<pid_t> pids_;
+  std::vector<bool> reaped_;  // by worker, under pids_mu_
   std::vector<bool> killed_;
   ProgressLine progress_;
   SoakMonitor soak_;
@@ -486,12 +499,15 @@ int Run(int argc, char** argv) {
   w.token_file = absl::GetFlag(FLAGS_token_file);
   o.soak = absl::GetFlag(FLAGS_soak);
   o.control = absl::GetFlag(FLAGS_control);
-  o.control = absl::GetFlag(FLAGS_control);
   o.worker_index = absl::GetFlag(FLAGS_worker_index);
   if (w.transport != "cxl" && w.transport != "ucx") return RefuseFlagValue("transport", w.transport, "cxl or ucx");
   if (w.path != "cpu" && w.path != "gpu") return RefuseFlagValue("path", w.path, "cpu or gpu");
   if (w.path == "gpu" && w.transport != "cxl") {
     return RefuseFlagValue("path", w.path, "the GPU path gathers from the mapped region: give --transport=cxl");
+  }
+  if (w.path == "gpu" && !absl::GetFlag(FLAGS_faults).empty()) {
+    return RefuseFlagValue("path", w.path,
+                           "the faults are checked on the CPU path only (the GPU path's steps do not retry)");
   }
   if (w.cache_slots > 0 && w.path != "gpu") {
     return RefuseFlagValue("cache_slots", absl::StrCat(w.cache_slots), "the residency cache is the GPU path's: give --path=gpu");

@@ -15,6 +15,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <numeric>
 #include <random>
 #include <set>
@@ -118,13 +119,13 @@ Result Measure(const Options& o, const Placement& placement) {
   }
   std::vector<std::vector<double>> step_ms(o.ranks);
   std::atomic<int> ready{0};
+  std::atomic<bool> go{false};
   std::vector<std::thread> threads;
-  const auto start = std::chrono::steady_clock::now();
   for (int r = 0; r < o.ranks; ++r) {
     threads.emplace_back([&, r] {
       std::vector<std::byte> out(uint64_t(o.requests) * o.k * kEntry);
       ++ready;
-      while (ready.load() < o.ranks) {
+      while (!go.load()) {
       }
       const uint64_t per_layer = uint64_t(o.requests) * o.k;
       for (int step = 0; step < o.steps; ++step) {
@@ -139,8 +140,26 @@ Result Measure(const Options& o, const Placement& placement) {
         }
         step_ms[r].push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - begin).count());
       }
+      // The last fetch (the last layer), a few entries of each sequence, against what
+      // was written.
+      const uint64_t last = (uint64_t(o.steps - 1) * o.layers + o.layers - 1) * per_layer;
+      std::vector<std::byte> expected(kEntry);
+      for (int q = 0; q < o.requests; ++q) {
+        for (uint32_t p : {0u, o.k / 2, o.k - 1}) {
+          const uint64_t at = uint64_t(q) * o.k + p;
+          FillEntry(kSeed, ranks[r].ids[q], o.layers - 1, indices[r][last + at], absl::MakeSpan(expected));
+          if (std::memcmp(out.data() + at * kEntry, expected.data(), kEntry) != 0) {
+            Die("checking", absl::DataLossError(absl::StrCat("rank ", r, " sequence ", ranks[r].ids[q], " token ",
+                                                             indices[r][last + at], " differs from what was written")));
+          }
+        }
+      }
     });
   }
+  while (ready.load() < o.ranks) {
+  }
+  const auto start = std::chrono::steady_clock::now();  // every rank ready: the clock starts with them
+  go = true;
   for (auto& t : threads) t.join();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   result.bytes = uint64_t(o.ranks) * o.steps * o.layers * o.requests * o.k * kEntry;

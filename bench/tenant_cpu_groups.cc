@@ -89,7 +89,13 @@ absl::StatusOr<std::unique_ptr<TenantCpuGroups>> TenantCpuGroups::Create(const s
   if (controller->v2) {
     // The root's children get the cpu controller only when the root hands it down.
     absl::StatusOr<std::string> handed = ReadFileText(controller->mount + "/cgroup.subtree_control", "cgroup");
-    if (!handed.ok() || !absl::StrContains(*handed, "cpu")) {
+    bool cpu_handed = false;
+    if (handed.ok()) {
+      for (absl::string_view c : absl::StrSplit(*handed, absl::ByAnyChar(" \n"), absl::SkipEmpty())) {
+        cpu_handed |= c == "cpu";  // a word: "cpuset" is another controller
+      }
+    }
+    if (!cpu_handed) {
       if (absl::Status s = WriteControl(controller->mount + "/cgroup.subtree_control", "+cpu"); !s.ok()) return s;
     }
   }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <random>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -71,6 +72,17 @@ class ClientImpl final : public Client {
 
   ~ClientImpl() override {
     keepalive_.reset();
+    {
+      // Growth ahead is the client's own business: it does not hold up closing (a
+      // daemon out of reach would, for its deadline). Cancelled outside the lock, which
+      // the calls' callbacks take.
+      std::vector<std::shared_ptr<AsyncCall<v1::ExtendSequenceRequest, v1::ExtendSequenceResponse>>> calls;
+      {
+        absl::MutexLock lock(&growing_mu_);
+        for (auto& [id, call] : growing_) calls.push_back(call);
+      }
+      for (auto& call : calls) call->context.TryCancel();
+    }
     // Asynchronous calls' callbacks use this client: wait for the last one.
     absl::MutexLock lock(&async_mu_);
     async_mu_.Await(absl::Condition(+[](int* n) { return *n == 0; }, &async_in_flight_));
@@ -99,6 +111,7 @@ class ClientImpl final : public Client {
 
   void ReleaseSequenceAsync(SequenceId id, std::function<void(absl::Status)> done) override {
     layouts_.Erase(id);
+    ForgetGrowth(id);
     auto call = std::make_shared<AsyncCall<v1::ReleaseSequenceRequest, v1::ReleaseSequenceResponse>>();
     call->request.set_client_id(client_id_);
     call->request.set_sequence_id(id);
@@ -112,6 +125,7 @@ class ClientImpl final : public Client {
 
   absl::Status ReleaseSequence(SequenceId id) override {
     layouts_.Erase(id);
+    ForgetGrowth(id);
     v1::ReleaseSequenceRequest request;
     request.set_client_id(client_id_);
     request.set_sequence_id(id);
@@ -403,6 +417,7 @@ class ClientImpl final : public Client {
   // in whole pages: reserve_tokens past it, or only the page it needs when the pool
   // cannot give that much; nothing when another client grew the sequence first.
   absl::StatusOr<LayoutCache::Entry> MakeRoom(SequenceId id, size_t row, uint64_t position, absl::Time deadline) {
+    AwaitGrowthAhead(id, deadline);
     auto layout = Refresh(id, deadline);
     if (!layout.ok()) return layout.status();
     if (position < (*layout)->tokens) return layout;
@@ -419,7 +434,10 @@ class ClientImpl final : public Client {
     if ((absl::IsResourceExhausted(extended) || absl::IsDeadlineExceeded(extended)) && needed < ahead) {
       extended = ExtendBy(id, needed, deadline);
     }
-    if (extended.ok()) return Cached(id);
+    if (extended.ok()) {
+      ForgetGrowth(id);  // grown: growing ahead may be tried again
+      return Cached(id);
+    }
     // The daemon refuses to shrink: another client may have grown it past `ahead`.
     if (auto now = Refresh(id, deadline); now.ok() && position < (*now)->tokens) return now;
     return absl::Status(extended.code(), absl::StrCat("making room for position ", position, " of sequence ", id,
@@ -428,17 +446,22 @@ class ClientImpl final : public Client {
 
   // Growth off the step: once a sequence's room past `position` falls to half of
   // reserve_tokens, one ExtendSequence to reserve_tokens past it goes out in the
-  // background, so that a WriteStep waits for growth (MakeRoom) only when the room is
-  // gone before that lands. A failure here is left to MakeRoom, which will meet it.
+  // background (marked `ahead`: the daemon serves it behind the growths steps wait
+  // for), so that a WriteStep waits for growth (MakeRoom) only when the room is gone
+  // before that lands. A failure here is left to MakeRoom, which will meet it; after a
+  // refusal for room, no more growth ahead for the sequence until MakeRoom has grown
+  // it (else every step would ask again).
   void GrowAhead(SequenceId id, uint64_t position, const SequenceLayout& layout) {
     if (options_.reserve_tokens < 2 || layout.tokens > position + 1 + options_.reserve_tokens / 2) return;
+    auto call = std::make_shared<AsyncCall<v1::ExtendSequenceRequest, v1::ExtendSequenceResponse>>();
     {
       absl::MutexLock lock(&growing_mu_);
-      if (!growing_.insert(id).second) return;  // one at a time per sequence
+      if (growing_.contains(id) || no_growth_ahead_.contains(id)) return;  // one at a time per sequence
+      growing_[id] = call;
     }
-    auto call = std::make_shared<AsyncCall<v1::ExtendSequenceRequest, v1::ExtendSequenceResponse>>();
     call->request.set_client_id(client_id_);
     call->request.set_sequence_id(id);
+    call->request.set_ahead(true);
     // Whole pages, as MakeRoom asks: the pages are reserved anyway.
     const uint64_t page = std::max<uint64_t>(layout.page_tokens, 1);
     const uint64_t ahead = (position + 1 + options_.reserve_tokens + page - 1) / page * page;
@@ -451,8 +474,23 @@ class ClientImpl final : public Client {
                    }
                  }
                  absl::MutexLock lock(&growing_mu_);
+                 if (absl::IsResourceExhausted(status)) no_growth_ahead_.insert(id);
                  growing_.erase(id);
                });
+  }
+
+  // Waits (until `deadline`) for a growth ahead of `id` in flight: a second Extend of
+  // the same sequence would only wait for it in the daemon, holding one of its threads.
+  void AwaitGrowthAhead(SequenceId id, absl::Time deadline) {
+    absl::MutexLock lock(&growing_mu_);
+    const auto landed = [this, id]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(growing_mu_) { return !growing_.contains(id); };
+    growing_mu_.AwaitWithDeadline(absl::Condition(&landed), deadline);
+  }
+
+  // A released sequence's growth state goes with it.
+  void ForgetGrowth(SequenceId id) {
+    absl::MutexLock lock(&growing_mu_);
+    no_growth_ahead_.erase(id);
   }
 
   // A sequence the daemon no longer knows must not be served from a stale layout. (A
@@ -516,7 +554,11 @@ class ClientImpl final : public Client {
   absl::Mutex async_mu_;
   int async_in_flight_ ABSL_GUARDED_BY(async_mu_) = 0;
   absl::Mutex growing_mu_;
-  absl::flat_hash_set<SequenceId> growing_ ABSL_GUARDED_BY(growing_mu_);  // GrowAhead's calls in flight
+  // GrowAhead's calls in flight (cancelled when the client closes), and the sequences
+  // whose growth ahead the pool refused for room.
+  absl::flat_hash_map<SequenceId, std::shared_ptr<AsyncCall<v1::ExtendSequenceRequest, v1::ExtendSequenceResponse>>>
+      growing_ ABSL_GUARDED_BY(growing_mu_);
+  absl::flat_hash_set<SequenceId> no_growth_ahead_ ABSL_GUARDED_BY(growing_mu_);
   mutable absl::Mutex metrics_mu_;
   ClientMetrics metrics_ ABSL_GUARDED_BY(metrics_mu_);
 };

@@ -31,13 +31,15 @@ class LayoutCache {
     if (slot == nullptr || slot->tokens <= entry->tokens) slot = entry;
     return slot;
   }
-  // Put, only while the sequence is still cached: a growth that lands after its
-  // sequence was released or forgotten must not bring its layout back.
+  // Put, only while the sequence is still cached and only when `layout` has more
+  // tokens: a growth that lands after its sequence was released or forgotten must not
+  // bring its layout back, nor replace one fetched since (after a daemon restart, that
+  // one names the new daemon's RDMA worker and keys; an answer from before may not).
   void PutIfCached(SequenceLayout layout) {
     auto entry = std::make_shared<const SequenceLayout>(std::move(layout));
     absl::MutexLock lock(&mu_);
     auto it = layouts_.find(entry->sequence_id);
-    if (it != layouts_.end() && it->second->tokens <= entry->tokens) it->second = std::move(entry);
+    if (it != layouts_.end() && it->second->tokens < entry->tokens) it->second = std::move(entry);
   }
   void Erase(SequenceId id) {
     absl::MutexLock lock(&mu_);

@@ -72,9 +72,10 @@ absl::Status LeaseKeeper::KeepAlive(absl::Duration wait) {
   }
   if (!status.ok()) {
     absl::Status failed = FromGrpcStatus(status, absl::StrCat("KeepAlive to ", address_));
-    // An answer that refuses the call (not a daemon out of reach, which decides nothing):
-    // the daemon does not fence this connection now.
-    if (!absl::IsUnavailable(failed) && !absl::IsDeadlineExceeded(failed) && !absl::IsCancelled(failed)) {
+    // The daemon's refusal of this connection's session (not a daemon out of reach, nor
+    // a transport error, which decide nothing): it does not fence this connection now.
+    if (absl::IsResourceExhausted(failed) || absl::IsPermissionDenied(failed) || absl::IsUnauthenticated(failed) ||
+        absl::IsFailedPrecondition(failed)) {
       fence_->Refuse(failed);
     }
     return failed;

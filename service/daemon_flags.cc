@@ -66,7 +66,7 @@ ABSL_FLAG(uint32_t, slow_work_threads, 2,
           "threads for creates and growths (they may zero reused pages), tenants taking turns; 0 runs them on gRPC's "
           "threads as they come (no turns, no bound)");
 ABSL_FLAG(uint32_t, slow_work_queue, 256,
-          "a tenant's (without tenants: a client's) creates and growths queued at most; more are refused at once "
+          "a tenant's (without tenants: a client's) queued creates, and apart its queued growths, at most; more are refused at once "
           "(ResourceExhausted)");
 ABSL_FLAG(std::string, port_file, "", "write the bound gRPC port here once serving");
 ABSL_FLAG(std::string, metrics_listen, "",

@@ -15,13 +15,14 @@ FairWorkQueue::~FairWorkQueue() {
   for (std::thread& thread : threads_) thread.join();
 }
 
-absl::Status FairWorkQueue::Submit(absl::string_view tenant, Class work_class, Work work) {
+absl::Status FairWorkQueue::Submit(absl::string_view tenant, Class work_class, Work work, Admission admission) {
   {
     absl::MutexLock lock(&mu_);
     if (!stopping_) {
       Lanes& lanes = work_class == Class::kUrgent ? urgent_ : bulk_;
       std::deque<Work>& queue = lanes.queues[std::string(tenant)];
-      if (queue.size() >= options_.max_queued_per_tenant || counters_.queued >= options_.max_queued) {
+      if (admission == Admission::kBounded &&
+          (queue.size() >= options_.max_queued_per_tenant || lanes.queued >= options_.max_queued)) {
         ++counters_.refused;
         const bool own = queue.size() >= options_.max_queued_per_tenant;
         if (queue.empty()) lanes.queues.erase(std::string(tenant));
@@ -31,11 +32,13 @@ absl::Status FairWorkQueue::Submit(absl::string_view tenant, Class work_class, W
                                work_class == Class::kUrgent ? " growth" : " create", " calls of ",
                                tenant.empty() ? std::string("this caller") : absl::StrCat("\"", tenant, "\""),
                                " are queued already (--slow_work_queue)")
-                : absl::StrCat(options_.max_queued, " create/grow calls are queued already"),
+                : absl::StrCat(options_.max_queued, work_class == Class::kUrgent ? " growth" : " create",
+                               " calls are queued already"),
             "; this one is refused rather than queued behind them: retry later, or with fewer calls at once"));
       }
       if (queue.empty()) lanes.turns.emplace_back(tenant);
       queue.push_back(std::move(work));
+      ++lanes.queued;
       ++counters_.queued;
       return absl::OkStatus();
     }
@@ -52,6 +55,7 @@ FairWorkQueue::Work FairWorkQueue::Lanes::TakeNext() {
   auto queue = queues.find(tenant);
   Work work = std::move(queue->second.front());
   queue->second.pop_front();
+  --queued;
   if (queue->second.empty()) {
     queues.erase(queue);
   } else {

@@ -41,13 +41,18 @@ class FairWorkQueue {
  public:
   struct Options {
     int threads = 2;
-    size_t max_queued_per_tenant = 256;  // calls waiting (not running) of one tenant
-    size_t max_queued = 4096;            // of all tenants together
+    // Calls waiting (not running), each class counted apart: one tenant's, and all
+    // tenants' together. A flood of creates cannot fill the room growths need.
+    size_t max_queued_per_tenant = 256;
+    size_t max_queued = 4096;
   };
   // `stopping` is true when the work runs because the queue is stopping: it must only
   // answer its call (Unavailable), not do the work.
   using Work = std::function<void(bool stopping)>;
   enum class Class { kUrgent, kBulk };
+  // kAdmitted: a call admitted once already and coming back (a request that waited for
+  // memory), which the bounds must not refuse now that it can be served.
+  enum class Admission { kBounded, kAdmitted };
 
   struct Counters {
     uint64_t queued = 0;   // waiting now
@@ -67,7 +72,8 @@ class FairWorkQueue {
   // threads in `tenant`'s turn of that class. ResourceExhausted, naming the bound, when `tenant`'s queue or the
   // whole queue is full (`work` is dropped unrun: the caller answers its call with the
   // error). After Stop, runs `work` at once on the caller's thread with stopping = true.
-  absl::Status Submit(absl::string_view tenant, Class work_class, Work work);
+  absl::Status Submit(absl::string_view tenant, Class work_class, Work work,
+                      Admission admission = Admission::kBounded);
 
   // Runs every queued call with stopping = true, waits for those running to end and
   // returns: a server shutting down waits for every request it started to be answered.
@@ -81,6 +87,7 @@ class FairWorkQueue {
   struct Lanes {
     absl::flat_hash_map<std::string, std::deque<Work>> queues;
     std::deque<std::string> turns;
+    size_t queued = 0;
     Work TakeNext();  // REQUIRES: !turns.empty()
   };
 

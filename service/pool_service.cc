@@ -71,7 +71,7 @@ void PoolServiceImpl::ReturnWaitingSlot(const Tenant* who) {
 
 void PoolServiceImpl::RunSlow(std::string key, FairWorkQueue::Class work_class, const Tenant* who,
                               grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
-                              Attempt attempt) {
+                              Attempt attempt, bool retry) {
   if (slow_work_ == nullptr) {
     AnswerOrWait(std::move(key), work_class, who, context, reactor, std::move(attempt));
     return;
@@ -92,7 +92,8 @@ void PoolServiceImpl::RunSlow(std::string key, FairWorkQueue::Class work_class, 
           return;
         }
         AnswerOrWait(key, work_class, who, context, reactor, attempt);
-      });
+      },
+      retry ? FairWorkQueue::Admission::kAdmitted : FairWorkQueue::Admission::kBounded);
   if (!queued.ok()) reactor->Finish(ToGrpcStatus(queued));
 }
 
@@ -128,7 +129,7 @@ void PoolServiceImpl::AnswerOrWait(std::string key, FairWorkQueue::Class work_cl
       return;
     }
     // Asked again in its tenant's turn, like any other slow call.
-    RunSlow(std::move(key), work_class, who, context, reactor, std::move(attempt));
+    RunSlow(std::move(key), work_class, who, context, reactor, std::move(attempt), /*retry=*/true);
   });
 }
 

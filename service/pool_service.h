@@ -68,7 +68,9 @@ class PoolServiceImpl final : public v1::PoolService::CallbackService {
     auto who = Authenticate(*context);
     if (!who.ok()) return Finish(context, ToGrpcStatus(who.status()));
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    RunSlow(FairnessKey(*who, request->client_id()), FairWorkQueue::Class::kUrgent, *who, context, reactor,
+    // A growth a step waits for is urgent; one the client makes ahead of need is not.
+    RunSlow(FairnessKey(*who, request->client_id()),
+            request->ahead() ? FairWorkQueue::Class::kBulk : FairWorkQueue::Class::kUrgent, *who, context, reactor,
             [this, who = *who, request, response](absl::Time* retry_at) {
       return HandleExtendSequence(who, *request, response, retry_at);
     });
@@ -181,8 +183,11 @@ class PoolServiceImpl final : public v1::PoolService::CallbackService {
   // cancelled while it was queued is answered without its attempt, a full queue's
   // refusal is the answer. Creates (bulk) and growths (urgent) come here: they may
   // zero pages.
+  // `retry`: the call was admitted before and waited for memory; the queue's bounds do
+  // not refuse it again.
   void RunSlow(std::string key, FairWorkQueue::Class work_class, const Tenant* who,
-               grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor, Attempt attempt);
+               grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor, Attempt attempt,
+               bool retry = false);
   // Whose turn a slow call takes: the tenant's, or without tenants the client's.
   static std::string FairnessKey(const Tenant* who, const std::string& client_id) {
     return who != nullptr ? who->name : client_id;

@@ -24,6 +24,7 @@ declare -A sources=(
   [pool_service]="service/pool_service.cc service/pool.cc service/region_store.cc service/region_access.cc
     service/lease_table.cc service/granule_allocator.cc service/tenants.cc service/delayed_calls.cc
     service/release_watch.cc service/ucx_publisher.cc service/ucx_domain_server.cc service/verbs_acceptor.cc
+    service/fair_work_queue.cc
     transport/cxl/region_spec.cc transport/cxl/region_mapping.cc transport/sequence_liveness.cc
     transport/data_plane.cc transport/rdma/ucx_context.cc transport/rdma/read_plan.cc
     transport/rdma/verbs_work_requests.cc transport/rdma/verbs_queue_pair.cc transport/rdma/verbs_plan.cc
