@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/client_internal.h"
+#include "kernels/cuda_pointer.h"
 #include "transport/sequence_liveness.h"
 
 namespace sparsepool::bench {
@@ -25,9 +26,8 @@ absl::StatusOr<std::unique_ptr<GpuFetcher>> GpuFetcher::Create(Options options) 
     auto created = GpuRegionRegistry::Create();
     if (!created.ok()) return created.status();
     own = *std::move(created);
-  } else if (int devices = 0; cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    cudaGetLastError();
-    return absl::FailedPreconditionError("no CUDA device: the GPU fetch path needs one");
+  } else if (absl::Status s = kernels::RequireCudaDevice("the GPU fetch path"); !s.ok()) {
+    return s;
   }
   return std::unique_ptr<GpuFetcher>(new GpuFetcher(options, std::move(own)));
 }

@@ -13,6 +13,7 @@
 #include "bench/gpu_strategies.h"
 #include "bench/prefix_fetch.h"
 #include "kernels/cuda_buffer.h"
+#include "kernels/cuda_pointer.h"
 #include "kernels/topk_gather.h"
 
 namespace sparsepool::bench {
@@ -193,10 +194,7 @@ class HbmOnlyFetch final : public FetchStrategy {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<FetchStrategy>> MakeHbmOnlyFetch(std::string name, std::unique_ptr<Client> client) {
-  if (int devices = 0; cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    cudaGetLastError();
-    return absl::FailedPreconditionError("no CUDA device: hbm-only needs one");
-  }
+  if (absl::Status s = kernels::RequireCudaDevice("hbm-only"); !s.ok()) return s;
   auto strategy = std::make_unique<HbmOnlyFetch>(std::move(name), std::move(client));
   if (absl::Status s = strategy->Init(); !s.ok()) return s;
   return strategy;

@@ -19,6 +19,7 @@
 #include "client/decode_session.h"
 #include "client/gpu_regions.h"
 #include "kernels/cuda_buffer.h"
+#include "kernels/cuda_pointer.h"
 #include "kernels/topk_gather.h"
 
 namespace sparsepool::bench {
@@ -27,15 +28,6 @@ namespace {
 using kernels::CudaBuffer;
 using kernels::CudaMemory;
 using kernels::CudaToStatus;
-
-absl::Status RequireDevice() {
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    cudaGetLastError();  // clear the sticky "no device" error
-    return absl::FailedPreconditionError("no CUDA device in this process: the GPU strategies need one");
-  }
-  return absl::OkStatus();
-}
 
 // A non-blocking stream, destroyed with its owner.
 class Stream {
@@ -521,7 +513,7 @@ class GpuPrefixPullRequests final : public RequestStrategy {
 
 absl::StatusOr<std::unique_ptr<RequestStrategy>> MakeSessionRequests(std::string name, std::unique_ptr<Client> client,
                                                                      const RequestShape& shape, uint32_t cache_slots) {
-  if (absl::Status s = RequireDevice(); !s.ok()) return s;
+  if (absl::Status s = kernels::RequireCudaDevice("each GPU strategy"); !s.ok()) return s;
   auto strategy = std::make_unique<SessionRequests>(std::move(name), std::move(client), shape);
   if (absl::Status s = strategy->Init(cache_slots); !s.ok()) return s;
   return strategy;
@@ -532,7 +524,7 @@ absl::StatusOr<std::unique_ptr<RequestStrategy>> MakeGpuPrefixPullRequests(std::
                                                                            std::unique_ptr<Client> pull_client,
                                                                            const RequestShape& shape,
                                                                            bool copies_in_hbm) {
-  if (absl::Status s = RequireDevice(); !s.ok()) return s;
+  if (absl::Status s = kernels::RequireCudaDevice("each GPU strategy"); !s.ok()) return s;
   auto strategy = std::make_unique<GpuPrefixPullRequests>(std::move(name), std::move(client), std::move(pull_client),
                                                           shape, copies_in_hbm);
   if (absl::Status s = strategy->Init(); !s.ok()) return s;

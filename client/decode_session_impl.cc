@@ -95,11 +95,7 @@ absl::StatusOr<std::unique_ptr<DecodeSessionImpl>> DecodeSessionImpl::Create(Cli
   if (absl::Status valid = ValidateOptions(options); !valid.ok()) return valid;
   auto fence = internal::Fence(*client);
   if (!fence.ok()) return fence.status();
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    cudaGetLastError();
-    return absl::FailedPreconditionError("no CUDA device: a decode session needs one");
-  }
+  if (absl::Status s = kernels::RequireCudaDevice("a decode session"); !s.ok()) return s;
   std::unique_ptr<DecodeSessionImpl> session(new DecodeSessionImpl(client, *fence, regions, options));
   if (absl::Status allocated = session->Allocate(); !allocated.ok()) return allocated;
   session->reserver_ = std::thread([s = session.get()] { s->ReserverMain(); });

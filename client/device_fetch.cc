@@ -39,11 +39,7 @@ DeviceFetcher::~DeviceFetcher() = default;
 
 absl::StatusOr<std::unique_ptr<DeviceFetcher>> DeviceFetcher::Create(Client* client) {
   if (client == nullptr) return absl::InvalidArgumentError("DeviceFetcher needs a client");
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    cudaGetLastError();
-    return absl::FailedPreconditionError("fetching into GPU memory: this process sees no CUDA device");
-  }
+  if (absl::Status s = kernels::RequireCudaDevice("fetching into GPU memory"); !s.ok()) return s;
   auto state = std::make_unique<State>();
   for (State::Staging& s : state->staging) {
     if (absl::Status e = CudaToStatus(cudaEventCreateWithFlags(&s.copied, cudaEventDisableTiming),

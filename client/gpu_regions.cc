@@ -10,6 +10,7 @@
 #include "absl/synchronization/mutex.h"
 #include "client/client_internal.h"
 #include "common/layout.h"
+#include "kernels/cuda_pointer.h"
 #include "transport/cxl/cxl_data_plane.h"
 
 namespace sparsepool {
@@ -23,11 +24,7 @@ struct GpuRegionRegistry::State {
 GpuRegionRegistry::GpuRegionRegistry(std::unique_ptr<State> state) : state_(std::move(state)) {}
 
 absl::StatusOr<std::unique_ptr<GpuRegionRegistry>> GpuRegionRegistry::Create() {
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    cudaGetLastError();
-    return absl::FailedPreconditionError("no CUDA device: the GPU path needs one");
-  }
+  if (absl::Status s = kernels::RequireCudaDevice("the GPU path"); !s.ok()) return s;
   return std::unique_ptr<GpuRegionRegistry>(new GpuRegionRegistry(std::make_unique<State>()));
 }
 

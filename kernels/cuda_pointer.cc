@@ -6,6 +6,13 @@
 
 namespace sparsepool::kernels {
 
+absl::Status RequireCudaDevice(absl::string_view who) {
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) == cudaSuccess && devices > 0) return absl::OkStatus();
+  cudaGetLastError();  // clear the sticky "no device" error
+  return absl::FailedPreconditionError(absl::StrCat("no CUDA device: ", who, " needs one"));
+}
+
 absl::Status CheckGpuPointer(const void* pointer, const char* name) {
   if (pointer == nullptr) return absl::InvalidArgumentError(absl::StrCat(name, " is null"));
   cudaPointerAttributes attributes;
