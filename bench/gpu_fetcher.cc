@@ -77,6 +77,11 @@ absl::StatusOr<GpuFetcher::PendingCall*> GpuFetcher::Prepare(
   call.layer = layer;
   for (size_t row = 0; row < layouts.size(); ++row) {
     const SequenceLayout& l = *layouts[row];
+    if (!l.stripe_regions.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "sequence ", l.sequence_id, " (batch row ", row, ") is striped over ", l.stripes(),
+          " regions; this fetcher reads one region (the decode session reads striped sequences)"));
+    }
     if (l.region.uuid != first.region.uuid) {
       return absl::InvalidArgumentError(absl::StrCat(
           "batch rows 0 and ", row, " live in different regions (", first.region.path, ", ",

@@ -304,6 +304,7 @@ class ClientImpl final : public Client {
     request.set_page_tokens(spec.page_tokens);
     request.set_tokens(spec.tokens);
     if (spec.placement_key.has_value()) request.set_placement_key(*spec.placement_key);
+    request.set_stripes(spec.stripes);
     return request;
   }
 

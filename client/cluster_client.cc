@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <deque>
+#include <numeric>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "cluster/cluster_records.h"
 #include "cluster/etcd_client.h"
 #include "common/node_ids.h"
+#include "common/region_format.h"
 
 namespace sparsepool::internal {
 namespace {
@@ -29,11 +31,12 @@ struct Node {
   std::shared_ptr<Client> client;  // made on first use; shared with calls in flight
 };
 
-// Bytes a sequence takes in a region, pages rounded up (alignment aside).
-uint64_t NeededBytes(const SequenceSpec& spec) {
+// Bytes `layers` of a sequence take in a region, pages rounded up (alignment aside).
+uint64_t NeededBytes(const SequenceSpec& spec, uint32_t layers) {
   const uint64_t page = spec.page_tokens == 0 ? 64 : spec.page_tokens;
-  return uint64_t{spec.layers} * ((spec.tokens + page - 1) / page * page) * spec.entry_bytes;
+  return uint64_t{layers} * ((spec.tokens + page - 1) / page * page) * spec.entry_bytes;
 }
+uint64_t NeededBytes(const SequenceSpec& spec) { return NeededBytes(spec, spec.layers); }
 
 // Runs of consecutive rows of a batch on one node, as [first, end) row ranges: each run
 // is one call to its node, on spans of the caller's own buffers (no copies).
@@ -249,7 +252,9 @@ class ClusterClient final : public Client {
  private:
   // The documented policy (cluster_client.h), over the membership last read.
   std::vector<uint32_t> Placement(const SequenceSpec& spec) {
-    const uint64_t needed = NeededBytes(spec);
+    // A striped sequence needs `stripes` regions, each with room for the largest stripe.
+    const uint32_t stripes = std::max<uint32_t>(spec.stripes, 1);
+    const uint64_t needed = NeededBytes(spec, region_format::StripeLayers(spec.layers, stripes, 0));
     struct Candidate {
       bool mappable;
       uint64_t free;
@@ -260,14 +265,17 @@ class ClusterClient final : public Client {
     absl::MutexLock lock(&mu_);
     for (const auto& [id, node] : nodes_) {
       if (!node.registered) continue;
-      uint64_t free = 0;
+      std::vector<uint64_t> frees;  // of the regions serving the tenant
       for (const cluster::RegionRecord& region : node.record.regions()) {
         const bool serves = region.tenants().empty() ||
                             std::find(region.tenants().begin(), region.tenants().end(), spec.tenant) !=
                                 region.tenants().end();
-        if (serves) free = std::max<uint64_t>(free, region.free_bytes());  // a sequence lives in one region
+        if (serves) frees.push_back(region.free_bytes());
       }
-      if (free < needed) continue;
+      std::sort(frees.rbegin(), frees.rend());
+      if (frees.size() < stripes || frees[stripes - 1] < needed) continue;
+      // What the sequence's regions hold free: a stripe lives in one region.
+      const uint64_t free = std::accumulate(frees.begin(), frees.begin() + stripes, uint64_t{0});
       // Ranked by what is left once this client's placements since the record was
       // written are counted too (a node refuses what does not fit, and the next is tried).
       auto& placed = placed_[id];
@@ -297,7 +305,9 @@ class ClusterClient final : public Client {
                                                  " under ", options_.etcd_prefix));
     }
     return absl::ResourceExhaustedError(absl::StrCat("no node of the cluster (", registered,
-                                                     " registered) has a region with room for a sequence of ",
+                                                     " registered) has ",
+                                                     spec.stripes > 1 ? absl::StrCat(spec.stripes, " regions") : "a region",
+                                                     " with room for a sequence of ",
                                                      spec.layers, " layers x ", spec.tokens, " tokens x ",
                                                      spec.entry_bytes, " bytes for tenant \"", spec.tenant, "\""));
   }

@@ -203,9 +203,14 @@ absl::StatusOr<uint32_t> DecodeSessionImpl::Join(SequenceId id, uint64_t tokens,
     layout = internal::CachedLayout(*client_, id);
     if (!layout.ok()) return layout.status();
   }
-  auto region = regions_->Register((*layout)->region);
-  if (!region.ok()) return region.status();
-  auto row = rows_.Join(*std::move(layout), tokens, region->device);
+  // Every stripe's region (one, unless the sequence's layers are striped over several).
+  std::vector<const std::byte*> stripe_devices;
+  for (uint32_t stripe = 0; stripe < (*layout)->stripes(); ++stripe) {
+    auto region = regions_->Register(stripe == 0 ? (*layout)->region : (*layout)->stripe_regions[stripe - 1]);
+    if (!region.ok()) return region.status();
+    stripe_devices.push_back(region->device);
+  }
+  auto row = rows_.Join(*std::move(layout), tokens, stripe_devices);
   if (!row.ok()) return row.status();
   reports_[*row] = kernels::SessionRowReport{};
   for (absl::Status s : {UploadPages(*row, stream), UploadRow(*row, stream), UploadSessionRow(*row, stream)}) {

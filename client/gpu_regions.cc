@@ -36,7 +36,11 @@ GpuRegionRegistry::~GpuRegionRegistry() {
 absl::Status GpuRegionRegistry::RegisterRegionOf(Client& client, SequenceId id) {
   auto layout = internal::CachedLayout(client, id);
   if (!layout.ok()) return layout.status();
-  return Register((*layout)->region).status();
+  if (auto home = Register((*layout)->region); !home.ok()) return home.status();
+  for (const RegionRef& stripe : (*layout)->stripe_regions) {
+    if (auto registered = Register(stripe); !registered.ok()) return registered.status();
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<GpuRegionRegistry::Region> GpuRegionRegistry::Register(const RegionRef& ref) {

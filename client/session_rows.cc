@@ -14,8 +14,13 @@ uint64_t SessionRows::InitialReservation(uint64_t tokens) const {
 }
 
 absl::StatusOr<uint32_t> SessionRows::Join(std::shared_ptr<const SequenceLayout> layout, uint64_t tokens,
-                                           const std::byte* region_device) {
+                                           absl::Span<const std::byte* const> stripe_devices) {
   const SequenceLayout& l = *layout;
+  if (stripe_devices.size() != l.stripes()) {
+    return absl::InvalidArgumentError(absl::StrCat("sequence ", l.sequence_id, " has ", l.stripes(),
+                                                   " stripe region(s), and ", stripe_devices.size(),
+                                                   " device address(es) came for them"));
+  }
   if (l.layers != shape_.layers || l.entry_bytes != shape_.entry_bytes || l.page_tokens != shape_.page_tokens) {
     return absl::InvalidArgumentError(absl::StrCat(
         "sequence ", l.sequence_id, " has ", l.layers, " layers, entry_bytes ", l.entry_bytes, ", page_tokens ",
@@ -43,7 +48,7 @@ absl::StatusOr<uint32_t> SessionRows::Join(std::shared_ptr<const SequenceLayout>
   r.reserved = l.tokens;
   r.reserving = false;
   r.layout = std::move(layout);
-  r.region_device = region_device;
+  r.stripe_devices.assign(stripe_devices.begin(), stripe_devices.end());
   return row;
 }
 
@@ -82,7 +87,9 @@ std::vector<kernels::RowPages> SessionRows::RowTables(uint32_t row, const uint64
     t.entry_stride = r.layout->entry_stride;
     t.sequence_id = r.id;
     t.record_offset = r.layout->record_offset;
-    t.region = r.region_device;
+    // Layer 0 is always in stripe 0, the home region holding the record: the step's
+    // liveness check reads it through layer 0's table (kernels/session_kernels.cu).
+    t.region = r.stripe_devices[layer % r.stripe_devices.size()];
   }
   return tables;
 }

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "common/layout.h"
 #include "kernels/session_types.h"
 
@@ -57,9 +58,10 @@ class SessionRows {
   // Takes a free row for sequence `layout` whose first `tokens` tokens are written.
   // InvalidArgument for a shape the session does not take or too few tokens;
   // ResourceExhausted when every row is taken. Returns the row; the pages the device
-  // needs for it are DevicePagesToUpload(row).
+  // needs for it are DevicePagesToUpload(row). `stripe_devices`: where the GPU
+  // addresses each of the layout's stripe regions (one, unless it is striped).
   absl::StatusOr<uint32_t> Join(std::shared_ptr<const SequenceLayout> layout, uint64_t tokens,
-                                const std::byte* region_device);
+                                absl::Span<const std::byte* const> stripe_devices);
   void Leave(uint32_t row);
 
   bool active(uint32_t row) const { return rows_[row].active; }
@@ -106,7 +108,7 @@ class SessionRows {
     uint64_t reserved = 0;      // tokens the pool holds for the sequence
     bool reserving = false;
     std::shared_ptr<const SequenceLayout> layout;
-    const std::byte* region_device = nullptr;
+    std::vector<const std::byte*> stripe_devices;  // by stripe; layer l reads stripe l % size
   };
 
   const SessionShape shape_;

@@ -132,6 +132,11 @@ struct SequenceSpec {
   // their number, when it has room (GPU rank r passes r: ranks start on different CXL
   // devices or NUMA nodes). Unset: the one with most free memory.
   std::optional<uint32_t> placement_key;
+  // Spread the layers round robin over this many of the daemon's regions (several CXL
+  // devices or NUMA nodes, read in parallel): layer l in stripe l % stripes, stripe 0
+  // where the placement key puts it. 0 or 1: one region. The layout says where each
+  // layer lives (SequenceLayout::LayerRegion); fetches and writes follow it.
+  uint32_t stripes = 0;
 };
 
 class Client {

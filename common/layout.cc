@@ -1,5 +1,7 @@
 #include "common/layout.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 
 namespace sparsepool {
@@ -23,13 +25,31 @@ absl::Status ValidateLayout(const SequenceLayout& l) {
                                             " page offsets for ", l.layers, " layers x ",
                                             l.pages_per_layer, " pages"));
   }
+  if (l.stripe_regions.size() >= l.layers) {
+    return absl::DataLossError(absl::StrCat(who, ": ", l.stripes(), " stripes for ", l.layers,
+                                            " layers (a stripe holds at least one layer)"));
+  }
+  for (size_t s = 0; s < l.stripe_regions.size(); ++s) {
+    // Two stripes in one region would be no striping at all: a forged or corrupt layout.
+    const RegionRef& stripe = l.stripe_regions[s];
+    const bool repeated = stripe.uuid == l.region.uuid ||
+                          std::any_of(l.stripe_regions.begin(), l.stripe_regions.begin() + s,
+                                      [&](const RegionRef& earlier) { return earlier.uuid == stripe.uuid; });
+    if (repeated) {
+      return absl::DataLossError(absl::StrCat(who, ": stripe ", s + 1, " names region ", stripe.path,
+                                              " a second time"));
+    }
+  }
   const uint64_t page_bytes = l.PageBytes();
-  for (uint64_t offset : l.page_offsets) {
-    if (offset > l.region.size_bytes || l.region.size_bytes - offset < page_bytes) {
-      return absl::DataLossError(absl::StrCat(who, ": page at offset ", offset, " of ",
-                                              page_bytes, " bytes lies outside region ",
-                                              l.region.path, " of ", l.region.size_bytes,
-                                              " bytes"));
+  for (uint32_t layer = 0; layer < l.layers; ++layer) {
+    const RegionRef& region = l.LayerRegion(layer);
+    for (uint64_t page = 0; page < l.pages_per_layer; ++page) {
+      const uint64_t offset = l.page_offsets[uint64_t{layer} * l.pages_per_layer + page];
+      if (offset > region.size_bytes || region.size_bytes - offset < page_bytes) {
+        return absl::DataLossError(absl::StrCat(who, ": page at offset ", offset, " of ", page_bytes,
+                                                " bytes (layer ", layer, ") lies outside region ", region.path,
+                                                " of ", region.size_bytes, " bytes"));
+      }
     }
   }
   return absl::OkStatus();

@@ -45,11 +45,27 @@ struct SequenceLayout {
   uint32_t page_tokens = 0;
   uint64_t tokens = 0;  // valid token indices are [0, tokens)
   uint32_t pages_per_layer = 0;
+  // The sequence's home region: its record, and the pages of every layer when the
+  // sequence is not striped.
   RegionRef region;
-  std::vector<uint64_t> page_offsets;  // [layers][pages_per_layer], region offsets
-  // Region offset of the sequence's record (both copies): clients check there that the
-  // sequence is still live after reading its pages (transport/sequence_liveness.h).
+  // A striped sequence (CreateSequence's `stripes`) spreads its layers round robin over
+  // regions of one daemon, several CXL devices or NUMA nodes read at once: layer l
+  // lives in stripe l % stripes(), stripe 0 being `region` and stripe s > 0
+  // stripe_regions[s - 1]. Empty: every layer lives in `region`.
+  std::vector<RegionRef> stripe_regions;
+  std::vector<uint64_t> page_offsets;  // [layers][pages_per_layer], offsets in each layer's region
+  // Offset in the home region (`region`) of the sequence's record (both copies):
+  // clients check there that the sequence is still live after reading its pages
+  // (transport/sequence_liveness.h). A striped sequence has one record per stripe; the
+  // home one changes state first and is the one clients read.
   uint64_t record_offset = 0;
+
+  uint32_t stripes() const { return 1 + static_cast<uint32_t>(stripe_regions.size()); }
+  // The region holding layer `layer`'s pages. REQUIRES: layer < layers.
+  const RegionRef& LayerRegion(uint32_t layer) const {
+    const uint32_t stripe = stripe_regions.empty() ? 0 : layer % stripes();
+    return stripe == 0 ? region : stripe_regions[stripe - 1];
+  }
 
   // Region offset of (layer, token). REQUIRES: layer < layers, token < tokens.
   uint64_t EntryOffset(uint32_t layer, uint64_t token) const {
@@ -61,7 +77,7 @@ struct SequenceLayout {
   uint64_t TokensLeftInPage(uint64_t token) const { return page_tokens - token % page_tokens; }
 };
 
-// Checks that a layout is self-consistent and that every page lies inside its region,
+// Checks that a layout is self-consistent and that every page lies inside its layer's region,
 // so that a data plane may compute addresses from it without further checks. A client
 // never trusts a layout it has not validated: a wrong one would read another
 // sequence's memory or fault.

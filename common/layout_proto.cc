@@ -28,9 +28,32 @@ void LayoutToProto(const SequenceLayout& layout, v1::SequenceLayout* proto) {
   proto->set_tokens(layout.tokens);
   proto->set_pages_per_layer(layout.pages_per_layer);
   RegionToProto(layout.region, proto->mutable_region());
+  for (const RegionRef& stripe : layout.stripe_regions) RegionToProto(stripe, proto->add_stripe_regions());
   proto->mutable_page_offsets()->Assign(layout.page_offsets.begin(), layout.page_offsets.end());
   proto->set_record_offset(layout.record_offset);
 }
+
+namespace {
+
+absl::StatusOr<RegionRef> RegionFromProto(const v1::RegionInfo& proto, uint64_t sequence_id) {
+  RegionRef region;
+  region.index = proto.index();
+  region.kind = proto.kind();
+  region.path = proto.path();
+  region.size_bytes = proto.size_bytes();
+  region.ucx_worker_address = proto.ucx_worker_address();
+  region.ucx_rkey = proto.ucx_rkey();
+  region.remote_base = proto.remote_base();
+  region.verbs_rkey = proto.verbs_rkey();
+  if (proto.uuid().size() != region.uuid.size()) {
+    return absl::DataLossError(absl::StrCat("region uuid of ", proto.uuid().size(),
+                                            " bytes in the layout of sequence ", sequence_id, ", expected 16"));
+  }
+  std::memcpy(region.uuid.data(), proto.uuid().data(), region.uuid.size());
+  return region;
+}
+
+}  // namespace
 
 absl::StatusOr<SequenceLayout> LayoutFromProto(const v1::SequenceLayout& proto) {
   SequenceLayout layout;
@@ -42,21 +65,14 @@ absl::StatusOr<SequenceLayout> LayoutFromProto(const v1::SequenceLayout& proto) 
   layout.page_tokens = proto.page_tokens();
   layout.tokens = proto.tokens();
   layout.pages_per_layer = proto.pages_per_layer();
-  const v1::RegionInfo& region = proto.region();
-  layout.region.index = region.index();
-  layout.region.kind = region.kind();
-  layout.region.path = region.path();
-  layout.region.size_bytes = region.size_bytes();
-  layout.region.ucx_worker_address = region.ucx_worker_address();
-  layout.region.ucx_rkey = region.ucx_rkey();
-  layout.region.remote_base = region.remote_base();
-  layout.region.verbs_rkey = region.verbs_rkey();
-  if (region.uuid().size() != layout.region.uuid.size()) {
-    return absl::DataLossError(absl::StrCat("region uuid of ", region.uuid().size(),
-                                            " bytes in the layout of sequence ",
-                                            layout.sequence_id, ", expected 16"));
+  auto region = RegionFromProto(proto.region(), layout.sequence_id);
+  if (!region.ok()) return region.status();
+  layout.region = *std::move(region);
+  for (const v1::RegionInfo& stripe_proto : proto.stripe_regions()) {
+    auto stripe = RegionFromProto(stripe_proto, layout.sequence_id);
+    if (!stripe.ok()) return stripe.status();
+    layout.stripe_regions.push_back(*std::move(stripe));
   }
-  std::memcpy(layout.region.uuid.data(), region.uuid().data(), layout.region.uuid.size());
   layout.page_offsets.assign(proto.page_offsets().begin(), proto.page_offsets().end());
   layout.record_offset = proto.record_offset();
   absl::Status valid = ValidateLayout(layout);

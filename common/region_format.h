@@ -18,6 +18,7 @@
 #define SPARSEPOOL_COMMON_REGION_FORMAT_H_
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -78,10 +79,24 @@ struct SequenceRecord {
   uint64_t state_changed_unix_ns;
   std::array<char, kNameBytes> tenant;
   std::array<char, kNameBytes> owner;
-  std::array<uint8_t, 44> reserved;
+  // A striped sequence (its layers round robin over regions) has one record per stripe,
+  // each in its own region and holding `layers` of the sequence's `sequence_layers`
+  // (layer l of the sequence is local layer l / stripe_count of stripe l %
+  // stripe_count). Stripe 0 is the home record: the one whose state clients check.
+  // stripe_count 0 (every record written before striping existed) or 1: unstriped.
+  uint16_t stripe_index;
+  uint16_t stripe_count;
+  uint32_t sequence_layers;
+  std::array<uint8_t, 36> reserved;
   uint32_t checksum;  // CRC-32C of every byte above
 };
 static_assert(sizeof(SequenceRecord) == 256);
+static_assert(offsetof(SequenceRecord, stripe_index) == 208, "the striping fields took the reserved bytes' place");
+
+// Layers of a sequence of `sequence_layers` that stripe `stripe` of `stripes` holds.
+inline uint32_t StripeLayers(uint32_t sequence_layers, uint32_t stripes, uint32_t stripe) {
+  return stripe >= sequence_layers ? 0 : (sequence_layers - stripe + stripes - 1) / stripes;
+}
 
 // Sequence ids are never reissued on a region, so that a layout a client still holds
 // can never describe a newer sequence: every liveness check compares ids

@@ -53,7 +53,22 @@ absl::Status ValidateCreate(const CreateParams& p) {
     return absl::InvalidArgumentError(absl::StrCat("tokens ", p.tokens, " is above the limit of ",
                                                    kMaxTokens, " (token indices are int32)"));
   }
+  if (p.stripes > p.layers) {
+    return absl::InvalidArgumentError(absl::StrCat("stripes ", p.stripes, " is above the sequence's ", p.layers,
+                                                   " layers (a stripe holds at least one layer)"));
+  }
   return absl::OkStatus();
+}
+
+// Stripe `stripe` of `stripes` of a sequence: its share of the layers.
+NewSequence StripeOf(const NewSequence& seq, uint32_t stripe, uint32_t stripes) {
+  if (stripes <= 1) return seq;
+  NewSequence part = seq;
+  part.layers = region_format::StripeLayers(seq.layers, stripes, stripe);
+  part.stripe_index = stripe;
+  part.stripe_count = stripes;
+  part.sequence_layers = seq.layers;
+  return part;
 }
 
 uint64_t PagesFor(uint64_t tokens, uint32_t page_tokens) {
@@ -87,7 +102,8 @@ absl::StatusOr<std::unique_ptr<Pool>> Pool::Open(std::vector<std::unique_ptr<Reg
                                                    " regions, but the pool has ", regions.size()));
   }
   const RegionAccess access(RegionTenants(options, regions.size()));
-  absl::flat_hash_map<SequenceId, std::pair<uint32_t, SlotIndex>> seen;
+  // Every record by id: one, or a striped sequence's stripes by stripe index.
+  absl::flat_hash_map<SequenceId, std::vector<std::optional<Part>>> seen;
   for (uint32_t r = 0; r < regions.size(); ++r) {
     for (SlotIndex slot : regions[r]->OccupiedSlots()) {
       const SequenceId id = regions[r]->record(slot).sequence_id;
@@ -113,24 +129,63 @@ absl::StatusOr<std::unique_ptr<Pool>> Pool::Open(std::vector<std::unique_ptr<Reg
             NodeOfSequence(id), ", but this daemon is node ", options.node_id,
             ": start it with the node id it had when it issued that sequence"));
       }
-      auto [it, fresh] = seen.try_emplace(id, r, slot);
-      if (fresh) continue;
-      const auto [first_region, first_slot] = it->second;
-      return absl::FailedPreconditionError(absl::StrCat(
-          "sequence id ", id, " is held by two records: slot ", first_slot, " of ",
-          regions[first_region]->ref().path, " and slot ", slot, " of ", regions[r]->ref().path,
-          "; a layout naming it could mean either, so the pool does not start (regions of two "
-          "pools put together, or a forged record: remove one region or reformat it)"));
+      const auto& record = regions[r]->record(slot);
+      const uint32_t stripes = std::max<uint32_t>(record.stripe_count, 1);
+      auto [it, fresh] = seen.try_emplace(id, stripes);
+      std::vector<std::optional<Part>>& parts = it->second;
+      std::optional<Part> other;  // a record this one clashes with
+      if (parts.size() != stripes) {
+        other = *std::find_if(parts.begin(), parts.end(), [](const auto& part) { return part.has_value(); });
+      } else if (parts[record.stripe_index].has_value()) {
+        other = parts[record.stripe_index];
+      } else if (!fresh) {
+        const auto& first = *std::find_if(parts.begin(), parts.end(), [](const auto& part) { return part.has_value(); });
+        const auto& a = regions[first->region]->record(first->slot);
+        if (a.sequence_layers != record.sequence_layers || a.entry_bytes != record.entry_bytes ||
+            a.entry_stride != record.entry_stride || a.page_tokens != record.page_tokens ||
+            a.tenant != record.tenant || first->region == r) {
+          other = first;
+        }
+      }
+      if (other.has_value()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "sequence id ", id, " is held by two records that do not make one sequence: slot ", other->slot, " of ",
+            regions[other->region]->ref().path, " and slot ", slot, " of ", regions[r]->ref().path,
+            "; a layout naming it could mean either, so the pool does not start (regions of two "
+            "pools put together, or a forged record: remove one region or reformat it)"));
+      }
+      parts[record.stripe_index] = Part{r, slot};
     }
   }
-  return std::unique_ptr<Pool>(new Pool(std::move(regions), options, clock));
+  absl::flat_hash_map<SequenceId, Location> recovered;
+  std::vector<std::string> problems;
+  for (const auto& [id, parts] : seen) {
+    const size_t found = std::count_if(parts.begin(), parts.end(), [](const auto& part) { return part.has_value(); });
+    if (found < parts.size()) {
+      // Created or grown no further than some of its regions (a crash amid its
+      // creation), or one of its regions is not among this daemon's: what is left
+      // cannot serve a layer of it.
+      for (const auto& part : parts) {
+        if (part.has_value()) regions[part->region]->Free(part->slot);
+      }
+      problems.push_back(absl::StrCat("striped sequence ", id, " had ", found, " of its ", parts.size(),
+                                      " stripes in this daemon's regions; the others were freed"));
+      continue;
+    }
+    Location& where = recovered[id];
+    where.region = parts[0]->region;
+    where.slot = parts[0]->slot;
+    for (size_t stripe = 1; stripe < parts.size(); ++stripe) where.stripes.push_back(*parts[stripe]);
+  }
+  return std::unique_ptr<Pool>(new Pool(std::move(regions), std::move(recovered), std::move(problems), options, clock));
 }
 
-Pool::Pool(std::vector<std::unique_ptr<RegionStore>> regions, PoolOptions options,
-           const Clock* clock)
+Pool::Pool(std::vector<std::unique_ptr<RegionStore>> regions, absl::flat_hash_map<SequenceId, Location> recovered,
+           std::vector<std::string> recovery_problems, PoolOptions options, const Clock* clock)
     : options_(options), clock_(clock), access_(RegionTenants(options, regions.size())),
       regions_(std::move(regions)), incarnation_(RandomIncarnation()),
-      region_count_(regions_.size()), leases_(options.lease_timeout) {
+      region_count_(regions_.size()), recovery_problems_(std::move(recovery_problems)),
+      leases_(options.lease_timeout) {
   absl::MutexLock lock(&mu_);
   reclaimable_bytes_.assign(regions_.size(), 0);
   const absl::Time now = clock_->Now();
@@ -138,26 +193,27 @@ Pool::Pool(std::vector<std::unique_ptr<RegionStore>> regions, PoolOptions option
   // epochs, so every client that comes back fenced acknowledges them before their
   // memory is reused.
   std::vector<std::pair<uint64_t, SequenceId>> reclaimable;
-  for (uint32_t r = 0; r < regions_.size(); ++r) {
-    // Each region's limit is above every id it issued, and every region was given each
-    // new limit: the highest one is above every id any of them issued.
-    next_id_ = std::max(next_id_, regions_[r]->id_limit());
-    for (SlotIndex slot : regions_[r]->OccupiedSlots()) {
-      const auto& record = regions_[r]->record(slot);
-      sequences_[record.sequence_id] = Location{r, slot};
-      next_id_ = std::max(next_id_, record.sequence_id + 1);
-      ++recovered_;
-      if (record.state == RecordState::kLive) {
-        TenantUsage& usage = usage_[region_format::GetName(record.tenant)];
-        usage.bytes += regions_[r]->SequenceBytes(slot);
-        ++usage.sequences;
-        const std::string owner = region_format::GetName(record.owner);
-        if (!owner.empty()) leases_.AddSequence(owner, record.sequence_id, now, region_format::GetName(record.tenant));
-      } else {
-        reclaimable.emplace_back(record.state_changed_unix_ns, record.sequence_id);
-        reclaimable_bytes_[r] += regions_[r]->SequenceBytes(slot);
+  // Each region's limit is above every id it issued, and every region was given each
+  // new limit: the highest one is above every id any of them issued.
+  for (const auto& region : regions_) next_id_ = std::max(next_id_, region->id_limit());
+  for (auto& [id, where] : recovered) {
+    // The home record speaks for the sequence: a change reaches it first.
+    const auto& record = regions_[where.region]->record(where.slot);
+    next_id_ = std::max(next_id_, id + 1);
+    ++recovered_;
+    if (record.state == RecordState::kLive) {
+      TenantUsage& usage = usage_[region_format::GetName(record.tenant)];
+      usage.bytes += BytesOf(where);
+      ++usage.sequences;
+      const std::string owner = region_format::GetName(record.owner);
+      if (!owner.empty()) leases_.AddSequence(owner, id, now, region_format::GetName(record.tenant));
+    } else {
+      reclaimable.emplace_back(record.state_changed_unix_ns, id);
+      for (const Part& part : where.Parts()) {
+        reclaimable_bytes_[part.region] += regions_[part.region]->SequenceBytes(part.slot);
       }
     }
+    sequences_[id] = std::move(where);
   }
   std::sort(reclaimable.begin(), reclaimable.end());
   for (const auto& [released_ns, id] : reclaimable) reclaim_order_.emplace(++release_epoch_, id);
@@ -179,6 +235,37 @@ absl::StatusOr<SequenceId> Pool::NextId() {
 }
 
 uint64_t Pool::NowNs() const { return static_cast<uint64_t>(absl::ToUnixNanos(clock_->Now())); }
+
+uint64_t Pool::BytesOf(const Location& where) const {
+  uint64_t bytes = 0;
+  for (const Part& part : where.Parts()) bytes += regions_[part.region]->SequenceBytes(part.slot);
+  return bytes;
+}
+
+uint64_t Pool::TokensOf(const Location& where) const {
+  uint64_t tokens = regions_[where.region]->record(where.slot).tokens;
+  for (const Part& part : where.stripes) tokens = std::min(tokens, regions_[part.region]->record(part.slot).tokens);
+  return tokens;
+}
+
+SequenceLayout Pool::LayoutOf(const Location& where) const {
+  SequenceLayout layout = regions_[where.region]->Layout(where.slot);
+  if (where.stripes.empty()) return layout;
+  const uint32_t stripes = 1 + static_cast<uint32_t>(where.stripes.size());
+  std::vector<SequenceLayout> parts{layout};
+  for (const Part& part : where.stripes) parts.push_back(regions_[part.region]->Layout(part.slot));
+  layout.layers = regions_[where.region]->record(where.slot).sequence_layers;
+  layout.tokens = TokensOf(where);
+  for (const SequenceLayout& part : parts) layout.pages_per_layer = std::min(layout.pages_per_layer, part.pages_per_layer);
+  for (size_t stripe = 1; stripe < parts.size(); ++stripe) layout.stripe_regions.push_back(parts[stripe].region);
+  layout.page_offsets.resize(size_t{layout.layers} * layout.pages_per_layer);
+  for (uint32_t layer = 0; layer < layout.layers; ++layer) {
+    const SequenceLayout& part = parts[layer % stripes];
+    const auto first = part.page_offsets.begin() + size_t{layer / stripes} * part.pages_per_layer;
+    std::copy(first, first + layout.pages_per_layer, layout.page_offsets.begin() + size_t{layer} * layout.pages_per_layer);
+  }
+  return layout;
+}
 
 absl::Status Pool::AdmitClient(const Caller& caller) {
   const absl::string_view client_id = caller.client_id;
@@ -263,16 +350,19 @@ absl::StatusOr<Pool::Location> Pool::FindLive(SequenceId id) const {
   return absl::NotFoundError(Unknown(id));
 }
 
-void Pool::MakeReclaimable(Location where, RecordState state) {
-  RegionStore& region = *regions_[where.region];
+void Pool::MakeReclaimable(const Location& where, RecordState state) {
   const uint64_t now = NowNs();
   // The release is in the record before its epoch exists: a fenced client that learns
-  // of the epoch and then checks the record sees it.
-  region.SetState(where.slot, state, now);
-  reclaim_order_.emplace(++release_epoch_, region.record(where.slot).sequence_id);
-  reclaimable_bytes_[where.region] += region.SequenceBytes(where.slot);
-  TenantUsage& usage = usage_[region_format::GetName(region.record(where.slot).tenant)];
-  usage.bytes -= std::min(usage.bytes, region.SequenceBytes(where.slot));
+  // of the epoch and then checks the record sees it. The home record first: it is the
+  // one clients check.
+  for (const Part& part : where.Parts()) {
+    regions_[part.region]->SetState(part.slot, state, now);
+    reclaimable_bytes_[part.region] += regions_[part.region]->SequenceBytes(part.slot);
+  }
+  const auto& record = regions_[where.region]->record(where.slot);
+  reclaim_order_.emplace(++release_epoch_, record.sequence_id);
+  TenantUsage& usage = usage_[region_format::GetName(record.tenant)];
+  usage.bytes -= std::min(usage.bytes, BytesOf(where));
   usage.sequences -= std::min<uint64_t>(usage.sequences, 1);
 }
 
@@ -280,8 +370,13 @@ Pool::Eviction Pool::EvictOldest(const std::vector<uint32_t>& regions, absl::Tim
   const uint64_t grace_ns = static_cast<uint64_t>(absl::ToInt64Nanoseconds(options_.reuse_grace));
   const uint64_t acknowledged = leases_.LowestAcknowledged();
   for (auto it = reclaim_order_.begin(); it != reclaim_order_.end(); ++it) {
-    const Location where = sequences_.at(it->second);
-    if (!std::binary_search(regions.begin(), regions.end(), where.region)) continue;
+    const Location& where = sequences_.at(it->second);
+    const std::vector<Part> parts = where.Parts();
+    if (std::none_of(parts.begin(), parts.end(), [&](const Part& part) {
+          return std::binary_search(regions.begin(), regions.end(), part.region);
+        })) {
+      continue;
+    }
     // Released after some fenced client's last acknowledgement: a write it began before
     // it learned of the release may still be landing in these pages (and in those of
     // every younger candidate).
@@ -295,8 +390,11 @@ Pool::Eviction Pool::EvictOldest(const std::vector<uint32_t>& regions, absl::Tim
       *reusable_at = absl::FromUnixNanos(static_cast<int64_t>(reusable_ns));
       return Eviction::kInGrace;
     }
-    reclaimable_bytes_[where.region] -= regions_[where.region]->SequenceBytes(where.slot);
-    regions_[where.region]->Free(where.slot);
+    // The home record last: until it is gone a restart finds the sequence whole.
+    for (auto part = parts.rbegin(); part != parts.rend(); ++part) {
+      reclaimable_bytes_[part->region] -= regions_[part->region]->SequenceBytes(part->slot);
+      regions_[part->region]->Free(part->slot);
+    }
     sequences_.erase(it->second);
     reclaim_order_.erase(it);
     ++evicted_;
@@ -391,6 +489,15 @@ absl::StatusOr<SequenceLayout> Pool::Create(const CreateParams& p, absl::Time* r
         "no region serves tenant \"", p.tenant, "\": every region of this daemon is dedicated to other tenants "
         "(give it a region with tenant=", p.tenant, ", or a shared region without tenant= options)"));
   }
+  const uint32_t stripes = std::max<uint32_t>(p.stripes, 1);
+  if (stripes > eligible.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("stripes ", stripes, " needs as many regions, and ",
+                                                   eligible.size(), " region(s) of this daemon serve tenant \"",
+                                                   p.tenant, "\""));
+  }
+  // The largest stripe (stripe 0) must fit in one region.
+  const uint64_t asked_in_one = RegionStore::DataBytes(region_format::StripeLayers(p.layers, stripes, 0), page_tokens,
+                                                       stride, PagesFor(p.tokens, page_tokens));
   absl::Time reusable_at;
   Eviction eviction = Eviction::kNone;
   while (true) {
@@ -404,22 +511,44 @@ absl::StatusOr<SequenceLayout> Pool::Create(const CreateParams& p, absl::Time* r
       const uint32_t preferred = eligible[*p.placement_key % eligible.size()];
       std::stable_partition(order.begin(), order.end(), [preferred](uint32_t r) { return r == preferred; });
     }
+    // Each stripe in the next region of the order with room for it.
+    std::vector<std::pair<uint32_t, RegionStore::PendingCreate>> prepared;
+    absl::Status failure;
     for (uint32_t r : order) {
-      auto pending = regions_[r]->PrepareCreate(seq);
+      if (prepared.size() == stripes) break;
+      auto pending = regions_[r]->PrepareCreate(StripeOf(seq, static_cast<uint32_t>(prepared.size()), stripes));
       if (pending.ok()) {
-        ++next_id_;
-        ZeroReusedPagesUnlocked(*regions_[r], pending->reused);
-        const SlotIndex slot = regions_[r]->CommitCreate(*pending);
-        ++created_;
-        sequences_[seq.id] = Location{r, slot};
-        TenantUsage& usage = usage_[p.tenant];
-        usage.bytes += regions_[r]->SequenceBytes(slot);
-        ++usage.sequences;
-        if (!p.client_id.empty()) leases_.AddSequence(p.client_id, seq.id, clock_->Now(), p.tenant);
-        return regions_[r]->Layout(slot);
+        prepared.emplace_back(r, *std::move(pending));
+      } else if (!absl::IsResourceExhausted(pending.status())) {
+        failure = pending.status();
+        break;
       }
-      if (!absl::IsResourceExhausted(pending.status())) return pending.status();
     }
+    if (failure.ok() && prepared.size() == stripes) {
+      ++next_id_;
+      for (const auto& [r, pending] : prepared) ZeroReusedPagesUnlocked(*regions_[r], pending.reused);
+      Location where;  // prepared[i] is stripe i
+      for (size_t stripe = 0; stripe < prepared.size(); ++stripe) {
+        const auto& [r, pending] = prepared[stripe];
+        const Part part{r, regions_[r]->CommitCreate(pending)};
+        if (stripe == 0) {
+          where.region = part.region;
+          where.slot = part.slot;
+        } else {
+          where.stripes.push_back(part);
+        }
+      }
+      ++created_;
+      TenantUsage& usage = usage_[p.tenant];
+      usage.bytes += BytesOf(where);
+      ++usage.sequences;
+      if (!p.client_id.empty()) leases_.AddSequence(p.client_id, seq.id, clock_->Now(), p.tenant);
+      SequenceLayout layout = LayoutOf(where);
+      sequences_[seq.id] = std::move(where);
+      return layout;
+    }
+    for (const auto& [r, pending] : prepared) regions_[r]->AbandonCreate(pending);
+    if (!failure.ok()) return failure;
     eviction = EvictOldest(eligible, &reusable_at);
     if (eviction != Eviction::kEvicted) break;
   }
@@ -427,10 +556,12 @@ absl::StatusOr<SequenceLayout> Pool::Create(const CreateParams& p, absl::Time* r
   for (uint32_t r : eligible) free += regions_[r]->free_bytes();
   const std::string need = absl::StrCat(
       "sequence of ", p.layers, " layers x ", p.tokens, " tokens x ", stride, " bytes needs ",
-      FormatBytes(asked), " (", asked, " bytes) in one region; ", FormatBytes(free), " (", free,
-      " bytes) free across ", eligible.size(), " region(s)",
+      FormatBytes(asked), " (", asked, " bytes) ",
+      stripes == 1 ? std::string("in one region")
+                   : absl::StrCat("in ", stripes, " regions, up to ", FormatBytes(asked_in_one), " in one"),
+      "; ", FormatBytes(free), " (", free, " bytes) free across ", eligible.size(), " region(s)",
       access_.HasDedicated() ? absl::StrCat(" serving tenant \"", p.tenant, "\"") : "");
-  return PoolFull(need, asked, eligible, eviction, reusable_at, retry_at);
+  return PoolFull(need, asked_in_one, eligible, eviction, reusable_at, retry_at);
 }
 
 absl::StatusOr<SequenceLayout> Pool::Extend(const Caller& caller, SequenceId id, uint64_t tokens,
@@ -447,45 +578,70 @@ absl::StatusOr<SequenceLayout> Pool::Extend(const Caller& caller, SequenceId id,
   mu_.Await(absl::Condition(&not_growing));
   auto where = FindLive(id);
   if (!where.ok()) return where.status();
-  RegionStore& region = *regions_[where->region];
-  const auto& record = region.record(where->slot);
-  if (tokens < record.tokens) {
+  const auto& record = regions_[where->region]->record(where->slot);
+  const uint64_t old_tokens = TokensOf(*where);
+  if (tokens < old_tokens) {
     return absl::InvalidArgumentError(absl::StrCat("cannot shrink sequence ", id, " from ",
-                                                   record.tokens, " to ", tokens, " tokens"));
+                                                   old_tokens, " to ", tokens, " tokens"));
   }
   if (tokens > kMaxTokens) {
     return absl::InvalidArgumentError(absl::StrCat("tokens ", tokens, " is above the limit of ",
                                                    kMaxTokens, " (token indices are int32)"));
   }
-  const uint64_t old_tokens = record.tokens;
-  const uint64_t asked = RegionStore::DataBytes(record.layers, record.page_tokens, record.entry_stride,
-                                                PagesFor(tokens, record.page_tokens) - record.pages_per_layer);
+  const std::vector<Part> parts = where->Parts();
+  std::vector<uint32_t> part_regions;  // ascending, for EvictOldest
+  uint64_t asked = 0;
+  for (const Part& part : parts) {
+    const auto& r = regions_[part.region]->record(part.slot);
+    const uint64_t pages = PagesFor(tokens, r.page_tokens);
+    if (pages > r.pages_per_layer) asked += RegionStore::DataBytes(r.layers, r.page_tokens, r.entry_stride, pages - r.pages_per_layer);
+    part_regions.push_back(part.region);
+  }
+  std::sort(part_regions.begin(), part_regions.end());
   if (absl::Status within = CheckQuota(caller, asked, 0); !within.ok()) return within;
-  const uint64_t old_bytes = region.SequenceBytes(where->slot);
+  const uint64_t old_bytes = BytesOf(*where);
   absl::Time reusable_at;
   Eviction eviction = Eviction::kNone;
   while (true) {
-    auto pending = region.PrepareExtend(where->slot, tokens, NowNs());
-    if (pending.ok()) {
-      growing_.insert(id);
-      ZeroReusedPagesUnlocked(region, pending->reused);
-      growing_.erase(id);
-      // NotFound when the sequence was released or reclaimed meanwhile (the growth is
-      // undone then).
-      if (absl::Status committed = region.CommitExtend(*pending); !committed.ok()) return committed;
-      usage_[region_format::GetName(record.tenant)].bytes += region.SequenceBytes(where->slot) - old_bytes;
-      RenewIfNamed(caller);
-      return region.Layout(where->slot);
+    std::vector<RegionStore::PendingExtend> prepared;  // prepared[i] grows parts[i]
+    absl::Status failure;
+    for (const Part& part : parts) {
+      auto pending = regions_[part.region]->PrepareExtend(part.slot, tokens, NowNs());
+      if (!pending.ok()) {
+        failure = pending.status();
+        break;
+      }
+      prepared.push_back(*std::move(pending));
     }
-    if (!absl::IsResourceExhausted(pending.status())) return pending.status();
-    eviction = EvictOldest({where->region}, &reusable_at);
+    if (failure.ok()) {
+      growing_.insert(id);
+      for (size_t i = 0; i < parts.size(); ++i) ZeroReusedPagesUnlocked(*regions_[parts[i].region], prepared[i].reused);
+      growing_.erase(id);
+      // NotFound when the sequence was released or reclaimed meanwhile: every stripe
+      // changed with it under the lock, so each growth is undone alike.
+      absl::Status committed;
+      for (size_t i = 0; i < parts.size(); ++i) committed.Update(regions_[parts[i].region]->CommitExtend(prepared[i]));
+      if (!committed.ok()) return committed;
+      usage_[region_format::GetName(record.tenant)].bytes += BytesOf(*where) - old_bytes;
+      RenewIfNamed(caller);
+      return LayoutOf(*where);
+    }
+    for (size_t i = 0; i < prepared.size(); ++i) regions_[parts[i].region]->AbandonExtend(prepared[i]);
+    if (!absl::IsResourceExhausted(failure)) return failure;
+    eviction = EvictOldest(part_regions, &reusable_at);
     if (eviction != Eviction::kEvicted) break;
   }
-  const std::string need = absl::StrCat(
-      "growing sequence ", id, " from ", old_tokens, " to ", tokens, " tokens needs ",
-      FormatBytes(asked), " (", asked, " bytes) in region ", region.ref().path, ", which has ",
-      FormatBytes(region.free_bytes()), " (", region.free_bytes(), " bytes) free");
-  return PoolFull(need, asked, {where->region}, eviction, reusable_at, retry_at);
+  std::string free;
+  for (const Part& part : parts) {
+    const RegionStore& region = *regions_[part.region];
+    absl::StrAppend(&free, free.empty() ? "" : ", ", region.ref().path, " has ", FormatBytes(region.free_bytes()), " (",
+                    region.free_bytes(), " bytes) free");
+  }
+  const std::string need = absl::StrCat("growing sequence ", id, " from ", old_tokens, " to ", tokens,
+                                        " tokens needs ", FormatBytes(asked), " (", asked, " bytes) in ",
+                                        parts.size() == 1 ? "its region" : absl::StrCat("its ", parts.size(), " regions"),
+                                        "; ", free);
+  return PoolFull(need, asked, part_regions, eviction, reusable_at, retry_at);
 }
 
 absl::StatusOr<SequenceLayout> Pool::GetLayout(const Caller& caller, SequenceId id) {
@@ -495,7 +651,7 @@ absl::StatusOr<SequenceLayout> Pool::GetLayout(const Caller& caller, SequenceId 
   auto where = FindLive(id);
   if (!where.ok()) return where.status();
   RenewIfNamed(caller);
-  return regions_[where->region]->Layout(where->slot);
+  return LayoutOf(*where);
 }
 
 absl::Status Pool::Release(const Caller& caller, SequenceId id) {
@@ -522,14 +678,14 @@ absl::StatusOr<SequenceLayout> Pool::Adopt(const Caller& caller, SequenceId id) 
   auto where = FindLive(id);
   if (!where.ok()) return where.status();
   RenewIfNamed(caller);
-  RegionStore& region = *regions_[where->region];
-  const std::string previous = region_format::GetName(region.record(where->slot).owner);
+  const std::string previous = region_format::GetName(regions_[where->region]->record(where->slot).owner);
   if (previous != client_id) {
     if (!previous.empty()) leases_.RemoveSequence(previous, id);
-    region.SetOwner(where->slot, client_id);
+    // The home record first: it is the one a restart takes the owner from.
+    for (const Part& part : where->Parts()) regions_[part.region]->SetOwner(part.slot, client_id);
     leases_.AddSequence(client_id, id, clock_->Now(), caller.tenant);
   }
-  return region.Layout(where->slot);
+  return LayoutOf(*where);
 }
 
 std::vector<SequenceSummary> Pool::List(absl::string_view tenant) {
@@ -546,9 +702,11 @@ std::vector<SequenceSummary> Pool::List(absl::string_view tenant) {
     s.owner = region_format::GetName(r.owner);
     s.layers = r.layers;
     s.entry_bytes = r.entry_bytes;
-    s.tokens = r.tokens;
-    s.bytes = region.SequenceBytes(where.slot);
+    s.tokens = TokensOf(where);
+    s.bytes = BytesOf(where);
     s.region = where.region;
+    s.stripes = 1 + static_cast<uint32_t>(where.stripes.size());
+    if (s.stripes > 1) s.layers = r.sequence_layers;
     out.push_back(std::move(s));
   }
   std::sort(out.begin(), out.end(),

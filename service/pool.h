@@ -109,6 +109,10 @@ struct CreateParams {
   // The region to start in: eligible[key % eligible.size()] first when set (the
   // regions serving the tenant, in index order); most free first otherwise and after.
   std::optional<uint32_t> placement_key;
+  // Layers round robin over this many regions serving the tenant, one stripe each, in
+  // the order above (stripe 0, the home, where the placement key puts it). 0 or 1: one
+  // region.
+  uint32_t stripes = 0;
 };
 
 struct SequenceSummary {
@@ -119,7 +123,8 @@ struct SequenceSummary {
   uint32_t entry_bytes = 0;
   uint64_t tokens = 0;
   uint64_t bytes = 0;
-  uint32_t region = 0;
+  uint32_t region = 0;   // the home region (a striped sequence's stripe 0)
+  uint32_t stripes = 1;  // regions its layers are spread over
 };
 
 struct RegionUsage {
@@ -174,7 +179,10 @@ class Pool {
   // layout meant cannot be known, so the daemon does not start. Likewise, naming region,
   // sequence and tenant, when a region holds a live sequence of a tenant it is not
   // dedicated to (options.region_tenants changed): other tenants could map its pages.
-  // Released ones there are erased (zeroed and freed).
+  // Released ones there are erased (zeroed and freed). A striped sequence some of
+  // whose stripes are missing (a crash amid its creation, or a region left out) is
+  // freed, and recovery_problems() says so; two records of one stripe, or stripes that
+  // disagree on the sequence's shape, are FailedPrecondition like two records of one id.
   static absl::StatusOr<std::unique_ptr<Pool>> Open(std::vector<std::unique_ptr<RegionStore>> regions,
                                                     PoolOptions options, const Clock* clock);
 
@@ -230,12 +238,35 @@ class Pool {
   size_t region_count() const { return region_count_; }
   // Which regions serve which tenants, and the data plane's domains.
   const RegionAccess& access() const { return access_; }
+  // What recovery dropped at Open, for the log.
+  const std::vector<std::string>& recovery_problems() const { return recovery_problems_; }
 
  private:
-  struct Location {
+  struct Part {
     uint32_t region;
     SlotIndex slot;
   };
+  // Where a sequence lives: its home record (stripe 0; its state and owner are the
+  // sequence's, and every change reaches it first) and a striped sequence's other
+  // stripes, in stripe order.
+  struct Location {
+    uint32_t region = 0;
+    SlotIndex slot = 0;
+    std::vector<Part> stripes;  // stripes 1.. ; empty when unstriped
+
+    std::vector<Part> Parts() const {
+      std::vector<Part> parts{Part{region, slot}};
+      parts.insert(parts.end(), stripes.begin(), stripes.end());
+      return parts;
+    }
+  };
+  // Every stripe's records merged into the sequence's layout (the home region's alone
+  // when unstriped). A crash amid a growth can leave stripes holding different token
+  // counts: the layout holds the fewest, which every stripe has room for.
+  SequenceLayout LayoutOf(const Location& where) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  uint64_t TokensOf(const Location& where) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Heap bytes of every stripe.
+  uint64_t BytesOf(const Location& where) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Zeroes pages an evicted sequence left behind with mu_ released, so that other
   // requests go on meanwhile (a long prompt reuses gigabytes); holds mu_ again after.
@@ -259,7 +290,7 @@ class Pool {
   // PermissionDenied when the client id's lease belongs to another tenant.
   absl::Status AdmitClient(const Caller& caller) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RenewIfNamed(const Caller& caller) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void MakeReclaimable(Location where, region_format::RecordState state)
+  void MakeReclaimable(const Location& where, region_format::RecordState state)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Frees the oldest reclaimable sequence, in one of `regions` (ascending), whose grace has
   // passed: kEvicted. Otherwise kInGrace when the oldest is still in its grace (its end
@@ -283,7 +314,8 @@ class Pool {
   // first when the current one is used up. ResourceExhausted once ids run out.
   absl::StatusOr<SequenceId> NextId() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  Pool(std::vector<std::unique_ptr<RegionStore>> regions, PoolOptions options, const Clock* clock);
+  Pool(std::vector<std::unique_ptr<RegionStore>> regions, absl::flat_hash_map<SequenceId, Location> recovered,
+       std::vector<std::string> recovery_problems, PoolOptions options, const Clock* clock);
 
   const PoolOptions options_;
   const Clock* const clock_;
@@ -302,6 +334,7 @@ class Pool {
   // Sequences whose growth is zeroing reused pages outside the lock.
   absl::flat_hash_set<SequenceId> growing_ ABSL_GUARDED_BY(mu_);
   const size_t region_count_;
+  const std::vector<std::string> recovery_problems_;
   LeaseTable leases_ ABSL_GUARDED_BY(mu_);
   // What each tenant's live sequences hold, for its quotas.
   struct TenantUsage {

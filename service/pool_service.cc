@@ -138,9 +138,16 @@ grpc::Status PoolServiceImpl::Reply(absl::StatusOr<SequenceLayout> layout, v1::S
   // The RDMA access fields, when the daemon publishes over UCX or serves libibverbs: the
   // registrations of the domain of the sequence's tenant (the caller's own, unless an
   // operator asks), which reach only that tenant's regions.
+  // A striped sequence's regions all serve its tenant: one domain holds them all.
   const std::optional<size_t> domain = pool_->access().DomainFor(layout->tenant, layout->region.index);
-  if (domain && ucx_ != nullptr) ucx_->Annotate(layout->region, *domain);
-  if (domain && verbs_ != nullptr) verbs_->Annotate(layout->region, *domain);
+  if (domain.has_value()) {
+    std::vector<RegionRef*> regions = {&layout->region};
+    for (RegionRef& stripe : layout->stripe_regions) regions.push_back(&stripe);
+    for (RegionRef* region : regions) {
+      if (ucx_ != nullptr) ucx_->Annotate(*region, *domain);
+      if (verbs_ != nullptr) verbs_->Annotate(*region, *domain);
+    }
+  }
   LayoutToProto(*layout, out);
   return grpc::Status::OK;
 }
@@ -201,6 +208,7 @@ grpc::Status PoolServiceImpl::HandleCreateSequence(const Tenant* who, const v1::
   params.page_tokens = request.page_tokens();
   params.tokens = request.tokens();
   if (request.has_placement_key()) params.placement_key = request.placement_key();
+  params.stripes = request.stripes();
   return Reply(pool_->Create(params, retry_at), response->mutable_layout());
 }
 
@@ -267,6 +275,7 @@ grpc::Status PoolServiceImpl::HandleListSequences(const Tenant* who, const v1::L
     out->set_tokens(s.tokens);
     out->set_bytes(s.bytes);
     out->set_region(s.region);
+    out->set_stripes(s.stripes);
   }
   return grpc::Status::OK;
 }

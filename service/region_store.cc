@@ -218,6 +218,13 @@ absl::Status RegionStore::AdoptRecord(const SequenceRecord& r) {
       PagesFor(r.tokens, r.page_tokens) > r.pages_per_layer) {
     return absl::DataLossError(absl::StrCat(who, " has an inconsistent shape"));
   }
+  if (r.stripe_count > 1 && (r.stripe_index >= r.stripe_count || r.sequence_layers < r.stripe_count ||
+                             r.layers != region_format::StripeLayers(r.sequence_layers, r.stripe_count,
+                                                                     r.stripe_index))) {
+    return absl::DataLossError(absl::StrCat(who, " has an inconsistent stripe (", r.stripe_index, " of ",
+                                            r.stripe_count, ", ", r.layers, " of ", r.sequence_layers,
+                                            " layers)"));
+  }
   const RegionHeader& h = header();
   const uint64_t table_bytes = TableBytes(r);
   if (r.page_table_offset < h.heap_offset || (r.page_table_offset - h.heap_offset) % h.granule_bytes != 0 ||
@@ -318,6 +325,15 @@ void RegionStore::ZeroReusedPages(const ReusedPages& pages) const {
   for (uint64_t offset : pages.offsets) std::memset(mapping_.base() + offset, 0, pages.page_bytes);
 }
 
+void RegionStore::AbandonCreate(const PendingCreate& pending) {
+  const uint64_t page_bytes = PageGranules(pending.record) * region_format::kGranuleBytes;
+  for (uint64_t offset : pending.pages) FreeBytes(offset, page_bytes);
+  FreeBytes(pending.record.page_table_offset, TableBytes(pending.record));
+  free_slots_.push_back(pending.slot);
+}
+
+void RegionStore::AbandonExtend(const PendingExtend& pending) { Undo(pending); }
+
 SlotIndex RegionStore::CommitCreate(const PendingCreate& pending) {
   Commit(pending.slot, pending.record);
   pages_[pending.slot] = pending.pages;
@@ -352,6 +368,11 @@ absl::StatusOr<RegionStore::PendingCreate> RegionStore::PrepareCreate(const NewS
   }
   r.page_table_offset = *table;
   r.created_unix_ns = seq.now_unix_ns;
+  if (seq.stripe_count > 1) {
+    r.stripe_index = static_cast<uint16_t>(seq.stripe_index);
+    r.stripe_count = static_cast<uint16_t>(seq.stripe_count);
+    r.sequence_layers = seq.sequence_layers;
+  }
   region_format::SetName(seq.tenant, r.tenant);
   region_format::SetName(seq.owner, r.owner);
   auto grown = Grow(r, {}, seq.tokens, seq.now_unix_ns);

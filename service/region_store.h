@@ -38,6 +38,11 @@ struct NewSequence {
   std::string tenant;
   std::string owner;
   uint64_t now_unix_ns = 0;
+  // One stripe of a striped sequence (region_format::SequenceRecord): `layers` are
+  // this stripe's. stripe_count 0 or 1: unstriped.
+  uint32_t stripe_index = 0;
+  uint32_t stripe_count = 0;
+  uint32_t sequence_layers = 0;
 };
 
 struct RecoveryReport {
@@ -84,9 +89,10 @@ class RegionStore {
   // reserves the page table and pages (and for a create, a record slot); nothing is
   // committed, so after a crash they are free again. ZeroReusedPages clears the pages
   // an evicted sequence left behind, touching only that reserved memory and no state
-  // here. Commit* makes the change exist. Every prepared create must be committed; a
-  // prepared extend whose sequence was released or reclaimed meanwhile is undone by
-  // CommitExtend, which then says so (NotFound).
+  // here. Commit* makes the change exist; Abandon* gives back what a prepared change
+  // reserved (a striped sequence whose other stripes found no room). Every prepared
+  // change is committed or abandoned; a prepared extend whose sequence was released or
+  // reclaimed meanwhile is undone by CommitExtend, which then says so (NotFound).
   struct ReusedPages {
     std::vector<uint64_t> offsets;  // region offsets of pages that held another sequence
     uint64_t page_bytes = 0;
@@ -110,6 +116,8 @@ class RegionStore {
   };
   absl::StatusOr<PendingCreate> PrepareCreate(const NewSequence& seq);
   SlotIndex CommitCreate(const PendingCreate& pending);
+  void AbandonCreate(const PendingCreate& pending);
+  void AbandonExtend(const PendingExtend& pending);
   absl::StatusOr<PendingExtend> PrepareExtend(SlotIndex slot, uint64_t tokens, uint64_t now_unix_ns);
   absl::Status CommitExtend(const PendingExtend& pending);
   void ZeroReusedPages(const ReusedPages& pages) const;

@@ -144,6 +144,7 @@ int Run(int argc, char** argv) {
     return 1;
   }
   Pool& pool = **opened;
+  for (const std::string& problem : pool.recovery_problems()) log.Info(absl::StrCat("recovery: ", problem));
   const std::vector<std::vector<uint32_t>>& domains = pool.access().domains();
   for (size_t d = 0; d < domains.size(); ++d) {
     log.Info(absl::StrCat("data-plane domain ", d, ": region(s) ", absl::StrJoin(domains[d], ","),

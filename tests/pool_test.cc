@@ -188,6 +188,184 @@ TEST_F(PoolTest, APlacementKeyPicksTheRegionAndFallsBackWhenItIsFull) {
   EXPECT_EQ(unkeyed->region.index, most_free);
 }
 
+// A striped sequence: its layers round robin over the regions, stripe 0 (the home, with
+// the record clients check) where the placement key puts it; it grows, is listed,
+// released and evicted as one sequence, with every stripe's memory.
+TEST_F(PoolTest, AStripedSequenceSpreadsItsLayersOverRegionsAndLivesAsOne) {
+  const PoolStats empty = pool_->Stats();
+  CreateParams p = Params(300);
+  p.stripes = 2;
+  p.placement_key = 1;
+  auto layout = pool_->Create(p);
+  ASSERT_TRUE(layout.ok()) << layout.status();
+  ASSERT_TRUE(ValidateLayout(*layout).ok()) << ValidateLayout(*layout);
+  EXPECT_EQ(layout->layers, 4u);
+  EXPECT_EQ(layout->stripes(), 2u);
+  EXPECT_EQ(layout->region.index, 1u) << "the placement key picks the home region";
+  EXPECT_EQ(layout->LayerRegion(0).index, 1u);
+  EXPECT_EQ(layout->LayerRegion(1).index, 0u);
+  EXPECT_EQ(layout->LayerRegion(2).index, 1u);
+  EXPECT_EQ(layout->LayerRegion(3).index, 0u);
+  // Each region holds two layers' pages: the same bytes in each.
+  const PoolStats one = pool_->Stats();
+  const uint64_t used0 = empty.regions[0].free_bytes - one.regions[0].free_bytes;
+  const uint64_t used1 = empty.regions[1].free_bytes - one.regions[1].free_bytes;
+  EXPECT_GT(used0, 0u);
+  EXPECT_EQ(used0, used1);
+  // Pages of one region never overlap: the two stripes' layers are apart.
+  std::set<std::pair<uint32_t, uint64_t>> pages;
+  for (uint32_t layer = 0; layer < 4; ++layer) {
+    for (uint64_t page = 0; page < layout->pages_per_layer; ++page) {
+      EXPECT_TRUE(pages.emplace(layout->LayerRegion(layer).index,
+                                layout->page_offsets[layer * layout->pages_per_layer + page])
+                      .second);
+    }
+  }
+
+  auto grown = pool_->Extend("client-a", layout->sequence_id, 1000);
+  ASSERT_TRUE(grown.ok()) << grown.status();
+  EXPECT_EQ(grown->tokens, 1000u);
+  EXPECT_EQ(grown->pages_per_layer, 16u);
+  EXPECT_EQ(grown->stripe_regions.size(), 1u);
+  EXPECT_TRUE(ValidateLayout(*grown).ok());
+  auto again = pool_->GetLayout("", layout->sequence_id);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->page_offsets, grown->page_offsets);
+  // The first pages stay where they were.
+  for (uint32_t layer = 0; layer < 4; ++layer) {
+    for (uint64_t page = 0; page < layout->pages_per_layer; ++page) {
+      EXPECT_EQ(grown->page_offsets[layer * grown->pages_per_layer + page],
+                layout->page_offsets[layer * layout->pages_per_layer + page]);
+    }
+  }
+
+  const std::vector<SequenceSummary> listed = pool_->List("");
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].stripes, 2u);
+  EXPECT_EQ(listed[0].layers, 4u);
+  EXPECT_EQ(listed[0].tokens, 1000u);
+  const PoolStats two = pool_->Stats();
+  EXPECT_EQ(listed[0].bytes, (empty.free_bytes - two.free_bytes));
+
+  ASSERT_TRUE(pool_->Release("client-a", layout->sequence_id).ok());
+  const PoolStats released = pool_->Stats();
+  EXPECT_EQ(released.reclaimable_sequences, 1u);
+  EXPECT_GT(released.regions[0].reclaimable_bytes, 0u);
+  EXPECT_GT(released.regions[1].reclaimable_bytes, 0u);
+  EXPECT_TRUE(absl::IsNotFound(pool_->GetLayout("", layout->sequence_id).status()));
+  // A sequence that needs region 0's memory evicts the whole striped one.
+  clock_.Advance(absl::Seconds(2));
+  // A page of 64 tokens of 656 bytes takes 11 granules: 704 bytes a token.
+  CreateParams big = Params((released.regions[0].free_bytes + released.regions[0].reclaimable_bytes / 2) / 704);
+  big.placement_key = 0;
+  big.layers = 1;
+  auto after = pool_->Create(big);
+  ASSERT_TRUE(after.ok()) << after.status();
+  const PoolStats evicted = pool_->Stats();
+  EXPECT_EQ(evicted.sequences_evicted, 1u);
+  EXPECT_EQ(evicted.reclaimable_bytes, 0u) << "every stripe went with it";
+}
+
+TEST_F(PoolTest, StripesAreBoundedByTheRegionsAndTheLayers) {
+  CreateParams p = Params(100);
+  p.stripes = 3;
+  auto three = pool_->Create(p);
+  EXPECT_TRUE(absl::IsInvalidArgument(three.status())) << three.status();
+  EXPECT_THAT(std::string(three.status().message()), HasSubstr("stripes 3 needs as many regions"));
+  p.stripes = 2;
+  p.layers = 1;
+  auto one_layer = pool_->Create(p);
+  EXPECT_TRUE(absl::IsInvalidArgument(one_layer.status())) << one_layer.status();
+  EXPECT_THAT(std::string(one_layer.status().message()), HasSubstr("above the sequence's 1 layers"));
+  // Three layers over two regions: stripe 0 holds layers 0 and 2.
+  p.layers = 3;
+  auto odd = pool_->Create(p);
+  ASSERT_TRUE(odd.ok()) << odd.status();
+  EXPECT_EQ(odd->LayerRegion(2).index, odd->region.index);
+  EXPECT_NE(odd->LayerRegion(1).index, odd->region.index);
+  EXPECT_EQ(pool_->Stats().live_sequences, 1u) << "refused creates leave nothing";
+}
+
+// A stripe that finds no room leaves nothing behind in the regions that had room.
+TEST_F(PoolTest, AStripedCreateThatDoesNotFitTakesNothing) {
+  // Region 0 full but for 1 MiB (a page of 64 tokens of 656 bytes takes 11 granules:
+  // 704 bytes a token).
+  CreateParams fill = Params((pool_->Stats().regions[0].free_bytes - (1 << 20)) / 704);
+  fill.layers = 1;
+  fill.placement_key = 0;
+  ASSERT_TRUE(pool_->Create(fill).ok());
+  const PoolStats before = pool_->Stats();
+  CreateParams p = Params(3000);
+  p.stripes = 2;
+  p.placement_key = 1;
+  auto refused = pool_->Create(p);
+  ASSERT_TRUE(absl::IsResourceExhausted(refused.status())) << refused.status();
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("in 2 regions"));
+  const PoolStats after = pool_->Stats();
+  EXPECT_EQ(after.regions[1].free_bytes, before.regions[1].free_bytes) << "stripe 0 was given back";
+  EXPECT_EQ(after.live_sequences, before.live_sequences);
+  // A growth that does not fit in one stripe's region grows none.
+  p = Params(100);
+  p.stripes = 2;
+  auto small = pool_->Create(p);
+  ASSERT_TRUE(small.ok()) << small.status();
+  const PoolStats small_made = pool_->Stats();
+  auto too_far = pool_->Extend("client-a", small->sequence_id, 3000);
+  ASSERT_TRUE(absl::IsResourceExhausted(too_far.status())) << too_far.status();
+  EXPECT_THAT(std::string(too_far.status().message()), HasSubstr("its 2 regions"));
+  EXPECT_EQ(pool_->Stats().free_bytes, small_made.free_bytes);
+  EXPECT_EQ(pool_->GetLayout("", small->sequence_id)->tokens, 100u);
+}
+
+// A restart finds a striped sequence whole, owner and all; one with a stripe missing
+// (a crash amid its creation) is freed and reported.
+TEST_F(PoolTest, StripedSequencesSurviveARestartAndPartialOnesAreFreed) {
+  CreateParams p = Params(700, "owner");
+  p.stripes = 2;
+  auto layout = pool_->Create(p);
+  ASSERT_TRUE(layout.ok()) << layout.status();
+  Reopen();
+  auto after = pool_->GetLayout("", layout->sequence_id);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->page_offsets, layout->page_offsets);
+  ASSERT_EQ(after->stripe_regions.size(), 1u);
+  EXPECT_EQ(after->stripe_regions[0].uuid, layout->stripe_regions[0].uuid);
+  EXPECT_EQ(after->tokens, 700u);
+  EXPECT_TRUE(pool_->recovery_problems().empty());
+  clock_.Advance(absl::Seconds(11));
+  pool_->ExpireLeases();
+  EXPECT_TRUE(absl::IsNotFound(pool_->GetLayout("", layout->sequence_id).status()))
+      << "the recovered owner's lease covers the whole sequence";
+
+  // Stripe 1 of 2 alone in region 1, as a crash between the two commits leaves it.
+  pool_.reset();
+  std::vector<std::unique_ptr<RegionStore>> regions;
+  for (const auto& spec : specs_) {
+    RecoveryReport report;
+    auto store = RegionStore::Open(static_cast<uint32_t>(regions.size()), *MappedRegion::OpenOrCreate(spec), 64, 0,
+                                   &report);
+    ASSERT_TRUE(store.ok());
+    regions.push_back(*std::move(store));
+  }
+  const uint64_t free_before = regions[1]->free_bytes();
+  NewSequence orphan;
+  orphan.id = regions[1]->id_limit() - 1;
+  orphan.layers = 2;
+  orphan.entry_bytes = orphan.entry_stride = 656;
+  orphan.page_tokens = 64;
+  orphan.tokens = 100;
+  orphan.stripe_index = 1;
+  orphan.stripe_count = 2;
+  orphan.sequence_layers = 4;
+  ASSERT_TRUE(regions[1]->Create(orphan).ok());
+  auto pool = Pool::Open(std::move(regions), PoolOptions(), &clock_);
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  ASSERT_EQ((*pool)->recovery_problems().size(), 1u);
+  EXPECT_THAT((*pool)->recovery_problems()[0], HasSubstr("had 1 of its 2 stripes"));
+  EXPECT_TRUE(absl::IsNotFound((*pool)->GetLayout("", orphan.id).status()));
+  EXPECT_EQ((*pool)->Stats().regions[1].free_bytes, free_before) << "the orphan stripe was freed";
+}
+
 TEST_F(PoolTest, FullPoolEvictsOldestReclaimableFirstThenRefuses) {
   // Each takes about 40% of a region: two regions hold four.
   std::vector<SequenceId> ids;

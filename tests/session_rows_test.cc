@@ -46,17 +46,17 @@ TEST(SessionRowsTest, JoinsCheckTheShapeAndTakeFreeRows) {
   EXPECT_EQ(rows.max_pages(), 16u);  // ceil(1000 / 64)
   EXPECT_EQ(rows.InitialReservation(100), 228u);
   EXPECT_EQ(rows.InitialReservation(950), 1000u) << "never past max_tokens";
-  EXPECT_THAT(std::string(rows.Join(Layout(1, 100, 2), 100, kRegion).status().message()), HasSubstr("has 2 layers"));
-  EXPECT_THAT(std::string(rows.Join(Layout(1, 100), 200, kRegion).status().message()), HasSubstr("fewer than the 200"));
-  EXPECT_THAT(std::string(rows.Join(Layout(1, 2000), 1500, kRegion).status().message()), HasSubstr("max_tokens 1000"));
-  auto a = rows.Join(Layout(1, 228), 100, kRegion);
-  auto b = rows.Join(Layout(2, 228), 100, kRegion);
+  EXPECT_THAT(std::string(rows.Join(Layout(1, 100, 2), 100, {kRegion}).status().message()), HasSubstr("has 2 layers"));
+  EXPECT_THAT(std::string(rows.Join(Layout(1, 100), 200, {kRegion}).status().message()), HasSubstr("fewer than the 200"));
+  EXPECT_THAT(std::string(rows.Join(Layout(1, 2000), 1500, {kRegion}).status().message()), HasSubstr("max_tokens 1000"));
+  auto a = rows.Join(Layout(1, 228), 100, {kRegion});
+  auto b = rows.Join(Layout(2, 228), 100, {kRegion});
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_EQ(*a, 0u);
   EXPECT_EQ(*b, 1u);
-  EXPECT_TRUE(absl::IsResourceExhausted(rows.Join(Layout(3, 228), 100, kRegion).status()));
+  EXPECT_TRUE(absl::IsResourceExhausted(rows.Join(Layout(3, 228), 100, {kRegion}).status()));
   rows.Leave(0);
-  auto c = rows.Join(Layout(3, 228), 100, kRegion);
+  auto c = rows.Join(Layout(3, 228), 100, {kRegion});
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(*c, 0u) << "a freed row is taken again";
   EXPECT_EQ(rows.sequence(0), 3u);
@@ -64,7 +64,7 @@ TEST(SessionRowsTest, JoinsCheckTheShapeAndTakeFreeRows) {
 
 TEST(SessionRowsTest, TablesPointIntoTheRowsDevicePagesAndFreeRowsAreNull) {
   SessionRows rows(Shape());
-  ASSERT_TRUE(rows.Join(Layout(7, 228), 100, kRegion).ok());
+  ASSERT_TRUE(rows.Join(Layout(7, 228), 100, {kRegion}).ok());
   uint64_t device_pages[2 * 3 * 16];
   const auto tables = rows.RowTables(0, device_pages);
   ASSERT_EQ(tables.size(), 3u);
@@ -79,10 +79,27 @@ TEST(SessionRowsTest, TablesPointIntoTheRowsDevicePagesAndFreeRowsAreNull) {
   EXPECT_EQ(rows.DeviceRow(1).active, 0u);
 }
 
+// A striped sequence's layers read their stripe's region; layer 0 (the one the step's
+// liveness check reads the record through) is always in the home region.
+TEST(SessionRowsTest, AStripedRowReadsEachLayerFromItsStripesRegion) {
+  SessionRows rows(Shape());
+  auto striped = std::make_shared<SequenceLayout>(*Layout(9, 228));
+  striped->stripe_regions.resize(1);  // 2 stripes: layers 0 and 2 home, layer 1 the other
+  const std::byte* const other = kRegion + 0x100000;
+  EXPECT_THAT(std::string(rows.Join(striped, 100, {kRegion}).status().message()),
+              HasSubstr("has 2 stripe region(s), and 1 device address(es)"));
+  ASSERT_TRUE(rows.Join(striped, 100, {kRegion, other}).ok());
+  uint64_t device_pages[2 * 3 * 16];
+  const auto tables = rows.RowTables(0, device_pages);
+  EXPECT_EQ(tables[0].region, kRegion);
+  EXPECT_EQ(tables[1].region, other);
+  EXPECT_EQ(tables[2].region, kRegion);
+}
+
 // Pages go to the device once; capacity is what both the pool and the device hold.
 TEST(SessionRowsTest, PagesAreUploadedOnceAndCapacityFollowsThePoolAndTheDevice) {
   SessionRows rows(Shape());
-  ASSERT_TRUE(rows.Join(Layout(1, 228), 100, kRegion).ok());
+  ASSERT_TRUE(rows.Join(Layout(1, 228), 100, {kRegion}).ok());
   EXPECT_EQ(rows.capacity(0), 0u) << "nothing on the device yet";
   EXPECT_EQ(rows.Readiness(0), Readiness::kNoRoom);
   const SessionRows::PageRange first = rows.TakePagesToUpload(0);
@@ -98,7 +115,7 @@ TEST(SessionRowsTest, PagesAreUploadedOnceAndCapacityFollowsThePoolAndTheDevice)
 // a step waits only when the reserve ran out while one is in flight.
 TEST(SessionRowsTest, ReservationsRunAheadAndAStepWaitsOnlyWhenOneFellBehind) {
   SessionRows rows(Shape());
-  ASSERT_TRUE(rows.Join(Layout(1, 228), 100, kRegion).ok());
+  ASSERT_TRUE(rows.Join(Layout(1, 228), 100, {kRegion}).ok());
   rows.TakePagesToUpload(0);
   int steps = 0;
   while (!rows.ReservationDue(0).has_value()) {
@@ -116,7 +133,7 @@ TEST(SessionRowsTest, ReservationsRunAheadAndAStepWaitsOnlyWhenOneFellBehind) {
 
 TEST(SessionRowsTest, AFinishedReservationGrowsTheRowAndAStaleOneIsIgnored) {
   SessionRows rows(Shape());
-  ASSERT_TRUE(rows.Join(Layout(1, 228), 200, kRegion).ok());
+  ASSERT_TRUE(rows.Join(Layout(1, 228), 200, {kRegion}).ok());
   rows.TakePagesToUpload(0);
   auto due = rows.ReservationDue(0);
   ASSERT_TRUE(due.has_value());
@@ -132,7 +149,7 @@ TEST(SessionRowsTest, AFinishedReservationGrowsTheRowAndAStaleOneIsIgnored) {
   ASSERT_FALSE(stale.has_value()) << "356 - 201 is above half the reserve";
   SessionRows::Reservation old{0, due->generation, 1, 484};
   rows.Leave(0);
-  ASSERT_TRUE(rows.Join(Layout(9, 228), 10, kRegion).ok());
+  ASSERT_TRUE(rows.Join(Layout(9, 228), 10, {kRegion}).ok());
   EXPECT_FALSE(rows.ApplyReservation(old, Layout(1, 484)));
   EXPECT_EQ(rows.sequence(0), 9u);
   EXPECT_EQ(rows.reserved(0), 228u);
@@ -142,7 +159,7 @@ TEST(SessionRowsTest, RowsStopAtMaxTokensAndAFailedReservationMayBeRetried) {
   SessionShape shape = Shape();
   shape.max_tokens = 130;
   SessionRows rows(shape);
-  ASSERT_TRUE(rows.Join(Layout(1, 130), 128, kRegion).ok());
+  ASSERT_TRUE(rows.Join(Layout(1, 130), 128, {kRegion}).ok());
   rows.TakePagesToUpload(0);
   EXPECT_FALSE(rows.ReservationDue(0).has_value()) << "the pool already holds max_tokens";
   rows.Advance(0);
@@ -151,7 +168,7 @@ TEST(SessionRowsTest, RowsStopAtMaxTokensAndAFailedReservationMayBeRetried) {
   EXPECT_EQ(rows.Readiness(0), Readiness::kPastMaxTokens);
 
   SessionRows other(Shape());
-  ASSERT_TRUE(other.Join(Layout(2, 100), 100, kRegion).ok());
+  ASSERT_TRUE(other.Join(Layout(2, 100), 100, {kRegion}).ok());
   other.TakePagesToUpload(0);
   auto due = other.ReservationDue(0);
   ASSERT_TRUE(due.has_value());

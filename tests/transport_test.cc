@@ -1,8 +1,10 @@
 // One test body over every data-plane transport present here: the CXL / shared-memory
 // path, UCX over tcp and UCX over shared memory (UCX_TLS chooses). Real daemons, real
 // endpoints. On an RDMA cluster the same tests run with UCX_TLS=rc.
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -67,11 +69,12 @@ class TransportTest : public ::testing::TestWithParam<Transport> {
     return client.ok() ? *std::move(client) : nullptr;
   }
 
-  SequenceId CreateAndWrite(Client& client, uint64_t tokens) {
+  SequenceId CreateAndWrite(Client& client, uint64_t tokens, uint32_t stripes = 0) {
     SequenceSpec spec;
     spec.layers = 3;
     spec.entry_bytes = kEntry;
     spec.tokens = tokens;
+    spec.stripes = stripes;
     auto id = client.CreateSequence(spec);
     EXPECT_TRUE(id.ok()) << id.status();
     std::vector<std::byte> entries(tokens * kEntry);
@@ -255,6 +258,57 @@ TEST_P(TransportTest, WritesRacingAReleaseNeverLandInTheSequenceThatReusesTheMem
                            << " bytes of the released sequence's writer landed in the next sequence";
     ASSERT_TRUE(client_->ReleaseSequence(*next).ok());
   }
+}
+
+// A sequence whose layers are striped over two regions, in one batch with one that is
+// not: each layer's entries land in its stripe's region (read back from the region file
+// itself) and come back over every transport; a release is caught through the home
+// region's record, on a layer that lives in the other region too.
+TEST_P(TransportTest, AStripedSequenceRoundTripsAndItsReleaseIsCaught) {
+  const std::string second = absl::StrCat("/dev/shm/sparsepool-test-stripes-", GetParam().name, "-", getpid());
+  unlink(second.c_str());
+  client_.reset();
+  daemon_.reset();
+  testing::DaemonOptions options = options_;
+  options.extra_args.push_back(absl::StrCat("--region=shm:", second, ":64MiB"));
+  daemon_ = std::make_unique<testing::DaemonProcess>(std::string(GetParam().name) + "-striped", options);
+  ASSERT_TRUE(daemon_->Start().ok()) << daemon_->Log();
+  client_ = Connect();
+  ASSERT_NE(client_, nullptr);
+  const std::vector<SequenceId> batch = {CreateAndWrite(*client_, 500, 2), CreateAndWrite(*client_, 500)};
+  auto layout = internal::Layout(*client_, batch[0]);
+  ASSERT_TRUE(layout.ok()) << layout.status();
+  ASSERT_EQ(layout->stripes(), 2u);
+  ASSERT_NE(layout->LayerRegion(1).path, layout->LayerRegion(0).path);
+  for (uint32_t layer = 0; layer < 3; ++layer) {
+    const RegionRef& region = layout->LayerRegion(layer);
+    const int fd = open(region.path.c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0) << region.path;
+    std::vector<std::byte> stored(kEntry), expected(kEntry);
+    for (uint64_t token : {uint64_t{0}, uint64_t{137}, uint64_t{499}}) {
+      ASSERT_EQ(pread(fd, stored.data(), kEntry, static_cast<off_t>(layout->EntryOffset(layer, token))), ssize_t{kEntry});
+      bench::FillEntry(3, batch[0], layer, token, absl::MakeSpan(expected));
+      EXPECT_EQ(stored, expected) << "layer " << layer << " token " << token << " in " << region.path;
+    }
+    close(fd);
+  }
+  for (int round = 0; round < 10; ++round) {
+    absl::Status s = FetchAndCheck(*client_, batch, 500, rng_);
+    ASSERT_TRUE(s.ok()) << s;
+  }
+  auto reader = Connect();
+  ASSERT_TRUE(internal::Layout(*reader, batch[0]).ok());
+  ASSERT_TRUE(client_->ReleaseSequence(batch[0]).ok());
+  std::vector<int32_t> indices(64);
+  std::iota(indices.begin(), indices.end(), 0);
+  std::vector<std::byte> out(indices.size() * kEntry);
+  const SequenceId striped[] = {batch[0]};
+  const absl::Status stale = reader->FetchTopK(1, striped, indices, absl::MakeSpan(out));
+  EXPECT_TRUE(absl::IsNotFound(stale)) << stale;
+  reader.reset();
+  client_.reset();
+  daemon_.reset();
+  unlink(second.c_str());
 }
 
 TEST_P(TransportTest, DaemonKilledMidBatchThenRestarted) {

@@ -12,8 +12,10 @@
  * Streams are CUDA streams (cudaStream_t) passed as void*: NULL is the legacy default
  * stream. Device pointers are CUDA device pointers.
  *
- * The ABI only grows: structs are set up by their *_init function first (which fills
- * defaults), so a caller compiled against an older header keeps working. */
+ * The ABI only grows: functions are added, never changed; structs are set up by their
+ * *_init function first (which fills defaults). A struct that grows raises
+ * SP_ABI_VERSION: a caller checks sp_abi_version() against the header it was compiled
+ * with, since an older caller's smaller struct cannot hold the new fields. */
 #ifndef SPARSEPOOL_CLIENT_C_SPARSEPOOL_H_
 #define SPARSEPOOL_CLIENT_C_SPARSEPOOL_H_
 
@@ -24,7 +26,7 @@
 extern "C" {
 #endif
 
-#define SP_ABI_VERSION 1
+#define SP_ABI_VERSION 2
 
 enum sp_status_code {
   SP_OK = 0,
@@ -80,6 +82,13 @@ typedef struct {
   const char* tenant;       /* may be NULL */
   uint32_t page_tokens;     /* 0: the daemon's default (64) */
   uint32_t entry_alignment; /* 0: packed */
+  /* Since ABI 2. The region to start in, among those serving the tenant: key modulo
+   * their number (GPU rank r passes r, so that ranks start on different devices);
+   * -1 (the default): the one with most free memory. */
+  int64_t placement_key;
+  /* Since ABI 2. Layers round robin over this many regions (CXL devices or NUMA
+   * nodes read in parallel); 0 or 1: one region. */
+  uint32_t stripes;
 } sp_sequence_spec;
 
 void sp_sequence_spec_init(sp_sequence_spec* spec);

@@ -105,7 +105,10 @@ const char* sp_client_id(const sp_client* client) {
 }
 
 void sp_sequence_spec_init(sp_sequence_spec* spec) {
-  if (spec != nullptr) *spec = sp_sequence_spec{};
+  if (spec != nullptr) {
+    *spec = sp_sequence_spec{};
+    spec->placement_key = -1;
+  }
 }
 
 int sp_sequence_create(sp_client* client, const sp_sequence_spec* spec, uint64_t* sequence) {
@@ -120,6 +123,11 @@ int sp_sequence_create(sp_client* client, const sp_sequence_spec* spec, uint64_t
     if (spec->tenant != nullptr) s.tenant = spec->tenant;
     s.page_tokens = spec->page_tokens;
     s.entry_alignment = spec->entry_alignment;
+    if (spec->placement_key > int64_t{UINT32_MAX}) {
+      return absl::InvalidArgumentError(absl::StrCat("placement_key ", spec->placement_key, " is above 2^32 - 1"));
+    }
+    if (spec->placement_key >= 0) s.placement_key = static_cast<uint32_t>(spec->placement_key);
+    s.stripes = spec->stripes;
     auto id = client->client->CreateSequence(s);
     if (!id.ok()) return id.status();
     *sequence = *id;

@@ -12,7 +12,7 @@ from typing import Optional
 from . import errors
 
 _HERE = pathlib.Path(__file__).resolve().parent
-ABI_VERSION = 1
+ABI_VERSION = 2
 
 
 def _library_path() -> str:
@@ -59,6 +59,8 @@ class SequenceSpec(ctypes.Structure):
         ("tenant", c_char_p),
         ("page_tokens", c_uint32),
         ("entry_alignment", c_uint32),
+        ("placement_key", ctypes.c_int64),
+        ("stripes", c_uint32),
     ]
 
 

@@ -103,14 +103,26 @@ class Client:
         tenant: Optional[str] = None,
         page_tokens: int = 0,
         entry_alignment: int = 0,
+        placement_key: Optional[int] = None,
+        stripes: int = 0,
     ) -> int:
-        """A new sequence with room for `tokens` tokens; returns its id."""
+        """A new sequence with room for `tokens` tokens; returns its id.
+
+        `placement_key`: the region to start in, among those serving the tenant (key
+        modulo their number; GPU rank r passes r). `stripes`: spread the layers round
+        robin over this many regions (0 or 1: one).
+        """
         spec = SequenceSpec()
         lib().sp_sequence_spec_init(ctypes.byref(spec))
         spec.layers, spec.entry_bytes, spec.tokens = layers, entry_bytes, tokens
         tenant_bytes = tenant.encode() if tenant else None
         spec.tenant = tenant_bytes
         spec.page_tokens, spec.entry_alignment = page_tokens, entry_alignment
+        if placement_key is not None:
+            if not 0 <= placement_key < 2**32:
+                raise ValueError(f"placement_key {placement_key} is outside [0, 2^32)")
+            spec.placement_key = placement_key
+        spec.stripes = stripes
         sequence = ctypes.c_uint64()
         check(lib().sp_sequence_create(self.handle, ctypes.byref(spec), ctypes.byref(sequence)))
         return sequence.value

@@ -40,11 +40,18 @@ absl::Status CxlDataPlane::GatherValidated(const GatherBatch& batch) {
   if (rows == 0) return absl::OkStatus();
   const size_t k = batch.indices.size() / rows;
   const size_t row_bytes = k * batch.sequences[0]->entry_bytes;
+  // Each row's pages of this layer, and its record (in the home region: another region
+  // when the sequence is striped).
   std::vector<const std::byte*> bases(rows);
+  std::vector<const std::byte*> homes(rows);
   for (size_t row = 0; row < rows; ++row) {
-    auto base = RegionBase(batch.sequences[row]->region);
+    const SequenceLayout& seq = *batch.sequences[row];
+    auto base = RegionBase(seq.LayerRegion(batch.layer));
     if (!base.ok()) return base.status();
     bases[row] = *base;
+    auto home = seq.stripe_regions.empty() ? base : RegionBase(seq.region);
+    if (!home.ok()) return home.status();
+    homes[row] = *home;
   }
   const size_t units_per_row = (k + kCopyUnitEntries - 1) / kCopyUnitEntries;
   copy_workers_.ParallelFor(rows * units_per_row, [&](size_t unit) {
@@ -58,7 +65,7 @@ absl::Status CxlDataPlane::GatherValidated(const GatherBatch& batch) {
   // Layouts may be stale (another client released a sequence): were they still live?
   for (size_t row = 0; row < rows; ++row) {
     const SequenceLayout& seq = *batch.sequences[row];
-    if (absl::Status s = CheckSequenceLive(bases[row], seq); !s.ok()) {
+    if (absl::Status s = CheckSequenceLive(homes[row], seq); !s.ok()) {
       return s;
     }
   }
@@ -67,11 +74,13 @@ absl::Status CxlDataPlane::GatherValidated(const GatherBatch& batch) {
 
 absl::Status CxlDataPlane::WriteValidated(const WriteRange& range) {
   const SequenceLayout& seq = *range.sequence;
-  auto base = RegionBase(seq.region);
+  auto base = RegionBase(seq.LayerRegion(range.layer));
   if (!base.ok()) return base.status();
+  auto home = seq.stripe_regions.empty() ? base : RegionBase(seq.region);
+  if (!home.ok()) return home.status();
   // Never write through a stale layout into pages another sequence may now hold; a
   // release racing this very write is reported after it.
-  if (absl::Status s = CheckSequenceLive(*base, seq); !s.ok()) {
+  if (absl::Status s = CheckSequenceLive(*home, seq); !s.ok()) {
     return s;
   }
   const uint64_t count = range.entries.size() / seq.entry_bytes;
@@ -82,7 +91,7 @@ absl::Status CxlDataPlane::WriteValidated(const WriteRange& range) {
                     std::min<uint64_t>(kCopyUnitEntries, count - first),
                     range.entries.data() + first * seq.entry_bytes);
   });
-  return CheckSequenceLive(*base, seq);
+  return CheckSequenceLive(*home, seq);
 }
 
 }  // namespace sparsepool

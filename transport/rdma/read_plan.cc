@@ -26,7 +26,7 @@ std::vector<ReadRequest> PlanReads(const GatherBatch& batch, bool coalesce) {
              (first + run) / seq.page_tokens == first / seq.page_tokens) {
         ++run;
       }
-      reads.push_back(ReadRequest{static_cast<uint32_t>(row), seq.region.remote_base + seq.EntryOffset(batch.layer, first),
+      reads.push_back(ReadRequest{static_cast<uint32_t>(row), seq.LayerRegion(batch.layer).remote_base + seq.EntryOffset(batch.layer, first),
                                   static_cast<uint32_t>(run * entry), (row * k + i) * entry});
       i += run;
     }
@@ -44,7 +44,7 @@ std::vector<ReadRequest> PlanWrites(const WriteRange& range) {
     const uint64_t run = seq.entry_stride == entry
                              ? std::min(range.first_token + count - token, seq.TokensLeftInPage(token))
                              : 1;
-    writes.push_back(ReadRequest{0, seq.region.remote_base + seq.EntryOffset(range.layer, token),
+    writes.push_back(ReadRequest{0, seq.LayerRegion(range.layer).remote_base + seq.EntryOffset(range.layer, token),
                                  static_cast<uint32_t>(run * entry), (token - range.first_token) * entry});
     token += run;
   }

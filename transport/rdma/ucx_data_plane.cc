@@ -84,11 +84,17 @@ absl::Status UcxDataPlane::Finish(std::vector<void*>& requests, const char* what
 absl::Status UcxDataPlane::GatherValidated(const GatherBatch& batch) {
   absl::MutexLock lock(&mu_);
   const std::vector<ReadRequest> reads = PlanReads(batch, coalesce_);
+  // Each row's pages of this layer, and its record (in the home region: another region
+  // when the sequence is striped).
   std::vector<Peer> peers;
+  std::vector<Peer> homes;
   for (const SequenceLayout* seq : batch.sequences) {
-    auto peer = PeerFor(seq->region);
+    auto peer = PeerFor(seq->LayerRegion(batch.layer));
     if (!peer.ok()) return peer.status();
     peers.push_back(*peer);
+    auto home = seq->stripe_regions.empty() ? peer : PeerFor(seq->region);
+    if (!home.ok()) return home.status();
+    homes.push_back(*home);
   }
   std::vector<void*> requests;
   requests.reserve(reads.size());
@@ -102,7 +108,7 @@ absl::Status UcxDataPlane::GatherValidated(const GatherBatch& batch) {
   if (absl::Status s = Finish(requests, "UCX gets of a top-k batch"); !s.ok()) return s;
   // Layouts may be stale (another client released a sequence): were they still live?
   std::vector<const SequenceLayout*> rows(batch.sequences.begin(), batch.sequences.end());
-  return CheckLive(rows, peers);
+  return CheckLive(rows, homes);
 }
 
 absl::Status UcxDataPlane::CheckLive(absl::Span<const SequenceLayout* const> rows, absl::Span<const Peer> peers) {
@@ -123,13 +129,15 @@ absl::Status UcxDataPlane::CheckLive(absl::Span<const SequenceLayout* const> row
 absl::Status UcxDataPlane::WriteValidated(const WriteRange& range) {
   const SequenceLayout& seq = *range.sequence;
   absl::MutexLock lock(&mu_);
-  auto peer = PeerFor(seq.region);
+  auto peer = PeerFor(seq.LayerRegion(range.layer));
   if (!peer.ok()) return peer.status();
+  auto home = seq.stripe_regions.empty() ? peer : PeerFor(seq.region);
+  if (!home.ok()) return home.status();
   // Never write through a stale layout into pages another sequence may now hold; a
   // release racing this very write is reported after it.
   const SequenceLayout* rows[] = {&seq};
-  const Peer peers[] = {*peer};
-  if (absl::Status s = CheckLive(rows, peers); !s.ok()) return s;
+  const Peer homes[] = {*home};
+  if (absl::Status s = CheckLive(rows, homes); !s.ok()) return s;
   std::vector<void*> requests;
   ucp_request_param_t params = {};
   for (const ReadRequest& write : PlanWrites(range)) {
@@ -139,7 +147,7 @@ absl::Status UcxDataPlane::WriteValidated(const WriteRange& range) {
   // Puts complete locally before they land remotely: flush makes them visible.
   requests.push_back(ucp_ep_flush_nbx(peer->ep, &params));
   if (absl::Status s = Finish(requests, "UCX puts of entries"); !s.ok()) return s;
-  return CheckLive(rows, peers);
+  return CheckLive(rows, homes);
 }
 
 }  // namespace sparsepool

@@ -92,7 +92,10 @@ absl::Status VerbsDataPlane::Transfer(absl::Span<const ReadRequest> transfers, i
 
 absl::Status VerbsDataPlane::GatherValidated(const GatherBatch& batch) {
   for (const SequenceLayout* seq : batch.sequences) {
-    if (seq->region.verbs_rkey == 0) return NotServedOverVerbs(seq->region);
+    // The layer's pages, and the record in the home region.
+    for (const RegionRef* region : {&seq->LayerRegion(batch.layer), &seq->region}) {
+      if (region->verbs_rkey == 0) return NotServedOverVerbs(*region);
+    }
   }
   const std::vector<ReadRequest> reads = PlanReads(batch, /*coalesce=*/true);
   if (reads.empty()) return absl::OkStatus();
@@ -102,7 +105,7 @@ absl::Status VerbsDataPlane::GatherValidated(const GatherBatch& batch) {
   auto staging = Staging(batch.out.size() + batch.sequences.size() * kRecordCopiesBytes);
   if (!staging.ok()) return staging.status();
   absl::Status s = Transfer(reads, IBV_WR_RDMA_READ, *staging, staging_mr_.get(),
-                            [&](uint32_t row) { return batch.sequences[row]->region.verbs_rkey; },
+                            [&](uint32_t row) { return batch.sequences[row]->LayerRegion(batch.layer).verbs_rkey; },
                             "RDMA READs of a top-k batch");
   if (!s.ok()) {
     Disconnect();
@@ -148,7 +151,10 @@ absl::Status VerbsDataPlane::CheckLive(absl::Span<const SequenceLayout* const> r
 }
 
 absl::Status VerbsDataPlane::WriteValidated(const WriteRange& range) {
-  if (range.sequence->region.verbs_rkey == 0) return NotServedOverVerbs(range.sequence->region);
+  const RegionRef& pages = range.sequence->LayerRegion(range.layer);
+  for (const RegionRef* region : {&pages, &range.sequence->region}) {
+    if (region->verbs_rkey == 0) return NotServedOverVerbs(*region);
+  }
   const std::vector<ReadRequest> writes = PlanWrites(range);
   if (writes.empty()) return absl::OkStatus();
   absl::MutexLock lock(&mu_);
@@ -160,7 +166,7 @@ absl::Status VerbsDataPlane::WriteValidated(const WriteRange& range) {
   const SequenceLayout* rows[] = {range.sequence};
   if (absl::Status live = CheckLive(rows); !live.ok()) return live;
   std::memcpy(*staging, range.entries.data(), range.entries.size());
-  const uint32_t rkey = range.sequence->region.verbs_rkey;
+  const uint32_t rkey = pages.verbs_rkey;
   absl::Status s = Transfer(writes, IBV_WR_RDMA_WRITE, *staging, staging_mr_.get(), [&](uint32_t) { return rkey; },
                             "RDMA WRITEs of entries");
   if (!s.ok()) {
