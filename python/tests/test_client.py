@@ -4,6 +4,7 @@ bad input as clear exceptions, no leaks, a vanished daemon within the deadline."
 import ctypes
 import gc
 import os
+import pathlib
 import threading
 import time
 
@@ -257,3 +258,38 @@ def test_tenants_tokens_and_each_tenants_own_sequences(tmp_path):
             assert acme.info(seq).tokens == 64
     finally:
         d.stop()
+
+
+def test_placement_keys_and_striped_layers_reach_the_regions_they_name():
+    """A daemon with two regions: the placement key picks the home region, and a striped
+    sequence's odd layers live in the other (found in the region files themselves)."""
+    from daemon import Daemon
+
+    second = f"/dev/shm/sparsepool-pytest-stripes-second-{os.getpid()}"
+    d = Daemon("stripes", extra=[f"--region=shm:{second}:64MiB"])
+    d.start()
+    try:
+        regions = [d.region, second]
+
+        def holder(entry: np.ndarray) -> list:
+            return [i for i, path in enumerate(regions) if pathlib.Path(path).read_bytes().find(entry.tobytes()) >= 0]
+
+        rng = np.random.default_rng(7)
+        with sparsepool.Client(d.address) as client:
+            for key in (0, 1):
+                seq = client.create_sequence(layers=2, entry_bytes=ENTRY, tokens=64, placement_key=key, stripes=2)
+                entries = rng.integers(0, 256, size=(2, 64, ENTRY), dtype=np.uint8)  # unique bytes to look for
+                for layer in range(2):
+                    client.write(seq, layer, 0, entries[layer])
+                    out = client.fetch_topk(layer, [seq], np.array([[0, 63]], dtype=np.int32))
+                    assert (out[0, 1] == entries[layer, 63]).all()
+                assert holder(entries[0, 5]) == [key], "layer 0 lives in the key's region"
+                assert holder(entries[1, 5]) == [1 - key], "layer 1 lives in the other"
+            with pytest.raises(sparsepool.InvalidArgumentError, match="stripes 3 needs as many regions"):
+                client.create_sequence(layers=4, entry_bytes=ENTRY, tokens=64, stripes=3)
+            with pytest.raises(ValueError, match="placement_key"):
+                client.create_sequence(layers=1, entry_bytes=ENTRY, tokens=64, placement_key=-1)
+    finally:
+        d.stop()
+        if os.path.exists(second):
+            os.unlink(second)
