@@ -6,6 +6,7 @@
 #include "client/decode_session.h"
 
 #include <cuda_runtime.h>
+#include <unistd.h>
 
 #include <numeric>
 #include <optional>
@@ -13,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "bench/entry_pattern.h"
+#include "client/client_internal.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/cuda_assert.h"
@@ -47,6 +49,7 @@ class DecodeSessionTest : public ::testing::TestWithParam<uint32_t /*cache_slots
     ASSERT_TRUE(client.ok()) << client.status();
     client_ = *std::move(client);
     CUDA_OK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    daemon_options_ = options;
     CUDA_OK(cudaMalloc(&d_topk_, kLayers * kBatch * kK * sizeof(int32_t)));
     CUDA_OK(cudaMalloc(&d_new_, kLayers * kBatch * kEntry));
   }
@@ -56,6 +59,9 @@ class DecodeSessionTest : public ::testing::TestWithParam<uint32_t /*cache_slots
     if (d_topk_ != nullptr) cudaFree(d_topk_);
     if (d_new_ != nullptr) cudaFree(d_new_);
     if (stream_ != nullptr) cudaStreamDestroy(stream_);
+    client_.reset();
+    daemon_.reset();
+    if (!second_region_.empty()) unlink(second_region_.c_str());
   }
 
   DecodeSessionOptions Options() const {
@@ -72,11 +78,12 @@ class DecodeSessionTest : public ::testing::TestWithParam<uint32_t /*cache_slots
   }
 
   // A sequence whose first `tokens` tokens the "prefill" wrote.
-  SequenceId Prefill(uint64_t tokens) {
+  SequenceId Prefill(uint64_t tokens, uint32_t stripes = 0) {
     SequenceSpec spec;
     spec.layers = kLayers;
     spec.entry_bytes = kEntry;
     spec.tokens = tokens;
+    spec.stripes = stripes;
     auto id = client_->CreateSequence(spec);
     EXPECT_TRUE(id.ok()) << id.status();
     std::vector<std::byte> entries(tokens * kEntry);
@@ -163,6 +170,25 @@ class DecodeSessionTest : public ::testing::TestWithParam<uint32_t /*cache_slots
     }
   }
 
+  // The daemon again, with a second region (for striped sequences), removed at the end.
+  void RestartWithASecondRegion() {
+    second_region_ = absl::StrCat("/dev/shm/sparsepool-test-decode-second-", GetParam(), "-", getpid());
+    unlink(second_region_.c_str());
+    client_.reset();
+    daemon_.reset();
+    testing::DaemonOptions options = daemon_options_;
+    options.extra_args.push_back(absl::StrCat("--region=shm:", second_region_, ":256MiB"));
+    daemon_ = std::make_unique<testing::DaemonProcess>(absl::StrCat("decode-session-striped-", GetParam()), options);
+    ASSERT_TRUE(daemon_->Start().ok()) << daemon_->Log();
+    ClientOptions client_options;
+    client_options.address = daemon_->address();
+    auto client = Client::Connect(client_options);
+    ASSERT_TRUE(client.ok()) << client.status();
+    client_ = *std::move(client);
+  }
+
+  testing::DaemonOptions daemon_options_;
+  std::string second_region_;  // removed by the destructor when set
   std::unique_ptr<testing::DaemonProcess> daemon_;
   std::unique_ptr<Client> client_;
   std::unique_ptr<GpuRegionRegistry> regions_;
@@ -206,6 +232,54 @@ TEST_P(DecodeSessionTest, ACapturedStepReplaysAcrossGrowingContextsAndChangingBa
     bench::FillEntry(kSeed, grown, 2, last[i], absl::MakeSpan(expected));
     EXPECT_EQ(std::memcmp(out.data() + i * kEntry, expected.data(), kEntry), 0) << "token " << last[i];
   }
+}
+
+// Sequences whose layers are striped over two regions decode beside one that is not:
+// each layer is gathered from, and its new token written to, its stripe's region
+// inside the captured step; a release is caught through the home region's record.
+TEST_P(DecodeSessionTest, StripedSequencesDecodeInTheCapturedStep) {
+  ASSERT_NO_FATAL_FAILURE(RestartWithASecondRegion());
+  auto session = DecodeSession::Create(client_.get(), regions_.get(), Options());
+  ASSERT_TRUE(session.ok()) << session.status();
+  session_ = *std::move(session);
+  for (auto [tokens, stripes] : {std::pair<uint64_t, uint32_t>{300, 2}, {500, 0}, {90, 2}}) {
+    auto row = session_->Join(Prefill(tokens, stripes), tokens, stream_);
+    ASSERT_TRUE(row.ok()) << row.status();
+  }
+  auto layout = internal::Layout(*client_, session_->sequence(0));
+  ASSERT_TRUE(layout.ok());
+  ASSERT_EQ(layout->stripes(), 2u);
+  ASSERT_NE(layout->LayerRegion(0).path, layout->LayerRegion(1).path);
+  ASSERT_NO_FATAL_FAILURE(Capture());
+  std::mt19937_64 rng(5);
+  std::vector<DecodeSession::RowFailure> failures;
+  for (int step = 0; step < 150; ++step) {
+    ASSERT_NO_FATAL_FAILURE(StepAndCheck(rng, &failures)) << "step " << step;
+    for (const auto& failure : failures) ADD_FAILURE() << "row " << failure.row << ": " << failure.status;
+    failures.clear();
+  }
+  // The steps' own tokens are in each stripe's region for the CPU path too.
+  const SequenceId striped = session_->sequence(0);
+  std::vector<int32_t> last = {static_cast<int32_t>(session_->tokens(0) - 1)};
+  std::vector<std::byte> out(kEntry), expected(kEntry);
+  for (uint32_t layer = 0; layer < kLayers; ++layer) {
+    ASSERT_TRUE(client_->FetchTopK(layer, {striped}, last, absl::MakeSpan(out)).ok());
+    bench::FillEntry(kSeed, striped, layer, last[0], absl::MakeSpan(expected));
+    EXPECT_EQ(std::memcmp(out.data(), expected.data(), kEntry), 0) << "layer " << layer;
+  }
+  // Released by another client: reported by the next PrepareStep, the others go on.
+  ClientOptions other_options;
+  other_options.address = daemon_->address();
+  auto other = Client::Connect(other_options);
+  ASSERT_TRUE(other.ok());
+  ASSERT_TRUE((*other)->ReleaseSequence(session_->sequence(2)).ok());
+  ASSERT_NO_FATAL_FAILURE(StepAndCheck(rng, &failures, 2u));
+  EXPECT_TRUE(failures.empty());
+  ASSERT_NO_FATAL_FAILURE(StepAndCheck(rng, &failures));
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_EQ(failures[0].row, 2u);
+  EXPECT_TRUE(absl::IsNotFound(failures[0].status)) << failures[0].status;
+  EXPECT_TRUE(session_->active(0)) << "the other striped row goes on";
 }
 
 // A sequence released by another client while the session decodes it is reported by
