@@ -1,13 +1,14 @@
-// sparsepool-rank-regions-bench: GPU ranks' sequences in one region against a region per
-// rank (issue 13 item 3; SAC stripes tensor-parallel ranks over CXL devices). Each rank
-// is a thread with a client of its own and `requests` sequences, created with a
-// placement key (all 0: one region; the rank's number: the ranks spread over the
-// daemon's regions); then every rank fetches every layer's top-k at once, `steps` times,
+// sparsepool-rank-regions-bench: GPU ranks' sequences in one region, against a region
+// per rank, against each sequence's layers striped over the regions (issue 13 item 3;
+// SAC stripes tensor-parallel ranks over CXL devices). Each rank is a thread with a
+// client of its own and `requests` sequences, created with a placement key (all 0: one
+// region; the rank's number: the ranks spread over the daemon's regions) or with
+// `stripes` stripes; then every rank fetches every layer's top-k at once, `steps` times,
 // on the CPU path, and the rates are compared in one run.
 //
 //   sparsepoold --region=shm:a:4GiB --region=shm:b:4GiB &      (or numa:0:... numa:1:...)
 //   sparsepool_rank_regions_bench --address=HOST:PORT [--ranks=2] [--requests=4]
-//       [--context=32768] [--layers=4] [--k=2048] [--steps=40]
+//       [--context=32768] [--layers=4] [--k=2048] [--steps=40] [--stripes=2]
 // (--help lists the flags with their defaults.) On one NUMA node's DRAM two regions are
 // two files in the same memory: the comparison then shows what placement costs, not
 // what separate devices gain.
@@ -39,6 +40,8 @@ ABSL_FLAG(uint32_t, layers, 4, "layers per sequence, positive");
 ABSL_FLAG(uint32_t, k, 2048, "entries fetched per sequence and layer (top-k), positive");
 ABSL_FLAG(int, steps, 40, "timed steps (every layer fetched for the rank's batch), positive");
 ABSL_FLAG(int, copy_threads, 1, "each client's copy threads, positive");
+ABSL_FLAG(uint32_t, stripes, 2,
+          "regions each sequence's layers are striped over in the third placement; 0 leaves it out");
 
 namespace sparsepool::bench {
 namespace {
@@ -50,12 +53,13 @@ struct Options {
   ClientOptions client;
   int ranks = 0, requests = 0, steps = 0;
   uint64_t context = 0;
-  uint32_t layers = 0, k = 0;
+  uint32_t layers = 0, k = 0, stripes = 0;
 };
 
 struct Placement {
   std::string name;
   bool spread = false;  // key = rank; else key 0 for every rank
+  uint32_t stripes = 0;  // each sequence's layers over this many regions (stripe 0 at the key)
 };
 
 struct Result {
@@ -89,6 +93,7 @@ Result Measure(const Options& o, const Placement& placement) {
       spec.tokens = o.context;
       spec.tenant = "bench";
       spec.placement_key = placement.spread ? static_cast<uint32_t>(r) : 0u;
+      spec.stripes = placement.stripes;
       auto id = ranks[r].client->CreateSequence(spec);
       if (!id.ok()) Die("creating a sequence", id.status());
       ranks[r].ids.push_back(*id);
@@ -100,7 +105,7 @@ Result Measure(const Options& o, const Placement& placement) {
       }
       auto layout = internal::Layout(*ranks[r].client, *id);
       if (!layout.ok()) Die("reading a layout", layout.status());
-      result.regions.insert(layout->region.index);
+      for (uint32_t layer = 0; layer < layout->layers; ++layer) result.regions.insert(layout->LayerRegion(layer).index);
     }
   }
   // Every rank's top-k of every step drawn before the clock starts (distinct tokens).
@@ -173,7 +178,7 @@ Result Measure(const Options& o, const Placement& placement) {
 
 int Main(int argc, char** argv) {
   ParseFlagsOnly(argc, argv,
-                 "GPU ranks' sequences in one region against a region per rank (issue 13)\n\n"
+                 "GPU ranks' sequences in one region, a region per rank, or striped over regions (issue 13)\n\n"
                  "usage: sparsepool_rank_regions_bench --address=HOST:PORT [--flag=value...]");
   Options o;
   o.client.address = absl::GetFlag(FLAGS_address);
@@ -184,18 +189,26 @@ int Main(int argc, char** argv) {
   o.layers = absl::GetFlag(FLAGS_layers);
   o.k = absl::GetFlag(FLAGS_k);
   o.steps = absl::GetFlag(FLAGS_steps);
+  o.stripes = absl::GetFlag(FLAGS_stripes);
   for (auto [name, value] : {std::pair{"ranks", int64_t{o.ranks}}, std::pair{"requests", int64_t{o.requests}},
                              std::pair{"steps", int64_t{o.steps}}, std::pair{"layers", int64_t{o.layers}},
                              std::pair{"k", int64_t{o.k}}}) {
     if (value <= 0) return RefuseFlagValue(name, absl::StrCat(value), "a positive number");
   }
   if (o.context < o.k) return RefuseFlagValue("context", absl::StrCat(o.context), "at least --k tokens");
+  if (o.stripes > o.layers) return RefuseFlagValue("stripes", absl::StrCat(o.stripes), "at most --layers");
   std::printf("%d ranks x %d sequences of %llu tokens, %u layers, top-%u of %u-byte entries, %d steps, CPU path\n\n",
               o.ranks, o.requests, static_cast<unsigned long long>(o.context), o.layers, o.k, kEntry, o.steps);
   std::printf("| placement | regions used | fetched | step p50 | step p99 |\n|---|---|---|---|---|\n");
-  // Alternated twice, so that neither placement always runs on a colder machine.
+  std::vector<Placement> placements = {Placement{"one region (key 0)", false},
+                                       Placement{"a region per rank (key = rank)", true}};
+  if (o.stripes > 1) {
+    placements.push_back(Placement{absl::StrCat("layers striped over ", o.stripes, " regions (stripe 0 at key = rank)"),
+                                   true, o.stripes});
+  }
+  // Alternated twice, so that no placement always runs on a colder machine.
   for (int round = 0; round < 2; ++round) {
-    for (const Placement& p : {Placement{"one region (key 0)", false}, Placement{"a region per rank (key = rank)", true}}) {
+    for (const Placement& p : placements) {
       const Result r = Measure(o, p);
       std::printf("| %s | %s | %.2f GB/s | %.2f ms | %.2f ms |\n", p.name.c_str(),
                   absl::StrJoin(r.regions, ", ").c_str(), r.bytes / r.seconds / 1e9,
