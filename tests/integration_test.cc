@@ -845,6 +845,33 @@ TEST_F(IntegrationTest, APlacementKeyPutsEachRanksSequencesInARegionOfItsOwn) {
   unlink(second.c_str());
 }
 
+// A sequence striped over the daemon's two regions, through the client, the gRPC call,
+// the pool and the CXL path: every layer round-trips, sparsepoolctl lists its stripes,
+// and a daemon killed and restarted finds it whole.
+TEST_F(IntegrationTest, AStripedSequenceIsListedWithItsStripesAndSurvivesAKill) {
+  const std::string second = absl::StrCat("/dev/shm/sparsepool-test-striped-", getpid());
+  unlink(second.c_str());
+  ASSERT_NO_FATAL_FAILURE(StartDaemon(DaemonOptions{.extra_args = {absl::StrCat("--region=shm:", second, ":64MiB")}}));
+  SequenceSpec spec = Spec(4, 700);
+  spec.stripes = 2;
+  auto id = client_->CreateSequence(spec);
+  ASSERT_TRUE(id.ok()) << id.status();
+  ASSERT_NO_FATAL_FAILURE(WriteTokens(*client_, *id, 4, kEntryBytes, 0, 700));
+  for (uint32_t layer = 0; layer < 4; ++layer) FetchAndCheck(*client_, {*id}, {700}, layer, 200, kEntryBytes, rng_);
+  auto list = testing::RunCommand({"tools/sparsepoolctl", "--address=" + daemon_->address(), "list"});
+  EXPECT_EQ(list.exit_code, 0) << list.output;
+  EXPECT_THAT(list.output, HasSubstr("(2 stripes)"));
+  daemon_->Kill();
+  ASSERT_TRUE(daemon_->Start().ok()) << daemon_->Log();
+  auto after = ConnectTo(daemon_->address());
+  auto layout = internal::Layout(*after, *id);
+  ASSERT_TRUE(layout.ok()) << layout.status();
+  EXPECT_EQ(layout->stripes(), 2u);
+  for (uint32_t layer = 0; layer < 4; ++layer) FetchAndCheck(*after, {*id}, {700}, layer, 200, kEntryBytes, rng_);
+  daemon_.reset();
+  unlink(second.c_str());
+}
+
 // A region on hugetlbfs (2 MiB pages): tools/test.sh mounts one when it runs as root on
 // a kernel that can reserve huge pages, and names it in SPARSEPOOL_TEST_HUGETLBFS.
 TEST_F(IntegrationTest, HugetlbfsRegionRoundTripsAndSurvivesAKill) {

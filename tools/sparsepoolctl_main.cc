@@ -150,11 +150,14 @@ class Ctl {
     std::printf("%-10s %-16s %-28s %6s %6s %10s %12s %6s\n", "id", "tenant", "owner", "layers",
                 "entry", "tokens", "bytes", "region");
     for (const v1::SequenceSummary& s : response.sequences()) {
-      std::printf("%-10llu %-16s %-28s %6u %6u %10llu %12s %6u\n",
+      // A striped sequence: its home region and how many its layers are spread over.
+      const std::string region = s.stripes() > 1 ? absl::StrCat(s.region(), " (", s.stripes(), " stripes)")
+                                                 : absl::StrCat(s.region());
+      std::printf("%-10llu %-16s %-28s %6u %6u %10llu %12s %6s\n",
                   static_cast<unsigned long long>(s.sequence_id()), s.tenant().c_str(),
                   s.owner().c_str(), s.layers(), s.entry_bytes(),
                   static_cast<unsigned long long>(s.tokens()), FormatBytes(s.bytes()).c_str(),
-                  s.region());
+                  region.c_str());
     }
     std::printf("%d sequence(s)\n", response.sequences_size());
     return absl::OkStatus();

@@ -1,6 +1,6 @@
 // libFuzzer: the daemon's request handlers (service/pool_service.h) as gRPC hands them
 // requests. Each input is a run of calls: a handler, a caller (tenant acme, which has a
-// region of its own; tenant globex, which shares the other; an operator) and bytes
+// region of its own; tenant globex, which shares the other two; an operator) and bytes
 // parsed as that RPC's protobuf message, as the wire would deliver them. Small
 // sequence ids are mapped onto ids the pool issued, and short client ids onto a few
 // real ones, so that calls reach sequences instead of stopping at "unknown".
@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/layout_proto.h"
 #include "service/pool.h"
 #include "service/pool_service.h"
 #include "service/region_store.h"
@@ -52,11 +53,11 @@ Daemon* Start() {
   FUZZ_CHECK(dir != nullptr);
   // The region files go when the fuzzer exits (they stay mapped until then).
   std::atexit([] {
-    for (int r = 0; r < 2; ++r) unlink(absl::StrCat(dir_template, "/region-", r).c_str());
+    for (int r = 0; r < 3; ++r) unlink(absl::StrCat(dir_template, "/region-", r).c_str());
     rmdir(dir_template);
   });
   std::vector<std::unique_ptr<RegionStore>> regions;
-  for (uint32_t r = 0; r < 2; ++r) {
+  for (uint32_t r = 0; r < 3; ++r) {
     RegionSpec spec;
     spec.path = absl::StrCat(dir, "/region-", r);
     spec.size_bytes = 4 << 20;
@@ -70,7 +71,7 @@ Daemon* Start() {
   PoolOptions options;
   options.lease_timeout = absl::Seconds(5);
   options.reuse_grace = absl::ZeroDuration();
-  options.region_tenants = {{"acme"}, {}};
+  options.region_tenants = {{"acme"}, {}, {}};  // two shared regions: globex's sequences may be striped
   auto pool = Pool::Open(std::move(regions), options, &daemon->clock);
   FUZZ_CHECK(pool.ok());
   daemon->pool = *std::move(pool);
@@ -117,11 +118,16 @@ void RealClient(Message& message, const Tenant* who) {
   }
 }
 
-// A layout a tenant receives is its own, in a region that serves it.
+// A layout is whole (every page inside its layer's region); a tenant's is its own, in
+// regions that serve it (every stripe's).
 void CheckLayout(const Daemon& daemon, const Tenant* who, const v1::SequenceLayout& layout) {
+  FUZZ_CHECK(LayoutFromProto(layout).ok());
   if (who->is_operator) return;
   FUZZ_CHECK(layout.tenant() == who->name);
   FUZZ_CHECK(daemon.pool->access().Serves(layout.region().index(), who->name));
+  for (const v1::RegionInfo& stripe : layout.stripe_regions()) {
+    FUZZ_CHECK(daemon.pool->access().Serves(stripe.index(), who->name));
+  }
 }
 
 void Call(Daemon& daemon, uint8_t op, const Tenant* who, const uint8_t* data, size_t size) {
@@ -134,6 +140,7 @@ void Call(Daemon& daemon, uint8_t op, const Tenant* who, const uint8_t* data, si
       auto request = Parse<v1::CreateSequenceRequest>(data, size, daemon, who);
       RealClient(request, who);
       if (request.tokens() > (1u << 16)) request.set_tokens(request.tokens() % (1u << 16));
+      if (request.stripes() > 4) request.set_stripes(request.stripes() % 4);  // some striped creates succeed
       v1::CreateSequenceResponse response;
       status = service.HandleCreateSequence(who, request, &response, &retry_at);
       if (status.ok()) {
