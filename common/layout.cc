@@ -1,6 +1,7 @@
 #include "common/layout.h"
 
-#include <algorithm>
+#include <array>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 
@@ -29,13 +30,11 @@ absl::Status ValidateLayout(const SequenceLayout& l) {
     return absl::DataLossError(absl::StrCat(who, ": ", l.stripes(), " stripes for ", l.layers,
                                             " layers (a stripe holds at least one layer)"));
   }
+  // Two stripes in one region would be no striping at all: a forged or corrupt layout.
+  std::set<std::array<uint8_t, 16>> uuids = {l.region.uuid};
   for (size_t s = 0; s < l.stripe_regions.size(); ++s) {
-    // Two stripes in one region would be no striping at all: a forged or corrupt layout.
     const RegionRef& stripe = l.stripe_regions[s];
-    const bool repeated = stripe.uuid == l.region.uuid ||
-                          std::any_of(l.stripe_regions.begin(), l.stripe_regions.begin() + s,
-                                      [&](const RegionRef& earlier) { return earlier.uuid == stripe.uuid; });
-    if (repeated) {
+    if (!uuids.insert(stripe.uuid).second) {
       return absl::DataLossError(absl::StrCat(who, ": stripe ", s + 1, " names region ", stripe.path,
                                               " a second time"));
     }

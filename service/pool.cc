@@ -591,10 +591,14 @@ absl::StatusOr<SequenceLayout> Pool::Extend(const Caller& caller, SequenceId id,
   const std::vector<Part> parts = where->Parts();
   std::vector<uint32_t> part_regions;  // ascending, for EvictOldest
   uint64_t asked = 0;
+  uint64_t asked_in_one = 0;  // the most one stripe's region must find
   for (const Part& part : parts) {
     const auto& r = regions_[part.region]->record(part.slot);
     const uint64_t pages = PagesFor(tokens, r.page_tokens);
-    if (pages > r.pages_per_layer) asked += RegionStore::DataBytes(r.layers, r.page_tokens, r.entry_stride, pages - r.pages_per_layer);
+    const uint64_t more =
+        pages > r.pages_per_layer ? RegionStore::DataBytes(r.layers, r.page_tokens, r.entry_stride, pages - r.pages_per_layer) : 0;
+    asked += more;
+    asked_in_one = std::max(asked_in_one, more);
     part_regions.push_back(part.region);
   }
   std::sort(part_regions.begin(), part_regions.end());
@@ -641,7 +645,7 @@ absl::StatusOr<SequenceLayout> Pool::Extend(const Caller& caller, SequenceId id,
                                         " tokens needs ", FormatBytes(asked), " (", asked, " bytes) in ",
                                         parts.size() == 1 ? "its region" : absl::StrCat("its ", parts.size(), " regions"),
                                         "; ", free);
-  return PoolFull(need, asked, part_regions, eviction, reusable_at, retry_at);
+  return PoolFull(need, asked_in_one, part_regions, eviction, reusable_at, retry_at);
 }
 
 absl::StatusOr<SequenceLayout> Pool::GetLayout(const Caller& caller, SequenceId id) {

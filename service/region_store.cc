@@ -218,6 +218,9 @@ absl::Status RegionStore::AdoptRecord(const SequenceRecord& r) {
       PagesFor(r.tokens, r.page_tokens) > r.pages_per_layer) {
     return absl::DataLossError(absl::StrCat(who, " has an inconsistent shape"));
   }
+  if (r.stripe_count <= 1 && r.stripe_index != 0) {
+    return absl::DataLossError(absl::StrCat(who, " is unstriped but names stripe ", r.stripe_index));
+  }
   if (r.stripe_count > 1 && (r.stripe_index >= r.stripe_count || r.sequence_layers < r.stripe_count ||
                              r.layers != region_format::StripeLayers(r.sequence_layers, r.stripe_count,
                                                                      r.stripe_index))) {

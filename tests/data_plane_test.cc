@@ -177,5 +177,32 @@ TEST(LayoutTest, ValidateLayoutRejectsPagesOutsideTheRegion) {
   EXPECT_FALSE(ValidateLayout(l).ok());
 }
 
+// A striped layout: each layer's pages are checked against its own stripe's region,
+// and a region named twice or more stripes than layers is refused.
+TEST(LayoutTest, ValidateLayoutChecksEachLayerAgainstItsStripesRegion) {
+  SequenceLayout l = MakeLayout(1, 3, 656, 656, 64, 100);  // 2 pages a layer
+  l.region.uuid[0] = 1;
+  RegionRef small;
+  small.uuid[0] = 2;
+  small.path = "/dev/shm/small";
+  small.size_bytes = 2 * l.PageBytes();
+  l.stripe_regions = {small};  // layer 1 in `small`, layers 0 and 2 in the home region
+  l.page_offsets[2] = 0;
+  l.page_offsets[3] = l.PageBytes();
+  EXPECT_TRUE(ValidateLayout(l).ok()) << ValidateLayout(l);
+  EXPECT_EQ(l.LayerRegion(1).path, "/dev/shm/small");
+  EXPECT_EQ(l.LayerRegion(2).uuid, l.region.uuid);
+  SequenceLayout past = l;
+  past.page_offsets[3] = 2 * l.PageBytes();  // inside the home region, past the small one
+  EXPECT_TRUE(absl::IsDataLoss(ValidateLayout(past)));
+  EXPECT_THAT(std::string(ValidateLayout(past).message()), ::testing::HasSubstr("(layer 1) lies outside region /dev/shm/small"));
+  SequenceLayout twice = l;
+  twice.stripe_regions[0].uuid = l.region.uuid;
+  EXPECT_THAT(std::string(ValidateLayout(twice).message()), ::testing::HasSubstr("a second time"));
+  SequenceLayout too_many = l;
+  too_many.stripe_regions.resize(3);
+  EXPECT_THAT(std::string(ValidateLayout(too_many).message()), ::testing::HasSubstr("4 stripes for 3 layers"));
+}
+
 }  // namespace
 }  // namespace sparsepool
