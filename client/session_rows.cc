@@ -87,9 +87,10 @@ std::vector<kernels::RowPages> SessionRows::RowTables(uint32_t row, const uint64
     t.entry_stride = r.layout->entry_stride;
     t.sequence_id = r.id;
     t.record_offset = r.layout->record_offset;
-    // Layer 0 is always in stripe 0, the home region holding the record: the step's
-    // liveness check reads it through layer 0's table (kernels/session_kernels.cu).
+    // A striped sequence's layers read their stripe's region, and every record check
+    // (the write-back's, the step's end) the home region's.
     t.region = r.stripe_devices[layer % r.stripe_devices.size()];
+    t.record_region = r.stripe_devices[0];
   }
   return tables;
 }

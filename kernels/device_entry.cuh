@@ -19,6 +19,10 @@ __device__ inline uint64_t RowEntryOffset(const RowPages& rp, uint32_t token) {
 __device__ inline const std::byte* RowRegion(const RowPages& rp, const std::byte* launch_region) {
   return rp.region != nullptr ? rp.region : launch_region;
 }
+// Where the row's record lives: its home region, for a striped sequence's other layers.
+__device__ inline const std::byte* RowRecordRegion(const RowPages& rp, const std::byte* launch_region) {
+  return rp.record_region != nullptr ? rp.record_region : RowRegion(rp, launch_region);
+}
 
 // Keeps the first fault of a launch: kind (GatherFault flag), row, position, index.
 __device__ inline void RecordFault(GatherFault* fault, int32_t kind, uint32_t row, uint32_t position,

@@ -22,6 +22,10 @@ struct RowPages {
   // Device pointer of the row's region; null: the launch's `region`. (A decode session's
   // rows may live in different regions of the pool.)
   const std::byte* region;
+  // Device pointer of the region holding the record, when it is not `region`: a striped
+  // sequence's layers live in several regions, its record in the home one. Null: the
+  // record is in the row's region.
+  const std::byte* record_region;
 };
 // A row whose page_offsets is null is inactive (a free row of a decode session's batch):
 // every kernel skips it without reading its indices' entries or recording faults.

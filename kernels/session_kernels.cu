@@ -32,7 +32,7 @@ __global__ void EndStepKernel(SessionStepArgs a) {
   const uint32_t row = blockIdx.x * blockDim.x + threadIdx.x;
   if (row < a.max_batch && a.session_rows[row].active != 0) {
     const RowPages& rp = a.rows[row];  // layer 0's table names the sequence
-    if (!RecordShowsLive(rp.region, rp.record_offset, rp.sequence_id)) a.reports[row].released = 1;
+    if (!RecordShowsLive(RowRecordRegion(rp, nullptr), rp.record_offset, rp.sequence_id)) a.reports[row].released = 1;
   }
   // Count the step done once every thread of the grid has checked its row.
   __syncthreads();

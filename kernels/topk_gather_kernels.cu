@@ -109,7 +109,10 @@ __global__ void WriteBackKernel(WriteBackLaunch p) {
   // Lane 0 reads the record; the warp writes only if it still shows the sequence live.
   const std::byte* region = RowRegion(rp, p.region);
   const bool live = !p.check_record ||
-                    __shfl_sync(0xFFFFFFFF, lane == 0 ? RecordShowsLive(region, rp.record_offset, rp.sequence_id) : false, 0);
+                    __shfl_sync(0xFFFFFFFF,
+                                lane == 0 ? RecordShowsLive(RowRecordRegion(rp, p.region), rp.record_offset, rp.sequence_id)
+                                          : false,
+                                0);
   if (!live) {
     if (lane == 0) RecordFault(p.fault, kFaultReleased, row, 0, token);
     return;

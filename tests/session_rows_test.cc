@@ -79,8 +79,8 @@ TEST(SessionRowsTest, TablesPointIntoTheRowsDevicePagesAndFreeRowsAreNull) {
   EXPECT_EQ(rows.DeviceRow(1).active, 0u);
 }
 
-// A striped sequence's layers read their stripe's region; layer 0 (the one the step's
-// liveness check reads the record through) is always in the home region.
+// A striped sequence's layers read their stripe's region, and every record check the
+// home region's.
 TEST(SessionRowsTest, AStripedRowReadsEachLayerFromItsStripesRegion) {
   SessionRows rows(Shape());
   auto striped = std::make_shared<SequenceLayout>(*Layout(9, 228));
@@ -94,6 +94,7 @@ TEST(SessionRowsTest, AStripedRowReadsEachLayerFromItsStripesRegion) {
   EXPECT_EQ(tables[0].region, kRegion);
   EXPECT_EQ(tables[1].region, other);
   EXPECT_EQ(tables[2].region, kRegion);
+  for (const auto& t : tables) EXPECT_EQ(t.record_region, kRegion) << "every record check reads the home region";
 }
 
 // Pages go to the device once; capacity is what both the pool and the device hold.
