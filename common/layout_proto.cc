@@ -29,7 +29,8 @@ void LayoutToProto(const SequenceLayout& layout, v1::SequenceLayout* proto) {
   proto->set_pages_per_layer(layout.pages_per_layer);
   RegionToProto(layout.region, proto->mutable_region());
   for (const RegionRef& stripe : layout.stripe_regions) RegionToProto(stripe, proto->add_stripe_regions());
-  proto->mutable_page_offsets()->Assign(layout.page_offsets.begin(), layout.page_offsets.end());
+  auto* offsets = layout.stripe_regions.empty() ? proto->mutable_page_offsets() : proto->mutable_striped_page_offsets();
+  offsets->Assign(layout.page_offsets.begin(), layout.page_offsets.end());
   proto->set_record_offset(layout.record_offset);
 }
 
@@ -73,7 +74,15 @@ absl::StatusOr<SequenceLayout> LayoutFromProto(const v1::SequenceLayout& proto) 
     if (!stripe.ok()) return stripe.status();
     layout.stripe_regions.push_back(*std::move(stripe));
   }
-  layout.page_offsets.assign(proto.page_offsets().begin(), proto.page_offsets().end());
+  // A striped layout's offsets are in their own field, an unstriped one's in page_offsets.
+  const auto& offsets = layout.stripe_regions.empty() ? proto.page_offsets() : proto.striped_page_offsets();
+  const auto& unused = layout.stripe_regions.empty() ? proto.striped_page_offsets() : proto.page_offsets();
+  if (!unused.empty()) {
+    return absl::DataLossError(absl::StrCat("the layout of sequence ", layout.sequence_id, " has ",
+                                            layout.stripe_regions.empty() ? "striped page offsets but no stripe regions"
+                                                                          : "stripe regions but unstriped page offsets"));
+  }
+  layout.page_offsets.assign(offsets.begin(), offsets.end());
   layout.record_offset = proto.record_offset();
   absl::Status valid = ValidateLayout(layout);
   if (!valid.ok()) return valid;

@@ -162,14 +162,39 @@ absl::StatusOr<std::unique_ptr<Pool>> Pool::Open(std::vector<std::unique_ptr<Reg
   for (const auto& [id, parts] : seen) {
     const size_t found = std::count_if(parts.begin(), parts.end(), [](const auto& part) { return part.has_value(); });
     if (found < parts.size()) {
-      // Created or grown no further than some of its regions (a crash amid its
-      // creation), or one of its regions is not among this daemon's: what is left
-      // cannot serve a layer of it.
+      // Some stripes are not in this daemon's regions: a crash while it was created (the
+      // home is committed first), or a region left off the command line. What is left
+      // cannot serve every layer. Its memory is reclaimed like a released sequence's,
+      // after the grace and the returning clients' acknowledgements (a client may still
+      // hold its layout), never freed on the spot.
+      std::vector<Part> present;
       for (const auto& part : parts) {
-        if (part.has_value()) regions[part->region]->Free(part->slot);
+        if (part.has_value()) present.push_back(*part);
+      }
+      const bool live = std::any_of(present.begin(), present.end(), [&](const Part& part) {
+        return regions[part.region]->record(part.slot).state == region_format::RecordState::kLive;
+      });
+      if (!parts[0].has_value() && live) {
+        // Clients check the home record, in a region this daemon does not have: they
+        // would take the sequence for live while its other stripes' memory was reused.
+        return absl::FailedPreconditionError(absl::StrCat(
+            "striped sequence ", id, " is live in ", regions[present[0].region]->ref().path,
+            " (stripe ", regions[present[0].region]->record(present[0].slot).stripe_index, " of ", parts.size(),
+            "), but its home record (stripe 0) is in none of this daemon's regions: start the daemon with every "
+            "region it had"));
+      }
+      const uint64_t now_ns = static_cast<uint64_t>(absl::ToUnixNanos(clock->Now()));
+      for (const Part& part : present) {  // the home first, when there is one
+        if (regions[part.region]->record(part.slot).state == region_format::RecordState::kLive) {
+          regions[part.region]->SetState(part.slot, region_format::RecordState::kExpired, now_ns);
+        }
       }
       problems.push_back(absl::StrCat("striped sequence ", id, " had ", found, " of its ", parts.size(),
-                                      " stripes in this daemon's regions; the others were freed"));
+                                      " stripes in this daemon's regions; it is reclaimed like a released one"));
+      Location& where = recovered[id];  // its parts, for the reclaim; never asked for a layout
+      where.region = present[0].region;
+      where.slot = present[0].slot;
+      where.stripes.assign(present.begin() + 1, present.end());
       continue;
     }
     Location& where = recovered[id];

@@ -181,8 +181,10 @@ class Pool {
   // dedicated to (options.region_tenants changed): other tenants could map its pages.
   // Released ones there are erased (zeroed and freed). A striped sequence some of
   // whose stripes are missing (a crash amid its creation, or a region left out) is
-  // freed, and recovery_problems() says so; two records of one stripe, or stripes that
-  // disagree on the sequence's shape, are FailedPrecondition like two records of one id.
+  // reclaimed like a released one, and recovery_problems() says so; FailedPrecondition
+  // when its home record is the missing one and a stripe is live (clients would check a
+  // record the daemon cannot change), and, like two records of one id, for two records
+  // of one stripe or stripes that disagree on the sequence's shape.
   static absl::StatusOr<std::unique_ptr<Pool>> Open(std::vector<std::unique_ptr<RegionStore>> regions,
                                                     PoolOptions options, const Clock* clock);
 

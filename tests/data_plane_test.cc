@@ -4,10 +4,11 @@
 #include <random>
 #include <vector>
 
+#include "bench/entry_pattern.h"
+#include "common/layout_proto.h"
+#include "common/release_fence.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "bench/entry_pattern.h"
-#include "common/release_fence.h"
 #include "transport/cxl/cpu_gather.h"
 
 namespace sparsepool {
@@ -202,6 +203,33 @@ TEST(LayoutTest, ValidateLayoutChecksEachLayerAgainstItsStripesRegion) {
   SequenceLayout too_many = l;
   too_many.stripe_regions.resize(3);
   EXPECT_THAT(std::string(ValidateLayout(too_many).message()), ::testing::HasSubstr("4 stripes for 3 layers"));
+}
+
+// On the wire a striped layout's offsets travel in a field of their own, so that a
+// client that predates striping refuses the layout (no page_offsets for its layers)
+// rather than reading every layer from the home region.
+TEST(LayoutTest, AStripedLayoutTravelsInItsOwnFieldAndComesBackWhole) {
+  SequenceLayout l = MakeLayout(1, 3, 656, 656, 64, 100);
+  l.region.uuid[0] = 1;
+  l.stripe_regions.resize(1);
+  l.stripe_regions[0].uuid[0] = 2;
+  l.stripe_regions[0].size_bytes = l.region.size_bytes;
+  v1::SequenceLayout proto;
+  LayoutToProto(l, &proto);
+  EXPECT_TRUE(proto.page_offsets().empty());
+  EXPECT_EQ(proto.striped_page_offsets_size(), 6);
+  auto back = LayoutFromProto(proto);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->page_offsets, l.page_offsets);
+  EXPECT_EQ(back->stripe_regions.size(), 1u);
+  EXPECT_EQ(back->LayerRegion(1).uuid, l.stripe_regions[0].uuid);
+  v1::SequenceLayout old_reader = proto;  // what a client without field 12 and 13 sees
+  old_reader.clear_stripe_regions();
+  old_reader.clear_striped_page_offsets();
+  EXPECT_TRUE(absl::IsDataLoss(LayoutFromProto(old_reader).status()));
+  v1::SequenceLayout both = proto;
+  both.add_page_offsets(0);
+  EXPECT_THAT(std::string(LayoutFromProto(both).status().message()), HasSubstr("unstriped page offsets"));
 }
 
 }  // namespace
