@@ -12,10 +12,10 @@
  * Streams are CUDA streams (cudaStream_t) passed as void*: NULL is the legacy default
  * stream. Device pointers are CUDA device pointers.
  *
- * The ABI only grows: functions are added, never changed; structs are set up by their
- * *_init function first (which fills defaults). A struct that grows raises
- * SP_ABI_VERSION: a caller checks sp_abi_version() against the header it was compiled
- * with, since an older caller's smaller struct cannot hold the new fields. */
+ * The ABI only grows: functions and structs are added, never changed (a caller compiled
+ * against an older header passes the smaller structs it knew); structs are set up by
+ * their *_init function first, which fills defaults. SP_ABI_VERSION counts the
+ * additions: a caller that needs a newer function checks sp_abi_version(). */
 #ifndef SPARSEPOOL_CLIENT_C_SPARSEPOOL_H_
 #define SPARSEPOOL_CLIENT_C_SPARSEPOOL_H_
 
@@ -82,17 +82,26 @@ typedef struct {
   const char* tenant;       /* may be NULL */
   uint32_t page_tokens;     /* 0: the daemon's default (64) */
   uint32_t entry_alignment; /* 0: packed */
-  /* Since ABI 2. The region to start in, among those serving the tenant: key modulo
-   * their number (GPU rank r passes r, so that ranks start on different devices);
-   * -1 (the default): the one with most free memory. */
-  int64_t placement_key;
-  /* Since ABI 2. Layers round robin over this many regions (CXL devices or NUMA
-   * nodes read in parallel); 0 or 1: one region. */
-  uint32_t stripes;
 } sp_sequence_spec;
 
 void sp_sequence_spec_init(sp_sequence_spec* spec);
 int sp_sequence_create(sp_client* client, const sp_sequence_spec* spec, uint64_t* sequence);
+
+/* Since ABI 2: where a new sequence's memory goes on a daemon with several regions
+ * (CXL devices, NUMA nodes). */
+typedef struct {
+  /* The region to start in, among those serving the tenant: key modulo their number
+   * (GPU rank r passes r, so that ranks start on different devices); -1 (the
+   * default): the one with most free memory. */
+  int64_t placement_key;
+  /* Layers round robin over this many regions, read in parallel; 0 or 1: one region. */
+  uint32_t stripes;
+} sp_placement;
+
+void sp_placement_init(sp_placement* placement);
+/* sp_sequence_create with a placement (NULL: the defaults). */
+int sp_sequence_create_placed(sp_client* client, const sp_sequence_spec* spec, const sp_placement* placement,
+                              uint64_t* sequence);
 /* Grows the sequence to `total_tokens` tokens (the same total is a no-op). */
 int sp_sequence_extend(sp_client* client, uint64_t sequence, uint64_t total_tokens);
 int sp_sequence_release(sp_client* client, uint64_t sequence);

@@ -105,13 +105,22 @@ const char* sp_client_id(const sp_client* client) {
 }
 
 void sp_sequence_spec_init(sp_sequence_spec* spec) {
-  if (spec != nullptr) {
-    *spec = sp_sequence_spec{};
-    spec->placement_key = -1;
+  if (spec != nullptr) *spec = sp_sequence_spec{};
+}
+
+void sp_placement_init(sp_placement* placement) {
+  if (placement != nullptr) {
+    *placement = sp_placement{};
+    placement->placement_key = -1;
   }
 }
 
 int sp_sequence_create(sp_client* client, const sp_sequence_spec* spec, uint64_t* sequence) {
+  return sp_sequence_create_placed(client, spec, nullptr, sequence);
+}
+
+int sp_sequence_create_placed(sp_client* client, const sp_sequence_spec* spec, const sp_placement* placement,
+                              uint64_t* sequence) {
   if (client == nullptr) return Null("client");
   if (spec == nullptr) return Null("spec");
   if (sequence == nullptr) return Null("sequence");
@@ -123,11 +132,14 @@ int sp_sequence_create(sp_client* client, const sp_sequence_spec* spec, uint64_t
     if (spec->tenant != nullptr) s.tenant = spec->tenant;
     s.page_tokens = spec->page_tokens;
     s.entry_alignment = spec->entry_alignment;
-    if (spec->placement_key > int64_t{UINT32_MAX}) {
-      return absl::InvalidArgumentError(absl::StrCat("placement_key ", spec->placement_key, " is above 2^32 - 1"));
+    if (placement != nullptr) {
+      if (placement->placement_key < -1 || placement->placement_key > int64_t{UINT32_MAX}) {
+        return absl::InvalidArgumentError(absl::StrCat("placement_key ", placement->placement_key,
+                                                       " is outside [0, 2^32 - 1] (or -1: none)"));
+      }
+      if (placement->placement_key >= 0) s.placement_key = static_cast<uint32_t>(placement->placement_key);
+      s.stripes = placement->stripes;
     }
-    if (spec->placement_key >= 0) s.placement_key = static_cast<uint32_t>(spec->placement_key);
-    s.stripes = spec->stripes;
     auto id = client->client->CreateSequence(s);
     if (!id.ok()) return id.status();
     *sequence = *id;

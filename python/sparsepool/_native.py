@@ -59,6 +59,11 @@ class SequenceSpec(ctypes.Structure):
         ("tenant", c_char_p),
         ("page_tokens", c_uint32),
         ("entry_alignment", c_uint32),
+    ]
+
+
+class Placement(ctypes.Structure):
+    _fields_ = [
         ("placement_key", ctypes.c_int64),
         ("stripes", c_uint32),
     ]
@@ -131,6 +136,8 @@ def lib() -> ctypes.CDLL:
         "sp_client_id": (c_char_p, [c_void_p]),
         "sp_sequence_spec_init": (None, [P(SequenceSpec)]),
         "sp_sequence_create": (c_int, [c_void_p, P(SequenceSpec), P(c_uint64)]),
+        "sp_placement_init": (None, [P(Placement)]),
+        "sp_sequence_create_placed": (c_int, [c_void_p, P(SequenceSpec), P(Placement), P(c_uint64)]),
         "sp_sequence_extend": (c_int, [c_void_p, c_uint64, c_uint64]),
         "sp_sequence_release": (c_int, [c_void_p, c_uint64]),
         "sp_sequence_adopt": (c_int, [c_void_p, c_uint64]),

@@ -5,7 +5,7 @@ from typing import Any, Dict, NamedTuple, Optional, Sequence
 
 from . import _arrays
 from . import errors
-from ._native import ClientCounters, ClientOptions, SequenceInfo, SequenceSpec, check, lib
+from ._native import ClientCounters, ClientOptions, Placement, SequenceInfo, SequenceSpec, check, lib
 
 
 class SequenceInfoTuple(NamedTuple):
@@ -118,13 +118,21 @@ class Client:
         tenant_bytes = tenant.encode() if tenant else None
         spec.tenant = tenant_bytes
         spec.page_tokens, spec.entry_alignment = page_tokens, entry_alignment
+        placement = Placement()
+        lib().sp_placement_init(ctypes.byref(placement))
         if placement_key is not None:
             if not 0 <= placement_key < 2**32:
                 raise ValueError(f"placement_key {placement_key} is outside [0, 2^32)")
-            spec.placement_key = placement_key
-        spec.stripes = stripes
+            placement.placement_key = placement_key
+        if not 0 <= stripes < 2**32:
+            raise ValueError(f"stripes {stripes} is outside [0, 2^32)")
+        placement.stripes = stripes
         sequence = ctypes.c_uint64()
-        check(lib().sp_sequence_create(self.handle, ctypes.byref(spec), ctypes.byref(sequence)))
+        check(
+            lib().sp_sequence_create_placed(
+                self.handle, ctypes.byref(spec), ctypes.byref(placement), ctypes.byref(sequence)
+            )
+        )
         return sequence.value
 
     def extend(self, sequence: int, total_tokens: int) -> None:

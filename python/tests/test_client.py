@@ -289,6 +289,8 @@ def test_placement_keys_and_striped_layers_reach_the_regions_they_name():
                 client.create_sequence(layers=4, entry_bytes=ENTRY, tokens=64, stripes=3)
             with pytest.raises(ValueError, match="placement_key"):
                 client.create_sequence(layers=1, entry_bytes=ENTRY, tokens=64, placement_key=-1)
+            with pytest.raises(ValueError, match="stripes -2"):
+                client.create_sequence(layers=1, entry_bytes=ENTRY, tokens=64, stripes=-2)
     finally:
         d.stop()
         if os.path.exists(second):
