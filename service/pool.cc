@@ -230,6 +230,7 @@ Pool::Pool(std::vector<std::unique_ptr<RegionStore>> regions, absl::flat_hash_ma
       TenantUsage& usage = usage_[region_format::GetName(record.tenant)];
       usage.bytes += BytesOf(where);
       ++usage.sequences;
+      usage.records += 1 + where.stripes.size();
       const std::string owner = region_format::GetName(record.owner);
       if (!owner.empty()) leases_.AddSequence(owner, id, now, region_format::GetName(record.tenant));
     } else {
@@ -326,11 +327,22 @@ void Pool::RenewIfNamed(const Caller& caller) {
   if (!caller.client_id.empty()) leases_.Renew(caller.client_id, clock_->Now(), caller.tenant);
 }
 
-absl::Status Pool::CheckQuota(const Caller& caller, uint64_t more_bytes, uint64_t more_sequences) const {
+absl::Status Pool::CheckQuota(const Caller& caller, uint64_t more_bytes, uint64_t more_sequences,
+                              uint64_t more_records) const {
   if (caller.max_bytes == 0 && caller.max_sequences == 0) return absl::OkStatus();
   const auto it = usage_.find(caller.tenant);
   const TenantUsage usage = it == usage_.end() ? TenantUsage{} : it->second;
-  if (caller.max_sequences != 0 && usage.sequences + more_sequences > caller.max_sequences) {
+  if (caller.max_sequences_by_default && usage.records + more_records > caller.max_sequences) {
+    // The default protects the other tenants' record slots, which stripes take too.
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "tenant ", caller.tenant, " holds ", usage.records, " record slots (", usage.sequences,
+        " live sequences, a striped one taking a slot per stripe) and this needs ", more_records,
+        " more, past its quota of ", caller.max_sequences,
+        " (half the record slots of the regions it shares, as the tenants file sets no max_sequences): release "
+        "one first"));
+  }
+  if (!caller.max_sequences_by_default && caller.max_sequences != 0 &&
+      usage.sequences + more_sequences > caller.max_sequences) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "tenant ", caller.tenant, " holds ", usage.sequences, " live sequences, its quota (max_sequences ",
         caller.max_sequences,
@@ -389,6 +401,7 @@ void Pool::MakeReclaimable(const Location& where, RecordState state) {
   TenantUsage& usage = usage_[region_format::GetName(record.tenant)];
   usage.bytes -= std::min(usage.bytes, BytesOf(where));
   usage.sequences -= std::min<uint64_t>(usage.sequences, 1);
+  usage.records -= std::min<uint64_t>(usage.records, 1 + where.stripes.size());
 }
 
 Pool::Eviction Pool::EvictOldest(const std::vector<uint32_t>& regions, absl::Time* reusable_at) {
@@ -428,18 +441,19 @@ Pool::Eviction Pool::EvictOldest(const std::vector<uint32_t>& regions, absl::Tim
   return Eviction::kNone;
 }
 
-absl::Status Pool::PoolFull(absl::string_view what, uint64_t asked, const std::vector<uint32_t>& regions,
-                            Eviction eviction, absl::Time reusable_at, absl::Time* retry_at) const {
+absl::Status Pool::PoolFull(absl::string_view what, uint64_t asked, size_t regions_needed,
+                            const std::vector<uint32_t>& regions, Eviction eviction, absl::Time reusable_at,
+                            absl::Time* retry_at) const {
   if (eviction == Eviction::kNone || eviction == Eviction::kEvicted) {
     return absl::ResourceExhaustedError(absl::StrCat("pool full: ", what, ", nothing reclaimable"));
   }
   uint64_t most_reclaimable = 0;
-  bool could_fit = false;
+  size_t could_fit = 0;
   for (uint32_t r : regions) {
     most_reclaimable = std::max(most_reclaimable, reclaimable_bytes_[r]);
-    could_fit |= regions_[r]->free_bytes() + reclaimable_bytes_[r] >= asked;
+    if (regions_[r]->free_bytes() + reclaimable_bytes_[r] >= asked) ++could_fit;
   }
-  if (!could_fit) {
+  if (could_fit < regions_needed) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "pool full: ", what, ", and what is being reclaimed (", FormatBytes(most_reclaimable),
         " in one region at most) would not make room either"));
@@ -494,7 +508,7 @@ absl::StatusOr<SequenceLayout> Pool::Create(const CreateParams& p, absl::Time* r
   }
   if (absl::Status admitted = AdmitClient(caller); !admitted.ok()) return admitted;
   const uint64_t asked = RegionStore::DataBytes(p.layers, page_tokens, stride, PagesFor(p.tokens, page_tokens));
-  if (absl::Status within = CheckQuota(caller, asked, 1); !within.ok()) return within;
+  if (absl::Status within = CheckQuota(caller, asked, 1, std::max<uint32_t>(p.stripes, 1)); !within.ok()) return within;
   auto id = NextId();
   if (!id.ok()) return id.status();
   NewSequence seq;
@@ -567,6 +581,7 @@ absl::StatusOr<SequenceLayout> Pool::Create(const CreateParams& p, absl::Time* r
       TenantUsage& usage = usage_[p.tenant];
       usage.bytes += BytesOf(where);
       ++usage.sequences;
+      usage.records += stripes;
       if (!p.client_id.empty()) leases_.AddSequence(p.client_id, seq.id, clock_->Now(), p.tenant);
       SequenceLayout layout = LayoutOf(where);
       sequences_[seq.id] = std::move(where);
@@ -586,7 +601,7 @@ absl::StatusOr<SequenceLayout> Pool::Create(const CreateParams& p, absl::Time* r
                    : absl::StrCat("in ", stripes, " regions, up to ", FormatBytes(asked_in_one), " in one"),
       "; ", FormatBytes(free), " (", free, " bytes) free across ", eligible.size(), " region(s)",
       access_.HasDedicated() ? absl::StrCat(" serving tenant \"", p.tenant, "\"") : "");
-  return PoolFull(need, asked_in_one, eligible, eviction, reusable_at, retry_at);
+  return PoolFull(need, asked_in_one, stripes, eligible, eviction, reusable_at, retry_at);
 }
 
 absl::StatusOr<SequenceLayout> Pool::Extend(const Caller& caller, SequenceId id, uint64_t tokens,
@@ -670,7 +685,9 @@ absl::StatusOr<SequenceLayout> Pool::Extend(const Caller& caller, SequenceId id,
                                         " tokens needs ", FormatBytes(asked), " (", asked, " bytes) in ",
                                         parts.size() == 1 ? "its region" : absl::StrCat("its ", parts.size(), " regions"),
                                         "; ", free);
-  return PoolFull(need, asked_in_one, part_regions, eviction, reusable_at, retry_at);
+  // Each stripe's region must find room (stripes differ by a layer at most: the largest
+  // stripe's need stands for each).
+  return PoolFull(need, asked_in_one, parts.size(), part_regions, eviction, reusable_at, retry_at);
 }
 
 absl::StatusOr<SequenceLayout> Pool::GetLayout(const Caller& caller, SequenceId id) {

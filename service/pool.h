@@ -285,10 +285,11 @@ class Pool {
   // ResourceExhausted for a client without a lease when max_leases are held; renews the
   // lease of a client that has one. A new client gets its lease only when its request
   // succeeds (RenewIfNamed, or the sequence it takes), so failed requests leave nothing.
-  // ResourceExhausted, naming the tenant and its quota, when `more_bytes` and
-  // `more_sequences` would take the caller's tenant past a quota.
-  absl::Status CheckQuota(const Caller& caller, uint64_t more_bytes, uint64_t more_sequences) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // ResourceExhausted, naming the tenant and its quota, when `more_bytes`,
+  // `more_sequences` and `more_records` (record slots: one per stripe) would take the
+  // caller's tenant past a quota.
+  absl::Status CheckQuota(const Caller& caller, uint64_t more_bytes, uint64_t more_sequences,
+                          uint64_t more_records = 0) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // PermissionDenied when the client id's lease belongs to another tenant.
   absl::Status AdmitClient(const Caller& caller) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RenewIfNamed(const Caller& caller) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -304,13 +305,13 @@ class Pool {
   // The ResourceExhausted of a request that found no room: `what` it needed, and either
   // when the memory in its grace becomes reusable (also set in *retry_at, if given;
   // eviction kInGrace) or that nothing is reclaimable (kNone).
-  // A wait is offered only when one of `regions` could make room for `asked` bytes once
-  // everything reclaimable in it is reused: otherwise the request would wait for its
-  // deadline while other clients' releases came and went (each too small for it), and
-  // is refused at once.
-  absl::Status PoolFull(absl::string_view what, uint64_t asked, const std::vector<uint32_t>& regions,
-                        Eviction eviction, absl::Time reusable_at, absl::Time* retry_at) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A wait is offered only when `regions_needed` of `regions` (a striped sequence needs
+  // one per stripe) could each make room for `asked` bytes once everything reclaimable
+  // in them is reused: otherwise the request would wait for its deadline while other
+  // clients' releases came and went (each too small for it), and is refused at once.
+  absl::Status PoolFull(absl::string_view what, uint64_t asked, size_t regions_needed,
+                        const std::vector<uint32_t>& regions, Eviction eviction, absl::Time reusable_at,
+                        absl::Time* retry_at) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   uint64_t NowNs() const;
   // The id the next created sequence gets, persisting a new block in every region
   // first when the current one is used up. ResourceExhausted once ids run out.
@@ -342,6 +343,7 @@ class Pool {
   struct TenantUsage {
     uint64_t bytes = 0;
     uint64_t sequences = 0;
+    uint64_t records = 0;  // record slots: a striped sequence takes one per stripe
   };
   absl::flat_hash_map<std::string, TenantUsage> usage_ ABSL_GUARDED_BY(mu_);
   SequenceId next_id_ ABSL_GUARDED_BY(mu_) = 1;

@@ -317,6 +317,35 @@ TEST_F(PoolTest, AStripedCreateThatDoesNotFitTakesNothing) {
   EXPECT_EQ(pool_->GetLayout("", small->sequence_id)->tokens, 100u);
 }
 
+// A striped create is offered a wait only when enough regions could take a stripe once
+// their reclaimable memory is reused: here one region holds released memory in its
+// grace and the other is full with nothing to reclaim, so it is refused at once.
+TEST_F(PoolTest, AStripedCreateIsNotOfferedAWaitThatCannotHelp) {
+  CreateParams fill = Params(pool_->Stats().regions[1].free_bytes / 704 - 64);
+  fill.layers = 1;
+  fill.placement_key = 1;
+  ASSERT_TRUE(pool_->Create(fill).ok());
+  CreateParams held = Params(pool_->Stats().regions[0].free_bytes / 704 - 64);
+  held.layers = 1;
+  held.placement_key = 0;
+  auto released = pool_->Create(held);
+  ASSERT_TRUE(released.ok());
+  ASSERT_TRUE(pool_->Release("", released->sequence_id).ok());  // in its grace now
+  CreateParams p = Params(2000);
+  p.stripes = 2;
+  absl::Time retry_at = absl::InfinitePast();
+  auto refused = pool_->Create(p, &retry_at);
+  ASSERT_TRUE(absl::IsResourceExhausted(refused.status())) << refused.status();
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("would not make room either"));
+  EXPECT_EQ(retry_at, absl::InfinitePast()) << "no retry offered";
+  // Unstriped, the same sequence waits for the grace: region 0 will have room.
+  p.stripes = 0;
+  auto waits = pool_->Create(p, &retry_at);
+  ASSERT_TRUE(absl::IsResourceExhausted(waits.status())) << waits.status();
+  EXPECT_THAT(std::string(waits.status().message()), HasSubstr("becomes reusable in"));
+  EXPECT_NE(retry_at, absl::InfinitePast());
+}
+
 // A restart finds a striped sequence whole, owner and all; one with a stripe missing
 // (a crash amid its creation) is reclaimed and reported.
 TEST_F(PoolTest, StripedSequencesSurviveARestartAndPartialOnesAreFreed) {
@@ -609,6 +638,25 @@ TEST_F(PoolTest, ATenantTakesAtMostHalfTheSharedRecordSlots) {
   EXPECT_TRUE(pool_->Create(globex).ok()) << "another tenant still finds a record";
   acme.max_sequences = 100;  // a quota of its own replaces the default
   EXPECT_TRUE(pool_->Create(acme).ok());
+}
+
+// Stripes take a record slot each: the default bound counts slots, not sequences.
+TEST_F(PoolTest, StripesCountAgainstTheDefaultShareOfRecordSlots) {
+  CreateParams acme = Params(1, "acme-1");
+  acme.tenant = "acme";
+  acme.tenant_scoped = true;
+  acme.stripes = 2;
+  for (int i = 0; i < 32; ++i) ASSERT_TRUE(pool_->Create(acme).ok()) << i;  // 64 slots: half of 2 x 64
+  auto refused = pool_->Create(acme);
+  ASSERT_TRUE(absl::IsResourceExhausted(refused.status())) << refused.status();
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("holds 64 record slots (32 live sequences"));
+  acme.stripes = 0;
+  EXPECT_TRUE(absl::IsResourceExhausted(pool_->Create(acme).status())) << "one more slot is past the share too";
+  CreateParams globex = Params(1, "globex-1");
+  globex.tenant = "globex";
+  globex.tenant_scoped = true;
+  globex.stripes = 2;
+  EXPECT_TRUE(pool_->Create(globex).ok()) << "another tenant still finds records";
 }
 
 // A region dedicated to a tenant holds only that tenant's sequences, and that tenant's
