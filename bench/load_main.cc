@@ -21,7 +21,8 @@
 //
 //   sparsepool_load (--address=HOST:PORT | --daemon="sparsepoold --region=...") [--workers=8]
 //       [--seconds=10] [--requests=4] [--context=8192] [--layers=4] [--k=2048]
-//       [--churn=16] [--transport=cxl|ucx] [--out=DIR] [--faults=daemon-kill,worker-kill,fill,net-cut]
+//       [--churn=16] [--client_churn=0] [--transport=cxl|ucx] [--out=DIR]
+//       [--faults=daemon-kill,worker-kill,fill,net-cut]
 //       [--fault_interval=3s] [--outage=1s] [--rpc_timeout=10s] [--recover_seconds=30] [--soak]
 //
 // --soak (with --daemon) samples the daemon's anonymous memory and open descriptors
@@ -81,6 +82,9 @@ ABSL_FLAG(uint64_t, context, 8192, "tokens of each request's context when it joi
 ABSL_FLAG(uint32_t, layers, 4, "layers per sequence (one top-k fetch per layer and step)");
 ABSL_FLAG(uint32_t, k, 2048, "entries each layer's fetch selects (top-k)");
 ABSL_FLAG(int, churn, 16, "a worker replaces one of its requests every this many steps");
+ABSL_FLAG(int, client_churn, 0,
+          "a worker replaces its client (a new id, lease and connections; its requests released and taken anew) "
+          "every this many steps; 0: never. Not with --faults, whose checks follow each worker's one client");
 ABSL_FLAG(absl::Duration, rpc_timeout, absl::Seconds(10), "every call's deadline in the workers");
 ABSL_FLAG(double, recover_seconds, 30, "how long a worker keeps retrying an unavailable daemon, seconds");
 ABSL_FLAG(std::string, faults, "",
@@ -523,6 +527,8 @@ int Run(int argc, char** argv) {
   if (w.k == 0) return RefuseFlagValue("k", "0", "at least 1 entry");
   w.churn = absl::GetFlag(FLAGS_churn);
   if (w.churn <= 0) return RefuseFlagValue("churn", absl::StrCat(w.churn), "at least 1 step");
+  w.client_churn = absl::GetFlag(FLAGS_client_churn);
+  if (w.client_churn < 0) return RefuseFlagValue("client_churn", absl::StrCat(w.client_churn), "0 or more steps");
   for (auto [name, d] : {std::pair{"rpc_timeout", w.rpc_timeout}, std::pair{"fault_interval", o.fault_interval},
                          std::pair{"outage", o.outage}}) {
     if (d <= absl::ZeroDuration()) return RefuseFlagValue(name, absl::FormatDuration(d), "a positive duration");
@@ -543,6 +549,11 @@ int Run(int argc, char** argv) {
       return 2;
     }
     o.faults = *std::move(parsed);
+    if (w.client_churn > 0) {
+      std::fprintf(stderr, "sparsepool_load: --client_churn with --faults: the fault checks follow each worker's one "
+                           "client; run them apart\n");
+      return 2;
+    }
   }
   if (!o.tenants.empty()) {
     o.workers = 0;

@@ -55,39 +55,8 @@ class Worker {
 
   int Run() {
     const auto start = Clock::now();
-    ClientOptions options;
-    options.address = o_.address;
-    options.transport = o_.transport;
-    if (!o_.token_file.empty()) {
-      absl::StatusOr<std::string> token = ReadFileText(o_.token_file, "the tenant's token file");
-      if (!token.ok()) return Fail(token.status());
-      options.token = std::string(absl::StripAsciiWhitespace(*token));
-    }
-    options.rpc_timeout = o_.rpc_timeout;
-    options.client_id = absl::StrCat("load-worker-", o_.index, "-", getpid());
     // A daemon that does not answer at the start is a mistake of the run, not a fault.
-    auto client = Client::Connect(options);
-    if (!client.ok()) return Fail(client.status());
-    owned_client_ = *std::move(client);
-    client_ = owned_client_.get();
-    if (o_.path == "gpu") {
-      // The decode session, the whole step one captured CUDA graph, takes the client.
-      RequestShape shape;
-      shape.max_batch = static_cast<uint32_t>(o_.requests);
-      shape.stored_layers = shape.fetched_layers = o_.layers;
-      shape.entry_bytes = kLoadEntryBytes;
-      shape.k = o_.k;
-      // A request lives `requests` x `churn` steps; the margin covers steps a retried
-      // join or release adds.
-      shape.max_tokens = std::min<uint64_t>(o_.context + uint64_t(o_.requests) * o_.churn + 4096, 1u << 30);
-      auto session = MakeSessionRequests(o_.cache_slots > 0 ? "cxl-gpu-topk-cache" : "cxl-gpu-topk",
-                                         std::move(owned_client_), shape, o_.cache_slots);
-      if (!session.ok()) return Fail(session.status());
-      gpu_ = *std::move(session);
-      client_ = &gpu_->client();
-    }
-    ledger_ = LoadLedger(client_->client_id());
-    if (absl::Status s = SaveLedger(); !s.ok()) return Fail(s);
+    if (absl::Status s = Connect(); !s.ok()) return Fail(s);
     for (int r = 0; r < o_.requests; ++r) {
       if (absl::Status s = Join(); !s.ok()) return Fail(s);
     }
@@ -104,6 +73,9 @@ class Worker {
       if (++progress_.steps % o_.churn == 0) {
         if (absl::Status s = Leave(); !s.ok()) return Fail(s);
         if (absl::Status s = Join(); !s.ok()) return Fail(s);
+      }
+      if (o_.client_churn > 0 && progress_.steps % o_.client_churn == 0) {
+        if (absl::Status s = ReplaceClient(); !s.ok()) return Fail(s);
       }
       if (progress_.steps % 16 == 0) WriteProgress();
     }
@@ -124,6 +96,63 @@ class Worker {
     SequenceId id;
     uint64_t tokens;
   };
+
+  // A client of its own (a lease, connections, for the GPU path a decode session and
+  // its registrations), named for the worker, its process and its generation.
+  absl::Status Connect() {
+    ClientOptions options;
+    options.address = o_.address;
+    options.transport = o_.transport;
+    if (!o_.token_file.empty()) {
+      absl::StatusOr<std::string> token = ReadFileText(o_.token_file, "the tenant's token file");
+      if (!token.ok()) return token.status();
+      options.token = std::string(absl::StripAsciiWhitespace(*token));
+    }
+    options.rpc_timeout = o_.rpc_timeout;
+    options.client_id = absl::StrCat("load-worker-", o_.index, "-", getpid(), generation_ == 0 ? "" : "-",
+                                     generation_ == 0 ? "" : absl::StrCat(generation_));
+    auto client = Client::Connect(options);
+    if (!client.ok()) return client.status();
+    owned_client_ = *std::move(client);
+    client_ = owned_client_.get();
+    if (o_.path == "gpu") {
+      // The decode session, the whole step one captured CUDA graph, takes the client.
+      RequestShape shape;
+      shape.max_batch = static_cast<uint32_t>(o_.requests);
+      shape.stored_layers = shape.fetched_layers = o_.layers;
+      shape.entry_bytes = kLoadEntryBytes;
+      shape.k = o_.k;
+      // A request lives `requests` x `churn` steps; the margin covers steps a retried
+      // join or release adds.
+      shape.max_tokens = std::min<uint64_t>(o_.context + uint64_t(o_.requests) * o_.churn + 4096, 1u << 30);
+      auto session = MakeSessionRequests(o_.cache_slots > 0 ? "cxl-gpu-topk-cache" : "cxl-gpu-topk",
+                                         std::move(owned_client_), shape, o_.cache_slots);
+      if (!session.ok()) return session.status();
+      gpu_ = *std::move(session);
+      client_ = &gpu_->client();
+    }
+    ledger_ = LoadLedger(client_->client_id());
+    return SaveLedger();
+  }
+
+  // The worker as a new one: its requests released, its client (and decode session)
+  // closed, then a fresh client with a new id takes new requests. What a fleet that
+  // restarts workers asks of the daemon: leases, connections and registrations that
+  // come and go, not only sequences. Between steps, outside their clock.
+  absl::Status ReplaceClient() {
+    while (!batch_.empty()) {
+      if (absl::Status s = Leave(); !s.ok()) return s;
+    }
+    gpu_.reset();
+    owned_client_.reset();
+    client_ = nullptr;
+    ++generation_;
+    if (absl::Status s = Connect(); !s.ok()) return s;
+    for (int r = 0; r < o_.requests; ++r) {
+      if (absl::Status s = Join(); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
 
   // Runs `attempt` until it succeeds, riding out transient failures for up to
   // recover_seconds; each failed attempt is counted with how long it took to fail.
@@ -325,6 +354,7 @@ class Worker {
   std::unique_ptr<Client> owned_client_;  // the CPU path's; the GPU path's session owns it
   Client* client_ = nullptr;
   std::unique_ptr<RequestStrategy> gpu_;  // --path=gpu: the decode session
+  int generation_ = 0;  // clients replaced so far (--client_churn)
   std::vector<StepRow> step_rows_;
   std::vector<int32_t> tokens_;  // SelectTopK's scratch
   LoadLedger ledger_;

@@ -43,6 +43,9 @@ struct LoadWorkerOptions {
   uint32_t layers = 4;
   uint32_t k = 2048;
   int churn = 16;
+  // Every this many steps the worker replaces its client (releases its requests, closes
+  // it, connects a new one under a new id and takes new requests); 0: never.
+  int client_churn = 0;
   absl::Duration rpc_timeout = absl::Seconds(10);
   double recover_seconds = 30;
   // Where the worker writes its progress, ledger and result, and where it looks for
