@@ -407,6 +407,7 @@ class Parent {
         o_.workers, wo.requests, wo.context, wo.layers, wo.k, kLoadEntryBytes, wo.churn, wo.transport, wo.path,
         wo.cache_slots > 0 ? absl::StrCat(" with a residency cache of ", wo.cache_slots, " slots") : "",
         all.elapsed_s);
+    if (wo.client_churn > 0) absl::StrAppend(&header, "; each worker's client replaced every ", wo.client_churn, " steps");
     for (const auto& [name, count] : o_.tenants) absl::StrAppend(&header, "; tenant ", name, ": ", count, " worker(s)");
     absl::StrAppend(&header, "; contention control ",
                     o_.control ? absl::StrCat("on", cpu_groups_ != nullptr ? ": " + cpu_groups_->description() : "",
