@@ -37,19 +37,11 @@ class DecodeSessionTest : public ::testing::TestWithParam<uint32_t /*cache_slots
     auto regions = GpuRegionRegistry::Create();
     if (!regions.ok()) GTEST_SKIP() << regions.status().message() << ": GPU tests run on the device machine";
     regions_ = *std::move(regions);
-    testing::DaemonOptions options;
-    options.region_size = "512MiB";
-    daemon_ = std::make_unique<testing::DaemonProcess>(
+    daemon_options_.region_size = "512MiB";
+    ASSERT_NO_FATAL_FAILURE(StartDaemonAndConnect(
         absl::StrCat("decode-session-", GetParam(), "-", ::testing::UnitTest::GetInstance()->current_test_info()->name()),
-        options);
-    ASSERT_TRUE(daemon_->Start().ok()) << daemon_->Log();
-    ClientOptions client_options;
-    client_options.address = daemon_->address();
-    auto client = Client::Connect(client_options);
-    ASSERT_TRUE(client.ok()) << client.status();
-    client_ = *std::move(client);
+        daemon_options_));
     CUDA_OK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-    daemon_options_ = options;
     CUDA_OK(cudaMalloc(&d_topk_, kLayers * kBatch * kK * sizeof(int32_t)));
     CUDA_OK(cudaMalloc(&d_new_, kLayers * kBatch * kEntry));
   }
@@ -170,6 +162,16 @@ class DecodeSessionTest : public ::testing::TestWithParam<uint32_t /*cache_slots
     }
   }
 
+  void StartDaemonAndConnect(const std::string& name, const testing::DaemonOptions& options) {
+    daemon_ = std::make_unique<testing::DaemonProcess>(name, options);
+    ASSERT_TRUE(daemon_->Start().ok()) << daemon_->Log();
+    ClientOptions client_options;
+    client_options.address = daemon_->address();
+    auto client = Client::Connect(client_options);
+    ASSERT_TRUE(client.ok()) << client.status();
+    client_ = *std::move(client);
+  }
+
   // The daemon again, with a second region (for striped sequences), removed at the end.
   void RestartWithASecondRegion() {
     second_region_ = absl::StrCat("/dev/shm/sparsepool-test-decode-second-", GetParam(), "-", getpid());
@@ -178,13 +180,7 @@ class DecodeSessionTest : public ::testing::TestWithParam<uint32_t /*cache_slots
     daemon_.reset();
     testing::DaemonOptions options = daemon_options_;
     options.extra_args.push_back(absl::StrCat("--region=shm:", second_region_, ":256MiB"));
-    daemon_ = std::make_unique<testing::DaemonProcess>(absl::StrCat("decode-session-striped-", GetParam()), options);
-    ASSERT_TRUE(daemon_->Start().ok()) << daemon_->Log();
-    ClientOptions client_options;
-    client_options.address = daemon_->address();
-    auto client = Client::Connect(client_options);
-    ASSERT_TRUE(client.ok()) << client.status();
-    client_ = *std::move(client);
+    ASSERT_NO_FATAL_FAILURE(StartDaemonAndConnect(absl::StrCat("decode-session-striped-", GetParam()), options));
   }
 
   testing::DaemonOptions daemon_options_;
