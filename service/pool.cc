@@ -345,11 +345,7 @@ absl::Status Pool::CheckQuota(const Caller& caller, uint64_t more_bytes, uint64_
       usage.sequences + more_sequences > caller.max_sequences) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "tenant ", caller.tenant, " holds ", usage.sequences, " live sequences, its quota (max_sequences ",
-        caller.max_sequences,
-        caller.max_sequences_by_default ? ", half the record slots of the regions it shares, as the tenants file "
-                                          "sets none"
-                                        : "",
-        "): release one first"));
+        caller.max_sequences, "): release one first"));
   }
   if (caller.max_bytes != 0 && usage.bytes + more_bytes > caller.max_bytes) {
     return absl::ResourceExhaustedError(absl::StrCat(
