@@ -17,6 +17,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/daemon_process.h"
+#include "tests/ucx_loopback.h"
 
 namespace sparsepool::bench {
 namespace {
@@ -57,7 +58,7 @@ TEST(ModelGeometryTest, BadFilesNameLineAndValue) {
 class BenchCellTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    setenv("UCX_TLS", "tcp", 1);
+    testing::UseUcxOnLoopback();
     testing::DaemonOptions options;
     options.region_size = "512MiB";
     options.extra_args = {"--ucx=true"};

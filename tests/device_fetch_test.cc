@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "tests/cuda_assert.h"
 #include "tests/daemon_process.h"
+#include "tests/ucx_loopback.h"
 
 namespace sparsepool {
 namespace {
@@ -36,7 +37,7 @@ class DeviceFetchTest : public ::testing::TestWithParam<std::string /*transport*
     if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
       GTEST_SKIP() << "no CUDA device: GPU tests run on the device machine";
     }
-    setenv("UCX_TLS", "tcp", 1);
+    testing::UseUcxOnLoopback();
     testing::DaemonOptions options;
     if (GetParam() == "ucx") options.extra_args = {"--ucx=true"};
     daemon_ = std::make_unique<testing::DaemonProcess>(

@@ -23,6 +23,7 @@
 #include "tests/child_process.h"
 #include "tests/client_support.h"
 #include "tests/daemon_process.h"
+#include "tests/ucx_loopback.h"
 
 namespace sparsepool {
 namespace {
@@ -304,7 +305,7 @@ class DedicatedRegionTest : public TenantIsolationTest {
  protected:
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "needs root: the daemon gives the region to another user";
-    setenv("UCX_TLS", "tcp", 1);  // read by UCX in the daemon's worker processes and here
+    testing::UseUcxOnLoopback();  // read by UCX in the daemon's worker processes and here
     setenv("UCX_WARN_UNUSED_ENV_VARS", "n", 1);
     acme_region_ = absl::StrCat("/dev/shm/sparsepool-isolation-acme-", getpid());
     unlink(acme_region_.c_str());

@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "tests/child_process.h"
 #include "tests/daemon_process.h"
+#include "tests/ucx_loopback.h"
 
 namespace sparsepool {
 namespace {
@@ -112,7 +113,7 @@ TEST(LoadTest, FaultsMidLoadLoseNothingAndEveryWorkerRidesThemOut) {
 // must reach the restarted one afresh.
 TEST(LoadTest, UcxWorkersReachARestartedDaemonAfresh) {
   const std::string out = absl::StrCat(testing::TestTempDir(), "/load-faults-ucx");
-  setenv("UCX_TLS", "tcp", 1);
+  testing::UseUcxOnLoopback();
   testing::CommandResult run = testing::RunCommand(FaultRun(out, "ucx", "daemon-kill,daemon-kill"));
   unlink(absl::StrCat("/dev/shm/sparsepool-test-load-faults-", getpid()).c_str());
   ASSERT_EQ(run.exit_code, 0) << run.output << "\nthe daemon's log:\n" << DaemonLog(out);
@@ -127,6 +128,7 @@ TEST(LoadTest, UcxWorkersRideOutACutLinkToTheDaemon) {
   if (geteuid() != 0) GTEST_SKIP() << "net-cut needs root (a network namespace; the test command runs as root)";
   const std::string out = absl::StrCat(testing::TestTempDir(), "/load-net-cut");
   setenv("UCX_TLS", "tcp", 1);
+  unsetenv("UCX_NET_DEVICES");  // across the veth to the daemon's namespace, not loopback
   testing::CommandResult run = testing::RunCommand(FaultRun(out, "ucx", "net-cut,net-cut"));
   unlink(absl::StrCat("/dev/shm/sparsepool-test-load-faults-", getpid()).c_str());
   ASSERT_EQ(run.exit_code, 0) << run.output << "\nthe daemon's log:\n" << DaemonLog(out);

@@ -19,6 +19,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/daemon_process.h"
+#include "tests/ucx_loopback.h"
 
 namespace sparsepool {
 namespace {
@@ -38,7 +39,7 @@ class TransportTest : public ::testing::TestWithParam<Transport> {
  protected:
   void SetUp() override {
     if (GetParam().ucx_tls != nullptr) {
-      setenv("UCX_TLS", GetParam().ucx_tls, 1);  // read by UCX in the daemon and here
+      testing::UseUcxOnLoopback(GetParam().ucx_tls);  // read by UCX in the daemon and here
       setenv("UCX_WARN_UNUSED_ENV_VARS", "n", 1);
     }
     testing::DaemonOptions options;

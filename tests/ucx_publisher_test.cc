@@ -20,6 +20,7 @@
 #include "gtest/gtest.h"
 #include "service/ucx_domain_server.h"
 #include "service/ucx_publisher.h"
+#include "tests/ucx_loopback.h"
 #include "transport/cxl/region_mapping.h"
 #include "transport/rdma/ucx_context.h"
 
@@ -90,7 +91,7 @@ struct Wire {
 class UcxPublisherTest : public ::testing::TestWithParam<Wire> {
  protected:
   void SetUp() override {
-    setenv("UCX_TLS", GetParam().ucx_tls, 1);  // read by UCX in the worker processes and here
+    testing::UseUcxOnLoopback(GetParam().ucx_tls);  // read by UCX in the worker processes and here
     setenv("UCX_WARN_UNUSED_ENV_VARS", "n", 1);
     const char* tmp = std::getenv("TEST_TMPDIR");
     static int test_number = 0;
