@@ -530,6 +530,10 @@ int Run(int argc, char** argv) {
   if (w.churn <= 0) return RefuseFlagValue("churn", absl::StrCat(w.churn), "at least 1 step");
   w.client_churn = absl::GetFlag(FLAGS_client_churn);
   if (w.client_churn < 0) return RefuseFlagValue("client_churn", absl::StrCat(w.client_churn), "0 or more steps");
+  if (w.client_churn > 0 && !absl::GetFlag(FLAGS_faults).empty()) {
+    return RefuseFlagValue("client_churn", absl::StrCat(w.client_churn),
+                           "0 with --faults: the fault checks follow each worker's one client");
+  }
   for (auto [name, d] : {std::pair{"rpc_timeout", w.rpc_timeout}, std::pair{"fault_interval", o.fault_interval},
                          std::pair{"outage", o.outage}}) {
     if (d <= absl::ZeroDuration()) return RefuseFlagValue(name, absl::FormatDuration(d), "a positive duration");
@@ -550,11 +554,6 @@ int Run(int argc, char** argv) {
       return 2;
     }
     o.faults = *std::move(parsed);
-    if (w.client_churn > 0) {
-      std::fprintf(stderr, "sparsepool_load: --client_churn with --faults: the fault checks follow each worker's one "
-                           "client; run them apart\n");
-      return 2;
-    }
   }
   if (!o.tenants.empty()) {
     o.workers = 0;

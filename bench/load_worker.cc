@@ -109,8 +109,8 @@ class Worker {
       options.token = std::string(absl::StripAsciiWhitespace(*token));
     }
     options.rpc_timeout = o_.rpc_timeout;
-    options.client_id = absl::StrCat("load-worker-", o_.index, "-", getpid(), generation_ == 0 ? "" : "-",
-                                     generation_ == 0 ? "" : absl::StrCat(generation_));
+    options.client_id = absl::StrCat("load-worker-", o_.index, "-", getpid());
+    if (generation_ > 0) absl::StrAppend(&options.client_id, "-", generation_);
     auto client = Client::Connect(options);
     if (!client.ok()) return client.status();
     owned_client_ = *std::move(client);

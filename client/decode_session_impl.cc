@@ -206,7 +206,7 @@ absl::StatusOr<uint32_t> DecodeSessionImpl::Join(SequenceId id, uint64_t tokens,
   // Every stripe's region (one, unless the sequence's layers are striped over several).
   std::vector<const std::byte*> stripe_devices;
   for (uint32_t stripe = 0; stripe < (*layout)->stripes(); ++stripe) {
-    auto region = regions_->Register(stripe == 0 ? (*layout)->region : (*layout)->stripe_regions[stripe - 1]);
+    auto region = regions_->Register((*layout)->StripeRegion(stripe));
     if (!region.ok()) return region.status();
     stripe_devices.push_back(region->device);
   }

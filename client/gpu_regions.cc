@@ -36,9 +36,8 @@ GpuRegionRegistry::~GpuRegionRegistry() {
 absl::Status GpuRegionRegistry::RegisterRegionOf(Client& client, SequenceId id) {
   auto layout = internal::CachedLayout(client, id);
   if (!layout.ok()) return layout.status();
-  if (auto home = Register((*layout)->region); !home.ok()) return home.status();
-  for (const RegionRef& stripe : (*layout)->stripe_regions) {
-    if (auto registered = Register(stripe); !registered.ok()) return registered.status();
+  for (uint32_t stripe = 0; stripe < (*layout)->stripes(); ++stripe) {
+    if (auto registered = Register((*layout)->StripeRegion(stripe)); !registered.ok()) return registered.status();
   }
   return absl::OkStatus();
 }

@@ -61,11 +61,10 @@ struct SequenceLayout {
   uint64_t record_offset = 0;
 
   uint32_t stripes() const { return 1 + static_cast<uint32_t>(stripe_regions.size()); }
+  // The region of stripe `stripe`. REQUIRES: stripe < stripes().
+  const RegionRef& StripeRegion(uint32_t stripe) const { return stripe == 0 ? region : stripe_regions[stripe - 1]; }
   // The region holding layer `layer`'s pages. REQUIRES: layer < layers.
-  const RegionRef& LayerRegion(uint32_t layer) const {
-    const uint32_t stripe = stripe_regions.empty() ? 0 : layer % stripes();
-    return stripe == 0 ? region : stripe_regions[stripe - 1];
-  }
+  const RegionRef& LayerRegion(uint32_t layer) const { return StripeRegion(layer % stripes()); }
 
   // Region offset of (layer, token). REQUIRES: layer < layers, token < tokens.
   uint64_t EntryOffset(uint32_t layer, uint64_t token) const {

@@ -39,7 +39,6 @@ absl::Status FairWorkQueue::Submit(absl::string_view tenant, Class work_class, W
       if (queue.empty()) lanes.turns.emplace_back(tenant);
       queue.push_back(std::move(work));
       ++lanes.queued;
-      ++counters_.queued;
       return absl::OkStatus();
     }
   }
@@ -79,7 +78,9 @@ void FairWorkQueue::Stop() {
 
 FairWorkQueue::Counters FairWorkQueue::counters() const {
   absl::MutexLock lock(&mu_);
-  return counters_;
+  Counters counters = counters_;
+  counters.queued = urgent_.queued + bulk_.queued;  // the lanes count what waits
+  return counters;
 }
 
 void FairWorkQueue::Main() {
@@ -95,7 +96,6 @@ void FairWorkQueue::Main() {
     }
     const bool urgent = !urgent_.turns.empty();
     Work work = urgent ? urgent_.TakeNext() : bulk_.TakeNext();
-    --counters_.queued;
     ++counters_.running;
     if (!urgent) ++bulk_running_;
     const bool stopping = stopping_;

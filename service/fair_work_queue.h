@@ -100,7 +100,7 @@ class FairWorkQueue {
   Lanes urgent_ ABSL_GUARDED_BY(mu_);
   Lanes bulk_ ABSL_GUARDED_BY(mu_);
   size_t bulk_running_ ABSL_GUARDED_BY(mu_) = 0;
-  Counters counters_ ABSL_GUARDED_BY(mu_);
+  Counters counters_ ABSL_GUARDED_BY(mu_);  // but `queued`, which counters() takes from the lanes
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   size_t exited_ ABSL_GUARDED_BY(mu_) = 0;  // threads that found nothing left after Stop
   std::vector<std::thread> threads_;  // last: started once everything above exists

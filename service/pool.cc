@@ -405,10 +405,10 @@ Pool::Eviction Pool::EvictOldest(const std::vector<uint32_t>& regions, absl::Tim
   const uint64_t acknowledged = leases_.LowestAcknowledged();
   for (auto it = reclaim_order_.begin(); it != reclaim_order_.end(); ++it) {
     const Location& where = sequences_.at(it->second);
-    const std::vector<Part> parts = where.Parts();
-    if (std::none_of(parts.begin(), parts.end(), [&](const Part& part) {
-          return std::binary_search(regions.begin(), regions.end(), part.region);
-        })) {
+    // Skipped candidates cost no allocation: the scan runs under the pool's lock.
+    const auto in_regions = [&](uint32_t r) { return std::binary_search(regions.begin(), regions.end(), r); };
+    if (!in_regions(where.region) &&
+        std::none_of(where.stripes.begin(), where.stripes.end(), [&](const Part& part) { return in_regions(part.region); })) {
       continue;
     }
     // Released after some fenced client's last acknowledgement: a write it began before
@@ -425,6 +425,7 @@ Pool::Eviction Pool::EvictOldest(const std::vector<uint32_t>& regions, absl::Tim
       return Eviction::kInGrace;
     }
     // The home record last: until it is gone a restart finds the sequence whole.
+    const std::vector<Part> parts = where.Parts();
     for (auto part = parts.rbegin(); part != parts.rend(); ++part) {
       reclaimable_bytes_[part->region] -= regions_[part->region]->SequenceBytes(part->slot);
       regions_[part->region]->Free(part->slot);
