@@ -57,6 +57,7 @@
 #include "bench/load_plots.h"
 #include "bench/load_processes.h"
 #include "bench/load_soak.h"
+#include "bench/gpu_mps.h"
 #include "bench/load_worker.h"
 #include "bench/tenant_cpu_groups.h"
 #include "bench/median.h"
@@ -98,6 +99,10 @@ ABSL_FLAG(bool, control, true,
           "contention control: with --tenants, each tenant's workers in a CPU control group of its own with equal "
           "weight (root; bench/tenant_cpu_groups.h), and the owned daemon's creates and growths in tenants' turns. "
           "false: neither (the daemon gets --slow_work_threads=0), the run to compare with");
+ABSL_FLAG(bool, mps, false,
+          "with --path=gpu: the workers' kernels run side by side under CUDA MPS (a control daemon of the tool's own, "
+          "with private pipe and log folders) instead of time-sliced between their contexts; with --control and "
+          "--tenants each tenant's workers together are capped at its equal share of the SMs");
 ABSL_FLAG(bool, soak, false,
           "sample the owned daemon's anonymous memory and descriptors every second; fail when they grow");
 // Set by the tool for its worker processes.
@@ -118,6 +123,7 @@ struct Options {
   absl::Duration outage = absl::Seconds(1);
   bool soak = false;  // sample the owned daemon's footprint and fail if it grows
   bool control = true;  // --control
+  bool mps = false;      // --mps
   // Tenants and how many workers each runs, in worker order (--tenants); the daemon
   // then serves them (the tool writes its tenants file and every token).
   std::vector<std::pair<std::string, int>> tenants;
@@ -227,6 +233,11 @@ class Parent {
       if (!groups.ok()) return Fail(groups.status().ToString());
       cpu_groups_ = *std::move(groups);
     }
+    if (o_.mps) {
+      absl::StatusOr<std::unique_ptr<GpuMps>> mps = GpuMps::Start(dir);
+      if (!mps.ok()) return Fail(mps.status().ToString());
+      mps_ = *std::move(mps);
+    }
     if (!o_.daemon.empty()) {
       daemon_ = std::make_unique<LoadDaemon>(daemon_argv, dir, network_.get());
       if (absl::Status s = daemon_->Start(); !s.ok()) return Fail(s.ToString());
@@ -242,7 +253,9 @@ class Parent {
         args.push_back(absl::StrCat("--tenant=", TenantOf(w)));
         args.push_back(absl::StrCat("--token_file=", TokenFile(TenantOf(w))));
       }
-      absl::StatusOr<pid_t> pid = Spawn(args);
+      SpawnOptions spawn;
+      if (mps_ != nullptr) spawn.env = mps_->ClientEnvironment(SmPercentageOf(w));
+      absl::StatusOr<pid_t> pid = Spawn(args, spawn);
       if (!pid.ok()) {
         for (pid_t p : pids_) {
           kill(p, SIGKILL);
@@ -347,6 +360,19 @@ class Parent {
     }
     return o_.tenants.back().first;
   }
+  // With MPS, the cap on the share of the SMs of each worker of a tenant running
+  // `tenant_workers`: its tenant's equal share divided among them, with the control on
+  // and two or more tenants; else none (100).
+  int SmPercentageOfTenant(int tenant_workers) const {
+    if (!o_.control || o_.tenants.size() < 2) return 100;
+    return TenantWorkerSmPercentage(static_cast<int>(o_.tenants.size()), tenant_workers);
+  }
+  int SmPercentageOf(int worker) const {
+    for (const auto& [name, count] : o_.tenants) {
+      if ((worker -= count) < 0) return SmPercentageOfTenant(count);
+    }
+    return 100;
+  }
   std::string TokenFile(const std::string& tenant) const { return absl::StrCat(o_.worker.dir, "/token-", tenant); }
 
   // A token for every tenant, the filler and an operator (the checks), each in a file of
@@ -413,6 +439,7 @@ class Parent {
                     o_.control ? absl::StrCat("on", cpu_groups_ != nullptr ? ": " + cpu_groups_->description() : "",
                                               o_.daemon.empty() ? "" : "; the daemon's creates and growths in turns")
                                : "off");
+    if (mps_ != nullptr) absl::StrAppend(&header, "; CUDA MPS", SmCapsDescription());
     std::string table =
         "| worker | steps | step p50 (us) | p99 | p99.9 | max | steps/s | entries/s | fetched | entries checked | "
         "failed calls ridden out |\n|---|---|---|---|---|---|---|---|---|---|---|\n";
@@ -460,6 +487,17 @@ class Parent {
     return 0;
   }
 
+  // ": A's workers at N% of the SMs each (M% in all), ..." or "" without caps.
+  std::string SmCapsDescription() const {
+    std::string caps;
+    for (const auto& [name, count] : o_.tenants) {
+      const int each = SmPercentageOfTenant(count);
+      if (each >= 100) continue;
+      absl::StrAppend(&caps, caps.empty() ? ": " : ", ", name, "'s workers at ", each, "% of the SMs each (",
+                      each * count, "% in all)");
+    }
+    return caps;
+  }
   int Fail(const std::string& why) {
     std::fprintf(stderr, "sparsepool_load: %s\n", why.c_str());
     return 1;
@@ -471,6 +509,7 @@ class Parent {
   std::unique_ptr<DaemonNetwork> network_;     // before the daemon: it runs inside
   std::unique_ptr<LoadDaemon> daemon_;
   std::unique_ptr<TenantCpuGroups> cpu_groups_;  // --control with --tenants
+  std::unique_ptr<GpuMps> mps_;                  // --mps; quits after the workers have exited
   absl::Mutex pids_mu_;  // pushes and reaps here against the interrupt thread's kills
   std::vector<pid_t> pids_;
   std::vector<bool> reaped_;  // by worker, under pids_mu_
@@ -504,6 +543,7 @@ int Run(int argc, char** argv) {
   w.token_file = absl::GetFlag(FLAGS_token_file);
   o.soak = absl::GetFlag(FLAGS_soak);
   o.control = absl::GetFlag(FLAGS_control);
+  o.mps = absl::GetFlag(FLAGS_mps);
   o.worker_index = absl::GetFlag(FLAGS_worker_index);
   if (w.transport != "cxl" && w.transport != "ucx") return RefuseFlagValue("transport", w.transport, "cxl or ucx");
   if (w.path != "cpu" && w.path != "gpu") return RefuseFlagValue("path", w.path, "cpu or gpu");
@@ -517,6 +557,7 @@ int Run(int argc, char** argv) {
   if (w.cache_slots > 0 && w.path != "gpu") {
     return RefuseFlagValue("cache_slots", absl::StrCat(w.cache_slots), "the residency cache is the GPU path's: give --path=gpu");
   }
+  if (o.mps && w.path != "gpu") return RefuseFlagValue("mps", "true", "MPS serves the GPU path: give --path=gpu");
   if (o.workers <= 0 || o.workers > 1024) return RefuseFlagValue("workers", absl::StrCat(o.workers), "1 to 1024");
   if (!(w.seconds > 0)) return RefuseFlagValue("seconds", absl::StrCat(w.seconds), "more than 0");
   if (w.requests <= 0) return RefuseFlagValue("requests", absl::StrCat(w.requests), "at least 1");

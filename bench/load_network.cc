@@ -64,19 +64,9 @@ std::string DaemonNetwork::address() const { return absl::StrCat(Prefix(), ".2")
 absl::Status DaemonNetwork::SetLink(bool up) { return Run({kIp, "link", "set", link_, up ? "up" : "down"}); }
 
 absl::Status DaemonNetwork::Run(const std::vector<std::string>& argv) const {
-  absl::StatusOr<pid_t> pid = Spawn(argv, log_path_);
-  if (!pid.ok()) return pid.status();
-  int status = 0;
-  pid_t waited = -1;
-  do {
-    waited = waitpid(*pid, &status, 0);
-  } while (waited < 0 && errno == EINTR);
-  if (waited == *pid && WIFEXITED(status) && WEXITSTATUS(status) == 0) return absl::OkStatus();
-  std::string command;
-  for (const std::string& arg : argv) absl::StrAppend(&command, command.empty() ? "" : " ", arg);
-  return absl::FailedPreconditionError(
-      absl::StrCat("\"", command, "\" failed (exit status ", WIFEXITED(status) ? WEXITSTATUS(status) : -1, "; see ",
-                   log_path_, ")"));
+  SpawnOptions options;
+  options.log_path = log_path_;
+  return RunToCompletion(argv, options);
 }
 
 }  // namespace sparsepool::bench

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -25,22 +26,66 @@ extern char** environ;
 
 namespace sparsepool::bench {
 
-absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, const std::string& log_path) {
-  std::vector<std::string> args = argv;
+namespace {
+// Our environment with `extra` (NAME=VALUE) replacing or adding entries.
+std::vector<std::string> EnvironmentWith(const std::vector<std::string>& extra) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const absl::string_view entry(*e);
+    const bool replaced = std::any_of(extra.begin(), extra.end(), [entry](const std::string& x) {
+      return absl::StartsWith(entry, x.substr(0, x.find('=') + 1));
+    });
+    if (!replaced) env.emplace_back(entry);
+  }
+  env.insert(env.end(), extra.begin(), extra.end());
+  return env;
+}
+
+std::vector<char*> NullTerminated(std::vector<std::string>& strings) {
   std::vector<char*> raw;
-  for (std::string& a : args) raw.push_back(a.data());
+  for (std::string& s : strings) raw.push_back(s.data());
   raw.push_back(nullptr);
+  return raw;
+}
+}  // namespace
+
+absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, const SpawnOptions& options) {
+  std::vector<std::string> args = argv;
+  std::vector<std::string> env = EnvironmentWith(options.env);
+  std::vector<char*> raw_args = NullTerminated(args);
+  std::vector<char*> raw_env = NullTerminated(env);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  if (!log_path.empty()) {
-    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  if (!options.log_path.empty()) {
+    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, options.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND,
+                                     0644);
     posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
   }
+  if (!options.stdin_path.empty()) {
+    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, options.stdin_path.c_str(), O_RDONLY, 0);
+  }
   pid_t pid = 0;
-  const int error = posix_spawn(&pid, raw[0], &actions, nullptr, raw.data(), environ);
+  // posix_spawnp: a name without a slash is looked up on PATH, a path is taken as is.
+  const int error = posix_spawnp(&pid, raw_args[0], &actions, nullptr, raw_args.data(), raw_env.data());
   posix_spawn_file_actions_destroy(&actions);
   if (error != 0) return absl::InternalError(absl::StrCat("cannot start ", argv[0], ": ", std::strerror(error)));
   return pid;
+}
+
+absl::Status RunToCompletion(const std::vector<std::string>& argv, const SpawnOptions& options) {
+  absl::StatusOr<pid_t> pid = Spawn(argv, options);
+  if (!pid.ok()) return pid.status();
+  int status = 0;
+  pid_t waited = -1;
+  do {
+    waited = waitpid(*pid, &status, 0);
+  } while (waited < 0 && errno == EINTR);
+  if (waited == *pid && WIFEXITED(status) && WEXITSTATUS(status) == 0) return absl::OkStatus();
+  std::string command;
+  for (const std::string& arg : argv) absl::StrAppend(&command, command.empty() ? "" : " ", arg);
+  return absl::FailedPreconditionError(absl::StrCat(
+      "\"", command, "\" failed (exit status ", WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+      options.log_path.empty() ? ")" : absl::StrCat("; see ", options.log_path, ")")));
 }
 
 LoadDaemon::LoadDaemon(std::vector<std::string> argv, std::string dir, const DaemonNetwork* network)
@@ -55,7 +100,9 @@ absl::Status LoadDaemon::Start(absl::Duration timeout) {
   argv.push_back(absl::StrCat("--listen=", address_.empty() ? absl::StrCat(host, ":0") : address_));
   argv.push_back(absl::StrCat("--port_file=", port_file_));
   // `ip netns exec` enters the namespace and execs the daemon: the pid is the daemon's.
-  absl::StatusOr<pid_t> pid = Spawn(network_ != nullptr ? network_->Inside(argv) : argv, log_path_);
+  SpawnOptions options;
+  options.log_path = log_path_;
+  absl::StatusOr<pid_t> pid = Spawn(network_ != nullptr ? network_->Inside(argv) : argv, options);
   if (!pid.ok()) return pid.status();
   pid_ = *pid;
   const absl::Time deadline = absl::Now() + timeout;

@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
@@ -18,9 +19,20 @@ namespace sparsepool::bench {
 
 class DaemonNetwork;  // bench/load_network.h
 
-// Starts argv[0] (a path) with argv; its stdout and stderr go to `log_path` (appended)
-// when it is not empty, else to ours.
-absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, const std::string& log_path = "");
+// How Spawn starts a process: where its output goes, what it reads, what it adds to
+// our environment.
+struct SpawnOptions {
+  std::string log_path;    // stdout and stderr appended here; empty: ours
+  std::string stdin_path;  // read as its stdin; empty: ours
+  std::vector<std::string> env;  // NAME=VALUE entries that replace or add to ours
+};
+
+// Starts argv[0] (a path, or a name looked up on PATH) with argv.
+absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, const SpawnOptions& options = {});
+
+// Starts argv as Spawn does and waits for it: FailedPrecondition naming the command
+// and its exit status unless it exits with 0.
+absl::Status RunToCompletion(const std::vector<std::string>& argv, const SpawnOptions& options = {});
 
 // A sparsepoold the load tool owns: started with the given command line plus a listen
 // address and a port file, killed with SIGKILL (no chance to clean up) and started

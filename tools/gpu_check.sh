@@ -7,7 +7,8 @@
 #   device run: bash tools/gpu_check.sh [tests|sanitize|bench|serve|gather|extents|churn|load ...]   carry: [".device"]
 # (no part named: tests). Knobs in the environment: BENCH_FLAGS, SERVE_FLAGS, REGION_SIZE,
 # BIG_GIB, EXTENTS, CHURN_OPS, SANITIZE_TIMEOUT, LOAD_SECONDS, LOAD_FLOOD, LOAD_ONLY_GPU (the GPU path's
-# 64 streams, plain and cached, beside the CPU path's, instead of the contention runs).
+# 64 streams, plain and cached, beside the CPU path's, instead of the contention runs), LOAD_MPS (the GPU
+# path with and without CUDA MPS: 64 streams, and a quiet tenant beside a flood).
 # Logs go to $OUT (or /tmp) and a summary to stdout.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -102,6 +103,19 @@ for part in "${parts[@]}"; do
         grep -E '^sparsepool-load|^\| (all|tenant)' "/tmp/load-$name/results.md" 2>/dev/null | sed 's/^sparsepool-load: .*transport, /  /'
       }
       flood="${LOAD_FLOOD:-31}"
+      if [[ -n "${LOAD_MPS:-}" ]]; then
+        # The GPU path under CUDA MPS (the tool's own control daemon): 64 streams
+        # time-sliced and side by side; a quiet tenant alone, beside a flooding one with
+        # no control, under MPS uncapped, and with the control on (CPU groups, MPS caps).
+        gflood="${LOAD_FLOOD:-15}"
+        run_load gpu16 --path=gpu --workers=16 --requests=4
+        run_load gpu16-mps --path=gpu --mps --workers=16 --requests=4
+        run_load gpu-quiet-alone --path=gpu --tenants=quiet:1 --requests=4
+        run_load gpu-flood-off --path=gpu --tenants=quiet:1,flood:"$gflood" --requests=4 --control=false
+        run_load gpu-flood-mps-off --path=gpu --mps --tenants=quiet:1,flood:"$gflood" --requests=4 --control=false
+        run_load gpu-flood-mps-on --path=gpu --mps --tenants=quiet:1,flood:"$gflood" --requests=4
+        continue
+      fi
       if [[ -n "${LOAD_ONLY_GPU:-}" ]]; then
         run_load gpu16 --path=gpu --workers=16 --requests=4
         run_load gpu16-cache --path=gpu --cache_slots=4096 --workers=16 --requests=4

@@ -1,0 +1,77 @@
+#include "bench/gpu_mps.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "bench/load_processes.h"
+#include "common/file_text.h"
+
+namespace sparsepool::bench {
+namespace {
+constexpr char kControl[] = "nvidia-cuda-mps-control";
+
+absl::Status MakeDir(const std::string& path) {
+  if (mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
+    return absl::FailedPreconditionError(absl::StrCat("cannot make ", path, ": ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<GpuMps>> GpuMps::Start(const std::string& dir) {
+  std::unique_ptr<GpuMps> mps(new GpuMps(dir));
+  for (const std::string& d : {mps->pipe_dir(), mps->log_dir()}) {
+    if (absl::Status s = MakeDir(d); !s.ok()) return s;
+  }
+  SpawnOptions options;
+  options.log_path = dir + "/mps-start.log";
+  options.env = mps->ClientEnvironment();
+  // -d: it forks the control daemon and exits, 0 once it is set up.
+  if (absl::Status s = RunToCompletion({kControl, "-d"}, options); !s.ok()) {
+    mps.release();  // nothing to quit: the destructor would ask a daemon that is not there
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot start CUDA MPS (", s.message(), "); run without --mps, or put ", kControl, " on PATH"));
+  }
+  // The control pipe appears once the daemon listens on it.
+  const std::string control_pipe = mps->pipe_dir() + "/control";
+  for (int i = 0; i < 100; ++i) {
+    struct stat st;
+    if (stat(control_pipe.c_str(), &st) == 0) return mps;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return absl::FailedPreconditionError(
+      absl::StrCat("CUDA MPS started but no ", control_pipe, " appeared within 5 s; see ", mps->log_dir()));
+}
+
+GpuMps::~GpuMps() {
+  const std::string quit = dir_ + "/mps-quit";
+  SpawnOptions options;
+  options.log_path = dir_ + "/mps-start.log";
+  options.stdin_path = quit;
+  options.env = ClientEnvironment();
+  absl::Status s = WriteFileTextAtomically(quit, "quit\n");
+  if (s.ok()) s = RunToCompletion({kControl}, options);
+  if (!s.ok()) std::fprintf(stderr, "sparsepool_load: could not stop CUDA MPS: %s\n", s.ToString().c_str());
+}
+
+std::vector<std::string> GpuMps::ClientEnvironment(int active_thread_percentage) const {
+  std::vector<std::string> env = {"CUDA_MPS_PIPE_DIRECTORY=" + pipe_dir(), "CUDA_MPS_LOG_DIRECTORY=" + log_dir()};
+  if (active_thread_percentage >= 1 && active_thread_percentage <= 99) {
+    env.push_back(absl::StrCat("CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=", active_thread_percentage));
+  }
+  return env;
+}
+
+int TenantWorkerSmPercentage(int tenants, int tenant_workers) {
+  if (tenants <= 0 || tenant_workers <= 0) return 100;
+  return std::max(1, 100 / tenants / tenant_workers);
+}
+
+}  // namespace sparsepool::bench
