@@ -419,6 +419,8 @@ class ClientImpl final : public Client {
   // cannot give that much; nothing when another client grew the sequence first.
   absl::StatusOr<LayoutCache::Entry> MakeRoom(SequenceId id, size_t row, uint64_t position, absl::Time deadline) {
     AwaitGrowthAhead(id, deadline);
+    // A growth ahead that landed meanwhile put its layout in the cache.
+    if (LayoutCache::Entry grown = layouts_.Find(id); grown && position < grown->tokens) return grown;
     auto layout = Refresh(id, deadline);
     if (!layout.ok()) return layout.status();
     if (position < (*layout)->tokens) return layout;

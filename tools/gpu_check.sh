@@ -8,7 +8,7 @@
 # (no part named: tests). Knobs in the environment: BENCH_FLAGS, SERVE_FLAGS, REGION_SIZE,
 # BIG_GIB, EXTENTS, CHURN_OPS, SANITIZE_TIMEOUT, LOAD_SECONDS, LOAD_FLOOD, LOAD_ONLY_GPU (the GPU path's
 # 64 streams, plain and cached, beside the CPU path's, instead of the contention runs), LOAD_MPS (the GPU
-# path with and without CUDA MPS: 64 streams, and a quiet tenant beside a flood).
+# path with and without CUDA MPS: 64 streams, and a quiet tenant beside a flood; the CPU path's 64 streams).
 # Logs go to $OUT (or /tmp) and a summary to stdout.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -114,6 +114,9 @@ for part in "${parts[@]}"; do
         run_load gpu-flood-off --path=gpu --tenants=quiet:1,flood:"$gflood" --requests=4 --control=false
         run_load gpu-flood-mps-off --path=gpu --mps --tenants=quiet:1,flood:"$gflood" --requests=4 --control=false
         run_load gpu-flood-mps-on --path=gpu --mps --tenants=quiet:1,flood:"$gflood" --requests=4
+        # The CPU path's 64 streams beside them: 16 workers of 4, and 8 of 8.
+        run_load cpu16 --workers=16 --requests=4
+        run_load cpu8x8 --workers=8 --requests=8
         continue
       fi
       if [[ -n "${LOAD_ONLY_GPU:-}" ]]; then
