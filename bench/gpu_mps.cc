@@ -35,10 +35,10 @@ absl::StatusOr<std::unique_ptr<GpuMps>> GpuMps::Start(const std::string& dir) {
   options.env = mps->ClientEnvironment();
   // -d: it forks the control daemon and exits, 0 once it is set up.
   if (absl::Status s = RunToCompletion({kControl, "-d"}, options); !s.ok()) {
-    mps.release();  // nothing to quit: the destructor would ask a daemon that is not there
     return absl::FailedPreconditionError(
         absl::StrCat("cannot start CUDA MPS (", s.message(), "); run without --mps, or put ", kControl, " on PATH"));
   }
+  mps->running_ = true;
   // The control pipe appears once the daemon listens on it.
   const std::string control_pipe = mps->pipe_dir() + "/control";
   for (int i = 0; i < 100; ++i) {
@@ -51,6 +51,7 @@ absl::StatusOr<std::unique_ptr<GpuMps>> GpuMps::Start(const std::string& dir) {
 }
 
 GpuMps::~GpuMps() {
+  if (!running_) return;
   const std::string quit = dir_ + "/mps-quit";
   SpawnOptions options;
   options.log_path = dir_ + "/mps-start.log";

@@ -47,6 +47,7 @@ class GpuMps {
   std::string pipe_dir() const { return dir_ + "/mps-pipe"; }
 
   const std::string dir_;
+  bool running_ = false;  // the control daemon was started: quit it when destroyed
 };
 
 // The cap, in percent of the SMs, for each worker of a tenant running `tenant_workers`
