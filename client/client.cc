@@ -205,6 +205,10 @@ class ClientImpl final : public Client {
     }
     for (size_t row = 0; row < batch.size(); ++row) {
       if (positions[row] < layouts[row]->tokens) continue;
+      {
+        absl::MutexLock lock(&metrics_mu_);
+        ++metrics_.step_growth_waits;
+      }
       auto grown = MakeRoom(batch[row], row, positions[row], deadline);
       if (!grown.ok()) return grown.status();
       layouts[row] = *std::move(grown);

@@ -40,6 +40,7 @@ void ClientMetrics::Add(const ClientMetrics& other) {
   }
   layouts_refreshed += other.layouts_refreshed;
   stale_layout_refusals += other.stale_layout_refusals;
+  step_growth_waits += other.step_growth_waits;
 }
 
 std::string ClientMetricsText(const ClientMetrics& m) {
@@ -69,6 +70,11 @@ std::string ClientMetricsText(const ClientMetrics& m) {
                   "# TYPE sparsepool_client_stale_layout_refusals_total counter\n"
                   "sparsepool_client_stale_layout_refusals_total ",
                   m.stale_layout_refusals, "\n");
+  absl::StrAppend(&out,
+                  "# HELP sparsepool_client_step_growth_waits_total WriteStep rows that waited for growth: no room "
+                  "was reserved ahead.\n# TYPE sparsepool_client_step_growth_waits_total counter\n"
+                  "sparsepool_client_step_growth_waits_total ",
+                  m.step_growth_waits, "\n");
   absl::StrAppend(&out,
                   "# HELP sparsepool_client_fetch_duration_seconds Successful FetchTopK calls by layer.\n"
                   "# TYPE sparsepool_client_fetch_duration_seconds histogram\n");

@@ -61,6 +61,11 @@ struct ClientMetrics {
   // NotFound (the sequence was released) or Unavailable (the RDMA peer it names is
   // unreachable: gone, restarted, or cut off by the network); the layout is dropped.
   uint64_t stale_layout_refusals = 0;
+  // WriteStep rows whose room was gone, so that the step waited for an ExtendSequence
+  // (or a growth ahead still in flight) instead of finding room reserved ahead: each
+  // one is a step with the daemon on its path. A request created with only its
+  // prompt's room costs one at its first step.
+  uint64_t step_growth_waits = 0;
 
   void Add(const ClientMetrics& other);
 };

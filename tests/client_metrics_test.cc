@@ -36,6 +36,7 @@ TEST(ClientMetricsTest, NodeConnectionsAddUpByTransportAndLayer) {
   far.fetch_seconds_by_layer.resize(3);
   far.fetch_seconds_by_layer[2].Observe(1e-2);
   far.stale_layout_refusals = 4;
+  far.step_growth_waits = 2;
   ClientMetrics total;
   total.Add(near);
   total.Add(far);
@@ -48,6 +49,7 @@ TEST(ClientMetricsTest, NodeConnectionsAddUpByTransportAndLayer) {
   EXPECT_EQ(total.fetch_seconds_by_layer[2].count, 1u);
   EXPECT_EQ(total.layouts_refreshed, 1u);
   EXPECT_EQ(total.stale_layout_refusals, 4u);
+  EXPECT_EQ(total.step_growth_waits, 2u);
 }
 
 TEST(ClientMetricsTest, TheTextIsPrometheusExposition) {
@@ -57,8 +59,11 @@ TEST(ClientMetricsTest, TheTextIsPrometheusExposition) {
   m.fetch_seconds_by_layer.resize(2);
   m.fetch_seconds_by_layer[1].Observe(30e-6);
   m.fetch_seconds_by_layer[1].Observe(2);
+  m.step_growth_waits = 7;
   const std::string text = ClientMetricsText(m);
   EXPECT_THAT(text, HasSubstr("# TYPE sparsepool_client_fetched_bytes_total counter\n"));
+  EXPECT_THAT(text, HasSubstr("# TYPE sparsepool_client_step_growth_waits_total counter\n"
+                              "sparsepool_client_step_growth_waits_total 7\n"));
   EXPECT_THAT(text, HasSubstr("sparsepool_client_fetched_bytes_total{transport=\"cxl\"} 6560\n"));
   EXPECT_THAT(text, HasSubstr("sparsepool_client_fetch_errors_total{transport=\"ucx\"} 3\n"));
   EXPECT_THAT(text, HasSubstr("# TYPE sparsepool_client_fetch_duration_seconds histogram\n"));

@@ -250,6 +250,7 @@ TEST_F(IntegrationTest, WriteStepAppendsEveryLayerOfABatchAndReservesAhead) {
       auto info = client.Info(batch[0]);
       ASSERT_TRUE(info.ok());
       EXPECT_EQ(info->tokens, 256u);
+      EXPECT_EQ(client.Metrics().step_growth_waits, 3u) << "each row's first step had no room: it waited";
     }
   }
   // Counted for the engine's metrics: the prompts' 12 WriteEntries, then 300 steps of 3
@@ -355,6 +356,39 @@ TEST_F(IntegrationTest, AnotherClientImplementationIsRefusedByTheInternalCallsNo
     EXPECT_THAT(std::string(s.message()), HasSubstr("need a client made by Client::Connect"));
   }
   EXPECT_TRUE(internal::CachedLayout(*client_, *id).ok());
+}
+
+// A request created with room past its prompt (as an engine admitting it reserves room
+// for its first decode tokens) takes its first steps without the daemon on their path;
+// one created with its prompt's room alone waits once, and the counter says so.
+TEST_F(IntegrationTest, ARequestCreatedWithRoomPastItsPromptStepsWithoutWaitingForGrowth) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
+  ClientOptions options;
+  options.address = daemon_->address();
+  options.reserve_tokens = 128;
+  auto connected = Client::Connect(options);
+  ASSERT_TRUE(connected.ok());
+  Client& client = **connected;
+  const uint32_t layers = 2;
+  auto roomy = client.CreateSequence(Spec(layers, 100 + options.reserve_tokens));
+  auto tight = client.CreateSequence(Spec(layers, 100));
+  ASSERT_TRUE(roomy.ok() && tight.ok());
+  for (SequenceId id : {*roomy, *tight}) ASSERT_NO_FATAL_FAILURE(WriteTokens(client, id, layers, kEntryBytes, 0, 100));
+  std::vector<std::byte> entries(layers * kEntryBytes);
+  for (uint64_t position = 100; position < 110; ++position) {
+    for (uint32_t layer = 0; layer < layers; ++layer) {
+      FillEntry(kSeed, *roomy, layer, position, absl::MakeSpan(entries).subspan(layer * kEntryBytes, kEntryBytes));
+    }
+    ASSERT_TRUE(client.WriteStep({*roomy}, {position}, entries).ok()) << position;
+  }
+  EXPECT_EQ(client.Metrics().step_growth_waits, 0u);
+  for (uint32_t layer = 0; layer < layers; ++layer) {
+    FillEntry(kSeed, *tight, layer, 100, absl::MakeSpan(entries).subspan(layer * kEntryBytes, kEntryBytes));
+  }
+  ASSERT_TRUE(client.WriteStep({*tight}, {100}, entries).ok());
+  EXPECT_EQ(client.Metrics().step_growth_waits, 1u);
+  EXPECT_THAT(ClientMetricsText(client.Metrics()), HasSubstr("sparsepool_client_step_growth_waits_total 1\n"));
+  ASSERT_NO_FATAL_FAILURE(FetchAndCheck(client, {*roomy, *tight}, {110, 101}, 1, 64, kEntryBytes, rng_));
 }
 
 // When the pool cannot give the room ahead, WriteStep takes only the page it needs.
