@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "bench/load_processes.h"
 #include "common/file_text.h"
 
@@ -33,8 +34,9 @@ absl::StatusOr<std::unique_ptr<GpuMps>> GpuMps::Start(const std::string& dir) {
   SpawnOptions options;
   options.log_path = dir + "/mps-start.log";
   options.env = mps->ClientEnvironment();
+  options.default_signals = true;  // the daemon outlives this call: it must stay killable
   // -d: it forks the control daemon and exits, 0 once it is set up.
-  if (absl::Status s = RunToCompletion({kControl, "-d"}, options); !s.ok()) {
+  if (absl::Status s = RunToCompletion({kControl, "-d"}, options, absl::Seconds(30)); !s.ok()) {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot start CUDA MPS (", s.message(), "); run without --mps, or put ", kControl, " on PATH"));
   }
@@ -57,17 +59,22 @@ GpuMps::~GpuMps() {
   options.log_path = dir_ + "/mps-start.log";
   options.stdin_path = quit;
   options.env = ClientEnvironment();
+  options.default_signals = true;
+  // `quit` waits for the servers' clients to exit: bounded, so that a client that
+  // outlived the workers cannot hang the tool.
   absl::Status s = WriteFileTextAtomically(quit, "quit\n");
-  if (s.ok()) s = RunToCompletion({kControl}, options);
+  if (s.ok()) s = RunToCompletion({kControl}, options, absl::Seconds(30));
   if (!s.ok()) std::fprintf(stderr, "sparsepool_load: could not stop CUDA MPS: %s\n", s.ToString().c_str());
 }
 
 std::vector<std::string> GpuMps::ClientEnvironment(int active_thread_percentage) const {
-  std::vector<std::string> env = {"CUDA_MPS_PIPE_DIRECTORY=" + pipe_dir(), "CUDA_MPS_LOG_DIRECTORY=" + log_dir()};
-  if (active_thread_percentage >= 1 && active_thread_percentage <= 99) {
-    env.push_back(absl::StrCat("CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=", active_thread_percentage));
-  }
-  return env;
+  return MpsClientEnvironment(dir_, active_thread_percentage);
+}
+
+std::vector<std::string> MpsClientEnvironment(const std::string& dir, int active_thread_percentage) {
+  // Always set: one inherited from our environment must not cap an uncapped client.
+  return {"CUDA_MPS_PIPE_DIRECTORY=" + dir + "/mps-pipe", "CUDA_MPS_LOG_DIRECTORY=" + dir + "/mps-log",
+          absl::StrCat("CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=", std::clamp(active_thread_percentage, 1, 100))};
 }
 
 int TenantWorkerSmPercentage(int tenants, int tenant_workers) {

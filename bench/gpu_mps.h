@@ -22,6 +22,10 @@
 
 namespace sparsepool::bench {
 
+// The clients one MPS server takes on a GPU (Volta and later; CUDA's MPS guide):
+// past it a worker's CUDA start fails.
+constexpr int kMpsMaxClients = 48;
+
 class GpuMps {
  public:
   // Makes `dir`/mps-pipe and `dir`/mps-log and starts `nvidia-cuda-mps-control -d`
@@ -34,26 +38,32 @@ class GpuMps {
   GpuMps(const GpuMps&) = delete;
   GpuMps& operator=(const GpuMps&) = delete;
 
-  // NAME=VALUE entries a client process needs: the pipe and log folders and, when
-  // `active_thread_percentage` is 1 to 99, the cap on the share of the SMs its kernels
-  // may use (100: no cap).
+  // NAME=VALUE entries a client process needs: the pipe and log folders and the cap on
+  // the share of the SMs its kernels may use, 1 to 100 (100: no cap). MPS turns it into
+  // whole SMs, so small caps are coarse; it bounds SMs, not the PCIe link or host
+  // memory the gathers read.
   std::vector<std::string> ClientEnvironment(int active_thread_percentage = 100) const;
 
   // Where its logs are (control.log, server.log): for messages and the report.
   std::string log_dir() const { return dir_ + "/mps-log"; }
+  std::string pipe_dir() const { return dir_ + "/mps-pipe"; }
 
  private:
   explicit GpuMps(std::string dir) : dir_(std::move(dir)) {}
-  std::string pipe_dir() const { return dir_ + "/mps-pipe"; }
 
   const std::string dir_;
   bool running_ = false;  // the control daemon was started: quit it when destroyed
 };
 
+// What GpuMps::ClientEnvironment gives, for a control daemon whose folders are under
+// `dir`.
+std::vector<std::string> MpsClientEnvironment(const std::string& dir, int active_thread_percentage);
+
 // The cap, in percent of the SMs, for each worker of a tenant running `tenant_workers`
 // workers among `tenants` tenants: the tenant's equal share (100 / tenants) divided
 // among its workers, at least 1. MPS caps each client, not a group of them, so a
-// tenant's bound is the sum of its workers' caps.
+// tenant's bound is the sum of its workers' caps: past 100 / tenants workers of a
+// tenant, the floor of 1% makes that sum more than its share.
 int TenantWorkerSmPercentage(int tenants, int tenant_workers);
 
 }  // namespace sparsepool::bench

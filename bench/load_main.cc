@@ -600,6 +600,10 @@ int Run(int argc, char** argv) {
     o.workers = 0;
     for (const auto& [name, count] : o.tenants) o.workers += count;
   }
+  if (o.mps && o.workers > kMpsMaxClients) {
+    return RefuseFlagValue("mps", "true",
+                           absl::StrCat("at most ", kMpsMaxClients, " workers: MPS serves that many clients a GPU"));
+  }
   return Parent(o, argc, argv).Run();
 }
 

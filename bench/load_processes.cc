@@ -19,6 +19,7 @@
 #include "absl/strings/strip.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "bench/load_network.h"
 #include "common/file_text.h"
 
@@ -50,6 +51,13 @@ std::vector<char*> NullTerminated(std::vector<std::string>& strings) {
 }  // namespace
 
 absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, const SpawnOptions& options) {
+  for (const std::string& entry : options.env) {
+    // One without '=' would match, and so drop, every variable of ours.
+    if (entry.find('=') == std::string::npos || entry.front() == '=') {
+      return absl::InvalidArgumentError(absl::StrCat("environment entry \"", entry, "\" for ", argv[0],
+                                                     " is not NAME=VALUE"));
+    }
+  }
   std::vector<std::string> args = argv;
   std::vector<std::string> env = EnvironmentWith(options.env);
   std::vector<char*> raw_args = NullTerminated(args);
@@ -64,25 +72,47 @@ absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, const SpawnOpt
   if (!options.stdin_path.empty()) {
     posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, options.stdin_path.c_str(), O_RDONLY, 0);
   }
+  posix_spawnattr_t attributes;
+  posix_spawnattr_init(&attributes);
+  if (options.default_signals) {
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&attributes, &none);
+    posix_spawnattr_setsigdefault(&attributes, &all);
+    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  }
   pid_t pid = 0;
   // posix_spawnp: a name without a slash is looked up on PATH, a path is taken as is.
-  const int error = posix_spawnp(&pid, raw_args[0], &actions, nullptr, raw_args.data(), raw_env.data());
+  const int error = posix_spawnp(&pid, raw_args[0], &actions, &attributes, raw_args.data(), raw_env.data());
+  posix_spawnattr_destroy(&attributes);
   posix_spawn_file_actions_destroy(&actions);
   if (error != 0) return absl::InternalError(absl::StrCat("cannot start ", argv[0], ": ", std::strerror(error)));
   return pid;
 }
 
-absl::Status RunToCompletion(const std::vector<std::string>& argv, const SpawnOptions& options) {
+absl::Status RunToCompletion(const std::vector<std::string>& argv, const SpawnOptions& options,
+                             absl::Duration timeout) {
   absl::StatusOr<pid_t> pid = Spawn(argv, options);
   if (!pid.ok()) return pid.status();
-  int status = 0;
-  pid_t waited = -1;
-  do {
-    waited = waitpid(*pid, &status, 0);
-  } while (waited < 0 && errno == EINTR);
-  if (waited == *pid && WIFEXITED(status) && WEXITSTATUS(status) == 0) return absl::OkStatus();
   std::string command;
   for (const std::string& arg : argv) absl::StrAppend(&command, command.empty() ? "" : " ", arg);
+  int status = 0;
+  pid_t waited = -1;
+  const absl::Time deadline = absl::Now() + timeout;
+  for (;;) {
+    waited = waitpid(*pid, &status, timeout == absl::InfiniteDuration() ? 0 : WNOHANG);
+    if (waited == *pid || (waited < 0 && errno != EINTR)) break;
+    if (waited == 0 && absl::Now() >= deadline) {
+      kill(*pid, SIGKILL);
+      while (waitpid(*pid, &status, 0) < 0 && errno == EINTR) {
+      }
+      return absl::DeadlineExceededError(
+          absl::StrCat("\"", command, "\" did not finish within ", absl::FormatDuration(timeout), "; killed"));
+    }
+    if (waited == 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (waited == *pid && WIFEXITED(status) && WEXITSTATUS(status) == 0) return absl::OkStatus();
   return absl::FailedPreconditionError(absl::StrCat(
       "\"", command, "\" failed (exit status ", WIFEXITED(status) ? WEXITSTATUS(status) : -1,
       options.log_path.empty() ? ")" : absl::StrCat("; see ", options.log_path, ")")));

@@ -25,14 +25,20 @@ struct SpawnOptions {
   std::string log_path;    // stdout and stderr appended here; empty: ours
   std::string stdin_path;  // read as its stdin; empty: ours
   std::vector<std::string> env;  // NAME=VALUE entries that replace or add to ours
+  // Start with no signal blocked and default dispositions. Left false, a child inherits
+  // our mask: the workers leave an interrupt to the parent (InterruptWatch). A daemon
+  // that outlives a call (CUDA MPS's control daemon) must stay killable.
+  bool default_signals = false;
 };
 
 // Starts argv[0] (a path, or a name looked up on PATH) with argv.
 absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, const SpawnOptions& options = {});
 
 // Starts argv as Spawn does and waits for it: FailedPrecondition naming the command
-// and its exit status unless it exits with 0.
-absl::Status RunToCompletion(const std::vector<std::string>& argv, const SpawnOptions& options = {});
+// and its exit status unless it exits with 0; DeadlineExceeded after killing it
+// (SIGKILL) when it runs past `timeout`.
+absl::Status RunToCompletion(const std::vector<std::string>& argv, const SpawnOptions& options = {},
+                             absl::Duration timeout = absl::InfiniteDuration());
 
 // A sparsepoold the load tool owns: started with the given command line plus a listen
 // address and a port file, killed with SIGKILL (no chance to clean up) and started

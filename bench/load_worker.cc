@@ -109,6 +109,7 @@ class Worker {
       options.token = std::string(absl::StripAsciiWhitespace(*token));
     }
     options.rpc_timeout = o_.rpc_timeout;
+    reserve_tokens_ = options.reserve_tokens;
     options.client_id = absl::StrCat("load-worker-", o_.index, "-", getpid());
     if (generation_ > 0) absl::StrAppend(&options.client_id, "-", generation_);
     auto client = Client::Connect(options);
@@ -179,16 +180,17 @@ class Worker {
   }
 
   // A request joins: created, its prompt written (the prefill worker's part, not timed).
-  // It is created with room for its first decode steps too, as an engine admitting a
-  // request reserves room past the prompt: created with the prompt's room alone, its
-  // first WriteStep would wait for an ExtendSequence, the room WriteStep then reserves
-  // ahead (2-3 ms on this project's VM, at every request's first step: with a request
-  // replaced every 16 steps, the CPU path's p99).
+  // On the CPU path it is created with room for its first decode steps too, as an engine
+  // admitting a request reserves room past the prompt: created with the prompt's room
+  // alone, its first WriteStep would wait for an ExtendSequence, the room WriteStep then
+  // reserves ahead (2-3 ms on this project's VM, at every request's first step: with a
+  // request replaced every 16 steps, the CPU path's p99). The GPU path's decode session
+  // reserves a joining row's first room itself.
   absl::Status Join() {
     SequenceSpec spec;
     spec.layers = o_.layers;
     spec.entry_bytes = kLoadEntryBytes;
-    spec.tokens = o_.context + ClientOptions().reserve_tokens;
+    spec.tokens = o_.context + (gpu_ == nullptr ? reserve_tokens_ : 0);
     SequenceId id = 0;
     absl::Status created = Retrying([&]() -> absl::Status {
       ledger_.BeginCreate();
@@ -355,6 +357,7 @@ class Worker {
   }
 
   const LoadWorkerOptions o_;
+  uint64_t reserve_tokens_ = 0;  // the client's ClientOptions::reserve_tokens (Connect)
   std::mt19937_64 rng_;
   std::unique_ptr<Client> owned_client_;  // the CPU path's; the GPU path's session owns it
   Client* client_ = nullptr;

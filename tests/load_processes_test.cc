@@ -3,13 +3,17 @@
 // under MPS; MPS refused saying why where it cannot start.
 #include "bench/load_processes.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "bench/gpu_mps.h"
 #include "common/file_text.h"
 #include "gmock/gmock.h"
@@ -49,6 +53,56 @@ TEST(LoadProcessesTest, SpawnReplacesAndAddsEnvironmentEntriesAndReadsItsStdin) 
   unsetenv("SPARSEPOOL_SPAWN_TEST_OLD");
 }
 
+TEST(LoadProcessesTest, EnvironmentEntriesMustBeNameEqualsValue) {
+  // Without '=', an entry would match (and drop) every variable of ours.
+  for (const char* bad : {"CUDA_MPS_PIPE_DIRECTORY", "=value"}) {
+    SpawnOptions options;
+    options.env = {bad};
+    absl::Status s = RunToCompletion({"true"}, options);
+    EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+    EXPECT_THAT(s.message(), HasSubstr("is not NAME=VALUE"));
+  }
+  // A name that only begins like one of ours replaces nothing.
+  const std::string out = TestDir() + "/spawn-prefix";
+  unlink(out.c_str());
+  setenv("SPARSEPOOL_SPAWN_TEST", "kept", 1);
+  SpawnOptions options;
+  options.log_path = out;
+  options.env = {"SPARSEPOOL_SPAWN_TEST_X=added"};
+  ASSERT_TRUE(RunToCompletion({"sh", "-c", "echo $SPARSEPOOL_SPAWN_TEST $SPARSEPOOL_SPAWN_TEST_X"}, options).ok());
+  EXPECT_EQ(*ReadFileText(out, "the output"), "kept added\n");
+  unsetenv("SPARSEPOOL_SPAWN_TEST");
+}
+
+TEST(LoadProcessesTest, ACommandPastItsTimeoutIsKilledAndSaysSo) {
+  const absl::Time start = absl::Now();
+  absl::Status s = RunToCompletion({"sleep", "30"}, {}, absl::Milliseconds(200));
+  EXPECT_TRUE(absl::IsDeadlineExceeded(s)) << s;
+  EXPECT_THAT(s.message(), HasSubstr("\"sleep 30\" did not finish within 200ms; killed"));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+}
+
+TEST(LoadProcessesTest, DefaultSignalsUnblockWhatTheParentBlocked) {
+  sigset_t term, old;
+  sigemptyset(&term);
+  sigaddset(&term, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &term, &old);
+  const std::string out = TestDir() + "/spawn-sigmask";
+  for (bool reset : {false, true}) {
+    unlink(out.c_str());
+    SpawnOptions options;
+    options.log_path = out;
+    options.default_signals = reset;
+    // grep itself, not through a shell: dash clears its mask at start.
+    ASSERT_TRUE(RunToCompletion({"grep", "SigBlk", "/proc/self/status"}, options).ok());
+    absl::StatusOr<std::string> text = ReadFileText(out, "the output");
+    ASSERT_TRUE(text.ok());
+    // SIGTERM is signal 15: bit 14 of the mask, 0x4000.
+    EXPECT_EQ(absl::StrContains(*text, "0000000000004000"), !reset) << *text;
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+}
+
 TEST(LoadProcessesTest, ACommandThatFailsIsNamedWithItsExitStatus) {
   SpawnOptions options;
   options.log_path = TestDir() + "/fail-log";
@@ -66,6 +120,16 @@ TEST(LoadProcessesTest, ATenantsWorkersShareItsEqualPartOfTheSms) {
   EXPECT_EQ(TenantWorkerSmPercentage(3, 1), 33);
   EXPECT_EQ(TenantWorkerSmPercentage(1, 1), 100);  // alone: no cap
   EXPECT_EQ(TenantWorkerSmPercentage(0, 5), 100);
+}
+
+TEST(LoadProcessesTest, AnMpsClientsCapIsAlwaysSet) {
+  // An uncapped client names 100, so that a cap in our own environment cannot reach it.
+  EXPECT_THAT(MpsClientEnvironment("/run/x", 100),
+              ::testing::ElementsAre("CUDA_MPS_PIPE_DIRECTORY=/run/x/mps-pipe", "CUDA_MPS_LOG_DIRECTORY=/run/x/mps-log",
+                                     "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=100"));
+  EXPECT_EQ(MpsClientEnvironment("/run/x", 12).back(), "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=12");
+  EXPECT_EQ(MpsClientEnvironment("/run/x", 0).back(), "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=1");
+  EXPECT_EQ(MpsClientEnvironment("/run/x", 250).back(), "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=100");
 }
 
 TEST(LoadProcessesTest, MpsThatCannotStartIsRefusedSayingWhy) {

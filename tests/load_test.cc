@@ -212,6 +212,13 @@ TEST(LoadTest, WorkersThatCannotReachTheDaemonFailTheRun) {
   testing::CommandResult cache_on_cpu = testing::RunCommand({"bench/sparsepool_load", "--cache_slots=4096"});
   EXPECT_EQ(cache_on_cpu.exit_code, 2);
   EXPECT_THAT(cache_on_cpu.output, HasSubstr("the residency cache is the GPU path's"));
+  testing::CommandResult mps_on_cpu = testing::RunCommand({"bench/sparsepool_load", "--mps"});
+  EXPECT_EQ(mps_on_cpu.exit_code, 2);
+  EXPECT_THAT(mps_on_cpu.output, HasSubstr("bad argument --mps=true: MPS serves the GPU path"));
+  testing::CommandResult mps_crowd =
+      testing::RunCommand({"bench/sparsepool_load", "--mps", "--path=gpu", "--tenants=quiet:1,flood:48"});
+  EXPECT_EQ(mps_crowd.exit_code, 2);
+  EXPECT_THAT(mps_crowd.output, HasSubstr("at most 48 workers: MPS serves that many clients a GPU"));
   testing::CommandResult unknown = testing::RunCommand({"bench/sparsepool_load", "--faults=daemon-kill,flood"});
   EXPECT_EQ(unknown.exit_code, 2);
   EXPECT_THAT(unknown.output, HasSubstr("unknown fault \"flood\""));
