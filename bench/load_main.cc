@@ -53,11 +53,11 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "bench/bench_report.h"
+#include "bench/gpu_mps.h"
 #include "bench/load_faults.h"
 #include "bench/load_plots.h"
 #include "bench/load_processes.h"
 #include "bench/load_soak.h"
-#include "bench/gpu_mps.h"
 #include "bench/load_worker.h"
 #include "bench/tenant_cpu_groups.h"
 #include "bench/median.h"
@@ -498,6 +498,7 @@ class Parent {
     }
     return caps;
   }
+
   int Fail(const std::string& why) {
     std::fprintf(stderr, "sparsepool_load: %s\n", why.c_str());
     return 1;
