@@ -117,6 +117,16 @@ class IntegrationTest : public ::testing::Test {
     ASSERT_NE(client_, nullptr);
   }
 
+  // Another client of the daemon, whose WriteStep reserves `reserve_tokens` ahead.
+  std::unique_ptr<Client> ConnectReserving(uint64_t reserve_tokens) {
+    ClientOptions options;
+    options.address = daemon_->address();
+    options.reserve_tokens = reserve_tokens;
+    auto connected = Client::Connect(options);
+    EXPECT_TRUE(connected.ok()) << connected.status();
+    return connected.ok() ? *std::move(connected) : nullptr;
+  }
+
   std::unique_ptr<DaemonProcess> daemon_;
   std::unique_ptr<Client> client_;
   std::mt19937_64 rng_{42};
@@ -221,12 +231,9 @@ TEST_F(IntegrationTest, ClientsDestroyedWithCallsInFlightShutDownCleanly) {
 // room is reserved ahead in pages and topped up in the background, so steps make no ExtendSequence of their own.
 TEST_F(IntegrationTest, WriteStepAppendsEveryLayerOfABatchAndReservesAhead) {
   ASSERT_NO_FATAL_FAILURE(StartDaemon());
-  ClientOptions options;
-  options.address = daemon_->address();
-  options.reserve_tokens = 128;
-  auto connected = Client::Connect(options);
-  ASSERT_TRUE(connected.ok());
-  Client& client = **connected;
+  std::unique_ptr<Client> reserving = ConnectReserving(128);
+  ASSERT_NE(reserving, nullptr);
+  Client& client = *reserving;
   const uint32_t layers = 4;
   std::vector<SequenceId> batch;
   for (int i = 0; i < 3; ++i) {
@@ -363,14 +370,11 @@ TEST_F(IntegrationTest, AnotherClientImplementationIsRefusedByTheInternalCallsNo
 // one created with its prompt's room alone waits once, and the counter says so.
 TEST_F(IntegrationTest, ARequestCreatedWithRoomPastItsPromptStepsWithoutWaitingForGrowth) {
   ASSERT_NO_FATAL_FAILURE(StartDaemon());
-  ClientOptions options;
-  options.address = daemon_->address();
-  options.reserve_tokens = 128;
-  auto connected = Client::Connect(options);
-  ASSERT_TRUE(connected.ok());
-  Client& client = **connected;
+  std::unique_ptr<Client> reserving = ConnectReserving(128);
+  ASSERT_NE(reserving, nullptr);
+  Client& client = *reserving;
   const uint32_t layers = 2;
-  auto roomy = client.CreateSequence(Spec(layers, 100 + options.reserve_tokens));
+  auto roomy = client.CreateSequence(Spec(layers, 100 + 128));
   auto tight = client.CreateSequence(Spec(layers, 100));
   ASSERT_TRUE(roomy.ok() && tight.ok());
   for (SequenceId id : {*roomy, *tight}) ASSERT_NO_FATAL_FAILURE(WriteTokens(client, id, layers, kEntryBytes, 0, 100));
@@ -394,12 +398,10 @@ TEST_F(IntegrationTest, ARequestCreatedWithRoomPastItsPromptStepsWithoutWaitingF
 // When the pool cannot give the room ahead, WriteStep takes only the page it needs.
 TEST_F(IntegrationTest, WriteStepFallsBackToThePageItNeedsWhenThePoolCannotReserveAhead) {
   ASSERT_NO_FATAL_FAILURE(StartDaemon());
-  ClientOptions options;
-  options.address = daemon_->address();
-  options.reserve_tokens = 10'000'000;  // 26 GB of entries ahead: more than the 256 MiB region
-  auto connected = Client::Connect(options);
-  ASSERT_TRUE(connected.ok());
-  Client& client = **connected;
+  // 26 GB of entries ahead: more than the 256 MiB region.
+  std::unique_ptr<Client> reserving = ConnectReserving(10'000'000);
+  ASSERT_NE(reserving, nullptr);
+  Client& client = *reserving;
   const uint32_t layers = 4;
   auto id = client.CreateSequence(Spec(layers, 64));
   ASSERT_TRUE(id.ok());
