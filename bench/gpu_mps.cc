@@ -17,6 +17,9 @@
 namespace sparsepool::bench {
 namespace {
 constexpr char kControl[] = "nvidia-cuda-mps-control";
+// Under the run's folder: the control daemon's pipes and its and the server's logs.
+constexpr char kPipeDir[] = "/mps-pipe";
+constexpr char kLogDir[] = "/mps-log";
 
 absl::Status MakeDir(const std::string& path) {
   if (mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
@@ -67,13 +70,16 @@ GpuMps::~GpuMps() {
   if (!s.ok()) std::fprintf(stderr, "sparsepool_load: could not stop CUDA MPS: %s\n", s.ToString().c_str());
 }
 
+std::string GpuMps::log_dir() const { return dir_ + kLogDir; }
+std::string GpuMps::pipe_dir() const { return dir_ + kPipeDir; }
+
 std::vector<std::string> GpuMps::ClientEnvironment(int active_thread_percentage) const {
   return MpsClientEnvironment(dir_, active_thread_percentage);
 }
 
 std::vector<std::string> MpsClientEnvironment(const std::string& dir, int active_thread_percentage) {
   // Always set: one inherited from our environment must not cap an uncapped client.
-  return {"CUDA_MPS_PIPE_DIRECTORY=" + dir + "/mps-pipe", "CUDA_MPS_LOG_DIRECTORY=" + dir + "/mps-log",
+  return {absl::StrCat("CUDA_MPS_PIPE_DIRECTORY=", dir, kPipeDir), absl::StrCat("CUDA_MPS_LOG_DIRECTORY=", dir, kLogDir),
           absl::StrCat("CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=", std::clamp(active_thread_percentage, 1, 100))};
 }
 

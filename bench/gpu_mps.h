@@ -45,11 +45,11 @@ class GpuMps {
   std::vector<std::string> ClientEnvironment(int active_thread_percentage = 100) const;
 
   // Where its logs are (control.log, server.log): for messages and the report.
-  std::string log_dir() const { return dir_ + "/mps-log"; }
-  std::string pipe_dir() const { return dir_ + "/mps-pipe"; }
+  std::string log_dir() const;
 
  private:
   explicit GpuMps(std::string dir) : dir_(std::move(dir)) {}
+  std::string pipe_dir() const;
 
   const std::string dir_;
   bool running_ = false;  // the control daemon was started: quit it when destroyed

@@ -354,12 +354,15 @@ class Parent {
   static constexpr char kCheckerTenant[] = "load-checker";  // an operator
   static constexpr char kFillerTenant[] = "load-filler";
 
-  const std::string& TenantOf(int worker) const {
-    for (const auto& [name, count] : o_.tenants) {
-      if ((worker -= count) < 0) return name;
+  // The tenant `worker` belongs to: its name and how many workers it runs. REQUIRES:
+  // tenants.
+  const std::pair<std::string, int>& TenantEntryOf(int worker) const {
+    for (const auto& tenant : o_.tenants) {
+      if ((worker -= tenant.second) < 0) return tenant;
     }
-    return o_.tenants.back().first;
+    return o_.tenants.back();
   }
+  const std::string& TenantOf(int worker) const { return TenantEntryOf(worker).first; }
   // With MPS, the cap on the share of the SMs of each worker of a tenant running
   // `tenant_workers`: its tenant's equal share divided among them, with the control on
   // and two or more tenants; else none (100).
@@ -368,10 +371,7 @@ class Parent {
     return TenantWorkerSmPercentage(static_cast<int>(o_.tenants.size()), tenant_workers);
   }
   int SmPercentageOf(int worker) const {
-    for (const auto& [name, count] : o_.tenants) {
-      if ((worker -= count) < 0) return SmPercentageOfTenant(count);
-    }
-    return 100;
+    return o_.tenants.empty() ? 100 : SmPercentageOfTenant(TenantEntryOf(worker).second);
   }
   std::string TokenFile(const std::string& tenant) const { return absl::StrCat(o_.worker.dir, "/token-", tenant); }
 
