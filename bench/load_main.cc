@@ -99,6 +99,9 @@ ABSL_FLAG(bool, control, true,
           "contention control: with --tenants, each tenant's workers in a CPU control group of its own with equal "
           "weight (root; bench/tenant_cpu_groups.h), and the owned daemon's creates and growths in tenants' turns. "
           "false: neither (the daemon gets --slow_work_threads=0), the run to compare with");
+ABSL_FLAG(bool, tenant_cores, true,
+          "with --control and --tenants: each tenant's group also gets cores of its own (cores / tenants, where the "
+          "cpuset controller is there), not only its share of CPU time on cores all tenants share");
 ABSL_FLAG(bool, mps, false,
           "with --path=gpu: the workers' kernels run side by side under CUDA MPS (a control daemon of the tool's own, "
           "with private pipe and log folders) instead of time-sliced between their contexts; with --control and "
@@ -123,6 +126,7 @@ struct Options {
   absl::Duration outage = absl::Seconds(1);
   bool soak = false;  // sample the owned daemon's footprint and fail if it grows
   bool control = true;  // --control
+  bool tenant_cores = true;  // --tenant_cores
   bool mps = false;      // --mps
   // Tenants and how many workers each runs, in worker order (--tenants); the daemon
   // then serves them (the tool writes its tenants file and every token).
@@ -229,7 +233,7 @@ class Parent {
     if (o_.control && !o_.tenants.empty()) {
       std::vector<std::string> names;
       for (const auto& [name, count] : o_.tenants) names.push_back(name);
-      absl::StatusOr<std::unique_ptr<TenantCpuGroups>> groups = TenantCpuGroups::Create(names);
+      absl::StatusOr<std::unique_ptr<TenantCpuGroups>> groups = TenantCpuGroups::Create(names, o_.tenant_cores);
       if (!groups.ok()) return Fail(groups.status().ToString());
       cpu_groups_ = *std::move(groups);
     }
@@ -544,6 +548,7 @@ int Run(int argc, char** argv) {
   w.token_file = absl::GetFlag(FLAGS_token_file);
   o.soak = absl::GetFlag(FLAGS_soak);
   o.control = absl::GetFlag(FLAGS_control);
+  o.tenant_cores = absl::GetFlag(FLAGS_tenant_cores);
   o.mps = absl::GetFlag(FLAGS_mps);
   o.worker_index = absl::GetFlag(FLAGS_worker_index);
   if (w.transport != "cxl" && w.transport != "ucx") return RefuseFlagValue("transport", w.transport, "cxl or ucx");

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,10 +12,11 @@
 #include <fstream>
 #include <utility>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "common/file_text.h"
 #include "common/scoped_fd.h"
 
@@ -39,17 +41,49 @@ absl::Status MakeGroup(const std::string& path) {
   return absl::OkStatus();
 }
 
-struct Controller {
-  std::string mount;
-  bool v2 = false;
+// Removes `parent`'s tenant groups, then `parent`; what is not there is no matter.
+void RemoveGroups(const std::string& parent, const std::vector<std::string>& tenants) {
+  for (const std::string& tenant : tenants) {
+    const std::string group = parent + "/" + tenant;
+    if (rmdir(group.c_str()) != 0 && errno != ENOENT) {
+      std::fprintf(stderr, "sparsepool_load: cannot remove the control group %s: %s\n", group.c_str(),
+                   std::strerror(errno));
+    }
+  }
+  rmdir(parent.c_str());
+}
+
+// Whether the whitespace-separated words of `path` (cgroup.controllers,
+// cgroup.subtree_control) hold `word`, as a word: "cpuset" is not "cpu".
+bool ListsWord(const std::string& path, absl::string_view word) {
+  absl::StatusOr<std::string> text = ReadFileText(path, "cgroup controllers");
+  if (!text.ok()) return false;
+  for (absl::string_view w : absl::StrSplit(*text, absl::ByAnyChar(" \n"), absl::SkipEmpty())) {
+    if (w == word) return true;
+  }
+  return false;
+}
+
+// Hands `controller` down to `group`'s children (v2), unless it is already.
+absl::Status HandDown(const std::string& group, absl::string_view controller) {
+  const std::string control = group + "/cgroup.subtree_control";
+  if (ListsWord(control, controller)) return absl::OkStatus();
+  return WriteControl(control, absl::StrCat("+", controller));
+}
+
+struct Mounts {
+  std::string cpu;      // the cpu controller's hierarchy
+  bool v2 = false;      // cpu's is v2's unified one
+  std::string cpuset;   // the cpuset controller's; empty: none (for v2, the same as cpu's)
 };
 
 // Where the cpu controller is mounted: v2's unified hierarchy when the cpu controller
-// is in it, else v1's cpu hierarchy.
-absl::StatusOr<Controller> FindCpuController() {
+// is in it (and cpuset with it, when it is there too), else v1's cpu hierarchy (and
+// v1's cpuset one).
+absl::StatusOr<Mounts> FindControllers() {
   std::ifstream mounts("/proc/self/mounts");
   std::string line;
-  std::string v1;
+  std::string v1_cpu, v1_cpuset;
   std::vector<std::string> v2;
   while (std::getline(mounts, line)) {
     std::vector<std::string> f = absl::StrSplit(line, ' ');
@@ -57,18 +91,17 @@ absl::StatusOr<Controller> FindCpuController() {
     if (f[2] == "cgroup2") v2.push_back(f[1]);
     if (f[2] == "cgroup") {
       for (absl::string_view option : absl::StrSplit(f[3], ',')) {
-        if (option == "cpu") v1 = f[1];
+        if (option == "cpu") v1_cpu = f[1];
+        if (option == "cpuset") v1_cpuset = f[1];
       }
     }
   }
   for (const std::string& mount : v2) {
-    absl::StatusOr<std::string> controllers = ReadFileText(mount + "/cgroup.controllers", "cgroup controllers");
-    if (!controllers.ok()) continue;
-    for (absl::string_view c : absl::StrSplit(*controllers, absl::ByAnyChar(" \n"), absl::SkipEmpty())) {
-      if (c == "cpu") return Controller{mount, true};
+    if (ListsWord(mount + "/cgroup.controllers", "cpu")) {
+      return Mounts{mount, true, ListsWord(mount + "/cgroup.controllers", "cpuset") ? mount : ""};
     }
   }
-  if (!v1.empty()) return Controller{v1, false};
+  if (!v1_cpu.empty()) return Mounts{v1_cpu, false, v1_cpuset};
   return absl::FailedPreconditionError(
       "no cpu controller is mounted (neither cgroup v2 with \"cpu\" in cgroup.controllers nor a cgroup v1 cpu "
       "hierarchy): tenants' CPU shares cannot be set here; run with --control=false");
@@ -76,73 +109,154 @@ absl::StatusOr<Controller> FindCpuController() {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<TenantCpuGroups>> TenantCpuGroups::Create(const std::vector<std::string>& tenants) {
+std::vector<int> AllowedCores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  std::vector<int> cores;
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return cores;
+  for (int c = 0; c < CPU_SETSIZE; ++c) {
+    if (CPU_ISSET(c, &set)) cores.push_back(c);
+  }
+  return cores;
+}
+
+std::vector<std::vector<int>> PartitionCores(const std::vector<int>& cores, int tenants) {
+  if (tenants <= 0 || cores.size() < static_cast<size_t>(tenants)) return {};
+  std::vector<std::vector<int>> parts(tenants);
+  const size_t base = cores.size() / tenants, longer = cores.size() % tenants;
+  size_t next = 0;
+  for (int t = 0; t < tenants; ++t) {
+    const size_t n = base + (static_cast<size_t>(t) < longer ? 1 : 0);
+    parts[t].assign(cores.begin() + next, cores.begin() + next + n);
+    next += n;
+  }
+  return parts;
+}
+
+std::string FormatCoreList(const std::vector<int>& cores) {
+  std::vector<std::string> runs;
+  for (size_t i = 0; i < cores.size();) {
+    size_t j = i;
+    while (j + 1 < cores.size() && cores[j + 1] == cores[j] + 1) ++j;
+    runs.push_back(j == i ? absl::StrCat(cores[i]) : absl::StrCat(cores[i], "-", cores[j]));
+    i = j + 1;
+  }
+  return absl::StrJoin(runs, ",");
+}
+
+absl::StatusOr<std::unique_ptr<TenantCpuGroups>> TenantCpuGroups::Create(const std::vector<std::string>& tenants,
+                                                                         bool own_cores) {
   for (const std::string& tenant : tenants) {
     if (tenant.empty() || tenant[0] == '.' || tenant.find('/') != std::string::npos) {
       return absl::InvalidArgumentError(
           absl::StrCat("tenant name \"", tenant, "\" cannot name a control group (empty, a leading '.' or a '/')"));
     }
   }
-  absl::StatusOr<Controller> controller = FindCpuController();
-  if (!controller.ok()) return controller.status();
-  const std::string parent = absl::StrCat(controller->mount, "/sparsepool-load-", getpid());
-  if (controller->v2) {
-    // The root's children get the cpu controller only when the root hands it down.
-    absl::StatusOr<std::string> handed = ReadFileText(controller->mount + "/cgroup.subtree_control", "cgroup");
-    bool cpu_handed = false;
-    if (handed.ok()) {
-      for (absl::string_view c : absl::StrSplit(*handed, absl::ByAnyChar(" \n"), absl::SkipEmpty())) {
-        cpu_handed |= c == "cpu";  // a word: "cpuset" is another controller
-      }
-    }
-    if (!cpu_handed) {
-      if (absl::Status s = WriteControl(controller->mount + "/cgroup.subtree_control", "+cpu"); !s.ok()) return s;
-    }
+  absl::StatusOr<Mounts> mounts = FindControllers();
+  if (!mounts.ok()) return mounts.status();
+  const std::vector<int> allowed = AllowedCores();
+  const int tenant_count = static_cast<int>(tenants.size());
+  std::vector<std::vector<int>> cores = PartitionCores(allowed, tenant_count);
+  std::string shared_why;
+  if (!own_cores) {
+    shared_why = "asked for";
+  } else if (mounts->cpuset.empty()) {
+    shared_why = "no cpuset controller";
+  } else if (cores.empty()) {
+    shared_why = absl::StrFormat("%d cores for %d tenants", allowed.size(), tenant_count);
   }
-  if (absl::Status s = MakeGroup(parent); !s.ok()) return s;
-  // Each tenant's bound: its share of the host's cores, in CPU time per 100 ms period.
-  const long cores = std::max(1L, sysconf(_SC_NPROCESSORS_ONLN));
+  if (!shared_why.empty()) cores.assign(tenants.size(), {});
+  std::unique_ptr<TenantCpuGroups> groups(new TenantCpuGroups({}, tenants, cores));
+
+  // Each tenant's bound: its share of the cores, in CPU time per 100 ms period.
+  const long core_count = std::max<long>(1, allowed.size());
   constexpr long kPeriodUs = 100000;
-  const long quota_us = std::max(1000L, cores * kPeriodUs / static_cast<long>(tenants.size()));
-  std::unique_ptr<TenantCpuGroups> groups(new TenantCpuGroups(
-      parent, tenants,
-      absl::StrFormat("%s groups under %s (equal weights, each tenant capped at %.1f of %d cores)",
-                      controller->v2 ? "cgroup v2" : "cgroup v1", parent,
-                      static_cast<double>(quota_us) / kPeriodUs, cores)));
-  if (controller->v2) {
-    if (absl::Status s = WriteControl(parent + "/cgroup.subtree_control", "+cpu"); !s.ok()) return s;
+  const long quota_us = std::max(1000L, core_count * kPeriodUs / tenant_count);
+  const std::string name = absl::StrCat("sparsepool-load-", getpid());
+  const std::string cpu_parent = mounts->cpu + "/" + name;
+  // A v2 group's children get a controller only when the group hands it down.
+  if (mounts->v2) {
+    if (absl::Status s = HandDown(mounts->cpu, "cpu"); !s.ok()) return s;
+  }
+  if (absl::Status s = MakeGroup(cpu_parent); !s.ok()) return s;
+  groups->parents_.push_back(cpu_parent);
+  if (mounts->v2) {
+    if (absl::Status s = HandDown(cpu_parent, "cpu"); !s.ok()) return s;
   }
   for (const std::string& tenant : tenants) {
-    const std::string group = groups->GroupOf(tenant);
+    const std::string group = cpu_parent + "/" + tenant;
     if (absl::Status s = MakeGroup(group); !s.ok()) return s;
     const std::vector<std::pair<std::string, std::string>> settings =
-        controller->v2 ? std::vector<std::pair<std::string, std::string>>{{"cpu.weight", "100"},
-                                                                           {"cpu.max", absl::StrCat(quota_us, " ",
-                                                                                                    kPeriodUs)}}
-                       : std::vector<std::pair<std::string, std::string>>{{"cpu.shares", "1024"},
-                                                                           {"cpu.cfs_period_us",
-                                                                            absl::StrCat(kPeriodUs)},
-                                                                           {"cpu.cfs_quota_us", absl::StrCat(quota_us)}};
+        mounts->v2 ? std::vector<std::pair<std::string, std::string>>{{"cpu.weight", "100"},
+                                                                       {"cpu.max", absl::StrCat(quota_us, " ",
+                                                                                                kPeriodUs)}}
+                   : std::vector<std::pair<std::string, std::string>>{{"cpu.shares", "1024"},
+                                                                       {"cpu.cfs_period_us", absl::StrCat(kPeriodUs)},
+                                                                       {"cpu.cfs_quota_us", absl::StrCat(quota_us)}};
     for (const auto& [file, value] : settings) {
       if (absl::Status s = WriteControl(group + "/" + file, value); !s.ok()) return s;
     }
   }
+
+  // Cores of its own: in v2 the same groups' cpuset.cpus; in v1 a second hierarchy,
+  // whose groups start with no cores and no memory nodes, so the parent takes the
+  // allowed cores and the root's nodes before its children take theirs.
+  if (shared_why.empty()) {
+    std::string cpuset_parent = cpu_parent;
+    std::string mems;
+    if (mounts->v2) {
+      if (absl::Status s = HandDown(mounts->cpu, "cpuset"); !s.ok()) return s;
+      if (absl::Status s = HandDown(cpu_parent, "cpuset"); !s.ok()) return s;
+    } else {
+      absl::StatusOr<std::string> root_mems = ReadFileText(mounts->cpuset + "/cpuset.mems", "the root cpuset's nodes");
+      if (!root_mems.ok()) return root_mems.status();
+      mems = std::string(absl::StripAsciiWhitespace(*root_mems));
+      if (mounts->cpuset != mounts->cpu) {  // else cpu and cpuset are mounted together: the same groups
+        cpuset_parent = mounts->cpuset + "/" + name;
+        if (absl::Status s = MakeGroup(cpuset_parent); !s.ok()) return s;
+        groups->parents_.push_back(cpuset_parent);
+      }
+      for (const auto& [file, value] : {std::pair<std::string, std::string>{"cpuset.cpus", FormatCoreList(allowed)},
+                                        std::pair<std::string, std::string>{"cpuset.mems", mems}}) {
+        if (absl::Status s = WriteControl(cpuset_parent + "/" + file, value); !s.ok()) return s;
+      }
+    }
+    for (int t = 0; t < tenant_count; ++t) {
+      const std::string group = cpuset_parent + "/" + tenants[t];
+      if (absl::Status s = MakeGroup(group); !s.ok()) return s;
+      if (absl::Status s = WriteControl(group + "/cpuset.cpus", FormatCoreList(cores[t])); !s.ok()) return s;
+      if (!mems.empty()) {
+        if (absl::Status s = WriteControl(group + "/cpuset.mems", mems); !s.ok()) return s;
+      }
+    }
+  }
+
+  std::vector<std::string> own;
+  for (int t = 0; t < tenant_count; ++t) own.push_back(absl::StrCat(tenants[t], " ", FormatCoreList(cores[t])));
+  groups->description_ = absl::StrFormat(
+      "%s groups under %s (equal weights, each tenant capped at %.1f of %d cores, %s)", mounts->v2 ? "cgroup v2" : "cgroup v1",
+      absl::StrJoin(groups->parents_, " and "), static_cast<double>(quota_us) / kPeriodUs, core_count,
+      shared_why.empty() ? absl::StrCat("on cores of its own: ", absl::StrJoin(own, ", "))
+                         : absl::StrCat("on shared cores: ", shared_why));
   return groups;
 }
 
 TenantCpuGroups::~TenantCpuGroups() {
-  for (const std::string& tenant : tenants_) {
-    const std::string group = GroupOf(tenant);
-    if (rmdir(group.c_str()) != 0 && errno != ENOENT) {
-      std::fprintf(stderr, "sparsepool_load: cannot remove the control group %s: %s\n", group.c_str(),
-                   std::strerror(errno));
-    }
-  }
-  rmdir(parent_.c_str());
+  for (const std::string& parent : parents_) RemoveGroups(parent, tenants_);
 }
 
 absl::Status TenantCpuGroups::Add(const std::string& tenant, pid_t pid) const {
-  return WriteControl(GroupOf(tenant) + "/cgroup.procs", absl::StrCat(pid));
+  for (const std::string& parent : parents_) {
+    if (absl::Status s = WriteControl(parent + "/" + tenant + "/cgroup.procs", absl::StrCat(pid)); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+std::vector<int> TenantCpuGroups::CoresOf(absl::string_view tenant) const {
+  for (size_t t = 0; t < tenants_.size(); ++t) {
+    if (tenants_[t] == tenant) return cores_[t];
+  }
+  return {};
 }
 
 }  // namespace sparsepool::bench

@@ -1,7 +1,8 @@
 // Each tenant's decode workers on this host in a CPU control group of its own, all with
-// the same weight and each capped at its share of the cores (cores / tenants): the
-// kernel then shares the cores between tenants, not between processes, so a tenant
-// running 31 workers gets no more CPU than one running one whenever both want it.
+// the same weight, each capped at its share of the cores (cores / tenants) and, where
+// the cpuset controller is there, given that share as cores of its own: the kernel then
+// shares the cores between tenants, not between processes, so a tenant running 31
+// workers gets no more CPU than one running one whenever both want it.
 //
 // Why a cap and not only weights (measured on the 16-core device host, docs/
 // reliability.md): weights alone left a quiet tenant's p99 at 2.1x its p99 alone
@@ -11,15 +12,24 @@
 // draw. The price: a tenant alone on the host cannot use more than its share
 // (not work-conserving).
 //
+// Why cores of its own on top of the cap: with the cores shared, a quiet worker's copy
+// thread that wakes finds every core running one of the flood's and waits for the
+// scheduler to preempt it, and the flood's quota, spent early in a period, throttles
+// and releases all of its threads at once; both are a quiet step's tail. Disjoint
+// cpusets leave a tenant's threads waiting only for its own (and the daemon's, which
+// runs on any core).
+//
 // Why here and not in the daemon: on the CPU path (CXL load/store, or host memory) the
 // daemon does no work on a step; each worker copies its own entries with its own copy
 // threads, so what tenants contend for is this host's cores, and the fair share of
 // them is the scheduler's to enforce. In production the same is one systemd slice (or
-// container) per tenant with equal CPUWeight (deploy/systemd/); sparsepool-load makes
-// the groups itself so that the comparison with and without them is one command.
+// container) per tenant with equal CPUWeight, CPUQuota and AllowedCPUs (deploy/systemd/);
+// sparsepool-load makes the groups itself so that the comparison with and without them
+// is one command.
 //
-// cgroup v2 (cpu.weight, cpu.max) where its cpu controller is available, else v1's
-// cpu controller (cpu.shares, cpu.cfs_quota_us). Needs root.
+// cgroup v2 (cpu.weight, cpu.max, cpuset.cpus) where its cpu controller is available,
+// else v1's cpu controller (cpu.shares, cpu.cfs_quota_us) and its cpuset hierarchy
+// (cpuset.cpus, cpuset.mems). Needs root.
 #ifndef SPARSEPOOL_BENCH_TENANT_CPU_GROUPS_H_
 #define SPARSEPOOL_BENCH_TENANT_CPU_GROUPS_H_
 
@@ -31,35 +41,57 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace sparsepool::bench {
 
+// The cores this process may run on (its affinity), in ascending order.
+std::vector<int> AllowedCores();
+
+// `cores` split into `tenants` runs of consecutive entries, as equal as they go (the
+// first ones one longer where they do not divide); empty when there are fewer cores
+// than tenants, which cannot each have one.
+std::vector<std::vector<int>> PartitionCores(const std::vector<int>& cores, int tenants);
+
+// The kernel's list format, ranges where consecutive: {0,1,2,5} is "0-2,5".
+std::string FormatCoreList(const std::vector<int>& cores);
+
 class TenantCpuGroups {
  public:
-  // Makes `sparsepool-load-PID/TENANT` under the cpu controller's mount for each of
-  // `tenants`, with equal weights and caps. FailedPrecondition saying why when it cannot (no cpu
-  // controller mounted, not root, v2 without the cpu controller delegated).
-  static absl::StatusOr<std::unique_ptr<TenantCpuGroups>> Create(const std::vector<std::string>& tenants);
+  // Makes `sparsepool-load-PID/TENANT` under the cpu controller's mount (and the cpuset
+  // controller's, where it has one of its own) for each of `tenants`, with equal weights
+  // and caps, and with `own_cores` each tenant's cores (PartitionCores of AllowedCores)
+  // where the cpuset controller is there and each tenant can have one. FailedPrecondition
+  // saying why when it cannot (no cpu controller mounted, not root, v2 without the cpu
+  // controller delegated).
+  static absl::StatusOr<std::unique_ptr<TenantCpuGroups>> Create(const std::vector<std::string>& tenants,
+                                                                  bool own_cores = true);
   // Removes the groups. Their processes must have exited (a group that still holds one
   // is left, with a message on stderr).
   ~TenantCpuGroups();
   TenantCpuGroups(const TenantCpuGroups&) = delete;
   TenantCpuGroups& operator=(const TenantCpuGroups&) = delete;
 
-  // Moves `pid` (a whole process) into `tenant`'s group.
+  // Moves `pid` (a whole process, every thread) into `tenant`'s groups.
   absl::Status Add(const std::string& tenant, pid_t pid) const;
 
-  // Which groups, their weights and caps: for the report.
+  // `tenant`'s cores; empty where tenants share the cores (no cpuset controller, or
+  // fewer cores than tenants).
+  std::vector<int> CoresOf(absl::string_view tenant) const;
+
+  // Which groups, their weights, caps and cores: for the report.
   const std::string& description() const { return description_; }
 
  private:
-  TenantCpuGroups(std::string parent, std::vector<std::string> tenants, std::string description)
-      : parent_(std::move(parent)), tenants_(std::move(tenants)), description_(std::move(description)) {}
-  std::string GroupOf(const std::string& tenant) const { return parent_ + "/" + tenant; }
+  TenantCpuGroups(std::vector<std::string> parents, std::vector<std::string> tenants,
+                  std::vector<std::vector<int>> cores)
+      : parents_(std::move(parents)), tenants_(std::move(tenants)), cores_(std::move(cores)) {}
 
-  const std::string parent_;
+  // One parent per hierarchy the groups are in: v2's one, or v1's cpu and cpuset.
+  std::vector<std::string> parents_;
   const std::vector<std::string> tenants_;
-  const std::string description_;
+  std::vector<std::vector<int>> cores_;  // by tenant, as tenants_; empty: shared
+  std::string description_;
 };
 
 }  // namespace sparsepool::bench

@@ -8,7 +8,8 @@
 # (no part named: tests). Knobs in the environment: BENCH_FLAGS, SERVE_FLAGS, REGION_SIZE,
 # BIG_GIB, EXTENTS, CHURN_OPS, SANITIZE_TIMEOUT, LOAD_SECONDS, LOAD_FLOOD, LOAD_ONLY_GPU (the GPU path's
 # 64 streams, plain and cached, beside the CPU path's, instead of the contention runs), LOAD_MPS (the GPU
-# path with and without CUDA MPS: 64 streams, and a quiet tenant beside a flood; the CPU path's 64 streams).
+# path with and without CUDA MPS: 64 streams, and a quiet tenant beside a flood; the CPU path's 64 streams),
+# LOAD_CORES (the quiet tenant beside a flood, on shared cores and on cores of its own, both paths).
 # Logs go to $OUT (or /tmp) and a summary to stdout.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -117,6 +118,17 @@ for part in "${parts[@]}"; do
         # The CPU path's 64 streams beside them: 16 workers of 4, and 8 of 8.
         run_load cpu16 --workers=16 --requests=4
         run_load cpu8x8 --workers=8 --requests=8
+        continue
+      fi
+      if [[ -n "${LOAD_CORES:-}" ]]; then
+        # The quiet tenant beside a flood with the control on, its CPU time capped on
+        # cores all tenants share against cores of its own (--tenant_cores), on both paths.
+        run_load quiet-alone --tenants=quiet:1 --requests=4
+        run_load flood-on-shared --tenants=quiet:1,flood:"$flood" --requests=4 --tenant_cores=false
+        run_load flood-on --tenants=quiet:1,flood:"$flood" --requests=4
+        run_load gpu-quiet-alone --path=gpu --tenants=quiet:1 --requests=4
+        run_load gpu-flood-mps-on-shared --path=gpu --mps --tenants=quiet:1,flood:15 --requests=4 --tenant_cores=false
+        run_load gpu-flood-mps-on --path=gpu --mps --tenants=quiet:1,flood:15 --requests=4
         continue
       fi
       if [[ -n "${LOAD_ONLY_GPU:-}" ]]; then
