@@ -102,6 +102,11 @@ ABSL_FLAG(bool, control, true,
 ABSL_FLAG(bool, tenant_cores, true,
           "with --control and --tenants: each tenant's group also gets cores of its own (cores / tenants, where the "
           "cpuset controller is there), not only its share of CPU time on cores all tenants share");
+ABSL_FLAG(std::string, tenant_fetch_rate, "",
+          "with --control and --tenants on the CPU path: each tenant's fetches together paced at this many bytes a "
+          "second (\"8GiB\": 8 GiB/s), split evenly among its workers (ClientOptions::fetch_bytes_per_second): a "
+          "tenant's share of the host's memory bandwidth where the hardware cannot divide it (no resctrl). Empty: "
+          "unpaced");
 ABSL_FLAG(bool, mps, false,
           "with --path=gpu: the workers' kernels run side by side under CUDA MPS (a control daemon of the tool's own, "
           "with private pipe and log folders) instead of time-sliced between their contexts; with --control and "
@@ -112,6 +117,7 @@ ABSL_FLAG(bool, soak, false,
 ABSL_FLAG(int, worker_index, -1, "internal: the worker this process is (set by the tool)");
 ABSL_FLAG(std::string, tenant, "", "internal: the worker's tenant (set by the tool)");
 ABSL_FLAG(std::string, token_file, "", "internal: the file holding the worker's tenant token (set by the tool)");
+ABSL_FLAG(uint64_t, fetch_bytes_per_second, 0, "internal: the worker's fetch rate, its share of --tenant_fetch_rate");
 
 namespace sparsepool::bench {
 namespace {
@@ -127,6 +133,7 @@ struct Options {
   bool soak = false;  // sample the owned daemon's footprint and fail if it grows
   bool control = true;  // --control
   bool tenant_cores = true;  // --tenant_cores
+  uint64_t tenant_fetch_rate = 0;  // --tenant_fetch_rate, bytes a second; 0: unpaced
   bool mps = false;      // --mps
   // Tenants and how many workers each runs, in worker order (--tenants); the daemon
   // then serves them (the tool writes its tenants file and every token).
@@ -256,6 +263,10 @@ class Parent {
       if (!o_.tenants.empty()) {
         args.push_back(absl::StrCat("--tenant=", TenantOf(w)));
         args.push_back(absl::StrCat("--token_file=", TokenFile(TenantOf(w))));
+        if (o_.control && o_.tenant_fetch_rate > 0) {
+          args.push_back(absl::StrCat("--fetch_bytes_per_second=",
+                                      std::max<uint64_t>(1, o_.tenant_fetch_rate / TenantEntryOf(w).second)));
+        }
       }
       SpawnOptions spawn;
       if (mps_ != nullptr) spawn.env = mps_->ClientEnvironment(SmPercentageOf(w));
@@ -443,6 +454,10 @@ class Parent {
                     o_.control ? absl::StrCat("on", cpu_groups_ != nullptr ? ": " + cpu_groups_->description() : "",
                                               o_.daemon.empty() ? "" : "; the daemon's creates and growths in turns")
                                : "off");
+    if (o_.control && o_.tenant_fetch_rate > 0) {
+      absl::StrAppend(&header, "; each tenant's fetches paced at ", FormatBytes(o_.tenant_fetch_rate),
+                      "/s, split among its workers");
+    }
     if (mps_ != nullptr) absl::StrAppend(&header, "; CUDA MPS", SmCapsDescription());
     std::string table =
         "| worker | steps | step p50 (us) | p99 | p99.9 | max | steps/s | entries/s | fetched | entries checked | "
@@ -546,6 +561,7 @@ int Run(int argc, char** argv) {
   o.outage = absl::GetFlag(FLAGS_outage);
   w.tenant = absl::GetFlag(FLAGS_tenant);
   w.token_file = absl::GetFlag(FLAGS_token_file);
+  w.fetch_bytes_per_second = absl::GetFlag(FLAGS_fetch_bytes_per_second);
   o.soak = absl::GetFlag(FLAGS_soak);
   o.control = absl::GetFlag(FLAGS_control);
   o.tenant_cores = absl::GetFlag(FLAGS_tenant_cores);
@@ -588,6 +604,15 @@ int Run(int argc, char** argv) {
   if (!(w.recover_seconds > 0)) return RefuseFlagValue("recover_seconds", absl::StrCat(w.recover_seconds), "more than 0");
   if (const std::string tenants = absl::GetFlag(FLAGS_tenants); !tenants.empty() && !ParseTenants(tenants, o.tenants)) {
     return RefuseFlagValue("tenants", tenants, "NAME:WORKERS,... with at least one worker each");
+  }
+  if (const std::string rate = absl::GetFlag(FLAGS_tenant_fetch_rate); !rate.empty()) {
+    absl::StatusOr<uint64_t> bytes = ParseByteSize(rate);
+    if (!bytes.ok() || *bytes == 0) return RefuseFlagValue("tenant_fetch_rate", rate, "bytes a second, e.g. 8GiB");
+    if (o.tenants.empty()) return RefuseFlagValue("tenant_fetch_rate", rate, "it paces tenants: give --tenants");
+    if (w.path != "cpu") {
+      return RefuseFlagValue("tenant_fetch_rate", rate, "it paces the CPU path's fetches (the client's copies)");
+    }
+    o.tenant_fetch_rate = *bytes;
   }
   const std::string faults = absl::GetFlag(FLAGS_faults);
   if (o.worker_index >= 0) {

@@ -109,6 +109,7 @@ class Worker {
       options.token = std::string(absl::StripAsciiWhitespace(*token));
     }
     options.rpc_timeout = o_.rpc_timeout;
+    options.fetch_bytes_per_second = o_.fetch_bytes_per_second;
     reserve_tokens_ = options.reserve_tokens;
     options.client_id = absl::StrCat("load-worker-", o_.index, "-", getpid());
     if (generation_ > 0) absl::StrAppend(&options.client_id, "-", generation_);

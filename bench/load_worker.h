@@ -47,6 +47,8 @@ struct LoadWorkerOptions {
   // it, connects a new one under a new id and takes new requests); 0: never.
   int client_churn = 0;
   absl::Duration rpc_timeout = absl::Seconds(10);
+  // The client's ClientOptions::fetch_bytes_per_second (its tenant's share); 0: unpaced.
+  uint64_t fetch_bytes_per_second = 0;
   double recover_seconds = 30;
   // Where the worker writes its progress, ledger and result, and where it looks for
   // the parent's stop file.

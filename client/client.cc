@@ -19,6 +19,7 @@
 #include "common/channel_security.h"
 #include "common/grpc_status.h"
 #include "common/layout_proto.h"
+#include "common/rate_pacer.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "proto/sparsepool.grpc.pb.h"
@@ -52,7 +53,10 @@ class ClientImpl final : public Client {
   ClientImpl(ClientOptions options, std::string client_id, std::shared_ptr<grpc::Channel> channel,
              std::unique_ptr<DataPlane> data_plane)
       : options_(std::move(options)), client_id_(std::move(client_id)),
-        stub_(v1::PoolService::NewStub(channel)), data_plane_(std::move(data_plane)) {}
+        stub_(v1::PoolService::NewStub(channel)), data_plane_(std::move(data_plane)),
+        fetch_pacer_(options_.fetch_bytes_per_second > 0
+                         ? std::make_unique<RatePacer>(options_.fetch_bytes_per_second, absl::Milliseconds(1))
+                         : nullptr) {}
 
   // Started after construction so the thread never sees a half-built client. The
   // client's writes are fenced from the first (the registration is answered before
@@ -285,6 +289,11 @@ class ClientImpl final : public Client {
     gather.sequences = rows;
     gather.indices = indices;
     gather.out = out;
+    if (fetch_pacer_ != nullptr) {
+      const absl::Duration waited = fetch_pacer_->Acquire(uint64_t{indices.size()} * rows[0]->entry_bytes);
+      absl::MutexLock lock(&metrics_mu_);
+      metrics_.fetch_paced_seconds += absl::ToDoubleSeconds(waited);
+    }
     const absl::Time start = absl::Now();
     absl::Status fetched = data_plane_->Gather(gather);
     RecordFetch(layer, indices, rows[0]->entry_bytes, absl::Now() - start, fetched);
@@ -556,6 +565,7 @@ class ClientImpl final : public Client {
   std::unique_ptr<v1::PoolService::Stub> stub_;
   ReleaseFence fence_;  // before the data plane and the keeper, which use it
   std::unique_ptr<DataPlane> data_plane_;
+  const std::unique_ptr<RatePacer> fetch_pacer_;  // options_.fetch_bytes_per_second; null: unpaced
   LayoutCache layouts_;
   std::unique_ptr<LeaseKeeper> keepalive_;
   absl::Mutex async_mu_;

@@ -41,6 +41,7 @@ void ClientMetrics::Add(const ClientMetrics& other) {
   layouts_refreshed += other.layouts_refreshed;
   stale_layout_refusals += other.stale_layout_refusals;
   step_growth_waits += other.step_growth_waits;
+  fetch_paced_seconds += other.fetch_paced_seconds;
 }
 
 std::string ClientMetricsText(const ClientMetrics& m) {
@@ -59,22 +60,21 @@ std::string ClientMetricsText(const ClientMetrics& m) {
   counter("write_calls_total", "Writes (WriteEntries; WriteStep per row and layer).", &TransportCounters::write_calls);
   counter("write_errors_total", "Writes that failed.", &TransportCounters::write_errors);
   counter("written_bytes_total", "Bytes of entries written.", &TransportCounters::bytes_written);
-  absl::StrAppend(&out,
-                  "# HELP sparsepool_client_layouts_refreshed_total Cached layouts asked for again: the sequence "
-                  "grew under the cache.\n# TYPE sparsepool_client_layouts_refreshed_total counter\n"
-                  "sparsepool_client_layouts_refreshed_total ",
-                  m.layouts_refreshed, "\n");
-  absl::StrAppend(&out,
-                  "# HELP sparsepool_client_stale_layout_refusals_total Data-plane calls refused on a cached layout "
-                  "that no longer held (released, or its RDMA peer gone).\n"
-                  "# TYPE sparsepool_client_stale_layout_refusals_total counter\n"
-                  "sparsepool_client_stale_layout_refusals_total ",
-                  m.stale_layout_refusals, "\n");
-  absl::StrAppend(&out,
-                  "# HELP sparsepool_client_step_growth_waits_total WriteStep rows that waited for growth: no room "
-                  "was reserved ahead.\n# TYPE sparsepool_client_step_growth_waits_total counter\n"
-                  "sparsepool_client_step_growth_waits_total ",
-                  m.step_growth_waits, "\n");
+  // One value over the whole client, not by transport.
+  const auto single = [&](const char* name, const char* help, auto value) {
+    absl::StrAppend(&out, "# HELP sparsepool_client_", name, " ", help, "\n# TYPE sparsepool_client_", name,
+                    " counter\nsparsepool_client_", name, " ", value, "\n");
+  };
+  single("layouts_refreshed_total", "Cached layouts asked for again: the sequence grew under the cache.",
+         m.layouts_refreshed);
+  single("stale_layout_refusals_total",
+         "Data-plane calls refused on a cached layout that no longer held (released, or its RDMA peer gone).",
+         m.stale_layout_refusals);
+  single("step_growth_waits_total", "WriteStep rows that waited for growth: no room was reserved ahead.",
+         m.step_growth_waits);
+  single("fetch_paced_seconds_total",
+         "Time FetchTopK calls waited for the client's fetch rate (ClientOptions::fetch_bytes_per_second).",
+         m.fetch_paced_seconds);
   absl::StrAppend(&out,
                   "# HELP sparsepool_client_fetch_duration_seconds Successful FetchTopK calls by layer.\n"
                   "# TYPE sparsepool_client_fetch_duration_seconds histogram\n");

@@ -118,13 +118,18 @@ class IntegrationTest : public ::testing::Test {
   }
 
   // Another client of the daemon, whose WriteStep reserves `reserve_tokens` ahead.
-  std::unique_ptr<Client> ConnectReserving(uint64_t reserve_tokens) {
-    ClientOptions options;
+  // A client of the daemon with `options` (their address set here).
+  std::unique_ptr<Client> ConnectWith(ClientOptions options) {
     options.address = daemon_->address();
-    options.reserve_tokens = reserve_tokens;
     auto connected = Client::Connect(options);
     EXPECT_TRUE(connected.ok()) << connected.status();
     return connected.ok() ? *std::move(connected) : nullptr;
+  }
+
+  std::unique_ptr<Client> ConnectReserving(uint64_t reserve_tokens) {
+    ClientOptions options;
+    options.reserve_tokens = reserve_tokens;
+    return ConnectWith(options);
   }
 
   std::unique_ptr<DaemonProcess> daemon_;
@@ -393,6 +398,33 @@ TEST_F(IntegrationTest, ARequestCreatedWithRoomPastItsPromptStepsWithoutWaitingF
   EXPECT_EQ(client.Metrics().step_growth_waits, 1u);
   EXPECT_THAT(ClientMetricsText(client.Metrics()), HasSubstr("sparsepool_client_step_growth_waits_total 1\n"));
   ASSERT_NO_FATAL_FAILURE(FetchAndCheck(client, {*roomy, *tight}, {110, 101}, 1, 64, kEntryBytes, rng_));
+}
+
+// A client with a fetch rate holds its FetchTopK calls to it: the calls after the first
+// wait for the ones before to be paid for (at least that long in all: a loaded machine
+// can only make it longer), deliver what was written all the same, and the waits are
+// counted apart from the fetch latency. A client without one never waits.
+TEST_F(IntegrationTest, AClientsFetchRateHoldsItsFetchesToIt) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
+  ClientOptions options;
+  constexpr size_t kK = 256;
+  options.fetch_bytes_per_second = kK * kEntryBytes * 5;  // each call a fifth of a second's worth
+  std::unique_ptr<Client> paced = ConnectWith(options);
+  ASSERT_NE(paced, nullptr);
+  auto id = paced->CreateSequence(Spec(2, 512));
+  ASSERT_TRUE(id.ok()) << id.status();
+  ASSERT_NO_FATAL_FAILURE(WriteTokens(*paced, *id, 2, kEntryBytes, 0, 512));
+  const absl::Time start = absl::Now();
+  for (int call = 0; call < 4; ++call) ASSERT_NO_FATAL_FAILURE(FetchAndCheck(*paced, {*id}, {512}, 1, kK, kEntryBytes, rng_));
+  // Three calls paid for before the fourth went: 0.6 s, less 1 ms of tolerance each.
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(590));
+  const ClientMetrics metrics = paced->Metrics();
+  EXPECT_GT(metrics.fetch_paced_seconds, 0.0);
+  EXPECT_LE(metrics.fetch_paced_seconds, 0.6 + 1e-3);
+  EXPECT_EQ(metrics.transports.at("cxl").fetch_calls, 4u);
+  EXPECT_THAT(ClientMetricsText(metrics), HasSubstr("sparsepool_client_fetch_paced_seconds_total "));
+  ASSERT_NO_FATAL_FAILURE(FetchAndCheck(*client_, {*id}, {512}, 1, kK, kEntryBytes, rng_));
+  EXPECT_EQ(client_->Metrics().fetch_paced_seconds, 0.0);
 }
 
 // When the pool cannot give the room ahead, WriteStep takes only the page it needs.

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -201,6 +202,55 @@ TEST(LoadTest, AnInterruptStopsTheRunAndLeavesNothingBehind) {
   } else {
     EXPECT_NE(geteuid(), 0u) << "as root the run makes control groups:\n" << output;
   }
+}
+
+// --tenant_fetch_rate: each tenant's fetches together held to the rate, split among its
+// workers, so that no worker fetches faster than its share (and the one call each
+// worker makes before its first wait). Only an upper bound: a loaded machine makes the
+// workers slower, never faster.
+TEST(LoadTest, EachTenantsFetchesAreHeldToItsRate) {
+  if (geteuid() != 0) GTEST_SKIP() << "the contention control's CPU groups need root";
+  const std::string out = absl::StrCat(testing::TestTempDir(), "/load-paced");
+  testing::CommandResult run = testing::RunCommand(
+      {"bench/sparsepool_load",
+       absl::StrCat("--daemon=service/sparsepoold --region=shm:/dev/shm/sparsepool-test-load-paced-", getpid(), ":128MiB"),
+       "--tenants=a:1,b:2", "--tenant_fetch_rate=1MiB", "--seconds=3", "--requests=2", "--context=1024", "--layers=2",
+       "--k=128", "--churn=4", absl::StrCat("--out=", out)});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_THAT(run.output, HasSubstr("each tenant's fetches paced at 1.00 MiB/s, split among its workers"));
+  std::ifstream csv(out + "/results.csv");
+  std::string line;
+  int workers = 0;
+  constexpr double kCallBytes = 2 * 128 * 656;  // one layer of both requests
+  while (std::getline(csv, line)) {
+    std::vector<std::string> cells = absl::StrSplit(line, ',');
+    int worker = 0;
+    double steps_per_s = 0, entries_per_s = 0, seconds_stepping = 3;
+    // A worker's row is named by its index and tenant, "1 (b)"; the others are sums.
+    if (cells.size() < 8 || !absl::SimpleAtoi(std::vector<std::string>(absl::StrSplit(cells[0], ' '))[0], &worker)) {
+      continue;
+    }
+    ASSERT_TRUE(absl::SimpleAtod(cells[6], &steps_per_s) && absl::SimpleAtod(cells[7], &entries_per_s)) << line;
+    EXPECT_GT(steps_per_s, 0) << line;
+    const double share = (worker == 0 ? 1.0 : 0.5) * (1 << 20);
+    // Over the worker's own time, at least the run's seconds, it fetched at most its
+    // share plus its first call (paid for after it went).
+    EXPECT_LE(entries_per_s * 656, share * 1.01 + kCallBytes / seconds_stepping) << line;
+    ++workers;
+  }
+  EXPECT_EQ(workers, 3);
+  testing::CommandResult refused =
+      testing::RunCommand({"bench/sparsepool_load", "--tenant_fetch_rate=1GiB", "--workers=2"});
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_THAT(refused.output, HasSubstr("bad argument --tenant_fetch_rate=1GiB: it paces tenants: give --tenants"));
+  testing::CommandResult on_gpu = testing::RunCommand(
+      {"bench/sparsepool_load", "--tenant_fetch_rate=1GiB", "--tenants=a:1", "--path=gpu"});
+  EXPECT_EQ(on_gpu.exit_code, 2);
+  EXPECT_THAT(on_gpu.output, HasSubstr("it paces the CPU path's fetches"));
+  testing::CommandResult nonsense =
+      testing::RunCommand({"bench/sparsepool_load", "--tenant_fetch_rate=fast", "--tenants=a:1"});
+  EXPECT_EQ(nonsense.exit_code, 2);
+  EXPECT_THAT(nonsense.output, HasSubstr("bytes a second, e.g. 8GiB"));
 }
 
 TEST(LoadTest, WorkersThatCannotReachTheDaemonFailTheRun) {

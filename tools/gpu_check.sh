@@ -9,7 +9,8 @@
 # BIG_GIB, EXTENTS, CHURN_OPS, SANITIZE_TIMEOUT, LOAD_SECONDS, LOAD_FLOOD, LOAD_ONLY_GPU (the GPU path's
 # 64 streams, plain and cached, beside the CPU path's, instead of the contention runs), LOAD_MPS (the GPU
 # path with and without CUDA MPS: 64 streams, and a quiet tenant beside a flood; the CPU path's 64 streams),
-# LOAD_CORES (the quiet tenant beside a flood, on shared cores and on cores of its own, both paths).
+# LOAD_CORES (the quiet tenant beside a flood, on shared cores and on cores of its own, both paths;
+# with fetches paced, LOAD_PACE, on the CPU path).
 # Logs go to $OUT (or /tmp) and a summary to stdout.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -122,10 +123,12 @@ for part in "${parts[@]}"; do
       fi
       if [[ -n "${LOAD_CORES:-}" ]]; then
         # The quiet tenant beside a flood with the control on, its CPU time capped on
-        # cores all tenants share against cores of its own (--tenant_cores), on both paths.
+        # cores all tenants share against cores of its own (--tenant_cores), on both paths;
+        # on the CPU path also each tenant's fetches paced (--tenant_fetch_rate, LOAD_PACE).
         run_load quiet-alone --tenants=quiet:1 --requests=4
         run_load flood-on-shared --tenants=quiet:1,flood:"$flood" --requests=4 --tenant_cores=false
         run_load flood-on --tenants=quiet:1,flood:"$flood" --requests=4
+        run_load flood-on-paced --tenants=quiet:1,flood:"$flood" --requests=4 --tenant_fetch_rate="${LOAD_PACE:-8GiB}"
         run_load gpu-quiet-alone --path=gpu --tenants=quiet:1 --requests=4
         run_load gpu-flood-mps-on-shared --path=gpu --mps --tenants=quiet:1,flood:15 --requests=4 --tenant_cores=false
         run_load gpu-flood-mps-on --path=gpu --mps --tenants=quiet:1,flood:15 --requests=4
