@@ -26,7 +26,7 @@
 extern "C" {
 #endif
 
-#define SP_ABI_VERSION 2
+#define SP_ABI_VERSION 3
 
 enum sp_status_code {
   SP_OK = 0,
@@ -67,6 +67,9 @@ typedef struct {
   const char* tls_root_certs;  /* PEM file of the daemon's CA; NULL: plaintext */
   const char* tls_cert;        /* PEM files of a client certificate and its key, for */
   const char* tls_key;         /* daemons that require one; NULL: none */
+  /* Since ABI 3. The most bytes a second this client's fetches deliver, paced (a
+   * tenant's share of the host's memory bandwidth); 0 (the default): unpaced. */
+  uint64_t fetch_bytes_per_second;
 } sp_client_options;
 
 void sp_client_options_init(sp_client_options* options);

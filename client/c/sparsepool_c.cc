@@ -91,6 +91,7 @@ int sp_client_connect(const sp_client_options* options, sp_client** client) {
     if (options->tls_root_certs != nullptr) o.tls_root_certs = options->tls_root_certs;
     if (options->tls_cert != nullptr) o.tls_cert = options->tls_cert;
     if (options->tls_key != nullptr) o.tls_key = options->tls_key;
+    o.fetch_bytes_per_second = options->fetch_bytes_per_second;
     auto connected = sparsepool::Client::Connect(o);
     if (!connected.ok()) return connected.status();
     *client = new sp_client{*std::move(connected)};

@@ -12,7 +12,7 @@ from typing import Optional
 from . import errors
 
 _HERE = pathlib.Path(__file__).resolve().parent
-ABI_VERSION = 2
+ABI_VERSION = 3
 
 
 def _library_path() -> str:
@@ -48,6 +48,7 @@ class ClientOptions(ctypes.Structure):
         ("tls_root_certs", c_char_p),
         ("tls_cert", c_char_p),
         ("tls_key", c_char_p),
+        ("fetch_bytes_per_second", c_uint64),
     ]
 
 

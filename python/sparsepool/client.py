@@ -38,11 +38,14 @@ class Client:
         tls_root_certs: Optional[str] = None,
         tls_cert: Optional[str] = None,
         tls_key: Optional[str] = None,
+        fetch_bytes_per_second: int = 0,
     ) -> None:
         """Connects; `token` is the tenant's for a daemon that serves tenants (the daemon
         then acts within that tenant), `tls_root_certs` the PEM file of the CA that signed
         the daemon's certificate (TLS; plaintext without), `tls_cert`/`tls_key` a client
-        certificate for daemons that require one."""
+        certificate for daemons that require one, `fetch_bytes_per_second` the most bytes a
+        second this client's fetches deliver (paced: a tenant's share of the host's memory
+        bandwidth; 0, unpaced)."""
         native = lib()
         options = ClientOptions()
         native.sp_client_options_init(ctypes.byref(options))
@@ -62,6 +65,7 @@ class Client:
         options.copy_threads = copy_threads
         options.keepalive_interval_ms = int(keepalive_interval * 1000)
         options.rpc_timeout_ms = int(rpc_timeout * 1000)
+        options.fetch_bytes_per_second = fetch_bytes_per_second
         handle = ctypes.c_void_p()
         check(native.sp_client_connect(ctypes.byref(options), ctypes.byref(handle)))
         self._handle: Optional[ctypes.c_void_p] = handle

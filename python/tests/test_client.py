@@ -5,6 +5,7 @@ import ctypes
 import gc
 import os
 import pathlib
+import re
 import threading
 import time
 
@@ -66,6 +67,23 @@ def test_counters_and_metrics_text_for_the_engines_own_metrics(daemon):
         text = client.metrics_text()
         assert f'sparsepool_client_written_bytes_total{{transport="cxl"}} {128 * ENTRY}\n' in text
         assert 'sparsepool_client_fetch_duration_seconds_count{layer="1"} 1\n' in text
+        client.release(seq)
+
+
+def test_a_fetch_rate_holds_the_clients_fetches_to_it(daemon):
+    k = 64
+    with sparsepool.Client(daemon.address, fetch_bytes_per_second=k * ENTRY * 5) as client:
+        seq = client.create_sequence(layers=2, entry_bytes=ENTRY, tokens=128)
+        client.write(seq, 1, 0, pattern(seq, 1, 0, 128))
+        indices = np.arange(k, dtype=np.int32).reshape(1, k)
+        start = time.monotonic()
+        for _ in range(3):
+            out = client.fetch_topk(1, [seq], indices)
+        # Two calls paid for (a fifth of a second each) before the third went.
+        assert time.monotonic() - start >= 0.39
+        np.testing.assert_array_equal(out[0], pattern(seq, 1, 0, k))
+        paced = re.search(r"^sparsepool_client_fetch_paced_seconds_total (\S+)$", client.metrics_text(), re.M)
+        assert paced and 0 < float(paced.group(1)) <= 0.41
         client.release(seq)
 
 
