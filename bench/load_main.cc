@@ -609,6 +609,9 @@ int Run(int argc, char** argv) {
     absl::StatusOr<uint64_t> bytes = ParseByteSize(rate);
     if (!bytes.ok() || *bytes == 0) return RefuseFlagValue("tenant_fetch_rate", rate, "bytes a second, e.g. 8GiB");
     if (o.tenants.empty()) return RefuseFlagValue("tenant_fetch_rate", rate, "it paces tenants: give --tenants");
+    if (!o.control) {
+      return RefuseFlagValue("tenant_fetch_rate", rate, "it is part of the contention control: drop --control=false");
+    }
     if (w.path != "cpu") {
       return RefuseFlagValue("tenant_fetch_rate", rate, "it paces the CPU path's fetches (the client's copies)");
     }

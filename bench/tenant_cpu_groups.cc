@@ -34,17 +34,23 @@ absl::Status WriteControl(const std::string& path, const std::string& value) {
 }
 
 absl::Status MakeGroup(const std::string& path) {
-  if (mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
+  if (mkdir(path.c_str(), 0755) != 0) {
     return absl::FailedPreconditionError(absl::StrCat("cannot make the control group ", path, ": ",
                                                       std::strerror(errno), " (it needs root)"));
   }
   return absl::OkStatus();
 }
 
+// A tenant's group under `parent`. Prefixed, so that no tenant's name can be one of the
+// controllers' own files there ("tasks", "cpu.shares").
+std::string GroupPath(const std::string& parent, absl::string_view tenant) {
+  return absl::StrCat(parent, "/tenant-", tenant);
+}
+
 // Removes `parent`'s tenant groups, then `parent`; what is not there is no matter.
 void RemoveGroups(const std::string& parent, const std::vector<std::string>& tenants) {
   for (const std::string& tenant : tenants) {
-    const std::string group = parent + "/" + tenant;
+    const std::string group = GroupPath(parent, tenant);
     if (rmdir(group.c_str()) != 0 && errno != ENOENT) {
       std::fprintf(stderr, "sparsepool_load: cannot remove the control group %s: %s\n", group.c_str(),
                    std::strerror(errno));
@@ -110,26 +116,27 @@ absl::StatusOr<Mounts> FindControllers() {
 }  // namespace
 
 std::vector<int> AllowedCores() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
+  // Sized for the host's configured CPUs: a fixed cpu_set_t fails past 1024.
+  const int count = std::max(1L, sysconf(_SC_NPROCESSORS_CONF));
+  cpu_set_t* set = CPU_ALLOC(count);
   std::vector<int> cores;
-  if (sched_getaffinity(0, sizeof(set), &set) != 0) return cores;
-  for (int c = 0; c < CPU_SETSIZE; ++c) {
-    if (CPU_ISSET(c, &set)) cores.push_back(c);
+  if (set == nullptr) return cores;
+  const size_t size = CPU_ALLOC_SIZE(count);
+  CPU_ZERO_S(size, set);
+  if (sched_getaffinity(0, size, set) == 0) {
+    for (int c = 0; c < count; ++c) {
+      if (CPU_ISSET_S(c, size, set)) cores.push_back(c);
+    }
   }
+  CPU_FREE(set);
   return cores;
 }
 
 std::vector<std::vector<int>> PartitionCores(const std::vector<int>& cores, int tenants) {
   if (tenants <= 0 || cores.size() < static_cast<size_t>(tenants)) return {};
   std::vector<std::vector<int>> parts(tenants);
-  const size_t base = cores.size() / tenants, longer = cores.size() % tenants;
-  size_t next = 0;
-  for (int t = 0; t < tenants; ++t) {
-    const size_t n = base + (static_cast<size_t>(t) < longer ? 1 : 0);
-    parts[t].assign(cores.begin() + next, cores.begin() + next + n);
-    next += n;
-  }
+  const size_t each = cores.size() / tenants;
+  for (int t = 0; t < tenants; ++t) parts[t].assign(cores.begin() + t * each, cores.begin() + (t + 1) * each);
   return parts;
 }
 
@@ -146,6 +153,7 @@ std::string FormatCoreList(const std::vector<int>& cores) {
 
 absl::StatusOr<std::unique_ptr<TenantCpuGroups>> TenantCpuGroups::Create(const std::vector<std::string>& tenants,
                                                                          bool own_cores) {
+  if (tenants.empty()) return absl::InvalidArgumentError("no tenants to make control groups for");
   for (const std::string& tenant : tenants) {
     if (tenant.empty() || tenant[0] == '.' || tenant.find('/') != std::string::npos) {
       return absl::InvalidArgumentError(
@@ -155,6 +163,9 @@ absl::StatusOr<std::unique_ptr<TenantCpuGroups>> TenantCpuGroups::Create(const s
   absl::StatusOr<Mounts> mounts = FindControllers();
   if (!mounts.ok()) return mounts.status();
   const std::vector<int> allowed = AllowedCores();
+  if (allowed.empty()) {
+    return absl::FailedPreconditionError("cannot read the cores this process may run on (sched_getaffinity failed)");
+  }
   const int tenant_count = static_cast<int>(tenants.size());
   std::vector<std::vector<int>> cores = PartitionCores(allowed, tenant_count);
   std::string shared_why;
@@ -168,24 +179,67 @@ absl::StatusOr<std::unique_ptr<TenantCpuGroups>> TenantCpuGroups::Create(const s
   if (!shared_why.empty()) cores.assign(tenants.size(), {});
   std::unique_ptr<TenantCpuGroups> groups(new TenantCpuGroups({}, tenants, cores));
 
-  // Each tenant's bound: its share of the cores, in CPU time per 100 ms period.
-  const long core_count = std::max<long>(1, allowed.size());
+  // Each tenant's bound, in CPU time per 100 ms period: its own cores' worth, or its
+  // share of the cores all tenants share. Equal either way: the cores left over when
+  // they do not divide go to no tenant.
   constexpr long kPeriodUs = 100000;
-  const long quota_us = std::max(1000L, core_count * kPeriodUs / tenant_count);
+  const long tenant_cores =
+      shared_why.empty() ? static_cast<long>(cores[0].size()) : static_cast<long>(allowed.size());
+  const long quota_us =
+      std::max(1000L, shared_why.empty() ? tenant_cores * kPeriodUs : tenant_cores * kPeriodUs / tenant_count);
   const std::string name = absl::StrCat("sparsepool-load-", getpid());
-  const std::string cpu_parent = mounts->cpu + "/" + name;
-  // A v2 group's children get a controller only when the group hands it down.
+  // Groups in the cpuset hierarchy need cores and memory nodes before a process can
+  // join them: v2's take their parent's when not set, v1's start with none.
+  const bool v1_cpusets = !mounts->v2 && !mounts->cpuset.empty() && (shared_why.empty() || mounts->cpuset == mounts->cpu);
+  std::string mems;
+  if (v1_cpusets) {
+    absl::StatusOr<std::string> root_mems = ReadFileText(mounts->cpuset + "/cpuset.mems", "the root cpuset's nodes");
+    if (!root_mems.ok()) return root_mems.status();
+    mems = std::string(absl::StripAsciiWhitespace(*root_mems));
+  }
+  const auto make_parent = [&](const std::string& mount) -> absl::StatusOr<std::string> {
+    const std::string parent = mount + "/" + name;
+    if (mkdir(parent.c_str(), 0755) != 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "cannot make the control group ", parent, ": ", std::strerror(errno),
+          errno == EEXIST ? " (left by an earlier run whose process had this id: remove its tenant groups, then it)"
+                          : " (it needs root)"));
+    }
+    groups->parents_.push_back(parent);
+    if (v1_cpusets && mount == mounts->cpuset) {
+      if (absl::Status s = WriteControl(parent + "/cpuset.cpus", FormatCoreList(allowed)); !s.ok()) return s;
+      if (absl::Status s = WriteControl(parent + "/cpuset.mems", mems); !s.ok()) return s;
+    }
+    if (mounts->v2) {  // before the children are made
+      if (absl::Status s = HandDown(parent, "cpu"); !s.ok()) return s;
+      if (shared_why.empty()) {
+        if (absl::Status s = HandDown(parent, "cpuset"); !s.ok()) return s;
+      }
+    }
+    for (const std::string& tenant : tenants) {
+      if (absl::Status s = MakeGroup(GroupPath(parent, tenant)); !s.ok()) return s;
+    }
+    return parent;
+  };
+
+  // A v2 group's children get a controller only when the group hands it down (which
+  // the root keeps after the groups are gone: it changes nothing for other groups).
   if (mounts->v2) {
     if (absl::Status s = HandDown(mounts->cpu, "cpu"); !s.ok()) return s;
+    if (shared_why.empty()) {
+      if (absl::Status s = HandDown(mounts->cpu, "cpuset"); !s.ok()) return s;
+    }
   }
-  if (absl::Status s = MakeGroup(cpu_parent); !s.ok()) return s;
-  groups->parents_.push_back(cpu_parent);
-  if (mounts->v2) {
-    if (absl::Status s = HandDown(cpu_parent, "cpu"); !s.ok()) return s;
+  absl::StatusOr<std::string> cpu_parent = make_parent(mounts->cpu);
+  if (!cpu_parent.ok()) return cpu_parent.status();
+  std::string cpuset_parent = *cpu_parent;
+  if (!mounts->v2 && v1_cpusets && mounts->cpuset != mounts->cpu) {
+    absl::StatusOr<std::string> made = make_parent(mounts->cpuset);
+    if (!made.ok()) return made.status();
+    cpuset_parent = *made;
   }
-  for (const std::string& tenant : tenants) {
-    const std::string group = cpu_parent + "/" + tenant;
-    if (absl::Status s = MakeGroup(group); !s.ok()) return s;
+  for (int t = 0; t < tenant_count; ++t) {
+    const std::string group = GroupPath(*cpu_parent, tenants[t]);
     const std::vector<std::pair<std::string, std::string>> settings =
         mounts->v2 ? std::vector<std::pair<std::string, std::string>>{{"cpu.weight", "100"},
                                                                        {"cpu.max", absl::StrCat(quota_us, " ",
@@ -196,37 +250,12 @@ absl::StatusOr<std::unique_ptr<TenantCpuGroups>> TenantCpuGroups::Create(const s
     for (const auto& [file, value] : settings) {
       if (absl::Status s = WriteControl(group + "/" + file, value); !s.ok()) return s;
     }
-  }
-
-  // Cores of its own: in v2 the same groups' cpuset.cpus; in v1 a second hierarchy,
-  // whose groups start with no cores and no memory nodes, so the parent takes the
-  // allowed cores and the root's nodes before its children take theirs.
-  if (shared_why.empty()) {
-    std::string cpuset_parent = cpu_parent;
-    std::string mems;
-    if (mounts->v2) {
-      if (absl::Status s = HandDown(mounts->cpu, "cpuset"); !s.ok()) return s;
-      if (absl::Status s = HandDown(cpu_parent, "cpuset"); !s.ok()) return s;
-    } else {
-      absl::StatusOr<std::string> root_mems = ReadFileText(mounts->cpuset + "/cpuset.mems", "the root cpuset's nodes");
-      if (!root_mems.ok()) return root_mems.status();
-      mems = std::string(absl::StripAsciiWhitespace(*root_mems));
-      if (mounts->cpuset != mounts->cpu) {  // else cpu and cpuset are mounted together: the same groups
-        cpuset_parent = mounts->cpuset + "/" + name;
-        if (absl::Status s = MakeGroup(cpuset_parent); !s.ok()) return s;
-        groups->parents_.push_back(cpuset_parent);
-      }
-      for (const auto& [file, value] : {std::pair<std::string, std::string>{"cpuset.cpus", FormatCoreList(allowed)},
-                                        std::pair<std::string, std::string>{"cpuset.mems", mems}}) {
-        if (absl::Status s = WriteControl(cpuset_parent + "/" + file, value); !s.ok()) return s;
-      }
-    }
-    for (int t = 0; t < tenant_count; ++t) {
-      const std::string group = cpuset_parent + "/" + tenants[t];
-      if (absl::Status s = MakeGroup(group); !s.ok()) return s;
-      if (absl::Status s = WriteControl(group + "/cpuset.cpus", FormatCoreList(cores[t])); !s.ok()) return s;
-      if (!mems.empty()) {
-        if (absl::Status s = WriteControl(group + "/cpuset.mems", mems); !s.ok()) return s;
+    if (shared_why.empty() || v1_cpusets) {
+      const std::string cpuset_group = GroupPath(cpuset_parent, tenants[t]);
+      const std::string list = FormatCoreList(shared_why.empty() ? cores[t] : allowed);
+      if (absl::Status s = WriteControl(cpuset_group + "/cpuset.cpus", list); !s.ok()) return s;
+      if (v1_cpusets) {
+        if (absl::Status s = WriteControl(cpuset_group + "/cpuset.mems", mems); !s.ok()) return s;
       }
     }
   }
@@ -235,7 +264,7 @@ absl::StatusOr<std::unique_ptr<TenantCpuGroups>> TenantCpuGroups::Create(const s
   for (int t = 0; t < tenant_count; ++t) own.push_back(absl::StrCat(tenants[t], " ", FormatCoreList(cores[t])));
   groups->description_ = absl::StrFormat(
       "%s groups under %s (equal weights, each tenant capped at %.1f of %d cores, %s)", mounts->v2 ? "cgroup v2" : "cgroup v1",
-      absl::StrJoin(groups->parents_, " and "), static_cast<double>(quota_us) / kPeriodUs, core_count,
+      absl::StrJoin(groups->parents_, " and "), static_cast<double>(quota_us) / kPeriodUs, allowed.size(),
       shared_why.empty() ? absl::StrCat("on cores of its own: ", absl::StrJoin(own, ", "))
                          : absl::StrCat("on shared cores: ", shared_why));
   return groups;
@@ -246,8 +275,11 @@ TenantCpuGroups::~TenantCpuGroups() {
 }
 
 absl::Status TenantCpuGroups::Add(const std::string& tenant, pid_t pid) const {
+  if (std::find(tenants_.begin(), tenants_.end(), tenant) == tenants_.end()) {
+    return absl::NotFoundError(absl::StrCat("no control group for tenant \"", tenant, "\""));
+  }
   for (const std::string& parent : parents_) {
-    if (absl::Status s = WriteControl(parent + "/" + tenant + "/cgroup.procs", absl::StrCat(pid)); !s.ok()) return s;
+    if (absl::Status s = WriteControl(GroupPath(parent, tenant) + "/cgroup.procs", absl::StrCat(pid)); !s.ok()) return s;
   }
   return absl::OkStatus();
 }

@@ -1,6 +1,7 @@
 // Each tenant's decode workers on this host in a CPU control group of its own, all with
 // the same weight, each capped at its share of the cores (cores / tenants) and, where
-// the cpuset controller is there, given that share as cores of its own: the kernel then
+// the cpuset controller is there, given that share as cores of its own (the cores left
+// over when they do not divide go to no tenant, so the shares stay equal): the kernel then
 // shares the cores between tenants, not between processes, so a tenant running 31
 // workers gets no more CPU than one running one whenever both want it.
 //
@@ -29,7 +30,9 @@
 //
 // cgroup v2 (cpu.weight, cpu.max, cpuset.cpus) where its cpu controller is available,
 // else v1's cpu controller (cpu.shares, cpu.cfs_quota_us) and its cpuset hierarchy
-// (cpuset.cpus, cpuset.mems). Needs root.
+// (cpuset.cpus, cpuset.mems). Needs root. In v2 the root's cgroup.subtree_control keeps
+// the cpu and cpuset controllers handed down after the groups are gone (harmless: other
+// groups set nothing with them).
 #ifndef SPARSEPOOL_BENCH_TENANT_CPU_GROUPS_H_
 #define SPARSEPOOL_BENCH_TENANT_CPU_GROUPS_H_
 
@@ -58,12 +61,12 @@ std::string FormatCoreList(const std::vector<int>& cores);
 
 class TenantCpuGroups {
  public:
-  // Makes `sparsepool-load-PID/TENANT` under the cpu controller's mount (and the cpuset
+  // Makes `sparsepool-load-PID/tenant-TENANT` under the cpu controller's mount (and the cpuset
   // controller's, where it has one of its own) for each of `tenants`, with equal weights
   // and caps, and with `own_cores` each tenant's cores (PartitionCores of AllowedCores)
   // where the cpuset controller is there and each tenant can have one. FailedPrecondition
   // saying why when it cannot (no cpu controller mounted, not root, v2 without the cpu
-  // controller delegated).
+  // controller delegated, a group of this process's id left by an earlier run).
   static absl::StatusOr<std::unique_ptr<TenantCpuGroups>> Create(const std::vector<std::string>& tenants,
                                                                   bool own_cores = true);
   // Removes the groups. Their processes must have exited (a group that still holds one
@@ -75,8 +78,8 @@ class TenantCpuGroups {
   // Moves `pid` (a whole process, every thread) into `tenant`'s groups.
   absl::Status Add(const std::string& tenant, pid_t pid) const;
 
-  // `tenant`'s cores; empty where tenants share the cores (no cpuset controller, or
-  // fewer cores than tenants).
+  // `tenant`'s cores; empty where tenants share the cores (asked to, no cpuset
+  // controller, or fewer cores than tenants) and for a tenant it has no group for.
   std::vector<int> CoresOf(absl::string_view tenant) const;
 
   // Which groups, their weights, caps and cores: for the report.

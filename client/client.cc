@@ -289,14 +289,18 @@ class ClientImpl final : public Client {
     gather.sequences = rows;
     gather.indices = indices;
     gather.out = out;
+    // What the call delivers: padding (-1) is not read.
+    const uint64_t selected = std::count_if(indices.begin(), indices.end(), [](int32_t i) { return i >= 0; });
     if (fetch_pacer_ != nullptr) {
-      const absl::Duration waited = fetch_pacer_->Acquire(uint64_t{indices.size()} * rows[0]->entry_bytes);
-      absl::MutexLock lock(&metrics_mu_);
-      metrics_.fetch_paced_seconds += absl::ToDoubleSeconds(waited);
+      if (const absl::Duration waited = fetch_pacer_->Acquire(selected * rows[0]->entry_bytes);
+          waited > absl::ZeroDuration()) {
+        absl::MutexLock lock(&metrics_mu_);
+        metrics_.fetch_paced_seconds += absl::ToDoubleSeconds(waited);
+      }
     }
     const absl::Time start = absl::Now();
     absl::Status fetched = data_plane_->Gather(gather);
-    RecordFetch(layer, indices, rows[0]->entry_bytes, absl::Now() - start, fetched);
+    RecordFetch(layer, selected, rows[0]->entry_bytes, absl::Now() - start, fetched);
     for (SequenceId id : batch) fetched = ForgetAfterDataPlane(id, fetched);
     return fetched;
   }
@@ -526,9 +530,9 @@ class ClientImpl final : public Client {
 
   // Counts what the engine exports (client_metrics.h): one lock per call, never per
   // entry.
-  void RecordFetch(uint32_t layer, absl::Span<const int32_t> indices, uint32_t entry_bytes, absl::Duration took,
+  // `selected`: the call's entries, padding not counted.
+  void RecordFetch(uint32_t layer, uint64_t selected, uint32_t entry_bytes, absl::Duration took,
                    const absl::Status& status) {
-    const uint64_t selected = std::count_if(indices.begin(), indices.end(), [](int32_t i) { return i >= 0; });
     absl::MutexLock lock(&metrics_mu_);
     TransportCounters& counters = metrics_.transports[options_.transport];
     ++counters.fetch_calls;

@@ -87,13 +87,15 @@ struct ClientOptions {
   // together fetch 2-5x as fast, and write 2-3x (docs/benchmarks.md). 1 copies on the
   // caller alone.
   int copy_threads = 1;
-  // The most bytes a second this client's FetchTopK calls deliver, over every thread
-  // that calls them: each call waits before it copies until the calls before it are
-  // paid for (common/rate_pacer.h; 1 ms of tolerance). A tenant's share of the decode
-  // host's memory bandwidth where the hardware does not divide it (no resctrl); it
-  // binds only clients that set it. The waits are counted
-  // (ClientMetrics::fetch_paced_seconds), not in the fetch latency. A cluster client
-  // paces each node's calls apart. 0: unpaced.
+  // The most bytes a second this client's FetchTopK calls deliver (selected entries;
+  // padding is not read), over every thread that calls them: each call waits before it
+  // copies until the calls before it are paid for (common/rate_pacer.h; 1 ms of
+  // tolerance). A tenant's share of the decode host's memory bandwidth where the
+  // hardware does not divide it (no resctrl); it binds only clients that set it. The
+  // waits are counted (ClientMetrics::fetch_paced_seconds), not in the fetch latency.
+  // A cluster client paces its connection to each node apart (N nodes: up to N times
+  // the rate), and a GPU decode session's gathers (client/decode_session.h) are not
+  // paced. 0: unpaced.
   uint64_t fetch_bytes_per_second = 0;
   // For "verbs" (the batch timeout is rpc_timeout).
   struct Verbs {

@@ -21,16 +21,19 @@ namespace sparsepool {
 
 class RatePacer {
  public:
-  // `bytes_per_second` > 0. `tolerance`: how far ahead of its pay the stream may run,
-  // which lets calls that come in bursts through together.
+  // `bytes_per_second`: at least 1 (0 is taken as 1). `tolerance`: how far ahead of its
+  // pay the stream may run, which lets calls that come in bursts through together (a
+  // negative one is taken as none).
   RatePacer(uint64_t bytes_per_second, absl::Duration tolerance);
 
   // Books `bytes` at `now` and returns how long the caller waits before it may do them
   // (zero when the stream is within its rate): the first call after an idle stretch
-  // goes at once, and the calls after it wait for it to be paid for.
+  // goes at once, and the calls after it wait for it to be paid for. `now` must not go
+  // back between calls: Acquire's is the monotonic clock's.
   absl::Duration Reserve(uint64_t bytes, absl::Time now);
 
-  // Reserve at the current time, then sleeps that long; returns the wait.
+  // Reserve at the monotonic clock's time (a wall clock set back would hold the stream
+  // for as long), then sleeps that long; returns the wait.
   absl::Duration Acquire(uint64_t bytes);
 
   uint64_t bytes_per_second() const { return bytes_per_second_; }

@@ -239,18 +239,6 @@ TEST(LoadTest, EachTenantsFetchesAreHeldToItsRate) {
     ++workers;
   }
   EXPECT_EQ(workers, 3);
-  testing::CommandResult refused =
-      testing::RunCommand({"bench/sparsepool_load", "--tenant_fetch_rate=1GiB", "--workers=2"});
-  EXPECT_EQ(refused.exit_code, 2);
-  EXPECT_THAT(refused.output, HasSubstr("bad argument --tenant_fetch_rate=1GiB: it paces tenants: give --tenants"));
-  testing::CommandResult on_gpu = testing::RunCommand(
-      {"bench/sparsepool_load", "--tenant_fetch_rate=1GiB", "--tenants=a:1", "--path=gpu"});
-  EXPECT_EQ(on_gpu.exit_code, 2);
-  EXPECT_THAT(on_gpu.output, HasSubstr("it paces the CPU path's fetches"));
-  testing::CommandResult nonsense =
-      testing::RunCommand({"bench/sparsepool_load", "--tenant_fetch_rate=fast", "--tenants=a:1"});
-  EXPECT_EQ(nonsense.exit_code, 2);
-  EXPECT_THAT(nonsense.output, HasSubstr("bytes a second, e.g. 8GiB"));
 }
 
 TEST(LoadTest, WorkersThatCannotReachTheDaemonFailTheRun) {
@@ -277,6 +265,22 @@ TEST(LoadTest, WorkersThatCannotReachTheDaemonFailTheRun) {
       testing::RunCommand({"bench/sparsepool_load", "--mps", "--path=gpu", "--tenants=quiet:1,flood:48"});
   EXPECT_EQ(mps_crowd.exit_code, 2);
   EXPECT_THAT(mps_crowd.output, HasSubstr("at most 48 workers: MPS serves that many clients a GPU"));
+  testing::CommandResult refused =
+      testing::RunCommand({"bench/sparsepool_load", "--tenant_fetch_rate=1GiB", "--workers=2"});
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_THAT(refused.output, HasSubstr("bad argument --tenant_fetch_rate=1GiB: it paces tenants: give --tenants"));
+  testing::CommandResult on_gpu = testing::RunCommand(
+      {"bench/sparsepool_load", "--tenant_fetch_rate=1GiB", "--tenants=a:1", "--path=gpu"});
+  EXPECT_EQ(on_gpu.exit_code, 2);
+  EXPECT_THAT(on_gpu.output, HasSubstr("it paces the CPU path's fetches"));
+  testing::CommandResult nonsense =
+      testing::RunCommand({"bench/sparsepool_load", "--tenant_fetch_rate=fast", "--tenants=a:1"});
+  EXPECT_EQ(nonsense.exit_code, 2);
+  EXPECT_THAT(nonsense.output, HasSubstr("bytes a second, e.g. 8GiB"));
+  testing::CommandResult uncontrolled = testing::RunCommand(
+      {"bench/sparsepool_load", "--tenant_fetch_rate=1GiB", "--tenants=a:1", "--control=false"});
+  EXPECT_EQ(uncontrolled.exit_code, 2);
+  EXPECT_THAT(uncontrolled.output, HasSubstr("it is part of the contention control: drop --control=false"));
   testing::CommandResult unknown = testing::RunCommand({"bench/sparsepool_load", "--faults=daemon-kill,flood"});
   EXPECT_EQ(unknown.exit_code, 2);
   EXPECT_THAT(unknown.output, HasSubstr("unknown fault \"flood\""));

@@ -47,7 +47,9 @@ TEST(RatePacerTest, AStreamOfAcquiresTakesAtLeastItsPay) {
   absl::Duration waited;
   for (int i = 0; i < 5; ++i) waited += pacer.Acquire(1'000'000);  // 0.1 s each, the first paid after
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(399));
-  EXPECT_GE(waited, absl::Milliseconds(399));
+  // A sleep that ran long shortens the next wait: the waits add up to at most the pay.
+  EXPECT_GT(waited, absl::ZeroDuration());
+  EXPECT_LE(waited, absl::Milliseconds(400));
 }
 
 }  // namespace

@@ -130,8 +130,9 @@ for part in "${parts[@]}"; do
         run_load flood-on --tenants=quiet:1,flood:"$flood" --requests=4
         run_load flood-on-paced --tenants=quiet:1,flood:"$flood" --requests=4 --tenant_fetch_rate="${LOAD_PACE:-8GiB}"
         run_load gpu-quiet-alone --path=gpu --tenants=quiet:1 --requests=4
-        run_load gpu-flood-mps-on-shared --path=gpu --mps --tenants=quiet:1,flood:15 --requests=4 --tenant_cores=false
-        run_load gpu-flood-mps-on --path=gpu --mps --tenants=quiet:1,flood:15 --requests=4
+        run_load gpu-flood-mps-on-shared --path=gpu --mps --tenants=quiet:1,flood:"${LOAD_FLOOD:-15}" --requests=4 \
+          --tenant_cores=false
+        run_load gpu-flood-mps-on --path=gpu --mps --tenants=quiet:1,flood:"${LOAD_FLOOD:-15}" --requests=4
         continue
       fi
       if [[ -n "${LOAD_ONLY_GPU:-}" ]]; then
