@@ -190,7 +190,8 @@ absl::StatusOr<std::unique_ptr<TenantCpuGroups>> TenantCpuGroups::Create(const s
   const std::string name = absl::StrCat("sparsepool-load-", getpid());
   // Groups in the cpuset hierarchy need cores and memory nodes before a process can
   // join them: v2's take their parent's when not set, v1's start with none.
-  const bool v1_cpusets = !mounts->v2 && !mounts->cpuset.empty() && (shared_why.empty() || mounts->cpuset == mounts->cpu);
+  const bool v1_cpusets =
+      !mounts->v2 && !mounts->cpuset.empty() && (shared_why.empty() || mounts->cpuset == mounts->cpu);
   std::string mems;
   if (v1_cpusets) {
     absl::StatusOr<std::string> root_mems = ReadFileText(mounts->cpuset + "/cpuset.mems", "the root cpuset's nodes");
@@ -263,7 +264,8 @@ absl::StatusOr<std::unique_ptr<TenantCpuGroups>> TenantCpuGroups::Create(const s
   std::vector<std::string> own;
   for (int t = 0; t < tenant_count; ++t) own.push_back(absl::StrCat(tenants[t], " ", FormatCoreList(cores[t])));
   groups->description_ = absl::StrFormat(
-      "%s groups under %s (equal weights, each tenant capped at %.1f of %d cores, %s)", mounts->v2 ? "cgroup v2" : "cgroup v1",
+      "%s groups under %s (equal weights, each tenant capped at %.1f of %d cores, %s)",
+      mounts->v2 ? "cgroup v2" : "cgroup v1",
       absl::StrJoin(groups->parents_, " and "), static_cast<double>(quota_us) / kPeriodUs, allowed.size(),
       shared_why.empty() ? absl::StrCat("on cores of its own: ", absl::StrJoin(own, ", "))
                          : absl::StrCat("on shared cores: ", shared_why));
@@ -279,7 +281,8 @@ absl::Status TenantCpuGroups::Add(const std::string& tenant, pid_t pid) const {
     return absl::NotFoundError(absl::StrCat("no control group for tenant \"", tenant, "\""));
   }
   for (const std::string& parent : parents_) {
-    if (absl::Status s = WriteControl(GroupPath(parent, tenant) + "/cgroup.procs", absl::StrCat(pid)); !s.ok()) return s;
+    absl::Status s = WriteControl(GroupPath(parent, tenant) + "/cgroup.procs", absl::StrCat(pid));
+    if (!s.ok()) return s;
   }
   return absl::OkStatus();
 }

@@ -6,7 +6,8 @@
 namespace sparsepool {
 
 RatePacer::RatePacer(uint64_t bytes_per_second, absl::Duration tolerance)
-    : bytes_per_second_(std::max<uint64_t>(1, bytes_per_second)), tolerance_(std::max(tolerance, absl::ZeroDuration())) {}
+    : bytes_per_second_(std::max<uint64_t>(1, bytes_per_second)),
+      tolerance_(std::max(tolerance, absl::ZeroDuration())) {}
 
 absl::Duration RatePacer::Reserve(uint64_t bytes, absl::Time now) {
   const absl::Duration cost = absl::Seconds(static_cast<double>(bytes) / static_cast<double>(bytes_per_second_));

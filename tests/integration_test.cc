@@ -415,19 +415,20 @@ TEST_F(IntegrationTest, AClientsFetchRateHoldsItsFetchesToIt) {
   ASSERT_TRUE(id.ok()) << id.status();
   ASSERT_NO_FATAL_FAILURE(WriteTokens(*paced, *id, 2, kEntryBytes, 0, 512));
   const absl::Time start = absl::Now();
-  for (int call = 0; call < 4; ++call) ASSERT_NO_FATAL_FAILURE(FetchAndCheck(*paced, {*id}, {512}, 1, kK, kEntryBytes, rng_));
+  for (int call = 0; call < 4; ++call) {
+    ASSERT_NO_FATAL_FAILURE(FetchAndCheck(*paced, {*id}, {512}, 1, kK, kEntryBytes, rng_));
+  }
   const absl::Duration took = absl::Now() - start;
   const ClientMetrics metrics = paced->Metrics();
   EXPECT_EQ(metrics.transports.at("cxl").fetch_calls, 4u);
   // The bytes delivered (the random indices pad about one in eight), less the last
   // call's, were paid for before the last call went; less 1 ms of tolerance each.
-  const double paid_seconds =
-      static_cast<double>(metrics.transports.at("cxl").bytes_fetched - kK * kEntryBytes) / options.fetch_bytes_per_second;
+  const uint64_t fetched = metrics.transports.at("cxl").bytes_fetched;
+  const double paid_seconds = static_cast<double>(fetched - kK * kEntryBytes) / options.fetch_bytes_per_second;
   ASSERT_GT(paid_seconds, 0.4);
   EXPECT_GE(took, absl::Seconds(paid_seconds) - absl::Milliseconds(3));
   EXPECT_GT(metrics.fetch_paced_seconds, 0.0);
-  EXPECT_LE(metrics.fetch_paced_seconds,
-            static_cast<double>(metrics.transports.at("cxl").bytes_fetched) / options.fetch_bytes_per_second);
+  EXPECT_LE(metrics.fetch_paced_seconds, static_cast<double>(fetched) / options.fetch_bytes_per_second);
   EXPECT_THAT(ClientMetricsText(metrics), HasSubstr("sparsepool_client_fetch_paced_seconds_total "));
   ASSERT_NO_FATAL_FAILURE(FetchAndCheck(*client_, {*id}, {512}, 1, kK, kEntryBytes, rng_));
   EXPECT_EQ(client_->Metrics().fetch_paced_seconds, 0.0);

@@ -213,7 +213,8 @@ TEST(LoadTest, EachTenantsFetchesAreHeldToItsRate) {
   const std::string out = absl::StrCat(testing::TestTempDir(), "/load-paced");
   testing::CommandResult run = testing::RunCommand(
       {"bench/sparsepool_load",
-       absl::StrCat("--daemon=service/sparsepoold --region=shm:/dev/shm/sparsepool-test-load-paced-", getpid(), ":128MiB"),
+       absl::StrCat("--daemon=service/sparsepoold --region=shm:/dev/shm/sparsepool-test-load-paced-", getpid(),
+                    ":128MiB"),
        "--tenants=a:1,b:2", "--tenant_fetch_rate=1MiB", "--seconds=3", "--requests=2", "--context=1024", "--layers=2",
        "--k=128", "--churn=4", absl::StrCat("--out=", out)});
   ASSERT_EQ(run.exit_code, 0) << run.output;
