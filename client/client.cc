@@ -51,12 +51,10 @@ absl::StatusOr<std::unique_ptr<DataPlane>> MakeDataPlane(const ClientOptions& op
 class ClientImpl final : public Client {
  public:
   ClientImpl(ClientOptions options, std::string client_id, std::shared_ptr<grpc::Channel> channel,
-             std::unique_ptr<DataPlane> data_plane)
+             std::unique_ptr<DataPlane> data_plane, std::shared_ptr<RatePacer> fetch_pacer)
       : options_(std::move(options)), client_id_(std::move(client_id)),
         stub_(v1::PoolService::NewStub(channel)), data_plane_(std::move(data_plane)),
-        fetch_pacer_(options_.fetch_bytes_per_second > 0
-                         ? std::make_unique<RatePacer>(options_.fetch_bytes_per_second, absl::Milliseconds(1))
-                         : nullptr) {}
+        fetch_pacer_(std::move(fetch_pacer)) {}
 
   // Started after construction so the thread never sees a half-built client. The
   // client's writes are fenced from the first (the registration is answered before
@@ -569,7 +567,9 @@ class ClientImpl final : public Client {
   std::unique_ptr<v1::PoolService::Stub> stub_;
   ReleaseFence fence_;  // before the data plane and the keeper, which use it
   std::unique_ptr<DataPlane> data_plane_;
-  const std::unique_ptr<RatePacer> fetch_pacer_;  // options_.fetch_bytes_per_second; null: unpaced
+  // options_.fetch_bytes_per_second's (a cluster client's, shared by its node
+  // connections); null: unpaced.
+  const std::shared_ptr<RatePacer> fetch_pacer_;
   LayoutCache layouts_;
   std::unique_ptr<LeaseKeeper> keepalive_;
   absl::Mutex async_mu_;
@@ -620,12 +620,24 @@ absl::StatusOr<ReleaseFence*> Fence(Client& client) {
 }  // namespace internal
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
-  std::string client_id = options.client_id.empty() ? MakeClientId() : options.client_id;
   if (!options.etcd.empty()) {
     ClientOptions cluster = options;
-    cluster.client_id = client_id;
+    if (cluster.client_id.empty()) cluster.client_id = MakeClientId();
     return internal::ConnectCluster(cluster);
   }
+  return internal::ConnectNode(options, internal::FetchPacerFor(options));
+}
+
+namespace internal {
+
+std::shared_ptr<RatePacer> FetchPacerFor(const ClientOptions& options) {
+  if (options.fetch_bytes_per_second == 0) return nullptr;
+  return std::make_shared<RatePacer>(options.fetch_bytes_per_second, absl::Milliseconds(1));
+}
+
+absl::StatusOr<std::unique_ptr<Client>> ConnectNode(const ClientOptions& options,
+                                                    std::shared_ptr<RatePacer> fetch_pacer) {
+  std::string client_id = options.client_id.empty() ? MakeClientId() : options.client_id;
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(256 << 20);
   ChannelSecurity security;
@@ -648,10 +660,12 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& opt
     return absl::UnavailableError(absl::StrCat("sparsepool daemon at ", options.address,
                                                " did not answer: ", health.error_message()));
   }
-  auto client = std::make_unique<ClientImpl>(options, std::move(client_id), channel,
-                                             *std::move(data_plane));
+  auto client = std::make_unique<ClientImpl>(options, std::move(client_id), channel, *std::move(data_plane),
+                                             std::move(fetch_pacer));
   if (absl::Status started = client->StartKeepAlive(); !started.ok()) return started;
   return std::unique_ptr<Client>(std::move(client));
 }
+
+}  // namespace internal
 
 }  // namespace sparsepool

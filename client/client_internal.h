@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "client/sparsepool_client.h"
 #include "common/layout.h"
+#include "common/rate_pacer.h"
 #include "common/release_fence.h"
 
 namespace sparsepool::internal {
@@ -22,6 +23,14 @@ absl::StatusOr<std::shared_ptr<const SequenceLayout>> CachedLayout(Client& clien
 // The fence the client's writes hold (common/release_fence.h); the GPU path's writes
 // hold it too. Null when its keepalive_interval is zero (writes not fenced).
 absl::StatusOr<ReleaseFence*> Fence(Client& client);
+
+// The pacer options.fetch_bytes_per_second asks for; null when it is 0.
+std::shared_ptr<RatePacer> FetchPacerFor(const ClientOptions& options);
+// A client of the one daemon at options.address (options.etcd empty) whose fetches
+// wait on `fetch_pacer` (null: unpaced), which a cluster client shares between its
+// node connections so that its fetches over all nodes keep to one rate.
+absl::StatusOr<std::unique_ptr<Client>> ConnectNode(const ClientOptions& options,
+                                                    std::shared_ptr<RatePacer> fetch_pacer);
 
 }  // namespace sparsepool::internal
 

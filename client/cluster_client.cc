@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "client/client_internal.h"
 #include "client/region_probe.h"
 #include "cluster/cluster_records.h"
 #include "cluster/etcd_client.h"
@@ -54,7 +55,7 @@ std::vector<std::pair<size_t, size_t>> RunsByNode(absl::Span<const SequenceId> b
 class ClusterClient final : public Client {
  public:
   ClusterClient(ClientOptions options, std::unique_ptr<cluster::EtcdClient> etcd)
-      : options_(std::move(options)), etcd_(std::move(etcd)) {}
+      : options_(std::move(options)), etcd_(std::move(etcd)), fetch_pacer_(FetchPacerFor(options_)) {}
 
   ~ClusterClient() override {
     // The async worker first (its calls may still reach nodes), then the node clients,
@@ -345,7 +346,7 @@ class ClusterClient final : public Client {
       options.address = record.address();
       options.etcd.clear();
       options.transport = mappable ? "cxl" : options_.remote_transport;
-      auto connected = Client::Connect(options);
+      auto connected = ConnectNode(options, fetch_pacer_);
       if (!connected.ok()) return Named(record, connected.status());
       std::shared_ptr<Client> client = *std::move(connected);
       absl::MutexLock lock(&mu_);
@@ -432,6 +433,8 @@ class ClusterClient final : public Client {
 
   const ClientOptions options_;
   const std::unique_ptr<cluster::EtcdClient> etcd_;
+  // One rate over every node's connection (options_.fetch_bytes_per_second); null: unpaced.
+  const std::shared_ptr<RatePacer> fetch_pacer_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<uint32_t, Node> nodes_ ABSL_GUARDED_BY(mu_);
   ClientMetrics retired_metrics_ ABSL_GUARDED_BY(mu_);  // of replaced node connections

@@ -93,9 +93,8 @@ struct ClientOptions {
   // tolerance). A tenant's share of the decode host's memory bandwidth where the
   // hardware does not divide it (no resctrl); it binds only clients that set it. The
   // waits are counted (ClientMetrics::fetch_paced_seconds), not in the fetch latency.
-  // A cluster client paces its connection to each node apart (N nodes: up to N times
-  // the rate), and a GPU decode session's gathers (client/decode_session.h) are not
-  // paced. 0: unpaced.
+  // A cluster client holds its fetches over all nodes to the one rate. A GPU decode
+  // session's gathers (client/decode_session.h) are not paced. 0: unpaced.
   uint64_t fetch_bytes_per_second = 0;
   // For "verbs" (the batch timeout is rpc_timeout).
   struct Verbs {

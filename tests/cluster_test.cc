@@ -56,8 +56,9 @@ class ClusterTest : public ::testing::Test {
     return std::make_unique<DaemonProcess>(absl::StrCat("cluster-n", id), options);
   }
 
-  std::unique_ptr<Client> Connect(const std::string& client_id = "") {
+  std::unique_ptr<Client> Connect(const std::string& client_id = "", uint64_t fetch_bytes_per_second = 0) {
     ClientOptions options;
+    options.fetch_bytes_per_second = fetch_bytes_per_second;
     options.etcd = etcd_->endpoint();
     options.etcd_prefix = kPrefix;
     options.client_id = client_id;
@@ -176,6 +177,32 @@ TEST_F(ClusterTest, SequencesArePlacedByFreeBytesAndRoutedByTheirIds) {
   // Creates read the membership again; connections kept across it are counted once.
   EXPECT_EQ(client->Metrics().transports.at("cxl").fetch_calls, 2u);
   EXPECT_EQ(client->Metrics().fetch_seconds_by_layer[0].count, 2u);
+}
+
+// A cluster client's fetch rate holds over all its nodes together, not per node: eight
+// calls, four to each of two nodes, take at least seven calls' pay at the one rate
+// (per-node pacers would let each node's run at the whole rate, in half the time).
+TEST_F(ClusterTest, AClientsFetchRateHoldsOverAllItsNodes) {
+  constexpr uint64_t kCallBytes = 2 * testing::kPatternEntryBytes;  // one row: tokens 0 and `last`
+  auto client = Connect("", /*fetch_bytes_per_second=*/kCallBytes * 5);
+  ASSERT_NE(client, nullptr);
+  const SequenceId first = CreateWritten(*client, 300);
+  SequenceSpec big;
+  big.layers = 10;
+  big.entry_bytes = kEntry;
+  big.tokens = 22000;
+  auto filler = client->CreateSequence(big);
+  ASSERT_TRUE(filler.ok()) << filler.status();
+  absl::SleepFor(absl::Seconds(1));  // the nodes refresh their free bytes every TTL/3
+  const SequenceId second = CreateWritten(*client, 200);
+  ASSERT_NE(NodeOfSequence(first), NodeOfSequence(second));
+  const absl::Time start = absl::Now();
+  for (int round = 0; round < 4; ++round) ASSERT_TRUE(FetchAndCheck(*client, {first, second}, 199).ok());
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(7 * 200 - 10));
+  const ClientMetrics metrics = client->Metrics();
+  EXPECT_EQ(metrics.transports.at("cxl").fetch_calls, 8u);
+  EXPECT_GT(metrics.fetch_paced_seconds, 1.0);
+  EXPECT_TRUE(client->ReleaseSequence(*filler).ok());
 }
 
 // The async calls answer later, on another thread, with what the blocking ones would:
