@@ -75,6 +75,31 @@ class ClusterTest : public ::testing::Test {
     return id.ok() ? *id : 0;
   }
 
+  // Two written sequences on two nodes: the first on n2 (the most room), then a filler
+  // of 140 MiB more on n2, which leaves it less room than n3 (96 MiB), so the second
+  // goes to n3. Filler 0 when it could not be made.
+  struct TwoNodes {
+    SequenceId first = 0, filler = 0, second = 0;
+  };
+  TwoNodes PlaceOnTwoNodes(Client& client) {
+    TwoNodes placed;
+    placed.first = CreateWritten(client, 300);
+    EXPECT_EQ(NodeOfSequence(placed.first), 2u);
+    SequenceSpec big;
+    big.layers = 10;
+    big.entry_bytes = kEntry;
+    big.tokens = 22000;
+    auto filler = client.CreateSequence(big);
+    EXPECT_TRUE(filler.ok()) << filler.status();
+    if (!filler.ok()) return placed;
+    placed.filler = *filler;
+    EXPECT_EQ(NodeOfSequence(placed.filler), 2u);
+    absl::SleepFor(absl::Seconds(1));  // the nodes refresh their free bytes every TTL/3
+    placed.second = CreateWritten(client, 200);
+    EXPECT_EQ(NodeOfSequence(placed.second), 3u);
+    return placed;
+  }
+
   // Fetches tokens 0 and `last` of every sequence in one batch and checks the bytes.
   absl::Status FetchAndCheck(Client& client, const std::vector<SequenceId>& batch, int32_t last) {
     return testing::FetchPatterned(client, 9, batch, {0, last});
@@ -139,19 +164,9 @@ TEST_F(ClusterTest, SequencesArePlacedByFreeBytesAndRoutedByTheirIds) {
   auto client = Connect();
   ASSERT_NE(client, nullptr);
   // Every node maps here (one host): the most free bytes wins, and the figures move.
-  const SequenceId first = CreateWritten(*client, 300);
-  EXPECT_EQ(NodeOfSequence(first), 2u);
-  // 140 MiB more on n2 leaves it less room than n3 (96 MiB): the next goes to n3.
-  SequenceSpec big;
-  big.layers = 10;
-  big.entry_bytes = kEntry;
-  big.tokens = 22000;
-  auto filler = client->CreateSequence(big);
-  ASSERT_TRUE(filler.ok()) << filler.status();
-  EXPECT_EQ(NodeOfSequence(*filler), 2u);
-  absl::SleepFor(absl::Seconds(1));  // the nodes refresh their free bytes every TTL/3
-  const SequenceId second = CreateWritten(*client, 200);
-  EXPECT_EQ(NodeOfSequence(second), 3u);
+  const TwoNodes placed = PlaceOnTwoNodes(*client);
+  const SequenceId first = placed.first, second = placed.second;
+  ASSERT_NE(placed.filler, 0u);
   // One batch across two nodes: each node's rows go to it, back in the batch's order.
   EXPECT_TRUE(FetchAndCheck(*client, {first, second}, 199).ok());
   // The client's counters are its node connections' summed: two calls, one per node.
@@ -168,8 +183,11 @@ TEST_F(ClusterTest, SequencesArePlacedByFreeBytesAndRoutedByTheirIds) {
   auto info = client->Info(second);
   ASSERT_TRUE(info.ok()) << info.status();
   EXPECT_EQ(info->tokens, 400u);
-  EXPECT_TRUE(client->ReleaseSequence(*filler).ok());
+  EXPECT_TRUE(client->ReleaseSequence(placed.filler).ok());
   // A sequence too big for any node: refused, saying so.
+  SequenceSpec big;
+  big.layers = 10;
+  big.entry_bytes = kEntry;
   big.tokens = 1 << 20;
   auto refused = client->CreateSequence(big);
   EXPECT_TRUE(absl::IsResourceExhausted(refused.status())) << refused.status();
@@ -186,23 +204,17 @@ TEST_F(ClusterTest, AClientsFetchRateHoldsOverAllItsNodes) {
   constexpr uint64_t kCallBytes = 2 * testing::kPatternEntryBytes;  // one row: tokens 0 and `last`
   auto client = Connect("", /*fetch_bytes_per_second=*/kCallBytes * 5);
   ASSERT_NE(client, nullptr);
-  const SequenceId first = CreateWritten(*client, 300);
-  SequenceSpec big;
-  big.layers = 10;
-  big.entry_bytes = kEntry;
-  big.tokens = 22000;
-  auto filler = client->CreateSequence(big);
-  ASSERT_TRUE(filler.ok()) << filler.status();
-  absl::SleepFor(absl::Seconds(1));  // the nodes refresh their free bytes every TTL/3
-  const SequenceId second = CreateWritten(*client, 200);
-  ASSERT_NE(NodeOfSequence(first), NodeOfSequence(second));
+  const TwoNodes placed = PlaceOnTwoNodes(*client);
+  ASSERT_NE(placed.filler, 0u);
   const absl::Time start = absl::Now();
-  for (int round = 0; round < 4; ++round) ASSERT_TRUE(FetchAndCheck(*client, {first, second}, 199).ok());
+  for (int round = 0; round < 4; ++round) {
+    ASSERT_TRUE(FetchAndCheck(*client, {placed.first, placed.second}, 199).ok());
+  }
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(7 * 200 - 10));
   const ClientMetrics metrics = client->Metrics();
   EXPECT_EQ(metrics.transports.at("cxl").fetch_calls, 8u);
   EXPECT_GT(metrics.fetch_paced_seconds, 1.0);
-  EXPECT_TRUE(client->ReleaseSequence(*filler).ok());
+  EXPECT_TRUE(client->ReleaseSequence(placed.filler).ok());
 }
 
 // The async calls answer later, on another thread, with what the blocking ones would:

@@ -13,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
@@ -249,42 +250,28 @@ TEST(LoadTest, WorkersThatCannotReachTheDaemonFailTheRun) {
   EXPECT_EQ(run.exit_code, 1) << run.output;
   EXPECT_THAT(run.output, HasSubstr("sparsepool_load worker 0: UNAVAILABLE"));
   EXPECT_THAT(run.output, HasSubstr("worker(s) FAILED"));
-  testing::CommandResult bad = testing::RunCommand({"bench/sparsepool_load", "--workers=0"});
-  EXPECT_EQ(bad.exit_code, 2);
-  EXPECT_THAT(bad.output, HasSubstr("bad argument --workers=0: 1 to 1024"));
-  testing::CommandResult gpu_over_ucx =
-      testing::RunCommand({"bench/sparsepool_load", "--path=gpu", "--transport=ucx"});
-  EXPECT_EQ(gpu_over_ucx.exit_code, 2);
-  EXPECT_THAT(gpu_over_ucx.output, HasSubstr("bad argument --path=gpu: the GPU path gathers from the mapped region"));
-  testing::CommandResult cache_on_cpu = testing::RunCommand({"bench/sparsepool_load", "--cache_slots=4096"});
-  EXPECT_EQ(cache_on_cpu.exit_code, 2);
-  EXPECT_THAT(cache_on_cpu.output, HasSubstr("the residency cache is the GPU path's"));
-  testing::CommandResult mps_on_cpu = testing::RunCommand({"bench/sparsepool_load", "--mps"});
-  EXPECT_EQ(mps_on_cpu.exit_code, 2);
-  EXPECT_THAT(mps_on_cpu.output, HasSubstr("bad argument --mps=true: MPS serves the GPU path"));
-  testing::CommandResult mps_crowd =
-      testing::RunCommand({"bench/sparsepool_load", "--mps", "--path=gpu", "--tenants=quiet:1,flood:48"});
-  EXPECT_EQ(mps_crowd.exit_code, 2);
-  EXPECT_THAT(mps_crowd.output, HasSubstr("at most 48 workers: MPS serves that many clients a GPU"));
-  testing::CommandResult refused =
-      testing::RunCommand({"bench/sparsepool_load", "--tenant_fetch_rate=1GiB", "--workers=2"});
-  EXPECT_EQ(refused.exit_code, 2);
-  EXPECT_THAT(refused.output, HasSubstr("bad argument --tenant_fetch_rate=1GiB: it paces tenants: give --tenants"));
-  testing::CommandResult on_gpu = testing::RunCommand(
-      {"bench/sparsepool_load", "--tenant_fetch_rate=1GiB", "--tenants=a:1", "--path=gpu"});
-  EXPECT_EQ(on_gpu.exit_code, 2);
-  EXPECT_THAT(on_gpu.output, HasSubstr("it paces the CPU path's fetches"));
-  testing::CommandResult nonsense =
-      testing::RunCommand({"bench/sparsepool_load", "--tenant_fetch_rate=fast", "--tenants=a:1"});
-  EXPECT_EQ(nonsense.exit_code, 2);
-  EXPECT_THAT(nonsense.output, HasSubstr("bytes a second, e.g. 8GiB"));
-  testing::CommandResult uncontrolled = testing::RunCommand(
-      {"bench/sparsepool_load", "--tenant_fetch_rate=1GiB", "--tenants=a:1", "--control=false"});
-  EXPECT_EQ(uncontrolled.exit_code, 2);
-  EXPECT_THAT(uncontrolled.output, HasSubstr("it is part of the contention control: drop --control=false"));
-  testing::CommandResult unknown = testing::RunCommand({"bench/sparsepool_load", "--faults=daemon-kill,flood"});
-  EXPECT_EQ(unknown.exit_code, 2);
-  EXPECT_THAT(unknown.output, HasSubstr("unknown fault \"flood\""));
+  // Bad flags: refused (exit 2), saying what was wrong.
+  const std::vector<std::pair<std::vector<std::string>, std::string>> refusals = {
+      {{"--workers=0"}, "bad argument --workers=0: 1 to 1024"},
+      {{"--path=gpu", "--transport=ucx"}, "bad argument --path=gpu: the GPU path gathers from the mapped region"},
+      {{"--cache_slots=4096"}, "the residency cache is the GPU path's"},
+      {{"--mps"}, "bad argument --mps=true: MPS serves the GPU path"},
+      {{"--mps", "--path=gpu", "--tenants=quiet:1,flood:48"}, "at most 48 workers: MPS serves that many clients a GPU"},
+      {{"--tenant_fetch_rate=1GiB", "--workers=2"},
+       "bad argument --tenant_fetch_rate=1GiB: it paces tenants: give --tenants"},
+      {{"--tenant_fetch_rate=1GiB", "--tenants=a:1", "--path=gpu"}, "it paces the CPU path's fetches"},
+      {{"--tenant_fetch_rate=fast", "--tenants=a:1"}, "bytes a second, e.g. 8GiB"},
+      {{"--tenant_fetch_rate=1GiB", "--tenants=a:1", "--control=false"},
+       "it is part of the contention control: drop --control=false"},
+      {{"--faults=daemon-kill,flood"}, "unknown fault \"flood\""},
+  };
+  for (const auto& [flags, says] : refusals) {
+    std::vector<std::string> argv = {"bench/sparsepool_load"};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    testing::CommandResult refused = testing::RunCommand(argv);
+    EXPECT_EQ(refused.exit_code, 2) << absl::StrJoin(flags, " ") << ":\n" << refused.output;
+    EXPECT_THAT(refused.output, HasSubstr(says)) << absl::StrJoin(flags, " ");
+  }
   // daemon-kill needs a daemon the tool owns: said, and the run fails.
   testing::DaemonProcess daemon("load-test-not-owned");
   ASSERT_TRUE(daemon.Start().ok()) << daemon.Log();
