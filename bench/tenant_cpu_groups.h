@@ -24,9 +24,9 @@
 // daemon does no work on a step; each worker copies its own entries with its own copy
 // threads, so what tenants contend for is this host's cores, and the fair share of
 // them is the scheduler's to enforce. In production the same is one systemd slice (or
-// container) per tenant with equal CPUWeight, CPUQuota and AllowedCPUs (deploy/systemd/);
-// sparsepool-load makes the groups itself so that the comparison with and without them
-// is one command.
+// container) per tenant with equal CPUWeight, CPUQuota and AllowedCPUs (systemd.resource-
+// control(5)); sparsepool-load makes the groups itself so that the comparison with and
+// without them is one command.
 //
 // cgroup v2 (cpu.weight, cpu.max, cpuset.cpus) where its cpu controller is available,
 // else v1's cpu controller (cpu.shares, cpu.cfs_quota_us) and its cpuset hierarchy
@@ -51,9 +51,9 @@ namespace sparsepool::bench {
 // The cores this process may run on (its affinity), in ascending order.
 std::vector<int> AllowedCores();
 
-// `cores` split into `tenants` runs of consecutive entries, as equal as they go (the
-// first ones one longer where they do not divide); empty when there are fewer cores
-// than tenants, which cannot each have one.
+// `cores` split into `tenants` equal runs of consecutive entries (the ones left over
+// when they do not divide are in none); empty when there are fewer cores than tenants,
+// which cannot each have one.
 std::vector<std::vector<int>> PartitionCores(const std::vector<int>& cores, int tenants);
 
 // The kernel's list format, ranges where consecutive: {0,1,2,5} is "0-2,5".
