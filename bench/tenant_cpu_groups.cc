@@ -35,8 +35,10 @@ absl::Status WriteControl(const std::string& path, const std::string& value) {
 
 absl::Status MakeGroup(const std::string& path) {
   if (mkdir(path.c_str(), 0755) != 0) {
-    return absl::FailedPreconditionError(absl::StrCat("cannot make the control group ", path, ": ",
-                                                      std::strerror(errno), " (it needs root)"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot make the control group ", path, ": ", std::strerror(errno),
+        errno == EEXIST ? " (left by an earlier run whose process had this id: remove its tenant groups, then it)"
+                        : " (it needs root)"));
   }
   return absl::OkStatus();
 }
@@ -59,15 +61,19 @@ void RemoveGroups(const std::string& parent, const std::vector<std::string>& ten
   rmdir(parent.c_str());
 }
 
-// Whether the whitespace-separated words of `path` (cgroup.controllers,
+// Whether the whitespace-separated words of `text` (a cgroup.controllers or
 // cgroup.subtree_control) hold `word`, as a word: "cpuset" is not "cpu".
-bool ListsWord(const std::string& path, absl::string_view word) {
-  absl::StatusOr<std::string> text = ReadFileText(path, "cgroup controllers");
-  if (!text.ok()) return false;
-  for (absl::string_view w : absl::StrSplit(*text, absl::ByAnyChar(" \n"), absl::SkipEmpty())) {
+bool HasWord(absl::string_view text, absl::string_view word) {
+  for (absl::string_view w : absl::StrSplit(text, absl::ByAnyChar(" \n"), absl::SkipEmpty())) {
     if (w == word) return true;
   }
   return false;
+}
+
+// HasWord of the file at `path`; false when it cannot be read.
+bool ListsWord(const std::string& path, absl::string_view word) {
+  absl::StatusOr<std::string> text = ReadFileText(path, "cgroup controllers");
+  return text.ok() && HasWord(*text, word);
 }
 
 // Hands `controller` down to `group`'s children (v2), unless it is already.
@@ -103,8 +109,9 @@ absl::StatusOr<Mounts> FindControllers() {
     }
   }
   for (const std::string& mount : v2) {
-    if (ListsWord(mount + "/cgroup.controllers", "cpu")) {
-      return Mounts{mount, true, ListsWord(mount + "/cgroup.controllers", "cpuset") ? mount : ""};
+    absl::StatusOr<std::string> controllers = ReadFileText(mount + "/cgroup.controllers", "cgroup controllers");
+    if (controllers.ok() && HasWord(*controllers, "cpu")) {
+      return Mounts{mount, true, HasWord(*controllers, "cpuset") ? mount : ""};
     }
   }
   if (!v1_cpu.empty()) return Mounts{v1_cpu, false, v1_cpuset};
@@ -183,10 +190,9 @@ absl::StatusOr<std::unique_ptr<TenantCpuGroups>> TenantCpuGroups::Create(const s
   // share of the cores all tenants share. Equal either way: the cores left over when
   // they do not divide go to no tenant.
   constexpr long kPeriodUs = 100000;
-  const long tenant_cores =
-      shared_why.empty() ? static_cast<long>(cores[0].size()) : static_cast<long>(allowed.size());
-  const long quota_us =
-      std::max(1000L, shared_why.empty() ? tenant_cores * kPeriodUs : tenant_cores * kPeriodUs / tenant_count);
+  const long quota_us = std::max(1000L, shared_why.empty()
+                                            ? static_cast<long>(cores[0].size()) * kPeriodUs
+                                            : static_cast<long>(allowed.size()) * kPeriodUs / tenant_count);
   const std::string name = absl::StrCat("sparsepool-load-", getpid());
   // Groups in the cpuset hierarchy need cores and memory nodes before a process can
   // join them: v2's take their parent's when not set, v1's start with none.
@@ -200,12 +206,7 @@ absl::StatusOr<std::unique_ptr<TenantCpuGroups>> TenantCpuGroups::Create(const s
   }
   const auto make_parent = [&](const std::string& mount) -> absl::StatusOr<std::string> {
     const std::string parent = mount + "/" + name;
-    if (mkdir(parent.c_str(), 0755) != 0) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "cannot make the control group ", parent, ": ", std::strerror(errno),
-          errno == EEXIST ? " (left by an earlier run whose process had this id: remove its tenant groups, then it)"
-                          : " (it needs root)"));
-    }
+    if (absl::Status s = MakeGroup(parent); !s.ok()) return s;
     groups->parents_.push_back(parent);
     if (v1_cpusets && mount == mounts->cpuset) {
       if (absl::Status s = WriteControl(parent + "/cpuset.cpus", FormatCoreList(allowed)); !s.ok()) return s;
@@ -234,7 +235,7 @@ absl::StatusOr<std::unique_ptr<TenantCpuGroups>> TenantCpuGroups::Create(const s
   absl::StatusOr<std::string> cpu_parent = make_parent(mounts->cpu);
   if (!cpu_parent.ok()) return cpu_parent.status();
   std::string cpuset_parent = *cpu_parent;
-  if (!mounts->v2 && v1_cpusets && mounts->cpuset != mounts->cpu) {
+  if (v1_cpusets && mounts->cpuset != mounts->cpu) {
     absl::StatusOr<std::string> made = make_parent(mounts->cpuset);
     if (!made.ok()) return made.status();
     cpuset_parent = *made;
