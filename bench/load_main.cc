@@ -58,6 +58,7 @@
 #include "bench/load_plots.h"
 #include "bench/load_processes.h"
 #include "bench/load_soak.h"
+#include "bench/load_time_table.h"
 #include "bench/load_worker.h"
 #include "bench/tenant_cpu_groups.h"
 #include "bench/median.h"
@@ -103,10 +104,10 @@ ABSL_FLAG(bool, tenant_cores, true,
           "with --control and --tenants: each tenant's group also gets cores of its own (cores / tenants, where the "
           "cpuset controller is there), not only its share of CPU time on cores all tenants share");
 ABSL_FLAG(std::string, tenant_fetch_rate, "",
-          "with --control and --tenants on the CPU path: each tenant's fetches together paced at this many bytes a "
-          "second (\"8GiB\": 8 GiB/s), split evenly among its workers (ClientOptions::fetch_bytes_per_second): a "
-          "tenant's share of the host's memory bandwidth where the hardware cannot divide it (no resctrl). Empty: "
-          "unpaced");
+          "with --control and --tenants: each tenant's fetches together paced at this many bytes a second (\"8GiB\": "
+          "8 GiB/s), split evenly among its workers (ClientOptions::fetch_bytes_per_second; on the GPU path the "
+          "decode session books each step's top-k): a tenant's share of the host's memory bandwidth and the GPU's "
+          "link where the hardware cannot divide them (no resctrl). Empty: unpaced");
 ABSL_FLAG(bool, mps, false,
           "with --path=gpu: the workers' kernels run side by side under CUDA MPS (a control daemon of the tool's own, "
           "with private pipe and log folders) instead of time-sliced between their contexts; with --control and "
@@ -412,14 +413,6 @@ class Parent {
     return absl::OkStatus();
   }
 
-  static void Merge(const LoadWorkerResult& r, LoadWorkerResult& into) {
-    into.entries += r.entries;
-    into.checked += r.checked;
-    into.progress.errors += r.progress.errors;
-    into.elapsed_s = std::max(into.elapsed_s, r.elapsed_s);
-    into.step_us.insert(into.step_us.end(), r.step_us.begin(), r.step_us.end());
-  }
-
   int Summarize(const std::vector<FaultRecord>& faults, int failed, bool faults_failed) {
     if (failed > 0) return 1;
     LoadWorkerResult all;
@@ -430,8 +423,8 @@ class Parent {
       if (killed_[w]) continue;
       absl::StatusOr<LoadWorkerResult> r = ReadLoadWorkerResult(LoadWorkerFile(o_.worker.dir, w, "result"));
       if (!r.ok()) return Fail(r.status().ToString());
-      Merge(*r, all);
-      if (!o_.tenants.empty()) Merge(*r, by_tenant[TenantOf(w)]);
+      MergeLoadResult(*r, all);
+      if (!o_.tenants.empty()) MergeLoadResult(*r, by_tenant[TenantOf(w)]);
       names.push_back(o_.tenants.empty() ? absl::StrCat(w) : absl::StrCat(w, " (", TenantOf(w), ")"));
       results.push_back(*std::move(r));
     }
@@ -472,7 +465,12 @@ class Parent {
       if (killed_[w]) absl::StrAppend(&table, "| ", w, " | killed by the worker-kill fault | | | | | | | | | |\n");
     }
     progress_.Done("load", absl::StrCat(all.step_us.size(), " steps, ", all.checked, " entries checked"));
-    std::string text = absl::StrCat(header, "\n\n", table);
+    std::vector<std::pair<std::string, const LoadWorkerResult*>> time_groups;
+    for (size_t i = results.size() - 1 - o_.tenants.size(); i < results.size(); ++i) {  // "all", then each tenant
+      time_groups.emplace_back(names[i], &results[i]);
+    }
+    std::string text = absl::StrCat(header, "\n\n", table, "\nWhere the workers' time went:\n\n",
+                                    LoadTimeTable(time_groups));
     if (!faults.empty()) absl::StrAppend(&text, "\nFaults, each followed by a check of every live sequence:\n\n",
                                          FaultTable(faults));
     if (o_.soak) absl::StrAppend(&text, "\n", soak_.Markdown());
@@ -611,9 +609,6 @@ int Run(int argc, char** argv) {
     if (o.tenants.empty()) return RefuseFlagValue("tenant_fetch_rate", rate, "it paces tenants: give --tenants");
     if (!o.control) {
       return RefuseFlagValue("tenant_fetch_rate", rate, "it is part of the contention control: drop --control=false");
-    }
-    if (w.path != "cpu") {
-      return RefuseFlagValue("tenant_fetch_rate", rate, "it paces the CPU path's fetches (the client's copies)");
     }
     o.tenant_fetch_rate = *bytes;
   }

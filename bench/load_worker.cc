@@ -37,6 +37,20 @@ double MillisSince(Clock::time_point begin) {
   return std::chrono::duration<double, std::milli>(Clock::now() - begin).count();
 }
 
+// Adds the time from its making to its end to `seconds`: a phase of the worker's loop
+// (LoadWorkerTime).
+class TimeInto {
+ public:
+  explicit TimeInto(double& seconds) : seconds_(seconds), begin_(Clock::now()) {}
+  ~TimeInto() { seconds_ += MillisSince(begin_) / 1000; }
+  TimeInto(const TimeInto&) = delete;
+  TimeInto& operator=(const TimeInto&) = delete;
+
+ private:
+  double& seconds_;
+  const Clock::time_point begin_;
+};
+
 // Failures a worker rides out: the daemon gone or restarting, the pool full.
 bool Transient(const absl::Status& s) {
   return absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s) || absl::IsResourceExhausted(s);
@@ -61,14 +75,26 @@ class Worker {
       if (absl::Status s = Join(); !s.ok()) return Fail(s);
     }
     const auto deadline = start + std::chrono::duration<double>(o_.seconds);
-    std::vector<double> step_us;
+    std::vector<double> step_us, wait_us;
     uint64_t entries = 0, checked = 0;
     while (Clock::now() < deadline && !StopRequested()) {
-      SelectTopK();
+      {
+        TimeInto timed(time_.select_s);
+        SelectTopK();
+      }
       const auto begin = Clock::now();
-      if (absl::Status s = Step(entries); !s.ok()) return Fail(s);
-      step_us.push_back(MillisSince(begin) * 1000);
-      if (absl::Status s = CheckDelivered(checked); !s.ok()) return Fail(s);
+      double wait_ms = 0;
+      if (absl::Status s = Step(entries, wait_ms); !s.ok()) return Fail(s);
+      const double step_ms = MillisSince(begin);
+      time_.step_s += step_ms / 1000;
+      step_us.push_back(step_ms * 1000);
+      wait_us.push_back(wait_ms * 1000);
+      absl::Status delivered;
+      {
+        TimeInto timed(time_.check_s);
+        delivered = CheckDelivered(checked);
+      }
+      if (!delivered.ok()) return Fail(delivered);
       if (absl::Status s = SaveLedger(); !s.ok()) return Fail(s);
       if (++progress_.steps % o_.churn == 0) {
         if (absl::Status s = Leave(); !s.ok()) return Fail(s);
@@ -83,9 +109,14 @@ class Worker {
       if (absl::Status s = Leave(); !s.ok()) return Fail(s);
     }
     WriteProgress();
-    std::string lines = absl::StrFormat("%d %d %.3f %d %.1f\n", entries, checked, MillisSince(start) / 1000,
-                                        progress_.errors, progress_.longest_error_ms);
-    for (double us : step_us) absl::StrAppendFormat(&lines, "%.1f\n", us);
+    LoadWorkerTime& t = time_;
+    const double elapsed_s = MillisSince(start) / 1000;
+    t.other_s = elapsed_s - (t.select_s + t.step_s + t.check_s + t.ledger_s + t.create_s + t.prefill_s + t.release_s);
+    std::string lines = absl::StrFormat("%d %d %.3f %d %.1f %.6f %.6f %.6f %.6f %.6f %.6f %.6f %.6f\n", entries,
+                                        checked, elapsed_s, progress_.errors, progress_.longest_error_ms, t.select_s,
+                                        t.step_s, t.check_s, t.ledger_s, t.create_s, t.prefill_s, t.release_s,
+                                        t.other_s);
+    for (size_t i = 0; i < step_us.size(); ++i) absl::StrAppendFormat(&lines, "%.1f %.1f\n", step_us[i], wait_us[i]);
     // The parent reads the result; one it cannot read fails the run there, saying so.
     (void)WriteFileTextAtomically(LoadWorkerFile(o_.dir, o_.index, "result"), lines);
     return 0;
@@ -196,7 +227,11 @@ class Worker {
     absl::Status created = Retrying([&]() -> absl::Status {
       ledger_.BeginCreate();
       if (absl::Status s = SaveLedger(); !s.ok()) return s;
-      absl::StatusOr<SequenceId> made = client_->CreateSequence(spec);
+      absl::StatusOr<SequenceId> made;
+      {
+        TimeInto timed(time_.create_s);
+        made = client_->CreateSequence(spec);
+      }
       ledger_.EndCreate(made.ok()                                   ? LoadLedger::CreateOutcome::kCreated
                         : absl::IsResourceExhausted(made.status()) ? LoadLedger::CreateOutcome::kRefused
                                                                     : LoadLedger::CreateOutcome::kAnswerLost);
@@ -208,6 +243,15 @@ class Worker {
       return made.status();
     });
     if (!created.ok()) return created;
+    if (absl::Status s = Prefill(id); !s.ok()) return s;
+    batch_.push_back(Row{id, o_.context});
+    return SaveLedger();
+  }
+
+  // A created request's prompt: made, written and committed to the ledger, on the GPU
+  // path its region pinned and a session row joined.
+  absl::Status Prefill(SequenceId id) {
+    TimeInto timed(time_.prefill_s);
     prompt_.resize(o_.layers * o_.context * kLoadEntryBytes);
     const uint64_t layer_bytes = o_.context * kLoadEntryBytes;
     for (uint32_t layer = 0; layer < o_.layers; ++layer) {
@@ -225,8 +269,7 @@ class Worker {
       if (absl::Status s = gpu_->WarmUp(joining); !s.ok()) return s;
       if (absl::Status s = gpu_->Join(id, o_.context); !s.ok()) return s;
     }
-    batch_.push_back(Row{id, o_.context});
-    return SaveLedger();
+    return absl::OkStatus();
   }
 
   // The oldest request leaves.
@@ -237,8 +280,12 @@ class Worker {
     if (absl::Status s = SaveLedger(); !s.ok()) return s;
     // NotFound: an earlier try's answer was lost after the release, and the memory has
     // been reclaimed since; the request is gone either way.
-    if (absl::Status s = Retrying([&] { return client_->ReleaseSequence(id); }); !s.ok() && !absl::IsNotFound(s)) {
-      return s;
+    absl::Status released = Retrying([&] {
+      TimeInto timed(time_.release_s);
+      return client_->ReleaseSequence(id);
+    });
+    if (!released.ok() && !absl::IsNotFound(released)) {
+      return released;
     }
     ledger_.Released(id);
     batch_.pop_front();
@@ -273,8 +320,8 @@ class Worker {
 
   // One decode step: every request's new token (every layer), then every layer's top-k
   // (SelectTopK's), on the CPU path (WriteStep, then FetchTopK per layer) or the GPU's
-  // (the decode session's captured step).
-  absl::Status Step(uint64_t& entries) {
+  // (the decode session's captured step). `wait_ms`: the part that waited for the fetch.
+  absl::Status Step(uint64_t& entries, double& wait_ms) {
     ids_.clear();
     positions_.clear();
     const uint64_t row_bytes = uint64_t{o_.layers} * kLoadEntryBytes;
@@ -291,12 +338,16 @@ class Worker {
     if (gpu_ != nullptr) {
       step_rows_.clear();
       for (const Row& row : batch_) step_rows_.push_back(StepRow{row.id, row.tokens});
+      const auto begin = Clock::now();
       if (absl::Status s = gpu_->Step(step_rows_, new_entries_, indices_); !s.ok()) return s;
+      const std::optional<double> waited = gpu_->LastStepWaitSeconds();
+      wait_ms = waited ? *waited * 1000 : MillisSince(begin);
     } else {
       if (absl::Status s = Retrying([&] { return client_->WriteStep(ids_, positions_, new_entries_); }); !s.ok()) {
         return s;
       }
       out_.resize(layer_cells * kLoadEntryBytes);
+      const auto fetching = Clock::now();
       for (uint32_t layer = 0; layer < o_.layers; ++layer) {
         const auto layer_indices = absl::MakeConstSpan(indices_).subspan(layer * layer_cells, layer_cells);
         if (absl::Status s = Retrying([&] {
@@ -306,6 +357,7 @@ class Worker {
           return s;
         }
       }
+      wait_ms = MillisSince(fetching);
     }
     for (size_t i = 0; i < batch_.size(); ++i) {
       ++batch_[i].tokens;
@@ -346,7 +398,10 @@ class Worker {
     return absl::OkStatus();
   }
 
-  absl::Status SaveLedger() { return ledger_.Save(LoadWorkerFile(o_.dir, o_.index, "ledger")); }
+  absl::Status SaveLedger() {
+    TimeInto timed(time_.ledger_s);
+    return ledger_.Save(LoadWorkerFile(o_.dir, o_.index, "ledger"));
+  }
   void WriteProgress() {
     (void)WriteFileTextAtomically(LoadWorkerFile(o_.dir, o_.index, "progress"),
                         absl::StrFormat("%d %d %.1f\n", progress_.steps, progress_.errors, progress_.longest_error_ms));
@@ -368,6 +423,7 @@ class Worker {
   std::vector<int32_t> tokens_;  // SelectTopK's scratch
   LoadLedger ledger_;
   LoadWorkerProgress progress_;
+  LoadWorkerTime time_;
   std::deque<Row> batch_;
   std::vector<SequenceId> ids_;
   std::vector<uint64_t> positions_;
@@ -414,10 +470,16 @@ LoadWorkerProgress TotalLoadProgress(const std::string& dir, int workers) {
 absl::StatusOr<LoadWorkerResult> ReadLoadWorkerResult(const std::string& path) {
   std::ifstream in(path);
   LoadWorkerResult r;
-  if (!(in >> r.entries >> r.checked >> r.elapsed_s >> r.progress.errors >> r.progress.longest_error_ms)) {
+  LoadWorkerTime& t = r.time;
+  if (!(in >> r.entries >> r.checked >> r.elapsed_s >> r.progress.errors >> r.progress.longest_error_ms >>
+        t.select_s >> t.step_s >> t.check_s >> t.ledger_s >> t.create_s >> t.prefill_s >> t.release_s >>
+        t.other_s)) {
     return absl::DataLossError(absl::StrCat("no worker result in ", path));
   }
-  for (double us; in >> us;) r.step_us.push_back(us);
+  for (double us, wait; in >> us >> wait;) {
+    r.step_us.push_back(us);
+    r.wait_us.push_back(wait);
+  }
   r.progress.steps = r.step_us.size();
   return r;
 }

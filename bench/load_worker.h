@@ -69,12 +69,31 @@ struct LoadWorkerProgress {
   uint64_t errors = 0;         // failed attempts ridden out
   double longest_error_ms = 0;  // the longest a failing call took to fail
 };
+// Where a worker's time went, seconds over its run: what the step's clock leaves out
+// (the indexer's selection, the check, the ledger, requests joining and leaving) beside
+// the steps themselves, so that a slow tenant's time can be placed.
+struct LoadWorkerTime {
+  double select_s = 0;   // the top-k selection (SelectTopK)
+  double step_s = 0;     // the timed steps
+  double check_s = 0;    // reading entries back and comparing them
+  double ledger_s = 0;   // saving the ledger
+  double create_s = 0;   // CreateSequence calls (the daemon's turns for creates included)
+  double prefill_s = 0;  // a joining request's prompt: made, written, on the GPU path joined to the session
+  double release_s = 0;  // ReleaseSequence calls
+  double other_s = 0;    // the rest: connecting, replacing clients, progress, pauses between retries
+};
+
 struct LoadWorkerResult {
   LoadWorkerProgress progress;
   uint64_t entries = 0;  // fetched
   uint64_t checked = 0;  // compared with what was written
   double elapsed_s = 0;
   std::vector<double> step_us;  // every completed step's time
+  // Each step's part spent waiting for its fetch (the CPU path's FetchTopK calls, the
+  // GPU path's graph from launch to the stream's end), step_us's order; the rest of the
+  // step is the append (and on the GPU path the step's preparation).
+  std::vector<double> wait_us;
+  LoadWorkerTime time;
 };
 
 // False when the worker has not written one yet (or it cannot be read).

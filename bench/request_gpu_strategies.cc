@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -145,8 +147,10 @@ class SessionRequests final : public RequestStrategy {
       return absl::Status(f.status.code(), absl::StrCat("request ", f.sequence, " (row ", f.row, "): ",
                                                         f.status.message()));
     }
+    const auto launched = std::chrono::steady_clock::now();
     if (absl::Status s = CudaToStatus(cudaGraphLaunch(graph_, stream_.get()), "launching the step"); !s.ok()) return s;
     if (absl::Status s = CudaToStatus(cudaStreamSynchronize(stream_.get()), "the step"); !s.ok()) return s;
+    last_wait_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - launched).count();
     // A bad index or a row released under the step is reported by the next
     // PrepareStep; the run's last step has none after it, so ask now.
     for (uint32_t row : step_rows_) {
@@ -154,6 +158,8 @@ class SessionRequests final : public RequestStrategy {
     }
     return absl::OkStatus();
   }
+
+  std::optional<double> LastStepWaitSeconds() const override { return last_wait_s_; }
 
   absl::Status ReadEntry(uint32_t row, uint32_t position, absl::Span<std::byte> out) override {
     const uint32_t last_layer = (shape_.fetched_layers - 1) % shape_.stored_layers;
@@ -227,6 +233,7 @@ class SessionRequests final : public RequestStrategy {
   CudaBuffer<std::byte> host_entries_, device_entries_;  // [stored layers][max_batch][entry]
   absl::flat_hash_map<SequenceId, uint32_t> rows_;       // request -> session row
   std::vector<uint32_t> step_rows_;                      // the last step's rows' session rows
+  std::optional<double> last_wait_s_;                    // the last step's launch to its stream's end
 };
 
 // ---- rdma-prefix-pull-gpu / -pinned: the pull, then local gathers on the GPU ----

@@ -28,6 +28,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -82,6 +83,9 @@ class RequestStrategy {
   // The entry the last Step delivered for (row, position) of its last fetched layer:
   // the run checks these against what was written.
   virtual absl::Status ReadEntry(uint32_t row, uint32_t position, absl::Span<std::byte> out) = 0;
+  // The part of the last Step that waited for its delivery (the GPU's work, from its
+  // launch to the stream's end), where the strategy tells it apart from the rest.
+  virtual std::optional<double> LastStepWaitSeconds() const { return std::nullopt; }
 
   // Bytes moved by admissions so far, and the local copies held now (either thread).
   virtual uint64_t AdmissionBytes() const { return 0; }

@@ -235,6 +235,16 @@ class ClientImpl final : public Client {
     return absl::OkStatus();
   }
 
+  absl::Duration PaceFetch(uint64_t bytes) override {
+    if (fetch_pacer_ == nullptr) return absl::ZeroDuration();
+    const absl::Duration waited = fetch_pacer_->Acquire(bytes);
+    if (waited > absl::ZeroDuration()) {
+      absl::MutexLock lock(&metrics_mu_);
+      metrics_.fetch_paced_seconds += absl::ToDoubleSeconds(waited);
+    }
+    return waited;
+  }
+
   absl::Status WriteEntries(SequenceId id, uint32_t layer, uint64_t first_token,
                             absl::Span<const std::byte> entries) override {
     auto layout = Cached(id);
@@ -289,13 +299,7 @@ class ClientImpl final : public Client {
     gather.out = out;
     // What the call delivers: padding (-1) is not read.
     const uint64_t selected = std::count_if(indices.begin(), indices.end(), [](int32_t i) { return i >= 0; });
-    if (fetch_pacer_ != nullptr) {
-      if (const absl::Duration waited = fetch_pacer_->Acquire(selected * rows[0]->entry_bytes);
-          waited > absl::ZeroDuration()) {
-        absl::MutexLock lock(&metrics_mu_);
-        metrics_.fetch_paced_seconds += absl::ToDoubleSeconds(waited);
-      }
-    }
+    PaceFetch(selected * rows[0]->entry_bytes);
     const absl::Time start = absl::Now();
     absl::Status fetched = data_plane_->Gather(gather);
     RecordFetch(layer, selected, rows[0]->entry_bytes, absl::Now() - start, fetched);

@@ -240,10 +240,22 @@ class ClusterClient final : public Client {
     return absl::OkStatus();
   }
 
-  // Every node connection's, summed (transports as each reached its node).
+  // On the pacer every node connection shares: a fetch outside the client may read any
+  // node's region.
+  absl::Duration PaceFetch(uint64_t bytes) override {
+    if (fetch_pacer_ == nullptr) return absl::ZeroDuration();
+    const absl::Duration waited = fetch_pacer_->Acquire(bytes);
+    absl::MutexLock lock(&mu_);
+    pace_fetch_seconds_ += absl::ToDoubleSeconds(waited);
+    return waited;
+  }
+
+  // Every node connection's, summed (transports as each reached its node), and the
+  // waits of PaceFetch.
   ClientMetrics Metrics() const override {
     absl::MutexLock lock(&mu_);
     ClientMetrics total = retired_metrics_;
+    total.fetch_paced_seconds += pace_fetch_seconds_;
     for (const auto& [id, node] : nodes_) {
       if (node.client != nullptr) total.Add(node.client->Metrics());
     }
@@ -438,6 +450,7 @@ class ClusterClient final : public Client {
   mutable absl::Mutex mu_;
   absl::flat_hash_map<uint32_t, Node> nodes_ ABSL_GUARDED_BY(mu_);
   ClientMetrics retired_metrics_ ABSL_GUARDED_BY(mu_);  // of replaced node connections
+  double pace_fetch_seconds_ ABSL_GUARDED_BY(mu_) = 0;  // PaceFetch's waits
   // Connecting to a node happens once at a time, so that no two clients of one client
   // id ever talk to one daemon (a second one's goodbye would end the first's fence).
   absl::Mutex connect_mu_ ABSL_ACQUIRED_BEFORE(mu_);

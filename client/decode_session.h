@@ -142,6 +142,10 @@ class DecodeSession {
   // appends (pages reserved ahead; it waits for a reservation only when one fell
   // behind), and takes the release fence for the step's writes. Returns an error only
   // for the session as a whole (a CUDA failure); row failures go to `failures`.
+  // With a ClientOptions::fetch_bytes_per_second it first holds the step to that rate
+  // (Client::PaceFetch): what the step will read is booked as every active row's top-k
+  // (k, or the row's tokens when fewer) in every layer the last enqueued step fetched,
+  // the residency cache's hits included (the host cannot know them before the step).
   absl::Status PrepareStep(cudaStream_t stream, std::vector<RowFailure>* failures);
 
   // Seeds the residency cache of `layer` for the active rows from top-k selections the

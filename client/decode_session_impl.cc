@@ -326,6 +326,13 @@ void DecodeSessionImpl::ReportRow(uint32_t row, absl::Status status, std::vector
 // ---- Between steps ----
 
 absl::Status DecodeSessionImpl::PrepareStep(cudaStream_t stream, std::vector<RowFailure>* failures) {
+  // Paced before the fence is taken: a step held to its rate must not hold back the
+  // daemon's releases meanwhile.
+  uint64_t selected = 0;
+  for (uint32_t row = 0; row < options_.max_batch; ++row) {
+    if (rows_.active(row)) selected += std::min<uint64_t>(options_.k, rows_.tokens(row) + 1);
+  }
+  client_->PaceFetch(selected * fetches_per_step_ * options_.entry_bytes);
   // The step's write-backs are fenced from here until the step has completed; none may
   // start while the daemon refuses to fence this client's connection.
   std::optional<ReleaseFence::Ticket> ticket;
@@ -438,6 +445,7 @@ kernels::ResidencyStepArgs DecodeSessionImpl::CacheStepArgs(uint32_t layer, cons
 // ---- The step ----
 
 absl::Status DecodeSessionImpl::BeginStep(cudaStream_t stream) {
+  fetches_enqueued_ = 0;
   return CudaToStatus(kernels::LaunchBeginStep(StepArgs(), stream), "launching a step's beginning");
 }
 
@@ -464,6 +472,7 @@ absl::Status DecodeSessionImpl::FetchLayer(uint32_t layer, const int32_t* device
   if (layer >= options_.layers) {
     return absl::InvalidArgumentError(absl::StrCat("layer ", layer, " is out of range (", options_.layers, " layers)"));
   }
+  ++fetches_enqueued_;
   int32_t* flat = FlatIndices(layer);
   const kernels::RowPages* rows = row_tables_.data() + uint64_t{layer} * options_.max_batch;
   if (cache_ != nullptr) {
@@ -507,6 +516,7 @@ void DecodeSessionImpl::EndTicket(void* session) {
 }
 
 absl::Status DecodeSessionImpl::EndStep(cudaStream_t stream) {
+  fetches_per_step_ = fetches_enqueued_;
   if (absl::Status s = CudaToStatus(kernels::LaunchEndStep(StepArgs(), stream), "launching a step's end"); !s.ok()) {
     return s;
   }

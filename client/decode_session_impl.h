@@ -94,6 +94,10 @@ class DecodeSessionImpl {
   const DecodeSessionOptions options_;
   SessionRows rows_;
   uint64_t steps_prepared_ = 0;
+  // FetchLayer calls since the last BeginStep, and as many as the last enqueued (or
+  // captured) step made: what PrepareStep books on the client's fetch rate.
+  uint32_t fetches_enqueued_ = 0;
+  uint32_t fetches_per_step_ = 0;
   uint64_t device_bytes_ = 0;
 
   // Device memory, allocated once.

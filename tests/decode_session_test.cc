@@ -13,6 +13,7 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "bench/entry_pattern.h"
 #include "client/client_internal.h"
 #include "gmock/gmock.h"
@@ -311,6 +312,35 @@ TEST_P(DecodeSessionTest, ASequenceReleasedUnderTheSessionIsReportedAndLeaves) {
   failures.clear();
   ASSERT_NO_FATAL_FAILURE(StepAndCheck(rng, &failures));
   EXPECT_TRUE(failures.empty());
+}
+
+// A client with a fetch rate holds the captured step to it: PrepareStep books every
+// active row's top-k of every layer the step fetches (what the GPU reads from the pool
+// outside the client's own copies), and the steps still deliver every entry.
+TEST_P(DecodeSessionTest, AClientsFetchRateHoldsTheCapturedStepsToIt) {
+  // Two rows of 300 tokens: each step books 2 x 128 entries in each of 3 layers; at
+  // ten steps' worth a second, each step waits 100 ms for the one before it.
+  constexpr uint64_t kStepBytes = 2 * kK * kLayers * kEntry;
+  ClientOptions paced_options;
+  paced_options.address = daemon_->address();
+  paced_options.fetch_bytes_per_second = kStepBytes * 10;
+  auto paced = Client::Connect(paced_options);
+  ASSERT_TRUE(paced.ok()) << paced.status();
+  client_ = *std::move(paced);
+  auto session = DecodeSession::Create(client_.get(), regions_.get(), Options());
+  ASSERT_TRUE(session.ok()) << session.status();
+  session_ = *std::move(session);
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(session_->Join(Prefill(300), 300, stream_).ok());
+  ASSERT_NO_FATAL_FAILURE(Capture());
+  std::mt19937_64 rng(6);
+  std::vector<DecodeSession::RowFailure> failures;
+  const absl::Time start = absl::Now();
+  for (int step = 0; step < 5; ++step) ASSERT_NO_FATAL_FAILURE(StepAndCheck(rng, &failures)) << "step " << step;
+  EXPECT_TRUE(failures.empty());
+  // The first step goes at once; the four after it wait for the one before (1 ms of
+  // tolerance each).
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(4 * 100 - 4));
+  EXPECT_GE(client_->Metrics().fetch_paced_seconds, 0.39);
 }
 
 // Bad input: a top-k index past a row's tokens is reported (InvalidArgument, naming the

@@ -434,6 +434,29 @@ TEST_F(IntegrationTest, AClientsFetchRateHoldsItsFetchesToIt) {
   EXPECT_EQ(client_->Metrics().fetch_paced_seconds, 0.0);
 }
 
+// A fetch the client does not make (a GPU gather's, booked with PaceFetch) is held to
+// the same rate as its own: the two share one pacer.
+TEST_F(IntegrationTest, PaceFetchSharesTheClientsFetchRate) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
+  ClientOptions options;
+  constexpr size_t kK = 256;
+  options.fetch_bytes_per_second = kK * kEntryBytes * 5;  // a fifth of a second for each of kK entries
+  std::unique_ptr<Client> paced = ConnectWith(options);
+  ASSERT_NE(paced, nullptr);
+  auto id = paced->CreateSequence(Spec(2, 512));
+  ASSERT_TRUE(id.ok()) << id.status();
+  ASSERT_NO_FATAL_FAILURE(WriteTokens(*paced, *id, 2, kEntryBytes, 0, 512));
+  const absl::Time start = absl::Now();
+  EXPECT_EQ(paced->PaceFetch(kK * kEntryBytes), absl::ZeroDuration());  // the first after an idle stretch goes
+  const absl::Duration second = paced->PaceFetch(kK * kEntryBytes);     // waits for the first to be paid
+  EXPECT_GE(second, absl::Milliseconds(190));
+  // The client's own fetch now waits for both booked fetches.
+  ASSERT_NO_FATAL_FAILURE(FetchAndCheck(*paced, {*id}, {512}, 1, kK, kEntryBytes, rng_));
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(390));
+  EXPECT_GE(paced->Metrics().fetch_paced_seconds, 0.38);
+  EXPECT_EQ(client_->PaceFetch(uint64_t{1} << 40), absl::ZeroDuration());  // no rate: never waits
+}
+
 // When the pool cannot give the room ahead, WriteStep takes only the page it needs.
 TEST_F(IntegrationTest, WriteStepFallsBackToThePageItNeedsWhenThePoolCannotReserveAhead) {
   ASSERT_NO_FATAL_FAILURE(StartDaemon());

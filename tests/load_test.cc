@@ -35,8 +35,12 @@ TEST(LoadTest, EveryWorkerRunsItsStreamAndTheSummaryCountsThemAll) {
       {"bench/sparsepool_load", absl::StrCat("--address=", daemon.address()), "--workers=3", "--seconds=2",
        "--requests=2", "--context=1024", "--layers=2", "--k=128", "--churn=4", absl::StrCat("--out=", out)});
   ASSERT_EQ(run.exit_code, 0) << run.output;
+  const std::vector<std::string> tables = absl::StrSplit(run.output, "Where the workers' time went:");
+  ASSERT_EQ(tables.size(), 2u) << run.output;
   int worker_rows = 0;
-  for (absl::string_view line : absl::StrSplit(run.output, '\n')) {
+  uint64_t all_steps = 0;
+  double all_p50_us = 0;
+  for (absl::string_view line : absl::StrSplit(tables[0], '\n')) {
     if (!absl::StartsWith(line, "| ") || absl::StartsWith(line, "| worker")) continue;
     std::vector<std::string> cells = absl::StrSplit(line, " | ");
     ASSERT_GE(cells.size(), 10u) << line;
@@ -46,9 +50,31 @@ TEST(LoadTest, EveryWorkerRunsItsStreamAndTheSummaryCountsThemAll) {
     EXPECT_GT(steps, 4u) << line << ": the stream stepped, and requests were replaced";
     EXPECT_EQ(checked, steps * 2 * 2) << line << ": two entries per request and step";
     if (!absl::StartsWith(line, "| all")) ++worker_rows;
+    if (absl::StartsWith(line, "| all")) {
+      all_steps = steps;
+      ASSERT_TRUE(absl::SimpleAtod(cells[2], &all_p50_us)) << line;
+    }
   }
   EXPECT_EQ(worker_rows, 3);
   EXPECT_THAT(run.output, HasSubstr("| all |"));
+  // Where the time went: the same steps; phases that do not overlap (what is left over
+  // is not negative); each step's wait for its fetch a part of it.
+  std::vector<std::string> time_row;
+  for (absl::string_view line : absl::StrSplit(tables[1], '\n')) {
+    if (absl::StartsWith(line, "| all |")) time_row = absl::StrSplit(absl::StripSuffix(line, " |"), " | ");
+  }
+  ASSERT_EQ(time_row.size(), 14u) << tables[1];
+  EXPECT_EQ(time_row[1], absl::StrCat(all_steps));
+  std::vector<double> figures;
+  for (size_t i = 2; i < time_row.size(); ++i) {
+    double figure = 0;
+    ASSERT_TRUE(absl::SimpleAtod(time_row[i], &figure)) << time_row[i];
+    EXPECT_GE(figure, i == 9 ? -0.01 : 0.0) << "column " << i << " of " << tables[1];
+    figures.push_back(figure);
+  }
+  EXPECT_GT(figures[1], 0.0) << "the steps took time";
+  EXPECT_GT(figures[8], 0.0) << "the wait for the fetch";
+  EXPECT_LE(figures[8], all_p50_us) << "the wait is a part of the step";
   // The plot: quantiles of every worker and of the whole run, drawn by gnuplot.
   std::ifstream quantiles(out + "/quantiles.csv");
   std::stringstream csv;
@@ -259,7 +285,6 @@ TEST(LoadTest, WorkersThatCannotReachTheDaemonFailTheRun) {
       {{"--mps", "--path=gpu", "--tenants=quiet:1,flood:48"}, "at most 48 workers: MPS serves that many clients a GPU"},
       {{"--tenant_fetch_rate=1GiB", "--workers=2"},
        "bad argument --tenant_fetch_rate=1GiB: it paces tenants: give --tenants"},
-      {{"--tenant_fetch_rate=1GiB", "--tenants=a:1", "--path=gpu"}, "it paces the CPU path's fetches"},
       {{"--tenant_fetch_rate=fast", "--tenants=a:1"}, "bytes a second, e.g. 8GiB"},
       {{"--tenant_fetch_rate=1GiB", "--tenants=a:1", "--control=false"},
        "it is part of the contention control: drop --control=false"},

@@ -10,7 +10,7 @@
 # 64 streams, plain and cached, beside the CPU path's, instead of the contention runs), LOAD_MPS (the GPU
 # path with and without CUDA MPS: 64 streams, and a quiet tenant beside a flood; the CPU path's 64 streams),
 # LOAD_CORES (the quiet tenant beside a flood, on shared cores and on cores of its own, both paths;
-# with fetches paced, LOAD_PACE, on the CPU path).
+# with fetches paced: LOAD_PACE and LOAD_PACE2 on the CPU path, LOAD_GPU_PACE on the GPU's).
 # Logs go to $OUT (or /tmp) and a summary to stdout.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -94,15 +94,16 @@ for part in "${parts[@]}"; do
       run_load() {
         local name=$1
         shift
-        rm -rf "/tmp/load-$name" "/dev/shm/sp-load-$name"
+        local out="${out_root:-/tmp}/load-$name"  # out_root=/dev/shm: the workers' files on tmpfs
+        rm -rf "$out" "/dev/shm/sp-load-$name"
         "$run_dir/bin/sparsepool_load" --daemon="$run_dir/bin/sparsepoold --region=shm:/dev/shm/sp-load-$name:$region" \
-          "${load_common[@]}" "$@" --out="/tmp/load-$name" >"$logs/load_$name.log" 2>&1
+          "${load_common[@]}" "$@" --out="$out" >"$logs/load_$name.log" 2>&1
         local rc=$?
         rm -f "/dev/shm/sp-load-$name"
-        cp "/tmp/load-$name/results.md" "$logs/load_$name.md" 2>/dev/null
+        cp "$out/results.md" "$logs/load_$name.md" 2>/dev/null
         echo "load $name ($*): exit $rc"
         ((rc == 0)) || { status=1; tail -5 "$logs/load_$name.log"; }
-        grep -E '^sparsepool-load|^\| (all|tenant)' "/tmp/load-$name/results.md" 2>/dev/null | sed 's/^sparsepool-load: .*transport, /  /'
+        grep -E '^sparsepool-load|^\| (all|tenant)' "$out/results.md" 2>/dev/null | sed 's/^sparsepool-load: .*transport, /  /'
       }
       flood="${LOAD_FLOOD:-31}"
       if [[ -n "${LOAD_MPS:-}" ]]; then
@@ -124,15 +125,20 @@ for part in "${parts[@]}"; do
       if [[ -n "${LOAD_CORES:-}" ]]; then
         # The quiet tenant beside a flood with the control on, its CPU time capped on
         # cores all tenants share against cores of its own (--tenant_cores), on both paths;
-        # on the CPU path also each tenant's fetches paced (--tenant_fetch_rate, LOAD_PACE).
+        # and each tenant's fetches paced (--tenant_fetch_rate: LOAD_PACE and LOAD_PACE2 on the
+        # CPU path, LOAD_GPU_PACE on the GPU's); once with the workers' files on tmpfs.
         run_load quiet-alone --tenants=quiet:1 --requests=4
         run_load flood-on-shared --tenants=quiet:1,flood:"$flood" --requests=4 --tenant_cores=false
         run_load flood-on --tenants=quiet:1,flood:"$flood" --requests=4
+        out_root=/dev/shm run_load flood-on-tmpfs --tenants=quiet:1,flood:"$flood" --requests=4
         run_load flood-on-paced --tenants=quiet:1,flood:"$flood" --requests=4 --tenant_fetch_rate="${LOAD_PACE:-8GiB}"
+        run_load flood-on-paced2 --tenants=quiet:1,flood:"$flood" --requests=4 --tenant_fetch_rate="${LOAD_PACE2:-5GiB}"
+        gflood="${LOAD_FLOOD:-15}"
         run_load gpu-quiet-alone --path=gpu --tenants=quiet:1 --requests=4
-        run_load gpu-flood-mps-on-shared --path=gpu --mps --tenants=quiet:1,flood:"${LOAD_FLOOD:-15}" --requests=4 \
-          --tenant_cores=false
-        run_load gpu-flood-mps-on --path=gpu --mps --tenants=quiet:1,flood:"${LOAD_FLOOD:-15}" --requests=4
+        run_load gpu-flood-mps-on-shared --path=gpu --mps --tenants=quiet:1,flood:"$gflood" --requests=4 --tenant_cores=false
+        run_load gpu-flood-mps-on --path=gpu --mps --tenants=quiet:1,flood:"$gflood" --requests=4
+        run_load gpu-flood-mps-on-paced --path=gpu --mps --tenants=quiet:1,flood:"$gflood" --requests=4 \
+          --tenant_fetch_rate="${LOAD_GPU_PACE:-7GiB}"
         continue
       fi
       if [[ -n "${LOAD_ONLY_GPU:-}" ]]; then
