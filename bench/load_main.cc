@@ -71,7 +71,9 @@ ABSL_FLAG(std::string, address, "127.0.0.1:7070", "the daemon's gRPC address (HO
 ABSL_FLAG(std::string, daemon, "",
           "a daemon command line the tool runs itself (adding --listen and --port_file), kills and restarts for "
           "daemon-kill, and watches with --soak; e.g. \"sparsepoold --region=shm:load:4GiB\"");
-ABSL_FLAG(std::string, out, "sparsepool-load-out", "directory for results.md, results.csv, plots and the workers' files");
+ABSL_FLAG(std::string, out, "sparsepool-load-out",
+          "directory for results.md, results.csv, plots and logs (the workers' own files go to a directory of the run's "
+          "own on /dev/shm, removed at the end)");
 ABSL_FLAG(std::string, transport, "cxl", "the workers' data plane: cxl (load/store on the mapped region) or ucx");
 ABSL_FLAG(std::string, path, "cpu",
           "the workers' step: cpu (WriteStep and FetchTopK, copies on the host) or gpu (a decode session per worker, "
@@ -116,6 +118,7 @@ ABSL_FLAG(bool, soak, false,
           "sample the owned daemon's anonymous memory and descriptors every second; fail when they grow");
 // Set by the tool for its worker processes.
 ABSL_FLAG(int, worker_index, -1, "internal: the worker this process is (set by the tool)");
+ABSL_FLAG(std::string, worker_dir, "", "internal: where the workers keep their files (set by the tool)");
 ABSL_FLAG(std::string, tenant, "", "internal: the worker's tenant (set by the tool)");
 ABSL_FLAG(std::string, token_file, "", "internal: the file holding the worker's tenant token (set by the tool)");
 ABSL_FLAG(uint64_t, fetch_bytes_per_second, 0, "internal: the worker's fetch rate, its share of --tenant_fetch_rate");
@@ -127,6 +130,7 @@ struct Options {
   LoadWorkerOptions worker;
   int workers = 8;
   int worker_index = -1;  // set in the worker processes
+  std::string out;        // --out: results and logs
   std::string daemon;     // a daemon command line the tool runs itself
   std::vector<LoadFault> faults;
   absl::Duration fault_interval = absl::Seconds(3);
@@ -199,17 +203,23 @@ class Parent {
   Parent(const Options& o, int argc, char** argv) : o_(o), argv_(argv, argv + argc) {}
 
   int Run() {
-    const std::string& dir = o_.worker.dir;
+    // `dir` takes the results and the logs (the daemon's, MPS's); the workers' own files
+    // go to a directory of the run's own (`state`).
+    const std::string& dir = o_.out;
     if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return Fail(absl::StrCat("cannot make ", dir));
-    std::remove(LoadStopFile(dir).c_str());
+    absl::StatusOr<std::unique_ptr<RunDirectory>> run_directory = RunDirectory::Make(dir);
+    if (!run_directory.ok()) return Fail(run_directory.status().ToString());
+    run_directory_ = *std::move(run_directory);
+    const std::string& state = run_directory_->path();
+    std::fprintf(stderr, "sparsepool_load: the workers' files are in %s (removed at the end)\n", state.c_str());
     // First interrupt: the workers stop after their step, release their requests and
     // report; the run ends as usual (partial results, exit status 130). A second: they
     // are killed. Either way the daemon, the namespace and the control groups go.
-    InterruptWatch interrupts([this, dir](int count) {
+    InterruptWatch interrupts([this, state](int count) {
       std::fprintf(stderr, "\nsparsepool_load: interrupted; %s\n",
                    count == 1 ? "stopping the workers (again to kill them)" : "killing the workers");
       if (count == 1) {
-        (void)WriteFile(LoadStopFile(dir), "stop\n");
+        (void)WriteFile(LoadStopFile(state), "stop\n");
       } else {
         // Only workers not reaped yet: a reaped one's pid may be another process's now.
         absl::MutexLock lock(&pids_mu_);
@@ -256,11 +266,11 @@ class Parent {
       address = daemon_->address();
     }
     for (int w = 0; w < o_.workers; ++w) {
-      for (const char* kind : {"progress", "result", "ledger"}) std::remove(LoadWorkerFile(dir, w, kind).c_str());
       std::vector<std::string> args = argv_;
       args[0] = "/proc/self/exe";
       args.push_back(absl::StrCat("--address=", address));  // the owned daemon's, when there is one
       args.push_back(absl::StrCat("--worker_index=", w));
+      args.push_back(absl::StrCat("--worker_dir=", state));
       if (!o_.tenants.empty()) {
         args.push_back(absl::StrCat("--tenant=", TenantOf(w)));
         args.push_back(absl::StrCat("--token_file=", TokenFile(TenantOf(w))));
@@ -301,7 +311,7 @@ class Parent {
     if (!o_.faults.empty()) {
       FaultRunOptions fo;
       fo.address = address;
-      fo.dir = dir;
+      fo.dir = state;
       fo.interval = o_.fault_interval;
       fo.outage = o_.outage;
       fo.call_deadline = o_.worker.rpc_timeout;
@@ -320,7 +330,7 @@ class Parent {
         for (const FaultRecord& r : faults) faults_failed |= !r.ok();
       }
       // The workers' time was only an upper bound: they stop once every fault is checked.
-      if (absl::Status s = WriteFile(LoadStopFile(dir), "stop\n"); !s.ok()) return Fail(s.ToString());
+      if (absl::Status s = WriteFile(LoadStopFile(state), "stop\n"); !s.ok()) return Fail(s.ToString());
     }
     const int failed = WaitForWorkers();
     if (daemon_ != nullptr) daemon_->Stop();
@@ -351,7 +361,7 @@ class Parent {
         if (!killed_[w]) ++finished;
         if (!clean && !(killed_[w] && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)) ++failed;
       }
-      const uint64_t steps = TotalLoadProgress(o_.worker.dir, o_.workers).steps;
+      const uint64_t steps = TotalLoadProgress(run_directory_->path(), o_.workers).steps;
       progress.Show("load", absl::StrCat(o_.workers - running, "/", o_.workers, " workers done, ", steps, " steps"));
       if (o_.soak && finished == 0 && absl::Now() >= next_sample && daemon_->pid() > 0) {
         // Only until a worker ends its run: the end, when they release everything, is
@@ -389,7 +399,9 @@ class Parent {
   int SmPercentageOf(int worker) const {
     return o_.tenants.empty() ? 100 : SmPercentageOfTenant(TenantEntryOf(worker).second);
   }
-  std::string TokenFile(const std::string& tenant) const { return absl::StrCat(o_.worker.dir, "/token-", tenant); }
+  std::string TokenFile(const std::string& tenant) const {
+    return absl::StrCat(run_directory_->path(), "/token-", tenant);
+  }
 
   // A token for every tenant, the filler and an operator (the checks), each in a file of
   // its own (mode 0600), their hashes in the daemon's tenants file.
@@ -407,7 +419,7 @@ class Parent {
       absl::StrAppend(&file, name == kCheckerTenant ? "operator " : "tenant ", name,
                       " token_sha256=", TokenHashHex(*token), "\n");
     }
-    const std::string path = absl::StrCat(o_.worker.dir, "/tenants");
+    const std::string path = absl::StrCat(run_directory_->path(), "/tenants");
     if (absl::Status s = WriteFile(path, file); !s.ok()) return s;
     daemon_argv.push_back(absl::StrCat("--tenants=", path));
     return absl::OkStatus();
@@ -421,7 +433,7 @@ class Parent {
     std::vector<LoadWorkerResult> results;
     for (int w = 0; w < o_.workers; ++w) {
       if (killed_[w]) continue;
-      absl::StatusOr<LoadWorkerResult> r = ReadLoadWorkerResult(LoadWorkerFile(o_.worker.dir, w, "result"));
+      absl::StatusOr<LoadWorkerResult> r = ReadLoadWorkerResult(LoadWorkerFile(run_directory_->path(), w, "result"));
       if (!r.ok()) return Fail(r.status().ToString());
       MergeLoadResult(*r, all);
       if (!o_.tenants.empty()) MergeLoadResult(*r, by_tenant[TenantOf(w)]);
@@ -488,9 +500,9 @@ class Parent {
           {"soak.csv", o_.soak ? soak_.Csv() : std::string()}, {"quantiles.csv", StepQuantilesCsv(groups)},
           {"plots.gp", LoadGnuplotScript(groups, o_.soak)}}) {
       if (content.empty()) continue;
-      if (absl::Status s = WriteFile(wo.dir + "/" + file, content); !s.ok()) return Fail(s.ToString());
+      if (absl::Status s = WriteFile(o_.out + "/" + file, content); !s.ok()) return Fail(s.ToString());
     }
-    if (absl::Status drawn = RunGnuplot(wo.dir); !drawn.ok()) {
+    if (absl::Status drawn = RunGnuplot(o_.out); !drawn.ok()) {
       std::fprintf(stderr, "sparsepool_load: %s\n", std::string(drawn.message()).c_str());
     }
     if (faults_failed) {
@@ -527,6 +539,7 @@ class Parent {
   std::unique_ptr<DaemonNetwork> network_;     // before the daemon: it runs inside
   std::unique_ptr<LoadDaemon> daemon_;
   std::unique_ptr<TenantCpuGroups> cpu_groups_;  // --control with --tenants
+  std::unique_ptr<RunDirectory> run_directory_;  // the workers' files, the tokens
   std::unique_ptr<GpuMps> mps_;                  // --mps; quits after the workers have exited
   absl::Mutex pids_mu_;  // pushes and reaps here against the interrupt thread's kills
   std::vector<pid_t> pids_;
@@ -545,7 +558,8 @@ int Run(int argc, char** argv) {
   Options o;
   LoadWorkerOptions& w = o.worker;
   w.address = absl::GetFlag(FLAGS_address);
-  w.dir = absl::GetFlag(FLAGS_out);
+  o.out = absl::GetFlag(FLAGS_out);
+  w.dir = absl::GetFlag(FLAGS_worker_dir);
   o.daemon = absl::GetFlag(FLAGS_daemon);
   w.transport = absl::GetFlag(FLAGS_transport);
   w.path = absl::GetFlag(FLAGS_path);
@@ -614,6 +628,7 @@ int Run(int argc, char** argv) {
   }
   const std::string faults = absl::GetFlag(FLAGS_faults);
   if (o.worker_index >= 0) {
+    if (o.worker.dir.empty()) return RefuseFlagValue("worker_index", absl::StrCat(o.worker_index), "with --worker_dir");
     o.worker.index = o.worker_index;
     return RunLoadWorker(o.worker);
   }

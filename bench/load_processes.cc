@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -116,6 +117,24 @@ absl::Status RunToCompletion(const std::vector<std::string>& argv, const SpawnOp
   return absl::FailedPreconditionError(absl::StrCat(
       "\"", command, "\" failed (exit status ", WIFEXITED(status) ? WEXITSTATUS(status) : -1,
       options.log_path.empty() ? ")" : absl::StrCat("; see ", options.log_path, ")")));
+}
+
+absl::StatusOr<std::unique_ptr<RunDirectory>> RunDirectory::Make(const std::string& fallback_parent) {
+  std::error_code error;
+  const std::string parent = std::filesystem::is_directory("/dev/shm", error) && access("/dev/shm", W_OK) == 0
+                                 ? std::string("/dev/shm")
+                                 : fallback_parent;
+  std::string path = parent + "/sparsepool-load-XXXXXX";
+  if (mkdtemp(path.data()) == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat("cannot make the workers' directory ", path, ": ",
+                                                      std::strerror(errno)));
+  }
+  return std::unique_ptr<RunDirectory>(new RunDirectory(std::move(path)));
+}
+
+RunDirectory::~RunDirectory() {
+  std::error_code ignored;  // what cannot be removed stays: nothing to do about it here
+  std::filesystem::remove_all(path_, ignored);
 }
 
 LoadDaemon::LoadDaemon(std::vector<std::string> argv, std::string dir, const DaemonNetwork* network)

@@ -2,6 +2,7 @@
 // checks what it fetched, and the summary has a row per worker and one over all; a
 // worker that cannot reach the daemon fails the run, saying why.
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -197,9 +198,21 @@ TEST(LoadTest, AnInterruptStopsTheRunAndLeavesNothingBehind) {
                          "--seconds=120", "--requests=2", "--context=1024", "--layers=2", "--k=128",
                          absl::StrCat("--out=", out)})
                   .ok());
-  // Both workers are stepping once each has written its progress (every 16 steps).
+  // Both workers are stepping once each has written its progress (every 16 steps), in
+  // the directory the tool names.
   const absl::Time give_up = absl::Now() + absl::Seconds(60);
-  while (!(std::ifstream(out + "/worker-0.progress").good() && std::ifstream(out + "/worker-1.progress").good())) {
+  const std::string said = "the workers' files are in ";
+  std::string workers_dir;
+  while (workers_dir.empty()) {
+    ASSERT_LT(absl::Now(), give_up) << run.Output();
+    const std::string output = run.Output();
+    if (const size_t at = output.find(said); at != std::string::npos) {
+      workers_dir = output.substr(at + said.size(), output.find(' ', at + said.size()) - at - said.size());
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  while (!(std::ifstream(workers_dir + "/worker-0.progress").good() &&
+           std::ifstream(workers_dir + "/worker-1.progress").good())) {
     ASSERT_LT(absl::Now(), give_up) << run.Output();
     ASSERT_FALSE(run.Poll().has_value()) << run.Output();
     absl::SleepFor(absl::Milliseconds(50));
@@ -212,8 +225,12 @@ TEST(LoadTest, AnInterruptStopsTheRunAndLeavesNothingBehind) {
   EXPECT_THAT(output, HasSubstr("interrupted; stopping the workers"));
   EXPECT_THAT(output, HasSubstr("| tenant a | "));
   EXPECT_TRUE(std::ifstream(out + "/results.md").good());
-  // The daemon the tool ran is gone (its log says it stopped).
+  // The daemon the tool ran is gone (its log says it stopped), and so are the workers'
+  // files.
   EXPECT_THAT(DaemonLog(out), HasSubstr("stopped"));
+  EXPECT_FALSE(std::ifstream(workers_dir + "/worker-0.progress").good()) << workers_dir;
+  struct stat gone;
+  EXPECT_NE(stat(workers_dir.c_str(), &gone), 0) << workers_dir << " is still there";
   // The control groups (the cpu controller's, and v1's cpuset ones): named in the
   // summary's header, gone now.
   const std::string marker = "groups under ";
