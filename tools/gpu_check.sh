@@ -94,7 +94,7 @@ for part in "${parts[@]}"; do
       run_load() {
         local name=$1
         shift
-        local out="${out_root:-/tmp}/load-$name"  # out_root=/dev/shm: the workers' files on tmpfs
+        local out="/tmp/load-$name"
         rm -rf "$out" "/dev/shm/sp-load-$name"
         "$run_dir/bin/sparsepool_load" --daemon="$run_dir/bin/sparsepoold --region=shm:/dev/shm/sp-load-$name:$region" \
           "${load_common[@]}" "$@" --out="$out" >"$logs/load_$name.log" 2>&1
@@ -126,11 +126,10 @@ for part in "${parts[@]}"; do
         # The quiet tenant beside a flood with the control on, its CPU time capped on
         # cores all tenants share against cores of its own (--tenant_cores), on both paths;
         # and each tenant's fetches paced (--tenant_fetch_rate: LOAD_PACE and LOAD_PACE2 on the
-        # CPU path, LOAD_GPU_PACE on the GPU's); once with the workers' files on tmpfs.
+        # CPU path, LOAD_GPU_PACE on the GPU's).
         run_load quiet-alone --tenants=quiet:1 --requests=4
         run_load flood-on-shared --tenants=quiet:1,flood:"$flood" --requests=4 --tenant_cores=false
         run_load flood-on --tenants=quiet:1,flood:"$flood" --requests=4
-        out_root=/dev/shm run_load flood-on-tmpfs --tenants=quiet:1,flood:"$flood" --requests=4
         run_load flood-on-paced --tenants=quiet:1,flood:"$flood" --requests=4 --tenant_fetch_rate="${LOAD_PACE:-8GiB}"
         run_load flood-on-paced2 --tenants=quiet:1,flood:"$flood" --requests=4 --tenant_fetch_rate="${LOAD_PACE2:-5GiB}"
         gflood="${LOAD_FLOOD:-15}"
