@@ -142,15 +142,17 @@ class SessionRequests final : public RequestStrategy {
     }
     std::vector<DecodeSession::RowFailure> failures;
     if (absl::Status s = session_->PrepareStep(stream_.get(), &failures); !s.ok()) return s;
+    // The step runs even when rows failed (they have left): PrepareStep has advanced the
+    // others and taken the release fence, which the graph's end gives back.
+    const auto launched = std::chrono::steady_clock::now();
+    if (absl::Status s = CudaToStatus(cudaGraphLaunch(graph_, stream_.get()), "launching the step"); !s.ok()) return s;
+    if (absl::Status s = CudaToStatus(cudaStreamSynchronize(stream_.get()), "the step"); !s.ok()) return s;
+    last_wait_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - launched).count();
     if (!failures.empty()) {
       const auto& f = failures.front();
       return absl::Status(f.status.code(), absl::StrCat("request ", f.sequence, " (row ", f.row, "): ",
                                                         f.status.message()));
     }
-    const auto launched = std::chrono::steady_clock::now();
-    if (absl::Status s = CudaToStatus(cudaGraphLaunch(graph_, stream_.get()), "launching the step"); !s.ok()) return s;
-    if (absl::Status s = CudaToStatus(cudaStreamSynchronize(stream_.get()), "the step"); !s.ok()) return s;
-    last_wait_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - launched).count();
     // A bad index or a row released under the step is reported by the next
     // PrepareStep; the run's last step has none after it, so ask now.
     for (uint32_t row : step_rows_) {

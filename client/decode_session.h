@@ -141,7 +141,9 @@ class DecodeSession {
   // InvalidArgument), makes sure every active row has a page for the token the step
   // appends (pages reserved ahead; it waits for a reservation only when one fell
   // behind), and takes the release fence for the step's writes. Returns an error only
-  // for the session as a whole (a CUDA failure); row failures go to `failures`.
+  // for the session as a whole (a CUDA failure); row failures go to `failures`. Once it
+  // returns OK the step must run (the rows that failed have left; the others advanced,
+  // and the graph's end gives the fence back), failures or not.
   // With a ClientOptions::fetch_bytes_per_second it first holds the step to that rate
   // (Client::PaceFetch): what the step will read is booked as every active row's top-k
   // (k, or the row's tokens when fewer) in every layer the last enqueued step fetched,
