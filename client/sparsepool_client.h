@@ -94,7 +94,8 @@ struct ClientOptions {
   // hardware does not divide it (no resctrl); it binds only clients that set it. The
   // waits are counted (ClientMetrics::fetch_paced_seconds), not in the fetch latency.
   // A cluster client holds its fetches over all nodes to the one rate. A GPU decode
-  // session's gathers (client/decode_session.h) are not paced. 0: unpaced.
+  // session's gathers (client/decode_session.h) are booked on the same rate before each
+  // step (PaceFetch). 0: unpaced.
   uint64_t fetch_bytes_per_second = 0;
   // For "verbs" (the batch timeout is rpc_timeout).
   struct Verbs {
