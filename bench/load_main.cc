@@ -46,6 +46,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -106,10 +107,11 @@ ABSL_FLAG(bool, tenant_cores, true,
           "with --control and --tenants: each tenant's group also gets cores of its own (cores / tenants, where the "
           "cpuset controller is there), not only its share of CPU time on cores all tenants share");
 ABSL_FLAG(std::string, tenant_fetch_rate, "",
-          "with --control and --tenants: each tenant's fetches together paced at this many bytes a second (\"8GiB\": "
-          "8 GiB/s), split evenly among its workers (ClientOptions::fetch_bytes_per_second; on the GPU path the "
-          "decode session books each step's top-k): a tenant's share of the host's memory bandwidth and the GPU's "
-          "link where the hardware cannot divide them (no resctrl). Empty: unpaced");
+          "with --control and --tenants: RATE, each tenant's fetches together paced at RATE bytes a second (\"8GiB\": "
+          "8 GiB/s), or NAME:RATE,..., each named tenant at its own rate and the others unpaced; a tenant's rate is "
+          "split evenly among its workers (ClientOptions::fetch_bytes_per_second; on the GPU path the decode session "
+          "books each step's top-k): a tenant's share of the host's memory bandwidth and the GPU's link where the "
+          "hardware cannot divide them (no resctrl). Empty: unpaced");
 ABSL_FLAG(bool, mps, false,
           "with --path=gpu: the workers' kernels run side by side under CUDA MPS (a control daemon of the tool's own, "
           "with private pipe and log folders) instead of time-sliced between their contexts; with --control and "
@@ -138,7 +140,8 @@ struct Options {
   bool soak = false;  // sample the owned daemon's footprint and fail if it grows
   bool control = true;  // --control
   bool tenant_cores = true;  // --tenant_cores
-  uint64_t tenant_fetch_rate = 0;  // --tenant_fetch_rate, bytes a second; 0: unpaced
+  // --tenant_fetch_rate: bytes a second by tenant (a tenant not here is unpaced).
+  std::map<std::string, uint64_t> tenant_fetch_rates;
   bool mps = false;      // --mps
   // Tenants and how many workers each runs, in worker order (--tenants); the daemon
   // then serves them (the tool writes its tenants file and every token).
@@ -157,6 +160,38 @@ bool ParseTenants(const std::string& value, std::vector<std::pair<std::string, i
     out.emplace_back(name_count[0], n);
   }
   return !out.empty();
+}
+
+// --tenant_fetch_rate: "RATE" for every tenant, or "NAME:RATE,..." for the tenants named
+// (each of `tenants`, once). InvalidArgument saying what was wrong.
+absl::Status ParseTenantFetchRates(const std::string& value, const std::vector<std::pair<std::string, int>>& tenants,
+                                   std::map<std::string, uint64_t>& out) {
+  out.clear();
+  const auto parse_rate = [](absl::string_view text) -> absl::StatusOr<uint64_t> {
+    absl::StatusOr<uint64_t> bytes = ParseByteSize(text);
+    if (!bytes.ok() || *bytes == 0) {
+      return absl::InvalidArgumentError(absl::StrCat("\"", text, "\" is not bytes a second, e.g. 8GiB"));
+    }
+    return bytes;
+  };
+  if (!absl::StrContains(value, ':')) {
+    absl::StatusOr<uint64_t> rate = parse_rate(value);
+    if (!rate.ok()) return rate.status();
+    for (const auto& [name, count] : tenants) out[name] = *rate;
+    return absl::OkStatus();
+  }
+  for (absl::string_view part : absl::StrSplit(value, ',')) {
+    std::vector<absl::string_view> name_rate = absl::StrSplit(part, absl::MaxSplits(':', 1));
+    if (name_rate.size() != 2) return absl::InvalidArgumentError(absl::StrCat("\"", part, "\" is not NAME:RATE"));
+    const std::string name(name_rate[0]);
+    if (std::none_of(tenants.begin(), tenants.end(), [&](const auto& t) { return t.first == name; })) {
+      return absl::InvalidArgumentError(absl::StrCat("\"", name, "\" is not one of --tenants"));
+    }
+    absl::StatusOr<uint64_t> rate = parse_rate(name_rate[1]);
+    if (!rate.ok()) return rate.status();
+    if (!out.emplace(name, *rate).second) return absl::InvalidArgumentError(absl::StrCat(name, " is named twice"));
+  }
+  return absl::OkStatus();
 }
 
 // 32 random hex digits from the kernel.
@@ -274,9 +309,9 @@ class Parent {
       if (!o_.tenants.empty()) {
         args.push_back(absl::StrCat("--tenant=", TenantOf(w)));
         args.push_back(absl::StrCat("--token_file=", TokenFile(TenantOf(w))));
-        if (o_.control && o_.tenant_fetch_rate > 0) {
+        if (auto rate = o_.tenant_fetch_rates.find(TenantOf(w)); o_.control && rate != o_.tenant_fetch_rates.end()) {
           args.push_back(absl::StrCat("--fetch_bytes_per_second=",
-                                      std::max<uint64_t>(1, o_.tenant_fetch_rate / TenantEntryOf(w).second)));
+                                      std::max<uint64_t>(1, rate->second / TenantEntryOf(w).second)));
         }
       }
       SpawnOptions spawn;
@@ -459,9 +494,14 @@ class Parent {
                     o_.control ? absl::StrCat("on", cpu_groups_ != nullptr ? ": " + cpu_groups_->description() : "",
                                               o_.daemon.empty() ? "" : "; the daemon's creates and growths in turns")
                                : "off");
-    if (o_.control && o_.tenant_fetch_rate > 0) {
-      absl::StrAppend(&header, "; each tenant's fetches paced at ", FormatBytes(o_.tenant_fetch_rate),
-                      "/s, split among its workers");
+    if (o_.control && !o_.tenant_fetch_rates.empty()) {
+      std::vector<std::string> rates;
+      for (const auto& [name, count] : o_.tenants) {
+        auto rate = o_.tenant_fetch_rates.find(name);
+        rates.push_back(absl::StrCat(name, " ", rate == o_.tenant_fetch_rates.end() ? "unpaced"
+                                                                                    : FormatBytes(rate->second) + "/s"));
+      }
+      absl::StrAppend(&header, "; each tenant's fetches paced (split among its workers): ", absl::StrJoin(rates, ", "));
     }
     if (mps_ != nullptr) absl::StrAppend(&header, "; CUDA MPS", SmCapsDescription());
     std::string table =
@@ -618,13 +658,13 @@ int Run(int argc, char** argv) {
     return RefuseFlagValue("tenants", tenants, "NAME:WORKERS,... with at least one worker each");
   }
   if (const std::string rate = absl::GetFlag(FLAGS_tenant_fetch_rate); !rate.empty()) {
-    absl::StatusOr<uint64_t> bytes = ParseByteSize(rate);
-    if (!bytes.ok() || *bytes == 0) return RefuseFlagValue("tenant_fetch_rate", rate, "bytes a second, e.g. 8GiB");
     if (o.tenants.empty()) return RefuseFlagValue("tenant_fetch_rate", rate, "it paces tenants: give --tenants");
     if (!o.control) {
       return RefuseFlagValue("tenant_fetch_rate", rate, "it is part of the contention control: drop --control=false");
     }
-    o.tenant_fetch_rate = *bytes;
+    if (absl::Status parsed = ParseTenantFetchRates(rate, o.tenants, o.tenant_fetch_rates); !parsed.ok()) {
+      return RefuseFlagValue("tenant_fetch_rate", rate, parsed.message());
+    }
   }
   const std::string faults = absl::GetFlag(FLAGS_faults);
   if (o.worker_index >= 0) {

@@ -1,10 +1,12 @@
 #include "bench/load_worker.h"
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -69,6 +71,9 @@ class Worker {
 
   int Run() {
     const auto start = Clock::now();
+    if (const std::string own = LoadWorkerDir(o_.dir, o_.index); mkdir(own.c_str(), 0700) != 0 && errno != EEXIST) {
+      return Fail(absl::InternalError(absl::StrCat("cannot make ", own, ": ", std::strerror(errno))));
+    }
     // A daemon that does not answer at the start is a mistake of the run, not a fault.
     if (absl::Status s = Connect(); !s.ok()) return Fail(s);
     for (int r = 0; r < o_.requests; ++r) {
@@ -435,8 +440,10 @@ class Worker {
 
 }  // namespace
 
+std::string LoadWorkerDir(const std::string& dir, int worker) { return absl::StrCat(dir, "/worker-", worker); }
+
 std::string LoadWorkerFile(const std::string& dir, int worker, const char* kind) {
-  return absl::StrCat(dir, "/worker-", worker, ".", kind);
+  return absl::StrCat(LoadWorkerDir(dir, worker), "/", kind);
 }
 
 std::string LoadStopFile(const std::string& dir) { return dir + "/stop"; }

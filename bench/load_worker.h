@@ -55,7 +55,12 @@ struct LoadWorkerOptions {
   std::string dir;
 };
 
-// Files a worker shares with its parent.
+// Files a worker shares with its parent, in a directory of the worker's own under `dir`
+// (the worker makes it): a file is replaced by a rename, which holds its directory's
+// lock, and a worker that shared one with others would wait for theirs: with one
+// directory for all, a quiet tenant's worker took 1.63 ms a step saving its ledger
+// beside 31 flooding workers on the device host (0.03 alone).
+std::string LoadWorkerDir(const std::string& dir, int worker);
 std::string LoadWorkerFile(const std::string& dir, int worker, const char* kind);
 std::string LoadStopFile(const std::string& dir);
 

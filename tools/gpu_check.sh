@@ -10,7 +10,8 @@
 # 64 streams, plain and cached, beside the CPU path's, instead of the contention runs), LOAD_MPS (the GPU
 # path with and without CUDA MPS: 64 streams, and a quiet tenant beside a flood; the CPU path's 64 streams),
 # LOAD_CORES (the quiet tenant beside a flood, on shared cores and on cores of its own, both paths;
-# with fetches paced: LOAD_PACE and LOAD_PACE2 on the CPU path, LOAD_GPU_PACE on the GPU's).
+# with fetches paced: LOAD_PACE and LOAD_PACE2 on the CPU path, LOAD_GPU_PACE on the GPU's, LOAD_FLOOD_PACE
+# for the flooding tenant alone on both). LOAD_ONLY="name ...": only the load runs so named.
 # Logs go to $OUT (or /tmp) and a summary to stdout.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -94,6 +95,7 @@ for part in "${parts[@]}"; do
       run_load() {
         local name=$1
         shift
+        [[ -z "${LOAD_ONLY:-}" || " $LOAD_ONLY " == *" $name "* ]] || return 0
         local out="/tmp/load-$name"
         rm -rf "$out" "/dev/shm/sp-load-$name"
         "$run_dir/bin/sparsepool_load" --daemon="$run_dir/bin/sparsepoold --region=shm:/dev/shm/sp-load-$name:$region" \
@@ -138,6 +140,12 @@ for part in "${parts[@]}"; do
         run_load gpu-flood-mps-on --path=gpu --mps --tenants=quiet:1,flood:"$gflood" --requests=4
         run_load gpu-flood-mps-on-paced --path=gpu --mps --tenants=quiet:1,flood:"$gflood" --requests=4 \
           --tenant_fetch_rate="${LOAD_GPU_PACE:-7GiB}"
+        # The flood alone held to a rate (LOAD_FLOOD_PACE), the quiet tenant not: an
+        # operator's rate for a tenant that floods, on both paths.
+        run_load flood-on-flood-paced --tenants=quiet:1,flood:"$flood" --requests=4 \
+          --tenant_fetch_rate=flood:"${LOAD_FLOOD_PACE:-4GiB}"
+        run_load gpu-flood-mps-on-flood-paced --path=gpu --mps --tenants=quiet:1,flood:"$gflood" --requests=4 \
+          --tenant_fetch_rate=flood:"${LOAD_FLOOD_PACE:-4GiB}"
         continue
       fi
       if [[ -n "${LOAD_ONLY_GPU:-}" ]]; then
