@@ -125,6 +125,21 @@ class IntegrationTest : public ::testing::Test {
     return connected.ok() ? *std::move(connected) : nullptr;
   }
 
+  // Another client of the daemon, its fetches held to `bytes_per_second`, and a
+  // sequence it made of 2 layers and 512 written tokens (`id`); null when that failed.
+  std::unique_ptr<Client> ConnectPacedWithASequence(uint64_t bytes_per_second, SequenceId& id) {
+    ClientOptions options;
+    options.fetch_bytes_per_second = bytes_per_second;
+    std::unique_ptr<Client> paced = ConnectWith(options);
+    if (paced == nullptr) return nullptr;
+    auto made = paced->CreateSequence(Spec(2, 512));
+    EXPECT_TRUE(made.ok()) << made.status();
+    if (!made.ok()) return nullptr;
+    id = *made;
+    WriteTokens(*paced, id, 2, kEntryBytes, 0, 512);
+    return ::testing::Test::HasFatalFailure() ? nullptr : std::move(paced);
+  }
+
   // Another client of the daemon, whose WriteStep reserves `reserve_tokens` ahead.
   std::unique_ptr<Client> ConnectReserving(uint64_t reserve_tokens) {
     ClientOptions options;
@@ -406,17 +421,14 @@ TEST_F(IntegrationTest, ARequestCreatedWithRoomPastItsPromptStepsWithoutWaitingF
 // counted apart from the fetch latency. A client without one never waits.
 TEST_F(IntegrationTest, AClientsFetchRateHoldsItsFetchesToIt) {
   ASSERT_NO_FATAL_FAILURE(StartDaemon());
-  ClientOptions options;
   constexpr size_t kK = 256;
-  options.fetch_bytes_per_second = kK * kEntryBytes * 5;  // each call a fifth of a second's worth
-  std::unique_ptr<Client> paced = ConnectWith(options);
+  constexpr uint64_t kRate = kK * kEntryBytes * 5;  // each call a fifth of a second's worth
+  SequenceId id = 0;
+  std::unique_ptr<Client> paced = ConnectPacedWithASequence(kRate, id);
   ASSERT_NE(paced, nullptr);
-  auto id = paced->CreateSequence(Spec(2, 512));
-  ASSERT_TRUE(id.ok()) << id.status();
-  ASSERT_NO_FATAL_FAILURE(WriteTokens(*paced, *id, 2, kEntryBytes, 0, 512));
   const absl::Time start = absl::Now();
   for (int call = 0; call < 4; ++call) {
-    ASSERT_NO_FATAL_FAILURE(FetchAndCheck(*paced, {*id}, {512}, 1, kK, kEntryBytes, rng_));
+    ASSERT_NO_FATAL_FAILURE(FetchAndCheck(*paced, {id}, {512}, 1, kK, kEntryBytes, rng_));
   }
   const absl::Duration took = absl::Now() - start;
   const ClientMetrics metrics = paced->Metrics();
@@ -424,13 +436,13 @@ TEST_F(IntegrationTest, AClientsFetchRateHoldsItsFetchesToIt) {
   // The bytes delivered (the random indices pad about one in eight), less the last
   // call's, were paid for before the last call went; less 1 ms of tolerance each.
   const uint64_t fetched = metrics.transports.at("cxl").bytes_fetched;
-  const double paid_seconds = static_cast<double>(fetched - kK * kEntryBytes) / options.fetch_bytes_per_second;
+  const double paid_seconds = static_cast<double>(fetched - kK * kEntryBytes) / kRate;
   ASSERT_GT(paid_seconds, 0.4);
   EXPECT_GE(took, absl::Seconds(paid_seconds) - absl::Milliseconds(3));
   EXPECT_GT(metrics.fetch_paced_seconds, 0.0);
-  EXPECT_LE(metrics.fetch_paced_seconds, static_cast<double>(fetched) / options.fetch_bytes_per_second);
+  EXPECT_LE(metrics.fetch_paced_seconds, static_cast<double>(fetched) / kRate);
   EXPECT_THAT(ClientMetricsText(metrics), HasSubstr("sparsepool_client_fetch_paced_seconds_total "));
-  ASSERT_NO_FATAL_FAILURE(FetchAndCheck(*client_, {*id}, {512}, 1, kK, kEntryBytes, rng_));
+  ASSERT_NO_FATAL_FAILURE(FetchAndCheck(*client_, {id}, {512}, 1, kK, kEntryBytes, rng_));
   EXPECT_EQ(client_->Metrics().fetch_paced_seconds, 0.0);
 }
 
@@ -438,20 +450,17 @@ TEST_F(IntegrationTest, AClientsFetchRateHoldsItsFetchesToIt) {
 // the same rate as its own: the two share one pacer.
 TEST_F(IntegrationTest, PaceFetchSharesTheClientsFetchRate) {
   ASSERT_NO_FATAL_FAILURE(StartDaemon());
-  ClientOptions options;
   constexpr size_t kK = 256;
-  options.fetch_bytes_per_second = kK * kEntryBytes * 5;  // a fifth of a second for each of kK entries
-  std::unique_ptr<Client> paced = ConnectWith(options);
+  SequenceId id = 0;
+  // A fifth of a second for each of kK entries.
+  std::unique_ptr<Client> paced = ConnectPacedWithASequence(kK * kEntryBytes * 5, id);
   ASSERT_NE(paced, nullptr);
-  auto id = paced->CreateSequence(Spec(2, 512));
-  ASSERT_TRUE(id.ok()) << id.status();
-  ASSERT_NO_FATAL_FAILURE(WriteTokens(*paced, *id, 2, kEntryBytes, 0, 512));
   const absl::Time start = absl::Now();
   EXPECT_EQ(paced->PaceFetch(kK * kEntryBytes), absl::ZeroDuration());  // the first after an idle stretch goes
   const absl::Duration second = paced->PaceFetch(kK * kEntryBytes);     // waits for the first to be paid
   EXPECT_GE(second, absl::Milliseconds(190));
   // The client's own fetch now waits for both booked fetches.
-  ASSERT_NO_FATAL_FAILURE(FetchAndCheck(*paced, {*id}, {512}, 1, kK, kEntryBytes, rng_));
+  ASSERT_NO_FATAL_FAILURE(FetchAndCheck(*paced, {id}, {512}, 1, kK, kEntryBytes, rng_));
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(390));
   EXPECT_GE(paced->Metrics().fetch_paced_seconds, 0.38);
   EXPECT_EQ(client_->PaceFetch(uint64_t{1} << 40), absl::ZeroDuration());  // no rate: never waits
