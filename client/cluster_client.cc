@@ -245,8 +245,10 @@ class ClusterClient final : public Client {
   absl::Duration PaceFetch(uint64_t bytes) override {
     if (fetch_pacer_ == nullptr) return absl::ZeroDuration();
     const absl::Duration waited = fetch_pacer_->Acquire(bytes);
-    absl::MutexLock lock(&mu_);
-    pace_fetch_seconds_ += absl::ToDoubleSeconds(waited);
+    if (waited > absl::ZeroDuration()) {
+      absl::MutexLock lock(&mu_);
+      pace_fetch_seconds_ += absl::ToDoubleSeconds(waited);
+    }
     return waited;
   }
 

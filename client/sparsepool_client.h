@@ -196,7 +196,7 @@ class Client {
                                  absl::Span<const int32_t> indices, absl::Span<std::byte> out) = 0;
 
   // Holds a fetch this client's FetchTopK does not make (a GPU gather reading the pool
-  // itself: the decode session, DeviceFetch) to ClientOptions::fetch_bytes_per_second,
+  // itself, as the decode session's does) to ClientOptions::fetch_bytes_per_second,
   // as FetchTopK holds its own: `bytes` are booked on the same pacer, and the call
   // sleeps until they are paid for. Returns how long it slept (zero without a rate).
   virtual absl::Duration PaceFetch(uint64_t bytes) { return absl::ZeroDuration(); }
