@@ -182,14 +182,18 @@ absl::Status ParseTenantFetchRates(const std::string& value, const std::vector<s
   }
   for (absl::string_view part : absl::StrSplit(value, ',')) {
     std::vector<absl::string_view> name_rate = absl::StrSplit(part, absl::MaxSplits(':', 1));
-    if (name_rate.size() != 2) return absl::InvalidArgumentError(absl::StrCat("\"", part, "\" is not NAME:RATE"));
+    if (name_rate.size() != 2 || name_rate[0].empty() || name_rate[1].empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("\"", part, "\" is not NAME:RATE"));
+    }
     const std::string name(name_rate[0]);
     if (std::none_of(tenants.begin(), tenants.end(), [&](const auto& t) { return t.first == name; })) {
       return absl::InvalidArgumentError(absl::StrCat("\"", name, "\" is not one of --tenants"));
     }
     absl::StatusOr<uint64_t> rate = parse_rate(name_rate[1]);
     if (!rate.ok()) return rate.status();
-    if (!out.emplace(name, *rate).second) return absl::InvalidArgumentError(absl::StrCat(name, " is named twice"));
+    if (!out.emplace(name, *rate).second) {
+      return absl::InvalidArgumentError(absl::StrCat("\"", name, "\" is named twice"));
+    }
   }
   return absl::OkStatus();
 }
@@ -365,11 +369,20 @@ class Parent {
         for (const FaultRecord& r : faults) faults_failed |= !r.ok();
       }
       // The workers' time was only an upper bound: they stop once every fault is checked.
-      if (absl::Status s = WriteFile(LoadStopFile(state), "stop\n"); !s.ok()) return Fail(s.ToString());
+      if (absl::Status s = WriteFile(LoadStopFile(state), "stop\n"); !s.ok()) {
+        // The workers then run their time out; they are waited for all the same.
+        std::fprintf(stderr, "sparsepool_load: %s\n", s.ToString().c_str());
+        faults_failed = true;
+      }
     }
     const int failed = WaitForWorkers();
     if (daemon_ != nullptr) daemon_->Stop();
     const int status = Summarize(faults, failed, faults_failed);
+    if (status != 0) {
+      run_directory_->Keep();
+      std::fprintf(stderr, "sparsepool_load: the workers' ledgers and results are kept in %s (their tenants' tokens "
+                   "too: remove it when done)\n", state.c_str());
+    }
     return interrupts.interrupted() ? 130 : status;
   }
 
@@ -668,7 +681,9 @@ int Run(int argc, char** argv) {
   }
   const std::string faults = absl::GetFlag(FLAGS_faults);
   if (o.worker_index >= 0) {
-    if (o.worker.dir.empty()) return RefuseFlagValue("worker_index", absl::StrCat(o.worker_index), "with --worker_dir");
+    if (o.worker.dir.empty()) {
+      return RefuseFlagValue("worker_index", absl::StrCat(o.worker_index), "internal: needs --worker_dir (set by the tool)");
+    }
     o.worker.index = o.worker_index;
     return RunLoadWorker(o.worker);
   }

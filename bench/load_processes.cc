@@ -133,6 +133,7 @@ absl::StatusOr<std::unique_ptr<RunDirectory>> RunDirectory::Make(const std::stri
 }
 
 RunDirectory::~RunDirectory() {
+  if (keep_) return;
   std::error_code ignored;  // what cannot be removed stays: nothing to do about it here
   std::filesystem::remove_all(path_, ignored);
 }

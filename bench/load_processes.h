@@ -46,7 +46,8 @@ absl::Status RunToCompletion(const std::vector<std::string>& argv, const SpawnOp
 // tmpfs (/dev/shm) where there is one, else under `fallback_parent`. Why tmpfs: a
 // worker saves its ledger after every step, and a rename on a disk file system waits
 // for the journal (1.15 ms a save on this project's VM's ext4, 0.22 on tmpfs), time
-// a tenant's worker would lose between steps. Removed, with what it holds, when it goes.
+// a tenant's worker would lose between steps. Removed, with what it holds, when it goes,
+// unless kept.
 class RunDirectory {
  public:
   static absl::StatusOr<std::unique_ptr<RunDirectory>> Make(const std::string& fallback_parent);
@@ -55,10 +56,13 @@ class RunDirectory {
   RunDirectory& operator=(const RunDirectory&) = delete;
 
   const std::string& path() const { return path_; }
+  // Left in place when it goes: a failed run's ledgers are the evidence.
+  void Keep() { keep_ = true; }
 
  private:
   explicit RunDirectory(std::string path) : path_(std::move(path)) {}
   const std::string path_;
+  bool keep_ = false;
 };
 
 // A sparsepoold the load tool owns: started with the given command line plus a listen

@@ -14,10 +14,6 @@
 
 namespace sparsepool::bench {
 
-// The workers' results summed: phases and entries added, steps and waits joined, the
-// run as long as its longest worker's.
-void MergeLoadResult(const LoadWorkerResult& r, LoadWorkerResult& into);
-
 // A markdown table with a row for each (name, merged results) group.
 std::string LoadTimeTable(const std::vector<std::pair<std::string, const LoadWorkerResult*>>& groups);
 

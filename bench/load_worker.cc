@@ -491,4 +491,23 @@ absl::StatusOr<LoadWorkerResult> ReadLoadWorkerResult(const std::string& path) {
   return r;
 }
 
+void MergeLoadResult(const LoadWorkerResult& r, LoadWorkerResult& into) {
+  into.entries += r.entries;
+  into.checked += r.checked;
+  into.progress.errors += r.progress.errors;
+  into.progress.longest_error_ms = std::max(into.progress.longest_error_ms, r.progress.longest_error_ms);
+  into.elapsed_s = std::max(into.elapsed_s, r.elapsed_s);
+  into.step_us.insert(into.step_us.end(), r.step_us.begin(), r.step_us.end());
+  into.wait_us.insert(into.wait_us.end(), r.wait_us.begin(), r.wait_us.end());
+  LoadWorkerTime& t = into.time;
+  t.select_s += r.time.select_s;
+  t.step_s += r.time.step_s;
+  t.check_s += r.time.check_s;
+  t.ledger_s += r.time.ledger_s;
+  t.create_s += r.time.create_s;
+  t.prefill_s += r.time.prefill_s;
+  t.release_s += r.time.release_s;
+  t.other_s += r.time.other_s;
+}
+
 }  // namespace sparsepool::bench

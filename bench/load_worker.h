@@ -50,8 +50,9 @@ struct LoadWorkerOptions {
   // The client's ClientOptions::fetch_bytes_per_second (its tenant's share); 0: unpaced.
   uint64_t fetch_bytes_per_second = 0;
   double recover_seconds = 30;
-  // Where the worker writes its progress, ledger and result, and where it looks for
-  // the parent's stop file.
+  // The run's directory (RunDirectory): the worker writes its progress, ledger and
+  // result in its own LoadWorkerDir(dir, index), and looks here for the parent's stop
+  // file.
   std::string dir;
 };
 
@@ -107,6 +108,10 @@ bool ReadLoadWorkerProgress(const std::string& path, LoadWorkerProgress* out);
 // failing call of any (workers that have written no progress yet count nothing).
 LoadWorkerProgress TotalLoadProgress(const std::string& dir, int workers);
 absl::StatusOr<LoadWorkerResult> ReadLoadWorkerResult(const std::string& path);
+
+// Workers' results summed: entries, errors and phases added, steps and waits joined,
+// the run as long as its longest worker's.
+void MergeLoadResult(const LoadWorkerResult& r, LoadWorkerResult& into);
 
 }  // namespace sparsepool::bench
 

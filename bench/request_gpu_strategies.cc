@@ -148,6 +148,7 @@ class SessionRequests final : public RequestStrategy {
     if (absl::Status s = CudaToStatus(cudaGraphLaunch(graph_, stream_.get()), "launching the step"); !s.ok()) return s;
     if (absl::Status s = CudaToStatus(cudaStreamSynchronize(stream_.get()), "the step"); !s.ok()) return s;
     last_wait_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - launched).count();
+    for (const auto& f : failures) rows_.erase(f.sequence);  // they left: their rows may go to others
     if (!failures.empty()) {
       const auto& f = failures.front();
       return absl::Status(f.status.code(), absl::StrCat("request ", f.sequence, " (row ", f.row, "): ",

@@ -73,7 +73,8 @@ std::string ClientMetricsText(const ClientMetrics& m) {
   single("step_growth_waits_total", "WriteStep rows that waited for growth: no room was reserved ahead.",
          m.step_growth_waits);
   single("fetch_paced_seconds_total",
-         "Time FetchTopK calls waited for the client's fetch rate (ClientOptions::fetch_bytes_per_second).",
+         "Time FetchTopK and PaceFetch calls (a decode session's steps) waited for the client's fetch rate "
+         "(ClientOptions::fetch_bytes_per_second).",
          m.fetch_paced_seconds);
   absl::StrAppend(&out,
                   "# HELP sparsepool_client_fetch_duration_seconds Successful FetchTopK calls by layer.\n"

@@ -66,7 +66,8 @@ struct ClientMetrics {
   // one is a step with the daemon on its path. A request created with only its
   // prompt's room costs one at its first step.
   uint64_t step_growth_waits = 0;
-  // Seconds FetchTopK calls waited before copying, held to the client's fetch rate
+  // Seconds FetchTopK calls waited before copying, and PaceFetch calls (a decode
+  // session's steps) before they went, held to the client's fetch rate
   // (ClientOptions::fetch_bytes_per_second); not in fetch_seconds_by_layer.
   double fetch_paced_seconds = 0;
 

@@ -145,9 +145,11 @@ class DecodeSession {
   // returns OK the step must run (the rows that failed have left; the others advanced,
   // and the graph's end gives the fence back), failures or not.
   // With a ClientOptions::fetch_bytes_per_second it first holds the step to that rate
-  // (Client::PaceFetch): what the step will read is booked as every active row's top-k
-  // (k, or the row's tokens when fewer) in every layer the last enqueued step fetched,
-  // the residency cache's hits included (the host cannot know them before the step).
+  // (Client::PaceFetch), and may sleep: the most the step can read is booked, every
+  // active row's top-k (k, or the row's tokens with the one it appends when fewer) in
+  // every layer the last enqueued step fetched, padding, the residency cache's hits and
+  // rows that then fail included (the host cannot know them before the step); a step
+  // that then cannot start (the fence refused) stays booked.
   absl::Status PrepareStep(cudaStream_t stream, std::vector<RowFailure>* failures);
 
   // Seeds the residency cache of `layer` for the active rows from top-k selections the

@@ -195,17 +195,17 @@ class Client {
   virtual absl::Status FetchTopK(uint32_t layer, absl::Span<const SequenceId> batch,
                                  absl::Span<const int32_t> indices, absl::Span<std::byte> out) = 0;
 
-  // Holds a fetch this client's FetchTopK does not make (a GPU gather reading the pool
-  // itself, as the decode session's does) to ClientOptions::fetch_bytes_per_second,
-  // as FetchTopK holds its own: `bytes` are booked on the same pacer, and the call
-  // sleeps until they are paid for. Returns how long it slept (zero without a rate).
-  virtual absl::Duration PaceFetch(uint64_t bytes) { return absl::ZeroDuration(); }
-
   // What this client has counted since it connected (client_metrics.h): fetches and
   // writes per transport, each layer's fetch latency, stale layouts. For the engine to
   // export, e.g. ClientMetricsText(client->Metrics()) appended to its /metrics. A
   // Client of the engine's own (not made by Connect) counts nothing unless it says so.
   virtual ClientMetrics Metrics() const { return {}; }
+
+  // Holds a fetch this client's FetchTopK does not make (a GPU gather reading the pool
+  // itself, as the decode session's does) to ClientOptions::fetch_bytes_per_second,
+  // as FetchTopK holds its own: `bytes` are booked on the same pacer, and the call
+  // sleeps until they are paid for. Returns how long it slept (zero without a rate).
+  virtual absl::Duration PaceFetch(uint64_t bytes) { return absl::ZeroDuration(); }
 };
 
 }  // namespace sparsepool

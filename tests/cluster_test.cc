@@ -211,7 +211,12 @@ TEST_F(ClusterTest, AClientsFetchRateHoldsOverAllItsNodes) {
     ASSERT_TRUE(FetchAndCheck(*client, {placed.first, placed.second}, 199).ok());
   }
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(7 * 200 - 10));
+  // A fetch outside the client (a GPU gather's) books on the same pacer: it waits for
+  // the last call's pay, and its wait is counted.
+  const double paced_before = client->Metrics().fetch_paced_seconds;
+  EXPECT_GT(client->PaceFetch(kCallBytes), absl::ZeroDuration());
   const ClientMetrics metrics = client->Metrics();
+  EXPECT_GT(metrics.fetch_paced_seconds, paced_before);
   EXPECT_EQ(metrics.transports.at("cxl").fetch_calls, 8u);
   EXPECT_GT(metrics.fetch_paced_seconds, 1.0);
   EXPECT_TRUE(client->ReleaseSequence(placed.filler).ok());

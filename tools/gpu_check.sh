@@ -91,6 +91,7 @@ for part in "${parts[@]}"; do
       # with the control off and on; 64 streams with it off and on. The host's 16 cores
       # are the contended resource: the flood runs more workers than there are cores.
       region="${REGION_SIZE:-16GiB}"
+      rm -rf /dev/shm/sparsepool-load-*  # runs killed by a timeout leave their workers' directories
       load_common=(--seconds="${LOAD_SECONDS:-15}" --context=8192 --layers=4 --k=2048 --churn=16)
       run_load() {
         local name=$1
