@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -290,6 +291,19 @@ TEST(LoadTest, EachTenantsFetchesAreHeldToItsRate) {
   EXPECT_EQ(workers, 4);
 }
 
+// A failed run keeps its workers' directory and names it: checked, then removed (this
+// test's runs fail on purpose).
+void ExpectWorkersDirectoryKeptAndRemoveIt(const std::string& output) {
+  const std::string said = "the workers' ledgers and results are kept in ";
+  const size_t at = output.find(said);
+  ASSERT_NE(at, std::string::npos) << output;
+  const std::string kept = output.substr(at + said.size(), output.find(' ', at + said.size()) - at - said.size());
+  struct stat there;
+  EXPECT_EQ(stat(kept.c_str(), &there), 0) << kept;
+  std::error_code ignored;
+  std::filesystem::remove_all(kept, ignored);
+}
+
 TEST(LoadTest, WorkersThatCannotReachTheDaemonFailTheRun) {
   testing::CommandResult run = testing::RunCommand(
       {"bench/sparsepool_load", "--address=127.0.0.1:1", "--workers=2", "--seconds=1",
@@ -297,6 +311,7 @@ TEST(LoadTest, WorkersThatCannotReachTheDaemonFailTheRun) {
   EXPECT_EQ(run.exit_code, 1) << run.output;
   EXPECT_THAT(run.output, HasSubstr("sparsepool_load worker 0: UNAVAILABLE"));
   EXPECT_THAT(run.output, HasSubstr("worker(s) FAILED"));
+  ExpectWorkersDirectoryKeptAndRemoveIt(run.output);
   // Bad flags: refused (exit 2), saying what was wrong.
   const std::vector<std::pair<std::vector<std::string>, std::string>> refusals = {
       {{"--workers=0"}, "bad argument --workers=0: 1 to 1024"},
@@ -332,6 +347,7 @@ TEST(LoadTest, WorkersThatCannotReachTheDaemonFailTheRun) {
        absl::StrCat("--out=", testing::TestTempDir(), "/load-not-owned")});
   EXPECT_EQ(not_owned.exit_code, 1) << not_owned.output;
   EXPECT_THAT(not_owned.output, HasSubstr("daemon-kill needs a daemon the load tool owns (--daemon)"));
+  ExpectWorkersDirectoryKeptAndRemoveIt(not_owned.output);
 }
 
 }  // namespace
