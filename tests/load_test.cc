@@ -29,6 +29,15 @@ namespace {
 
 using ::testing::HasSubstr;
 
+// The path the tool's output names right after `said` (up to the next space); empty
+// when it has not said it.
+std::string PathSaidAfter(const std::string& output, const std::string& said) {
+  const size_t at = output.find(said);
+  if (at == std::string::npos) return "";
+  const size_t begin = at + said.size();
+  return output.substr(begin, output.find(' ', begin) - begin);
+}
+
 TEST(LoadTest, EveryWorkerRunsItsStreamAndTheSummaryCountsThemAll) {
   testing::DaemonProcess daemon("load-test");
   ASSERT_TRUE(daemon.Start().ok()) << daemon.Log();
@@ -202,15 +211,10 @@ TEST(LoadTest, AnInterruptStopsTheRunAndLeavesNothingBehind) {
   // Both workers are stepping once each has written its progress (every 16 steps), in
   // the directory the tool names.
   const absl::Time give_up = absl::Now() + absl::Seconds(60);
-  const std::string said = "the workers' files are in ";
   std::string workers_dir;
-  while (workers_dir.empty()) {
+  while ((workers_dir = PathSaidAfter(run.Output(), "the workers' files are in ")).empty()) {
     ASSERT_LT(absl::Now(), give_up) << run.Output();
     ASSERT_FALSE(run.Poll().has_value()) << run.Output();
-    const std::string output = run.Output();
-    if (const size_t at = output.find(said); at != std::string::npos) {
-      workers_dir = output.substr(at + said.size(), output.find(' ', at + said.size()) - at - said.size());
-    }
     absl::SleepFor(absl::Milliseconds(50));
   }
   while (!(std::ifstream(workers_dir + "/worker-0/progress").good() &&
@@ -294,10 +298,8 @@ TEST(LoadTest, EachTenantsFetchesAreHeldToItsRate) {
 // A failed run keeps its workers' directory and names it: checked, then removed (this
 // test's runs fail on purpose).
 void ExpectWorkersDirectoryKeptAndRemoveIt(const std::string& output) {
-  const std::string said = "the workers' ledgers and results are kept in ";
-  const size_t at = output.find(said);
-  ASSERT_NE(at, std::string::npos) << output;
-  const std::string kept = output.substr(at + said.size(), output.find(' ', at + said.size()) - at - said.size());
+  const std::string kept = PathSaidAfter(output, "the workers' ledgers and results are kept in ");
+  ASSERT_FALSE(kept.empty()) << output;
   struct stat there;
   EXPECT_EQ(stat(kept.c_str(), &there), 0) << kept;
   std::error_code ignored;
