@@ -637,10 +637,6 @@ int Run(int argc, char** argv) {
   if (w.path == "gpu" && w.transport != "cxl") {
     return RefuseFlagValue("path", w.path, "the GPU path gathers from the mapped region: give --transport=cxl");
   }
-  if (w.path == "gpu" && !absl::GetFlag(FLAGS_faults).empty()) {
-    return RefuseFlagValue("path", w.path,
-                           "the faults are checked on the CPU path only (the GPU path's steps do not retry)");
-  }
   if (w.cache_slots > 0 && w.path != "gpu") {
     return RefuseFlagValue("cache_slots", absl::StrCat(w.cache_slots), "the residency cache is the GPU path's: give --path=gpu");
   }

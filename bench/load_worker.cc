@@ -19,6 +19,7 @@
 #include <random>
 #include <thread>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -101,6 +102,7 @@ class Worker {
       }
       if (!delivered.ok()) return Fail(delivered);
       if (absl::Status s = SaveLedger(); !s.ok()) return Fail(s);
+      if (absl::Status s = RejoinLeft(); !s.ok()) return Fail(s);
       if (++progress_.steps % o_.churn == 0) {
         if (absl::Status s = Leave(); !s.ok()) return Fail(s);
         if (absl::Status s = Join(); !s.ok()) return Fail(s);
@@ -192,23 +194,32 @@ class Worker {
     return absl::OkStatus();
   }
 
+  // When a call began, and how many stops (the parent's checks) had been by then.
+  struct CallClock {
+    Clock::time_point begin = Clock::now();
+    uint64_t stops = continued_after_stop.load(std::memory_order_relaxed);
+  };
+  // `failures` failed attempts ridden out, of a call that began at `call`.
+  void CountFailure(const CallClock& call, uint64_t failures) {
+    progress_.errors += failures;
+    // A call the parent's check stopped us in the middle of took longer by the stop:
+    // its time says nothing of its deadline.
+    if (continued_after_stop.load(std::memory_order_relaxed) == call.stops) {
+      progress_.longest_error_ms = std::max(progress_.longest_error_ms, MillisSince(call.begin));
+    }
+    WriteProgress();
+  }
+
   // Runs `attempt` until it succeeds, riding out transient failures for up to
   // recover_seconds; each failed attempt is counted with how long it took to fail.
   absl::Status Retrying(const std::function<absl::Status()>& attempt) {
     std::optional<Clock::time_point> failing_since;
     while (true) {
-      const auto begin = Clock::now();
-      const uint64_t stops = continued_after_stop.load(std::memory_order_relaxed);
+      const CallClock call;
       absl::Status s = attempt();
       if (s.ok() || !Transient(s)) return s;
-      ++progress_.errors;
-      // A call the parent's check stopped us in the middle of took longer by the stop:
-      // its time says nothing of its deadline.
-      if (continued_after_stop.load(std::memory_order_relaxed) == stops) {
-        progress_.longest_error_ms = std::max(progress_.longest_error_ms, MillisSince(begin));
-      }
-      WriteProgress();
-      if (!failing_since) failing_since = begin;
+      CountFailure(call, 1);
+      if (!failing_since) failing_since = call.begin;
       if (MillisSince(*failing_since) > o_.recover_seconds * 1000) {
         return absl::Status(s.code(), absl::StrCat(s.message(), " (still failing after ", o_.recover_seconds, " s)"));
       }
@@ -270,9 +281,11 @@ class Worker {
     if (gpu_ != nullptr) {
       // Pins the request's region for the GPU (once per region and process), then a
       // session row: both between steps, as an engine admits a request.
+      // Each may ask the daemon (the region, the room for the first steps): retried as
+      // the create was.
       const SequenceId joining[] = {id};
-      if (absl::Status s = gpu_->WarmUp(joining); !s.ok()) return s;
-      if (absl::Status s = gpu_->Join(id, o_.context); !s.ok()) return s;
+      if (absl::Status s = Retrying([&] { return gpu_->WarmUp(joining); }); !s.ok()) return s;
+      if (absl::Status s = Retrying([&] { return gpu_->Join(id, o_.context); }); !s.ok()) return s;
     }
     return absl::OkStatus();
   }
@@ -341,12 +354,7 @@ class Worker {
     }
     const uint64_t layer_cells = batch_.size() * o_.k;
     if (gpu_ != nullptr) {
-      step_rows_.clear();
-      for (const Row& row : batch_) step_rows_.push_back(StepRow{row.id, row.tokens});
-      const auto begin = Clock::now();
-      if (absl::Status s = gpu_->Step(step_rows_, new_entries_, indices_); !s.ok()) return s;
-      const std::optional<double> waited = gpu_->LastStepWaitSeconds();
-      wait_ms = waited ? *waited * 1000 : MillisSince(begin);
+      if (absl::Status s = GpuStep(wait_ms); !s.ok()) return s;
     } else {
       if (absl::Status s = Retrying([&] { return client_->WriteStep(ids_, positions_, new_entries_); }); !s.ok()) {
         return s;
@@ -365,11 +373,47 @@ class Worker {
       wait_ms = MillisSince(fetching);
     }
     for (size_t i = 0; i < batch_.size(); ++i) {
+      if (left_step_.contains(batch_[i].id)) continue;  // its token was not written
       ++batch_[i].tokens;
       auto row = absl::MakeConstSpan(new_entries_).subspan(i * row_bytes, row_bytes);
       if (absl::Status s = ledger_.Committed(batch_[i].id, 1, row); !s.ok()) return s;
+      entries += o_.layers * std::min<uint64_t>(o_.k, batch_[i].tokens - 1);  // no padding
     }
-    for (const Row& row : batch_) entries += o_.layers * std::min<uint64_t>(o_.k, row.tokens - 1);  // no padding
+    return absl::OkStatus();
+  }
+
+  // The GPU path's step: the decode session's, every row in one captured graph. Rows
+  // that left it for want of room (their reservation failed: the daemon away, the pool
+  // full) are counted as failed calls and kept in left_step_, to join again after the
+  // step; the others stepped. An error of the step as a whole (a CUDA failure, the
+  // daemon refusing to fence this client's writes) stepped no row and ends the worker.
+  absl::Status GpuStep(double& wait_ms) {
+    step_rows_.clear();
+    for (const Row& row : batch_) step_rows_.push_back(StepRow{row.id, row.tokens});
+    left_step_.clear();
+    const CallClock call;
+    absl::Status stepped = gpu_->Step(step_rows_, new_entries_, indices_);
+    if (!stepped.ok() && gpu_->LastStepFailures().empty()) return stepped;
+    const std::optional<double> waited = gpu_->LastStepWaitSeconds();
+    wait_ms = waited ? *waited * 1000 : MillisSince(call.begin);
+    for (const StepFailure& f : gpu_->LastStepFailures()) {
+      if (!f.left || !Transient(f.status)) return f.status;
+      left_step_.insert(f.id);
+    }
+    if (!left_step_.empty()) CountFailure(call, left_step_.size());
+    return absl::OkStatus();
+  }
+
+  // The rows that left the last step join the session again, where they were: their
+  // sequences hold every token committed so far. Between steps; retried as a join is.
+  absl::Status RejoinLeft() {
+    if (left_step_.empty()) return absl::OkStatus();
+    TimeInto timed(time_.prefill_s);
+    for (const Row& row : batch_) {
+      if (!left_step_.contains(row.id)) continue;
+      if (absl::Status s = Retrying([&] { return gpu_->Join(row.id, row.tokens); }); !s.ok()) return s;
+    }
+    left_step_.clear();
     return absl::OkStatus();
   }
 
@@ -380,6 +424,7 @@ class Worker {
     const int32_t* last = indices_.data() + (o_.layers - 1) * layer_cells;
     std::vector<std::byte> expected(kLoadEntryBytes), got(kLoadEntryBytes);
     for (size_t i = 0; i < batch_.size(); ++i) {
+      if (left_step_.contains(batch_[i].id)) continue;  // nothing was delivered for it
       for (int c = 0; c < 2; ++c) {
         const uint32_t position = static_cast<uint32_t>(rng_() % std::min<uint64_t>(o_.k, batch_[i].tokens - 1));
         const size_t at = i * o_.k + position;
@@ -425,6 +470,7 @@ class Worker {
   std::unique_ptr<RequestStrategy> gpu_;  // --path=gpu: the decode session
   int generation_ = 0;  // clients replaced so far (--client_churn)
   std::vector<StepRow> step_rows_;
+  absl::flat_hash_set<SequenceId> left_step_;  // GPU path: requests that left the last step
   std::vector<int32_t> tokens_;  // SelectTopK's scratch
   LoadLedger ledger_;
   LoadWorkerProgress progress_;

@@ -7,8 +7,11 @@
 // DeadlineExceeded (the daemon gone or restarting) or ResourceExhausted (the pool full)
 // is counted, with how long the failing call took, and retried until it succeeds or
 // `recover_seconds` pass; any other error, or a fetched entry unlike what was written,
-// ends the worker with that error. Everything acknowledged is kept in its ledger
-// (bench/load_ledger.h) for the parent's checks.
+// ends the worker with that error. On the GPU path a row that leaves the decode
+// session's step for one of those reasons (its room could not be reserved) is counted
+// the same way and joins again after the step; the rows that stepped are committed.
+// Everything acknowledged is kept in its ledger (bench/load_ledger.h) for the parent's
+// checks.
 #ifndef SPARSEPOOL_BENCH_LOAD_WORKER_H_
 #define SPARSEPOOL_BENCH_LOAD_WORKER_H_
 

@@ -141,19 +141,23 @@ class SessionRequests final : public RequestStrategy {
       }
     }
     std::vector<DecodeSession::RowFailure> failures;
+    failures_.clear();
     if (absl::Status s = session_->PrepareStep(stream_.get(), &failures); !s.ok()) return s;
-    // The step runs even when rows failed (they have left): PrepareStep has advanced the
-    // others and taken the release fence, which the graph's end gives back.
+    // The step runs even when rows failed: PrepareStep has advanced the others and taken
+    // the release fence, which the graph's end gives back.
     const auto launched = std::chrono::steady_clock::now();
     if (absl::Status s = CudaToStatus(cudaGraphLaunch(graph_, stream_.get()), "launching the step"); !s.ok()) return s;
     if (absl::Status s = CudaToStatus(cudaStreamSynchronize(stream_.get()), "the step"); !s.ok()) return s;
     last_wait_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - launched).count();
-    for (const auto& f : failures) rows_.erase(f.sequence);  // they left: their rows may go to others
-    if (!failures.empty()) {
-      const auto& f = failures.front();
-      return absl::Status(f.status.code(), absl::StrCat("request ", f.sequence, " (row ", f.row, "): ",
-                                                        f.status.message()));
+    for (const auto& f : failures) {
+      const bool left = !session_->active(f.row) || session_->sequence(f.row) != f.sequence;
+      if (left) rows_.erase(f.sequence);  // its row may go to another
+      failures_.push_back(StepFailure{f.sequence,
+                                      absl::Status(f.status.code(), absl::StrCat("request ", f.sequence, " (row ",
+                                                                                 f.row, "): ", f.status.message())),
+                                      left});
     }
+    if (!failures_.empty()) return failures_.front().status;
     // A bad index or a row released under the step is reported by the next
     // PrepareStep; the run's last step has none after it, so ask now.
     for (uint32_t row : step_rows_) {
@@ -163,6 +167,7 @@ class SessionRequests final : public RequestStrategy {
   }
 
   std::optional<double> LastStepWaitSeconds() const override { return last_wait_s_; }
+  absl::Span<const StepFailure> LastStepFailures() const override { return failures_; }
 
   absl::Status ReadEntry(uint32_t row, uint32_t position, absl::Span<std::byte> out) override {
     const uint32_t last_layer = (shape_.fetched_layers - 1) % shape_.stored_layers;
@@ -237,6 +242,7 @@ class SessionRequests final : public RequestStrategy {
   absl::flat_hash_map<SequenceId, uint32_t> rows_;       // request -> session row
   std::vector<uint32_t> step_rows_;                      // the last step's rows' session rows
   std::optional<double> last_wait_s_;                    // the last step's launch to its stream's end
+  std::vector<StepFailure> failures_;                    // the last step's
 };
 
 // ---- rdma-prefix-pull-gpu / -pinned: the pull, then local gathers on the GPU ----

@@ -55,6 +55,15 @@ struct StepRow {
   uint64_t tokens = 0;
 };
 
+// A request a Step could not serve, and why. `left`: it left the batch before the step
+// ran (its token not appended; Join may take it again); otherwise it stepped and the
+// report is of an earlier step's delivery (a bad index: the caller's error).
+struct StepFailure {
+  SequenceId id = 0;
+  absl::Status status;
+  bool left = false;
+};
+
 class RequestStrategy {
  public:
   virtual ~RequestStrategy() = default;
@@ -78,8 +87,11 @@ class RequestStrategy {
   // entries new_entries[i][stored layer][entry bytes], stored in the pool; then every
   // fetched layer's top-k (indices [fetched layers][rows][k], -1 padding) is delivered
   // where the attention reads it. Returns once the last layer's entries are there.
+  // A step some requests of which failed returns the first failure, and
+  // LastStepFailures lists them all; the others stepped. Any other error: none stepped.
   virtual absl::Status Step(absl::Span<const StepRow> rows, absl::Span<const std::byte> new_entries,
                             absl::Span<const int32_t> indices) = 0;
+  virtual absl::Span<const StepFailure> LastStepFailures() const { return {}; }
   // The entry the last Step delivered for (row, position) of its last fetched layer:
   // the run checks these against what was written.
   virtual absl::Status ReadEntry(uint32_t row, uint32_t position, absl::Span<std::byte> out) = 0;

@@ -138,12 +138,18 @@ class DecodeSession {
   };
   // Before every step (every graph replay): reports what completed steps found (a row
   // released under the session is left, NotFound; a bad index or token,
-  // InvalidArgument), makes sure every active row has a page for the token the step
-  // appends (pages reserved ahead; it waits for a reservation only when one fell
-  // behind), and takes the release fence for the step's writes. Returns an error only
-  // for the session as a whole (a CUDA failure); row failures go to `failures`. Once it
-  // returns OK the step must run (the rows that failed have left; the others advanced,
-  // and the graph's end gives the fence back), failures or not.
+  // InvalidArgument, and the row stays: the engine's error), makes sure every active
+  // row has a page for the token the step appends (pages reserved ahead; it waits for a
+  // reservation only when one fell behind), and takes the release fence for the step's
+  // writes. A row left without room leaves, with the failed reservation's own error
+  // (Unavailable: the daemon away; ResourceExhausted: the pool full) or
+  // ResourceExhausted; a reservation that fails while the row still has room is asked
+  // again next step, and reported only if the row runs out. Whether a failed row left:
+  // active(row) after this returns. Returns an error only for the session as a whole
+  // (a CUDA failure, or the fence refused: then nothing advanced and the step must not
+  // run); row failures go to `failures`. Once it returns OK the step must run (the rows
+  // that left are not in it, the others advanced, and the graph's end gives the fence
+  // back), failures or not.
   // With a ClientOptions::fetch_bytes_per_second it first holds the step to that rate
   // (Client::PaceFetch), and may sleep: the most the step can read is booked, every
   // active row's top-k (k, or the row's tokens with the one it appends when fewer) in

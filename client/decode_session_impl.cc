@@ -308,8 +308,10 @@ absl::Status DecodeSessionImpl::ApplyReservations(bool wait, cudaStream_t stream
   for (Reservation& done_job : done) {
     const SessionRows::Reservation& job = done_job.job;
     if (!done_job.result.ok()) {
-      if (rows_.active(job.row) && rows_.sequence(job.row) == job.id) ReportRow(job.row, done_job.result.status(), failures);
-      rows_.ReservationFailed(job);
+      // Not a failure of the row yet: it steps on while its reserve lasts, and asks
+      // again at its next step (a daemon that restarts meanwhile costs no row). The
+      // step that finds it out of room reports this error.
+      rows_.ReservationFailed(job, done_job.result.status());
       continue;
     }
     if (!rows_.ApplyReservation(job, *std::move(done_job.result))) continue;  // the row changed hands meanwhile
@@ -395,14 +397,20 @@ absl::Status DecodeSessionImpl::PrepareStep(cudaStream_t stream, std::vector<Row
     if (!rows_.active(row)) continue;
     const SessionRows::StepReadiness readiness = rows_.Readiness(row);
     if (readiness != SessionRows::StepReadiness::kReady) {
-      ReportRow(row,
-                absl::ResourceExhaustedError(absl::StrCat(
-                    "sequence ", rows_.sequence(row), " (row ", row, ") ",
-                    readiness == SessionRows::StepReadiness::kPastMaxTokens
-                        ? absl::StrCat("reached the session's max_tokens ", options_.max_tokens)
-                        : std::string("has no room reserved for its next token"),
-                    "; it left the session")),
-                failures);
+      const std::string what = absl::StrCat("sequence ", rows_.sequence(row), " (row ", row, ") ");
+      const absl::Status& reserving = rows_.reservation_error(row);
+      absl::Status why;
+      if (readiness == SessionRows::StepReadiness::kPastMaxTokens) {
+        why = absl::ResourceExhaustedError(absl::StrCat(what, "reached the session's max_tokens ", options_.max_tokens));
+      } else if (!reserving.ok()) {
+        // The reservation's own code: Unavailable for a daemon away, ResourceExhausted
+        // for a full pool, so that the engine can tell a row to join again later.
+        why = absl::Status(reserving.code(), absl::StrCat(what, "has no room for its next token: reserving it failed: ",
+                                                          reserving.message()));
+      } else {
+        why = absl::ResourceExhaustedError(absl::StrCat(what, "has no room reserved for its next token"));
+      }
+      ReportRow(row, absl::Status(why.code(), absl::StrCat(why.message(), "; it left the session")), failures);
       if (absl::Status s = Leave(row, stream); !s.ok()) return s;
       continue;
     }

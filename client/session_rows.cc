@@ -47,6 +47,7 @@ absl::StatusOr<uint32_t> SessionRows::Join(std::shared_ptr<const SequenceLayout>
   r.device_pages = 0;
   r.reserved = l.tokens;
   r.reserving = false;
+  r.reservation_error = absl::OkStatus();
   r.layout = std::move(layout);
   r.stripe_devices.assign(stripe_devices.begin(), stripe_devices.end());
   return row;
@@ -57,6 +58,7 @@ void SessionRows::Leave(uint32_t row) {
   r.active = false;
   ++r.generation;
   r.reserving = false;
+  r.reservation_error = absl::OkStatus();
   r.layout.reset();
 }
 
@@ -116,14 +118,17 @@ bool SessionRows::ApplyReservation(const Reservation& reservation, std::shared_p
   Row& r = rows_[reservation.row];
   if (!r.active || r.generation != reservation.generation) return false;
   r.reserving = false;
+  r.reservation_error = absl::OkStatus();
   r.layout = std::move(layout);
   r.reserved = r.layout->tokens;
   return true;
 }
 
-void SessionRows::ReservationFailed(const Reservation& reservation) {
+void SessionRows::ReservationFailed(const Reservation& reservation, absl::Status why) {
   Row& r = rows_[reservation.row];
-  if (r.active && r.generation == reservation.generation) r.reserving = false;
+  if (!r.active || r.generation != reservation.generation) return;
+  r.reserving = false;
+  r.reservation_error = std::move(why);
 }
 
 SessionRows::StepReadiness SessionRows::Readiness(uint32_t row) const {

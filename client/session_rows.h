@@ -14,6 +14,7 @@
 #include <optional>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "common/layout.h"
@@ -89,8 +90,12 @@ class SessionRows {
   // A finished reservation: its layout becomes the row's (the caller then uploads
   // TakePagesToUpload). False when the row changed hands since (nothing changes).
   bool ApplyReservation(const Reservation& reservation, std::shared_ptr<const SequenceLayout> layout);
-  // A reservation that failed: the row may try again at its next step.
-  void ReservationFailed(const Reservation& reservation);
+  // A reservation that failed: the row may try again at its next step, and steps on
+  // while it has room; `why` is kept for the step that finds none (reservation_error).
+  void ReservationFailed(const Reservation& reservation, absl::Status why);
+  // Why the row's last reservation failed; OK when none failed since it joined or since
+  // one succeeded.
+  const absl::Status& reservation_error(uint32_t row) const { return rows_[row].reservation_error; }
 
   // Whether the row can take the next step as the device stands.
   enum class StepReadiness { kReady, kWaitForReservation, kNoRoom, kPastMaxTokens };
@@ -107,6 +112,7 @@ class SessionRows {
     uint64_t device_pages = 0;  // pages per layer in the device page table
     uint64_t reserved = 0;      // tokens the pool holds for the sequence
     bool reserving = false;
+    absl::Status reservation_error;  // the last failed reservation's, until one succeeds
     std::shared_ptr<const SequenceLayout> layout;
     std::vector<const std::byte*> stripe_devices;  // by stripe; layer l reads stripe l % size
   };

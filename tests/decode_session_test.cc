@@ -314,6 +314,69 @@ TEST_P(DecodeSessionTest, ASequenceReleasedUnderTheSessionIsReportedAndLeaves) {
   EXPECT_TRUE(failures.empty());
 }
 
+// A reservation refused (the pool full) while the row still has room costs the row
+// nothing: it steps on, asking again each step, and leaves only when its room runs out,
+// with the reservation's own error. Once the pool has room it joins again where it was.
+TEST_P(DecodeSessionTest, ARowWhoseReservationFailsStepsOnUntilItsRoomRunsOut) {
+  auto session = DecodeSession::Create(client_.get(), regions_.get(), Options());
+  ASSERT_TRUE(session.ok()) << session.status();
+  session_ = *std::move(session);
+  const SequenceId id = Prefill(100);
+  auto row = session_->Join(id, 100, stream_);  // room for 300: reserve_tokens 200
+  ASSERT_TRUE(row.ok()) << row.status();
+  ASSERT_NO_FATAL_FAILURE(Capture());
+  // Everything else the pool holds, taken by another client.
+  ClientOptions filler_options;
+  filler_options.address = daemon_->address();
+  auto filler = Client::Connect(filler_options);
+  ASSERT_TRUE(filler.ok());
+  std::vector<SequenceId> filling;
+  for (uint64_t tokens = uint64_t{1} << 20; tokens >= 64;) {
+    SequenceSpec spec;
+    spec.layers = kLayers;
+    spec.entry_bytes = kEntry;
+    spec.tokens = tokens;
+    auto made = (*filler)->CreateSequence(spec);
+    if (made.ok()) {
+      filling.push_back(*made);
+      continue;
+    }
+    ASSERT_TRUE(absl::IsResourceExhausted(made.status())) << made.status();
+    tokens /= 2;
+  }
+  ASSERT_FALSE(filling.empty());
+  std::mt19937_64 rng(8);
+  std::vector<DecodeSession::RowFailure> failures;
+  // Its next reservation is due at 200 tokens and refused; it steps on to 300.
+  int steps = 0;
+  while (failures.empty() && steps < 400) {
+    ASSERT_NO_FATAL_FAILURE(StepAndCheck(rng, &failures)) << "step " << steps;
+    ++steps;
+  }
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_GE(steps, 150) << "the row left while it had room";
+  EXPECT_EQ(failures[0].row, *row);
+  EXPECT_EQ(failures[0].sequence, id);
+  EXPECT_TRUE(absl::IsResourceExhausted(failures[0].status)) << failures[0].status;
+  EXPECT_THAT(std::string(failures[0].status.message()), HasSubstr("reserving it failed"));
+  EXPECT_FALSE(session_->active(*row)) << "out of room, it left";
+  const uint64_t tokens = 100 + steps - 1;  // the step that found no room appended nothing
+  for (SequenceId f : filling) ASSERT_TRUE((*filler)->ReleaseSequence(f).ok());
+  // Released memory is reused once every fenced client acknowledged it (the lease
+  // loop's next call): the join may be refused until then.
+  absl::StatusOr<uint32_t> again = absl::UnavailableError("not yet");
+  for (const absl::Time give_up = absl::Now() + absl::Seconds(30); absl::Now() < give_up;) {
+    again = session_->Join(id, tokens, stream_);
+    if (!absl::IsResourceExhausted(again.status())) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_TRUE(again.ok()) << again.status();
+  failures.clear();
+  for (int step = 0; step < 50; ++step) ASSERT_NO_FATAL_FAILURE(StepAndCheck(rng, &failures)) << "step " << step;
+  EXPECT_TRUE(failures.empty());
+  EXPECT_EQ(session_->tokens(*again), tokens + 50);
+}
+
 // A client with a fetch rate holds the captured step to it: PrepareStep books every
 // active row's top-k of every layer the step fetches (what the GPU reads from the pool
 // outside the client's own copies), and the steps still deliver every entry.

@@ -173,10 +173,20 @@ TEST(SessionRowsTest, RowsStopAtMaxTokensAndAFailedReservationMayBeRetried) {
   other.TakePagesToUpload(0);
   auto due = other.ReservationDue(0);
   ASSERT_TRUE(due.has_value());
-  other.ReservationFailed(*due);
+  other.ReservationFailed(*due, absl::UnavailableError("the daemon is away"));
   EXPECT_FALSE(other.reserving(0));
   EXPECT_EQ(other.Readiness(0), Readiness::kNoRoom);
-  EXPECT_TRUE(other.ReservationDue(0).has_value()) << "tried again at the next step";
+  EXPECT_TRUE(absl::IsUnavailable(other.reservation_error(0))) << "kept for the step that finds no room";
+  auto again = other.ReservationDue(0);
+  ASSERT_TRUE(again.has_value()) << "tried again at the next step";
+  ASSERT_TRUE(other.ApplyReservation(*again, Layout(2, 228)));
+  EXPECT_TRUE(other.reservation_error(0).ok()) << "a reservation that succeeds clears it";
+  // A failure for the row's previous occupant is not the new one's.
+  other.Leave(0);
+  ASSERT_TRUE(other.Join(Layout(3, 100), 100, {kRegion}).ok());
+  SessionRows::Reservation old{0, again->generation, 2, 356};
+  other.ReservationFailed(old, absl::ResourceExhaustedError("full"));
+  EXPECT_TRUE(other.reservation_error(0).ok());
 }
 
 }  // namespace

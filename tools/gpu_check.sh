@@ -11,7 +11,9 @@
 # path with and without CUDA MPS: 64 streams, and a quiet tenant beside a flood; the CPU path's 64 streams),
 # LOAD_CORES (the quiet tenant beside a flood, on shared cores and on cores of its own, both paths;
 # with fetches paced: LOAD_PACE and LOAD_PACE2 on the CPU path, LOAD_GPU_PACE on the GPU's, LOAD_FLOOD_PACE
-# for the flooding tenant alone on both). LOAD_ONLY="name ...": only the load runs so named.
+# for the flooding tenant alone on both), LOAD_FAULTS (faults under load on the GPU path, the CPU path's beside;
+# LOAD_FAULT_LIST, LOAD_FAULT_INTERVAL).
+# LOAD_ONLY="name ...": only the load runs so named.
 # Logs go to $OUT (or /tmp) and a summary to stdout.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -99,7 +101,8 @@ for part in "${parts[@]}"; do
         [[ -z "${LOAD_ONLY:-}" || " $LOAD_ONLY " == *" $name "* ]] || return 0
         local out="/tmp/load-$name"
         rm -rf "$out" "/dev/shm/sp-load-$name"
-        "$run_dir/bin/sparsepool_load" --daemon="$run_dir/bin/sparsepoold --region=shm:/dev/shm/sp-load-$name:$region" \
+        "$run_dir/bin/sparsepool_load" \
+          --daemon="$run_dir/bin/sparsepoold --region=shm:/dev/shm/sp-load-$name:$region${daemon_flags:+ $daemon_flags}" \
           "${load_common[@]}" "$@" --out="$out" >"$logs/load_$name.log" 2>&1
         local rc=$?
         rm -f "/dev/shm/sp-load-$name"
@@ -109,6 +112,31 @@ for part in "${parts[@]}"; do
         grep -E '^sparsepool-load|^\| (all|tenant)' "$out/results.md" 2>/dev/null | sed 's/^sparsepool-load: .*transport, /  /'
       }
       flood="${LOAD_FLOOD:-31}"
+      daemon_flags=""
+      if [[ -n "${LOAD_FAULTS:-}" ]]; then
+        # Faults under load on the GPU path (issue 14): the daemon killed and restarted,
+        # a worker killed mid-step, the pool filled, twice each, every one followed by
+        # the check of every live sequence against the workers' ledgers; with the
+        # residency cache and under MPS too, and the CPU path's run beside. A lease of
+        # 2 s, so that a killed worker's sequences are reclaimed within the run.
+        daemon_flags="--lease_timeout=2s"
+        faults=(--faults="${LOAD_FAULT_LIST:-daemon-kill,worker-kill,fill,daemon-kill,worker-kill,fill}"
+          --fault_interval="${LOAD_FAULT_INTERVAL:-3s}" --outage=1s --rpc_timeout=2s)
+        run_load gpu-faults --path=gpu --tenants=acme:1,globex:3 --requests=4 "${faults[@]}"
+        run_load gpu-faults-cache --path=gpu --cache_slots=4096 --workers=4 --requests=4 "${faults[@]}"
+        run_load gpu-faults-mps --path=gpu --mps --workers=4 --requests=4 "${faults[@]}"
+        run_load cpu-faults --tenants=acme:1,globex:3 --requests=4 "${faults[@]}"
+        # The link to the daemon's host cut for a second needs iproute2 (and root).
+        if [[ -x /usr/sbin/ip ]]; then
+          daemon_flags="--lease_timeout=6s"  # the leases cross the link too
+          run_load gpu-net-cut --path=gpu --workers=4 --requests=4 --faults=net-cut,net-cut \
+            --fault_interval="${LOAD_FAULT_INTERVAL:-3s}" --outage=1s --rpc_timeout=2s
+        else
+          echo "load gpu-net-cut: skipped, no iproute2 (/usr/sbin/ip) here"
+        fi
+        daemon_flags=""
+        continue
+      fi
       if [[ -n "${LOAD_MPS:-}" ]]; then
         # The GPU path under CUDA MPS (the tool's own control daemon): 64 streams
         # time-sliced and side by side; a quiet tenant alone, beside a flooding one with
