@@ -127,8 +127,10 @@ class DecodeSession:
         check(lib().sp_session_leave(self.handle, row, _arrays.stream_handle(stream)))
 
     def prepare_step(self, stream: Any = None) -> List[RowFailure]:
-        """Before every step (every replay): the rows completed steps could not serve (a
-        sequence released under the session has left it)."""
+        """Before every step (every replay): the rows the session could not serve. A
+        sequence released under the session and a row out of room have left it (its
+        error says why: Unavailable or ResourceExhausted may join again later); a bad
+        index stays. row(r).active tells which."""
         capacity = self.max_batch * 4  # a row can fail in at most a few ways per step
         failures = (_RowFailure * capacity)()
         count = ctypes.c_size_t()
