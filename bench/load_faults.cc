@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <thread>
 
@@ -39,7 +40,9 @@ void WaitStopped(pid_t pid) {
 // smaller ones, until it refuses. While the workers churn, each of their releases
 // becomes room for the filler once its reuse grace has passed, so a create may wait up
 // to its deadline and the filling could go on as long as they release: it stops at
-// `give_up_after`.
+// `give_up_after`. Then it holds the pool full: what the workers release it takes again
+// as it becomes reusable, so that their creates and growth meet a full pool rather than
+// the room their own releases left.
 class PoolFiller {
  public:
   absl::Status Fill(const std::string& address, const std::string& token, absl::Duration give_up_after) {
@@ -52,21 +55,29 @@ class PoolFiller {
     if (!client.ok()) return client.status();
     client_ = *std::move(client);
     const absl::Time stop = absl::Now() + give_up_after;
-    for (uint64_t tokens : {uint64_t{16384}, uint64_t{256}, uint64_t{1}}) {
-      SequenceSpec spec;
-      spec.layers = 1;
-      spec.entry_bytes = 4096;
-      spec.tokens = tokens;
+    for (uint64_t tokens : kSizes) {
       refusal_.clear();  // the last size's refusal is the one that says the pool is full
       while (absl::Now() < stop) {
-        absl::StatusOr<SequenceId> id = client_->CreateSequence(spec);
-        if (absl::IsResourceExhausted(id.status()) || absl::IsDeadlineExceeded(id.status())) {
-          refusal_ = std::string(id.status().message());
-          break;
-        }
-        if (!id.ok()) return id.status();
-        ids_.push_back(*id);
-        bytes_ += tokens * spec.entry_bytes;
+        absl::StatusOr<bool> taken = Take(tokens);
+        if (!taken.ok()) return taken.status();
+        if (!*taken) break;
+      }
+    }
+    filled_ = ids_.size();
+    filled_bytes_ = bytes_;
+    return absl::OkStatus();
+  }
+  // Until `hold` passes, takes whatever room appears, the largest size first.
+  absl::Status Hold(absl::Duration hold) {
+    const absl::Time stop = absl::Now() + hold;
+    size_t size = 0;
+    while (absl::Now() < stop) {
+      absl::StatusOr<bool> taken = Take(kSizes[size]);
+      if (!taken.ok()) return taken.status();
+      if (*taken) continue;
+      if (++size == std::size(kSizes)) {
+        size = 0;
+        Sleep(absl::Milliseconds(10));
       }
     }
     return absl::OkStatus();
@@ -79,16 +90,45 @@ class PoolFiller {
     client_.reset();
     return absl::OkStatus();
   }
+  // What Fill did (call before Hold).
   std::string What() const {
     return absl::StrCat("filled with ", ids_.size(), " sequences (", FormatBytes(bytes_), ") ",
                         refusal_.empty() ? "until its time was up (the pool kept granting)"
                                          : absl::StrCat("until refused: \"", refusal_.substr(0, 120), "\""));
   }
+  // What Hold took again.
+  std::string Retaken() const {
+    return absl::StrCat(ids_.size() - filled_, " sequences (", FormatBytes(bytes_ - filled_bytes_), ") retaken");
+  }
 
  private:
+  // Tokens of the filler's sequences (one layer of 4096-byte entries): 64 MiB, 1 MiB,
+  // one page.
+  static constexpr uint64_t kSizes[] = {16384, 256, 1};
+
+  // One sequence of `tokens`: true when granted, false when refused (the pool full, or
+  // its room not free before the deadline).
+  absl::StatusOr<bool> Take(uint64_t tokens) {
+    SequenceSpec spec;
+    spec.layers = 1;
+    spec.entry_bytes = 4096;
+    spec.tokens = tokens;
+    absl::StatusOr<SequenceId> id = client_->CreateSequence(spec);
+    if (absl::IsResourceExhausted(id.status()) || absl::IsDeadlineExceeded(id.status())) {
+      refusal_ = std::string(id.status().message());
+      return false;
+    }
+    if (!id.ok()) return id.status();
+    ids_.push_back(*id);
+    bytes_ += tokens * spec.entry_bytes;
+    return true;
+  }
+
   std::unique_ptr<Client> client_;
   std::vector<SequenceId> ids_;
   uint64_t bytes_ = 0;
+  size_t filled_ = 0;  // sequences and bytes Fill took
+  uint64_t filled_bytes_ = 0;
   std::string refusal_;
 };
 
@@ -156,9 +196,10 @@ class FaultRunner {
         PoolFiller filler;
         if (absl::Status s = filler.Fill(o_.address, o_.filler_token, o_.interval); !s.ok()) return s;
         const std::string what = filler.What();
-        Sleep(o_.outage);
+        if (absl::Status s = filler.Hold(o_.outage); !s.ok()) return s;
+        const std::string retaken = filler.Retaken();
         if (absl::Status s = filler.ReleaseAll(); !s.ok()) return s;
-        return absl::StrCat(what, ", held ", absl::FormatDuration(o_.outage), ", released");
+        return absl::StrCat(what, ", held ", absl::FormatDuration(o_.outage), " (", retaken, "), released");
       }
       case LoadFault::kNetCut: {
         if (network_ == nullptr) {

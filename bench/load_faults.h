@@ -5,8 +5,9 @@
 //                address (needs --daemon: the load tool owns it)
 //   worker-kill  SIGKILL a worker mid-step (mid-write, as often as not); its sequences
 //                stay byte-exact until its lease runs out and the pool reclaims them
-//   fill         another client fills the pool until it is refused, holds it, lets go:
-//                workers' creates and growth are refused (ResourceExhausted) and retried
+//   fill         another client fills the pool until it is refused, holds it full for
+//                the outage (taking again what the workers release), lets go: workers'
+//                creates and growth are refused (ResourceExhausted) and retried
 //   net-cut      the link between the workers and the daemon's host goes down and comes
 //                back (needs --daemon, run in a network namespace: bench/load_network.h;
 //                root): over UCX every fetch and write crosses it, over CXL the control

@@ -80,6 +80,10 @@ ABSL_FLAG(std::string, path, "cpu",
           "the workers' step: cpu (WriteStep and FetchTopK, copies on the host) or gpu (a decode session per worker, "
           "each step one captured CUDA graph gathering into HBM; transport cxl, a CUDA device)");
 ABSL_FLAG(uint32_t, cache_slots, 0, "with --path=gpu: the GPU residency cache's slots per request and layer (0: none)");
+ABSL_FLAG(uint64_t, reserve_tokens, 0,
+          "tokens reserved in the pool ahead of each request's need: the client's ClientOptions::reserve_tokens on the "
+          "CPU path, the decode session's on the GPU path (0: their defaults, 256 and 1024). A small reserve lets a "
+          "daemon outage or a full pool reach the steps (GPU rows out of room leave and join again)");
 ABSL_FLAG(int, workers, 8, "decode-worker processes, 1 to 1024 (with --tenants: their sum instead)");
 ABSL_FLAG(double, seconds, 10, "how long each worker runs its steps, seconds");
 ABSL_FLAG(int, requests, 4, "requests (sequences) each worker decodes at once");
@@ -534,8 +538,13 @@ class Parent {
     for (size_t i = results.size() - 1 - o_.tenants.size(); i < results.size(); ++i) {  // "all", then each tenant
       time_groups.emplace_back(names[i], &results[i]);
     }
-    std::string text = absl::StrCat(header, "\n\n", table, "\nWhere the workers' time went:\n\n",
-                                    LoadTimeTable(time_groups));
+    std::string text = absl::StrCat(header, "\n\n", table);
+    if (wo.path == "gpu") {
+      absl::StrAppend(&text,
+                      "\nRequests that left a step for want of room (their reservation failing: the daemon away, the "
+                      "pool full) and joined again: ", all.rejoined, "\n");
+    }
+    absl::StrAppend(&text, "\nWhere the workers' time went:\n\n", LoadTimeTable(time_groups));
     if (!faults.empty()) absl::StrAppend(&text, "\nFaults, each followed by a check of every live sequence:\n\n",
                                          FaultTable(faults));
     if (o_.soak) absl::StrAppend(&text, "\n", soak_.Markdown());
@@ -617,6 +626,7 @@ int Run(int argc, char** argv) {
   w.transport = absl::GetFlag(FLAGS_transport);
   w.path = absl::GetFlag(FLAGS_path);
   w.cache_slots = absl::GetFlag(FLAGS_cache_slots);
+  w.reserve_tokens = absl::GetFlag(FLAGS_reserve_tokens);
   o.workers = absl::GetFlag(FLAGS_workers);
   w.seconds = absl::GetFlag(FLAGS_seconds);
   w.requests = absl::GetFlag(FLAGS_requests);
@@ -636,6 +646,9 @@ int Run(int argc, char** argv) {
   if (w.path != "cpu" && w.path != "gpu") return RefuseFlagValue("path", w.path, "cpu or gpu");
   if (w.path == "gpu" && w.transport != "cxl") {
     return RefuseFlagValue("path", w.path, "the GPU path gathers from the mapped region: give --transport=cxl");
+  }
+  if (w.reserve_tokens >= (uint64_t{1} << 31)) {
+    return RefuseFlagValue("reserve_tokens", absl::StrCat(w.reserve_tokens), "0 (the defaults) to 2147483647");
   }
   if (w.cache_slots > 0 && w.path != "gpu") {
     return RefuseFlagValue("cache_slots", absl::StrCat(w.cache_slots), "the residency cache is the GPU path's: give --path=gpu");

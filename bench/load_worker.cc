@@ -119,10 +119,10 @@ class Worker {
     LoadWorkerTime& t = time_;
     const double elapsed_s = MillisSince(start) / 1000;
     t.other_s = elapsed_s - (t.select_s + t.step_s + t.check_s + t.ledger_s + t.create_s + t.prefill_s + t.release_s);
-    std::string lines = absl::StrFormat("%d %d %.3f %d %.1f %.6f %.6f %.6f %.6f %.6f %.6f %.6f %.6f\n", entries,
+    std::string lines = absl::StrFormat("%d %d %.3f %d %.1f %.6f %.6f %.6f %.6f %.6f %.6f %.6f %.6f %d\n", entries,
                                         checked, elapsed_s, progress_.errors, progress_.longest_error_ms, t.select_s,
                                         t.step_s, t.check_s, t.ledger_s, t.create_s, t.prefill_s, t.release_s,
-                                        t.other_s);
+                                        t.other_s, rejoined_);
     for (size_t i = 0; i < step_us.size(); ++i) absl::StrAppendFormat(&lines, "%.1f %.1f\n", step_us[i], wait_us[i]);
     // The parent reads the result; one it cannot read fails the run there, saying so.
     (void)WriteFileTextAtomically(LoadWorkerFile(o_.dir, o_.index, "result"), lines);
@@ -148,6 +148,7 @@ class Worker {
     }
     options.rpc_timeout = o_.rpc_timeout;
     options.fetch_bytes_per_second = o_.fetch_bytes_per_second;
+    if (o_.reserve_tokens > 0 && o_.path == "cpu") options.reserve_tokens = o_.reserve_tokens;
     reserve_tokens_ = options.reserve_tokens;
     options.client_id = absl::StrCat("load-worker-", o_.index, "-", getpid());
     if (generation_ > 0) absl::StrAppend(&options.client_id, "-", generation_);
@@ -165,6 +166,7 @@ class Worker {
       // A request lives `requests` x `churn` steps; the margin covers steps a retried
       // join or release adds.
       shape.max_tokens = std::min<uint64_t>(o_.context + uint64_t(o_.requests) * o_.churn + 4096, 1u << 30);
+      shape.reserve_tokens = o_.reserve_tokens;
       auto session = MakeSessionRequests(o_.cache_slots > 0 ? "cxl-gpu-topk-cache" : "cxl-gpu-topk",
                                          std::move(owned_client_), shape, o_.cache_slots);
       if (!session.ok()) return session.status();
@@ -412,6 +414,7 @@ class Worker {
     for (const Row& row : batch_) {
       if (!left_step_.contains(row.id)) continue;
       if (absl::Status s = Retrying([&] { return gpu_->Join(row.id, row.tokens); }); !s.ok()) return s;
+      ++rejoined_;
     }
     left_step_.clear();
     return absl::OkStatus();
@@ -471,6 +474,7 @@ class Worker {
   int generation_ = 0;  // clients replaced so far (--client_churn)
   std::vector<StepRow> step_rows_;
   absl::flat_hash_set<SequenceId> left_step_;  // GPU path: requests that left the last step
+  uint64_t rejoined_ = 0;                       // GPU path: joins of requests that left a step
   std::vector<int32_t> tokens_;  // SelectTopK's scratch
   LoadLedger ledger_;
   LoadWorkerProgress progress_;
@@ -526,7 +530,7 @@ absl::StatusOr<LoadWorkerResult> ReadLoadWorkerResult(const std::string& path) {
   LoadWorkerTime& t = r.time;
   if (!(in >> r.entries >> r.checked >> r.elapsed_s >> r.progress.errors >> r.progress.longest_error_ms >>
         t.select_s >> t.step_s >> t.check_s >> t.ledger_s >> t.create_s >> t.prefill_s >> t.release_s >>
-        t.other_s)) {
+        t.other_s >> r.rejoined)) {
     return absl::DataLossError(absl::StrCat("no worker result in ", path));
   }
   for (double us, wait; in >> us >> wait;) {
@@ -540,6 +544,7 @@ absl::StatusOr<LoadWorkerResult> ReadLoadWorkerResult(const std::string& path) {
 void MergeLoadResult(const LoadWorkerResult& r, LoadWorkerResult& into) {
   into.entries += r.entries;
   into.checked += r.checked;
+  into.rejoined += r.rejoined;
   into.progress.errors += r.progress.errors;
   into.progress.longest_error_ms = std::max(into.progress.longest_error_ms, r.progress.longest_error_ms);
   into.elapsed_s = std::max(into.elapsed_s, r.elapsed_s);

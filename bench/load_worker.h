@@ -36,6 +36,9 @@ struct LoadWorkerOptions {
   // into HBM (transport cxl). cache_slots > 0 adds the GPU residency cache.
   std::string path = "cpu";
   uint32_t cache_slots = 0;
+  // Tokens reserved ahead of each request's need (the CPU path's client, the GPU
+  // path's session); 0: their defaults.
+  uint64_t reserve_tokens = 0;
   // For a daemon that serves tenants: the tenant's name (for the report) and the file
   // that holds its token (a file, not the token: command lines are visible to all).
   std::string tenant;
@@ -96,6 +99,7 @@ struct LoadWorkerResult {
   LoadWorkerProgress progress;
   uint64_t entries = 0;  // fetched
   uint64_t checked = 0;  // compared with what was written
+  uint64_t rejoined = 0;  // GPU path: requests that left a step for want of room and joined again
   double elapsed_s = 0;
   std::vector<double> step_us;  // every completed step's time
   // Each step's part spent waiting for its fetch (the CPU path's FetchTopK calls, the

@@ -68,6 +68,7 @@ class SessionRequests final : public RequestStrategy {
     o.max_tokens = shape_.max_tokens + 1;
     o.page_tokens = shape_.page_tokens;
     o.cache_slots = cache_slots;
+    if (shape_.reserve_tokens > 0) o.reserve_tokens = shape_.reserve_tokens;
     auto session = DecodeSession::Create(client_.get(), regions_.get(), o);
     if (!session.ok()) return session.status();
     session_ = *std::move(session);
@@ -103,6 +104,13 @@ class SessionRequests final : public RequestStrategy {
   absl::Status Admit(SequenceId id, uint64_t, uint64_t) override { return client_->AdoptSequence(id); }
 
   absl::Status Join(SequenceId id, uint64_t tokens) override {
+    // More requests than the batch holds is the caller's bookkeeping gone wrong, not a
+    // full pool: the session's own answer (ResourceExhausted) would be retried.
+    if (rows_.contains(id) || rows_.size() >= shape_.max_batch) {
+      return absl::InternalError(absl::StrCat("request ", id,
+                                              rows_.contains(id) ? " joined already" : " joins a full batch", " (",
+                                              rows_.size(), " of ", shape_.max_batch, " rows taken)"));
+    }
     auto row = session_->Join(id, tokens, stream_.get());
     if (!row.ok()) return row.status();
     rows_[id] = *row;
@@ -118,6 +126,10 @@ class SessionRequests final : public RequestStrategy {
 
   absl::Status Step(absl::Span<const StepRow> rows, absl::Span<const std::byte> new_entries,
                     absl::Span<const int32_t> indices) override {
+    // Nothing of the last step's survives into this one's answer: an error before the
+    // graph runs comes with no failed rows (none stepped).
+    failures_.clear();
+    last_wait_s_.reset();
     if (absl::Status s = CheckStepShape(shape_, rows, new_entries, indices); !s.ok()) return s;
     // The step's inputs by session row, where the captured graph copies them from.
     const uint32_t k = shape_.k, entry = shape_.entry_bytes, batch = shape_.max_batch;
@@ -141,7 +153,6 @@ class SessionRequests final : public RequestStrategy {
       }
     }
     std::vector<DecodeSession::RowFailure> failures;
-    failures_.clear();
     if (absl::Status s = session_->PrepareStep(stream_.get(), &failures); !s.ok()) return s;
     // The step runs even when rows failed: PrepareStep has advanced the others and taken
     // the release fence, which the graph's end gives back.
@@ -157,12 +168,10 @@ class SessionRequests final : public RequestStrategy {
                                                                                  f.row, "): ", f.status.message())),
                                       left});
     }
+    // What this step's end finds (a row released under it, a bad index) the next
+    // PrepareStep reports; the run's last step has none after it, and the run's checks
+    // (the entries delivered, the pool against the ledgers) stand for it.
     if (!failures_.empty()) return failures_.front().status;
-    // A bad index or a row released under the step is reported by the next
-    // PrepareStep; the run's last step has none after it, so ask now.
-    for (uint32_t row : step_rows_) {
-      if (!session_->active(row)) return absl::NotFoundError(absl::StrCat("session row ", row, " left during the step"));
-    }
     return absl::OkStatus();
   }
 

@@ -47,6 +47,7 @@ struct RequestShape {
   uint32_t k = 0;
   uint32_t page_tokens = 64;
   uint64_t max_tokens = 0;  // the longest context a request reaches
+  uint64_t reserve_tokens = 0;  // the GPU session's reserve ahead of each row (0: its default)
 };
 
 // A request in a step, and its context before the step.
@@ -55,8 +56,10 @@ struct StepRow {
   uint64_t tokens = 0;
 };
 
-// A request a Step could not serve, and why. `left`: it left the batch before the step
-// ran (its token not appended; Join may take it again); otherwise it stepped and the
+// A request a Step could not serve, and why. `left`: it left the batch (its token of
+// this step not appended); Join may take it again only when `status` says it may come
+// back (Unavailable, DeadlineExceeded, ResourceExhausted: room that could not be
+// reserved), not after NotFound (released under the step). Otherwise it stepped and the
 // report is of an earlier step's delivery (a bad index: the caller's error).
 struct StepFailure {
   SequenceId id = 0;

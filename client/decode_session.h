@@ -141,15 +141,18 @@ class DecodeSession {
   // InvalidArgument, and the row stays: the engine's error), makes sure every active
   // row has a page for the token the step appends (pages reserved ahead; it waits for a
   // reservation only when one fell behind), and takes the release fence for the step's
-  // writes. A row left without room leaves, with the failed reservation's own error
-  // (Unavailable: the daemon away; ResourceExhausted: the pool full) or
-  // ResourceExhausted; a reservation that fails while the row still has room is asked
-  // again next step, and reported only if the row runs out. Whether a failed row left:
-  // active(row) after this returns. Returns an error only for the session as a whole
-  // (a CUDA failure, or the fence refused: then nothing advanced and the step must not
-  // run); row failures go to `failures`. Once it returns OK the step must run (the rows
-  // that left are not in it, the others advanced, and the graph's end gives the fence
-  // back), failures or not.
+  // writes. A reservation that fails for a while (Unavailable, DeadlineExceeded:
+  // the daemon away; ResourceExhausted: the pool full) costs the row nothing while it
+  // has room: it asks again (every 100 ms at most) and leaves only if it runs out, with
+  // that error, after which the engine may join it again at the tokens it has; its
+  // token of this step is not appended. A reservation refused for good (NotFound, ...)
+  // makes the row leave at once; a row at max_tokens leaves with OutOfRange. Whether a
+  // failed row left: active(f.row) && sequence(f.row) == f.sequence is false. Returns an
+  // error only for the session as a whole: the fence refused (FailedPrecondition:
+  // nothing advanced, the step must not run, and PrepareStep may be called again), or
+  // a CUDA failure (the session is then unusable: destroy it). Once it returns OK the
+  // step must run (the rows that left are not in it, the others advanced, and the
+  // graph's end gives the fence back), failures or not.
   // With a ClientOptions::fetch_bytes_per_second it first holds the step to that rate
   // (Client::PaceFetch), and may sleep: the most the step can read is booked, every
   // active row's top-k (k, or the row's tokens with the one it appends when fewer) in

@@ -308,10 +308,23 @@ absl::Status DecodeSessionImpl::ApplyReservations(bool wait, cudaStream_t stream
   for (Reservation& done_job : done) {
     const SessionRows::Reservation& job = done_job.job;
     if (!done_job.result.ok()) {
-      // Not a failure of the row yet: it steps on while its reserve lasts, and asks
-      // again at its next step (a daemon that restarts meanwhile costs no row). The
-      // step that finds it out of room reports this error.
-      rows_.ReservationFailed(job, done_job.result.status());
+      const absl::Status& why = done_job.result.status();
+      if (absl::IsUnavailable(why) || absl::IsDeadlineExceeded(why) || absl::IsResourceExhausted(why)) {
+        // Not a failure of the row yet: it steps on while its reserve lasts and asks
+        // again (a daemon that restarts meanwhile, a pool full for a moment, cost no
+        // row). The step that finds it out of room reports this error.
+        rows_.ReservationFailed(job, why, absl::Now());
+        continue;
+      }
+      // Asking again would not help (its sequence gone, the call refused): the row
+      // leaves now, saying why.
+      if (rows_.active(job.row) && rows_.sequence(job.row) == job.id) {
+        ReportRow(job.row, absl::Status(why.code(), absl::StrCat("sequence ", job.id, " (row ", job.row,
+                                                                 ") could not reserve room: ", why.message(),
+                                                                 "; it left the session")),
+                  failures);
+        if (absl::Status s = Leave(job.row, stream); !s.ok()) return s;
+      }
       continue;
     }
     if (!rows_.ApplyReservation(job, *std::move(done_job.result))) continue;  // the row changed hands meanwhile
@@ -384,7 +397,7 @@ absl::Status DecodeSessionImpl::PrepareStep(cudaStream_t stream, std::vector<Row
   if (absl::Status s = ApplyReservations(false, stream, failures, nullptr); !s.ok()) return s;
   for (uint32_t row = 0; row < options_.max_batch; ++row) {
     if (!rows_.active(row)) continue;
-    if (std::optional<SessionRows::Reservation> due = rows_.ReservationDue(row)) {
+    if (std::optional<SessionRows::Reservation> due = rows_.ReservationDue(row, absl::Now())) {
       absl::MutexLock lock(&reserve_mu_);
       reserve_queue_.push_back(Reservation{*due});
     }
@@ -399,14 +412,19 @@ absl::Status DecodeSessionImpl::PrepareStep(cudaStream_t stream, std::vector<Row
     if (readiness != SessionRows::StepReadiness::kReady) {
       const std::string what = absl::StrCat("sequence ", rows_.sequence(row), " (row ", row, ") ");
       const absl::Status& reserving = rows_.reservation_error(row);
+      // The code says whether the row may join again later: OutOfRange never (it is as
+      // long as the session takes); the reservation's own (Unavailable or
+      // DeadlineExceeded for a daemon away, ResourceExhausted for a full pool) once the
+      // daemon answers or the pool has room.
       absl::Status why;
       if (readiness == SessionRows::StepReadiness::kPastMaxTokens) {
-        why = absl::ResourceExhaustedError(absl::StrCat(what, "reached the session's max_tokens ", options_.max_tokens));
+        why = absl::OutOfRangeError(absl::StrCat(what, "reached the session's max_tokens ", options_.max_tokens));
       } else if (!reserving.ok()) {
-        // The reservation's own code: Unavailable for a daemon away, ResourceExhausted
-        // for a full pool, so that the engine can tell a row to join again later.
         why = absl::Status(reserving.code(), absl::StrCat(what, "has no room for its next token: reserving it failed: ",
                                                           reserving.message()));
+      } else if (readiness == SessionRows::StepReadiness::kWaitForReservation) {
+        why = absl::DeadlineExceededError(absl::StrCat(what, "has no room for its next token: its reservation did not "
+                                                       "come within ", absl::FormatDuration(kReservationWait)));
       } else {
         why = absl::ResourceExhaustedError(absl::StrCat(what, "has no room reserved for its next token"));
       }

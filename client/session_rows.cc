@@ -48,6 +48,7 @@ absl::StatusOr<uint32_t> SessionRows::Join(std::shared_ptr<const SequenceLayout>
   r.reserved = l.tokens;
   r.reserving = false;
   r.reservation_error = absl::OkStatus();
+  r.retry_after = absl::InfinitePast();
   r.layout = std::move(layout);
   r.stripe_devices.assign(stripe_devices.begin(), stripe_devices.end());
   return row;
@@ -59,6 +60,7 @@ void SessionRows::Leave(uint32_t row) {
   ++r.generation;
   r.reserving = false;
   r.reservation_error = absl::OkStatus();
+  r.retry_after = absl::InfinitePast();
   r.layout.reset();
 }
 
@@ -106,10 +108,12 @@ kernels::SessionRow SessionRows::DeviceRow(uint32_t row) const {
   return device_row;
 }
 
-std::optional<SessionRows::Reservation> SessionRows::ReservationDue(uint32_t row) {
+std::optional<SessionRows::Reservation> SessionRows::ReservationDue(uint32_t row, absl::Time now) {
   Row& r = rows_[row];
   if (!r.active || r.reserving || r.reserved >= shape_.max_tokens) return std::nullopt;
   if (r.reserved >= r.tokens + 1 + shape_.reserve_tokens / 2) return std::nullopt;
+  // A pool that refused a moment ago is not asked again every step while there is room.
+  if (now < r.retry_after && capacity(row) >= r.tokens + 1) return std::nullopt;
   r.reserving = true;
   return Reservation{row, r.generation, r.id, std::min(shape_.max_tokens, r.reserved + shape_.reserve_tokens)};
 }
@@ -119,16 +123,18 @@ bool SessionRows::ApplyReservation(const Reservation& reservation, std::shared_p
   if (!r.active || r.generation != reservation.generation) return false;
   r.reserving = false;
   r.reservation_error = absl::OkStatus();
+  r.retry_after = absl::InfinitePast();
   r.layout = std::move(layout);
   r.reserved = r.layout->tokens;
   return true;
 }
 
-void SessionRows::ReservationFailed(const Reservation& reservation, absl::Status why) {
+void SessionRows::ReservationFailed(const Reservation& reservation, absl::Status why, absl::Time now) {
   Row& r = rows_[reservation.row];
   if (!r.active || r.generation != reservation.generation) return;
   r.reserving = false;
   r.reservation_error = std::move(why);
+  r.retry_after = now + kReservationRetry;
 }
 
 SessionRows::StepReadiness SessionRows::Readiness(uint32_t row) const {

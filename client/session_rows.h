@@ -16,6 +16,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "common/layout.h"
 #include "kernels/session_types.h"
@@ -85,14 +86,17 @@ class SessionRows {
   kernels::SessionRow DeviceRow(uint32_t row) const;
 
   // A reservation the row should start now, if any (its reserve ran below half of
-  // reserve_tokens); marks the row reserving.
-  std::optional<Reservation> ReservationDue(uint32_t row);
+  // reserve_tokens); marks the row reserving. After a failed one the row waits
+  // kReservationRetry before it asks again, unless it has no room for its next token.
+  std::optional<Reservation> ReservationDue(uint32_t row, absl::Time now);
+  static constexpr absl::Duration kReservationRetry = absl::Milliseconds(100);
   // A finished reservation: its layout becomes the row's (the caller then uploads
   // TakePagesToUpload). False when the row changed hands since (nothing changes).
   bool ApplyReservation(const Reservation& reservation, std::shared_ptr<const SequenceLayout> layout);
-  // A reservation that failed: the row may try again at its next step, and steps on
-  // while it has room; `why` is kept for the step that finds none (reservation_error).
-  void ReservationFailed(const Reservation& reservation, absl::Status why);
+  // A reservation that failed at `now`: the row steps on while it has room and asks
+  // again (ReservationDue); `why` is kept for the step that finds none
+  // (reservation_error).
+  void ReservationFailed(const Reservation& reservation, absl::Status why, absl::Time now);
   // Why the row's last reservation failed; OK when none failed since it joined or since
   // one succeeded.
   const absl::Status& reservation_error(uint32_t row) const { return rows_[row].reservation_error; }
@@ -113,6 +117,7 @@ class SessionRows {
     uint64_t reserved = 0;      // tokens the pool holds for the sequence
     bool reserving = false;
     absl::Status reservation_error;  // the last failed reservation's, until one succeeds
+    absl::Time retry_after = absl::InfinitePast();  // a failed reservation's backoff
     std::shared_ptr<const SequenceLayout> layout;
     std::vector<const std::byte*> stripe_devices;  // by stripe; layer l reads stripe l % size
   };

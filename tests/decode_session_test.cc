@@ -354,7 +354,9 @@ TEST_P(DecodeSessionTest, ARowWhoseReservationFailsStepsOnUntilItsRoomRunsOut) {
     ++steps;
   }
   ASSERT_EQ(failures.size(), 1u);
-  EXPECT_GE(steps, 150) << "the row left while it had room";
+  // 200 steps fill its room for 300 tokens (the pool may round it up to its pages);
+  // the step after finds none.
+  EXPECT_GE(steps, 201) << "the row left while it had room";
   EXPECT_EQ(failures[0].row, *row);
   EXPECT_EQ(failures[0].sequence, id);
   EXPECT_TRUE(absl::IsResourceExhausted(failures[0].status)) << failures[0].status;

@@ -268,12 +268,12 @@ TEST(LoadTest, AnInterruptStopsTheRunAndLeavesNothingBehind) {
 TEST(LoadTest, EachTenantsFetchesAreHeldToItsRate) {
   if (geteuid() != 0) GTEST_SKIP() << "the contention control's CPU groups need root";
   const std::string out = absl::StrCat(testing::TestTempDir(), "/load-paced");
+  const std::string region = absl::StrCat("/dev/shm/sparsepool-test-load-paced-", getpid());
   testing::CommandResult run = testing::RunCommand(
-      {"bench/sparsepool_load",
-       absl::StrCat("--daemon=service/sparsepoold --region=shm:/dev/shm/sparsepool-test-load-paced-", getpid(),
-                    ":128MiB"),
+      {"bench/sparsepool_load", absl::StrCat("--daemon=service/sparsepoold --region=shm:", region, ":128MiB"),
        "--tenants=a:1,b:2,c:1", "--tenant_fetch_rate=a:1MiB,b:2MiB", "--seconds=3", "--requests=2", "--context=1024",
        "--layers=2", "--k=128", "--churn=4", absl::StrCat("--out=", out)});
+  unlink(region.c_str());
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_THAT(run.output, HasSubstr("each tenant's fetches paced (split among its workers): a 1.00 MiB/s, "
                                     "b 2.00 MiB/s, c unpaced"));
@@ -325,6 +325,7 @@ TEST(LoadTest, WorkersThatCannotReachTheDaemonFailTheRun) {
       {{"--workers=0"}, "bad argument --workers=0: 1 to 1024"},
       {{"--path=gpu", "--transport=ucx"}, "bad argument --path=gpu: the GPU path gathers from the mapped region"},
       {{"--cache_slots=4096"}, "the residency cache is the GPU path's"},
+      {{"--reserve_tokens=4294967296"}, "bad argument --reserve_tokens=4294967296: 0 (the defaults) to 2147483647"},
       {{"--mps"}, "bad argument --mps=true: MPS serves the GPU path"},
       {{"--mps", "--path=gpu", "--tenants=quiet:1,flood:48"}, "at most 48 workers: MPS serves that many clients a GPU"},
       {{"--tenant_fetch_rate=1GiB", "--workers=2"},

@@ -9,6 +9,9 @@
 namespace sparsepool {
 namespace {
 
+// The time the tests' reservations are asked and fail at.
+const absl::Time kNow = absl::UnixEpoch() + absl::Hours(1);
+
 using ::testing::HasSubstr;
 using Readiness = SessionRows::StepReadiness;
 
@@ -119,14 +122,14 @@ TEST(SessionRowsTest, ReservationsRunAheadAndAStepWaitsOnlyWhenOneFellBehind) {
   ASSERT_TRUE(rows.Join(Layout(1, 228), 100, {kRegion}).ok());
   rows.TakePagesToUpload(0);
   int steps = 0;
-  while (!rows.ReservationDue(0).has_value()) {
+  while (!rows.ReservationDue(0, kNow).has_value()) {
     ASSERT_EQ(rows.Readiness(0), Readiness::kReady);
     rows.Advance(0);
     ++steps;
   }
   EXPECT_EQ(steps, 64) << "due once 228 - (tokens + 1) < 64";
   EXPECT_TRUE(rows.reserving(0));
-  EXPECT_FALSE(rows.ReservationDue(0).has_value()) << "one at a time";
+  EXPECT_FALSE(rows.ReservationDue(0, kNow).has_value()) << "one at a time";
   while (rows.Readiness(0) == Readiness::kReady) rows.Advance(0);
   EXPECT_EQ(rows.tokens(0), 228u);
   EXPECT_EQ(rows.Readiness(0), Readiness::kWaitForReservation);
@@ -136,7 +139,7 @@ TEST(SessionRowsTest, AFinishedReservationGrowsTheRowAndAStaleOneIsIgnored) {
   SessionRows rows(Shape());
   ASSERT_TRUE(rows.Join(Layout(1, 228), 200, {kRegion}).ok());
   rows.TakePagesToUpload(0);
-  auto due = rows.ReservationDue(0);
+  auto due = rows.ReservationDue(0, kNow);
   ASSERT_TRUE(due.has_value());
   EXPECT_EQ(due->tokens, 356u);  // 228 + 128
   ASSERT_TRUE(rows.ApplyReservation(*due, Layout(1, 356)));
@@ -146,7 +149,7 @@ TEST(SessionRowsTest, AFinishedReservationGrowsTheRowAndAStaleOneIsIgnored) {
   EXPECT_EQ(grown.to, 6u);
   EXPECT_EQ(rows.capacity(0), 356u);
   // A reservation made for the row's previous occupant changes nothing.
-  auto stale = rows.ReservationDue(0);
+  auto stale = rows.ReservationDue(0, kNow);
   ASSERT_FALSE(stale.has_value()) << "356 - 201 is above half the reserve";
   SessionRows::Reservation old{0, due->generation, 1, 484};
   rows.Leave(0);
@@ -162,7 +165,7 @@ TEST(SessionRowsTest, RowsStopAtMaxTokensAndAFailedReservationMayBeRetried) {
   SessionRows rows(shape);
   ASSERT_TRUE(rows.Join(Layout(1, 130), 128, {kRegion}).ok());
   rows.TakePagesToUpload(0);
-  EXPECT_FALSE(rows.ReservationDue(0).has_value()) << "the pool already holds max_tokens";
+  EXPECT_FALSE(rows.ReservationDue(0, kNow).has_value()) << "the pool already holds max_tokens";
   rows.Advance(0);
   EXPECT_EQ(rows.Readiness(0), Readiness::kReady);
   rows.Advance(0);
@@ -171,22 +174,53 @@ TEST(SessionRowsTest, RowsStopAtMaxTokensAndAFailedReservationMayBeRetried) {
   SessionRows other(Shape());
   ASSERT_TRUE(other.Join(Layout(2, 100), 100, {kRegion}).ok());
   other.TakePagesToUpload(0);
-  auto due = other.ReservationDue(0);
+  auto due = other.ReservationDue(0, kNow);
   ASSERT_TRUE(due.has_value());
-  other.ReservationFailed(*due, absl::UnavailableError("the daemon is away"));
+  other.ReservationFailed(*due, absl::UnavailableError("the daemon is away"), kNow);
   EXPECT_FALSE(other.reserving(0));
   EXPECT_EQ(other.Readiness(0), Readiness::kNoRoom);
   EXPECT_TRUE(absl::IsUnavailable(other.reservation_error(0))) << "kept for the step that finds no room";
-  auto again = other.ReservationDue(0);
-  ASSERT_TRUE(again.has_value()) << "tried again at the next step";
+  auto again = other.ReservationDue(0, kNow);
+  ASSERT_TRUE(again.has_value()) << "out of room, it asks again at once";
   ASSERT_TRUE(other.ApplyReservation(*again, Layout(2, 228)));
   EXPECT_TRUE(other.reservation_error(0).ok()) << "a reservation that succeeds clears it";
-  // A failure for the row's previous occupant is not the new one's.
+  // A failure for the row's previous occupant is not the new one's, and a row's leave
+  // and the next join start with none.
+  other.TakePagesToUpload(0);
+  std::optional<SessionRows::Reservation> pending;
+  while (!(pending = other.ReservationDue(0, kNow)).has_value()) other.Advance(0);
+  other.ReservationFailed(*pending, absl::ResourceExhaustedError("full"), kNow);
+  EXPECT_TRUE(absl::IsResourceExhausted(other.reservation_error(0)));
   other.Leave(0);
+  EXPECT_TRUE(other.reservation_error(0).ok()) << "cleared by the leave";
   ASSERT_TRUE(other.Join(Layout(3, 100), 100, {kRegion}).ok());
-  SessionRows::Reservation old{0, again->generation, 2, 356};
-  other.ReservationFailed(old, absl::ResourceExhaustedError("full"));
   EXPECT_TRUE(other.reservation_error(0).ok());
+  other.ReservationFailed(*pending, absl::ResourceExhaustedError("full"), kNow);
+  EXPECT_TRUE(other.reservation_error(0).ok()) << "made for the row's previous occupant";
+}
+
+// A row whose reservation failed while it still has room does not ask the pool again
+// every step: it waits kReservationRetry, unless it runs out of room first.
+TEST(SessionRowsTest, AFailedReservationIsAskedAgainAfterABackoffWhileTheRowHasRoom) {
+  SessionRows rows(Shape());
+  ASSERT_TRUE(rows.Join(Layout(1, 228), 200, {kRegion}).ok());
+  rows.TakePagesToUpload(0);
+  auto due = rows.ReservationDue(0, kNow);
+  ASSERT_TRUE(due.has_value());
+  rows.ReservationFailed(*due, absl::ResourceExhaustedError("pool full"), kNow);
+  rows.Advance(0);
+  EXPECT_FALSE(rows.ReservationDue(0, kNow + absl::Milliseconds(50)).has_value()) << "backing off, with room";
+  EXPECT_EQ(rows.Readiness(0), Readiness::kReady) << "and stepping on";
+  EXPECT_TRUE(rows.ReservationDue(0, kNow + SessionRows::kReservationRetry).has_value()) << "the backoff is over";
+
+  SessionRows out_of_room(Shape());
+  ASSERT_TRUE(out_of_room.Join(Layout(2, 228), 227, {kRegion}).ok());
+  out_of_room.TakePagesToUpload(0);
+  auto last = out_of_room.ReservationDue(0, kNow);
+  ASSERT_TRUE(last.has_value());
+  out_of_room.ReservationFailed(*last, absl::UnavailableError("away"), kNow);
+  out_of_room.Advance(0);  // its last token of room
+  EXPECT_TRUE(out_of_room.ReservationDue(0, kNow).has_value()) << "no room: asks at once, backoff or not";
 }
 
 }  // namespace

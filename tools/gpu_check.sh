@@ -101,15 +101,15 @@ for part in "${parts[@]}"; do
         [[ -z "${LOAD_ONLY:-}" || " $LOAD_ONLY " == *" $name "* ]] || return 0
         local out="/tmp/load-$name"
         rm -rf "$out" "/dev/shm/sp-load-$name"
-        "$run_dir/bin/sparsepool_load" \
-          --daemon="$run_dir/bin/sparsepoold --region=shm:/dev/shm/sp-load-$name:$region${daemon_flags:+ $daemon_flags}" \
+        local daemon="$run_dir/bin/sparsepoold --region=shm:/dev/shm/sp-load-$name:$region"
+        "$run_dir/bin/sparsepool_load" --daemon="$daemon${daemon_flags:+ $daemon_flags}" \
           "${load_common[@]}" "$@" --out="$out" >"$logs/load_$name.log" 2>&1
         local rc=$?
         rm -f "/dev/shm/sp-load-$name"
         cp "$out/results.md" "$logs/load_$name.md" 2>/dev/null
         echo "load $name ($*): exit $rc"
         ((rc == 0)) || { status=1; tail -5 "$logs/load_$name.log"; }
-        grep -E '^sparsepool-load|^\| (all|tenant)' "$out/results.md" 2>/dev/null | sed 's/^sparsepool-load: .*transport, /  /'
+        grep -E '^sparsepool-load|^Requests that left|^\| (all|tenant)' "$out/results.md" 2>/dev/null | sed 's/^sparsepool-load: .*transport, /  /'
       }
       flood="${LOAD_FLOOD:-31}"
       daemon_flags=""
@@ -125,14 +125,18 @@ for part in "${parts[@]}"; do
         run_load gpu-faults --path=gpu --tenants=acme:1,globex:3 --requests=4 "${faults[@]}"
         run_load gpu-faults-cache --path=gpu --cache_slots=4096 --workers=4 --requests=4 "${faults[@]}"
         run_load gpu-faults-mps --path=gpu --mps --workers=4 --requests=4 "${faults[@]}"
+        # A reserve of 32 tokens (some 40 ms of steps) instead of 1024: the daemon's
+        # outage and the full pool reach the rows, which leave their steps and join again
+        # (the results count them).
+        run_load gpu-faults-rejoin --path=gpu --workers=4 --requests=4 --reserve_tokens=32 "${faults[@]}"
         run_load cpu-faults --tenants=acme:1,globex:3 --requests=4 "${faults[@]}"
-        # The link to the daemon's host cut for a second needs iproute2 (and root).
-        if [[ -x /usr/sbin/ip ]]; then
+        # The link to the daemon's host cut for a second needs iproute2 and root.
+        if [[ -x /usr/sbin/ip && $(id -u) -eq 0 ]]; then
           daemon_flags="--lease_timeout=6s"  # the leases cross the link too
           run_load gpu-net-cut --path=gpu --workers=4 --requests=4 --faults=net-cut,net-cut \
             --fault_interval="${LOAD_FAULT_INTERVAL:-3s}" --outage=1s --rpc_timeout=2s
         else
-          echo "load gpu-net-cut: skipped, no iproute2 (/usr/sbin/ip) here"
+          echo "load gpu-net-cut: skipped, it needs iproute2 (/usr/sbin/ip) and root"
         fi
         daemon_flags=""
         continue

@@ -204,8 +204,9 @@ typedef struct {
 } sp_row_failure;
 
 /* Before every step. Rows the session could not serve go to `failures` (at most
- * `capacity`; *count says how many); the return value is only for the session. Whether
- * a failed row left the session: sp_session_row's `active` (client/decode_session.h). */
+ * `capacity`; *count says how many); the return value is only for the session. A
+ * failed row left the session when sp_session_row says it is not active or holds
+ * another sequence (client/decode_session.h says which failures leave). */
 int sp_session_prepare_step(sp_session* session, void* stream, sp_row_failure* failures, size_t capacity,
                             size_t* count);
 int sp_session_seed_cache(sp_session* session, uint32_t layer, const int32_t* device_topk, void* stream);

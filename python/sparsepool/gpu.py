@@ -128,9 +128,10 @@ class DecodeSession:
 
     def prepare_step(self, stream: Any = None) -> List[RowFailure]:
         """Before every step (every replay): the rows the session could not serve. A
-        sequence released under the session and a row out of room have left it (its
-        error says why: Unavailable or ResourceExhausted may join again later); a bad
-        index stays. row(r).active tells which."""
+        sequence released under the session and a row out of room have left it (a row
+        out of room with Unavailable, DeadlineExceeded or ResourceExhausted may join
+        again later); a bad index stays. Whether a row left: row(f.row) is not active or
+        holds another sequence."""
         capacity = self.max_batch * 4  # a row can fail in at most a few ways per step
         failures = (_RowFailure * capacity)()
         count = ctypes.c_size_t()
