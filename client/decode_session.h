@@ -18,8 +18,8 @@
 // Device state: for each row (request) and layer a row table and a page table with room
 // for max_tokens, allocated once; joins, leaves and growth only copy table entries
 // (PrepareStep, Join, Leave), never allocate or free. Pages are reserved in the pool
-// ahead of need (reserve_tokens at a time, ExtendSequence on a thread of the session),
-// so no RPC sits on the per-token path.
+// ahead of need (reserve_tokens at a time, ExtendSequence on the session's threads,
+// rows side by side), so no RPC sits on the per-token path.
 //
 // Each step appends one token per active row: BeginStep grows every active row by one
 // token, WriteLayer stores that token's entry (the row's last) for a layer, and the

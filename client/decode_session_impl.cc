@@ -35,6 +35,8 @@ constexpr uint64_t kRegionBytesBound = uint64_t{1} << 44;
 
 // How long PrepareStep waits for a reservation that fell behind.
 constexpr absl::Duration kReservationWait = absl::Seconds(30);
+// ExtendSequence calls a session has in flight at once, at most (one per row).
+constexpr uint32_t kReserverThreads = 8;
 
 template <typename T>
 absl::Status AllocateMapped(T** pointer, size_t count) {
@@ -98,7 +100,9 @@ absl::StatusOr<std::unique_ptr<DecodeSessionImpl>> DecodeSessionImpl::Create(Cli
   if (absl::Status s = kernels::RequireCudaDevice("a decode session"); !s.ok()) return s;
   std::unique_ptr<DecodeSessionImpl> session(new DecodeSessionImpl(client, *fence, regions, options));
   if (absl::Status allocated = session->Allocate(); !allocated.ok()) return allocated;
-  session->reserver_ = std::thread([s = session.get()] { s->ReserverMain(); });
+  for (uint32_t i = 0; i < std::min(options.max_batch, kReserverThreads); ++i) {
+    session->reservers_.emplace_back([s = session.get()] { s->ReserverMain(); });
+  }
   return session;
 }
 
@@ -166,7 +170,7 @@ DecodeSessionImpl::~DecodeSessionImpl() {
     absl::MutexLock lock(&reserve_mu_);
     stopping_ = true;
   }
-  if (reserver_.joinable()) reserver_.join();
+  for (std::thread& reserver : reservers_) reserver.join();
   cudaDeviceSynchronize();  // no step of ours may still run when its memory goes
   {
     absl::MutexLock lock(&tickets_mu_);
@@ -395,12 +399,19 @@ absl::Status DecodeSessionImpl::PrepareStep(cudaStream_t stream, std::vector<Row
     }
   }
   if (absl::Status s = ApplyReservations(false, stream, failures, nullptr); !s.ok()) return s;
+  // Every reservation due is asked before any is waited for: rows out of room at once
+  // (a daemon that answered none for a while) wait for one round trip together, on the
+  // reserver threads, not for one each.
+  const absl::Time now = absl::Now();
   for (uint32_t row = 0; row < options_.max_batch; ++row) {
     if (!rows_.active(row)) continue;
-    if (std::optional<SessionRows::Reservation> due = rows_.ReservationDue(row, absl::Now())) {
+    if (std::optional<SessionRows::Reservation> due = rows_.ReservationDue(row, now)) {
       absl::MutexLock lock(&reserve_mu_);
       reserve_queue_.push_back(Reservation{*due});
     }
+  }
+  for (uint32_t row = 0; row < options_.max_batch; ++row) {
+    if (!rows_.active(row)) continue;
     // Waits only when the reservation fell behind the row's need (and gives up when
     // none arrives within kReservationWait).
     bool arrived = true;

@@ -124,7 +124,9 @@ class DecodeSessionImpl {
   std::deque<Reservation> reserve_queue_ ABSL_GUARDED_BY(reserve_mu_);
   std::vector<Reservation> reserve_done_ ABSL_GUARDED_BY(reserve_mu_);
   bool stopping_ ABSL_GUARDED_BY(reserve_mu_) = false;
-  std::thread reserver_;
+  // Each takes the next reservation queued: rows that need room at one step are
+  // reserved side by side (a row has one reservation at a time).
+  std::vector<std::thread> reservers_;
 };
 
 }  // namespace sparsepool::internal
