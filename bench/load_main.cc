@@ -116,6 +116,14 @@ ABSL_FLAG(std::string, tenant_fetch_rate, "",
           "split evenly among its workers (ClientOptions::fetch_bytes_per_second; on the GPU path the decode session "
           "books each step's top-k): a tenant's share of the host's memory bandwidth and the GPU's link where the "
           "hardware cannot divide them (no resctrl). Empty: unpaced");
+ABSL_FLAG(bool, tenant_fetch_shared, false,
+          "with --tenant_fetch_rate: each tenant's workers book on one pacer (a file in the run's directory, "
+          "ClientOptions::fetch_pacer_file) at the tenant's whole rate, taking it as each one's demand goes, instead of "
+          "each holding a fixed part of it");
+ABSL_FLAG(absl::Duration, tenant_fetch_burst, absl::Milliseconds(1),
+          "with --tenant_fetch_rate: how far ahead of its rate a pacer's fetches may run (ClientOptions::fetch_burst): "
+          "a longer one lets a stream's bursts (a step's layers, steps back to back) through while its average keeps "
+          "to the rate");
 ABSL_FLAG(bool, mps, false,
           "with --path=gpu: the workers' kernels run side by side under CUDA MPS (a control daemon of the tool's own, "
           "with private pipe and log folders) instead of time-sliced between their contexts; with --control and "
@@ -128,6 +136,7 @@ ABSL_FLAG(std::string, worker_dir, "", "internal: where the workers keep their f
 ABSL_FLAG(std::string, tenant, "", "internal: the worker's tenant (set by the tool)");
 ABSL_FLAG(std::string, token_file, "", "internal: the file holding the worker's tenant token (set by the tool)");
 ABSL_FLAG(uint64_t, fetch_bytes_per_second, 0, "internal: the worker's fetch rate, its share of --tenant_fetch_rate");
+ABSL_FLAG(std::string, fetch_pacer_file, "", "internal: the pacer the worker's tenant shares (set by the tool)");
 
 namespace sparsepool::bench {
 namespace {
@@ -146,6 +155,7 @@ struct Options {
   bool tenant_cores = true;  // --tenant_cores
   // --tenant_fetch_rate: bytes a second by tenant (a tenant not here is unpaced).
   std::map<std::string, uint64_t> tenant_fetch_rates;
+  bool tenant_fetch_shared = false;  // --tenant_fetch_shared
   bool mps = false;      // --mps
   // Tenants and how many workers each runs, in worker order (--tenants); the daemon
   // then serves them (the tool writes its tenants file and every token).
@@ -318,8 +328,13 @@ class Parent {
         args.push_back(absl::StrCat("--tenant=", TenantOf(w)));
         args.push_back(absl::StrCat("--token_file=", TokenFile(TenantOf(w))));
         if (auto rate = o_.tenant_fetch_rates.find(TenantOf(w)); o_.control && rate != o_.tenant_fetch_rates.end()) {
-          args.push_back(absl::StrCat("--fetch_bytes_per_second=",
-                                      std::max<uint64_t>(1, rate->second / TenantEntryOf(w).second)));
+          if (o_.tenant_fetch_shared) {
+            args.push_back(absl::StrCat("--fetch_bytes_per_second=", rate->second));
+            args.push_back(absl::StrCat("--fetch_pacer_file=", state, "/pacer-", TenantOf(w)));
+          } else {
+            args.push_back(absl::StrCat("--fetch_bytes_per_second=",
+                                        std::max<uint64_t>(1, rate->second / TenantEntryOf(w).second)));
+          }
         }
       }
       SpawnOptions spawn;
@@ -518,7 +533,12 @@ class Parent {
         rates.push_back(absl::StrCat(name, " ", rate == o_.tenant_fetch_rates.end() ? "unpaced"
                                                                                     : FormatBytes(rate->second) + "/s"));
       }
-      absl::StrAppend(&header, "; each tenant's fetches paced (split among its workers): ", absl::StrJoin(rates, ", "));
+      absl::StrAppend(&header, "; each tenant's fetches paced (",
+                      o_.tenant_fetch_shared ? "one pacer for its workers" : "split among its workers",
+                      o_.worker.fetch_burst != absl::Milliseconds(1)
+                          ? absl::StrCat(", bursts of ", absl::FormatDuration(o_.worker.fetch_burst))
+                          : "",
+                      "): ", absl::StrJoin(rates, ", "));
     }
     if (mps_ != nullptr) absl::StrAppend(&header, "; CUDA MPS", SmCapsDescription());
     std::string table =
@@ -637,6 +657,9 @@ int Run(int argc, char** argv) {
   w.tenant = absl::GetFlag(FLAGS_tenant);
   w.token_file = absl::GetFlag(FLAGS_token_file);
   w.fetch_bytes_per_second = absl::GetFlag(FLAGS_fetch_bytes_per_second);
+  w.fetch_pacer_file = absl::GetFlag(FLAGS_fetch_pacer_file);
+  w.fetch_burst = absl::GetFlag(FLAGS_tenant_fetch_burst);
+  o.tenant_fetch_shared = absl::GetFlag(FLAGS_tenant_fetch_shared);
   o.soak = absl::GetFlag(FLAGS_soak);
   o.control = absl::GetFlag(FLAGS_control);
   o.tenant_cores = absl::GetFlag(FLAGS_tenant_cores);
@@ -687,6 +710,11 @@ int Run(int argc, char** argv) {
     if (absl::Status parsed = ParseTenantFetchRates(rate, o.tenants, o.tenant_fetch_rates); !parsed.ok()) {
       return RefuseFlagValue("tenant_fetch_rate", rate, parsed.message());
     }
+  } else if (o.tenant_fetch_shared) {
+    return RefuseFlagValue("tenant_fetch_shared", "true", "it shares a tenant's rate: give --tenant_fetch_rate");
+  }
+  if (w.fetch_burst < absl::ZeroDuration()) {
+    return RefuseFlagValue("tenant_fetch_burst", absl::FormatDuration(w.fetch_burst), "a duration of 0 or more");
   }
   const std::string faults = absl::GetFlag(FLAGS_faults);
   if (o.worker_index >= 0) {

@@ -148,6 +148,8 @@ class Worker {
     }
     options.rpc_timeout = o_.rpc_timeout;
     options.fetch_bytes_per_second = o_.fetch_bytes_per_second;
+    options.fetch_burst = o_.fetch_burst;
+    options.fetch_pacer_file = o_.fetch_pacer_file;
     if (o_.reserve_tokens > 0 && o_.path == "cpu") options.reserve_tokens = o_.reserve_tokens;
     reserve_tokens_ = options.reserve_tokens;
     options.client_id = absl::StrCat("load-worker-", o_.index, "-", getpid());

@@ -53,8 +53,12 @@ struct LoadWorkerOptions {
   // it, connects a new one under a new id and takes new requests); 0: never.
   int client_churn = 0;
   absl::Duration rpc_timeout = absl::Seconds(10);
-  // The client's ClientOptions::fetch_bytes_per_second (its tenant's share); 0: unpaced.
+  // The client's ClientOptions::fetch_bytes_per_second (its tenant's share, or with a
+  // fetch_pacer_file the tenant's whole rate), fetch_burst and fetch_pacer_file.
+  // 0: unpaced.
   uint64_t fetch_bytes_per_second = 0;
+  absl::Duration fetch_burst = absl::Milliseconds(1);
+  std::string fetch_pacer_file;
   double recover_seconds = 30;
   // The run's directory (RunDirectory): the worker writes its progress, ledger and
   // result in its own LoadWorkerDir(dir, index), and looks here for the parent's stop

@@ -629,14 +629,22 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& opt
     if (cluster.client_id.empty()) cluster.client_id = MakeClientId();
     return internal::ConnectCluster(cluster);
   }
-  return internal::ConnectNode(options, internal::FetchPacerFor(options));
+  absl::StatusOr<std::shared_ptr<RatePacer>> pacer = internal::FetchPacerFor(options);
+  if (!pacer.ok()) return pacer.status();
+  return internal::ConnectNode(options, *std::move(pacer));
 }
 
 namespace internal {
 
-std::shared_ptr<RatePacer> FetchPacerFor(const ClientOptions& options) {
-  if (options.fetch_bytes_per_second == 0) return nullptr;
-  return std::make_shared<RatePacer>(options.fetch_bytes_per_second, absl::Milliseconds(1));
+absl::StatusOr<std::shared_ptr<RatePacer>> FetchPacerFor(const ClientOptions& options) {
+  if (options.fetch_bytes_per_second == 0) return std::shared_ptr<RatePacer>();
+  if (options.fetch_pacer_file.empty()) {
+    return std::make_shared<RatePacer>(options.fetch_bytes_per_second, options.fetch_burst);
+  }
+  absl::StatusOr<std::unique_ptr<RatePacer>> shared =
+      RatePacer::OpenShared(options.fetch_pacer_file, options.fetch_bytes_per_second, options.fetch_burst);
+  if (!shared.ok()) return shared.status();
+  return std::shared_ptr<RatePacer>(*std::move(shared));
 }
 
 absl::StatusOr<std::unique_ptr<Client>> ConnectNode(const ClientOptions& options,

@@ -24,8 +24,9 @@ absl::StatusOr<std::shared_ptr<const SequenceLayout>> CachedLayout(Client& clien
 // hold it too. Null when its keepalive_interval is zero (writes not fenced).
 absl::StatusOr<ReleaseFence*> Fence(Client& client);
 
-// The pacer options.fetch_bytes_per_second asks for; null when it is 0.
-std::shared_ptr<RatePacer> FetchPacerFor(const ClientOptions& options);
+// The pacer options.fetch_bytes_per_second asks for (shared through
+// options.fetch_pacer_file when it names one); null when the rate is 0.
+absl::StatusOr<std::shared_ptr<RatePacer>> FetchPacerFor(const ClientOptions& options);
 // A client of the one daemon at options.address (options.etcd empty) whose fetches
 // wait on `fetch_pacer` (null: unpaced), which a cluster client shares between its
 // node connections so that its fetches over all nodes keep to one rate.

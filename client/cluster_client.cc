@@ -54,8 +54,9 @@ std::vector<std::pair<size_t, size_t>> RunsByNode(absl::Span<const SequenceId> b
 
 class ClusterClient final : public Client {
  public:
-  ClusterClient(ClientOptions options, std::unique_ptr<cluster::EtcdClient> etcd)
-      : options_(std::move(options)), etcd_(std::move(etcd)), fetch_pacer_(FetchPacerFor(options_)) {}
+  ClusterClient(ClientOptions options, std::unique_ptr<cluster::EtcdClient> etcd,
+                std::shared_ptr<RatePacer> fetch_pacer)
+      : options_(std::move(options)), etcd_(std::move(etcd)), fetch_pacer_(std::move(fetch_pacer)) {}
 
   ~ClusterClient() override {
     // The async worker first (its calls may still reach nodes), then the node clients,
@@ -472,9 +473,11 @@ class ClusterClient final : public Client {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Client>> ConnectCluster(const ClientOptions& options) {
+  absl::StatusOr<std::shared_ptr<RatePacer>> pacer = FetchPacerFor(options);
+  if (!pacer.ok()) return pacer.status();
   auto etcd = cluster::EtcdClient::Connect(options.etcd, options.rpc_timeout);
   if (!etcd.ok()) return etcd.status();
-  auto client = std::make_unique<ClusterClient>(options, *std::move(etcd));
+  auto client = std::make_unique<ClusterClient>(options, *std::move(etcd), *std::move(pacer));
   if (absl::Status s = client->Refresh(); !s.ok()) return s;
   return client;
 }

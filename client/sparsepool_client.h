@@ -89,14 +89,24 @@ struct ClientOptions {
   int copy_threads = 1;
   // The most bytes a second this client's FetchTopK calls deliver (selected entries;
   // padding is not read), over every thread that calls them: each call waits before it
-  // copies until the calls before it are paid for (common/rate_pacer.h; 1 ms of
-  // tolerance). A tenant's share of the decode host's memory bandwidth where the
-  // hardware does not divide it (no resctrl); it binds only clients that set it. The
-  // waits are counted (ClientMetrics::fetch_paced_seconds), not in the fetch latency.
-  // A cluster client holds its fetches over all nodes to the one rate. A GPU decode
-  // session's gathers (client/decode_session.h) are booked on the same rate before each
-  // step (PaceFetch). 0: unpaced.
+  // copies until the calls before it are paid for (common/rate_pacer.h). A tenant's
+  // share of the decode host's memory bandwidth where the hardware does not divide it
+  // (no resctrl); it binds only clients that set it. The waits are counted
+  // (ClientMetrics::fetch_paced_seconds), not in the fetch latency. A cluster client
+  // holds its fetches over all nodes to the one rate. A GPU decode session's gathers
+  // (client/decode_session.h) are booked on the same rate before each step
+  // (PaceFetch). 0: unpaced.
   uint64_t fetch_bytes_per_second = 0;
+  // How far ahead of the rate's pay a burst of fetches may run (the layers of one
+  // decode step come together): a longer one lets a quiet stream's bursts through
+  // unheld while its average keeps to the rate.
+  absl::Duration fetch_burst = absl::Milliseconds(1);
+  // With a rate: a file (on a tmpfs, such as /dev/shm) through which every client that
+  // names it, in any process on this host, books on one pacer: the rate is theirs
+  // together (a tenant's decode workers on a host), taken as each one's demand goes,
+  // instead of a fixed part each. Made (mode 0600) if absent; give every such client
+  // the same rate and burst. Empty: the client's own pacer.
+  std::string fetch_pacer_file;
   // For "verbs" (the batch timeout is rpc_timeout).
   struct Verbs {
     std::string device;      // empty: the first RDMA device listed

@@ -301,6 +301,39 @@ TEST(LoadTest, EachTenantsFetchesAreHeldToItsRate) {
   EXPECT_EQ(workers, 4);
 }
 
+// --tenant_fetch_shared: a tenant's workers book on one pacer at its whole rate (a file
+// in the run's directory), so together they keep to it, whichever of them fetches; a
+// longer burst lets a step's layers through together. An upper bound again.
+TEST(LoadTest, ATenantsWorkersCanShareOnePacer) {
+  if (geteuid() != 0) GTEST_SKIP() << "the contention control's CPU groups need root";
+  const std::string out = absl::StrCat(testing::TestTempDir(), "/load-shared-pacer");
+  const std::string region = absl::StrCat("/dev/shm/sparsepool-test-load-shared-pacer-", getpid());
+  testing::CommandResult run = testing::RunCommand(
+      {"bench/sparsepool_load", absl::StrCat("--daemon=service/sparsepoold --region=shm:", region, ":128MiB"),
+       "--tenants=a:1,b:3", "--tenant_fetch_rate=b:3MiB", "--tenant_fetch_shared", "--tenant_fetch_burst=5ms",
+       "--seconds=3", "--requests=2", "--context=1024", "--layers=2", "--k=128", "--churn=4",
+       absl::StrCat("--out=", out)});
+  unlink(region.c_str());
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_THAT(run.output, HasSubstr("each tenant's fetches paced (one pacer for its workers, bursts of 5ms): "
+                                    "a unpaced, b 3.00 MiB/s"));
+  std::ifstream csv(out + "/results.csv");
+  bool found = false;
+  for (std::string line; std::getline(csv, line);) {
+    std::vector<std::string> cells = absl::StrSplit(line, ',');
+    if (cells.size() < 8 || cells[0] != "tenant b") continue;
+    found = true;
+    double entries_per_s = 0;
+    ASSERT_TRUE(absl::SimpleAtod(cells[7], &entries_per_s)) << line;
+    // Over at least the run's 3 s: the rate, the one call that went before it was paid
+    // for, and a burst's worth (5 ms of the rate).
+    constexpr double kRate = 3 << 20, kCallBytes = 2 * 128 * 656;
+    EXPECT_LE(entries_per_s * 656, kRate * 1.01 + (kCallBytes + kRate * 0.005) / 3) << line;
+    EXPECT_GT(entries_per_s, 0) << line;
+  }
+  EXPECT_TRUE(found) << run.output;
+}
+
 // A failed run keeps its workers' directory and names it: checked, then removed (this
 // test's runs fail on purpose).
 void ExpectWorkersDirectoryKeptAndRemoveIt(const std::string& output) {
@@ -338,6 +371,8 @@ TEST(LoadTest, WorkersThatCannotReachTheDaemonFailTheRun) {
       {{"--tenant_fetch_rate=a1GiB,b:1GiB", "--tenants=a:1,b:1"}, "\"a1GiB\" is not NAME:RATE"},
       {{"--tenant_fetch_rate=1GiB", "--tenants=a:1", "--control=false"},
        "it is part of the contention control: drop --control=false"},
+      {{"--tenant_fetch_shared", "--tenants=a:1"}, "bad argument --tenant_fetch_shared=true: it shares a tenant's rate"},
+      {{"--tenant_fetch_burst=-1ms", "--tenants=a:1"}, "bad argument --tenant_fetch_burst=-1ms: a duration of 0 or more"},
       {{"--faults=daemon-kill,flood"}, "unknown fault \"flood\""},
   };
   for (const auto& [flags, says] : refusals) {

@@ -2,10 +2,18 @@
 // its rate (a lower bound only: a loaded machine can make it slower, never faster).
 #include "common/rate_pacer.h"
 
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <fstream>
+#include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace sparsepool {
@@ -50,6 +58,67 @@ TEST(RatePacerTest, AStreamOfAcquiresTakesAtLeastItsPay) {
   // A sleep that ran long shortens the next wait: the waits add up to at most the pay.
   EXPECT_GT(waited, absl::ZeroDuration());
   EXPECT_LE(waited, absl::Milliseconds(400));
+}
+
+// A pacer's file in the test's own directory, removed at the end.
+class SharedPacerFile {
+ public:
+  explicit SharedPacerFile(const std::string& name) : path_(absl::StrCat(testing::TempDir(), "/", name)) {
+    unlink(path_.c_str());
+  }
+  ~SharedPacerFile() { unlink(path_.c_str()); }
+  const std::string& path() const { return path_; }
+
+ private:
+  const std::string path_;
+};
+
+// Pacers that open one file book on one stream, in one process or several: the rate
+// is theirs together.
+TEST(RatePacerTest, PacersSharingAFileShareOneRateAcrossProcesses) {
+  SharedPacerFile file("pacer-shared");
+  auto first = RatePacer::OpenShared(file.path(), 1000, absl::ZeroDuration());
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto second = RatePacer::OpenShared(file.path(), 1000, absl::ZeroDuration());
+  ASSERT_TRUE(second.ok()) << second.status();
+  struct stat st;
+  ASSERT_EQ(stat(file.path().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u) << "made for its owner alone";
+  EXPECT_EQ((*first)->Reserve(500, kT0), absl::ZeroDuration());
+  EXPECT_EQ((*second)->Reserve(500, kT0), absl::Milliseconds(500)) << "waits for the first's";
+  // Another process books 1000 bytes (a second) on it: the next here waits for that too.
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto own = RatePacer::OpenShared(file.path(), 1000, absl::ZeroDuration());
+    _exit(own.ok() && (*own)->Reserve(1000, kT0) == absl::Seconds(1) ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the other process's wait was not after ours";
+  EXPECT_EQ((*first)->Reserve(1, kT0), absl::Seconds(2));
+  // A pacer of its own shares nothing.
+  RatePacer own(1000, absl::ZeroDuration());
+  EXPECT_EQ(own.Reserve(1, kT0), absl::ZeroDuration());
+}
+
+TEST(RatePacerTest, AFileThatIsNotAPacersIsRefusedAndLeftAlone) {
+  SharedPacerFile other_size("pacer-other-size");
+  std::ofstream(other_size.path()) << "not a pacer, and longer than nothing";
+  auto refused = RatePacer::OpenShared(other_size.path(), 1000, absl::ZeroDuration());
+  EXPECT_TRUE(absl::IsInvalidArgument(refused.status())) << refused.status();
+  EXPECT_THAT(std::string(refused.status().message()), ::testing::HasSubstr("not a pacer's 128"));
+
+  SharedPacerFile other_magic("pacer-other-magic");
+  std::ofstream(other_magic.path()) << std::string(128, 'x');
+  refused = RatePacer::OpenShared(other_magic.path(), 1000, absl::ZeroDuration());
+  EXPECT_TRUE(absl::IsInvalidArgument(refused.status())) << refused.status();
+  EXPECT_THAT(std::string(refused.status().message()), ::testing::HasSubstr("is not a sparsepool pacer file"));
+  std::ifstream in(other_magic.path());
+  std::string kept((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(kept, std::string(128, 'x')) << "nothing written into it";
+
+  EXPECT_FALSE(RatePacer::OpenShared(testing::TempDir(), 1000, absl::ZeroDuration()).ok()) << "a directory";
 }
 
 }  // namespace

@@ -12,7 +12,8 @@
 # LOAD_CORES (the quiet tenant beside a flood, on shared cores and on cores of its own, both paths;
 # with fetches paced: LOAD_PACE and LOAD_PACE2 on the CPU path, LOAD_GPU_PACE on the GPU's, LOAD_FLOOD_PACE
 # for the flooding tenant alone on both), LOAD_FAULTS (faults under load on the GPU path, the CPU path's beside;
-# LOAD_FAULT_LIST, LOAD_FAULT_INTERVAL).
+# LOAD_FAULT_LIST, LOAD_FAULT_INTERVAL), LOAD_SHARES (equal fetch rates for every tenant, split or one pacer a
+# tenant with longer bursts; LOAD_SHARE_RATE, LOAD_SHARE_BURST).
 # LOAD_ONLY="name ...": only the load runs so named.
 # Logs go to $OUT (or /tmp) and a summary to stdout.
 set -uo pipefail
@@ -139,6 +140,24 @@ for part in "${parts[@]}"; do
           echo "load gpu-net-cut: skipped, it needs iproute2 (/usr/sbin/ip) and root"
         fi
         daemon_flags=""
+        continue
+      fi
+      if [[ -n "${LOAD_SHARES:-}" ]]; then
+        # Equal shares (every tenant the same rate, LOAD_SHARE_RATE): split among each
+        # tenant's workers with 1 ms bursts, against one pacer a tenant
+        # (--tenant_fetch_shared) with longer bursts (LOAD_SHARE_BURST), which let the
+        # quiet tenant's steps through back to back while the flood's average keeps to
+        # its rate. Both paths, the quiet tenant alone first.
+        share=(--tenant_fetch_rate="${LOAD_SHARE_RATE:-6GiB}")
+        burst=(--tenant_fetch_shared --tenant_fetch_burst="${LOAD_SHARE_BURST:-20ms}")
+        gflood="${LOAD_FLOOD:-15}"
+        run_load quiet-alone --tenants=quiet:1 --requests=4
+        run_load flood-equal-split --tenants=quiet:1,flood:"$flood" --requests=4 "${share[@]}"
+        run_load flood-equal-shared --tenants=quiet:1,flood:"$flood" --requests=4 "${share[@]}" "${burst[@]}"
+        run_load gpu-quiet-alone --path=gpu --tenants=quiet:1 --requests=4
+        run_load gpu-flood-equal-split --path=gpu --mps --tenants=quiet:1,flood:"$gflood" --requests=4 "${share[@]}"
+        run_load gpu-flood-equal-shared --path=gpu --mps --tenants=quiet:1,flood:"$gflood" --requests=4 \
+          "${share[@]}" "${burst[@]}"
         continue
       fi
       if [[ -n "${LOAD_MPS:-}" ]]; then
