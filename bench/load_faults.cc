@@ -67,9 +67,11 @@ class PoolFiller {
     filled_bytes_ = bytes_;
     return absl::OkStatus();
   }
-  // Until `hold` passes, takes whatever room appears, the largest size first.
+  // Until `hold` passes, takes whatever room appears, the largest size first. A create
+  // may wait up to the filler's deadline (a second) for room, so the hold may run that
+  // much longer: Retaken says how long it was.
   absl::Status Hold(absl::Duration hold) {
-    const absl::Time stop = absl::Now() + hold;
+    const absl::Time begin = absl::Now(), stop = begin + hold;
     size_t size = 0;
     while (absl::Now() < stop) {
       absl::StatusOr<bool> taken = Take(kSizes[size]);
@@ -80,6 +82,7 @@ class PoolFiller {
         Sleep(absl::Milliseconds(10));
       }
     }
+    held_ = absl::Now() - begin;
     return absl::OkStatus();
   }
   absl::Status ReleaseAll() {
@@ -96,9 +99,14 @@ class PoolFiller {
                         refusal_.empty() ? "until its time was up (the pool kept granting)"
                                          : absl::StrCat("until refused: \"", refusal_.substr(0, 120), "\""));
   }
-  // What Hold took again.
+  // What Hold took again, and for how long it held.
   std::string Retaken() const {
-    return absl::StrCat(ids_.size() - filled_, " sequences (", FormatBytes(bytes_ - filled_bytes_), ") retaken");
+    return absl::StrCat(absl::FormatDuration(absl::Trunc(held_, absl::Milliseconds(10))), ", ", ids_.size() - filled_,
+                        " sequences (", FormatBytes(bytes_ - filled_bytes_), ") retaken");
+  }
+  // A fault that failed half way lets go of what it holds all the same.
+  ~PoolFiller() {
+    if (client_ != nullptr) (void)ReleaseAll();
   }
 
  private:
@@ -129,6 +137,7 @@ class PoolFiller {
   uint64_t bytes_ = 0;
   size_t filled_ = 0;  // sequences and bytes Fill took
   uint64_t filled_bytes_ = 0;
+  absl::Duration held_;
   std::string refusal_;
 };
 
@@ -199,7 +208,7 @@ class FaultRunner {
         if (absl::Status s = filler.Hold(o_.outage); !s.ok()) return s;
         const std::string retaken = filler.Retaken();
         if (absl::Status s = filler.ReleaseAll(); !s.ok()) return s;
-        return absl::StrCat(what, ", held ", absl::FormatDuration(o_.outage), " (", retaken, "), released");
+        return absl::StrCat(what, ", held (", retaken, "), released");
       }
       case LoadFault::kNetCut: {
         if (network_ == nullptr) {

@@ -712,9 +712,12 @@ int Run(int argc, char** argv) {
     }
   } else if (o.tenant_fetch_shared) {
     return RefuseFlagValue("tenant_fetch_shared", "true", "it shares a tenant's rate: give --tenant_fetch_rate");
+  } else if (w.fetch_burst != absl::Milliseconds(1)) {
+    return RefuseFlagValue("tenant_fetch_burst", absl::FormatDuration(w.fetch_burst),
+                           "it shapes a tenant's rate: give --tenant_fetch_rate");
   }
-  if (w.fetch_burst < absl::ZeroDuration()) {
-    return RefuseFlagValue("tenant_fetch_burst", absl::FormatDuration(w.fetch_burst), "a duration of 0 or more");
+  if (w.fetch_burst < absl::ZeroDuration() || w.fetch_burst > absl::Hours(1)) {
+    return RefuseFlagValue("tenant_fetch_burst", absl::FormatDuration(w.fetch_burst), "0 to 1h");
   }
   const std::string faults = absl::GetFlag(FLAGS_faults);
   if (o.worker_index >= 0) {

@@ -153,7 +153,14 @@ class SessionRequests final : public RequestStrategy {
       }
     }
     std::vector<DecodeSession::RowFailure> failures;
-    if (absl::Status s = session_->PrepareStep(stream_.get(), &failures); !s.ok()) return s;
+    if (absl::Status s = session_->PrepareStep(stream_.get(), &failures); !s.ok()) {
+      // No step (the fence refused, a CUDA failure): an error of the step as a whole,
+      // with no failed rows; those that left before it are forgotten all the same.
+      for (const auto& f : failures) {
+        if (!session_->active(f.row) || session_->sequence(f.row) != f.sequence) rows_.erase(f.sequence);
+      }
+      return s;
+    }
     // The step runs even when rows failed: PrepareStep has advanced the others and taken
     // the release fence, which the graph's end gives back.
     const auto launched = std::chrono::steady_clock::now();

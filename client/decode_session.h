@@ -116,7 +116,8 @@ class DecodeSession {
   // the memory (the tables are allocated here, once).
   static absl::StatusOr<std::unique_ptr<DecodeSession>> Create(Client* client, GpuRegionRegistry* regions,
                                                                const DecodeSessionOptions& options);
-  // Waits for the device, then frees everything.
+  // Waits for the device and for the reservations in flight (each ends within the
+  // client's rpc_timeout, twice over), then frees everything.
   ~DecodeSession();
   DecodeSession(const DecodeSession&) = delete;
   DecodeSession& operator=(const DecodeSession&) = delete;
@@ -149,7 +150,8 @@ class DecodeSession {
   // makes the row leave at once; a row at max_tokens leaves with OutOfRange. Whether a
   // failed row left: active(f.row) && sequence(f.row) == f.sequence is false. Returns an
   // error only for the session as a whole: the fence refused (FailedPrecondition:
-  // nothing advanced, the step must not run, and PrepareStep may be called again), or
+  // nothing advanced, the step must not run, and PrepareStep may be called again; rows
+  // already in `failures` did leave), or
   // a CUDA failure (the session is then unusable: destroy it). Once it returns OK the
   // step must run (the rows that left are not in it, the others advanced, and the
   // graph's end gives the fence back), failures or not.

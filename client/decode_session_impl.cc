@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <optional>
 #include <type_traits>
@@ -37,6 +38,21 @@ constexpr uint64_t kRegionBytesBound = uint64_t{1} << 44;
 constexpr absl::Duration kReservationWait = absl::Seconds(30);
 // ExtendSequence calls a session has in flight at once, at most (one per row).
 constexpr uint32_t kReserverThreads = 8;
+
+// A reservation's answer that asking again cannot change: the sequence gone, the call
+// malformed or not allowed. Anything else (the daemon away or restarting, the pool
+// full, a call cut off or asked to retry) may pass.
+bool RefusedForGood(const absl::Status& s) {
+  return absl::IsNotFound(s) || absl::IsInvalidArgument(s) || absl::IsPermissionDenied(s) ||
+         absl::IsUnauthenticated(s) || absl::IsOutOfRange(s) || absl::IsFailedPrecondition(s) ||
+         absl::IsUnimplemented(s) || absl::IsDataLoss(s);
+}
+
+// The monotonic clock as an absl::Time (the backoff of a failed reservation must not
+// move with the wall clock).
+absl::Time MonotonicNow() {
+  return absl::UnixEpoch() + absl::FromChrono(std::chrono::steady_clock::now().time_since_epoch());
+}
 
 template <typename T>
 absl::Status AllocateMapped(T** pointer, size_t count) {
@@ -201,7 +217,7 @@ kernels::SessionStepArgs DecodeSessionImpl::StepArgs() const {
 absl::StatusOr<uint32_t> DecodeSessionImpl::Join(SequenceId id, uint64_t tokens, cudaStream_t stream) {
   auto layout = internal::CachedLayout(*client_, id);
   if (!layout.ok()) return layout.status();
-  // Room for the first steps now; later reservations run ahead on the reserver thread.
+  // Room for the first steps now; later reservations run ahead on the reserver threads.
   if (const uint64_t wanted = rows_.InitialReservation(tokens); (*layout)->tokens < wanted && tokens <= wanted) {
     if (absl::Status s = client_->ExtendSequence(id, wanted); !s.ok()) return s;
     layout = internal::CachedLayout(*client_, id);
@@ -313,16 +329,16 @@ absl::Status DecodeSessionImpl::ApplyReservations(bool wait, cudaStream_t stream
     const SessionRows::Reservation& job = done_job.job;
     if (!done_job.result.ok()) {
       const absl::Status& why = done_job.result.status();
-      if (absl::IsUnavailable(why) || absl::IsDeadlineExceeded(why) || absl::IsResourceExhausted(why)) {
+      if (!RefusedForGood(why)) {
         // Not a failure of the row yet: it steps on while its reserve lasts and asks
-        // again (a daemon that restarts meanwhile, a pool full for a moment, cost no
-        // row). The step that finds it out of room reports this error.
-        rows_.ReservationFailed(job, why, absl::Now());
+        // again (a daemon that restarts meanwhile, a pool full for a moment, a call cut
+        // off cost no row). The step that finds it out of room reports this error.
+        rows_.ReservationFailed(job, why, MonotonicNow());
         continue;
       }
       // Asking again would not help (its sequence gone, the call refused): the row
-      // leaves now, saying why.
-      if (rows_.active(job.row) && rows_.sequence(job.row) == job.id) {
+      // leaves now, saying why; unless it changed hands since the job was made.
+      if (rows_.Current(job)) {
         ReportRow(job.row, absl::Status(why.code(), absl::StrCat("sequence ", job.id, " (row ", job.row,
                                                                  ") could not reserve room: ", why.message(),
                                                                  "; it left the session")),
@@ -345,6 +361,11 @@ void DecodeSessionImpl::ReportRow(uint32_t row, absl::Status status, std::vector
 // ---- Between steps ----
 
 absl::Status DecodeSessionImpl::PrepareStep(cudaStream_t stream, std::vector<RowFailure>* failures) {
+  // No step while the daemon refuses to fence this client's connection: refused before
+  // anything changes, or is booked on the rate.
+  if (fence_ != nullptr) {
+    if (absl::StatusOr<ReleaseFence::Ticket> probe = fence_->TryEnter(); !probe.ok()) return probe.status();
+  }
   // Paced before the fence is taken: a step held to its rate must not hold back the
   // daemon's releases meanwhile.
   uint64_t selected = 0;
@@ -352,14 +373,6 @@ absl::Status DecodeSessionImpl::PrepareStep(cudaStream_t stream, std::vector<Row
     if (rows_.active(row)) selected += std::min<uint64_t>(options_.k, rows_.tokens(row) + 1);
   }
   client_->PaceFetch(selected * fetches_per_step_ * options_.entry_bytes);
-  // The step's write-backs are fenced from here until the step has completed; none may
-  // start while the daemon refuses to fence this client's connection.
-  std::optional<ReleaseFence::Ticket> ticket;
-  if (fence_ != nullptr) {
-    absl::StatusOr<ReleaseFence::Ticket> entered = fence_->TryEnter();
-    if (!entered.ok()) return entered.status();
-    ticket = *std::move(entered);
-  }
   // What the completed steps reported. Only when every step prepared so far has ended:
   // then no kernel writes these flags while they are read and cleared.
   const unsigned long long steps_done = *reinterpret_cast<volatile unsigned long long*>(steps_done_);
@@ -402,7 +415,7 @@ absl::Status DecodeSessionImpl::PrepareStep(cudaStream_t stream, std::vector<Row
   // Every reservation due is asked before any is waited for: rows out of room at once
   // (a daemon that answered none for a while) wait for one round trip together, on the
   // reserver threads, not for one each.
-  const absl::Time now = absl::Now();
+  const absl::Time now = MonotonicNow();
   for (uint32_t row = 0; row < options_.max_batch; ++row) {
     if (!rows_.active(row)) continue;
     if (std::optional<SessionRows::Reservation> due = rows_.ReservationDue(row, now)) {
@@ -410,6 +423,7 @@ absl::Status DecodeSessionImpl::PrepareStep(cudaStream_t stream, std::vector<Row
       reserve_queue_.push_back(Reservation{*due});
     }
   }
+  std::vector<uint32_t> ready;
   for (uint32_t row = 0; row < options_.max_batch; ++row) {
     if (!rows_.active(row)) continue;
     // Waits only when the reservation fell behind the row's need (and gives up when
@@ -430,12 +444,14 @@ absl::Status DecodeSessionImpl::PrepareStep(cudaStream_t stream, std::vector<Row
       absl::Status why;
       if (readiness == SessionRows::StepReadiness::kPastMaxTokens) {
         why = absl::OutOfRangeError(absl::StrCat(what, "reached the session's max_tokens ", options_.max_tokens));
+      } else if (readiness == SessionRows::StepReadiness::kWaitForReservation) {
+        why = absl::DeadlineExceededError(absl::StrCat(
+            what, "has no room for its next token: its reservation did not come within ",
+            absl::FormatDuration(kReservationWait),
+            reserving.ok() ? "" : absl::StrCat(" (the one before failed: ", reserving.message(), ")")));
       } else if (!reserving.ok()) {
         why = absl::Status(reserving.code(), absl::StrCat(what, "has no room for its next token: reserving it failed: ",
                                                           reserving.message()));
-      } else if (readiness == SessionRows::StepReadiness::kWaitForReservation) {
-        why = absl::DeadlineExceededError(absl::StrCat(what, "has no room for its next token: its reservation did not "
-                                                       "come within ", absl::FormatDuration(kReservationWait)));
       } else {
         why = absl::ResourceExhaustedError(absl::StrCat(what, "has no room reserved for its next token"));
       }
@@ -443,8 +459,18 @@ absl::Status DecodeSessionImpl::PrepareStep(cudaStream_t stream, std::vector<Row
       if (absl::Status s = Leave(row, stream); !s.ok()) return s;
       continue;
     }
-    rows_.Advance(row);  // what BeginStep does on the device
+    ready.push_back(row);
   }
+  // The step's write-backs are fenced from here until the step has completed. Taken
+  // only now: a ticket held while this waited for reservations would hold back this
+  // client's acknowledgement of releases whose memory those reservations wait for.
+  std::optional<ReleaseFence::Ticket> ticket;
+  if (fence_ != nullptr) {
+    absl::StatusOr<ReleaseFence::Ticket> entered = fence_->TryEnter();
+    if (!entered.ok()) return entered.status();  // refused meanwhile: the rows in `failures` left, none advanced
+    ticket = *std::move(entered);
+  }
+  for (uint32_t row : ready) rows_.Advance(row);  // what BeginStep does on the device
   if (ticket.has_value()) {
     absl::MutexLock lock(&tickets_mu_);
     tickets_.push_back(*std::move(ticket));

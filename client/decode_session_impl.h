@@ -61,7 +61,7 @@ class DecodeSessionImpl {
   uint64_t device_bytes() const { return device_bytes_; }
 
  private:
-  // An ExtendSequence the reserver thread runs, and its outcome.
+  // An ExtendSequence a reserver thread runs, and its outcome.
   struct Reservation {
     SessionRows::Reservation job;
     absl::StatusOr<std::shared_ptr<const SequenceLayout>> result = absl::UnknownError("pending");

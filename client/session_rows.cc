@@ -113,7 +113,7 @@ std::optional<SessionRows::Reservation> SessionRows::ReservationDue(uint32_t row
   if (!r.active || r.reserving || r.reserved >= shape_.max_tokens) return std::nullopt;
   if (r.reserved >= r.tokens + 1 + shape_.reserve_tokens / 2) return std::nullopt;
   // A pool that refused a moment ago is not asked again every step while there is room.
-  if (now < r.retry_after && capacity(row) >= r.tokens + 1) return std::nullopt;
+  if (now < r.retry_after && capacity(row) >= r.tokens + 1 + shape_.reserve_tokens / 4) return std::nullopt;
   r.reserving = true;
   return Reservation{row, r.generation, r.id, std::min(shape_.max_tokens, r.reserved + shape_.reserve_tokens)};
 }

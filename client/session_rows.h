@@ -87,12 +87,19 @@ class SessionRows {
 
   // A reservation the row should start now, if any (its reserve ran below half of
   // reserve_tokens); marks the row reserving. After a failed one the row waits
-  // kReservationRetry before it asks again, unless it has no room for its next token.
+  // kReservationRetry before it asks again, unless its room runs low meanwhile (under
+  // a quarter of reserve_tokens). `now`: a monotonic clock's.
   std::optional<Reservation> ReservationDue(uint32_t row, absl::Time now);
   static constexpr absl::Duration kReservationRetry = absl::Milliseconds(100);
   // A finished reservation: its layout becomes the row's (the caller then uploads
   // TakePagesToUpload). False when the row changed hands since (nothing changes).
   bool ApplyReservation(const Reservation& reservation, std::shared_ptr<const SequenceLayout> layout);
+  // Whether the reservation was made for the row's present occupant (it has not left
+  // or changed hands since).
+  bool Current(const Reservation& reservation) const {
+    const Row& r = rows_[reservation.row];
+    return r.active && r.generation == reservation.generation;
+  }
   // A reservation that failed at `now`: the row steps on while it has room and asks
   // again (ReservationDue); `why` is kept for the step that finds none
   // (reservation_error).

@@ -101,11 +101,12 @@ struct ClientOptions {
   // decode step come together): a longer one lets a quiet stream's bursts through
   // unheld while its average keeps to the rate.
   absl::Duration fetch_burst = absl::Milliseconds(1);
-  // With a rate: a file (on a tmpfs, such as /dev/shm) through which every client that
-  // names it, in any process on this host, books on one pacer: the rate is theirs
-  // together (a tenant's decode workers on a host), taken as each one's demand goes,
-  // instead of a fixed part each. Made (mode 0600) if absent; give every such client
-  // the same rate and burst. Empty: the client's own pacer.
+  // With a rate: a file through which every client that names it, in any process on
+  // this host, books on one pacer: the rate is theirs together (a tenant's decode
+  // workers on a host), taken as each one's demand goes, instead of a fixed part each.
+  // On a tmpfs (such as /dev/shm), this user's alone; made (mode 0600) if absent;
+  // Connect refuses another file (common/rate_pacer.h). Give every such client the same
+  // rate and burst. Empty: the client's own pacer.
   std::string fetch_pacer_file;
   // For "verbs" (the batch timeout is rpc_timeout).
   struct Verbs {

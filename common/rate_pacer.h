@@ -29,12 +29,14 @@ class RatePacer {
  public:
   // A pacer of this process's own. `bytes_per_second`: at least 1 (0 is taken as 1).
   // `tolerance`: how far ahead of its pay the stream may run, which lets calls that
-  // come in bursts through together (a negative one is taken as none).
+  // come in bursts through together (taken within [0, 1 h]).
   RatePacer(uint64_t bytes_per_second, absl::Duration tolerance);
-  // A pacer whose time is kept in the file at `path` (made, mode 0600, when absent; a
-  // tmpfs such as /dev/shm keeps it off the disk), shared with every pacer that opens
-  // it. Each books its calls at its own rate and tolerance: give them all the same.
-  // InvalidArgument for a file that is not a pacer's; the system's error otherwise.
+  // A pacer whose time is kept in the file at `path`, shared with every pacer that
+  // opens it; the file is made (mode 0600, whole, by a link) when absent. It must be on
+  // a tmpfs such as /dev/shm (the time is the boot's monotonic clock's), this user's
+  // and no one else's to write. Each pacer books its calls at its own rate and
+  // tolerance: give them all the same. InvalidArgument for a file that is not such a
+  // pacer's (left as it is); the system's error otherwise.
   static absl::StatusOr<std::unique_ptr<RatePacer>> OpenShared(const std::string& path, uint64_t bytes_per_second,
                                                                absl::Duration tolerance);
   ~RatePacer();

@@ -315,8 +315,9 @@ TEST_P(DecodeSessionTest, ASequenceReleasedUnderTheSessionIsReportedAndLeaves) {
 }
 
 // A reservation refused (the pool full) while the row still has room costs the row
-// nothing: it steps on, asking again each step, and leaves only when its room runs out,
-// with the reservation's own error. Once the pool has room it joins again where it was.
+// nothing: it steps on, asking again (every 100 ms at most, then each step as its room
+// runs low), and leaves only when its room runs out, with the reservation's own error.
+// Once the pool has room it joins again where it was.
 TEST_P(DecodeSessionTest, ARowWhoseReservationFailsStepsOnUntilItsRoomRunsOut) {
   auto session = DecodeSession::Create(client_.get(), regions_.get(), Options());
   ASSERT_TRUE(session.ok()) << session.status();

@@ -325,10 +325,12 @@ TEST(LoadTest, ATenantsWorkersCanShareOnePacer) {
     found = true;
     double entries_per_s = 0;
     ASSERT_TRUE(absl::SimpleAtod(cells[7], &entries_per_s)) << line;
-    // Over at least the run's 3 s: the rate, the one call that went before it was paid
-    // for, and a burst's worth (5 ms of the rate).
+    // The pacer holds the workers' fetches together to the rate over the stretch any
+    // of them fetched; the row divides by the longest worker's own time, which is
+    // shorter by how far their starts and ends were apart (a loaded machine's spread):
+    // a 25% margin. Each worker at the whole rate would be 3x.
     constexpr double kRate = 3 << 20, kCallBytes = 2 * 128 * 656;
-    EXPECT_LE(entries_per_s * 656, kRate * 1.01 + (kCallBytes + kRate * 0.005) / 3) << line;
+    EXPECT_LE(entries_per_s * 656, kRate * 1.25 + (kCallBytes + kRate * 0.005) / 3) << line;
     EXPECT_GT(entries_per_s, 0) << line;
   }
   EXPECT_TRUE(found) << run.output;
@@ -372,7 +374,11 @@ TEST(LoadTest, WorkersThatCannotReachTheDaemonFailTheRun) {
       {{"--tenant_fetch_rate=1GiB", "--tenants=a:1", "--control=false"},
        "it is part of the contention control: drop --control=false"},
       {{"--tenant_fetch_shared", "--tenants=a:1"}, "bad argument --tenant_fetch_shared=true: it shares a tenant's rate"},
-      {{"--tenant_fetch_burst=-1ms", "--tenants=a:1"}, "bad argument --tenant_fetch_burst=-1ms: a duration of 0 or more"},
+      {{"--tenant_fetch_burst=5ms", "--tenants=a:1"}, "bad argument --tenant_fetch_burst=5ms: it shapes a tenant's rate"},
+      {{"--tenant_fetch_burst=-1ms", "--tenant_fetch_rate=1GiB", "--tenants=a:1"},
+       "bad argument --tenant_fetch_burst=-1ms: 0 to 1h"},
+      {{"--tenant_fetch_burst=inf", "--tenant_fetch_rate=1GiB", "--tenants=a:1"},
+       "bad argument --tenant_fetch_burst=inf: 0 to 1h"},
       {{"--faults=daemon-kill,flood"}, "unknown fault \"flood\""},
   };
   for (const auto& [flags, says] : refusals) {

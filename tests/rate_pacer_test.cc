@@ -60,10 +60,11 @@ TEST(RatePacerTest, AStreamOfAcquiresTakesAtLeastItsPay) {
   EXPECT_LE(waited, absl::Milliseconds(400));
 }
 
-// A pacer's file in the test's own directory, removed at the end.
+// A pacer's file on /dev/shm (a tmpfs, as a pacer's must be), removed at the end.
 class SharedPacerFile {
  public:
-  explicit SharedPacerFile(const std::string& name) : path_(absl::StrCat(testing::TempDir(), "/", name)) {
+  explicit SharedPacerFile(const std::string& name)
+      : path_(absl::StrCat("/dev/shm/sparsepool-test-", name, "-", getpid())) {
     unlink(path_.c_str());
   }
   ~SharedPacerFile() { unlink(path_.c_str()); }
@@ -111,6 +112,7 @@ TEST(RatePacerTest, AFileThatIsNotAPacersIsRefusedAndLeftAlone) {
 
   SharedPacerFile other_magic("pacer-other-magic");
   std::ofstream(other_magic.path()) << std::string(128, 'x');
+  ASSERT_EQ(chmod(other_magic.path().c_str(), 0600), 0);  // this user's alone: only its magic is wrong
   refused = RatePacer::OpenShared(other_magic.path(), 1000, absl::ZeroDuration());
   EXPECT_TRUE(absl::IsInvalidArgument(refused.status())) << refused.status();
   EXPECT_THAT(std::string(refused.status().message()), ::testing::HasSubstr("is not a sparsepool pacer file"));
@@ -118,7 +120,48 @@ TEST(RatePacerTest, AFileThatIsNotAPacersIsRefusedAndLeftAlone) {
   std::string kept((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_EQ(kept, std::string(128, 'x')) << "nothing written into it";
 
-  EXPECT_FALSE(RatePacer::OpenShared(testing::TempDir(), 1000, absl::ZeroDuration()).ok()) << "a directory";
+  EXPECT_FALSE(RatePacer::OpenShared("/dev/shm", 1000, absl::ZeroDuration()).ok()) << "a directory";
+
+  SharedPacerFile link("pacer-link");
+  ASSERT_EQ(symlink(other_magic.path().c_str(), link.path().c_str()), 0);
+  refused = RatePacer::OpenShared(link.path(), 1000, absl::ZeroDuration());
+  EXPECT_THAT(std::string(refused.status().message()), ::testing::HasSubstr("is a symbolic link"));
+
+  SharedPacerFile fifo("pacer-fifo");
+  ASSERT_EQ(mkfifo(fifo.path().c_str(), 0600), 0);
+  refused = RatePacer::OpenShared(fifo.path(), 1000, absl::ZeroDuration());
+  EXPECT_THAT(std::string(refused.status().message()), ::testing::HasSubstr("is not a regular file"));
+
+  // Others may write it: it could hold any time.
+  SharedPacerFile shared_with_others("pacer-writable");
+  ASSERT_TRUE(RatePacer::OpenShared(shared_with_others.path(), 1000, absl::ZeroDuration()).ok());
+  ASSERT_EQ(chmod(shared_with_others.path().c_str(), 0666), 0);
+  refused = RatePacer::OpenShared(shared_with_others.path(), 1000, absl::ZeroDuration());
+  EXPECT_THAT(std::string(refused.status().message()), ::testing::HasSubstr("with mode 0666"));
+
+  // Off a tmpfs its time would outlive the boot (the test's own directory is on disk
+  // here; skipped where it is a tmpfs).
+  const std::string on_disk = absl::StrCat(testing::TempDir(), "/pacer-on-disk");
+  refused = RatePacer::OpenShared(on_disk, 1000, absl::ZeroDuration());
+  unlink(on_disk.c_str());
+  if (!refused.ok()) EXPECT_THAT(std::string(refused.status().message()), ::testing::HasSubstr("is not on a tmpfs"));
+}
+
+// A time the file holds from another clock (further ahead than any booking could be)
+// is not waited for: the stream starts afresh.
+TEST(RatePacerTest, ATimeFromAnotherClockIsNotWaitedFor) {
+  SharedPacerFile file("pacer-other-clock");
+  auto wall = RatePacer::OpenShared(file.path(), 1000, absl::ZeroDuration());
+  ASSERT_TRUE(wall.ok()) << wall.status();
+  (*wall)->Reserve(1000, absl::Now());  // a wall-clock time, decades past the monotonic clock's
+  auto monotonic = RatePacer::OpenShared(file.path(), 1000, absl::ZeroDuration());
+  ASSERT_TRUE(monotonic.ok());
+  EXPECT_EQ((*monotonic)->Acquire(1), absl::ZeroDuration());
+  // A tolerance past an hour is taken as an hour, not an overflow.
+  RatePacer unbounded(1000, absl::InfiniteDuration());
+  EXPECT_EQ(unbounded.Reserve(1000, kT0), absl::ZeroDuration());
+  EXPECT_EQ(unbounded.Reserve(uint64_t{1} << 62, kT0), absl::ZeroDuration());
+  EXPECT_GT(unbounded.Reserve(1, kT0), absl::Hours(24)) << "a call's cost is bounded, not wrapped";
 }
 
 }  // namespace

@@ -200,18 +200,32 @@ TEST(SessionRowsTest, RowsStopAtMaxTokensAndAFailedReservationMayBeRetried) {
 }
 
 // A row whose reservation failed while it still has room does not ask the pool again
-// every step: it waits kReservationRetry, unless it runs out of room first.
+// every step: it waits kReservationRetry, unless its room runs low (under a quarter of
+// the reserve, 32 tokens here) or out first.
 TEST(SessionRowsTest, AFailedReservationIsAskedAgainAfterABackoffWhileTheRowHasRoom) {
   SessionRows rows(Shape());
-  ASSERT_TRUE(rows.Join(Layout(1, 228), 200, {kRegion}).ok());
+  ASSERT_TRUE(rows.Join(Layout(1, 228), 170, {kRegion}).ok());
   rows.TakePagesToUpload(0);
   auto due = rows.ReservationDue(0, kNow);
-  ASSERT_TRUE(due.has_value());
+  ASSERT_TRUE(due.has_value()) << "228 - 171 is under half the reserve";
   rows.ReservationFailed(*due, absl::ResourceExhaustedError("pool full"), kNow);
   rows.Advance(0);
   EXPECT_FALSE(rows.ReservationDue(0, kNow + absl::Milliseconds(50)).has_value()) << "backing off, with room";
   EXPECT_EQ(rows.Readiness(0), Readiness::kReady) << "and stepping on";
   EXPECT_TRUE(rows.ReservationDue(0, kNow + SessionRows::kReservationRetry).has_value()) << "the backoff is over";
+
+  SessionRows low(Shape());
+  ASSERT_TRUE(low.Join(Layout(3, 228), 170, {kRegion}).ok());
+  low.TakePagesToUpload(0);
+  auto first = low.ReservationDue(0, kNow);
+  ASSERT_TRUE(first.has_value());
+  low.ReservationFailed(*first, absl::UnavailableError("away"), kNow);
+  while (low.tokens(0) < 195) {
+    low.Advance(0);
+    ASSERT_FALSE(low.ReservationDue(0, kNow).has_value()) << "backing off at " << low.tokens(0) << " tokens";
+  }
+  low.Advance(0);  // 196 tokens: 228 - 197 is under 32
+  EXPECT_TRUE(low.ReservationDue(0, kNow).has_value()) << "room running low ends the backoff";
 
   SessionRows out_of_room(Shape());
   ASSERT_TRUE(out_of_room.Join(Layout(2, 228), 227, {kRegion}).ok());

@@ -148,16 +148,23 @@ for part in "${parts[@]}"; do
         # (--tenant_fetch_shared) with longer bursts (LOAD_SHARE_BURST), which let the
         # quiet tenant's steps through back to back while the flood's average keeps to
         # its rate. Both paths, the quiet tenant alone first.
+        # The longer burst alone (split) beside it tells the two changes apart.
         share=(--tenant_fetch_rate="${LOAD_SHARE_RATE:-6GiB}")
-        burst=(--tenant_fetch_shared --tenant_fetch_burst="${LOAD_SHARE_BURST:-20ms}")
+        burst=(--tenant_fetch_burst="${LOAD_SHARE_BURST:-20ms}")
         gflood="${LOAD_FLOOD:-15}"
         run_load quiet-alone --tenants=quiet:1 --requests=4
         run_load flood-equal-split --tenants=quiet:1,flood:"$flood" --requests=4 "${share[@]}"
-        run_load flood-equal-shared --tenants=quiet:1,flood:"$flood" --requests=4 "${share[@]}" "${burst[@]}"
+        run_load flood-equal-split-burst --tenants=quiet:1,flood:"$flood" --requests=4 "${share[@]}" "${burst[@]}"
+        run_load flood-equal-shared --tenants=quiet:1,flood:"$flood" --requests=4 "${share[@]}" "${burst[@]}" \
+          --tenant_fetch_shared
         run_load gpu-quiet-alone --path=gpu --tenants=quiet:1 --requests=4
-        run_load gpu-flood-equal-split --path=gpu --mps --tenants=quiet:1,flood:"$gflood" --requests=4 "${share[@]}"
-        run_load gpu-flood-equal-shared --path=gpu --mps --tenants=quiet:1,flood:"$gflood" --requests=4 \
-          "${share[@]}" "${burst[@]}"
+        for variant in split split-burst shared; do
+          extra=()
+          [[ $variant != split ]] && extra+=("${burst[@]}")
+          [[ $variant == shared ]] && extra+=(--tenant_fetch_shared)
+          run_load gpu-flood-equal-"$variant" --path=gpu --mps --tenants=quiet:1,flood:"$gflood" --requests=4 \
+            "${share[@]}" "${extra[@]}"
+        done
         continue
       fi
       if [[ -n "${LOAD_MPS:-}" ]]; then
