@@ -27,6 +27,7 @@
 #include "bench/entry_pattern.h"
 #include "bench/load_ledger.h"
 #include "bench/request_strategies.h"
+#include "client/decode_session.h"
 #include "client/sparsepool_client.h"
 #include "common/file_text.h"
 
@@ -401,7 +402,7 @@ class Worker {
     const std::optional<double> waited = gpu_->LastStepWaitSeconds();
     wait_ms = waited ? *waited * 1000 : MillisSince(call.begin);
     for (const StepFailure& f : gpu_->LastStepFailures()) {
-      if (!f.left || !Transient(f.status)) return f.status;
+      if (!f.left || !DecodeSession::MayJoinAgain(f.status)) return f.status;
       left_step_.insert(f.id);
     }
     if (!left_step_.empty()) CountFailure(call, left_step_.size());

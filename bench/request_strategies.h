@@ -58,9 +58,9 @@ struct StepRow {
 
 // A request a Step could not serve, and why. `left`: it left the batch (its token of
 // this step not appended); Join may take it again only when `status` says it may come
-// back (Unavailable, DeadlineExceeded, ResourceExhausted: room that could not be
-// reserved), not after NotFound (released under the step). Otherwise it stepped and the
-// report is of an earlier step's delivery (a bad index: the caller's error).
+// back (DecodeSession::MayJoinAgain: room that could not be reserved for a while), not
+// after NotFound (released under the step). Otherwise it stepped and the report is of
+// an earlier step's delivery (a bad index: the caller's error).
 struct StepFailure {
   SequenceId id = 0;
   absl::Status status;

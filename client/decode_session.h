@@ -137,6 +137,15 @@ class DecodeSession {
     SequenceId sequence;
     absl::Status status;
   };
+  // Whether a row that left with `failure` may join again later at the tokens it has:
+  // its room could not be reserved for a while (the daemon away or restarting, the pool
+  // full, a call cut off or asked to retry), not refused for good (its sequence gone,
+  // a call malformed or not allowed, max_tokens reached).
+  static bool MayJoinAgain(const absl::Status& failure) {
+    return !(absl::IsNotFound(failure) || absl::IsInvalidArgument(failure) || absl::IsPermissionDenied(failure) ||
+             absl::IsUnauthenticated(failure) || absl::IsOutOfRange(failure) || absl::IsFailedPrecondition(failure) ||
+             absl::IsUnimplemented(failure) || absl::IsDataLoss(failure) || failure.ok());
+  }
   // Before every step (every graph replay): reports what completed steps found (a row
   // released under the session is left, NotFound; a bad index or token,
   // InvalidArgument, and the row stays: the engine's error), makes sure every active

@@ -39,15 +39,6 @@ constexpr absl::Duration kReservationWait = absl::Seconds(30);
 // ExtendSequence calls a session has in flight at once, at most (one per row).
 constexpr uint32_t kReserverThreads = 8;
 
-// A reservation's answer that asking again cannot change: the sequence gone, the call
-// malformed or not allowed. Anything else (the daemon away or restarting, the pool
-// full, a call cut off or asked to retry) may pass.
-bool RefusedForGood(const absl::Status& s) {
-  return absl::IsNotFound(s) || absl::IsInvalidArgument(s) || absl::IsPermissionDenied(s) ||
-         absl::IsUnauthenticated(s) || absl::IsOutOfRange(s) || absl::IsFailedPrecondition(s) ||
-         absl::IsUnimplemented(s) || absl::IsDataLoss(s);
-}
-
 // The monotonic clock as an absl::Time (the backoff of a failed reservation must not
 // move with the wall clock).
 absl::Time MonotonicNow() {
@@ -329,7 +320,7 @@ absl::Status DecodeSessionImpl::ApplyReservations(bool wait, cudaStream_t stream
     const SessionRows::Reservation& job = done_job.job;
     if (!done_job.result.ok()) {
       const absl::Status& why = done_job.result.status();
-      if (!RefusedForGood(why)) {
+      if (DecodeSession::MayJoinAgain(why)) {
         // Not a failure of the row yet: it steps on while its reserve lasts and asks
         // again (a daemon that restarts meanwhile, a pool full for a moment, a call cut
         // off cost no row). The step that finds it out of room reports this error.
