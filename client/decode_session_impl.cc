@@ -461,7 +461,11 @@ absl::Status DecodeSessionImpl::PrepareStep(cudaStream_t stream, std::vector<Row
     if (!entered.ok()) return entered.status();  // refused meanwhile: the rows in `failures` left, none advanced
     ticket = *std::move(entered);
   }
-  for (uint32_t row : ready) rows_.Advance(row);  // what BeginStep does on the device
+  for (uint32_t row : ready) {
+    // What BeginStep does on the device; a row a later reservation's answer made leave
+    // is not in the step.
+    if (rows_.active(row)) rows_.Advance(row);
+  }
   if (ticket.has_value()) {
     absl::MutexLock lock(&tickets_mu_);
     tickets_.push_back(*std::move(ticket));
