@@ -260,6 +260,21 @@ TEST(LoadTest, AnInterruptStopsTheRunAndLeavesNothingBehind) {
   }
 }
 
+// A 3-second run of small requests with `tenant_flags` against a daemon of the tool's
+// own, its region removed after; results in `out`.
+testing::CommandResult PacedRun(const std::string& name, const std::string& out,
+                                const std::vector<std::string>& tenant_flags) {
+  const std::string region = absl::StrCat("/dev/shm/sparsepool-test-load-", name, "-", getpid());
+  std::vector<std::string> argv = {"bench/sparsepool_load",
+                                   absl::StrCat("--daemon=service/sparsepoold --region=shm:", region, ":128MiB"),
+                                   "--seconds=3", "--requests=2", "--context=1024", "--layers=2", "--k=128",
+                                   "--churn=4", absl::StrCat("--out=", out)};
+  argv.insert(argv.end(), tenant_flags.begin(), tenant_flags.end());
+  testing::CommandResult run = testing::RunCommand(argv);
+  unlink(region.c_str());
+  return run;
+}
+
 // --tenant_fetch_rate=NAME:RATE,...: each named tenant's fetches together held to its
 // rate, split among its workers, so that no worker fetches faster than its share (and
 // the one call each worker makes before its first wait); a tenant not named is not
@@ -268,12 +283,7 @@ TEST(LoadTest, AnInterruptStopsTheRunAndLeavesNothingBehind) {
 TEST(LoadTest, EachTenantsFetchesAreHeldToItsRate) {
   if (geteuid() != 0) GTEST_SKIP() << "the contention control's CPU groups need root";
   const std::string out = absl::StrCat(testing::TestTempDir(), "/load-paced");
-  const std::string region = absl::StrCat("/dev/shm/sparsepool-test-load-paced-", getpid());
-  testing::CommandResult run = testing::RunCommand(
-      {"bench/sparsepool_load", absl::StrCat("--daemon=service/sparsepoold --region=shm:", region, ":128MiB"),
-       "--tenants=a:1,b:2,c:1", "--tenant_fetch_rate=a:1MiB,b:2MiB", "--seconds=3", "--requests=2", "--context=1024",
-       "--layers=2", "--k=128", "--churn=4", absl::StrCat("--out=", out)});
-  unlink(region.c_str());
+  testing::CommandResult run = PacedRun("paced", out, {"--tenants=a:1,b:2,c:1", "--tenant_fetch_rate=a:1MiB,b:2MiB"});
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_THAT(run.output, HasSubstr("each tenant's fetches paced (split among its workers): a 1.00 MiB/s, "
                                     "b 2.00 MiB/s, c unpaced"));
@@ -307,13 +317,9 @@ TEST(LoadTest, EachTenantsFetchesAreHeldToItsRate) {
 TEST(LoadTest, ATenantsWorkersCanShareOnePacer) {
   if (geteuid() != 0) GTEST_SKIP() << "the contention control's CPU groups need root";
   const std::string out = absl::StrCat(testing::TestTempDir(), "/load-shared-pacer");
-  const std::string region = absl::StrCat("/dev/shm/sparsepool-test-load-shared-pacer-", getpid());
-  testing::CommandResult run = testing::RunCommand(
-      {"bench/sparsepool_load", absl::StrCat("--daemon=service/sparsepoold --region=shm:", region, ":128MiB"),
-       "--tenants=a:1,b:3", "--tenant_fetch_rate=b:3MiB", "--tenant_fetch_shared", "--tenant_fetch_burst=5ms",
-       "--seconds=3", "--requests=2", "--context=1024", "--layers=2", "--k=128", "--churn=4",
-       absl::StrCat("--out=", out)});
-  unlink(region.c_str());
+  testing::CommandResult run = PacedRun(
+      "shared-pacer", out,
+      {"--tenants=a:1,b:3", "--tenant_fetch_rate=b:3MiB", "--tenant_fetch_shared", "--tenant_fetch_burst=5ms"});
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_THAT(run.output, HasSubstr("each tenant's fetches paced (one pacer for its workers, bursts of 5ms): "
                                     "a unpaced, b 3.00 MiB/s"));
