@@ -157,7 +157,7 @@ class SessionRequests final : public RequestStrategy {
       // No step (the fence refused, a CUDA failure): an error of the step as a whole,
       // with no failed rows; those that left before it are forgotten all the same.
       for (const auto& f : failures) {
-        if (!session_->active(f.row) || session_->sequence(f.row) != f.sequence) rows_.erase(f.sequence);
+        if (Left(f)) rows_.erase(f.sequence);
       }
       return s;
     }
@@ -168,7 +168,7 @@ class SessionRequests final : public RequestStrategy {
     if (absl::Status s = CudaToStatus(cudaStreamSynchronize(stream_.get()), "the step"); !s.ok()) return s;
     last_wait_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - launched).count();
     for (const auto& f : failures) {
-      const bool left = !session_->active(f.row) || session_->sequence(f.row) != f.sequence;
+      const bool left = Left(f);
       if (left) rows_.erase(f.sequence);  // its row may go to another
       failures_.push_back(StepFailure{f.sequence,
                                       absl::Status(f.status.code(), absl::StrCat("request ", f.sequence, " (row ",
@@ -208,6 +208,11 @@ class SessionRequests final : public RequestStrategy {
   uint64_t LocalBytes() const override { return 0; }
 
  private:
+  // Whether a failed row left the session (its row free now, or another's).
+  bool Left(const DecodeSession::RowFailure& f) const {
+    return !session_->active(f.row) || session_->sequence(f.row) != f.sequence;
+  }
+
   // The whole step, captured once before any request joins: the inputs' trip to the
   // GPU, every stored layer's write-back, every fetched layer's gather. Joins, leaves and
   // growth change only the session's device tables, which the replay reads.

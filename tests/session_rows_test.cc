@@ -44,6 +44,17 @@ std::shared_ptr<const SequenceLayout> Layout(SequenceId id, uint64_t tokens, uin
 
 const std::byte* const kRegion = reinterpret_cast<const std::byte*>(uintptr_t{0x1000000});
 
+// Row 0 of `rows` takes sequence `id` (the pool holding `reserved` tokens, `tokens`
+// written), and the reservation it is then due fails with `why` at kNow.
+void JoinAndFailItsReservation(SessionRows& rows, SequenceId id, uint64_t reserved, uint64_t tokens,
+                               absl::Status why) {
+  ASSERT_TRUE(rows.Join(Layout(id, reserved), tokens, {kRegion}).ok());
+  rows.TakePagesToUpload(0);
+  auto due = rows.ReservationDue(0, kNow);
+  ASSERT_TRUE(due.has_value()) << reserved << " - (" << tokens << " + 1) is under half the reserve";
+  rows.ReservationFailed(*due, std::move(why), kNow);
+}
+
 TEST(SessionRowsTest, JoinsCheckTheShapeAndTakeFreeRows) {
   SessionRows rows(Shape());
   EXPECT_EQ(rows.max_pages(), 16u);  // ceil(1000 / 64)
@@ -172,11 +183,7 @@ TEST(SessionRowsTest, RowsStopAtMaxTokensAndAFailedReservationMayBeRetried) {
   EXPECT_EQ(rows.Readiness(0), Readiness::kPastMaxTokens);
 
   SessionRows other(Shape());
-  ASSERT_TRUE(other.Join(Layout(2, 100), 100, {kRegion}).ok());
-  other.TakePagesToUpload(0);
-  auto due = other.ReservationDue(0, kNow);
-  ASSERT_TRUE(due.has_value());
-  other.ReservationFailed(*due, absl::UnavailableError("the daemon is away"), kNow);
+  ASSERT_NO_FATAL_FAILURE(JoinAndFailItsReservation(other, 2, 100, 100, absl::UnavailableError("the daemon is away")));
   EXPECT_FALSE(other.reserving(0));
   EXPECT_EQ(other.Readiness(0), Readiness::kNoRoom);
   EXPECT_TRUE(absl::IsUnavailable(other.reservation_error(0))) << "kept for the step that finds no room";
@@ -204,22 +211,14 @@ TEST(SessionRowsTest, RowsStopAtMaxTokensAndAFailedReservationMayBeRetried) {
 // the reserve, 32 tokens here) or out first.
 TEST(SessionRowsTest, AFailedReservationIsAskedAgainAfterABackoffWhileTheRowHasRoom) {
   SessionRows rows(Shape());
-  ASSERT_TRUE(rows.Join(Layout(1, 228), 170, {kRegion}).ok());
-  rows.TakePagesToUpload(0);
-  auto due = rows.ReservationDue(0, kNow);
-  ASSERT_TRUE(due.has_value()) << "228 - 171 is under half the reserve";
-  rows.ReservationFailed(*due, absl::ResourceExhaustedError("pool full"), kNow);
+  ASSERT_NO_FATAL_FAILURE(JoinAndFailItsReservation(rows, 1, 228, 170, absl::ResourceExhaustedError("pool full")));
   rows.Advance(0);
   EXPECT_FALSE(rows.ReservationDue(0, kNow + absl::Milliseconds(50)).has_value()) << "backing off, with room";
   EXPECT_EQ(rows.Readiness(0), Readiness::kReady) << "and stepping on";
   EXPECT_TRUE(rows.ReservationDue(0, kNow + SessionRows::kReservationRetry).has_value()) << "the backoff is over";
 
   SessionRows low(Shape());
-  ASSERT_TRUE(low.Join(Layout(3, 228), 170, {kRegion}).ok());
-  low.TakePagesToUpload(0);
-  auto first = low.ReservationDue(0, kNow);
-  ASSERT_TRUE(first.has_value());
-  low.ReservationFailed(*first, absl::UnavailableError("away"), kNow);
+  ASSERT_NO_FATAL_FAILURE(JoinAndFailItsReservation(low, 3, 228, 170, absl::UnavailableError("away")));
   while (low.tokens(0) < 195) {
     low.Advance(0);
     ASSERT_FALSE(low.ReservationDue(0, kNow).has_value()) << "backing off at " << low.tokens(0) << " tokens";
@@ -228,11 +227,7 @@ TEST(SessionRowsTest, AFailedReservationIsAskedAgainAfterABackoffWhileTheRowHasR
   EXPECT_TRUE(low.ReservationDue(0, kNow).has_value()) << "room running low ends the backoff";
 
   SessionRows out_of_room(Shape());
-  ASSERT_TRUE(out_of_room.Join(Layout(2, 228), 227, {kRegion}).ok());
-  out_of_room.TakePagesToUpload(0);
-  auto last = out_of_room.ReservationDue(0, kNow);
-  ASSERT_TRUE(last.has_value());
-  out_of_room.ReservationFailed(*last, absl::UnavailableError("away"), kNow);
+  ASSERT_NO_FATAL_FAILURE(JoinAndFailItsReservation(out_of_room, 2, 228, 227, absl::UnavailableError("away")));
   out_of_room.Advance(0);  // its last token of room
   EXPECT_TRUE(out_of_room.ReservationDue(0, kNow).has_value()) << "no room: asks at once, backoff or not";
 }
