@@ -2,13 +2,13 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cstring>
 #include <optional>
 #include <type_traits>
 
 #include "absl/strings/str_cat.h"
 #include "client/client_internal.h"
+#include "common/monotonic_time.h"
 #include "kernels/cuda_pointer.h"
 #include "kernels/session_kernels.h"
 #include "kernels/topk_gather.h"
@@ -38,12 +38,6 @@ constexpr uint64_t kRegionBytesBound = uint64_t{1} << 44;
 constexpr absl::Duration kReservationWait = absl::Seconds(30);
 // ExtendSequence calls a session has in flight at once, at most (one per row).
 constexpr uint32_t kReserverThreads = 8;
-
-// The monotonic clock as an absl::Time (the backoff of a failed reservation must not
-// move with the wall clock).
-absl::Time MonotonicNow() {
-  return absl::UnixEpoch() + absl::FromChrono(std::chrono::steady_clock::now().time_since_epoch());
-}
 
 template <typename T>
 absl::Status AllocateMapped(T** pointer, size_t count) {

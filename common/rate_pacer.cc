@@ -8,13 +8,13 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/monotonic_time.h"
 #include "common/scoped_fd.h"
 
 namespace sparsepool {
@@ -140,10 +140,7 @@ absl::Duration RatePacer::Reserve(uint64_t bytes, absl::Time now) {
 }
 
 absl::Duration RatePacer::Acquire(uint64_t bytes) {
-  // The monotonic clock as an absl::Time: only differences between its readings matter,
-  // and every process on the host reads the same one.
-  const absl::Time now = absl::UnixEpoch() + absl::FromChrono(std::chrono::steady_clock::now().time_since_epoch());
-  const absl::Duration wait = Reserve(bytes, now);
+  const absl::Duration wait = Reserve(bytes, MonotonicNow());
   if (wait > absl::ZeroDuration()) absl::SleepFor(wait);
   return wait;
 }
