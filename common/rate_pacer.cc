@@ -81,16 +81,24 @@ RatePacer::~RatePacer() {
 
 absl::StatusOr<std::unique_ptr<RatePacer>> RatePacer::OpenShared(const std::string& path, uint64_t bytes_per_second,
                                                                  absl::Duration tolerance) {
-  if (absl::Status made = MakePacerFile(path); !made.ok()) return made;
   // O_NONBLOCK: a FIFO or device of that name is not waited on before it is refused.
-  ScopedFd fd(open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+  const auto open_existing = [&path] {
+    return ScopedFd(open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+  };
+  ScopedFd fd = open_existing();
+  if (!fd.valid() && errno == ENOENT) {  // the first opener makes it
+    if (absl::Status made = MakePacerFile(path); !made.ok()) return made;
+    fd = open_existing();
+  }
   if (!fd.valid() && errno == ELOOP) {
     return absl::InvalidArgumentError(absl::StrCat(path, " is a symbolic link: a pacer file must be the file itself"));
   }
   if (!fd.valid()) return Errno("opening", path);
   struct stat st;
   if (fstat(fd.get(), &st) != 0) return Errno("reading", path);
-  if (!S_ISREG(st.st_mode)) return absl::InvalidArgumentError(absl::StrCat(path, " is not a regular file: not a pacer's"));
+  if (!S_ISREG(st.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, " is not a regular file: not a pacer's"));
+  }
   if (static_cast<uint64_t>(st.st_size) != kFileBytes) {
     return absl::InvalidArgumentError(
         absl::StrCat(path, " holds ", st.st_size, " bytes, not a pacer's ", kFileBytes, ": another file of that name"));
@@ -115,7 +123,8 @@ absl::StatusOr<std::unique_ptr<RatePacer>> RatePacer::OpenShared(const std::stri
   char* bytes = static_cast<char*>(mapping);
   if (__atomic_load_n(reinterpret_cast<uint64_t*>(bytes), __ATOMIC_ACQUIRE) != kMagic) {
     munmap(mapping, kFileBytes);
-    return absl::InvalidArgumentError(absl::StrCat(path, " is not a sparsepool pacer file (another file of that name)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, " is not a sparsepool pacer file (another file of that name)"));
   }
   auto* paid_until = reinterpret_cast<int64_t*>(bytes + kTimeOffset);
   return std::unique_ptr<RatePacer>(new RatePacer(bytes_per_second, tolerance, path, mapping, paid_until));
@@ -123,7 +132,8 @@ absl::StatusOr<std::unique_ptr<RatePacer>> RatePacer::OpenShared(const std::stri
 
 absl::Duration RatePacer::Reserve(uint64_t bytes, absl::Time now) {
   const double cost = static_cast<double>(bytes) * 1e9 / static_cast<double>(bytes_per_second_);
-  const int64_t cost_ns = cost >= static_cast<double>(kMaxCostNs) ? kMaxCostNs : static_cast<int64_t>(std::llround(cost));
+  const int64_t cost_ns =
+      cost >= static_cast<double>(kMaxCostNs) ? kMaxCostNs : static_cast<int64_t>(std::llround(cost));
   const int64_t now_ns = absl::ToUnixNanos(now);
   // Goes when what came before is paid for, less the tolerance; never before now. A
   // compare-and-swap loop, so that every thread and process on the time books in turn.
